@@ -1,0 +1,42 @@
+# autorollback: run `make help` for the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+PYTEST_WORKERS ?= 4
+
+.PHONY: help venv test unit e2e cluster-up cluster-down tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/autorollback: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(BIN)/autorollback ## create .venv with the package and its test extra
+
+tools: ## build the pinned control-plane binaries (cached by version)
+	hack/build-tools.sh kube etcd kwok
+
+cluster-up: ## build (first time only) and start the local control plane; kubeconfig in .cluster/kubeconfig
+	hack/cluster.sh up
+
+cluster-down: ## stop the local control plane and remove its state
+	hack/cluster.sh down
+
+unit: venv ## unit tests of the pure core
+	$(BIN)/pytest tests/unit -q
+
+e2e: venv cluster-up ## end-to-end tests on the local control plane
+	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist loadfile
+
+test: venv cluster-up ## everything: unit and end-to-end tests
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist loadfile
+
+clean: cluster-down ## remove the virtualenv and the local cluster
+	rm -rf $(VENV) build dist operator/*.egg-info

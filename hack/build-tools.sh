@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds the local control plane binaries (and helm) from the Go module proxy, once per version.
+# Usage: hack/build-tools.sh [tool...]   tools: kube etcd kwok helm (default: kube etcd kwok)
+# Prints nothing on a cache hit. Binaries land in $AUTOROLLBACK_CACHE/bin/<tool>-<version>/.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache="${AUTOROLLBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autorollback}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0 GOTOOLCHAIN=local
+
+log() { echo "build-tools: $*" >&2; }
+
+have() { # have DIR BIN... -> all present and executable
+  local dir="$1"; shift
+  for b in "$@"; do [[ -x "$dir/$b" ]] || return 1; done
+}
+
+build_kube() {
+  local out="$cache/bin/kubernetes-$KUBE_VERSION"
+  have "$out" kube-apiserver kube-controller-manager kube-scheduler kubectl && return 0
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (several minutes the first time)"
+  local work="$cache/src/kubernetes-$KUBE_VERSION"
+  rm -rf "$work" && mkdir -p "$work" && cd "$work"
+  local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  local staging="v0.${KUBE_VERSION#v1.}"
+  go mod init autorollback.local/kube-build >/dev/null 2>&1
+  # The staging modules are exactly kubernetes' own v0.0.0 k8s.io requirements.
+  local gomod
+  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  {
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$gomod" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
+  } >>go.mod
+  cat >tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  go mod tidy -e >/dev/null 2>&1 || true
+  local ld="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  mkdir -p "$out.tmp"
+  go build -trimpath -ldflags "$ld" -o "$out.tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local out="$cache/bin/etcd-$ETCD_VERSION"
+  have "$out" etcd && return 0
+  log "building etcd $ETCD_VERSION"
+  local work="$cache/src/etcd-$ETCD_VERSION"
+  rm -rf "$work" && mkdir -p "$work" && cd "$work"
+  go mod init autorollback.local/etcd-build >/dev/null 2>&1
+  echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION" >>go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
+  go mod tidy -e >/dev/null 2>&1 || true
+  mkdir -p "$out.tmp"
+  go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_kwok() {
+  local out="$cache/bin/kwok-$KWOK_VERSION"
+  have "$out" kwok kwokctl && return 0
+  log "building kwok, kwokctl $KWOK_VERSION"
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_helm() {
+  local out="$cache/bin/helm-$HELM_VERSION"
+  have "$out" helm && return 0
+  log "building helm $HELM_VERSION"
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok)
+for t in "${tools[@]}"; do "build_$t"; done

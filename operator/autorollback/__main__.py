@@ -1,0 +1,3 @@
+from autorollback.cli import main
+
+raise SystemExit(main())

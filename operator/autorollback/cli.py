@@ -1,0 +1,56 @@
+"""Command line: `autorollback run` and `autorollback --version`."""
+import argparse
+import sys
+
+from autorollback import __version__, kube, logs
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port")
+    return port
+
+
+def _namespace(text: str) -> str:
+    if not text or any(c in text for c in "*?[]!,"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a namespace name (patterns are not supported)")
+    return text
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autorollback", description="Automatic rollback of failed Deployment rollouts.")
+    p.add_argument("--version", action="version", version=f"autorollback {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument("-n", "--namespace", dest="namespaces", action="append", type=_namespace, metavar="NS",
+                       help="watch this namespace (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument("--metrics-port", type=_port, default=9090, help="port of the Prometheus /metrics endpoint")
+    run.add_argument("--health-port", type=_port, default=8080, help="port of /healthz and /readyz")
+    run.add_argument("--log-format", choices=logs.FORMATS, default=None,
+                     help="json or console (default: json unless stdout is a terminal)")
+    run.add_argument("--log-level", default="INFO", type=str.upper,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="minimum level logged")
+    run.add_argument("--watch-stale-seconds", type=float, default=300.0,
+                     help="/healthz fails once the Deployment watch has missed changes for this long")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logs.configure(args.log_format or logs.default_format(), args.log_level)
+    try:
+        kube.connect()
+    except kube.ConnectError as e:
+        print(f"autorollback: error: {e}", file=sys.stderr)
+        return 2
+    from autorollback import runner  # imports kopf: only once we know we can run
+
+    return runner.run(
+        namespaces=args.namespaces or [],
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        watch_stale_seconds=args.watch_stale_seconds,
+    )

@@ -1,0 +1,38 @@
+"""Is the Deployment watch alive? kopf's own liveness only proves its health task runs.
+
+A quiet cluster is healthy: the watch is only called stale when it has delivered nothing for
+`stale_after` seconds *and* the API server shows Deployments whose state the watch never saw.
+"""
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Freshness:
+    stale_after: float
+    last_event: float = 0.0  # monotonic seconds of the last watch event
+    seen: dict[str, str] = field(default_factory=dict)  # uid -> resourceVersion last delivered
+
+    def observe(self, uid: str, resource_version: str, now: float, deleted: bool = False) -> None:
+        self.last_event = now
+        if deleted:
+            self.seen.pop(uid, None)
+        else:
+            self.seen[uid] = resource_version
+
+    def quiet_for(self, now: float) -> float:
+        return now - self.last_event
+
+    def needs_check(self, now: float) -> bool:
+        return self.quiet_for(now) > self.stale_after
+
+    def verdict(self, listed: dict[str, str], now: float) -> tuple[bool, str]:
+        """Compare what the API server lists with what the watch delivered."""
+        quiet = self.quiet_for(now)
+        if quiet <= self.stale_after:
+            return True, f"last watch event {quiet:.0f}s ago"
+        missed = sum(1 for uid, rv in listed.items() if self.seen.get(uid) != rv)
+        missed += sum(1 for uid in self.seen if uid not in listed)
+        if missed:
+            return False, (f"Deployment watch is stale: no event for {quiet:.0f}s "
+                           f"but {missed} Deployment change(s) were never delivered")
+        return True, f"watch quiet for {quiet:.0f}s, nothing missed"

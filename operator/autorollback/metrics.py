@@ -1,0 +1,53 @@
+"""Prometheus metrics (served on /metrics). Names follow the Prometheus naming conventions."""
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from autorollback import __version__
+
+RESULTS = ("success", "skipped", "impossible", "abandoned", "failed", "dry_run")
+
+build_info = Info("autorollback_build", "Version of the running operator.")
+build_info.info({"version": __version__})
+
+failed_rollouts = Counter(
+    "autorollback_failed_rollouts_total",
+    "Failed rollouts (Progressing=False, ProgressDeadlineExceeded) detected on opted-in Deployments.",
+    ["namespace", "deployment"],
+)
+rollbacks = Counter(
+    "autorollback_rollbacks_total",
+    "Rollback decisions by result (success, skipped, impossible, abandoned, failed, dry_run) and reason.",
+    ["namespace", "deployment", "result", "reason"],
+)
+reaction_seconds = Histogram(
+    "autorollback_reaction_seconds",
+    "Time from the ProgressDeadlineExceeded condition's lastTransitionTime to the accepted rollback patch.",
+    ["namespace"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+recovery_seconds = Histogram(
+    "autorollback_recovery_seconds",
+    "Time from the rollback patch to the Deployment being fully available again.",
+    ["namespace"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800),
+)
+opted_in = Gauge(
+    "autorollback_opted_in_deployments",
+    "Deployments in scope with a valid autorollback.io/enabled=true annotation.",
+    ["namespace"],
+)
+last_rollback = Gauge(
+    "autorollback_last_rollback_timestamp_seconds",
+    "Unix time of the last successful automatic rollback of a Deployment.",
+    ["namespace", "deployment"],
+)
+invalid_annotations = Counter(
+    "autorollback_invalid_annotations_total",
+    "Distinct invalid autorollback.io/* annotation values seen.",
+    ["namespace", "deployment", "key"],
+)
+watch_events = Counter("autorollback_watch_events_total", "Deployment watch events received.")
+watch_healthy = Gauge(
+    "autorollback_watch_healthy",
+    "1 while the Deployment watch delivers changes, 0 when it has gone stale (see /healthz).",
+)
+watch_healthy.set(1)

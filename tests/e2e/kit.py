@@ -1,0 +1,210 @@
+"""Helpers for end-to-end tests: kubectl, waiting on conditions, manifests, the operator process."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def _versions() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (ROOT / "hack/versions.env").read_text().splitlines()
+             if line and not line.startswith("#"))
+    return {k: v for k, v in pairs}
+
+
+def kubeconfig() -> str:
+    return os.environ.get("AUTOROLLBACK_E2E_KUBECONFIG") or str(ROOT / ".cluster/kubeconfig")
+
+
+def kubectl_path() -> str:
+    if os.environ.get("AUTOROLLBACK_KUBECTL"):
+        return os.environ["AUTOROLLBACK_KUBECTL"]
+    cache = os.environ.get("AUTOROLLBACK_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorollback")
+    pinned = Path(cache) / "bin" / f"kubernetes-{_versions()['KUBE_VERSION']}" / "kubectl"
+    return str(pinned) if pinned.exists() else "kubectl"
+
+
+def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([kubectl_path(), "--kubeconfig", kubeconfig(), *args], input=input,
+                          capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json").stdout)
+
+
+def apply(manifest: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll check() until it returns something truthy; fail with `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except AssertionError as e:
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def deployment(name: str, image: str = "registry.example/app:1.0.0", replicas: int = 3,
+               failure: str | None = None, progress_deadline: int = 10,
+               annotations: dict[str, str] | None = None, history_limit: int | None = None) -> dict[str, Any]:
+    """A Deployment whose pods KWOK makes Ready, or fail as the `failure` stage describes."""
+    labels = {"app": name}
+    if failure:
+        labels["autorollback.test/failure"] = failure
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "progressDeadlineSeconds": progress_deadline,
+        "selector": {"matchLabels": {"app": name}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "app", "image": image}]},
+        },
+    }
+    if history_limit is not None:
+        spec["revisionHistoryLimit"] = history_limit
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": spec,
+    }
+
+
+def get_deployment(ns: str, name: str) -> dict[str, Any]:
+    return kubectl_json("-n", ns, "get", "deployment", name)
+
+
+def revision(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0"))
+
+
+def is_available(ns: str, name: str) -> dict[str, Any] | None:
+    """The Deployment, once its current generation is fully rolled out and available."""
+    d = get_deployment(ns, name)
+    s, want = d.get("status", {}), d["spec"]["replicas"]
+    done = (s.get("observedGeneration", 0) >= d["metadata"]["generation"]
+            and s.get("updatedReplicas", 0) == want and s.get("availableReplicas", 0) == want
+            and s.get("replicas", 0) == want
+            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
+    return d if done else None
+
+
+def is_failed(ns: str, name: str) -> dict[str, Any] | None:
+    """The Deployment, once its current generation ended in ProgressDeadlineExceeded."""
+    d = get_deployment(ns, name)
+    done = (d.get("status", {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
+            and condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded")
+    return d if done else None
+
+
+def replicasets(ns: str, app: str) -> list[dict[str, Any]]:
+    return kubectl_json("-n", ns, "get", "replicasets", "-l", f"app={app}")["items"]
+
+
+def events(ns: str, name: str) -> list[dict[str, Any]]:
+    items = kubectl_json("-n", ns, "get", "events", "--field-selector", f"involvedObject.name={name}")["items"]
+    return [e for e in items if e.get("source", {}).get("component") == "autorollback"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class Operator:
+    """`autorollback run` as a child process against the test cluster."""
+
+    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = ()):
+        self.metrics_port, self.health_port = free_port(), free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        env = {**os.environ, "KUBECONFIG": kubeconfig()}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "autorollback", "run", *scope, "--log-format", "json",
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *extra],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def url(self, path: str) -> str:
+        port = self.metrics_port if path == "/metrics" else self.health_port
+        return f"http://127.0.0.1:{port}{path}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"operator exited with {self.proc.returncode}: {self.output()}"
+            try:
+                return http_get(self.url("/readyz"))[0] == 200
+            except OSError:
+                return False
+        wait_for(ready, timeout, "the operator to become ready")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.output().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sample's value on /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        _, body = http_get(self.url("/metrics"))
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return 0.0
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self._log.close()
+        return self.proc.returncode

@@ -1,0 +1,37 @@
+import pytest
+
+from autorollback.annotations import DRY_RUN, ENABLED, MODE, ROLLBACK, mentioned, parse
+
+
+@pytest.mark.parametrize("value,enabled", [("true", True), ("TRUE", True), (" True ", True), ("false", False),
+                                           ("False", False)])
+def test_enabled_values(value: str, enabled: bool) -> None:
+    c = parse({ENABLED: value})
+    assert c.enabled is enabled and c.problems == () and c.mode == ROLLBACK
+
+
+def test_absent_means_not_opted_in() -> None:
+    assert parse(None).enabled is False and parse({}).problems == ()
+    assert not mentioned({"other.io/x": "1"}) and mentioned({MODE: "dry-run"})
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "", "on", "treu"])
+def test_invalid_enabled_is_not_opted_in_and_reported(value: str) -> None:
+    c = parse({ENABLED: value})
+    assert c.enabled is False
+    (p,) = c.problems
+    message = p.message()
+    assert p.key == ENABLED and p.value == value
+    assert f'{ENABLED}="{value}"' in message and '"true" or "false"' in message and "not opted in" in message
+
+
+def test_modes() -> None:
+    assert parse({ENABLED: "true", MODE: "Dry-Run"}).dry_run
+    assert parse({ENABLED: "true", MODE: "rollback"}).mode == ROLLBACK
+
+
+def test_invalid_mode_is_the_safe_side() -> None:
+    c = parse({ENABLED: "true", MODE: "yolo"})
+    assert c.enabled and c.mode == DRY_RUN
+    (p,) = c.problems
+    assert '"rollback" or "dry-run"' in p.message() and "dry-run" in p.consequence
