@@ -52,6 +52,8 @@ def configure(fmt: str, level: str = "INFO") -> None:
     # aiohttp's access log and urllib3's retry chatter repeat what our own lines say.
     for noisy in ("aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.ERROR))
+    # kopf says "Handler ... succeeded" for every watch event; our decisions have lines of their own.
+    logging.getLogger("kopf.objects").setLevel(max(root.level, logging.WARNING))
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -174,7 +174,8 @@ class Operator:
         wait_for(ready, timeout, "the operator to become ready")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def lines(self) -> list[dict[str, Any]]:
@@ -208,3 +209,26 @@ class Operator:
                 raise
         self._log.close()
         return self.proc.returncode
+
+
+def release(ns: str, name: str, image: str, failure: str | None = None, progress_deadline: int = 10,
+            annotations: dict[str, str] | None = None, **kw: Any) -> None:
+    """`kubectl apply` a version of the Deployment, as a person or a GitOps controller would."""
+    manifest = deployment(name, image=image, failure=failure, progress_deadline=progress_deadline,
+                          annotations=annotations, **kw)
+    manifest["metadata"]["namespace"] = ns
+    apply(manifest)
+
+
+def image_of(d: dict[str, Any]) -> str:
+    return d["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def reasons(ns: str, name: str) -> list[str]:
+    """Reasons of autorollback's Events on the Deployment, oldest first."""
+    items = sorted(events(ns, name), key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["name"]))
+    return [e["reason"] for e in items]
+
+
+def event(ns: str, name: str, reason: str) -> dict[str, Any] | None:
+    return next((e for e in events(ns, name) if e["reason"] == reason), None)
