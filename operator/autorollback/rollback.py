@@ -37,7 +37,7 @@ def call(fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)
         except kube.ApiException as e:
-            if e.status in (400, 401, 403, 404, 409, 422) or attempt == API_ATTEMPTS - 1:
+            if e.status in (400, 404, 409, 422) or attempt == API_ATTEMPTS - 1:
                 raise ApiFailure(f"{e.status} {e.reason}: {kube.api_message(e)}") from e
         except OSError as e:  # connection errors from urllib3 are OSErrors
             if attempt == API_ATTEMPTS - 1:
@@ -117,8 +117,8 @@ def handle_failure(deployment: dict[str, Any], config: Config, handled: set[tupl
                     "the pod template changed after the failure (someone deployed a new version); "
                     "leaving the newer change alone"), failing=d.failing)
                 break
-            if rollout.failure(deployment) is None:
-                d = Decision(decision.SKIPPED, "recovered", "the rollout is no longer failed; nothing to do",
+            if rollout.complete(deployment):
+                d = Decision(decision.SKIPPED, "recovered", "the rollout completed after all; nothing to do",
                              failing=d.failing)
                 break
             continue

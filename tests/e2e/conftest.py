@@ -24,15 +24,27 @@ def cluster() -> None:
 
 
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
-    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
-    ns = f"{base}-{uuid.uuid4().hex[:5]}"
-    kit.kubectl("create", "namespace", ns)
-    kit.wait_for(lambda: kit.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
-                 30, f"the default ServiceAccount in {ns}")
-    yield ns
-    kit.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+def new_namespace(request: pytest.FixtureRequest) -> Iterator:
+    """Make fresh namespaces named after the test; they are deleted afterwards (without waiting)."""
+    made: list[str] = []
+
+    def make() -> str:
+        base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+        ns = f"{base}-{uuid.uuid4().hex[:5]}"
+        kit.kubectl("create", "namespace", ns)
+        made.append(ns)
+        kit.wait_for(lambda: kit.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
+                     30, f"the default ServiceAccount in {ns}")
+        return ns
+
+    yield make
+    for ns in made:
+        kit.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(new_namespace) -> str:
+    return new_namespace()
 
 
 @pytest.fixture
@@ -40,8 +52,8 @@ def operator_factory(tmp_path: Path) -> Iterator:
     """Start `autorollback run` processes; every one still running is stopped at the end."""
     started: list[kit.Operator] = []
 
-    def start(*scope: str, extra: tuple[str, ...] = ()) -> kit.Operator:
-        op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra)
+    def start(*scope: str, extra: tuple[str, ...] = (), config: str | None = None) -> kit.Operator:
+        op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra, config=config)
         started.append(op)
         op.wait_ready()
         return op

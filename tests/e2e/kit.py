@@ -150,11 +150,11 @@ def http_get(url: str) -> tuple[int, str]:
 class Operator:
     """`autorollback run` as a child process against the test cluster."""
 
-    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = ()):
+    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = (), config: str | None = None):
         self.metrics_port, self.health_port = free_port(), free_port()
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        env = {**os.environ, "KUBECONFIG": kubeconfig()}
+        env = {**os.environ, "KUBECONFIG": config or kubeconfig()}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autorollback", "run", *scope, "--log-format", "json",
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *extra],
@@ -232,3 +232,16 @@ def reasons(ns: str, name: str) -> list[str]:
 
 def event(ns: str, name: str, reason: str) -> dict[str, Any] | None:
     return next((e for e in events(ns, name) if e["reason"] == reason), None)
+
+
+def token_kubeconfig(ns: str, service_account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API."""
+    cluster = kubectl_json("config", "view", "--raw", "--minify")["clusters"][0]["cluster"]
+    token = kubectl("-n", ns, "create", "token", service_account, "--duration", "1h").stdout.strip()
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+    }))
+    return path

@@ -230,3 +230,29 @@ def test_restart_between_failure_and_action_acts_exactly_once(namespace: str, op
     d = kit.get_deployment(ns, "web")
     assert kit.revision(d) == 3 and count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
     assert not [line for line in third.lines() if line.get("event") == "rollback decision"]
+
+
+def test_api_errors_end_in_rollback_failed_with_the_api_message(namespace: str, operator_factory, tmp_path) -> None:
+    ns = namespace
+    # The operator runs as a ServiceAccount that may read Deployments but not patch them.
+    kit.kubectl("-n", ns, "create", "serviceaccount", "limited")
+    kit.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "limited", "namespace": ns},
+               "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+                         {"apiGroups": ["apps"], "resources": ["replicasets"],
+                          "verbs": ["get", "list", "watch", "patch"]},
+                         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]})
+    kit.kubectl("-n", ns, "create", "rolebinding", "limited", "--role=limited", f"--serviceaccount={ns}:limited")
+    config = kit.token_kubeconfig(ns, "limited", tmp_path / "limited.kubeconfig")
+    op = operator_factory("-n", ns, config=str(config))
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    failed = wait_event(ns, "RollbackFailed")
+    assert failed["type"] == "Warning"
+    assert "403" in failed["message"] and "cannot patch resource" in failed["message"]
+    assert "kubectl rollout undo" in failed["message"]
+    assert kit.image_of(kit.get_deployment(ns, "web")) == V2
+    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="failed",
+                     reason="api_error") == 1
+    assert op.proc.poll() is None  # still running
