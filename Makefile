@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv test unit e2e cluster-up cluster-down tools clean
+.PHONY: help demo venv test unit e2e cluster-up cluster-down tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,6 +17,9 @@ $(BIN)/autorollback: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
+
+demo: ## start everything, break a release, watch autorollback roll it back
+	hack/demo.sh
 
 venv: $(BIN)/autorollback ## create .venv with the package and its test extra
 

@@ -1,7 +1,9 @@
 """Prometheus metrics (served on /metrics). Names follow the Prometheus naming conventions."""
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from autorollback import __version__
+
+disable_created_metrics()  # *_created series only double the output for these counters
 
 RESULTS = ("success", "skipped", "impossible", "abandoned", "failed", "dry_run")
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# make demo: the local control plane, the operator, a sample app v1, a broken v2, and the rollback.
+# Exits 0 only if the operator really rolled the Deployment back.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+source hack/versions.env
+cache="${AUTOROLLBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autorollback}"
+export KUBECONFIG="$root/.cluster/kubeconfig"
+kubectl="$cache/bin/kubernetes-$KUBE_VERSION/kubectl"
+ns=autorollback-demo
+metrics_port="${DEMO_METRICS_PORT:-19090}"
+health_port="${DEMO_HEALTH_PORT:-18080}"
+oplog="$root/.cluster/demo-operator.log"
+started=$SECONDS
+
+if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+say() { printf '\n%s[%3ds] %s%s\n' "$bold" "$((SECONDS - started))" "$*" "$plain"; }
+k() { "$kubectl" -n "$ns" "$@"; }
+wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what="$2"; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS > deadline)); then echo "demo: timed out waiting for $what" >&2; return 1; fi
+    sleep 1
+  done
+}
+image() { k get deployment shop -o jsonpath='{.spec.template.spec.containers[0].image}'; }
+revision() { k get deployment shop -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}'; }
+has_event() { k get events --field-selector "involvedObject.name=shop,reason=$1" -o name | grep -q .; }
+available() {
+  [[ "$(k get deployment shop -o jsonpath='{.status.availableReplicas}/{.status.updatedReplicas}/{.spec.replicas}/{.status.conditions[?(@.type=="Progressing")].reason}')" == "3/3/3/NewReplicaSetAvailable" ]]
+}
+manifest() { # manifest IMAGE [FAILURE]
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+  namespace: $ns
+  annotations:
+    autorollback.io/enabled: "true"
+    kubernetes.io/change-cause: "release $1"
+spec:
+  replicas: 3
+  progressDeadlineSeconds: 15
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata:
+      labels:
+        app: shop
+$( [[ -n "${2:-}" ]] && echo "        autorollback.test/failure: $2" )
+    spec:
+      containers:
+      - name: shop
+        image: $1
+YAML
+}
+
+say "Starting the local control plane (the first run builds it: several minutes)"
+make --no-print-directory cluster-up venv
+"$kubectl" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
+"$kubectl" create namespace "$ns" >/dev/null
+wait_until 30 "the default ServiceAccount" k get serviceaccount default
+
+say "Starting the operator: autorollback run -n $ns (log: $oplog)"
+.venv/bin/autorollback run -n "$ns" --metrics-port "$metrics_port" --health-port "$health_port" \
+  --log-format console >"$oplog" 2>&1 &
+op=$!
+trap 'kill -TERM $op 2>/dev/null; wait $op 2>/dev/null || true' EXIT
+wait_until 60 "the operator" curl -fsS "http://127.0.0.1:$health_port/readyz"
+
+say "Deploying shop v1 (registry.example/shop:1.0.0), opted in with autorollback.io/enabled=true"
+manifest registry.example/shop:1.0.0 | "$kubectl" apply -f - >/dev/null
+wait_until 90 "v1 to become available" available
+echo "shop is available: revision $(revision), image $(image)"
+
+say "Releasing a broken v2 (its pods never become Ready; progressDeadlineSeconds: 15)"
+manifest registry.example/shop:2.0.0 not-ready | "$kubectl" apply -f - >/dev/null
+echo "revision $(revision) rolling out: $(image)"
+
+wait_until 90 "the failure to be detected" has_event RolloutFailed
+say "Failure detected: Progressing=False, ProgressDeadlineExceeded"
+k get events --field-selector involvedObject.name=shop,reason=RolloutFailed -o jsonpath='{.items[0].message}{"\n"}'
+
+wait_until 60 "the rollback" has_event RolledBack
+say "Rolled back: now revision $(revision), image $(image)"
+
+wait_until 90 "shop to be available again" available
+say "shop is fully available again"
+
+say "Events on the Deployment (kubectl describe deployment shop)"
+k get events --field-selector involvedObject.name=shop \
+  -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | grep -E 'TYPE|autorollback|RolloutFailed|RolledBack' || true
+
+say "kubectl rollout history deployment/shop"
+k rollout history deployment/shop
+
+say "Metrics (curl http://127.0.0.1:$metrics_port/metrics)"
+curl -fsS "http://127.0.0.1:$metrics_port/metrics" | grep -E '^autorollback_(failed_rollouts|rollbacks|reaction_seconds_(count|sum)|recovery_seconds_count|opted_in|last_rollback)' || true
+
+say "The operator's decision (from its log)"
+grep -E 'rollback decision|rollout failed' "$oplog" || true
+
+if [[ "$(image)" == registry.example/shop:1.0.0 && "$(revision)" == 3 ]] &&
+   k get deployment shop -o jsonpath='{.metadata.annotations.kubernetes\.io/change-cause}' | grep -q '^autorollback: rolled back'; then
+  say "Demo passed: autorollback rolled shop back from v2 to v1."
+else
+  echo "demo: the Deployment was not rolled back" >&2
+  exit 1
+fi
