@@ -7,15 +7,14 @@ BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 4
 
-.PHONY: help demo venv test unit e2e cluster-up cluster-down tools clean
+.PHONY: help demo manifests venv test unit e2e cluster-up cluster-down tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(BIN)/autorollback: pyproject.toml
+$(BIN)/autorollback: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: ## start everything, break a release, watch autorollback roll it back
@@ -23,8 +22,11 @@ demo: ## start everything, break a release, watch autorollback roll it back
 
 venv: $(BIN)/autorollback ## create .venv with the package and its test extra
 
-tools: ## build the pinned control-plane binaries (cached by version)
-	hack/build-tools.sh kube etcd kwok
+tools: ## build the pinned control plane, helm and promtool (cached by version)
+	hack/build-tools.sh
+
+manifests: ## regenerate deploy/ from the Helm chart
+	hack/manifests.sh
 
 cluster-up: ## build (first time only) and start the local control plane; kubeconfig in .cluster/kubeconfig
 	hack/cluster.sh up
@@ -35,11 +37,11 @@ cluster-down: ## stop the local control plane and remove its state
 unit: venv ## unit tests of the pure core
 	$(BIN)/pytest tests/unit -q
 
-e2e: venv cluster-up ## end-to-end tests on the local control plane
-	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist loadfile
+e2e: venv tools cluster-up ## end-to-end tests on the local control plane
+	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load
 
-test: venv cluster-up ## everything: unit and end-to-end tests
-	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist loadfile
+test: venv tools cluster-up ## everything: unit and end-to-end tests
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load
 
 clean: cluster-down ## remove the virtualenv and the local cluster
 	rm -rf $(VENV) build dist operator/*.egg-info

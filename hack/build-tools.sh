@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane binaries (and helm) from the Go module proxy, once per version.
-# Usage: hack/build-tools.sh [tool...]   tools: kube etcd kwok helm (default: kube etcd kwok)
+# Usage: hack/build-tools.sh [tool...]
+#   tools: kube etcd kwok helm promtool monitoring_crds (default: all of them)
 # Prints nothing on a cache hit. Binaries land in $AUTOROLLBACK_CACHE/bin/<tool>-<version>/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -86,11 +87,39 @@ build_helm() {
   have "$out" helm && return 0
   log "building helm $HELM_VERSION"
   mkdir -p "$out.tmp"
-  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Like helm's own Makefile: stamp the version and the Kubernetes version it assumes offline.
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" pkg minor="${KUBE_VERSION#v1.}"
+  minor="${minor%%.*}"
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
+  GOBIN="$out.tmp" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+build_promtool() {
+  local out="$cache/bin/prometheus-$PROMETHEUS_VERSION"
+  have "$out" promtool && return 0
+  log "building promtool $PROMETHEUS_VERSION"
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+# The ServiceMonitor and PrometheusRule CRDs, as the prometheus-operator module ships them.
+build_monitoring_crds() {
+  local out="$cache/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
+  [[ -s "$out/servicemonitors.yaml" && -s "$out/prometheusrules.yaml" ]] && return 0
+  log "fetching the prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+  local dir
+  dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$out.tmp"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out.tmp/servicemonitors.yaml"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$out.tmp/prometheusrules.yaml"
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok)
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds)
 for t in "${tools[@]}"; do "build_$t"; done

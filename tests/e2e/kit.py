@@ -25,21 +25,46 @@ def kubeconfig() -> str:
     return os.environ.get("AUTOROLLBACK_E2E_KUBECONFIG") or str(ROOT / ".cluster/kubeconfig")
 
 
+def cache() -> Path:
+    return Path(os.environ.get("AUTOROLLBACK_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorollback"))
+
+
+def tool(name: str) -> str:
+    """A binary that hack/build-tools.sh built for the pinned version."""
+    v = _versions()
+    folder = {"kubectl": f"kubernetes-{v['KUBE_VERSION']}", "helm": f"helm-{v['HELM_VERSION']}",
+              "promtool": f"prometheus-{v['PROMETHEUS_VERSION']}"}[name]
+    path = cache() / "bin" / folder / name
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run `make tools`")
+    return str(path)
+
+
+def monitoring_crds() -> list[Path]:
+    folder = cache() / "crds" / f"prometheus-operator-{_versions()['PROMETHEUS_OPERATOR_VERSION']}"
+    return [folder / "servicemonitors.yaml", folder / "prometheusrules.yaml"]
+
+
 def kubectl_path() -> str:
-    if os.environ.get("AUTOROLLBACK_KUBECTL"):
-        return os.environ["AUTOROLLBACK_KUBECTL"]
-    cache = os.environ.get("AUTOROLLBACK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorollback")
-    pinned = Path(cache) / "bin" / f"kubernetes-{_versions()['KUBE_VERSION']}" / "kubectl"
-    return str(pinned) if pinned.exists() else "kubectl"
+    return os.environ.get("AUTOROLLBACK_KUBECTL") or tool("kubectl")
+
+
+def run(*argv: str, input: str | None = None, check: bool = True, timeout: float = 120,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv[:4])} ... failed ({proc.returncode}): {proc.stderr.strip()}"
+                             f"{proc.stdout.strip()[-2000:]}")
+    return proc
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([kubectl_path(), "--kubeconfig", kubeconfig(), *args], input=input,
-                          capture_output=True, text=True, timeout=60)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc
+    return run(kubectl_path(), "--kubeconfig", kubeconfig(), *args, input=input, check=check, timeout=60)
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(tool("helm"), "--kubeconfig", kubeconfig(), *args, check=check, timeout=300)
 
 
 def kubectl_json(*args: str) -> Any:

@@ -1,0 +1,158 @@
+"""The install story on the local control plane: Helm chart, least-privilege RBAC, deploy/."""
+import filecmp
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from . import kit
+
+CHART = kit.ROOT / "charts/autorollback"
+ALL_FEATURES = CHART / "ci/all-features-values.yaml"
+V1, V2 = "registry.example/web:1.0.0", "registry.example/web:2.0.0"
+_crds = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def monitoring_crds() -> None:
+    """ServiceMonitor and PrometheusRule CRDs from the pinned prometheus-operator module."""
+    with _crds:
+        for crd in kit.monitoring_crds():
+            kit.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        for name in ("servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"):
+            kit.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def render(ns: str, *values: str) -> str:
+    return kit.helm("template", "autorollback", str(CHART), "--namespace", ns, *values).stdout
+
+
+def kinds(manifests: str) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in manifests.splitlines() if line.startswith("kind:")]
+
+
+def test_helm_lint() -> None:
+    for values in ([], ["-f", str(ALL_FEATURES)], ["--set", "watchNamespaces={a,b}"]):
+        out = kit.helm("lint", "--strict", str(CHART), *values).stdout
+        assert "0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("values,message", [
+    (["--set", "imagee.tag=1.0"], "additional properties 'imagee' not allowed"),
+    (["--set", "logFormat=xml"], "value must be one of 'json', 'console'"),
+    (["--set", "watchNamespaces={Not_A_Namespace}"], "does not match pattern"),
+    (["--set", "serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
+])
+def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message: str) -> None:
+    proc = kit.helm("template", "autorollback", str(CHART), *values, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("values,expected", [
+    ([], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}),
+    (["-f", str(ALL_FEATURES)], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+                                 "ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget"}),
+])
+def test_rendered_chart_is_accepted_by_the_api_server(namespace: str, monitoring_crds, values, expected) -> None:
+    manifests = render(namespace, *values)
+    assert set(kinds(manifests)) == expected
+    out = kit.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=manifests).stdout
+    assert out.count("(server dry run)") == len(kinds(manifests))
+
+
+def test_hardened_pod_spec() -> None:
+    deployment = next(d for d in yaml.safe_load_all(render("ops")) if d and d["kind"] == "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert c["args"][0] == "--all-namespaces" and c["image"].endswith(":0.1.0")
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+
+
+def test_install_creates_everything_and_uninstall_removes_it(namespace: str) -> None:
+    release = f"ar-{namespace[-5:]}"
+    kit.helm("install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s")
+    objects = kit.kubectl_json("-n", namespace, "get", "deployment,serviceaccount,service",
+                               "-l", f"app.kubernetes.io/instance={release}")["items"]
+    assert {o["kind"] for o in objects} == {"Deployment", "ServiceAccount", "Service"}
+    assert kit.kubectl("get", "clusterrole", f"{release}-autorollback").returncode == 0
+    assert kit.kubectl("get", "clusterrolebinding", f"{release}-autorollback").returncode == 0
+    assert "kubectl annotate deployment/<name> autorollback.io/enabled=true" in kit.helm(
+        "get", "notes", release, "-n", namespace).stdout
+
+    kit.helm("uninstall", release, "--namespace", namespace, "--wait")
+    left = kit.kubectl_json("-n", namespace, "get", "deployment,serviceaccount,service",
+                            "-l", f"app.kubernetes.io/instance={release}")["items"]
+    assert left == []
+    assert kit.kubectl("get", "clusterrole", f"{release}-autorollback", check=False).returncode != 0
+    assert kit.kubectl("get", "clusterrolebinding", f"{release}-autorollback", check=False).returncode != 0
+
+
+def can_i(service_account: str, *args: str) -> bool:
+    proc = kit.kubectl("auth", "can-i", *args, f"--as={service_account}", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def test_operator_with_the_charts_service_account_rolls_back(namespace: str, operator_factory, tmp_path: Path) -> None:
+    ns = namespace
+    release = f"ar-{ns[-5:]}"
+    # Only the RBAC objects: the operator itself runs here, with a token of the chart's ServiceAccount.
+    kit.helm("install", release, str(CHART), "--namespace", ns, "--set", "metrics.service.enabled=false")
+    sa_name = f"{release}-autorollback"
+    sa = f"system:serviceaccount:{ns}:{sa_name}"
+    try:
+        assert not can_i(sa, "get", "secrets", "-A") and not can_i(sa, "list", "secrets", "-n", ns)
+        assert not can_i(sa, "delete", "deployments", "-n", ns) and not can_i(sa, "delete", "replicasets", "-n", ns)
+        assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
+        assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
+
+        config = kit.token_kubeconfig(ns, sa_name, tmp_path / "chart-sa.kubeconfig")
+        kit.release(ns, "web", V1, annotations={"autorollback.io/enabled": "true"})
+        op = operator_factory("-n", ns, config=str(config))
+        kit.wait_for(lambda: kit.is_available(ns, "web"), 90, "revision 1")
+        kit.release(ns, "web", V2, failure="not-ready", annotations={"autorollback.io/enabled": "true"})
+        d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
+                         120, "the rollback to revision 3")
+        assert kit.image_of(d) == V1
+        reasons = kit.reasons(ns, "web")
+        assert "RolloutFailed" in reasons and "RolledBack" in reasons
+        assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success") == 1
+        assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
+    finally:
+        kit.helm("uninstall", release, "--namespace", ns, check=False)
+
+
+def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
+    home, watched, other = new_namespace(), new_namespace(), new_namespace()
+    release = f"ar-{home[-5:]}"
+    kit.helm("install", release, str(CHART), "--namespace", home, "--set", f"watchNamespaces={{{watched}}}")
+    try:
+        sa = f"system:serviceaccount:{home}:{release}-autorollback"
+        assert can_i(sa, "patch", "deployments", "-n", watched) and can_i(sa, "watch", "replicasets", "-n", watched)
+        assert not can_i(sa, "list", "deployments", "-n", other)
+        assert not can_i(sa, "list", "deployments", "-A")
+        assert kit.kubectl("get", "clusterrole", f"{release}-autorollback", check=False).returncode != 0
+        args = kit.kubectl_json("-n", home, "get", "deployment", f"{release}-autorollback")[
+            "spec"]["template"]["spec"]["containers"][0]["args"]
+        assert f"--namespace={watched}" in args and "--all-namespaces" not in args
+    finally:
+        kit.helm("uninstall", release, "--namespace", home, check=False)
+
+
+def test_deploy_is_generated_from_the_chart(tmp_path: Path) -> None:
+    kit.run(str(kit.ROOT / "hack/manifests.sh"), str(tmp_path))
+    committed = kit.ROOT / "deploy"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(p.name for p in committed.iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path, committed, names, shallow=False)
+    assert not mismatch and not errors, f"deploy/ is out of date with the chart ({mismatch}): run `make manifests`"
+    built = kit.kubectl("kustomize", str(committed)).stdout
+    assert "namespace: autorollback" in built and "kind: ClusterRole" in built
