@@ -25,6 +25,12 @@ class State:
     handled: set[tuple[str, str]] = field(default_factory=set)  # (uid, failure's lastTransitionTime)
     proven: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) marked healthy
 
+    def forget(self, uid: str, namespace: str) -> None:
+        self.count_opted_in(uid, namespace, False)
+        self.reported = {r for r in self.reported if r[0] != uid}
+        self.handled = {h for h in self.handled if h[0] != uid}
+        self.proven = {p for p in self.proven if p[0] != uid}
+
     def count_opted_in(self, uid: str, namespace: str, enabled: bool) -> None:
         before = set(self.opted_in.values())
         if enabled:
@@ -61,7 +67,7 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
     metrics.watch_events.inc()
     state.freshness.observe(meta.uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
     if type == "DELETED":
-        state.count_opted_in(meta.uid, meta.namespace, False)
+        state.forget(meta.uid, meta.namespace)
         return
     config = annotations.parse(meta.annotations)
     state.count_opted_in(meta.uid, meta.namespace, config.enabled)

@@ -4,11 +4,27 @@ import signal
 import subprocess
 import sys
 
+from collections.abc import Iterator
+
+import pytest
+
 from . import kit
 
 
-def test_run_all_namespaces_serves_endpoints_and_stops_on_sigterm(operator_factory) -> None:
-    op = operator_factory("-A")
+@pytest.fixture
+def read_only_kubeconfig(namespace: str, tmp_path) -> Iterator[str]:
+    """Cluster-wide read access and nothing else: an `-A` operator in a shared test cluster must not
+    act on the Deployments of tests running in parallel."""
+    name = f"autorollback-readonly-{namespace}"
+    kit.kubectl("-n", namespace, "create", "serviceaccount", "reader")
+    kit.kubectl("create", "clusterrole", name, "--verb=get,list,watch", "--resource=deployments.apps,replicasets.apps")
+    kit.kubectl("create", "clusterrolebinding", name, f"--clusterrole={name}", f"--serviceaccount={namespace}:reader")
+    yield str(kit.token_kubeconfig(namespace, "reader", tmp_path / "reader.kubeconfig"))
+    kit.kubectl("delete", "clusterrolebinding,clusterrole", name, check=False)
+
+
+def test_run_all_namespaces_serves_endpoints_and_stops_on_sigterm(operator_factory, read_only_kubeconfig) -> None:
+    op = operator_factory("-A", config=read_only_kubeconfig)
     status, body = kit.http_get(op.url("/metrics"))
     assert status == 200 and "autorollback_build_info" in body and "autorollback_watch_events_total" in body
     status, body = kit.http_get(op.url("/healthz"))
