@@ -88,3 +88,15 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     return Decision(SUCCESS, failure.reason, (
         f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         failing=failing, target=target.revision, patch=patch)
+
+
+def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
+    """A warning when a rollout starts on a template autorollback already rolled back away from."""
+    revs = history.revisions(replicasets)
+    current = history.current(revs, deployment["spec"]["template"])
+    if current is None or not current.rolled_back_and_unproven:
+        return None
+    return (f"the template of revision {current.number} ({rollout.images(current.template)}) is being rolled out "
+            f"again, but autorollback rolled back away from it at {current.mark(history.ROLLED_BACK_AT)} after it "
+            "failed. If it fails again it will not be rolled back a second time: revert it at its source "
+            "(Git, CI) instead of re-applying it.")

@@ -24,12 +24,14 @@ class State:
     reported: set[tuple[str, str, str]] = field(default_factory=set)  # (uid, key, bad value)
     handled: set[tuple[str, str]] = field(default_factory=set)  # (uid, failure's lastTransitionTime)
     proven: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) marked healthy
+    started: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) rollouts checked
 
     def forget(self, uid: str, namespace: str) -> None:
         self.count_opted_in(uid, namespace, False)
         self.reported = {r for r in self.reported if r[0] != uid}
         self.handled = {h for h in self.handled if h[0] != uid}
         self.proven = {p for p in self.proven if p[0] != uid}
+        self.started = {p for p in self.started if p[0] != uid}
 
     def count_opted_in(self, uid: str, namespace: str, enabled: bool) -> None:
         before = set(self.opted_in.values())
@@ -78,8 +80,13 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
         await asyncio.to_thread(_report_problems, state, deployment, config)
     if not config.enabled:
         return
+    generation = (meta.uid, meta.get("generation", 0))
     if rollout.failure(deployment):
         await asyncio.to_thread(rollback.handle_failure, deployment, config, state.handled)
-    elif rollout.complete(deployment) and (meta.uid, meta.get("generation", 0)) not in state.proven:
-        await asyncio.to_thread(rollback.note_complete, deployment)
-        state.proven.add((meta.uid, meta.get("generation", 0)))
+    elif rollout.complete(deployment):
+        if generation not in state.proven:
+            await asyncio.to_thread(rollback.note_complete, deployment)
+            state.proven.add(generation)
+    elif generation not in state.started:
+        state.started.add(generation)
+        await asyncio.to_thread(rollback.warn_if_known_bad, deployment)

@@ -174,3 +174,16 @@ def note_complete(deployment: dict[str, Any]) -> None:
         log.info("recovered after rollback", revision=rs.number, images=rollout.images(rs.template),
                  seconds=age, **_who(deployment))
     _mark(meta["namespace"], rs, {history.HEALTHY_AT: now()})
+
+
+def warn_if_known_bad(deployment: dict[str, Any]) -> None:
+    """Say early that a known-bad template is being re-applied (often a GitOps controller's sync)."""
+    try:
+        replicasets = call(kube.replicasets_of, deployment)
+    except ApiFailure as e:
+        log.warning("cannot read ReplicaSets", error=str(e), **_who(deployment))
+        return
+    message = decision.known_bad(deployment, replicasets)
+    if message:
+        log.warning("known-bad template re-applied", message=message, **_who(deployment))
+        post(deployment, "Warning", "KnownBadTemplate", message)

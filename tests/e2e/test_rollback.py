@@ -208,6 +208,8 @@ def test_known_bad_template_reapplied_is_not_rolled_back_again(namespace: str, o
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
     available(ns, V1, 3)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)  # a GitOps controller re-applies v2
+    early = wait_event(ns, "KnownBadTemplate")  # said when the rollout starts, not after the deadline
+    assert early["type"] == "Warning" and "revert it at its source" in early["message"]
     abandoned = wait_event(ns, "RollbackAbandoned")
     assert "re-applied" in abandoned["message"]
     assert count(ns, "RolledBack") == 1 and kit.image_of(kit.get_deployment(ns, "web")) == V2

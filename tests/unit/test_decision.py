@@ -75,3 +75,13 @@ def test_already_handled() -> None:
     older = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T09:00:00Z"})])[0]
     assert decision.already_handled(marked, f) and not decision.already_handled(older, f)
     assert not decision.already_handled(None, f)
+
+
+def test_known_bad_template_rolled_out_again_is_named() -> None:
+    d = deployment("app:2.0.0", revision=4)
+    bad = {history.FAILED_AT: "2026-11-26T09:05:00Z", history.ROLLED_BACK_AT: "2026-11-26T09:06:00.000000Z"}
+    message = decision.known_bad(d, [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0", bad)])
+    assert message and "revision 4 (app:2.0.0)" in message and "revert it at its source" in message
+    assert decision.known_bad(deployment("app:1.0.0", revision=3), [replicaset(3, "app:1.0.0", HEALTHY)]) is None
+    proven = {**bad, history.HEALTHY_AT: "2026-11-26T10:00:00.000000Z"}  # it worked later after all
+    assert decision.known_bad(d, [replicaset(4, "app:2.0.0", proven)]) is None
