@@ -90,6 +90,19 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         failing=failing, target=target.revision, patch=patch)
 
 
+def recheck(deployment: dict[str, Any], failed_template: dict[str, Any], config: Config) -> Decision | None:
+    """After a conflicting write: a reason to stop, or None to decide again on the fresh state."""
+    if not history.same_template(deployment["spec"]["template"], failed_template):
+        return Decision(SKIPPED, "template_changed", (
+            "the pod template changed after the failure (someone deployed a new version); leaving the newer "
+            "change alone"))
+    if not config.enabled:
+        return Decision(SKIPPED, "opted_out", "the Deployment opted out of autorollback after the failure")
+    if rollout.complete(deployment):
+        return Decision(SKIPPED, "recovered", "the rollout completed after all; nothing to do")
+    return None
+
+
 def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
     """A warning when a rollout starts on a template autorollback already rolled back away from."""
     revs = history.revisions(replicasets)

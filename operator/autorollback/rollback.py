@@ -2,10 +2,11 @@
 and tells everyone (Events, metrics, one log line per decision). Runs in a worker thread."""
 import datetime as dt
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from autorollback import decision, history, kube, logs, metrics, rollout
+from autorollback import annotations, decision, history, kube, logs, metrics, rollout
 from autorollback.annotations import Config
 from autorollback.decision import Decision
 
@@ -112,14 +113,10 @@ def handle_failure(deployment: dict[str, Any], config: Config, handled: set[tupl
             except ApiFailure as e2:
                 d = Decision(decision.FAILED, "api_error", f"cannot re-read after a conflict: {e2}", failing=d.failing)
                 break
-            if not history.same_template(deployment["spec"]["template"], failed_template):
-                d = Decision(decision.SKIPPED, "template_changed", (
-                    "the pod template changed after the failure (someone deployed a new version); "
-                    "leaving the newer change alone"), failing=d.failing)
-                break
-            if rollout.complete(deployment):
-                d = Decision(decision.SKIPPED, "recovered", "the rollout completed after all; nothing to do",
-                             failing=d.failing)
+            config = annotations.parse(deployment["metadata"].get("annotations"))
+            stop = decision.recheck(deployment, failed_template, config)
+            if stop is not None:
+                d = replace(stop, failing=d.failing)
                 break
             continue
         age = _age(failure.since)

@@ -85,3 +85,17 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
     assert decision.known_bad(deployment("app:1.0.0", revision=3), [replicaset(3, "app:1.0.0", HEALTHY)]) is None
     proven = {**bad, history.HEALTHY_AT: "2026-11-26T10:00:00.000000Z"}  # it worked later after all
     assert decision.known_bad(d, [replicaset(4, "app:2.0.0", proven)]) is None
+
+
+def test_recheck_after_a_conflict() -> None:
+    failed = deployment("app:2.0.0", failed=True)
+    template = failed["spec"]["template"]
+    assert decision.recheck(failed, template, ON) is None  # same template, still failing: decide again
+    scaled = deployment("app:2.0.0", generation=3)
+    scaled["status"]["observedGeneration"] = 2
+    assert decision.recheck(scaled, template, ON) is None  # not observed yet is not "recovered"
+    fixed = deployment("app:2.0.1")
+    assert decision.recheck(fixed, template, ON).reason == "template_changed"
+    off = annotations.parse({"autorollback.io/enabled": "false"})
+    assert decision.recheck(failed, template, off).reason == "opted_out"
+    assert decision.recheck(deployment("app:2.0.0", complete=True), template, ON).reason == "recovered"
