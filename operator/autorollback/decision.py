@@ -37,9 +37,24 @@ def change_cause(failing: str, target: str, failure: rollout.Failure) -> str:
     return f"autorollback: rolled back from {failing} to {target}: {failure.reason}"
 
 
-def already_handled(failing: history.Revision | None, failure: rollout.Failure) -> bool:
-    """This exact failure (same template, same condition transition) was handled before."""
+PAUSED_OUTCOME = f"{SKIPPED} (paused)"
+
+
+def outcome(d: "Decision", at: str) -> str:
+    return f"{d.result} ({d.reason}) at {at}"
+
+
+def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> bool:
+    """This exact failure (same template, same condition transition) was reported before."""
     return failing is not None and bool(failure.since) and failing.mark(history.FAILED_AT) == failure.since
+
+
+def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool) -> bool:
+    """Reported and dealt with. A failure skipped while paused is due again once the Deployment is
+    resumed: resuming does not reset a ProgressDeadlineExceeded condition, so no new failure comes."""
+    if not seen_before(failing, failure):
+        return False
+    return paused or not failing.mark(history.OUTCOME).startswith(PAUSED_OUTCOME)
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config,
@@ -64,8 +79,8 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     if rollout.paused(deployment):
         return Decision(SKIPPED, "paused", (
             f"{from_text} failed but the Deployment is paused, so it is not rolled back. Resume it with "
-            f"'kubectl rollout resume deployment/{name} -n {meta['namespace']}'; if it fails again it will be "
-            "rolled back."), failing=failing)
+            f"'kubectl rollout resume deployment/{name} -n {meta['namespace']}' and autorollback rolls it back "
+            "then."), failing=failing)
 
     target = history.choose_target(revs, spec["template"], failure.revision)
     if target.revision is None:

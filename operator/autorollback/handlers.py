@@ -22,7 +22,7 @@ class State:
     health: tuple[bool, str] = (True, "starting")
     opted_in: dict[str, str] = field(default_factory=dict)  # uid -> namespace
     reported: set[tuple[str, str, str]] = field(default_factory=set)  # (uid, key, bad value)
-    handled: set[tuple[str, str]] = field(default_factory=set)  # (uid, failure's lastTransitionTime)
+    handled: set[tuple[str, str, bool]] = field(default_factory=set)  # (uid, failure's lastTransitionTime, paused)
     proven: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) marked healthy
     started: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) rollouts checked
 

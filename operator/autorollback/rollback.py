@@ -67,7 +67,8 @@ def _mark(namespace: str, rs: history.Revision | None, marks: dict[str, str]) ->
         log.warning("cannot mark ReplicaSet", replicaset=rs.name, error=str(e), namespace=namespace)
 
 
-def handle_failure(deployment: dict[str, Any], config: Config, handled: set[tuple[str, str]]) -> Decision | None:
+def handle_failure(deployment: dict[str, Any], config: Config,
+                   handled: set[tuple[str, str, bool]]) -> Decision | None:
     """Act once on a failed rollout of an opted-in Deployment."""
     meta = deployment["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -81,20 +82,22 @@ def handle_failure(deployment: dict[str, Any], config: Config, handled: set[tupl
     failure = rollout.failure(deployment)
     if failure is None:
         return None
-    key = (meta["uid"], failure.since)
+    paused = rollout.paused(deployment)
+    key = (meta["uid"], failure.since, paused)
     failing = history.current(history.revisions(replicasets), deployment["spec"]["template"])
-    if key in handled or decision.already_handled(failing, failure):
+    if key in handled or decision.already_handled(failing, failure, paused):
         handled.add(key)
         return None
     handled.add(key)
 
     failed_template = deployment["spec"]["template"]
-    metrics.failed_rollouts.labels(ns, name).inc()
-    post(deployment, "Warning", "RolloutFailed",
-         f"rollout of revision {failure.revision} ({rollout.images(failed_template)}) failed: "
-         f"{failure.reason}: {failure.message}")
-    log.warning("rollout failed", revision=failure.revision, images=rollout.images(failed_template),
-                reason=failure.reason, message=failure.message, **who)
+    if not decision.seen_before(failing, failure):
+        metrics.failed_rollouts.labels(ns, name).inc()
+        post(deployment, "Warning", "RolloutFailed",
+             f"rollout of revision {failure.revision} ({rollout.images(failed_template)}) failed: "
+             f"{failure.reason}: {failure.message}")
+        log.warning("rollout failed", revision=failure.revision, images=rollout.images(failed_template),
+                    reason=failure.reason, message=failure.message, **who)
 
     for _ in range(CONFLICT_ATTEMPTS):
         d = decision.decide(deployment, replicasets, config, failure)
@@ -137,7 +140,7 @@ def finish(deployment: dict[str, Any], failure: rollout.Failure, d: Decision) ->
     _mark(ns, d.failing, {
         history.FAILED_AT: failure.since,
         history.FAILED_REASON: f"{failure.reason}: {failure.message}"[:500],
-        history.OUTCOME: f"{d.result} ({d.reason}) at {stamp}",
+        history.OUTCOME: decision.outcome(d, stamp),
         **({history.ROLLED_BACK_AT: stamp} if d.result == decision.SUCCESS else {}),
     })
     if d.result == decision.SUCCESS:

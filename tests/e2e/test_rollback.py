@@ -166,6 +166,9 @@ def test_paused_deployment_is_skipped_with_the_resume_command(namespace: str, op
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
     assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="skipped",
                      reason="paused") == 1
+    kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")  # as the Event says
+    available(ns, V1, 3)
+    assert count(ns, "RolledBack") == 1 and count(ns, "RollbackSkipped") == 1 and count(ns, "RolloutFailed") == 1
 
 
 def test_first_revision_failing_is_impossible(namespace: str, operator_factory) -> None:

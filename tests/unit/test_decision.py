@@ -71,10 +71,21 @@ def test_template_already_matching_is_skipped() -> None:
 def test_already_handled() -> None:
     d = deployment(failed=True, since="2026-11-26T10:00:00Z")
     f = rollout.failure(d)
-    marked = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T10:00:00Z"})])[0]
+    marked = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T10:00:00Z",
+                                                            history.OUTCOME: "success (x) at t"})])[0]
     older = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T09:00:00Z"})])[0]
-    assert decision.already_handled(marked, f) and not decision.already_handled(older, f)
-    assert not decision.already_handled(None, f)
+    assert decision.already_handled(marked, f, paused=False) and not decision.already_handled(older, f, paused=False)
+    assert not decision.already_handled(None, f, paused=False)
+
+
+def test_a_failure_skipped_while_paused_is_due_once_resumed() -> None:
+    f = rollout.failure(deployment(failed=True, since="2026-11-26T10:00:00Z"))
+    skipped = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
+    marks = {history.FAILED_AT: "2026-11-26T10:00:00Z", history.OUTCOME: decision.outcome(skipped, "t")}
+    rs = history.revisions([replicaset(2, "app:2.0.0", marks)])[0]
+    assert decision.already_handled(rs, f, paused=True)  # still paused: nothing new to say
+    assert not decision.already_handled(rs, f, paused=False)  # resumed: act now
+    assert decision.seen_before(rs, f)  # but the failure itself is not reported twice
 
 
 def test_known_bad_template_rolled_out_again_is_named() -> None:
