@@ -49,12 +49,17 @@ def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> b
     return failing is not None and bool(failure.since) and failing.mark(history.FAILED_AT) == failure.since
 
 
-def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool) -> bool:
-    """Reported and dealt with. A failure skipped while paused is due again once the Deployment is
-    resumed: resuming does not reset a ProgressDeadlineExceeded condition, so no new failure comes."""
+def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:
+    """Reported and dealt with. A failure deferred because the Deployment was paused or in dry-run
+    is due again once that ends: neither change makes the controller report a new failure."""
     if not seen_before(failing, failure):
         return False
-    return paused or not failing.mark(history.OUTCOME).startswith(PAUSED_OUTCOME)
+    previous = failing.mark(history.OUTCOME)
+    if previous.startswith(PAUSED_OUTCOME) and not paused:
+        return False
+    if previous.startswith(DRY_RUN) and not dry_run:
+        return False
+    return True
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config,

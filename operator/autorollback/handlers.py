@@ -22,7 +22,8 @@ class State:
     health: tuple[bool, str] = (True, "starting")
     opted_in: dict[str, str] = field(default_factory=dict)  # uid -> namespace
     reported: set[tuple[str, str, str]] = field(default_factory=set)  # (uid, key, bad value)
-    handled: set[tuple[str, str, bool]] = field(default_factory=set)  # (uid, failure's lastTransitionTime, paused)
+    # (uid, failure's lastTransitionTime, paused, dry-run): failures already dealt with in that state
+    handled: set[tuple[str, str, bool, bool]] = field(default_factory=set)
     proven: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) marked healthy
     started: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) rollouts checked
 

@@ -68,7 +68,7 @@ def _mark(namespace: str, rs: history.Revision | None, marks: dict[str, str]) ->
 
 
 def handle_failure(deployment: dict[str, Any], config: Config,
-                   handled: set[tuple[str, str, bool]]) -> Decision | None:
+                   handled: set[tuple[str, str, bool, bool]]) -> Decision | None:
     """Act once on a failed rollout of an opted-in Deployment."""
     meta = deployment["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -83,9 +83,9 @@ def handle_failure(deployment: dict[str, Any], config: Config,
     if failure is None:
         return None
     paused = rollout.paused(deployment)
-    key = (meta["uid"], failure.since, paused)
+    key = (meta["uid"], failure.since, paused, config.dry_run)
     failing = history.current(history.revisions(replicasets), deployment["spec"]["template"])
-    if key in handled or decision.already_handled(failing, failure, paused):
+    if key in handled or decision.already_handled(failing, failure, paused, config.dry_run):
         handled.add(key)
         return None
     handled.add(key)

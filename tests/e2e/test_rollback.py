@@ -126,6 +126,10 @@ def test_dry_run_reports_the_plan_and_changes_nothing(namespace: str, operator_f
     assert kit.image_of(d) == V2 and kit.revision(d) == 2 and CHANGE_CAUSE not in d["metadata"]["annotations"]
     assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="dry_run") == 1
     assert count(ns, "RolledBack") == 0
+    kit.kubectl("-n", ns, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=rollback")
+    d = available(ns, V1, 3)  # trusted now: the standing failure is rolled back
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
+    assert d["metadata"]["annotations"]["autorollback.io/mode"] == "rollback"
 
 
 def test_invalid_annotations_are_reported_once_and_fall_to_the_safe_side(namespace: str, operator_factory) -> None:

@@ -74,8 +74,8 @@ def test_already_handled() -> None:
     marked = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T10:00:00Z",
                                                             history.OUTCOME: "success (x) at t"})])[0]
     older = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T09:00:00Z"})])[0]
-    assert decision.already_handled(marked, f, paused=False) and not decision.already_handled(older, f, paused=False)
-    assert not decision.already_handled(None, f, paused=False)
+    assert decision.already_handled(marked, f, False, False) and not decision.already_handled(older, f, False, False)
+    assert not decision.already_handled(None, f, False, False)
 
 
 def test_a_failure_skipped_while_paused_is_due_once_resumed() -> None:
@@ -83,8 +83,8 @@ def test_a_failure_skipped_while_paused_is_due_once_resumed() -> None:
     skipped = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
     marks = {history.FAILED_AT: "2026-11-26T10:00:00Z", history.OUTCOME: decision.outcome(skipped, "t")}
     rs = history.revisions([replicaset(2, "app:2.0.0", marks)])[0]
-    assert decision.already_handled(rs, f, paused=True)  # still paused: nothing new to say
-    assert not decision.already_handled(rs, f, paused=False)  # resumed: act now
+    assert decision.already_handled(rs, f, paused=True, dry_run=False)  # still paused: nothing new to say
+    assert not decision.already_handled(rs, f, paused=False, dry_run=False)  # resumed: act now
     assert decision.seen_before(rs, f)  # but the failure itself is not reported twice
 
 
@@ -110,3 +110,12 @@ def test_recheck_after_a_conflict() -> None:
     off = annotations.parse({"autorollback.io/enabled": "false"})
     assert decision.recheck(failed, template, off).reason == "opted_out"
     assert decision.recheck(deployment("app:2.0.0", complete=True), template, ON).reason == "recovered"
+
+
+def test_a_failure_planned_in_dry_run_is_due_once_the_mode_is_rollback() -> None:
+    f = rollout.failure(deployment(failed=True, since="2026-11-26T10:00:00Z"))
+    planned = decide(deployment(failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")], DRY)
+    marks = {history.FAILED_AT: "2026-11-26T10:00:00Z", history.OUTCOME: decision.outcome(planned, "t")}
+    rs = history.revisions([replicaset(2, "app:2.0.0", marks)])[0]
+    assert decision.already_handled(rs, f, paused=False, dry_run=True)
+    assert not decision.already_handled(rs, f, paused=False, dry_run=False)
