@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 4
 
-.PHONY: help demo manifests venv test unit e2e cluster-up cluster-down tools clean
+.PHONY: help demo bench manifests venv test unit e2e cluster-up cluster-down tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,6 +24,9 @@ venv: $(BIN)/autorollback ## create .venv with the package and its test extra
 
 tools: ## build the pinned control plane, helm and promtool (cached by version)
 	hack/build-tools.sh
+
+bench: venv cluster-up ## benchmark: N failing Deployments at once (BENCH_DEPLOYMENTS=50)
+	$(BIN)/python bench/rollback_bench.py --deployments $${BENCH_DEPLOYMENTS:-50}
 
 manifests: ## regenerate deploy/ from the Helm chart
 	hack/manifests.sh
