@@ -8,7 +8,6 @@ Results are written down in bench/README.md with the machine they ran on.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,15 +43,6 @@ def count_available(ns: str, image: str) -> int:
                and d["status"].get("observedGeneration") == d["metadata"]["generation"])
 
 
-def successes(op: kit.Operator, ns: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    _, body = kit.http_get(op.url("/metrics"))
-    return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples
-               if s.name == "autorollback_rollbacks_total" and s.labels.get("namespace") == ns
-               and s.labels.get("result") == "success")
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--deployments", type=int, default=50)
@@ -71,7 +61,8 @@ def main() -> None:
         watching = rss_mib(op.proc.pid)[0]
         broken_at = time.monotonic()
         kit.kubectl("apply", "-f", "-", input=manifests(ns, n, "not-ready", "registry.example/app:2"))
-        kit.wait_for(lambda: successes(op, ns) == n, 900, "all rollbacks", 1)
+        kit.wait_for(lambda: sum(op.samples("autorollback_rollbacks_total", namespace=ns, result="success")) == n,
+                     900, "all rollbacks", 1)
         all_rolled_back = time.monotonic() - broken_at
         kit.wait_for(lambda: count_available(ns, "registry.example/app:1") == n, 600, "all available again", 2)
         rss, peak = rss_mib(op.proc.pid)

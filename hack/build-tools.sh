@@ -4,10 +4,7 @@
 #   tools: kube etcd kwok helm promtool monitoring_crds (default: all of them)
 # Prints nothing on a cache hit. Binaries land in $AUTOROLLBACK_CACHE/bin/<tool>-<version>/.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=versions.env
-source "$here/versions.env"
-cache="${AUTOROLLBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autorollback}"
+source "$(dirname "$0")/lib.sh"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0 GOTOOLCHAIN=local
 
 log() { echo "build-tools: $*" >&2; }
@@ -17,8 +14,16 @@ have() { # have DIR BIN... -> all present and executable
   for b in "$@"; do [[ -x "$dir/$b" ]] || return 1; done
 }
 
+# go_install OUT LDFLAGS PACKAGE@VERSION...: install into OUT, which appears only when complete.
+go_install() {
+  local out="$1" ld="$2"; shift 2
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "$ld" "$@"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 build_kube() {
-  local out="$cache/bin/kubernetes-$KUBE_VERSION"
+  local out="$bin_kube"
   have "$out" kube-apiserver kube-controller-manager kube-scheduler kubectl && return 0
   log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (several minutes the first time)"
   local work="$cache/src/kubernetes-$KUBE_VERSION"
@@ -28,7 +33,7 @@ build_kube() {
   go mod init autorollback.local/kube-build >/dev/null 2>&1
   # The staging modules are exactly kubernetes' own v0.0.0 k8s.io requirements.
   local gomod
-  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  gomod="$(module_field "k8s.io/kubernetes@$KUBE_VERSION" GoMod)"
   {
     echo "require k8s.io/kubernetes $KUBE_VERSION"
     grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$gomod" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}'
@@ -58,7 +63,7 @@ GO
 }
 
 build_etcd() {
-  local out="$cache/bin/etcd-$ETCD_VERSION"
+  local out="$bin_etcd"
   have "$out" etcd && return 0
   log "building etcd $ETCD_VERSION"
   local work="$cache/src/etcd-$ETCD_VERSION"
@@ -73,37 +78,28 @@ build_etcd() {
 }
 
 build_kwok() {
-  local out="$cache/bin/kwok-$KWOK_VERSION"
-  have "$out" kwok kwokctl && return 0
+  have "$bin_kwok" kwok kwokctl && return 0
   log "building kwok, kwokctl $KWOK_VERSION"
-  mkdir -p "$out.tmp"
-  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+  go_install "$bin_kwok" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
-  rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
 build_helm() {
-  local out="$cache/bin/helm-$HELM_VERSION"
-  have "$out" helm && return 0
+  have "$bin_helm" helm && return 0
   log "building helm $HELM_VERSION"
-  mkdir -p "$out.tmp"
   # Like helm's own Makefile: stamp the version and the Kubernetes version it assumes offline.
   local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" pkg minor="${KUBE_VERSION#v1.}"
   minor="${minor%%.*}"
   for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     ld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
   done
-  GOBIN="$out.tmp" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  go_install "$bin_helm" "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
 build_promtool() {
-  local out="$cache/bin/prometheus-$PROMETHEUS_VERSION"
-  have "$out" promtool && return 0
+  have "$bin_promtool" promtool && return 0
   log "building promtool $PROMETHEUS_VERSION"
-  mkdir -p "$out.tmp"
-  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  go_install "$bin_promtool" "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 }
 
 # The ServiceMonitor and PrometheusRule CRDs, as the prometheus-operator module ships them.
@@ -112,8 +108,7 @@ build_monitoring_crds() {
   [[ -s "$out/servicemonitors.yaml" && -s "$out/prometheusrules.yaml" ]] && return 0
   log "fetching the prometheus-operator $PROMETHEUS_OPERATOR_VERSION CRDs"
   local dir
-  dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  dir="$(module_field "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" Dir)"
   mkdir -p "$out.tmp"
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out.tmp/servicemonitors.yaml"
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$out.tmp/prometheusrules.yaml"

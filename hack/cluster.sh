@@ -3,15 +3,11 @@
 # kwok (two fake nodes) as local processes, orchestrated by `kwokctl --runtime binary`.
 # Usage: hack/cluster.sh up|down|status
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-# shellcheck source=versions.env
-source "$root/hack/versions.env"
-cache="${AUTOROLLBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autorollback}"
+source "$(dirname "$0")/lib.sh"
+root="$lib_root"
 state="$root/.cluster"
 kubeconfig="$state/kubeconfig"
 name=autorollback
-bin_kube="$cache/bin/kubernetes-$KUBE_VERSION"
-bin_kwok="$cache/bin/kwok-$KWOK_VERSION"
 kubectl="$bin_kube/kubectl"
 export KWOK_WORKDIR="$state/kwok" KWOK_KUBE_VERSION="$KUBE_VERSION"
 
@@ -27,7 +23,7 @@ healthy() {
 # pinned kwok version (from its Go module) next to ours.
 stages() {
   local dir
-  dir="$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  dir="$(module_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir)"
   local f
   for f in "$dir/kustomize/stage/node/fast/node-initialize.yaml" \
            "$dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
@@ -72,7 +68,7 @@ up() {
     --kube-controller-manager-binary "$bin_kube/kube-controller-manager" \
     --kube-scheduler-binary "$bin_kube/kube-scheduler" \
     --kwok-controller-binary "$bin_kwok/kwok" \
-    --etcd-binary "$cache/bin/etcd-$ETCD_VERSION/etcd" \
+    --etcd-binary "$bin_etcd/etcd" \
     --kubeconfig "$kubeconfig" \
     --config "$state/stages.yaml" \
     --wait 180s >"$state/create.log" 2>&1 || { cat "$state/create.log" >&2; return 1; }

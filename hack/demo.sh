@@ -2,12 +2,11 @@
 # make demo: the local control plane, the operator, a sample app v1, a broken v2, and the rollback.
 # Exits 0 only if the operator really rolled the Deployment back.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$lib_root"
 cd "$root"
-source hack/versions.env
-cache="${AUTOROLLBACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/autorollback}"
 export KUBECONFIG="$root/.cluster/kubeconfig"
-kubectl="$cache/bin/kubernetes-$KUBE_VERSION/kubectl"
+kubectl="$bin_kube/kubectl"
 ns=autorollback-demo
 metrics_port="${DEMO_METRICS_PORT:-19090}"
 health_port="${DEMO_HEALTH_PORT:-18080}"

@@ -29,8 +29,8 @@ class Decision:
         return "Normal" if self.result in (SUCCESS, DRY_RUN) else "Warning"
 
 
-def describe(r: history.Revision | None, revision: int, template: dict[str, Any]) -> str:
-    return f"revision {r.number if r else revision} ({rollout.images(r.template if r else template)})"
+def describe(revision: int, template: dict[str, Any]) -> str:
+    return f"revision {revision} ({rollout.images(template)})"
 
 
 def change_cause(failing: str, target: str, failure: rollout.Failure) -> str:
@@ -68,7 +68,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     name = meta["name"]
     revs = history.revisions(replicasets)
     failing = history.current(revs, spec["template"])
-    from_text = describe(failing, failure.revision, spec["template"])
+    from_text = describe(failing.number if failing else failure.revision, spec["template"])
 
     if failing is not None and failing.rolled_back_and_unproven:
         return Decision(ABANDONED, "reapplied", (
@@ -92,7 +92,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         return Decision(IMPOSSIBLE, "no_target", (
             f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
             "spec.revisionHistoryLimit above 0 so autorollback has something to return to."), failing=failing)
-    to_text = describe(target.revision, target.revision.number, target.revision.template)
+    to_text = describe(target.revision.number, target.revision.template)
     if history.same_template(target.revision.template, spec["template"]):
         return Decision(SKIPPED, "template_matches", (
             f"{from_text} failed but its template already matches {to_text}: there is nothing different to "

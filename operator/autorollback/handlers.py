@@ -4,7 +4,6 @@ Only @kopf.on.event: it writes nothing onto Deployments (no kopf annotations, no
 """
 import asyncio
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +34,13 @@ class State:
         self.started = {p for p in self.started if p[0] != uid}
 
     def count_opted_in(self, uid: str, namespace: str, enabled: bool) -> None:
-        before = set(self.opted_in.values())
+        if enabled == (uid in self.opted_in):
+            return  # most watch events change nothing here
         if enabled:
             self.opted_in[uid] = namespace
         else:
-            self.opted_in.pop(uid, None)
-        counts = Counter(self.opted_in.values())
-        for ns in before | set(counts):
-            metrics.opted_in.labels(ns).set(counts.get(ns, 0))
+            del self.opted_in[uid]
+        metrics.opted_in.labels(namespace).set(sum(1 for ns in self.opted_in.values() if ns == namespace))
 
 
 def _report_problems(state: State, deployment: dict[str, Any], config: annotations.Config) -> None:

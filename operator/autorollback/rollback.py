@@ -67,12 +67,19 @@ def _mark(namespace: str, rs: history.Revision | None, marks: dict[str, str]) ->
         log.warning("cannot mark ReplicaSet", replicaset=rs.name, error=str(e), namespace=namespace)
 
 
+def _handled_key(deployment: dict[str, Any], failure: rollout.Failure, config: Config) -> tuple[str, str, bool, bool]:
+    return deployment["metadata"]["uid"], failure.since, rollout.paused(deployment), config.dry_run
+
+
 def handle_failure(deployment: dict[str, Any], config: Config,
                    handled: set[tuple[str, str, bool, bool]]) -> Decision | None:
     """Act once on a failed rollout of an opted-in Deployment."""
     meta = deployment["metadata"]
     ns, name = meta["namespace"], meta["name"]
     who = _who(deployment)
+    watched = rollout.failure(deployment)
+    if watched is not None and _handled_key(deployment, watched, config) in handled:
+        return None  # every later watch event of a handled failure ends here, without API calls
     try:
         deployment = call(kube.get_deployment, ns, name)
         replicasets = call(kube.replicasets_of, deployment)
@@ -83,12 +90,11 @@ def handle_failure(deployment: dict[str, Any], config: Config,
     if failure is None:
         return None
     paused = rollout.paused(deployment)
-    key = (meta["uid"], failure.since, paused, config.dry_run)
+    key = _handled_key(deployment, failure, config)
     failing = history.current(history.revisions(replicasets), deployment["spec"]["template"])
-    if key in handled or decision.already_handled(failing, failure, paused, config.dry_run):
-        handled.add(key)
-        return None
     handled.add(key)
+    if decision.already_handled(failing, failure, paused, config.dry_run):
+        return None
 
     failed_template = deployment["spec"]["template"]
     if not decision.seen_before(failing, failure):

@@ -11,7 +11,7 @@ log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
 
 
-def settings(namespaces: list[str]) -> kopf.OperatorSettings:
+def settings() -> kopf.OperatorSettings:
     s = kopf.OperatorSettings()
     s.posting.enabled = False  # our Events are posted explicitly, never kopf's log lines
     s.scanning.disabled = True  # no CRD/namespace discovery: nothing to grant for it
@@ -24,15 +24,13 @@ def settings(namespaces: list[str]) -> kopf.OperatorSettings:
 async def _watch_freshness(state: handlers.State, namespaces: list[str]) -> None:
     while True:
         await asyncio.sleep(min(CHECK_INTERVAL, state.freshness.stale_after))
-        now = time.monotonic()
-        if not state.freshness.needs_check(now):
-            state.health = (True, f"last watch event {state.freshness.quiet_for(now):.0f}s ago")
-        else:
-            try:
-                listed = await asyncio.to_thread(kube.deployment_versions, namespaces)
-                state.health = state.freshness.verdict(listed, time.monotonic())
-            except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
-                state.health = (False, f"cannot list Deployments to check the watch: {e}")
+        try:
+            # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
+            listed = (await asyncio.to_thread(kube.deployment_versions, namespaces)
+                      if state.freshness.needs_check(time.monotonic()) else {})
+            state.health = state.freshness.verdict(listed, time.monotonic())
+        except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
+            state.health = (False, f"cannot list Deployments to check the watch: {e}")
         metrics.watch_healthy.set(1 if state.health[0] else 0)
         if not state.health[0]:
             log.warning("watch unhealthy", reason=state.health[1])
@@ -55,7 +53,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
     try:
         await kopf.operator(
             registry=handlers.registry,
-            settings=settings(namespaces),
+            settings=settings(),
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,

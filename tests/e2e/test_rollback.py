@@ -25,6 +25,14 @@ def wait_event(ns: str, reason: str, name: str = "web", timeout: float = 90) -> 
     return kit.wait_for(lambda: kit.event(ns, name, reason), timeout, f"a {reason} Event on {name}")
 
 
+def rolled_back_once(ns: str, failure: str) -> dict:
+    """v1 becomes healthy, a broken v2 fails and is rolled back: v1's template is revision 3."""
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure=failure, annotations=ON)
+    return available(ns, V1, 3)
+
+
 def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None:
     ns = namespace
     bystander = kit.deployment("bystander", image=V1)
@@ -90,10 +98,7 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
 def test_returns_to_the_last_healthy_revision_not_a_known_bad_one(namespace: str, operator_factory) -> None:
     ns = namespace
     operator_factory("-n", ns)
-    kit.release(ns, "web", V1, annotations=ON)
-    available(ns, V1, 1)
-    kit.release(ns, "web", V2, failure="crash", annotations=ON)
-    available(ns, V1, 3)
+    rolled_back_once(ns, "crash")
     kit.release(ns, "web", V4, failure="image-pull", annotations=ON)
     d = available(ns, V1, 5)  # back to v1's template again, never to the failed v2
     assert "from revision 4" in d["metadata"]["annotations"][CHANGE_CAUSE]
@@ -210,10 +215,7 @@ def test_restored_revision_failing_too_is_abandoned(namespace: str, operator_fac
 def test_known_bad_template_reapplied_is_not_rolled_back_again(namespace: str, operator_factory) -> None:
     ns = namespace
     operator_factory("-n", ns)
-    kit.release(ns, "web", V1, annotations=ON)
-    available(ns, V1, 1)
-    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    available(ns, V1, 3)
+    rolled_back_once(ns, "not-ready")
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)  # a GitOps controller re-applies v2
     early = wait_event(ns, "KnownBadTemplate")  # said when the rollout starts, not after the deadline
     assert early["type"] == "Warning" and "revert it at its source" in early["message"]
