@@ -1,6 +1,7 @@
 """Carries out the decisions: gathers facts through `kube`, asks `decision`, applies the answer,
 and tells everyone (Events, metrics, one log line per decision). Runs in a worker thread."""
 import datetime as dt
+import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable
@@ -32,18 +33,27 @@ def _age(text: str) -> float | None:
     return max(0.0, (dt.datetime.now(dt.timezone.utc) - then).total_seconds())
 
 
+_stopping = threading.Event()
+
+
+def stop() -> None:
+    """The operator is shutting down: retries in worker threads give up instead of sleeping on."""
+    _stopping.set()
+
+
 def call(fn: Callable[..., T], *args: Any) -> T:
     """Retry transient API errors with backoff; a 409 is the caller's to handle."""
     for attempt in range(API_ATTEMPTS):
+        last = attempt == API_ATTEMPTS - 1 or _stopping.is_set()
         try:
             return fn(*args)
         except kube.ApiException as e:
-            if e.status in (400, 404, 409, 422) or attempt == API_ATTEMPTS - 1:
+            if e.status in (400, 404, 409, 422) or last:
                 raise ApiFailure(f"{e.status} {e.reason}: {kube.api_message(e)}") from e
         except OSError as e:  # connection errors from urllib3 are OSErrors
-            if attempt == API_ATTEMPTS - 1:
+            if last:
                 raise ApiFailure(str(e)) from e
-        time.sleep(BACKOFF * 2 ** attempt)
+        _stopping.wait(BACKOFF * 2 ** attempt)
     raise AssertionError("unreachable")
 
 

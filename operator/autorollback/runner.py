@@ -5,7 +5,7 @@ import time
 
 import kopf
 
-from autorollback import endpoints, handlers, health, kube, logs, metrics
+from autorollback import endpoints, handlers, health, kube, logs, metrics, rollback
 
 log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
@@ -61,6 +61,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             ready_flag=ready,
         )
     finally:
+        rollback.stop()  # asyncio.run() waits for worker threads: do not let them sleep in retries
         checker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await checker
