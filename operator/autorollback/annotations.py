@@ -1,4 +1,5 @@
 """The user's configuration: `autorollback.io/*` annotations on a Deployment."""
+import json
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -8,6 +9,13 @@ MODE = PREFIX + "mode"
 
 ROLLBACK, DRY_RUN = "rollback", "dry-run"
 ACCEPTED = {ENABLED: ("true", "false"), MODE: (ROLLBACK, DRY_RUN)}
+SHOWN = 80  # characters of a user's value quoted back in Events and logs
+
+
+def quote(value: str, limit: int = SHOWN) -> str:
+    """A user's value, safe to put in an Event or a log line: quoted, escaped, capped."""
+    text = json.dumps(value[:limit], ensure_ascii=True)
+    return text if len(value) <= limit else f"{text}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -18,7 +26,7 @@ class Problem:
 
     def message(self) -> str:
         accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
-        return (f'annotation {self.key}="{self.value}" is invalid: accepted values are {accepted} '
+        return (f"annotation {self.key}={quote(self.value)} is invalid: accepted values are {accepted} "
                 f"(case-insensitive); {self.consequence}")
 
 

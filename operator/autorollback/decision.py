@@ -1,13 +1,14 @@
-"""What to do about a failed rollout: the whole decision, as data, with no I/O."""
+"""What to do about a Deployment: the whole decision, as data, with no I/O."""
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import history, rollout, undo
+from autorollback import history, ledger, rollout, undo
 from autorollback.annotations import Config
 
-# Results, as the metrics and Events name them.
-SUCCESS, SKIPPED, IMPOSSIBLE, ABANDONED, FAILED, DRY_RUN = (
-    "success", "skipped", "impossible", "abandoned", "failed", "dry_run")
+# Results, as the metrics and Events name them. NOTHING is never reported.
+SUCCESS, SKIPPED, IMPOSSIBLE, ABANDONED, FAILED, DRY_RUN, NOTHING = (
+    "success", "skipped", "impossible", "abandoned", "failed", "dry_run", "nothing")
+HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
 
 @dataclass(frozen=True)
@@ -15,9 +16,11 @@ class Decision:
     result: str
     reason: str  # machine-friendly, the metric's `reason` label
     message: str  # what the Event and the log line say
+    failure: rollout.Failure | None = None
     failing: history.Revision | None = None
     target: history.Revision | None = None
     patch: list[dict[str, Any]] = field(default_factory=list)
+    first_report: bool = False  # this failure was never reported before: say RolloutFailed
 
     @property
     def event_reason(self) -> str:
@@ -40,13 +43,16 @@ def change_cause(failing: str, target: str, failure: rollout.Failure) -> str:
 PAUSED_OUTCOME = f"{SKIPPED} (paused)"
 
 
-def outcome(d: "Decision", at: str) -> str:
+def outcome(d: Decision, at: str) -> str:
     return f"{d.result} ({d.reason}) at {at}"
 
 
 def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> bool:
-    """This exact failure (same template, same condition transition) was reported before."""
-    return failing is not None and bool(failure.since) and failing.mark(history.FAILED_AT) == failure.since
+    """This exact failure (same ReplicaSet, same condition update) was reported before."""
+    if failing is None:
+        return False
+    mark = history.timestamp(failing.mark(history.FAILED_AT))
+    return mark > history.NEVER and mark == history.timestamp(failure.updated)
 
 
 def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:
@@ -62,74 +68,125 @@ def already_handled(failing: history.Revision | None, failure: rollout.Failure, 
     return True
 
 
-def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config,
-           failure: rollout.Failure) -> Decision:
+def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) -> Decision:
+    return Decision(NOTHING, reason, message, failure=failure)
+
+
+def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str) -> Decision:
+    """The rollback decision for the Deployment as it is now, with its ReplicaSets."""
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
-    revs = history.revisions(replicasets)
+    failure = rollout.failure(deployment)
+    if not config.enabled:
+        return _nothing("opted_out", "the Deployment is not opted in", failure)
+    if failure is None:
+        return _nothing("no_failure", "the rollout has not failed")
+    entries = ledger.of([deployment, *replicasets])
+    revs = history.revisions(replicasets, entries)
     failing = history.current(revs, spec["template"])
-    from_text = describe(failing.number if failing else failure.revision, spec["template"])
+    if failing is None or failure.replicaset != failing.name:
+        return _nothing("stale", (
+            f"the {failure.reason} condition is about ReplicaSet {failure.replicaset or '(none named)'}, "
+            f"not the current template's ({failing.name if failing else 'not created yet'}): it was left over "
+            "from an earlier template"), failure)
+    if ledger.find(entries, failure.id):
+        return _nothing("rolled_back", "this failure was rolled back already", failure)
+    if already_handled(failing, failure, rollout.paused(deployment), config.dry_run):
+        return _nothing("handled", "this failure was handled already", failure)
 
-    if failing is not None and failing.rolled_back_and_unproven:
-        return Decision(ABANDONED, "reapplied", (
+    first = not seen_before(failing, failure)
+    from_text = describe(failing.number, spec["template"])
+
+    def decision(result: str, reason: str, message: str, **kw: Any) -> Decision:
+        return Decision(result, reason, message, failure=failure, failing=failing, first_report=first, **kw)
+
+    if failing.rolled_back_and_unproven:
+        return decision(ABANDONED, "reapplied", (
             f"{from_text} failed again after autorollback already rolled back away from it at "
-            f"{failing.mark(history.ROLLED_BACK_AT)}: the known-bad template was re-applied (by a person or a "
+            f"{history.stamp(failing.rolled_back_at)}: the known-bad template was re-applied (by a person or a "
             "GitOps controller). Not rolling back again to avoid a loop: fix or revert the source of the "
-            "Deployment, then roll out again."), failing=failing)
-    if failing is not None and failing.restored_and_unproven:
-        return Decision(ABANDONED, "restored_revision_failed", (
-            f"{from_text} was restored by autorollback at {failing.mark(history.RESTORED_AT)} and failed as "
+            "Deployment, then roll out again."))
+    if failing.restored_and_unproven:
+        return decision(ABANDONED, "restored_revision_failed", (
+            f"{from_text} was restored by autorollback at {history.stamp(failing.restored_at)} and failed as "
             "well. Not walking further back: manual intervention needed (inspect the pods, then roll out a "
-            "fix or `kubectl rollout undo --to-revision=N`)."), failing=failing)
+            "fix or `kubectl rollout undo --to-revision=N`)."))
     if rollout.paused(deployment):
-        return Decision(SKIPPED, "paused", (
+        return decision(SKIPPED, "paused", (
             f"{from_text} failed but the Deployment is paused, so it is not rolled back. Resume it with "
             f"'kubectl rollout resume deployment/{name} -n {meta['namespace']}' and autorollback rolls it back "
-            "then."), failing=failing)
+            "then."))
 
-    target = history.choose_target(revs, spec["template"], failure.revision)
+    target = history.choose_target(revs, failing)
     if target.revision is None:
-        return Decision(IMPOSSIBLE, "no_target", (
+        return decision(IMPOSSIBLE, "no_target", (
             f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
-            "spec.revisionHistoryLimit above 0 so autorollback has something to return to."), failing=failing)
+            f"spec.revisionHistoryLimit at {HISTORY_NEEDED} or more so autorollback has something to return to."))
     to_text = describe(target.revision.number, target.revision.template)
     if history.same_template(target.revision.template, spec["template"]):
-        return Decision(SKIPPED, "template_matches", (
+        return decision(SKIPPED, "template_matches", (
             f"{from_text} failed but its template already matches {to_text}: there is nothing different to "
-            "roll back to"), failing=failing, target=target.revision)
+            "roll back to"), target=target.revision)
 
     cause = change_cause(from_text, to_text, failure)
-    patch = undo.patch(deployment, target.revision, cause)
+    entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
+                         reason=failure.reason)
+    patch = undo.patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
-        return Decision(DRY_RUN, "dry_run", (
+        return decision(DRY_RUN, "dry_run", (
             f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
             f"to ReplicaSet {target.revision.name}'s template and kubernetes.io/change-cause to \"{cause}\"; "
-            "nothing was changed"), failing=failing, target=target.revision, patch=patch)
-    return Decision(SUCCESS, failure.reason, (
+            "nothing was changed"), target=target.revision, patch=patch)
+    return decision(SUCCESS, failure.reason, (
         f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
-        failing=failing, target=target.revision, patch=patch)
+        target=target.revision, patch=patch)
 
 
-def recheck(deployment: dict[str, Any], failed_template: dict[str, Any], config: Config) -> Decision | None:
-    """After a conflicting write: a reason to stop, or None to decide again on the fresh state."""
-    if not history.same_template(deployment["spec"]["template"], failed_template):
-        return Decision(SKIPPED, "template_changed", (
-            "the pod template changed after the failure (someone deployed a new version); leaving the newer "
-            "change alone"))
-    if not config.enabled:
-        return Decision(SKIPPED, "opted_out", "the Deployment opted out of autorollback after the failure")
-    if rollout.complete(deployment):
-        return Decision(SKIPPED, "recovered", "the rollout completed after all; nothing to do")
-    return None
+def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
+    refs = (replicaset or {}).get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("uid") == deployment["metadata"]["uid"] for r in refs)
 
 
-def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
-    """A warning when a rollout starts on a template autorollback already rolled back away from."""
-    revs = history.revisions(replicasets)
-    current = history.current(revs, deployment["spec"]["template"])
-    if current is None or not current.rolled_back_and_unproven:
+def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None, now: str) -> dict[str, str] | None:
+    """The mark to write when the Deployment completed its rollout on this ReplicaSet (None: nothing)."""
+    name = rollout.completed_replicaset(deployment)
+    if not (name and replicaset and replicaset["metadata"]["name"] == name
+            and owned_replicaset(deployment, replicaset)
+            and history.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])):
         return None
-    return (f"the template of revision {current.number} ({rollout.images(current.template)}) is being rolled out "
-            f"again, but autorollback rolled back away from it at {current.mark(history.ROLLED_BACK_AT)} after it "
-            "failed. If it fails again it will not be rolled back a second time: revert it at its source "
-            "(Git, CI) instead of re-applying it.")
+    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
+    rev = history.revisions([replicaset], entries)
+    if rev and rev[0].healthy and not rev[0].restored_and_unproven:
+        return None  # known healthy since it last failed or was restored
+    return {history.HEALTHY_AT: history.bind(name, now)}
+
+
+def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
+    """When autorollback restored this ReplicaSet, if that is the rollback this completion ends."""
+    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
+    entry = next((e for e in entries if e.restored == replicaset), None)
+    return entry.at if entry else ""
+
+
+def known_bad(deployment: dict[str, Any]) -> str | None:
+    """A warning when a rollout is under way on a template autorollback rolled back away from."""
+    name = rollout.progressing_replicaset(deployment)
+    if not name:
+        return None
+    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
+    entry = next((e for e in entries if e.failed == name), None)
+    if entry is None:
+        return None
+    return (f"ReplicaSet {name} ({rollout.images(deployment['spec']['template'])}) is being rolled out again, but "
+            f"autorollback rolled back away from it at {entry.at} after it failed ({entry.reason}). If it fails "
+            "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
+            "re-applying it.")
+
+
+def history_too_short(deployment: dict[str, Any]) -> str | None:
+    limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
+    if limit is None or limit >= HISTORY_NEEDED:
+        return None
+    return (f"spec.revisionHistoryLimit is {limit}: the controller deletes old ReplicaSets as soon as a rollout "
+            "completes, so after a completed rollout there may be no revision to roll back to. Set it to "
+            f"{HISTORY_NEEDED} or more.")

@@ -1,59 +1,95 @@
-"""kopf handlers: a few lines each that gather facts, ask the core, and apply its answer.
+"""The kopf handler and the work it queues: a few lines that record the watched state, ask what
+it needs, and hand that to a worker.
 
 Only @kopf.on.event: it writes nothing onto Deployments (no kopf annotations, no finalizers).
+The handler itself makes no API call, so kopf's per-object stream never waits on the network.
 """
 import asyncio
+import copy
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from autorollback import annotations, health, logs, metrics, rollback, rollout
+from autorollback import annotations, health, logs, metrics, reconcile, state
+from autorollback.kube import ApiError
+from autorollback.workqueue import WorkQueue
 
 registry = kopf.OperatorRegistry()
 log = logs.get(__name__)
+WORKERS = 16  # Deployments worked on at once
 
 
 @dataclass
-class State:
+class Operator:
+    """Everything the process shares; touched on the event loop only."""
     freshness: health.Freshness
+    memory: state.Memory = field(default_factory=state.Memory)
     health: tuple[bool, str] = (True, "starting")
-    opted_in: dict[str, str] = field(default_factory=dict)  # uid -> namespace
-    reported: set[tuple[str, str, str]] = field(default_factory=set)  # (uid, key, bad value)
-    # (uid, failure's lastTransitionTime, paused, dry-run): failures already dealt with in that state
-    handled: set[tuple[str, str, bool, bool]] = field(default_factory=set)
-    proven: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) marked healthy
-    started: set[tuple[str, int]] = field(default_factory=set)  # (uid, generation) rollouts checked
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORKERS, "autorollback"))
+    queue: WorkQueue = field(init=False)
 
-    def forget(self, uid: str, namespace: str) -> None:
-        self.count_opted_in(uid, namespace, False)
-        self.reported = {r for r in self.reported if r[0] != uid}
-        self.handled = {h for h in self.handled if h[0] != uid}
-        self.proven = {p for p in self.proven if p[0] != uid}
-        self.started = {p for p in self.started if p[0] != uid}
+    def __post_init__(self) -> None:
+        self.queue = WorkQueue(self.process, WORKERS)
 
-    def count_opted_in(self, uid: str, namespace: str, enabled: bool) -> None:
-        if enabled == (uid in self.opted_in):
-            return  # most watch events change nothing here
-        if enabled:
-            self.opted_in[uid] = namespace
-        else:
-            del self.opted_in[uid]
-        metrics.opted_in.labels(namespace).set(sum(1 for ns in self.opted_in.values() if ns == namespace))
+    def forget(self, uid: str) -> None:
+        memo = self.memory.forget(uid)
+        self.queue.forget(uid)
+        if memo is not None:
+            metrics.forget(memo.series)
+            if memo.enabled:
+                metrics.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
 
+    def forget_unlisted(self, listed: dict[str, str]) -> None:
+        """Deployments deleted while the watch was re-listing never get a DELETED event."""
+        for uid in [u for u in self.memory.memos if u not in listed]:
+            self.forget(uid)
 
-def _report_problems(state: State, deployment: dict[str, Any], config: annotations.Config) -> None:
-    uid = deployment["metadata"]["uid"]
-    for p in config.problems:
-        if (uid, p.key, p.value) in state.reported:
-            continue
-        state.reported.add((uid, p.key, p.value))
+    def observe(self, uid: str, deployment: dict[str, Any]) -> None:
         meta = deployment["metadata"]
-        metrics.invalid_annotations.labels(meta["namespace"], meta["name"], p.key).inc()
-        log.warning("invalid annotation", key=p.key, value=p.value, message=p.message(),
-                    namespace=meta["namespace"], deployment=meta["name"])
-        rollback.post(deployment, "Warning", "InvalidAnnotation", p.message())
+        if not annotations.mentioned(meta.get("annotations")):
+            if uid in self.memory.memos:
+                self.forget(uid)
+            return
+        config = annotations.parse(meta.get("annotations"))
+        memo = self.memory.get(uid, meta["namespace"], meta["name"])
+        was = memo.enabled
+        if memo.observe(deployment, config):
+            self.queue.add(uid)
+        if was != memo.enabled:
+            metrics.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+
+    def resync(self) -> None:
+        """Queue every Deployment whose last known state still asks for something."""
+        for uid, memo in self.memory.memos.items():
+            if memo.body is not None and memo.jobs(memo.body, annotations.parse(
+                    memo.body["metadata"].get("annotations"))):
+                self.queue.add(uid)
+
+    async def process(self, uid: str) -> ApiError | None:
+        memo = self.memory.memos.get(uid)
+        if memo is None or memo.body is None:
+            return None
+        config = annotations.parse(memo.body["metadata"].get("annotations"))
+        jobs = memo.jobs(memo.body, config)
+        if not jobs:
+            return None
+        work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
+                              memo.healthy_evidence, memo.api_failure_reported)
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
+        if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
+            metrics.forget(result.series)
+            return None
+        memo.series |= result.series
+        for name, value in result.done.items():
+            if name == "healthy_evidence":
+                if memo.healthy_evidence is value:
+                    memo.healthy_evidence = None
+            else:
+                setattr(memo, name, value)
+        return result.retry
 
 
 @kopf.on.login(registry=registry)
@@ -63,29 +99,13 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.event("apps", "v1", "deployments", registry=registry)
 async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    state: State = memo.state
+    op: Operator = memo.operator
     meta = body.metadata
     metrics.watch_events.inc()
-    state.freshness.observe(meta.uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
+    op.freshness.observe(meta.uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
     if type == "DELETED":
-        state.forget(meta.uid, meta.namespace)
+        op.forget(meta.uid)
         return
-    config = annotations.parse(meta.annotations)
-    state.count_opted_in(meta.uid, meta.namespace, config.enabled)
-    if not annotations.mentioned(meta.annotations):
-        return
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", **dict(body)}
-    if config.problems:
-        await asyncio.to_thread(_report_problems, state, deployment, config)
-    if not config.enabled:
-        return
-    generation = (meta.uid, meta.get("generation", 0))
-    if rollout.failure(deployment):
-        await asyncio.to_thread(rollback.handle_failure, deployment, config, state.handled)
-    elif rollout.complete(deployment):
-        if generation not in state.proven:
-            await asyncio.to_thread(rollback.note_complete, deployment)
-            state.proven.add(generation)
-    elif generation not in state.started:
-        state.started.add(generation)
-        await asyncio.to_thread(rollback.warn_if_known_bad, deployment)
+    if meta.uid not in op.memory.memos and not annotations.mentioned(meta.annotations):
+        return  # never copied, never looked at again: the common case in a big cluster
+    op.observe(meta.uid, {"apiVersion": "apps/v1", "kind": "Deployment", **copy.deepcopy(dict(body))})

@@ -30,8 +30,9 @@ class Freshness:
         quiet = self.quiet_for(now)
         if quiet <= self.stale_after:
             return True, f"last watch event {quiet:.0f}s ago"
+        for uid in [u for u in self.seen if u not in listed]:
+            del self.seen[uid]  # deleted while the watch re-listed: kopf sends no DELETED for those
         missed = sum(1 for uid, rv in listed.items() if self.seen.get(uid) != rv)
-        missed += sum(1 for uid in self.seen if uid not in listed)
         if missed:
             return False, (f"Deployment watch is stale: no event for {quiet:.0f}s "
                            f"but {missed} Deployment change(s) were never delivered")

@@ -1,34 +1,37 @@
-"""Revision history: the ReplicaSets a Deployment controls, the operator's marks on them, and
-the choice of the revision to roll back to.
+"""Revision history: the ReplicaSets a Deployment controls, what is known about each, and the
+choice of the revision to roll back to.
 
-Marks are annotations on the ReplicaSets themselves, so they survive restarts and describe
-exactly one pod template. Times are RFC 3339 UTC timestamps.
+What is known comes from two places, both bound to the ReplicaSet they describe:
+- marks: annotations on the ReplicaSet whose value starts with that ReplicaSet's name
+  (`web-5d8f 2026-11-26T12:00:00Z`). kubectl's undo and the Deployment controller copy
+  annotations between a Deployment and its ReplicaSets, so a mark found on another ReplicaSet
+  is a copy and is ignored;
+- the rollback ledger on the Deployment (see `ledger`), written in the rollback patch itself.
+Times are RFC 3339 and compared parsed, never as text.
 """
 import copy
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback.annotations import PREFIX
+from autorollback.ledger import Entry
 from autorollback.rollout import revision_of
 
 HEALTHY_AT = PREFIX + "healthy-at"  # the Deployment completed its rollout on this template
-FAILED_AT = PREFIX + "failed-at"  # lastTransitionTime of the ProgressDeadlineExceeded it hit
+FAILED_AT = PREFIX + "failed-at"  # the failure's id: its lastUpdateTime
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
-ROLLED_BACK_AT = PREFIX + "rolled-back-at"  # the operator rolled back away from this template
-RESTORED_AT = PREFIX + "restored-at"  # the operator rolled back to this template
-MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME, ROLLED_BACK_AT, RESTORED_AT)
+MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME)
 HASH_LABEL = "pod-template-hash"
-
 
 NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
 def timestamp(text: str) -> dt.datetime:
-    """An RFC 3339 time; missing or unreadable marks count as never."""
+    """An RFC 3339 time; missing or unreadable ones count as never."""
     try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
     except ValueError:
         return NEVER
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
@@ -36,6 +39,17 @@ def timestamp(text: str) -> dt.datetime:
 
 def stamp(at: dt.datetime) -> str:
     return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def bind(replicaset: str, payload: str) -> str:
+    """A mark's value: only valid on the ReplicaSet it names."""
+    return f"{replicaset} {payload}"
+
+
+def bound(replicaset: str, value: str | None) -> str:
+    """The payload of a mark if it was written for this ReplicaSet, else ""."""
+    name, _, payload = (value or "").partition(" ")
+    return payload if name == replicaset and payload else ""
 
 
 def without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -46,8 +60,30 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+def _semantic(value: Any) -> Any:
+    """Like apiequality.Semantic: null, absent and empty lists or maps are the same. An empty map
+    that selects something (a volume's `emptyDir: {}`) stays."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = _semantic(v)
+            if v is None or v == [] or (v == {} and k in _EMPTY_IS_NOTHING):
+                continue
+            out[k] = v
+        return out
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
+# Maps whose emptiness means "nothing": the API server may send them as {} or leave them out.
+_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "metadata", "securityContext",
+                               "resources", "limits", "requests", "claims"})
+
+
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return without_hash(a) == without_hash(b)
+    """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
+    return _semantic(without_hash(a)) == _semantic(without_hash(b))
 
 
 @dataclass(frozen=True)
@@ -56,49 +92,80 @@ class Revision:
     name: str
     template: dict[str, Any]
     annotations: dict[str, str]
+    created: str = ""
+    available: int = 0  # pods of this ReplicaSet available right now
+    ledger: tuple[Entry, ...] = field(default=(), compare=False)
 
     def mark(self, key: str) -> str:
-        return self.annotations.get(key, "")
+        return bound(self.name, self.annotations.get(key))
 
     def at(self, key: str) -> dt.datetime:
-        return timestamp(self.mark(key))
+        return timestamp(self.mark(key).split(" ", 1)[0])
 
-    def _after_healthy(self, key: str) -> bool:
-        return self.at(key) > NEVER and self.at(key) >= self.at(HEALTHY_AT)
+    @property
+    def healthy_at(self) -> dt.datetime:
+        return self.at(HEALTHY_AT)
+
+    def _latest(self, times: list[dt.datetime]) -> dt.datetime:
+        return max([NEVER, *times])
+
+    @property
+    def rolled_back_at(self) -> dt.datetime:
+        """Last time autorollback rolled back away from this template."""
+        return self._latest([timestamp(e.at) for e in self.ledger if e.failed == self.name])
+
+    @property
+    def restored_at(self) -> dt.datetime:
+        """Last time autorollback rolled back to this template."""
+        return self._latest([timestamp(e.at) for e in self.ledger if e.restored == self.name])
+
+    @property
+    def failed_at(self) -> dt.datetime:
+        return max(self.at(FAILED_AT), self.rolled_back_at)
 
     @property
     def healthy(self) -> bool:
-        return self.at(HEALTHY_AT) > max(NEVER, self.at(FAILED_AT))
+        return self.healthy_at > max(NEVER, self.failed_at)
 
     @property
     def failed(self) -> bool:
-        return self._after_healthy(FAILED_AT)
+        return self.failed_at > NEVER and self.failed_at >= self.healthy_at
 
     @property
     def rolled_back_and_unproven(self) -> bool:
-        """The operator rolled back away from this template and it never became healthy since."""
-        return self._after_healthy(ROLLED_BACK_AT)
+        """autorollback rolled back away from this template and it never became healthy since."""
+        return self.rolled_back_at > NEVER and self.rolled_back_at >= self.healthy_at
 
     @property
     def restored_and_unproven(self) -> bool:
-        """The operator rolled back to this template and it never became healthy since."""
-        return self._after_healthy(RESTORED_AT)
+        """autorollback rolled back to this template and it never became healthy since."""
+        return self.restored_at > NEVER and self.restored_at >= self.healthy_at
+
+    @property
+    def serving(self) -> bool:
+        """Its pods are available now: state that lasts, unlike the moment a rollout completed."""
+        return self.available > 0
 
 
-def revisions(replicasets: list[dict[str, Any]]) -> list[Revision]:
+def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
     """Newest first; ReplicaSets with an unparsable revision are ignored, as kubectl does."""
     out = []
     for rs in replicasets:
         number = revision_of(rs)
         if number is None:
             continue
-        out.append(Revision(number, rs["metadata"]["name"], rs["spec"]["template"],
-                            dict(rs["metadata"].get("annotations") or {})))
+        meta = rs["metadata"]
+        out.append(Revision(number, meta["name"], rs["spec"]["template"], dict(meta.get("annotations") or {}),
+                            created=meta.get("creationTimestamp") or "",
+                            available=int((rs.get("status") or {}).get("availableReplicas") or 0),
+                            ledger=ledger))
     return sorted(out, key=lambda r: r.number, reverse=True)
 
 
 def current(history: list[Revision], template: dict[str, Any]) -> Revision | None:
-    return next((r for r in history if same_template(r.template, template)), None)
+    """The controller's FindNewReplicaSet: the oldest ReplicaSet with this template."""
+    same = [r for r in history if same_template(r.template, template)]
+    return min(same, key=lambda r: (timestamp(r.created), r.name), default=None)
 
 
 @dataclass(frozen=True)
@@ -107,18 +174,23 @@ class Target:
     why: str
 
 
-def choose_target(history: list[Revision], template: dict[str, Any], revision: int) -> Target:
-    """The newest older revision known healthy; else the newest older one not known to have failed."""
-    older = [r for r in history if r.number < revision]
+def choose_target(history: list[Revision], failing: Revision) -> Target:
+    """The newest older revision known healthy; else the newest older one serving now; else the
+    newest older one not known to have failed."""
+    older = [r for r in history if r.number < failing.number and r.name != failing.name]
     if not older:
         return Target(None, "there is no older revision to go back to (this is the first revision, "
                             "or revisionHistoryLimit removed the older ReplicaSets)")
     healthy = next((r for r in older if r.healthy), None)
     if healthy:
         return Target(healthy, f"revision {healthy.number} is the newest known to have been healthy")
+    serving = next((r for r in older if r.serving and not r.failed), None)
+    if serving:
+        return Target(serving, f"no older revision is known healthy; revision {serving.number} is the newest "
+                               f"whose pods are available now ({serving.available})")
     untried = next((r for r in older if not r.failed), None)
     if untried:
-        return Target(untried, f"no older revision is known healthy; revision {untried.number} is the "
-                               "newest not known to have failed")
+        return Target(untried, f"no older revision is known healthy or has available pods; revision "
+                               f"{untried.number} is the newest not known to have failed")
     numbers = ", ".join(str(r.number) for r in older)
     return Target(None, f"every older revision ({numbers}) is known to have failed")

@@ -1,26 +1,58 @@
-"""The one module that talks to the Kubernetes API (through the official client)."""
+"""The one module that talks to the Kubernetes API.
+
+Objects are read and written as raw JSON, byte for byte what the API server sent: a typed
+client model silently drops fields it does not know, and the operator writes pod templates
+back. The official client is used for what it is good at: loading kubeconfig or in-cluster
+credentials (with token refresh) and building the TLS connection pool, shared by every call.
+"""
 import datetime as dt
 import json
 import os
+import urllib.parse
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
 TIMEOUT = 10  # seconds per API request
+POOL = 32  # connections kept to the API server
+FIELD_MANAGER = "autorollback"
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
-__all__ = ["ApiException", "ConnectError", "connect"]
+__all__ = ["ApiError", "ConnectError", "connect"]
 
 
 class ConnectError(Exception):
     """No usable configuration, or the API server does not answer."""
 
 
+@dataclass
+class ApiError(Exception):
+    status: int  # 0: no answer (connection refused, reset, timed out)
+    reason: str
+    message: str
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}: {self.message}" if self.status else f"no answer: {self.message}"
+
+
+@dataclass
+class _Connection:
+    configuration: client.Configuration
+    pool: urllib3.PoolManager
+
+
+_conn: _Connection | None = None
+
+
 def connect() -> None:
     """Load in-cluster or kubeconfig credentials and prove the API server answers."""
+    global _conn
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
@@ -30,89 +62,133 @@ def connect() -> None:
         raise ConnectError(
             f"no Kubernetes configuration found ({e}); set KUBECONFIG or run inside a cluster"
         ) from None
-    host = client.Configuration.get_default_copy().host
+    cfg = client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = POOL
+    _conn = _Connection(cfg, rest.RESTClientObject(cfg).pool_manager)
     try:
-        client.VersionApi().get_code(_request_timeout=TIMEOUT)
-    except ApiException as e:
+        request("GET", "/version")
+    except ApiError as e:
+        if e.status == 0:
+            raise ConnectError(f"cannot reach the Kubernetes API server at {cfg.host}: {e.message}") from None
         if e.status not in (401, 403):  # the server answered: credentials are checked by the watch
-            raise ConnectError(f"the Kubernetes API server at {host} answered {e.status} {e.reason}") from None
-    except (urllib3.exceptions.HTTPError, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise ConnectError(f"cannot reach the Kubernetes API server at {host}: {reason}") from None
+            raise ConnectError(f"the Kubernetes API server at {cfg.host} answered {e}") from None
 
 
-def api_message(e: ApiException) -> str:
-    """The API server's own message from an error response, else the raw body."""
+def _retry_after(headers: Any) -> float | None:
     try:
-        return json.loads(e.body or "{}").get("message") or str(e.body or e.reason)
-    except ValueError:
-        return str(e.body or e.reason)
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
 
 
-def _apps() -> client.AppsV1Api:
-    return client.AppsV1Api()
+def request(method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+            content_type: str = "application/json", accept: str = "application/json") -> Any:
+    """One API request; the answer's JSON as sent. Raises ApiError for anything but 2xx."""
+    assert _conn is not None, "kube.connect() first"
+    cfg = _conn.configuration
+    headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
+    token = cfg.get_api_key_with_prefix("authorization")  # refreshes expiring tokens
+    if token:
+        headers["Authorization"] = token
+    data = None
+    if body is not None:
+        headers["Content-Type"] = content_type
+        data = json.dumps(body).encode()
+    url = cfg.host.rstrip("/") + path
+    if query:
+        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    try:
+        r = _conn.pool.request(method, url, body=data, headers=headers, retries=False, preload_content=True,
+                               timeout=urllib3.Timeout(connect=TIMEOUT, read=TIMEOUT))
+    except urllib3.exceptions.HTTPError as e:
+        raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
+    if not 200 <= r.status < 300:
+        try:
+            status = json.loads(r.data or b"{}")
+            message = status.get("message") if isinstance(status, dict) else None
+        except ValueError:
+            message = None
+        raise ApiError(r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500],
+                       _retry_after(r.headers))
+    return json.loads(r.data) if r.data else None
 
 
-def _core() -> client.CoreV1Api:
-    return client.CoreV1Api()
-
-
-def _plain(obj: Any) -> Any:
-    return client.ApiClient().sanitize_for_serialization(obj)
+def _deployments(namespace: str | None) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"
 
 
 def deployment_versions(namespaces: list[str]) -> dict[str, str]:
-    """uid -> resourceVersion of every Deployment in scope (metadata is all we need)."""
-    if namespaces:
-        items = [d for ns in namespaces for d in _apps().list_namespaced_deployment(ns, _request_timeout=TIMEOUT).items]
-    else:
-        items = _apps().list_deployment_for_all_namespaces(_request_timeout=TIMEOUT).items
-    return {d.metadata.uid: d.metadata.resource_version for d in items}
+    """uid -> resourceVersion of every Deployment in scope: metadata only, in pages."""
+    out: dict[str, str] = {}
+    for ns in namespaces or [None]:
+        token = None
+        while True:
+            page = request("GET", _deployments(ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY)
+            for item in page.get("items") or []:
+                out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+    return out
 
 
 def get_deployment(namespace: str, name: str) -> dict[str, Any]:
-    return _plain(_apps().read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT))
+    return request("GET", f"{_deployments(namespace)}/{name}")
+
+
+def selector(label_selector: dict[str, Any]) -> str:
+    """A LabelSelector as the API's query string: matchLabels and matchExpressions."""
+    parts = [f"{k}={v}" for k, v in sorted((label_selector.get("matchLabels") or {}).items())]
+    for e in label_selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], ",".join(e.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}[op])
+    return ",".join(parts)
 
 
 def replicasets_of(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     """ReplicaSets controlled by the Deployment, exactly as kubectl's rollout history finds them."""
     meta = deployment["metadata"]
-    labels = deployment["spec"]["selector"].get("matchLabels") or {}
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    items = _apps().list_namespaced_replica_set(meta["namespace"], label_selector=selector,
-                                               _request_timeout=TIMEOUT).items
-    owned = []
-    for rs in map(_plain, items):
-        refs = rs["metadata"].get("ownerReferences") or []
-        if any(r.get("controller") and r.get("uid") == meta["uid"] for r in refs):
-            owned.append(rs)
-    return owned
+    page = request("GET", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
+                   query={"labelSelector": selector(deployment["spec"].get("selector") or {})})
+    return [rs for rs in page.get("items") or []
+            if any(r.get("controller") and r.get("uid") == meta["uid"]
+                   for r in rs["metadata"].get("ownerReferences") or [])]
+
+
+def get_replicaset(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")
+    except ApiError as e:
+        if e.status == 404:
+            return None
+        raise
 
 
 def patch_deployment(namespace: str, name: str, json_patch: list[dict[str, Any]]) -> dict[str, Any]:
-    return _plain(_apps().patch_namespaced_deployment(name, namespace, json_patch, _request_timeout=TIMEOUT))
+    return request("PATCH", f"{_deployments(namespace)}/{name}", body=json_patch,
+                   query={"fieldManager": FIELD_MANAGER}, content_type="application/json-patch+json")
 
 
 def annotate_replicaset(namespace: str, name: str, annotations: dict[str, str | None]) -> None:
     """Merge-patch annotations onto a ReplicaSet (None removes a key)."""
-    body = {"metadata": {"annotations": annotations}}
-    _apps().patch_namespaced_replica_set(name, namespace, body, _request_timeout=TIMEOUT)
+    request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
+            body={"metadata": {"annotations": annotations}}, query={"fieldManager": FIELD_MANAGER},
+            content_type="application/merge-patch+json")
 
 
 def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "autorollback") -> None:
     """A core/v1 Event on obj, as `kubectl describe` shows them."""
     meta = obj["metadata"]
-    now = dt.datetime.now(dt.timezone.utc)
-    event = client.CoreV1Event(
-        metadata=client.V1ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:16]}", namespace=meta["namespace"]),
-        involved_object=client.V1ObjectReference(
-            api_version=obj.get("apiVersion", "apps/v1"), kind=obj.get("kind", "Deployment"),
-            name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid"),
-            resource_version=meta.get("resourceVersion"),
-        ),
-        type=type_, reason=reason, message=message[:1024],
-        first_timestamp=now, last_timestamp=now, count=1,
-        source=client.V1EventSource(component=component),
-        reporting_component=component, reporting_instance=os.environ.get("POD_NAME", component),
-    )
-    _core().create_namespaced_event(meta["namespace"], event, _request_timeout=TIMEOUT)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "Deployment"),
+                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
+                           "resourceVersion": meta.get("resourceVersion")},
+        "type": type_, "reason": reason, "message": message[:1024],
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": component},
+        "reportingComponent": component, "reportingInstance": os.environ.get("POD_NAME", component),
+    }
+    request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)

@@ -47,9 +47,28 @@ invalid_annotations = Counter(
     "Distinct invalid autorollback.io/* annotation values seen.",
     ["namespace", "deployment", "key"],
 )
+api_errors = Counter(
+    "autorollback_api_errors_total",
+    "Kubernetes API requests that failed, by the work they were for and the HTTP status (0: no answer). "
+    "The work is tried again with backoff.",
+    ["operation", "code"],
+)
 watch_events = Counter("autorollback_watch_events_total", "Deployment watch events received.")
 watch_healthy = Gauge(
     "autorollback_watch_healthy",
     "1 while the Deployment watch delivers changes, 0 when it has gone stale (see /healthz).",
 )
 watch_healthy.set(1)
+
+
+_PER_DEPLOYMENT = {"invalid_annotations": invalid_annotations, "failed_rollouts": failed_rollouts,
+                   "rollbacks": rollbacks, "last_rollback": last_rollback}
+
+
+def forget(series: set[tuple[str, ...]]) -> None:
+    """Remove a deleted Deployment's series, so that their number follows the live Deployments."""
+    for name, *labels in series:
+        try:
+            _PER_DEPLOYMENT[name].remove(*labels)
+        except KeyError:
+            pass

@@ -1,21 +1,37 @@
-"""What the Deployment controller says about a rollout: failed, complete, or in progress."""
+"""What the Deployment controller says about a rollout: failed, complete, or in progress.
+
+Every Progressing message the controller writes names a ReplicaSet (`ReplicaSet "web-5d8f" has
+timed out progressing.`). The condition outlives the generation it was written for: when the
+template goes back to an existing ReplicaSet (every rollback), the controller keeps the old
+condition until it sees progress. So a condition only describes the current template when the
+ReplicaSet it names is the current new ReplicaSet; callers check that against the ReplicaSets.
+"""
+import re
 from dataclasses import dataclass
 from typing import Any
 
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
+_NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([^"]+)"')
 
 
-def _condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
+def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
     for c in (deployment.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
             return c
     return {}
 
 
-def _observed(deployment: dict[str, Any]) -> bool:
+def observed(deployment: dict[str, Any]) -> bool:
     status = deployment.get("status") or {}
     return status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+
+
+def named_replicaset(message: str) -> str:
+    """The ReplicaSet a Progressing message is about ("" when it names none)."""
+    m = _NAMED.search(message or "")
+    return m.group(1) if m else ""
 
 
 def revision_of(obj: dict[str, Any]) -> int | None:
@@ -31,31 +47,51 @@ def revision_of(obj: dict[str, Any]) -> int | None:
 
 @dataclass(frozen=True)
 class Failure:
-    revision: int
+    replicaset: str  # the ReplicaSet the condition blames
     reason: str
     message: str
-    since: str  # the condition's lastTransitionTime: identifies this failure
+    updated: str  # lastUpdateTime: written anew for every timeout, unlike lastTransitionTime
+    revision: int
+
+    @property
+    def id(self) -> str:
+        """Names this failure and no other: the blamed ReplicaSet and the time it was blamed."""
+        return f"{self.replicaset} {self.updated}"
 
 
 def failure(deployment: dict[str, Any]) -> Failure | None:
-    """The current generation's rollout ended in Progressing=False, ProgressDeadlineExceeded."""
-    c = _condition(deployment, "Progressing")
-    if not (_observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
+    """Progressing=False, ProgressDeadlineExceeded, written for the current generation or carried into it."""
+    c = condition(deployment, "Progressing")
+    if not (observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
         return None
-    return Failure(revision=revision_of(deployment) or 0, reason=DEADLINE_EXCEEDED,
-                   message=c.get("message", ""), since=c.get("lastTransitionTime") or "")
+    return Failure(replicaset=named_replicaset(c.get("message", "")), reason=DEADLINE_EXCEEDED,
+                   message=c.get("message", ""), updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
+                   revision=revision_of(deployment) or 0)
 
 
-def complete(deployment: dict[str, Any]) -> bool:
-    """Like `kubectl rollout status` saying "successfully rolled out", plus the controller's own verdict."""
-    if not _observed(deployment):
-        return False
+def completed_replicaset(deployment: dict[str, Any]) -> str:
+    """The ReplicaSet of a finished rollout ("" while none): like `kubectl rollout status` saying
+    "successfully rolled out", plus the controller's own verdict. A rollout to zero replicas ran
+    no pod, so it proves nothing."""
+    if not observed(deployment) or paused(deployment):
+        return ""
     status = deployment.get("status") or {}
     want = (deployment.get("spec") or {}).get("replicas", 1)
-    return (status.get("updatedReplicas", 0) >= want
+    c = condition(deployment, "Progressing")
+    done = (want > 0
+            and status.get("updatedReplicas", 0) >= want
             and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
             and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
-            and _condition(deployment, "Progressing").get("reason") == "NewReplicaSetAvailable")
+            and c.get("reason") == COMPLETE)
+    return named_replicaset(c.get("message", "")) if done else ""
+
+
+def progressing_replicaset(deployment: dict[str, Any]) -> str:
+    """The ReplicaSet a rollout in progress is about, as far as the controller has said so."""
+    c = condition(deployment, "Progressing")
+    if c.get("status") != "True" or c.get("reason") == COMPLETE:
+        return ""
+    return named_replicaset(c.get("message", ""))
 
 
 def paused(deployment: dict[str, Any]) -> bool:
@@ -64,4 +100,4 @@ def paused(deployment: dict[str, Any]) -> bool:
 
 def images(template: dict[str, Any]) -> str:
     containers = (template.get("spec") or {}).get("containers") or []
-    return ", ".join(c.get("image", "?") for c in containers) or "no containers"
+    return ", ".join(str(c.get("image", "?")) for c in containers) or "no containers"

@@ -1,14 +1,16 @@
-"""Runs kopf embedded, next to our /metrics and /healthz endpoints and the watch-freshness check."""
+"""Runs kopf embedded, next to the work queue, our /metrics and /healthz endpoints, the watch-
+freshness check and the periodic resync."""
 import asyncio
 import contextlib
 import time
 
 import kopf
 
-from autorollback import endpoints, handlers, health, kube, logs, metrics, rollback
+from autorollback import endpoints, handlers, health, kube, logs, metrics
 
 log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
+RESYNC_INTERVAL = 60.0  # seconds between passes over every known Deployment's last state
 
 
 def settings() -> kopf.OperatorSettings:
@@ -21,34 +23,45 @@ def settings() -> kopf.OperatorSettings:
     return s
 
 
-async def _watch_freshness(state: handlers.State, namespaces: list[str]) -> None:
+async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None:
     while True:
-        await asyncio.sleep(min(CHECK_INTERVAL, state.freshness.stale_after))
+        await asyncio.sleep(min(CHECK_INTERVAL, op.freshness.stale_after))
         try:
             # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
-            listed = (await asyncio.to_thread(kube.deployment_versions, namespaces)
-                      if state.freshness.needs_check(time.monotonic()) else {})
-            state.health = state.freshness.verdict(listed, time.monotonic())
-        except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
-            state.health = (False, f"cannot list Deployments to check the watch: {e}")
-        metrics.watch_healthy.set(1 if state.health[0] else 0)
-        if not state.health[0]:
-            log.warning("watch unhealthy", reason=state.health[1])
+            if op.freshness.needs_check(time.monotonic()):
+                listed = await asyncio.to_thread(kube.deployment_versions, namespaces)
+                op.forget_unlisted(listed)
+            else:
+                listed = {}
+            op.health = op.freshness.verdict(listed, time.monotonic())
+        except kube.ApiError as e:  # an unreachable API server is unhealthy, not fatal
+            op.health = (False, f"cannot list Deployments to check the watch: {e}")
+        metrics.watch_healthy.set(1 if op.health[0] else 0)
+        if not op.health[0]:
+            log.warning("watch unhealthy", reason=op.health[1])
+
+
+async def _resync(op: handlers.Operator) -> None:
+    """Anything a lost event or a bug left undone is picked up from the last known state."""
+    while True:
+        await asyncio.sleep(RESYNC_INTERVAL)
+        op.resync()
 
 
 async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float) -> int:
-    state = handlers.State(freshness=health.Freshness(stale_after=watch_stale_seconds, last_event=time.monotonic()))
+    op = handlers.Operator(freshness=health.Freshness(stale_after=watch_stale_seconds, last_event=time.monotonic()))
     ready = asyncio.Event()
     try:
         servers = await endpoints.serve(
             metrics_port, health_port,
-            healthz=lambda: state.health,
+            healthz=lambda: op.health,
             readyz=lambda: (True, "watching") if ready.is_set() else (False, "starting"),
         )
     except OSError as e:
         log.error("cannot open the metrics/health ports", error=str(e))
         return 2
-    checker = asyncio.create_task(_watch_freshness(state, namespaces))
+    op.queue.start()
+    background = [asyncio.create_task(_watch_freshness(op, namespaces)), asyncio.create_task(_resync(op))]
     log.info("operator starting", namespaces=namespaces or "all", metrics_port=metrics_port, health_port=health_port)
     try:
         await kopf.operator(
@@ -57,14 +70,16 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             standalone=True,
             clusterwide=not namespaces,
             namespaces=namespaces,
-            memo=kopf.Memo(state=state),
+            memo=kopf.Memo(operator=op),
             ready_flag=ready,
         )
     finally:
-        rollback.stop()  # asyncio.run() waits for worker threads: do not let them sleep in retries
-        checker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await checker
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await op.queue.stop()
+        op.executor.shutdown(wait=False, cancel_futures=True)
         for server in servers:
             await server.cleanup()
     log.info("operator stopped")

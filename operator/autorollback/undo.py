@@ -1,6 +1,7 @@
 """The rollback patch, built by the rules of `kubectl rollout undo --to-revision=N`."""
 from typing import Any
 
+from autorollback import ledger
 from autorollback.annotations import PREFIX
 from autorollback.history import MARKS, Revision, without_hash
 
@@ -23,21 +24,31 @@ def kubectl_annotations(deployment: dict[str, str], replicaset: dict[str, str]) 
     return out
 
 
-def annotations(deployment: dict[str, str], target: Revision, change_cause: str) -> dict[str, str]:
-    """kubectl's annotations, plus the user's autorollback.io/* configuration, minus our marks."""
+def is_configuration(key: str) -> bool:
+    """The user's autorollback.io/* settings, as opposed to the state autorollback records."""
+    return key.startswith(PREFIX) and key not in MARKS and key != ledger.KEY
+
+
+def annotations(deployment: dict[str, str], target: Revision, change_cause: str,
+                entries: tuple[ledger.Entry, ...]) -> dict[str, str]:
+    """kubectl's annotations, plus the user's autorollback.io/* configuration and the ledger;
+    no marks (they belong on ReplicaSets) and nothing of autorollback's copied from the ReplicaSet."""
     out = {k: v for k, v in kubectl_annotations(deployment, target.annotations).items()
            if not k.startswith(PREFIX)}
-    out.update({k: v for k, v in deployment.items() if k.startswith(PREFIX) and k not in MARKS})
+    out.update({k: v for k, v in deployment.items() if is_configuration(k)})
+    out[ledger.KEY] = ledger.dump(entries)
     out[CHANGE_CAUSE] = change_cause
     return out
 
 
-def patch(deployment: dict[str, Any], target: Revision, change_cause: str) -> list[dict[str, Any]]:
-    """One JSON Patch; replacing resourceVersion makes it fail with 409 if anyone wrote in between."""
+def patch(deployment: dict[str, Any], target: Revision, change_cause: str,
+          entries: tuple[ledger.Entry, ...]) -> list[dict[str, Any]]:
+    """One JSON Patch: the template, the annotations and the ledger entry that records this
+    rollback. Replacing resourceVersion makes it fail with 409 if anyone wrote in between."""
     meta = deployment["metadata"]
     return [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
         {"op": "replace", "path": "/spec/template", "value": without_hash(target.template)},
         {"op": "replace", "path": "/metadata/annotations",
-         "value": annotations(meta.get("annotations") or {}, target, change_cause)},
+         "value": annotations(meta.get("annotations") or {}, target, change_cause, entries)},
     ]

@@ -35,3 +35,12 @@ def test_invalid_mode_is_the_safe_side() -> None:
     assert c.enabled and c.mode == DRY_RUN
     (p,) = c.problems
     assert '"rollback" or "dry-run"' in p.message() and "dry-run" in p.consequence
+
+
+def test_user_values_are_quoted_escaped_and_capped_in_messages() -> None:
+    value = "x\n{\"level\": \"error\"}" + "y" * 300_000
+    (p,) = parse({ENABLED: value}).problems
+    message = p.message()
+    assert "\n" not in message and len(message) < 400 and f"({len(value)} characters)" in message
+    (p,) = parse({ENABLED: "naïve\u0000"}).problems
+    assert "\\u00ef" in p.message() and "\\u0000" in p.message()

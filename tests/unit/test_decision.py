@@ -1,23 +1,52 @@
-from autorollback import annotations, decision, history, rollout
-from factories import deployment, replicaset
+from autorollback import annotations, decision, history, ledger
+from factories import UPDATED, deployment, replicaset, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})
 DRY = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
 HEALTHY = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}
+NOW = "2026-11-26T10:00:05.000000Z"
 
 
 def decide(d, replicasets, config=ON):
-    return decision.decide(d, replicasets, config, rollout.failure(d))
+    return decision.decide(d, replicasets, config, NOW)
 
 
-def test_rolls_back_to_the_last_healthy_revision() -> None:
+def entries(d):
+    return ledger.parse(d[2]["value"][ledger.KEY])
+
+
+def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patch() -> None:
     d = deployment("app:1.1.0", revision=5, failed=True)
     out = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
     assert out.result == decision.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
-    assert out.target.number == 4 and out.failing.number == 5
+    assert out.target.number == 4 and out.failing.number == 5 and out.first_report
     cause = out.patch[2]["value"]["kubernetes.io/change-cause"]
     assert cause == ("autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): "
                      "ProgressDeadlineExceeded")
+    assert entries(out.patch) == (ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, NOW,
+                                               "ProgressDeadlineExceeded"),)
+
+
+def test_a_failure_in_the_ledger_is_never_rolled_back_again() -> None:
+    # e.g. the operator died after its rollback patch, before it marked anything
+    d = deployment("app:1.1.0", revision=5, failed=True)
+    first = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
+    d["metadata"]["annotations"][ledger.KEY] = first.patch[2]["value"][ledger.KEY]
+    again = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
+    assert (again.result, again.reason) == (decision.NOTHING, "rolled_back")
+
+
+def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
+    # The controller's first sync after a rollback: observedGeneration is current, the condition
+    # is the old ProgressDeadlineExceeded, and its message names the failed ReplicaSet.
+    rolled = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
+    rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
+    out = decide(rolled, rs)
+    assert (out.result, out.reason) == (decision.NOTHING, "stale")
+    assert rs_name("app:1.1.0") in out.message
+    # the same without any marks (crash before marking, a second process, a person's undo)
+    out = decide(rolled, [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0")])
+    assert out.result == decision.NOTHING and out.patch == []
 
 
 def test_dry_run_plans_the_same_patch() -> None:
@@ -28,6 +57,12 @@ def test_dry_run_plans_the_same_patch() -> None:
     assert plan.patch == real.patch
     assert "would roll back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0)" in plan.message
     assert "nothing was changed" in plan.message
+
+
+def test_opted_out_is_nothing() -> None:
+    off = annotations.parse({"autorollback.io/enabled": "false"})
+    out = decide(deployment(failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")], off)
+    assert (out.result, out.reason) == (decision.NOTHING, "opted_out")
 
 
 def test_paused_is_skipped_with_the_resume_command() -> None:
@@ -43,79 +78,98 @@ def test_first_revision_is_impossible() -> None:
 
 
 def test_restored_revision_failing_again_is_abandoned() -> None:
-    restored = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z", history.RESTORED_AT: "2026-11-26T09:10:00.000000Z"}
-    d = deployment("app:1.0.0", revision=3, failed=True)
-    out = decide(d, [replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T09:05:00Z"}),
-                     replicaset(3, "app:1.0.0", restored)])
+    restored = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z",
+                            "2026-11-26T09:10:00.000000Z")
+    d = deployment("app:1.0.0", revision=3, failed=True, annotations={ledger.KEY: ledger.dump((restored,))})
+    out = decide(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (out.result, out.reason, out.event_reason) == (decision.ABANDONED, "restored_revision_failed",
                                                           "RollbackAbandoned")
     assert "manual intervention" in out.message and out.patch == []
 
 
-def test_reapplied_known_bad_template_is_abandoned() -> None:
-    d = deployment("app:2.0.0", revision=4, failed=True)
-    out = decide(d, [replicaset(3, "app:1.0.0", HEALTHY),
-                     replicaset(4, "app:2.0.0", {history.ROLLED_BACK_AT: "2026-11-26T09:10:00.000000Z"})])
+def test_reapplied_known_bad_template_is_abandoned_even_after_its_replicaset_was_deleted() -> None:
+    # revisionHistoryLimit 0: the failed ReplicaSet was garbage-collected and recreated by a re-apply
+    gone = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z")
+    d = deployment("app:2.0.0", revision=4, failed=True, annotations={ledger.KEY: ledger.dump((gone,))})
+    out = decide(d, [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0")])
     assert (out.result, out.reason) == (decision.ABANDONED, "reapplied")
     assert "re-applied" in out.message
 
 
+def test_the_ledger_is_merged_from_every_copy() -> None:
+    # kubectl undo copied an older ReplicaSet's copy of the ledger onto the Deployment
+    entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z")
+    d = deployment("app:2.0.0", revision=4, failed=True, annotations={ledger.KEY: "[]"})
+    rs = [replicaset(3, "app:1.0.0", HEALTHY, annotations={ledger.KEY: ledger.dump((entry,))}),
+          replicaset(4, "app:2.0.0")]
+    assert decide(d, rs).reason == "reapplied"
+
+
 def test_template_already_matching_is_skipped() -> None:
     # like kubectl's "skipped rollback (current template already matches revision N)"
-    d = deployment("app:1.0.0", revision=2, failed=True)
-    out = decide(d, [replicaset(1, "app:1.0.0", HEALTHY, name="web-old"), replicaset(2, "app:1.0.0")])
+    d = deployment("app:1.0.0", revision=2, failed=True, blamed="app:1.0.0")
+    rs = [replicaset(1, "app:1.0.0", HEALTHY, name="web-old", created="2026-11-26T09:00:00Z"),
+          replicaset(2, "app:1.0.0", created="2026-11-26T08:00:00Z")]
+    out = decide(d, rs)
     assert (out.result, out.reason, out.event_reason) == (decision.SKIPPED, "template_matches", "RollbackSkipped")
     assert out.patch == [] and "already matches revision 1" in out.message
 
 
 def test_already_handled() -> None:
-    d = deployment(failed=True, since="2026-11-26T10:00:00Z")
-    f = rollout.failure(d)
-    marked = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T10:00:00Z",
-                                                            history.OUTCOME: "success (x) at t"})])[0]
-    older = history.revisions([replicaset(2, "app:2.0.0", {history.FAILED_AT: "2026-11-26T09:00:00Z"})])[0]
-    assert decision.already_handled(marked, f, False, False) and not decision.already_handled(older, f, False, False)
-    assert not decision.already_handled(None, f, False, False)
+    d = deployment(failed=True)
+    out = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
+        history.FAILED_AT: UPDATED, history.OUTCOME: "impossible (no_target) at t"})])
+    assert (out.result, out.reason) == (decision.NOTHING, "handled")
+    older = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
+        history.FAILED_AT: "2026-11-26T09:00:00Z", history.OUTCOME: "impossible (no_target) at t"})])
+    assert older.result == decision.SUCCESS and older.first_report
 
 
-def test_a_failure_skipped_while_paused_is_due_once_resumed() -> None:
-    f = rollout.failure(deployment(failed=True, since="2026-11-26T10:00:00Z"))
+def test_a_failure_skipped_while_paused_is_due_once_resumed_and_not_reported_twice() -> None:
     skipped = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
-    marks = {history.FAILED_AT: "2026-11-26T10:00:00Z", history.OUTCOME: decision.outcome(skipped, "t")}
-    rs = history.revisions([replicaset(2, "app:2.0.0", marks)])[0]
-    assert decision.already_handled(rs, f, paused=True, dry_run=False)  # still paused: nothing new to say
-    assert not decision.already_handled(rs, f, paused=False, dry_run=False)  # resumed: act now
-    assert decision.seen_before(rs, f)  # but the failure itself is not reported twice
-
-
-def test_known_bad_template_rolled_out_again_is_named() -> None:
-    d = deployment("app:2.0.0", revision=4)
-    bad = {history.FAILED_AT: "2026-11-26T09:05:00Z", history.ROLLED_BACK_AT: "2026-11-26T09:06:00.000000Z"}
-    message = decision.known_bad(d, [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0", bad)])
-    assert message and "revision 4 (app:2.0.0)" in message and "revert it at its source" in message
-    assert decision.known_bad(deployment("app:1.0.0", revision=3), [replicaset(3, "app:1.0.0", HEALTHY)]) is None
-    proven = {**bad, history.HEALTHY_AT: "2026-11-26T10:00:00.000000Z"}  # it worked later after all
-    assert decision.known_bad(d, [replicaset(4, "app:2.0.0", proven)]) is None
-
-
-def test_recheck_after_a_conflict() -> None:
-    failed = deployment("app:2.0.0", failed=True)
-    template = failed["spec"]["template"]
-    assert decision.recheck(failed, template, ON) is None  # same template, still failing: decide again
-    scaled = deployment("app:2.0.0", generation=3)
-    scaled["status"]["observedGeneration"] = 2
-    assert decision.recheck(scaled, template, ON) is None  # not observed yet is not "recovered"
-    fixed = deployment("app:2.0.1")
-    assert decision.recheck(fixed, template, ON).reason == "template_changed"
-    off = annotations.parse({"autorollback.io/enabled": "false"})
-    assert decision.recheck(failed, template, off).reason == "opted_out"
-    assert decision.recheck(deployment("app:2.0.0", complete=True), template, ON).reason == "recovered"
+    marks = {history.FAILED_AT: UPDATED, history.OUTCOME: decision.outcome(skipped, "t")}
+    rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", marks)]
+    assert decide(deployment(failed=True, paused=True), rs).result == decision.NOTHING  # nothing new to say
+    resumed = decide(deployment(failed=True), rs)
+    assert resumed.result == decision.SUCCESS and not resumed.first_report
 
 
 def test_a_failure_planned_in_dry_run_is_due_once_the_mode_is_rollback() -> None:
-    f = rollout.failure(deployment(failed=True, since="2026-11-26T10:00:00Z"))
     planned = decide(deployment(failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")], DRY)
-    marks = {history.FAILED_AT: "2026-11-26T10:00:00Z", history.OUTCOME: decision.outcome(planned, "t")}
-    rs = history.revisions([replicaset(2, "app:2.0.0", marks)])[0]
-    assert decision.already_handled(rs, f, paused=False, dry_run=True)
-    assert not decision.already_handled(rs, f, paused=False, dry_run=False)
+    marks = {history.FAILED_AT: UPDATED, history.OUTCOME: decision.outcome(planned, "t")}
+    rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", marks)]
+    assert decide(deployment(failed=True), rs, DRY).result == decision.NOTHING
+    assert decide(deployment(failed=True), rs).result == decision.SUCCESS
+
+
+def test_known_bad_template_rolled_out_again_is_named() -> None:
+    entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:06:00Z",
+                         "ProgressDeadlineExceeded")
+    d = deployment("app:2.0.0", revision=4, annotations={ledger.KEY: ledger.dump((entry,))})
+    d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                                  "message": f'ReplicaSet "{rs_name("app:2.0.0")}" is progressing.'}]
+    message = decision.known_bad(d)
+    assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
+    d["status"]["conditions"][0]["message"] = f'ReplicaSet "{rs_name("app:3.0.0")}" is progressing.'
+    assert decision.known_bad(d) is None
+
+
+def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
+    d = deployment("app:2.0.0", complete=True)
+    rs = replicaset(2, "app:2.0.0")
+    assert decision.healthy_mark(d, rs, NOW) == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), NOW)}
+    assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0")), NOW) is None  # other template
+    assert decision.healthy_mark(d, None, NOW) is None  # deleted meanwhile
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", owner="other"), NOW) is None
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY), NOW) is None  # known already
+    restored = ledger.Entry("web-x", rs_name("app:2.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z")
+    d["metadata"]["annotations"][ledger.KEY] = ledger.dump((restored,))
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY), NOW)  # proven again after the rollback
+    assert decision.recovered_since(d, rs_name("app:2.0.0")) == "2026-11-26T09:10:00Z"
+
+
+def test_history_too_short() -> None:
+    d = deployment()
+    assert decision.history_too_short(d) is None
+    d["spec"]["revisionHistoryLimit"] = 1
+    assert "revisionHistoryLimit is 1" in decision.history_too_short(d)

@@ -1,14 +1,18 @@
 import pytest
 
-from autorollback import history
-from factories import replicaset, template
+from autorollback import history, ledger
+from factories import replicaset, rs_name, template
 
 HEALTHY = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}
 FAILED = {history.FAILED_AT: "2026-11-26T09:30:00Z"}
 
 
-def revs(*replicasets):
-    return history.revisions(list(replicasets))
+def revs(*replicasets, entries=()):
+    return history.revisions(list(replicasets), tuple(entries))
+
+
+def failing(h, image):
+    return history.current(h, template(image))
 
 
 def test_revisions_are_newest_first_and_unparsable_ignored() -> None:
@@ -16,55 +20,90 @@ def test_revisions_are_newest_first_and_unparsable_ignored() -> None:
     assert [r.number for r in h] == [3, 1, 0]
 
 
-def test_same_template_ignores_the_hash_label() -> None:
+def test_same_template_ignores_the_hash_label_and_empty_values() -> None:
     assert history.same_template(template("a:1", **{"pod-template-hash": "abc"}), template("a:1"))
     assert not history.same_template(template("a:1"), template("a:2"))
+    a = template("a:1")
+    b = template("a:1")
+    b["metadata"]["creationTimestamp"] = None  # what API servers before 1.33 send
+    b["spec"]["containers"][0]["env"] = []
+    b["metadata"]["annotations"] = {}
+    assert history.same_template(a, b)
+    a["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    b["spec"]["volumes"] = [{"name": "tmp"}]
+    assert not history.same_template(a, b)  # an empty volume source still says which source
+
+
+def test_current_is_the_oldest_replicaset_with_the_template() -> None:
+    # the controller's FindNewReplicaSet (kubernetes#40415): oldest first, not the highest revision
+    old = replicaset(2, "a:1", name="web-old", created="2026-11-26T08:00:00Z")
+    new = replicaset(5, "a:1", name="web-new", created="2026-11-26T09:00:00Z")
+    assert history.current(revs(new, old), template("a:1")).name == "web-old"
+
+
+def test_marks_are_bound_to_their_replicaset() -> None:
+    # kubectl undo copies a ReplicaSet's marks onto the Deployment; the controller copies them
+    # onto the next ReplicaSet. There they name another ReplicaSet and mean nothing.
+    leaked = {history.HEALTHY_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z"),
+              history.FAILED_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z")}
+    r = revs(replicaset(4, "a:4", annotations=leaked))[0]
+    assert not r.healthy and not r.failed and r.mark(history.HEALTHY_AT) == ""
+    assert revs(replicaset(1, "a:1", annotations=leaked))[0].mark(history.HEALTHY_AT)
+    unbound = {history.HEALTHY_AT: "2026-11-26T09:00:00Z"}  # the old, unbound format
+    assert not revs(replicaset(1, "a:1", annotations=unbound))[0].healthy
 
 
 def test_prefers_the_newest_known_healthy() -> None:
     # v1 healthy -> v2 released -> v3 released before v2 could fail -> v3 fails: back to v1, not v2.
     h = revs(replicaset(1, "a:1", HEALTHY), replicaset(2, "a:2"), replicaset(3, "a:3"))
-    t = history.choose_target(h, template("a:3"), 3)
+    t = history.choose_target(h, failing(h, "a:3"))
     assert t.revision.number == 1 and "newest known to have been healthy" in t.why
+
+
+def test_then_the_newest_serving_now() -> None:
+    # nothing marked (the operator was down when v1 completed): v1's pods still serve, v2's never did
+    h = revs(replicaset(1, "a:1", available=3), replicaset(2, "a:2"), replicaset(3, "a:3"))
+    t = history.choose_target(h, failing(h, "a:3"))
+    assert t.revision.number == 1 and "available now" in t.why
 
 
 def test_never_returns_to_a_known_bad_template() -> None:
     # v1 healthy -> v2 fails -> back to v1 (now revision 3) -> revision 4 fails: back to v1 again.
-    h = revs(replicaset(2, "a:2", FAILED), replicaset(3, "a:1", {**HEALTHY, "deployment.kubernetes.io/revision-history": "1"}),
-             replicaset(4, "a:4"))
-    assert history.choose_target(h, template("a:4"), 4).revision.name == "web-a-1"
+    entries = [ledger.Entry(rs_name("a:2"), rs_name("a:1"), "2026-11-26T09:30:00Z", "2026-11-26T09:30:01Z")]
+    h = revs(replicaset(2, "a:2", available=3), replicaset(3, "a:1", HEALTHY), replicaset(4, "a:4"), entries=entries)
+    assert h[2].failed and h[2].rolled_back_and_unproven
+    assert history.choose_target(h, failing(h, "a:4")).revision.name == rs_name("a:1")
 
 
 def test_without_marks_it_is_kubectls_previous_revision() -> None:
     h = revs(replicaset(1, "a:1"), replicaset(2, "a:2"), replicaset(3, "a:3"))
-    t = history.choose_target(h, template("a:3"), 3)
+    t = history.choose_target(h, failing(h, "a:3"))
     assert t.revision.number == 2 and "not known to have failed" in t.why
 
 
 def test_skips_known_failed_without_healthy() -> None:
     h = revs(replicaset(1, "a:1"), replicaset(2, "a:2", FAILED), replicaset(3, "a:3"))
-    assert history.choose_target(h, template("a:3"), 3).revision.number == 1
+    assert history.choose_target(h, failing(h, "a:3")).revision.number == 1
 
 
-@pytest.mark.parametrize("replicasets,revision,why", [
-    ([replicaset(1, "a:1")], 1, "no older revision"),  # first revision
-    ([replicaset(3, "a:3")], 3, "no older revision"),  # revisionHistoryLimit: 0 removed the rest
-    ([replicaset(1, "a:1", FAILED), replicaset(2, "a:2", FAILED), replicaset(3, "a:3")], 3,
+@pytest.mark.parametrize("replicasets,why", [
+    ([replicaset(1, "a:1")], "no older revision"),  # first revision
+    ([replicaset(3, "a:3")], "no older revision"),  # revisionHistoryLimit: 0 removed the rest
+    ([replicaset(1, "a:1", FAILED), replicaset(2, "a:2", FAILED), replicaset(3, "a:3")],
      "every older revision (2, 1) is known to have failed"),
 ])
-def test_no_target(replicasets, revision: int, why: str) -> None:
-    current = replicasets[-1]["spec"]["template"]
-    t = history.choose_target(revs(*replicasets), current, revision)
+def test_no_target(replicasets, why: str) -> None:
+    h = revs(*replicasets)
+    t = history.choose_target(h, h[0])
     assert t.revision is None and why in t.why
 
 
 def test_marks_compare_as_times_not_text() -> None:
-    # The condition's lastTransitionTime has whole seconds; our marks have microseconds.
     r = revs(replicaset(1, "a:1", {history.FAILED_AT: "2026-11-26T09:00:00Z",
                                    history.HEALTHY_AT: "2026-11-26T09:00:00.500000Z"}))[0]
     assert r.healthy and not r.failed
-    r = revs(replicaset(1, "a:1", {history.RESTORED_AT: "2026-11-26T09:00:00.100000Z",
-                                   history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}))[0]
+    entries = [ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2026-11-26T09:00:00.100000Z")]
+    r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000+00:00"}), entries=entries)[0]
     assert r.restored_and_unproven
     r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "garbage"}))[0]
     assert not r.healthy

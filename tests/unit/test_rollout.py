@@ -1,11 +1,26 @@
 from autorollback import rollout
-from factories import deployment, template
+from factories import UPDATED, deployment, rs_name, template
 
 
 def test_failure_is_read_from_the_progressing_condition() -> None:
-    f = rollout.failure(deployment(failed=True, revision=5, since="2026-11-26T10:00:00Z"))
-    assert f == rollout.Failure(5, "ProgressDeadlineExceeded", 'ReplicaSet "web-x" has timed out progressing.',
-                                "2026-11-26T10:00:00Z")
+    f = rollout.failure(deployment(failed=True, revision=5))
+    assert f == rollout.Failure(rs_name("app:2.0.0"), "ProgressDeadlineExceeded",
+                                f'ReplicaSet "{rs_name("app:2.0.0")}" has timed out progressing.', UPDATED, 5)
+    assert f.id == f"{rs_name('app:2.0.0')} {UPDATED}"
+
+
+def test_failure_is_identified_by_its_update_not_its_transition() -> None:
+    # False -> False transitions (ReplicaSetCreateError -> ProgressDeadlineExceeded) keep lastTransitionTime.
+    a = rollout.failure(deployment(failed=True, updated="2026-11-26T10:00:00Z"))
+    b = rollout.failure(deployment(failed=True, updated="2026-11-26T11:00:00Z"))
+    assert a.id != b.id
+
+
+def test_the_named_replicaset_is_read_from_every_progressing_message() -> None:
+    assert rollout.named_replicaset('ReplicaSet "web-5d8f" has timed out progressing.') == "web-5d8f"
+    assert rollout.named_replicaset('Created new replica set "web-5d8f"') == "web-5d8f"
+    assert rollout.named_replicaset('Found new replica set "web-5d8f"') == "web-5d8f"
+    assert rollout.named_replicaset("Deployment is paused") == ""
 
 
 def test_no_failure_while_a_newer_generation_is_not_observed() -> None:
@@ -16,19 +31,27 @@ def test_no_failure_while_a_newer_generation_is_not_observed() -> None:
 
 def test_other_progressing_states_are_not_failures() -> None:
     d = deployment()
-    d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]
-    assert rollout.failure(d) is None
+    d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                                  "message": 'ReplicaSet "web-1" is progressing.'}]
+    assert rollout.failure(d) is None and rollout.progressing_replicaset(d) == "web-1"
     d["status"]["conditions"] = [{"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused"}]
     assert rollout.failure(d) is None
     assert rollout.failure({"metadata": {"generation": 1}}) is None  # no status yet
 
 
-def test_complete() -> None:
-    assert rollout.complete(deployment(complete=True))
+def test_complete_names_its_replicaset() -> None:
+    assert rollout.completed_replicaset(deployment(complete=True)) == rs_name("app:2.0.0")
     d = deployment(complete=True)
     d["status"]["replicas"] = 4  # old pods still terminating
-    assert not rollout.complete(d)
-    assert not rollout.complete(deployment(failed=True))
+    assert rollout.completed_replicaset(d) == ""
+    assert rollout.completed_replicaset(deployment(failed=True)) == ""
+
+
+def test_a_rollout_to_zero_replicas_proves_nothing() -> None:
+    d = deployment(complete=True)
+    d["spec"]["replicas"] = 0
+    d["status"].update(replicas=0, updatedReplicas=0, availableReplicas=0)
+    assert rollout.completed_replicaset(d) == ""
 
 
 def test_revision_rules() -> None:

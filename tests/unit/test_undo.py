@@ -1,7 +1,8 @@
-from autorollback import history, undo
-from factories import deployment, replicaset
+from autorollback import history, ledger, undo
+from factories import deployment, replicaset, rs_name
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+ENTRY = ledger.Entry("web-bad", "web-good", "2026-11-26T10:00:00Z", "2026-11-26T10:00:01Z")
 
 
 def target(**annotations: str):
@@ -19,19 +20,33 @@ def test_kubectl_rules_for_annotations() -> None:
     }
 
 
-def test_keeps_user_config_and_drops_marks() -> None:
-    dep = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "dep"}
-    t = target(**{"autorollback.io/enabled": "false", history.HEALTHY_AT: "t", history.FAILED_AT: "t", "x": "rs"})
-    out = undo.annotations(dep, t, "why")
+def test_keeps_user_config_drops_marks_and_writes_the_ledger() -> None:
+    name = rs_name("app:1.0.0")
+    dep = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "dep",
+           history.HEALTHY_AT: history.bind("web-other", "t"),  # leaked onto the Deployment by a kubectl undo
+           ledger.KEY: "[]"}
+    t = target(**{"autorollback.io/enabled": "false", history.HEALTHY_AT: history.bind(name, "t"),
+                  history.FAILED_AT: history.bind(name, "t"), ledger.KEY: "[old copy]", "x": "rs"})
+    out = undo.annotations(dep, t, "why", (ENTRY,))
     assert out == {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "rs",
-                   "kubernetes.io/change-cause": "why"}
+                   ledger.KEY: ledger.dump((ENTRY,)), "kubernetes.io/change-cause": "why"}
 
 
 def test_patch_is_one_conditional_json_patch() -> None:
     d = deployment()
-    ops = undo.patch(d, target(), "cause")
+    ops = undo.patch(d, target(), "cause", (ENTRY,))
     assert ops[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
     assert ops[1]["path"] == "/spec/template"
     assert "pod-template-hash" not in ops[1]["value"]["metadata"]["labels"]
     assert ops[1]["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
     assert ops[2]["path"] == "/metadata/annotations" and ops[2]["value"]["kubernetes.io/change-cause"] == "cause"
+
+
+def test_the_template_is_written_as_it_was_read() -> None:
+    # fields no client model knows survive: the template is plain JSON end to end
+    t = target()
+    t.template["spec"]["futureField"] = {"x": [1, None, "y"]}
+    t.template["spec"]["containers"][0]["futureContainerField"] = True
+    ops = undo.patch(deployment(), t, "cause", ())
+    assert ops[1]["value"]["spec"]["futureField"] == {"x": [1, None, "y"]}
+    assert ops[1]["value"]["spec"]["containers"][0]["futureContainerField"] is True

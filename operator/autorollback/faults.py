@@ -1,0 +1,31 @@
+"""Fault injection for tests: make the process stop or die at a named point of the rollback flow.
+
+Off unless the environment variable AUTOROLLBACK_TEST_FAULTS is set, e.g.
+`before_patch=pause:/tmp/hold` (wait while that file exists) or `after_patch=kill` (SIGKILL).
+"""
+import os
+import signal
+import time
+
+ENV = "AUTOROLLBACK_TEST_FAULTS"
+POINTS = ("before_patch", "after_patch", "after_events")
+
+
+def _plan() -> dict[str, str]:
+    out = {}
+    for part in filter(None, os.environ.get(ENV, "").split(",")):
+        point, _, action = part.partition("=")
+        out[point.strip()] = action.strip()
+    return out
+
+
+def point(name: str) -> None:
+    action = _plan().get(name)
+    if not action:
+        return
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("pause:"):
+        hold, deadline = action[len("pause:"):], time.monotonic() + 300
+        while os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -1,0 +1,222 @@
+"""Carries out what a Deployment's state asks for, in a worker thread: gathers facts through
+`kube`, asks `decision`, applies the answer, and tells everyone (Events, metrics, one log line
+per decision). It never touches the shared memory: it returns a Result that the event loop
+records, and an API error that is worth another try makes the work go back in the queue.
+
+Order of writes for a rollback, and why a crash anywhere is safe:
+1. the rollback PATCH carries the ledger entry (same write): before it, nothing happened and the
+   failure is decided again after a restart; after it, the ledger says "rolled back" and no
+   replica can roll the same failure back again (the resourceVersion precondition stops a second
+   writer that decided on the state before the patch);
+2. Events and metrics: lost on a crash in between, never repeated;
+3. the failing ReplicaSet's marks (failed-at, outcome): only for people and for the outcomes that
+   do not patch the Deployment; a rollback is known from the ledger without them.
+"""
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state
+from autorollback.annotations import Config
+from autorollback.decision import Decision
+
+log = logs.get(__name__)
+CONFLICT_ATTEMPTS = 5  # re-reads and re-decisions after a 409
+
+
+def now() -> str:
+    return history.stamp(dt.datetime.now(dt.timezone.utc))
+
+
+def _age(text: str) -> float | None:
+    then = history.timestamp(text)
+    if then == history.NEVER:
+        return None
+    return max(0.0, (dt.datetime.now(dt.timezone.utc) - then).total_seconds())
+
+
+@dataclass
+class Work:
+    uid: str
+    namespace: str
+    name: str
+    deployment: dict[str, Any]  # the latest state the watch delivered
+    config: Config
+    jobs: set[str]
+    healthy_evidence: tuple[str, dict[str, Any]] | None = None
+    api_failure_reported: str = ""
+
+
+@dataclass
+class Result:
+    done: dict[str, Any] = field(default_factory=dict)  # Memo field -> new value
+    retry: kube.ApiError | None = None  # try again later
+    series: set[tuple[str, ...]] = field(default_factory=set)  # metric label values used
+
+
+def _who(work: Work) -> dict[str, str]:
+    return {"namespace": work.namespace, "deployment": work.name}
+
+
+def post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    """Events tell people; losing one never stops the work."""
+    try:
+        kube.post_event(deployment, type_, reason, message)
+    except kube.ApiError as e:
+        metrics.api_errors.labels("post_event", str(e.status)).inc()
+        meta = deployment["metadata"]
+        log.warning("cannot post Event", reason=reason, error=str(e), namespace=meta["namespace"],
+                    deployment=meta["name"])
+
+
+def run(work: Work) -> Result:
+    result = Result()
+    for job, fn in ((state.PROBLEMS, _problems), (state.HISTORY, _history), (state.KNOWN_BAD, _known_bad),
+                    (state.HEALTHY, _healthy), (state.FAILURE, _failure)):
+        if job not in work.jobs:
+            continue
+        try:
+            fn(work, result)
+        except kube.ApiError as e:
+            metrics.api_errors.labels(job, str(e.status)).inc()
+            log.warning("API error, will try again", job=job, error=str(e), **_who(work))
+            result.retry = e
+            if not retry.retryable(e.status):
+                log.error("API error that another try cannot fix; giving up on it", job=job, error=str(e),
+                          **_who(work))
+                result.retry = None
+    return result
+
+
+def _problems(work: Work, result: Result) -> None:
+    d = work.deployment
+    for p in work.config.problems:
+        metrics.invalid_annotations.labels(work.namespace, work.name, p.key).inc()
+        result.series.add(("invalid_annotations", work.namespace, work.name, p.key))
+        log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
+                    **_who(work))
+        post(d, "Warning", "InvalidAnnotation", p.message())
+    result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
+
+
+def _history(work: Work, result: Result) -> None:
+    message = decision.history_too_short(work.deployment)
+    if message:
+        log.warning("revision history too short", message=message, **_who(work))
+        post(work.deployment, "Warning", "RevisionHistoryTooShort", message)
+    result.done["history_done"] = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
+
+
+def _known_bad(work: Work, result: Result) -> None:
+    message = decision.known_bad(work.deployment)
+    if message:
+        log.warning("known-bad template re-applied", message=message, **_who(work))
+        post(work.deployment, "Warning", "KnownBadTemplate", message)
+    result.done["known_bad_done"] = rollout.progressing_replicaset(work.deployment)
+
+
+def _healthy(work: Work, result: Result) -> None:
+    """Mark the ReplicaSet that a watched state showed complete; measure recovery after a rollback."""
+    if work.healthy_evidence is None:
+        return
+    name, evidence = work.healthy_evidence
+    rs = kube.get_replicaset(work.namespace, name)
+    mark = decision.healthy_mark(evidence, rs, now())
+    if mark:
+        since = decision.recovered_since(evidence, name)
+        age = _age(since) if since else None
+        if age is not None:
+            metrics.recovery_seconds.labels(work.namespace).observe(age)
+            log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
+                     seconds=age, **_who(work))
+        kube.annotate_replicaset(work.namespace, name, mark)
+    result.done["healthy_done"] = name
+    result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
+
+
+def _failure(work: Work, result: Result) -> None:
+    deployment, config = work.deployment, work.config
+    key = state.failure_key(deployment, config)
+    replicasets = kube.replicasets_of(deployment)
+    for _ in range(CONFLICT_ATTEMPTS):
+        config = annotations.parse(deployment["metadata"].get("annotations"))
+        d = decision.decide(deployment, replicasets, config, now())
+        if d.result == decision.SUCCESS:
+            faults.point("before_patch")
+            try:
+                kube.patch_deployment(work.namespace, work.name, d.patch)
+            except kube.ApiError as e:
+                if e.status == 409:  # someone wrote in between: decide again on what is there now
+                    deployment = kube.get_deployment(work.namespace, work.name)
+                    replicasets = kube.replicasets_of(deployment)
+                    continue
+                if retry.retryable(e.status) and key != work.api_failure_reported:
+                    _tell_api_trouble(work, d, e)
+                    result.done["api_failure_reported"] = key
+                raise
+            faults.point("after_patch")
+        break
+    else:
+        raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: {CONFLICT_ATTEMPTS} patches in a row conflicted")
+    if d.result != decision.NOTHING:
+        report(work, deployment, d, result)
+    else:
+        log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
+    result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
+        deployment["metadata"].get("annotations")))
+
+
+def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
+    message = (f"rollback to revision {d.target.number} failed: {e}. autorollback keeps trying with backoff; "
+               "check its RBAC and the API server, or roll back by hand with `kubectl rollout undo`.")
+    log.error("rollback failed, will try again", error=str(e), **_who(work))
+    post(work.deployment, "Warning", "RollbackFailed", message)
+
+
+def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
+    """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
+    ns, name, failure = work.namespace, work.name, d.failure
+    if d.result != decision.SUCCESS:
+        _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
+    if d.first_report:
+        metrics.failed_rollouts.labels(ns, name).inc()
+        result.series.add(("failed_rollouts", ns, name))
+    metrics.rollbacks.labels(ns, name, d.result, d.reason).inc()
+    result.series.add(("rollbacks", ns, name, d.result, d.reason))
+    if d.result == decision.SUCCESS:
+        age = _age(failure.updated)
+        if age is not None:
+            metrics.reaction_seconds.labels(ns).observe(age)
+        metrics.last_rollback.labels(ns, name).set(time.time())
+        result.series.add(("last_rollback", ns, name))
+    failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
+    if d.first_report:
+        post(deployment, "Warning", "RolloutFailed",
+             f"rollout of revision {d.failing.number} ({rollout.images(failed_template)}) failed: "
+             f"{failure.reason}: {failure.message}")
+        log.warning("rollout failed", revision=d.failing.number, images=rollout.images(failed_template),
+                    reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
+    post(deployment, d.event_type, d.event_reason, d.message)
+    faults.point("after_events")
+    level = "info" if d.event_type == "Normal" else "warning"
+    getattr(log, level)(
+        "rollback decision", result=d.result, reason=d.reason, message=d.message,
+        from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
+        from_images=rollout.images(failed_template),
+        to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
+    if d.result == decision.SUCCESS:
+        try:
+            _mark_failing(ns, d)
+        except kube.ApiError as e:
+            log.warning("cannot mark ReplicaSet (the rollback is recorded in the ledger)",
+                        replicaset=d.failing.name, error=str(e), **_who(work))
+
+
+def _mark_failing(namespace: str, d: Decision) -> None:
+    failure = d.failure
+    kube.annotate_replicaset(namespace, d.failing.name, {
+        history.FAILED_AT: history.bind(d.failing.name, failure.updated),
+        history.FAILED_REASON: history.bind(d.failing.name, f"{failure.reason}: {failure.message}"[:500]),
+        history.OUTCOME: history.bind(d.failing.name, decision.outcome(d, now())),
+    })

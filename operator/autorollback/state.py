@@ -1,0 +1,91 @@
+"""What the operator remembers about each Deployment, and what a watch event asks it to do.
+
+Pure and bounded: one small record per live Deployment that mentions autorollback, holding the
+last thing done per concern (never a growing set), dropped when the Deployment is deleted or
+no longer listed. Memory only saves API calls: everything here can be lost (restart,
+failover) because the decisions rest on what is recorded in the cluster.
+"""
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from autorollback import annotations, decision, rollout
+
+FAILURE, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS = "failure", "healthy", "known_bad", "history", "problems"
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode(errors="replace")).hexdigest()[:16]
+
+
+def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+    """What a failure's handling depends on: the failure itself, and the settings that defer it."""
+    f = rollout.failure(deployment)
+    if f is None:
+        return ""
+    return f"{f.id}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+
+
+@dataclass
+class Memo:
+    namespace: str
+    name: str
+    body: dict[str, Any] | None = None  # the latest state the watch delivered
+    enabled: bool = False
+    failure_done: str = ""  # failure_key() last dealt with
+    healthy_done: str = ""  # ReplicaSet last known to carry its healthy mark
+    healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
+    known_bad_done: str = ""  # ReplicaSet last warned about
+    history_done: int | None = None  # revisionHistoryLimit last warned about
+    problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
+    api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
+    series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
+
+    def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+        """What this state of the Deployment asks for, given what was done already."""
+        todo = set()
+        if {p.key: digest(p.value) for p in config.problems} != self.problems_done and config.problems:
+            todo.add(PROBLEMS)
+        if not config.enabled:
+            return todo
+        key = failure_key(deployment, config)
+        if key and key != self.failure_done:
+            todo.add(FAILURE)
+        if self.healthy_evidence is not None:
+            todo.add(HEALTHY)
+        if rollout.progressing_replicaset(deployment) not in ("", self.known_bad_done) and decision.known_bad(deployment):
+            todo.add(KNOWN_BAD)
+        limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
+        if decision.history_too_short(deployment) and limit != self.history_done:
+            todo.add(HISTORY)
+        return todo
+
+    def observe(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+        """Take a watch event's state; return the jobs it asks for."""
+        self.enabled = config.enabled
+        self.body = deployment
+        if not config.problems:
+            self.problems_done = {}
+        completed = rollout.completed_replicaset(deployment) if config.enabled else ""
+        if completed and completed != self.healthy_done:
+            # Evidence is kept with the state that showed it: by the time a worker gets to it,
+            # the next release may have begun, and "complete" is a moment, not a lasting state.
+            self.healthy_evidence = (completed, deployment)
+        return self.jobs(deployment, config)
+
+
+@dataclass
+class Memory:
+    memos: dict[str, Memo] = field(default_factory=dict)  # uid -> memo
+
+    def get(self, uid: str, namespace: str, name: str) -> Memo:
+        memo = self.memos.get(uid)
+        if memo is None:
+            memo = self.memos[uid] = Memo(namespace, name)
+        return memo
+
+    def forget(self, uid: str) -> Memo | None:
+        return self.memos.pop(uid, None)
+
+    def opted_in(self, namespace: str) -> int:
+        return sum(1 for m in self.memos.values() if m.enabled and m.namespace == namespace)

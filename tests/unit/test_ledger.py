@@ -1,0 +1,31 @@
+import pytest
+
+from autorollback import ledger
+
+A = ledger.Entry("web-a", "web-b", "2026-11-26T10:00:00Z", "2026-11-26T10:00:01Z", "ProgressDeadlineExceeded")
+B = ledger.Entry("web-c", "web-b", "2026-11-26T11:00:00Z", "2026-11-26T11:00:01Z")
+
+
+def test_round_trip() -> None:
+    assert ledger.parse(ledger.dump((A, B))) == (A, B)
+
+
+@pytest.mark.parametrize("text", [None, "", "{", "{}", "[1, \"x\", null]", '[{"failed": 3}]', "x" * 100_000,
+                                  '[{"failed": "a", "restored": "b", "failure": "", "at": "t"}]'])
+def test_anything_else_is_no_ledger(text) -> None:
+    assert ledger.parse(text) == ()
+
+
+def test_merge_keeps_each_failure_once_newest_first_and_bounded() -> None:
+    assert ledger.merge((A,), (B, A), ()) == (B, A)
+    many = tuple(ledger.Entry(f"web-{i}", "web-b", f"2026-11-26T10:{i:02d}:00Z", f"2026-11-26T10:{i:02d}:01Z")
+                 for i in range(40))
+    merged = ledger.merge(many)
+    assert len(merged) == ledger.LIMIT and merged[0].failed == "web-39"
+
+
+def test_of_reads_every_copy() -> None:
+    objs = [{"metadata": {"annotations": {ledger.KEY: ledger.dump((A,))}}}, {"metadata": {}},
+            {"metadata": {"annotations": {ledger.KEY: ledger.dump((B,))}}}]
+    assert ledger.of(objs) == (B, A)
+    assert ledger.find(ledger.of(objs), "web-a 2026-11-26T10:00:00Z") == A

@@ -1,0 +1,54 @@
+"""What the operator remembers stays bounded by the live Deployments, whatever they go through."""
+from autorollback import annotations, state
+from factories import deployment, rs_name
+
+ON = annotations.parse({"autorollback.io/enabled": "true"})
+
+
+def test_a_failure_asks_for_work_once() -> None:
+    memo = state.Memo("ns", "web")
+    d = deployment(failed=True)
+    assert state.FAILURE in memo.observe(d, ON)
+    memo.failure_done = state.failure_key(d, ON)
+    assert memo.observe(d, ON) == set()
+    resumed_dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
+    assert state.FAILURE in memo.observe(d, resumed_dry)  # the settings that defer a failure changed
+
+
+def test_completion_is_kept_as_evidence_until_marked() -> None:
+    memo = state.Memo("ns", "web")
+    done = deployment(complete=True)
+    assert state.HEALTHY in memo.observe(done, ON)
+    memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
+    assert memo.healthy_evidence == (rs_name("app:2.0.0"), done)
+    memo.healthy_done, memo.healthy_evidence = rs_name("app:2.0.0"), None
+    assert memo.observe(done, ON) == set()
+
+
+def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
+    memo = state.Memo("ns", "web")
+    for generation in range(1000):  # what an HPA does all day
+        d = deployment(complete=True, generation=generation)
+        d["spec"]["replicas"] = 1 + generation % 7
+        memo.observe(d, ON)
+    assert len(vars(memo)) == len(vars(state.Memo("ns", "web")))
+    assert memo.problems_done == {} and len(memo.series) == 0
+
+
+def test_invalid_values_are_remembered_as_digests() -> None:
+    memo = state.Memo("ns", "web")
+    huge = annotations.parse({"autorollback.io/enabled": "y" * 250_000})
+    assert state.PROBLEMS in memo.observe(deployment(), huge)
+    memo.problems_done = {p.key: state.digest(p.value) for p in huge.problems}
+    assert memo.observe(deployment(), huge) == set()  # reported once
+    assert all(len(v) == 16 for v in memo.problems_done.values())
+
+
+def test_memory_forgets_deleted_deployments() -> None:
+    mem = state.Memory()
+    for i in range(100):
+        mem.get(f"uid-{i}", "ns", f"web-{i}").enabled = True
+    assert mem.opted_in("ns") == 100
+    for i in range(100):
+        mem.forget(f"uid-{i}")
+    assert mem.memos == {} and mem.opted_in("ns") == 0
