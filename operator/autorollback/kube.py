@@ -87,9 +87,9 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
     assert _conn is not None, "kube.connect() first"
     cfg = _conn.configuration
     headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
-    token = cfg.get_api_key_with_prefix("authorization")  # refreshes expiring tokens
-    if token:
-        headers["Authorization"] = token
+    for auth in cfg.auth_settings().values():  # the client's own rules; refreshes expiring tokens
+        if auth.get("in") == "header" and auth.get("value"):
+            headers[auth["key"]] = auth["value"]
     data = None
     if body is not None:
         headers["Content-Type"] = content_type

@@ -131,7 +131,7 @@ def _healthy(work: Work, result: Result) -> None:
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
         kube.annotate_replicaset(work.namespace, name, mark)
-    result.done["healthy_done"] = name
+    result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
@@ -148,7 +148,7 @@ def _failure(work: Work, result: Result) -> None:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
-                    deployment = kube.get_deployment(work.namespace, work.name)
+                    deployment = _observed(work)
                     replicasets = kube.replicasets_of(deployment)
                     continue
                 if retry.retryable(e.status) and key != work.api_failure_reported:
@@ -165,6 +165,17 @@ def _failure(work: Work, result: Result) -> None:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
+
+
+def _observed(work: Work, tries: int = 20) -> dict[str, Any]:
+    """The Deployment as it is now, once the controller has looked at its latest generation (it
+    does within milliseconds): before that, its status does not say whether the failure stands."""
+    for _ in range(tries):
+        deployment = kube.get_deployment(work.namespace, work.name)
+        if rollout.observed(deployment):
+            break
+        time.sleep(0.1)
+    return deployment
 
 
 def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:

@@ -26,6 +26,11 @@ def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
     return f"{f.id}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
 
 
+def completion_key(deployment: dict[str, Any]) -> str:
+    """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete)."""
+    return f"{rollout.completed_replicaset(deployment)} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')}"
+
+
 @dataclass
 class Memo:
     namespace: str
@@ -33,7 +38,7 @@ class Memo:
     body: dict[str, Any] | None = None  # the latest state the watch delivered
     enabled: bool = False
     failure_done: str = ""  # failure_key() last dealt with
-    healthy_done: str = ""  # ReplicaSet last known to carry its healthy mark
+    healthy_done: str = ""  # completion_key() of the last completion marked
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
     known_bad_done: str = ""  # ReplicaSet last warned about
     history_done: int | None = None  # revisionHistoryLimit last warned about
@@ -67,7 +72,7 @@ class Memo:
         if not config.problems:
             self.problems_done = {}
         completed = rollout.completed_replicaset(deployment) if config.enabled else ""
-        if completed and completed != self.healthy_done:
+        if completed and completion_key(deployment) != self.healthy_done:
             # Evidence is kept with the state that showed it: by the time a worker gets to it,
             # the next release may have begun, and "complete" is a moment, not a lasting state.
             self.healthy_evidence = (completed, deployment)

@@ -5,7 +5,7 @@ before the operator's patch, exactly where a person or a GitOps controller could
 """
 import pytest
 
-from autorollback import annotations, decision, kube, rollback
+from autorollback import annotations, kube, reconcile, state
 
 from . import kit
 
@@ -20,6 +20,13 @@ def failed(namespace: str) -> dict:
     kit.wait_for(lambda: kit.is_available(namespace, "web"), 90, "revision 1")
     kit.release(namespace, "web", V2, failure="not-ready", annotations=ON)
     return kit.wait_for(lambda: kit.is_failed(namespace, "web"), 90, "the rollout to fail")
+
+
+def handle(deployment: dict) -> reconcile.Result:
+    meta = deployment["metadata"]
+    work = reconcile.Work(meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON),
+                          {state.FAILURE})
+    return reconcile.run(work)
 
 
 def race(monkeypatch: pytest.MonkeyPatch, *competing: str) -> list[int]:
@@ -38,19 +45,46 @@ def race(monkeypatch: pytest.MonkeyPatch, *competing: str) -> list[int]:
 
 def test_a_newer_template_is_never_overwritten(namespace: str, failed: dict, monkeypatch) -> None:
     attempts = race(monkeypatch, "set", "image", "deployment/web", f"app={V3}")
-    d = rollback.handle_failure(failed, annotations.parse(ON), set())
-    assert (d.result, d.reason) == (decision.SKIPPED, "template_changed")
+    result = handle(failed)
+    assert result.retry is None
     assert len(attempts) == 1  # the conflicting patch was not retried blindly
     assert kit.image_of(kit.get_deployment(namespace, "web")) == V3
-    skipped = kit.event(namespace, "web", "RollbackSkipped")
-    assert "someone deployed a new version" in skipped["message"]
+    assert kit.events(namespace, "web") == []  # nothing to say: someone deployed a new version
 
 
 def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, failed: dict, monkeypatch) -> None:
-    attempts = race(monkeypatch, "scale", "deployment/web", "--replicas=2")
-    d = rollback.handle_failure(failed, annotations.parse(ON), set())
-    assert d.result == decision.SUCCESS
+    attempts = race(monkeypatch, "label", "deployment/web", "team=payments")
+    assert handle(failed).retry is None
     # 409, re-read, re-decided, patched (the controller's own status writes may add a conflict or two)
-    assert 2 <= len(attempts) <= rollback.CONFLICT_ATTEMPTS
+    assert 2 <= len(attempts) <= reconcile.CONFLICT_ATTEMPTS
+    after = kit.get_deployment(namespace, "web")
+    assert kit.image_of(after) == V1 and after["metadata"]["labels"]["team"] == "payments"  # the write survived
+    assert [e["reason"] for e in kit.events(namespace, "web")].count("RolledBack") == 1
+
+
+def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, failed: dict, monkeypatch) -> None:
+    # Scaling the old ReplicaSet down is progress to the controller: the failure is gone until the
+    # new deadline runs out, and the operator follows the controller rather than its old reading.
+    race(monkeypatch, "scale", "deployment/web", "--replicas=2")
+    assert handle(failed).retry is None
+    assert kit.image_of(kit.get_deployment(namespace, "web")) == V2 and kit.events(namespace, "web") == []
+    again = kit.wait_for(lambda: kit.is_failed(namespace, "web"), 60, "the new deadline to run out")
+    monkeypatch.undo()
+    assert handle(again).retry is None
     after = kit.get_deployment(namespace, "web")
     assert kit.image_of(after) == V1 and after["spec"]["replicas"] == 2  # the scale survived
+
+
+def test_an_opt_out_just_before_the_patch_is_honoured(namespace: str, failed: dict, monkeypatch) -> None:
+    attempts = race(monkeypatch, "annotate", "--overwrite", "deployment/web", "autorollback.io/enabled=false")
+    assert handle(failed).retry is None
+    assert len(attempts) == 1 and kit.image_of(kit.get_deployment(namespace, "web")) == V2
+    assert kit.events(namespace, "web") == []
+
+
+def test_a_switch_to_dry_run_just_before_the_patch_is_honoured(namespace: str, failed: dict, monkeypatch) -> None:
+    attempts = race(monkeypatch, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=dry-run")
+    assert handle(failed).retry is None
+    assert len(attempts) == 1 and kit.image_of(kit.get_deployment(namespace, "web")) == V2
+    assert [e["reason"] for e in kit.events(namespace, "web")] in (["RolloutFailed", "RollbackPlanned"],
+                                                                   ["RollbackPlanned", "RolloutFailed"])

@@ -1,5 +1,6 @@
 """Automatic rollback, end to end on the local control plane: one namespace and operator per test."""
 import collections
+import json
 
 from . import kit
 
@@ -15,6 +16,11 @@ def available(ns: str, image: str, revision: int | None = None, name: str = "web
             return d
         return None
     return kit.wait_for(check, 120, f"{name} available on {image} (revision {revision})")
+
+
+def by_name(ns: str, app: str = "web") -> dict[str, dict[str, str]]:
+    """Annotations of the Deployment's ReplicaSets, by ReplicaSet name."""
+    return {rs["metadata"]["name"]: rs["metadata"].get("annotations", {}) for rs in kit.replicasets(ns, app)}
 
 
 def count(ns: str, reason: str, name: str = "web") -> int:
@@ -51,8 +57,11 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     assert d["metadata"]["annotations"]["autorollback.io/enabled"] == "true"
     assert "pod-template-hash" not in d["spec"]["template"]["metadata"]["labels"]
     assert not [k for k in d["metadata"]["annotations"] if "kopf" in k] and "finalizers" not in d["metadata"]
-    assert not any(k in d["metadata"]["annotations"] for k in
-                   ("autorollback.io/healthy-at", "autorollback.io/restored-at", "autorollback.io/failed-at"))
+    assert not any(k in d["metadata"]["annotations"] for k in ("autorollback.io/healthy-at", "autorollback.io/failed-at"))
+    by_revision = {kit.revision(rs): rs for rs in kit.replicasets(ns, "web")}
+    bad, good = by_revision[2]["metadata"]["name"], by_revision[3]["metadata"]["name"]
+    (entry,) = json.loads(d["metadata"]["annotations"]["autorollback.io/rollbacks"])  # recorded in the rollback
+    assert (entry["failed"], entry["restored"], entry["reason"]) == (bad, good, "ProgressDeadlineExceeded")
 
     failed = wait_event(ns, "RolloutFailed")
     assert failed["type"] == "Warning" and "revision 2" in failed["message"] and V2 in failed["message"]
@@ -64,13 +73,12 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     history = kit.kubectl("-n", ns, "rollout", "history", "deployment/web").stdout
     assert "autorollback: rolled back from revision 2" in history
 
-    marks = {kit.revision(rs): rs["metadata"]["annotations"] for rs in kit.replicasets(ns, "web")}
-    assert marks[2]["autorollback.io/failed-at"] and marks[2]["autorollback.io/rolled-back-at"]
-    assert "ProgressDeadlineExceeded" in marks[2]["autorollback.io/failed-reason"]
-    assert marks[3]["autorollback.io/restored-at"]
-    kit.wait_for(lambda: "autorollback.io/healthy-at" in kit.replicasets(ns, "web")[0]["metadata"]["annotations"]
-                 and all(kit.revision(rs) != 3 or rs["metadata"]["annotations"].get("autorollback.io/healthy-at")
-                         for rs in kit.replicasets(ns, "web")), 60, "revision 3 marked healthy")
+    marks = kit.wait_for(lambda: by_name(ns).get(bad, {}).get("autorollback.io/outcome"), 30, "the outcome mark")
+    assert marks.startswith(f"{bad} success")  # every mark names the ReplicaSet it was written for
+    assert by_name(ns)[bad]["autorollback.io/failed-at"] == f"{bad} {entry['failure']}"
+    assert "ProgressDeadlineExceeded" in by_name(ns)[bad]["autorollback.io/failed-reason"]
+    kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " 20"), 60,
+                 "revision 3 marked healthy")
 
     labels = {"namespace": ns, "deployment": "web"}
     assert op.metric("autorollback_failed_rollouts_total", **labels) == 1
@@ -243,16 +251,17 @@ def test_restart_between_failure_and_action_acts_exactly_once(namespace: str, op
     assert not [line for line in third.lines() if line.get("event") == "rollback decision"]
 
 
-def test_api_errors_end_in_rollback_failed_with_the_api_message(namespace: str, operator_factory, tmp_path) -> None:
+def test_a_forbidden_rollback_is_told_and_tried_again_until_it_works(namespace: str, operator_factory,
+                                                                      tmp_path) -> None:
     ns = namespace
-    # The operator runs as a ServiceAccount that may read Deployments but not patch them.
+    # The operator runs as a ServiceAccount that may read Deployments but not patch them: a real 403.
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+             {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch", "patch"]},
+             {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "limited", "namespace": ns}, "rules": rules}
     kit.kubectl("-n", ns, "create", "serviceaccount", "limited")
-    kit.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-               "metadata": {"name": "limited", "namespace": ns},
-               "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-                         {"apiGroups": ["apps"], "resources": ["replicasets"],
-                          "verbs": ["get", "list", "watch", "patch"]},
-                         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]})
+    kit.apply(role)
     kit.kubectl("-n", ns, "create", "rolebinding", "limited", "--role=limited", f"--serviceaccount={ns}:limited")
     config = kit.token_kubeconfig(ns, "limited", tmp_path / "limited.kubeconfig")
     op = operator_factory("-n", ns, config=str(config))
@@ -262,8 +271,12 @@ def test_api_errors_end_in_rollback_failed_with_the_api_message(namespace: str, 
     failed = wait_event(ns, "RollbackFailed")
     assert failed["type"] == "Warning"
     assert "403" in failed["message"] and "cannot patch resource" in failed["message"]
-    assert "kubectl rollout undo" in failed["message"]
-    assert kit.image_of(kit.get_deployment(ns, "web")) == V2
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="failed",
-                     reason="api_error") == 1
-    assert op.proc.poll() is None  # still running
+    assert "keeps trying" in failed["message"] and "kubectl rollout undo" in failed["message"]
+    kit.wait_for(lambda: op.metric("autorollback_api_errors_total", operation="failure", code="403") >= 2, 30,
+                 "the patch to be tried again")
+    assert kit.image_of(kit.get_deployment(ns, "web")) == V2 and op.proc.poll() is None
+
+    rules[0]["verbs"].append("patch")  # the RBAC is fixed: the standing failure is rolled back, not given up
+    kit.apply(role)
+    available(ns, V1, 3)
+    assert count(ns, "RolledBack") == 1 and count(ns, "RollbackFailed") == 1 and count(ns, "RolloutFailed") == 1

@@ -21,7 +21,7 @@ def test_completion_is_kept_as_evidence_until_marked() -> None:
     assert state.HEALTHY in memo.observe(done, ON)
     memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), done)
-    memo.healthy_done, memo.healthy_evidence = rs_name("app:2.0.0"), None
+    memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
     assert memo.observe(done, ON) == set()
 
 
