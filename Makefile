@@ -41,10 +41,12 @@ unit: venv ## unit tests of the pure core
 	$(BIN)/pytest tests/unit -q
 
 e2e: venv tools cluster-up ## end-to-end tests on the local control plane
-	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load
+	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load -m "not serial"
+	$(BIN)/pytest tests/e2e -q -m serial
 
-test: venv tools cluster-up ## everything: unit and end-to-end tests
-	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load
+test: venv tools cluster-up ## everything: unit and end-to-end tests (the serial ones last, alone)
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load -m "not serial"
+	$(BIN)/pytest tests -q -m serial
 
 clean: cluster-down ## remove the virtualenv and the local cluster
 	rm -rf $(VENV) build dist operator/*.egg-info

@@ -168,17 +168,16 @@ def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
     return entry.at if entry else ""
 
 
-def known_bad(deployment: dict[str, Any]) -> str | None:
+def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
     """A warning when a rollout is under way on a template autorollback rolled back away from."""
     name = rollout.progressing_replicaset(deployment)
-    if not name:
+    entries = ledger.of([deployment, *replicasets])
+    rs = next((r for r in history.revisions(replicasets, entries) if r.name == name), None)
+    if rs is None or not rs.rolled_back_and_unproven:
         return None
-    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    entry = next((e for e in entries if e.failed == name), None)
-    if entry is None:
-        return None
-    return (f"ReplicaSet {name} ({rollout.images(deployment['spec']['template'])}) is being rolled out again, but "
-            f"autorollback rolled back away from it at {entry.at} after it failed ({entry.reason}). If it fails "
+    entry = next(e for e in entries if e.failed == name)
+    return (f"ReplicaSet {name} ({rollout.images(rs.template)}) is being rolled out again, but autorollback "
+            f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
             "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
             "re-applying it.")
 

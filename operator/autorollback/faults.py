@@ -1,7 +1,8 @@
 """Fault injection for tests: make the process stop or die at a named point of the rollback flow.
 
 Off unless the environment variable AUTOROLLBACK_TEST_FAULTS is set, e.g.
-`before_patch=pause:/tmp/hold` (wait while that file exists) or `after_patch=kill` (SIGKILL).
+`before_patch=pause:/tmp/hold` (create /tmp/hold.reached, then wait while /tmp/hold exists) or
+`after_patch=kill` (SIGKILL).
 """
 import os
 import signal
@@ -27,5 +28,6 @@ def point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action.startswith("pause:"):
         hold, deadline = action[len("pause:"):], time.monotonic() + 300
+        open(hold + ".reached", "w").close()
         while os.path.exists(hold) and time.monotonic() < deadline:
             time.sleep(0.05)

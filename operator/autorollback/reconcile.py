@@ -109,7 +109,7 @@ def _history(work: Work, result: Result) -> None:
 
 
 def _known_bad(work: Work, result: Result) -> None:
-    message = decision.known_bad(work.deployment)
+    message = decision.known_bad(work.deployment, kube.replicasets_of(work.deployment))
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)

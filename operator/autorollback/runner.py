@@ -19,7 +19,8 @@ def settings() -> kopf.OperatorSettings:
     s.scanning.disabled = True  # no CRD/namespace discovery: nothing to grant for it
     s.watching.server_timeout = 300
     s.watching.client_timeout = 330
-    s.networking.error_backoffs = [1, 2, 5, 10, 20]
+    # An API server outage must not end the process: kopf gives up after the last of these (~10 minutes).
+    s.networking.error_backoffs = [1, 2, 5, 10, 20] + [30] * 20
     return s
 
 

@@ -58,8 +58,8 @@ class Memo:
             todo.add(FAILURE)
         if self.healthy_evidence is not None:
             todo.add(HEALTHY)
-        if rollout.progressing_replicaset(deployment) not in ("", self.known_bad_done) and decision.known_bad(deployment):
-            todo.add(KNOWN_BAD)
+        if rollout.progressing_replicaset(deployment) not in ("", self.known_bad_done):
+            todo.add(KNOWN_BAD)  # a rollout under way on another ReplicaSet: is it one rolled back from?
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
             todo.add(HISTORY)

@@ -52,8 +52,10 @@ def operator_factory(tmp_path: Path) -> Iterator:
     """Start `autorollback run` processes; every one still running is stopped at the end."""
     started: list[kit.Operator] = []
 
-    def start(*scope: str, extra: tuple[str, ...] = (), config: str | None = None) -> kit.Operator:
-        op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra, config=config)
+    def start(*scope: str, extra: tuple[str, ...] = (), config: str | None = None,
+              env: dict[str, str] | None = None) -> kit.Operator:
+        op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra, config=config,
+                          env=env)
         started.append(op)
         op.wait_ready()
         return op

@@ -175,11 +175,12 @@ def http_get(url: str) -> tuple[int, str]:
 class Operator:
     """`autorollback run` as a child process against the test cluster."""
 
-    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = (), config: str | None = None):
+    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = (), config: str | None = None,
+                 env: dict[str, str] | None = None):
         self.metrics_port, self.health_port = free_port(), free_port()
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        env = {**os.environ, "KUBECONFIG": config or kubeconfig()}
+        env = {**os.environ, "KUBECONFIG": config or kubeconfig(), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autorollback", "run", *scope, "--log-format", "json",
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *extra],
@@ -271,3 +272,61 @@ def token_kubeconfig(ns: str, service_account: str, path: Path) -> Path:
         "users": [{"name": "sa", "user": {"token": token}}],
     }))
     return path
+
+
+CLUSTER = ROOT / ".cluster/kwok/clusters/autorollback"
+
+
+class Component:
+    """A control-plane process of the local cluster, to stop and start again as it was started."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.pidfile = CLUSTER / "pids" / f"{name}.pid"
+        if not self.pidfile.exists():
+            raise AssertionError(f"{self.pidfile} is missing: this test needs the local cluster (make cluster-up)")
+        pid = self.pid()
+        self.argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        self.cwd = os.readlink(f"/proc/{pid}/cwd")
+        self.env = dict(kv.decode().split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                        if b"=" in kv)
+
+    def pid(self) -> int:
+        return int(self.pidfile.read_text().strip())
+
+    def alive(self) -> bool:
+        try:
+            state = Path(f"/proc/{self.pid()}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    def stop(self) -> None:
+        """SIGKILL, like a crash or a lost node: a SIGTERMed kube-apiserver may hang in shutdown."""
+        os.kill(self.pid(), signal.SIGKILL)
+        wait_for(lambda: not self.alive(), 30, f"{self.name} to exit", interval=0.1)
+
+    def start(self) -> None:
+        log = open(CLUSTER / "logs" / f"{self.name}.log", "ab")
+        proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.pidfile.write_text(str(proc.pid))
+
+
+def api_outage(seconds: float, during: Callable[[], None] | None = None) -> None:
+    """Stop kube-apiserver for a while and start it again. The controller-manager and the
+    scheduler give up when they cannot renew their leases; they are started again if they did."""
+    apiserver = Component("kube-apiserver")
+    others = [Component("kube-controller-manager"), Component("kube-scheduler")]
+    try:
+        apiserver.stop()
+        deadline = time.monotonic() + seconds
+        if during:
+            during()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+    finally:
+        apiserver.start()
+        wait_for(lambda: kubectl("get", "--raw", "/readyz", check=False).returncode == 0, 60, "the API server")
+        for c in others:
+            if not c.alive():
+                c.start()

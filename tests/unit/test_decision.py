@@ -148,10 +148,16 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
     d = deployment("app:2.0.0", revision=4, annotations={ledger.KEY: ledger.dump((entry,))})
     d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
                                   "message": f'ReplicaSet "{rs_name("app:2.0.0")}" is progressing.'}]
-    message = decision.known_bad(d)
+    rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0"), replicaset(5, "app:3.0.0")]
+    message = decision.known_bad(d, rs)
     assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
+    d["metadata"]["annotations"].pop(ledger.KEY)  # kubectl undo replaced the Deployment's copy
+    rs[0]["metadata"]["annotations"][ledger.KEY] = ledger.dump((entry,))
+    assert decision.known_bad(d, rs)
+    rs[1] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: "2026-11-26T10:00:00Z"})  # it worked later after all
+    assert decision.known_bad(d, rs) is None
     d["status"]["conditions"][0]["message"] = f'ReplicaSet "{rs_name("app:3.0.0")}" is progressing.'
-    assert decision.known_bad(d) is None
+    assert decision.known_bad(d, rs) is None
 
 
 def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:

@@ -1,0 +1,38 @@
+"""The API server goes away in the middle of a rollback. Runs alone: it stops kube-apiserver."""
+import json
+
+import pytest
+
+from . import kit
+from .test_rollback import ON, V1, V2, available, count
+
+pytestmark = pytest.mark.serial
+
+
+def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(namespace: str, operator_factory,
+                                                                                tmp_path) -> None:
+    ns = namespace
+    hold = tmp_path / "hold"
+    hold.touch()
+    op = operator_factory("-n", ns, extra=("--watch-stale-seconds", "2"),
+                          env={"AUTOROLLBACK_TEST_FAULTS": f"before_patch=pause:{hold}"})
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to be about to patch")
+    health = []
+
+    def during() -> None:
+        hold.unlink()  # the patch now meets a stopped API server, and so does every retry for a while
+        kit.wait_for(lambda: kit.http_get(op.url("/healthz"))[0] == 503, 20, "/healthz to report the outage")
+        health.append(json.loads(kit.http_get(op.url("/healthz"))[1])["message"])
+
+    kit.api_outage(25, during)
+    assert "cannot list Deployments" in health[0]
+    d = available(ns, V1, 3)
+    assert "autorollback: rolled back from revision 2" in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    kit.wait_for(lambda: kit.http_get(op.url("/healthz"))[0] == 200, 60, "/healthz to recover")
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
+    assert op.metric("autorollback_api_errors_total", operation="failure", code="0") >= 1
+    assert op.proc.poll() is None
+    assert [line["result"] for line in op.lines() if line.get("event") == "rollback decision"] == ["success"]

@@ -1,0 +1,149 @@
+"""The shapes a production cluster has and the happy path does not: Recreate, a person's
+`kubectl rollout undo`, garbage-collected history, hostile annotation values."""
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+
+from . import kit
+from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
+
+HOLD = "autorollback.test/undeletable"
+
+
+@contextlib.contextmanager
+def undeletable_pods(ns: str) -> Iterator[None]:
+    """While open, pods labelled autorollback.test/undeletable in ns cannot be deleted (a real
+    admission denial), so the ReplicaSet controller cannot scale their ReplicaSet down."""
+    name = f"undeletable-{ns}"
+    kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+               "metadata": {"name": name},
+               "spec": {"failurePolicy": "Fail",
+                        "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                                "operations": ["DELETE"], "resources": ["pods"]}]},
+                        "validations": [{"expression": f"!has(oldObject.metadata.labels) || "
+                                                       f"!('{HOLD}' in oldObject.metadata.labels)",
+                                         "message": "held by the test"}]}})
+    kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": ["Deny"],
+                        "matchResources": {"namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": ns}}}}})
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": ns, "labels": {HOLD: "x"}},
+             "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    kit.apply(probe)
+    kit.wait_for(lambda: kit.kubectl("-n", ns, "delete", "pod", "probe", "--dry-run=server",
+                                     check=False).returncode != 0, 30, "the policy to take effect")
+    try:
+        yield
+    finally:
+        kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+
+
+def recreate(ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None) -> None:
+    m = kit.deployment(name, image=image, failure=failure, annotations=annotations or ON)
+    m["metadata"]["namespace"] = ns
+    m["spec"]["strategy"] = {"type": "Recreate"}
+    if failure:
+        m["spec"]["template"]["metadata"]["labels"][HOLD] = "true"
+    kit.apply(m)
+
+
+def stale(ns: str, name: str) -> dict | None:
+    """The state the controller writes right after a template goes back to an existing ReplicaSet:
+    the new generation observed, and the old ProgressDeadlineExceeded naming the failed ReplicaSet."""
+    d = kit.get_deployment(ns, name)
+    c = kit.condition(d, "Progressing")
+    current = next(rs["metadata"]["name"] for rs in kit.replicasets(ns, name)
+                   if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"])
+    is_stale = (kit.image_of(d) == V1 and d["status"].get("observedGeneration") == d["metadata"]["generation"]
+                and c.get("reason") == "ProgressDeadlineExceeded" and f'"{current}"' not in c.get("message", ""))
+    return d if is_stale else None
+
+
+def test_a_stale_deadline_condition_is_not_blamed_on_the_restored_revision(namespace: str, operator_factory) -> None:
+    ns = namespace
+    dry = {**ON, "autorollback.io/mode": "dry-run"}
+    op = operator_factory("-n", ns)
+    with undeletable_pods(ns):
+        recreate(ns, "web", V1)
+        recreate(ns, "manual", V1, annotations=dry)
+        available(ns, V1, 1)
+        available(ns, V1, 1, name="manual")
+        recreate(ns, "web", V2, failure="not-ready")  # rolled back by the operator
+        recreate(ns, "manual", V2, failure="not-ready", annotations=dry)  # planned, then undone by a person
+        wait_event(ns, "RollbackPlanned", name="manual")
+        kit.kubectl("-n", ns, "rollout", "undo", "deployment/manual")
+        # The failed pods cannot be deleted, so the controller sees no progress: both Deployments
+        # sit in the stale state for as long as this block lasts.
+        kit.wait_for(lambda: stale(ns, "web"), 90, "the rollback to leave the stale condition")
+        kit.wait_for(lambda: stale(ns, "manual"), 30, "the manual undo to leave the stale condition")
+        time.sleep(8)  # plenty of watch events and resyncs of the stale state
+        assert stale(ns, "web") and stale(ns, "manual")
+    available(ns, V1, 3)
+    available(ns, V1, 3, name="manual")
+    time.sleep(2)
+    assert sorted(kit.reasons(ns, "web")) == ["RolledBack", "RolloutFailed"]
+    assert sorted(kit.reasons(ns, "manual")) == ["RollbackPlanned", "RolloutFailed"]
+    decisions = [line for line in op.lines() if line.get("event") == "rollback decision"]
+    assert [(d["deployment"], d["result"]) for d in decisions] in (
+        [("web", "success"), ("manual", "dry_run")], [("manual", "dry_run"), ("web", "success")])
+
+
+def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: str, operator_factory) -> None:
+    ns = namespace
+    operator_factory("-n", ns)
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    available(ns, V1, 3)  # rolled back away from revision 2
+    # A person goes back to the failed revision: kubectl copies its ReplicaSet's annotations,
+    # autorollback's marks included, onto the Deployment; the controller copies them onward.
+    kit.kubectl("-n", ns, "rollout", "undo", "deployment/web", "--to-revision=2")
+    assert "revert it at its source" in wait_event(ns, "KnownBadTemplate")["message"]
+    assert "re-applied" in wait_event(ns, "RollbackAbandoned")["message"]  # a person's choice is not fought
+    kit.release(ns, "web", V3, annotations=ON)  # a brand-new good release
+    available(ns, V3, 5)
+    kit.release(ns, "web", V4, failure="crash", annotations=ON)  # then a bad one
+    d = available(ns, V3, 7)
+    assert f"from revision 6 ({V4}) to revision 5 ({V3})" in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    assert count(ns, "KnownBadTemplate") == 1 and count(ns, "RollbackAbandoned") == 1
+    assert count(ns, "RolledBack") == 2 and count(ns, "RolloutFailed") == 3
+
+
+def test_the_loop_guard_outlives_garbage_collected_history(namespace: str, operator_factory) -> None:
+    ns = namespace
+    operator_factory("-n", ns)
+    kit.release(ns, "web", V1, annotations=ON, history_limit=0)
+    assert "revisionHistoryLimit is 0" in wait_event(ns, "RevisionHistoryTooShort")["message"]
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON, history_limit=0)
+    available(ns, V1, 3)
+    kit.wait_for(lambda: len(kit.replicasets(ns, "web")) == 1, 60, "the failed ReplicaSet to be deleted")
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON, history_limit=0)  # a GitOps re-apply
+    wait_event(ns, "KnownBadTemplate")
+    assert "re-applied" in wait_event(ns, "RollbackAbandoned")["message"]
+    assert count(ns, "RolledBack") == 1 and kit.image_of(kit.get_deployment(ns, "web")) == V2
+    assert count(ns, "RevisionHistoryTooShort") == 1
+
+
+def test_huge_and_hostile_annotation_values(namespace: str, operator_factory) -> None:
+    ns = namespace
+    op = operator_factory("-n", ns)
+    hostile = '{"level":"error"}\n' + "\u202e" + "x" * 200_000
+    manifest = kit.deployment("web", image=V1, annotations={**ON, "autorollback.io/mode": hostile})
+    manifest["metadata"]["namespace"] = ns
+    kit.kubectl("create", "-f", "-", input=json.dumps(manifest))  # apply would double it past the size limit
+    available(ns, V1, 1)
+    for replicas in (2, 3, 4):  # more watch events with the same value
+        kit.kubectl("-n", ns, "scale", "deployment/web", f"--replicas={replicas}")
+    kit.kubectl("-n", ns, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=" + "y" * 100_000)
+    kit.wait_for(lambda: count(ns, "InvalidAnnotation") == 2, 30, "a Warning for each value")
+    time.sleep(2)
+    assert count(ns, "InvalidAnnotation") == 2
+    for e in kit.events(ns, "web"):
+        assert len(e["message"]) < 400 and "\n" not in e["message"] and "characters)" in e["message"]
+    lines = op.output().splitlines()
+    assert all(len(line) < 4096 for line in lines)
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    assert op.proc.poll() is None
