@@ -4,6 +4,7 @@ SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+OLDEST := .venv-oldest
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 4
 
@@ -17,10 +18,16 @@ $(BIN)/autorollback: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
+$(OLDEST)/bin/autorollback: pyproject.toml constraints.txt tests/oldest-client.txt
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check -r tests/oldest-client.txt
+	touch $@
+
 demo: ## start everything, break a release, watch autorollback roll it back
 	hack/demo.sh
 
-venv: $(BIN)/autorollback ## create .venv with the package and its test extra
+venv: $(BIN)/autorollback $(OLDEST)/bin/autorollback ## create .venv (package + test extra) and .venv-oldest (oldest client)
 
 tools: ## build the pinned control plane, helm and promtool (cached by version)
 	hack/build-tools.sh
@@ -49,4 +56,4 @@ test: venv tools cluster-up ## everything: unit and end-to-end tests (the serial
 	$(BIN)/pytest tests -q -m serial
 
 clean: cluster-down ## remove the virtualenv and the local cluster
-	rm -rf $(VENV) build dist operator/*.egg-info
+	rm -rf $(VENV) $(OLDEST) build dist operator/*.egg-info

@@ -1,4 +1,5 @@
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,9 +54,9 @@ def operator_factory(tmp_path: Path) -> Iterator:
     started: list[kit.Operator] = []
 
     def start(*scope: str, extra: tuple[str, ...] = (), config: str | None = None,
-              env: dict[str, str] | None = None) -> kit.Operator:
+              env: dict[str, str] | None = None, python: str = sys.executable) -> kit.Operator:
         op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra, config=config,
-                          env=env)
+                          env=env, python=python)
         started.append(op)
         op.wait_ready()
         return op

@@ -176,13 +176,13 @@ class Operator:
     """`autorollback run` as a child process against the test cluster."""
 
     def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = (), config: str | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, python: str = sys.executable):
         self.metrics_port, self.health_port = free_port(), free_port()
         self.log_path = log_path
         self._log = open(log_path, "ab")
         env = {**os.environ, "KUBECONFIG": config or kubeconfig(), **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autorollback", "run", *scope, "--log-format", "json",
+            [python, "-m", "autorollback", "run", *scope, "--log-format", "json",
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *extra],
             stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
