@@ -38,13 +38,15 @@ app.kubernetes.io/component: operator
 
 {{/* Exactly the verbs the operator uses; nothing on Secrets, no delete anywhere. */}}
 {{- define "autorollback.rules" -}}
+# Exactly the verbs the operator uses: it watches Deployments and patches them to roll back;
+# it reads ReplicaSets (history) and annotates them (marks); it creates Events.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
