@@ -102,6 +102,38 @@ build_promtool() {
   go_install "$bin_promtool" "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 }
 
+# Gitea with SQLite (CGO), from its Go module through a wrapper module carrying Gitea's own
+# replace lines; no frontend (the API needs only options/locale, copied next to the binary).
+build_gitea() {
+  local out="$bin_gitea"
+  have "$out" gitea && [[ -d "$out/static/options/locale" ]] && return 0
+  log "building gitea $GITEA_VERSION (several minutes the first time)"
+  local work="$cache/src/gitea-$GITEA_VERSION" gomod dir
+  rm -rf "$work" && mkdir -p "$work" && cd "$work"
+  gomod="$(module_field "code.gitea.io/gitea@$GITEA_VERSION" GoMod)"
+  dir="$(module_field "code.gitea.io/gitea@$GITEA_VERSION" Dir)"
+  {
+    echo "module autorollback.local/gitea-build"
+    echo
+    echo "go $(awk '$1 == "go" {print $2; exit}' "$gomod")"
+    echo
+    echo "require code.gitea.io/gitea $GITEA_VERSION"
+    echo
+    echo "tool code.gitea.io/gitea"
+    echo
+    grep -E '^replace ' "$gomod"
+  } >go.mod
+  local tags="sqlite sqlite_unlock_notify"
+  CGO_ENABLED=1 GOFLAGS="$GOFLAGS -modcacherw" go list -mod=mod -deps -tags "$tags" code.gitea.io/gitea >/dev/null
+  mkdir -p "$out.tmp/static/options"
+  CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -DSQLITE_MAX_VARIABLE_NUMBER=32766" GOFLAGS="$GOFLAGS -modcacherw" \
+    go build -tags "$tags" -ldflags "-s -w -X main.Version=${GITEA_VERSION#v} -X 'main.Tags=$tags'" \
+    -o "$out.tmp/gitea" code.gitea.io/gitea
+  cp -r "$dir/options/locale" "$out.tmp/static/options/"
+  chmod -R u+w "$out.tmp/static"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 # The ServiceMonitor and PrometheusRule CRDs, as the prometheus-operator module ships them.
 build_monitoring_crds() {
   local out="$cache/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
@@ -116,5 +148,5 @@ build_monitoring_crds() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds)
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitea)
 for t in "${tools[@]}"; do "build_$t"; done

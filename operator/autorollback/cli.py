@@ -1,6 +1,7 @@
 """Command line: `autorollback run` and `autorollback --version`."""
 import argparse
 import sys
+from pathlib import Path
 
 from autorollback import __version__, kube, logs
 
@@ -35,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="minimum level logged")
     run.add_argument("--watch-stale-seconds", type=float, default=300.0,
                      help="/healthz fails once the Deployment watch has missed changes for this long")
+    run.add_argument("--git-credentials-dir", type=Path, default=None, metavar="DIR",
+                     help="one folder per forge host with a `token` file (read at use), for Git revert pull requests")
+    run.add_argument("--git-api-base", action="append", default=[], metavar="HOST=URL",
+                     help="the forge API of a host, when it does not follow the forge's convention (repeatable)")
     return p
 
 
@@ -47,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
     from autorollback import runner  # imports kopf: only once we know we can run
+    from autorollback.gitrevert import worker
+
+    worker.configure(worker.Settings(args.git_credentials_dir,
+                                     dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair)))
 
     return runner.run(
         namespaces=args.namespaces or [],

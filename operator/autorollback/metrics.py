@@ -53,6 +53,16 @@ api_errors = Counter(
     "The work is tried again with backoff.",
     ["operation", "code"],
 )
+reverts = Counter(
+    "autorollback_revert_prs_total",
+    "Git revert pull requests after rollbacks, by result (opened, exists, not_proposed, failed) and reason.",
+    ["result", "reason"],
+)
+revert_seconds = Histogram(
+    "autorollback_revert_seconds",
+    "Time from the rollback to its revert pull request being open.",
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 watch_events = Counter("autorollback_watch_events_total", "Deployment watch events received.")
 watch_healthy = Gauge(
     "autorollback_watch_healthy",

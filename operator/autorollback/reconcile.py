@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state
+from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.annotations import Config
 from autorollback.decision import Decision
 
@@ -217,6 +218,9 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_images=rollout.images(failed_template),
         to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
     if d.result == decision.SUCCESS:
+        gitworker.submit(deployment, d.failing, gitcore.Facts(
+            ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
+            rollout.images(d.target.template), failure.reason, failure.message), time.time())
         try:
             _mark_failing(ns, d)
         except kube.ApiError as e:

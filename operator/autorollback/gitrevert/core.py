@@ -1,0 +1,117 @@
+"""What to revert and how to say it: pure decisions, no I/O."""
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Mapping
+
+from autorollback.annotations import PREFIX, quote
+
+ENABLED = PREFIX + "git-revert"
+REPO = PREFIX + "git-repo"
+PATH = PREFIX + "git-path"
+BRANCH = PREFIX + "git-branch"
+COMMIT = PREFIX + "git-commit"
+PROVIDER = PREFIX + "git-provider"
+PR_MARK = PREFIX + "revert-pr"  # on the failed ReplicaSet: the pull request that reverts it
+PROVIDERS = ("github", "gitlab", "gitea")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
+
+
+@dataclass(frozen=True)
+class Source:
+    repo: str  # HTTPS clone URL
+    path: str  # file or folder in the repository
+    branch: str  # base branch ("" = the repository's default branch)
+    commit: str  # the commit that produced the failed version ("" = find it from history)
+    provider: str
+    found_by: str  # which configuration said so, for the Event
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.repo).hostname or ""
+
+    @property
+    def owner_and_name(self) -> tuple[str, str]:
+        parts = urllib.parse.urlsplit(self.repo).path.strip("/").removesuffix(".git").split("/")
+        return "/".join(parts[:-1]), parts[-1]
+
+
+def wanted(annotations: Mapping[str, str] | None) -> bool:
+    return (annotations or {}).get(ENABLED, "").strip().lower() == "true"
+
+
+def source(deployment: Mapping[str, str] | None, replicaset: Mapping[str, str] | None) -> Source | str:
+    """Where the failed version came from, per the autorollback.io/git-* annotations (the failed
+    ReplicaSet's copy first: CI stamps the commit on the Deployment and the controller copies it
+    onto the ReplicaSet of that version). A string says why there is no usable source."""
+    ann = {**(deployment or {}), **{k: v for k, v in (replicaset or {}).items() if k.startswith(PREFIX + "git-")}}
+    repo = ann.get(REPO, "").strip()
+    if not repo:
+        return f"no {REPO} annotation: set it (with {PATH}) to the HTTPS URL of the repository holding the manifest"
+    url = urllib.parse.urlsplit(repo)
+    if url.username or url.password:  # never repeat a credential, not even in the Event that refuses it
+        return f"{REPO} must not carry credentials: put the token in --git-credentials-dir instead"
+    if url.scheme not in ("https", "http") or not url.hostname or url.username or url.password or url.query:
+        return (f"{REPO}={quote(repo)} is not an HTTPS clone URL without credentials "
+                "(https://host/owner/name.git); credentials come from --git-credentials-dir")
+    path = ann.get(PATH, "").strip().strip("/")
+    if not path or ".." in path.split("/"):
+        return f"{PATH}={quote(ann.get(PATH, ''))} must name the manifest's file or folder inside the repository"
+    commit = ann.get(COMMIT, "").strip().lower()
+    if commit and not _SHA.match(commit):
+        return f"{COMMIT}={quote(commit)} is not a commit SHA"
+    provider = ann.get(PROVIDER, "").strip().lower() or _HOSTS.get(url.hostname, "")
+    if provider not in PROVIDERS:
+        return (f"cannot tell which forge {url.hostname} is: set {PROVIDER} to one of {', '.join(PROVIDERS)}")
+    return Source(repo=repo, path=path, branch=ann.get(BRANCH, "").strip(), commit=commit, provider=provider,
+                  found_by="annotations")
+
+
+def branch_name(commit: str) -> str:
+    """Deterministic: the same revert always goes to the same branch (idempotent across restarts)."""
+    return f"autorollback/revert-{commit[:12]}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rollback's Events said, for the pull request."""
+    namespace: str
+    deployment: str
+    failed_revision: int
+    failed_images: str
+    restored_revision: int
+    restored_images: str
+    reason: str
+    message: str
+
+
+def title(subject: str) -> str:
+    return f'Revert "{subject}"'[:250]
+
+
+def commit_message(subject: str, commit: str, facts: Facts) -> str:
+    """git revert's own message, plus why."""
+    return (f'Revert "{subject}"\n\nThis reverts commit {commit}.\n\n'
+            f"autorollback rolled Deployment {facts.namespace}/{facts.deployment} back from revision "
+            f"{facts.failed_revision} ({facts.failed_images}) to revision {facts.restored_revision} "
+            f"({facts.restored_images}): {facts.reason}.\n")
+
+
+def body(commit: str, facts: Facts, found_by: str) -> str:
+    return (f"autorollback rolled **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
+            f"this reverts the commit that introduced the failed version, so that Git matches the cluster again.\n\n"
+            f"| | |\n|---|---|\n"
+            f"| failed | revision {facts.failed_revision}: `{facts.failed_images}` |\n"
+            f"| restored | revision {facts.restored_revision}: `{facts.restored_images}` |\n"
+            f"| reason | {facts.reason} |\n"
+            f"| controller said | {facts.message[:300]} |\n"
+            f"| reverted commit | {commit} |\n"
+            f"| source found by | {found_by} |\n\n"
+            "Review and merge it yourself: autorollback never merges. Until it is merged, a GitOps sync "
+            "re-applies the failed version (autorollback warns `KnownBadTemplate` and does not roll back twice).")
+
+
+def introduces(diff: str, image: str) -> bool:
+    """A commit's diff adds a line naming the failed image."""
+    return any(line.startswith("+") and not line.startswith("+++") and image in line for line in diff.splitlines())

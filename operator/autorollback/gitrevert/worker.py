@@ -1,0 +1,101 @@
+"""Runs reverts in the background after a rollback: bounded, timed, never blocking or undoing it."""
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autorollback import history, kube, logs, metrics
+from autorollback.gitrevert import core, forge, git
+
+log = logs.get(__name__)
+
+
+@dataclass
+class Settings:
+    credentials_dir: Path | None = None
+    api_bases: dict[str, str] | None = None
+    workers: int = 2
+
+
+_settings = Settings()
+_pool: ThreadPoolExecutor | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings, _pool
+    _settings = settings
+    _pool = ThreadPoolExecutor(settings.workers, "autorollback-git")
+
+
+def _credentials(host: str) -> tuple[str, str]:
+    """Read at use: a rotated Secret works without a restart."""
+    if _settings.credentials_dir is None:
+        raise forge.ForgeError(0, "the operator runs without --git-credentials-dir")
+    folder = _settings.credentials_dir / host
+    try:
+        token = (folder / "token").read_text().strip()
+    except OSError:
+        raise forge.ForgeError(0, f"no token for {host}: expected a file {host}/token in the credentials "
+                                  "directory (the chart mounts it from the Secret named in gitRevert.secretName)") from None
+    user = (folder / "username").read_text().strip() if (folder / "username").exists() else "autorollback"
+    return user, token
+
+
+def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float) -> None:
+    if not core.wanted(deployment["metadata"].get("annotations")):
+        return
+    if _pool is None:
+        configure(Settings())
+    _pool.submit(_run, deployment, failing, facts, rolled_back_at)
+
+
+def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    try:
+        kube.post_event(deployment, type_, reason, message)
+    except kube.ApiError as e:
+        log.warning("cannot post Event", reason=reason, error=str(e))
+
+
+def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float) -> None:
+    meta = deployment["metadata"]
+    who = {"namespace": meta["namespace"], "deployment": meta["name"]}
+    src = core.source(meta.get("annotations"), failing.annotations)
+    if isinstance(src, str):
+        metrics.reverts.labels("not_proposed", "no_source").inc()
+        log.warning("revert not proposed", reason="no_source", message=src, **who)
+        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request: {src}")
+        return
+    failed_image = facts.failed_images.split(", ")[0]
+    try:
+        user, token = _credentials(src.host)
+        api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
+        owner, name = src.owner_and_name
+        base = src.branch or api.default_branch(owner, name)
+        with tempfile.TemporaryDirectory(prefix="autorollback-revert-") as work:
+            revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts)
+        url = api.find_open(owner, name, revert.branch, base) or api.open(
+            owner, name, revert.branch, base, core.title(revert.subject), core.body(revert.commit, facts, src.found_by))
+    except git.NotProposed as e:
+        metrics.reverts.labels("not_proposed", e.reason).inc()
+        log.warning("revert not proposed", reason=e.reason, message=str(e), **who)
+        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request ({e.reason}): {e}")
+        return
+    except (git.GitError, forge.ForgeError, OSError) as e:
+        metrics.reverts.labels("failed", type(e).__name__).inc()
+        log.error("revert failed", error=str(e), **who)
+        _post(deployment, "Warning", "RevertFailed", f"could not open the revert pull request in {src.repo}: {e}. "
+                                                    "The rollback stands; revert the commit in Git by hand.")
+        return
+    result = "exists" if revert.existed else "opened"
+    metrics.reverts.labels(result, "").inc()
+    metrics.revert_seconds.observe(max(0.0, time.time() - rolled_back_at))
+    log.info("revert proposed", url=url, commit=revert.commit, branch=revert.branch, result=result, **who)
+    _post(deployment, "Normal", "RevertProposed",
+          f"revert pull request {url} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
+          f"{base}; source from {src.found_by}")
+    try:
+        kube.annotate_replicaset(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, url)})
+    except kube.ApiError as e:
+        log.warning("cannot record the pull request on the ReplicaSet", error=str(e), **who)

@@ -1,0 +1,132 @@
+"""A real Gitea (built by hack/build-tools.sh) on SQLite in a temporary folder, for the Git revert tests."""
+import base64
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import kit
+
+USER = "forgeadmin"
+
+
+def binary() -> Path:
+    path = kit.cache() / "bin" / f"gitea-{kit._versions()['GITEA_VERSION']}"
+    if not (path / "gitea").exists():
+        raise AssertionError(f"{path}/gitea is missing: run `make tools`")
+    return path
+
+
+class Gitea:
+    def __init__(self, tmp: Path):
+        self.tmp, self.port = tmp, kit.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        folder = binary()
+        self.env = {**os.environ, "GITEA_I_AM_BEING_UNSAFE_RUNNING_AS_ROOT": "true", "HOME": str(tmp)}
+        self.config = tmp / "app.ini"
+        secrets = {k: self._gitea("generate", "secret", k, config=False).stdout.strip().splitlines()[-1]
+                   for k in ("INTERNAL_TOKEN", "SECRET_KEY", "JWT_SECRET")}
+        self.config.write_text(f"""
+APP_NAME = autorollback-test
+RUN_MODE = prod
+WORK_PATH = {tmp}/work
+[server]
+PROTOCOL = http
+HTTP_ADDR = 127.0.0.1
+HTTP_PORT = {self.port}
+ROOT_URL = {self.url}/
+STATIC_ROOT_PATH = {folder}/static
+APP_DATA_PATH = {tmp}/data
+DISABLE_SSH = true
+START_SSH_SERVER = false
+LFS_START_SERVER = false
+OFFLINE_MODE = true
+[database]
+DB_TYPE = sqlite3
+PATH = {tmp}/data/gitea.db
+[repository]
+ROOT = {tmp}/repos
+DEFAULT_BRANCH = main
+[security]
+INSTALL_LOCK = true
+INTERNAL_TOKEN = {secrets['INTERNAL_TOKEN']}
+SECRET_KEY = {secrets['SECRET_KEY']}
+[oauth2]
+JWT_SECRET = {secrets['JWT_SECRET']}
+[service]
+DISABLE_REGISTRATION = true
+[indexer]
+ISSUE_INDEXER_TYPE = db
+REPO_INDEXER_ENABLED = false
+[queue]
+TYPE = channel
+[mailer]
+ENABLED = false
+[session]
+PROVIDER = memory
+[cron.update_checker]
+ENABLED = false
+[log]
+MODE = file
+LEVEL = Info
+ROOT_PATH = {tmp}/log
+""")
+        self._gitea("migrate")
+        self._gitea("admin", "user", "create", "--admin", "--username", USER, "--password", "Passw0rd-not-secret",
+                    "--email", "forgeadmin@example.invalid", "--must-change-password=false")
+        self.token = self._gitea("admin", "user", "generate-access-token", "--username", USER, "--token-name", "t",
+                                 "--scopes", "write:repository,write:user,write:issue", "--raw").stdout.strip().splitlines()[-1]
+        self._log = open(tmp / "web.log", "ab")
+        self.proc = subprocess.Popen([str(folder / "gitea"), "--config", str(self.config), "--work-path",
+                                      str(tmp / "work"), "web"], env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        kit.wait_for(self._up, 60, "Gitea to answer")
+
+    def _gitea(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
+        cfg = ["--config", str(self.config), "--work-path", str(self.tmp / "work")] if config else []
+        return subprocess.run([str(binary() / "gitea"), *cfg, *args], env=self.env, cwd=self.tmp,
+                              capture_output=True, text=True, check=True, timeout=120)
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, (self.tmp / "web.log").read_text()[-2000:]
+        try:
+            return self.api("GET", "/version")[0] == 200
+        except OSError:
+            return False
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        req = urllib.request.Request(f"{self.url}/api/v1{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"token {self.token}",
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw else None
+
+    def create_repo(self, name: str) -> str:
+        status, _ = self.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main"})
+        assert status == 201, status
+        return f"{self.url}/{USER}/{name}.git"
+
+    def git(self, work: Path, *args: str) -> str:
+        """git as the test's own user (a person or CI pushing), authenticated by header."""
+        basic = base64.b64encode(f"{USER}:{self.token}".encode()).decode()
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@x.invalid",
+               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@x.invalid"}
+        return subprocess.run(["git", "-c", f"http.extraHeader=Authorization: Basic {basic}", *args], cwd=work,
+                              env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()

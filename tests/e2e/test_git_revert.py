@@ -1,0 +1,91 @@
+"""Roll forward through Git, end to end: a GitOps-style sync applies the manifest from a real Gitea,
+a bad commit is rolled back, autorollback opens the revert pull request, merging it brings Git and
+the cluster back into agreement, with no second rollback."""
+import json
+from pathlib import Path
+
+import pytest
+
+from . import kit
+from .gitea import Gitea
+from .test_rollback import count, wait_event
+
+V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
+
+
+@pytest.fixture
+def gitea(tmp_path: Path):
+    g = Gitea(tmp_path / "gitea")
+    yield g
+    g.stop()
+
+
+def manifest(ns: str, image: str, repo: str, failure: str | None = None) -> str:
+    m = kit.deployment("shop", image=image, failure=failure, annotations={
+        "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true",
+        "autorollback.io/git-repo": repo, "autorollback.io/git-path": "deploy/shop.yaml",
+        "autorollback.io/git-provider": "gitea"})
+    m["metadata"]["namespace"] = ns
+    return json.dumps(m, indent=2) + "\n"
+
+
+def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, operator_factory, gitea: Gitea,
+                                                              tmp_path: Path) -> None:
+    ns = namespace
+    repo = gitea.create_repo("shop")
+    creds = tmp_path / "credentials"
+    (creds / "127.0.0.1").mkdir(parents=True)
+    (creds / "127.0.0.1" / "token").write_text(gitea.token + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    gitea.git(work, "init", "-q", "-b", "main")
+    gitea.git(work, "remote", "add", "origin", repo)
+    (work / "deploy").mkdir()
+    (work / "README.md").write_text("shop\n")
+    gitea.git(work, "add", ".")
+    gitea.git(work, "commit", "-q", "-m", "start")
+
+    def commit(message: str, content: str) -> None:
+        (work / "deploy" / "shop.yaml").write_text(content)
+        gitea.git(work, "add", ".")
+        gitea.git(work, "commit", "-q", "-m", message)
+        gitea.git(work, "push", "-q", "origin", "main")
+
+    def sync() -> None:  # what Argo CD self-heal or Flux does: apply the base branch as it is now
+        gitea.git(work, "pull", "-q", "--ff-only", "origin", "main")
+        kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
+
+    op = operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds)))
+    commit("release shop 1.0.0", manifest(ns, V1, repo))
+    sync()
+    kit.wait_for(lambda: kit.is_available(ns, "shop"), 120, "v1")
+    commit("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready"))
+    bad = gitea.git(work, "rev-parse", "HEAD").strip()
+    sync()
+    wait_event(ns, "RolledBack", name="shop")
+    proposed = wait_event(ns, "RevertProposed", name="shop", timeout=120)
+    status, pulls = gitea.api("GET", "/repos/forgeadmin/shop/pulls?state=open")
+    assert status == 200 and len(pulls) == 1
+    pr = pulls[0]
+    assert pr["html_url"] in proposed["message"] and bad[:12] in proposed["message"]
+    assert pr["head"]["ref"] == f"autorollback/revert-{bad[:12]}" and pr["base"]["ref"] == "main"
+    assert pr["title"] == 'Revert "release shop 2.0.0"'
+    assert V2 in pr["body"] and V1 in pr["body"] and "ProgressDeadlineExceeded" in pr["body"]
+    failed_rs = next(rs for rs in kit.replicasets(ns, "shop") if kit.image_of({"spec": rs["spec"]}) == V2)
+    assert failed_rs["metadata"]["annotations"]["autorollback.io/revert-pr"] == (
+        f"{failed_rs['metadata']['name']} {pr['html_url']}")
+    _, commits = gitea.api("GET", f"/repos/forgeadmin/shop/git/commits/{pr['head']['sha']}")
+    assert f"This reverts commit {bad}." in commits["commit"]["message"]  # git revert's own line
+
+    status, _ = gitea.api("POST", f"/repos/forgeadmin/shop/pulls/{pr['number']}/merge", {"Do": "merge"})
+    assert status == 200
+    sync()  # Git says v1 again: the sync changes nothing, the cluster runs v1 already
+    d = kit.wait_for(lambda: kit.is_available(ns, "shop"), 60, "shop available")
+    assert kit.image_of(d) == V1 and V1 in (work / "deploy" / "shop.yaml").read_text()
+    assert count(ns, "RolledBack", name="shop") == 1 and count(ns, "RollbackAbandoned", name="shop") == 0
+    assert count(ns, "KnownBadTemplate", name="shop") == 0 and count(ns, "RevertProposed", name="shop") == 1
+    assert op.metric("autorollback_revert_prs_total", result="opened") == 1
+    # the token is nowhere the operator wrote
+    written = [op.output(), json.dumps(kit.events(ns, "shop")), json.dumps(pulls),
+               json.dumps(kit.kubectl_json("-n", ns, "get", "deployments,replicasets"))]
+    assert not [w for w in written if gitea.token in w]

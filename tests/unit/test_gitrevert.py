@@ -1,0 +1,50 @@
+import pytest
+
+from autorollback.gitrevert import core
+
+REPO = "https://git.example.com/team/shop.git"
+FACTS = core.Facts("prod", "shop", 5, "shop:2.0.0", 4, "shop:1.0.0", "ProgressDeadlineExceeded",
+                   'ReplicaSet "shop-5d8f" has timed out progressing.')
+
+
+def ann(**kw: str) -> dict[str, str]:
+    return {core.REPO: REPO, core.PATH: "deploy/shop.yaml", core.PROVIDER: "gitea", **kw}
+
+
+def test_source_from_annotations_the_failed_replicasets_copy_first() -> None:
+    src = core.source(ann(), {core.COMMIT: "ABCDEF1234567"})
+    assert src == core.Source(REPO, "deploy/shop.yaml", "", "abcdef1234567", "gitea", "annotations")
+    assert src.host == "git.example.com" and src.owner_and_name == ("team", "shop")
+
+
+@pytest.mark.parametrize("annotations,why", [
+    ({}, "no autorollback.io/git-repo"),
+    (ann(**{core.REPO: "https://user:secret@git.example.com/a/b.git"}), "must not carry credentials"),
+    (ann(**{core.REPO: "git@github.com:a/b.git"}), "not an HTTPS clone URL"),
+    (ann(**{core.PATH: "../etc"}), "must name the manifest"),
+    (ann(**{core.COMMIT: "HEAD~1"}), "is not a commit SHA"),
+    (ann(**{core.PROVIDER: ""}), "cannot tell which forge"),
+])
+def test_unusable_sources_say_why(annotations, why: str) -> None:
+    out = core.source(annotations, {})
+    assert isinstance(out, str) and why in out
+    assert "secret" not in out
+
+
+def test_forge_from_the_host() -> None:
+    src = core.source({core.REPO: "https://github.com/a/b.git", core.PATH: "k8s"}, {})
+    assert src.provider == "github"
+
+
+def test_branch_message_and_body() -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert core.branch_name(sha) == "autorollback/revert-0123456789ab"
+    msg = core.commit_message("release shop 2.0.0", sha, FACTS)
+    assert msg.startswith('Revert "release shop 2.0.0"\n\nThis reverts commit ' + sha + ".\n")
+    body = core.body(sha, FACTS, "annotations")
+    assert "shop:2.0.0" in body and "shop:1.0.0" in body and "never merges" in body
+
+
+def test_introduces_looks_at_added_lines_only() -> None:
+    diff = "--- a/x\n+++ b/x\n-        image: shop:1.0.0\n+        image: shop:2.0.0\n"
+    assert core.introduces(diff, "shop:2.0.0") and not core.introduces(diff, "shop:1.0.0")
