@@ -114,7 +114,7 @@ def _known_bad(work: Work, result: Result) -> None:
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)
-    result.done["known_bad_done"] = rollout.progressing_replicaset(work.deployment)
+    result.done["known_bad_done"] = state.progress_key(work.deployment)
 
 
 def _healthy(work: Work, result: Result) -> None:

@@ -31,6 +31,13 @@ def completion_key(deployment: dict[str, Any]) -> str:
     return f"{rollout.completed_replicaset(deployment)} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')}"
 
 
+def progress_key(deployment: dict[str, Any]) -> str:
+    """One rollout under way: its ReplicaSet and when Progressing last turned True. Going back to a
+    template is a new rollout even when the condition never showed it in progress before."""
+    c = rollout.condition(deployment, "Progressing")
+    return f"{rollout.progressing_replicaset(deployment)} {c.get('lastTransitionTime')}"
+
+
 @dataclass
 class Memo:
     namespace: str
@@ -40,7 +47,7 @@ class Memo:
     failure_done: str = ""  # failure_key() last dealt with
     healthy_done: str = ""  # completion_key() of the last completion marked
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
-    known_bad_done: str = ""  # ReplicaSet last warned about
+    known_bad_done: str = ""  # progress_key() last checked for a known-bad template
     history_done: int | None = None  # revisionHistoryLimit last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
@@ -58,7 +65,7 @@ class Memo:
             todo.add(FAILURE)
         if self.healthy_evidence is not None:
             todo.add(HEALTHY)
-        if rollout.progressing_replicaset(deployment) not in ("", self.known_bad_done):
+        if rollout.progressing_replicaset(deployment) and progress_key(deployment) != self.known_bad_done:
             todo.add(KNOWN_BAD)  # a rollout under way on another ReplicaSet: is it one rolled back from?
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:

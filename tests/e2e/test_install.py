@@ -136,7 +136,8 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
     kit.helm("install", release, str(CHART), "--namespace", home, "--set", f"watchNamespaces={{{watched}}}")
     try:
         sa = f"system:serviceaccount:{home}:{release}-autorollback"
-        assert can_i(sa, "patch", "deployments", "-n", watched) and can_i(sa, "watch", "replicasets", "-n", watched)
+        assert can_i(sa, "patch", "deployments", "-n", watched) and can_i(sa, "list", "replicasets", "-n", watched)
+        assert not can_i(sa, "watch", "replicasets", "-n", watched)  # only the verbs the operator uses
         assert not can_i(sa, "list", "deployments", "-n", other)
         assert not can_i(sa, "list", "deployments", "-A")
         assert kit.kubectl("get", "clusterrole", f"{release}-autorollback", check=False).returncode != 0

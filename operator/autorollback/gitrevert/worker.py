@@ -33,13 +33,15 @@ def _credentials(host: str) -> tuple[str, str]:
     """Read at use: a rotated Secret works without a restart."""
     if _settings.credentials_dir is None:
         raise forge.ForgeError(0, "the operator runs without --git-credentials-dir")
-    folder = _settings.credentials_dir / host
+    entry = _settings.credentials_dir / host  # a file (a Secret key named after the host) or a folder
     try:
-        token = (folder / "token").read_text().strip()
+        token = (entry / "token" if entry.is_dir() else entry).read_text().strip()
     except OSError:
-        raise forge.ForgeError(0, f"no token for {host}: expected a file {host}/token in the credentials "
-                                  "directory (the chart mounts it from the Secret named in gitRevert.secretName)") from None
-    user = (folder / "username").read_text().strip() if (folder / "username").exists() else "autorollback"
+        raise forge.ForgeError(0, f"no token for {host}: expected a file {host} or {host}/token in the "
+                                  "credentials directory (the chart mounts it from gitRevert.secretName)") from None
+    if not token:
+        raise forge.ForgeError(0, f"the token file for {host} is empty")
+    user = (entry / "username").read_text().strip() if (entry / "username").is_file() else "autorollback"
     return user, token
 
 
