@@ -72,8 +72,16 @@ def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) 
     return Decision(NOTHING, reason, message, failure=failure)
 
 
-def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str) -> Decision:
-    """The rollback decision for the Deployment as it is now, with its ReplicaSets."""
+def _restored_since(entries: tuple[ledger.Entry, ...], name: str) -> str:
+    return next((e.at for e in entries if e.restored == name), "")
+
+
+def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
+           stale_since: str = "") -> Decision:
+    """The rollback decision for the Deployment as it is now, with its ReplicaSets.
+
+    stale_since: when the operator first saw the current template under a condition carried over
+    from an earlier one (the controller keeps it until it sees progress)."""
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
     failure = rollout.failure(deployment)
@@ -84,13 +92,37 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     entries = ledger.of([deployment, *replicasets])
     revs = history.revisions(replicasets, entries)
     failing = history.current(revs, spec["template"])
-    if failing is None or failure.replicaset != failing.name:
-        return _nothing("stale", (
-            f"the {failure.reason} condition is about ReplicaSet {failure.replicaset or '(none named)'}, "
-            f"not the current template's ({failing.name if failing else 'not created yet'}): it was left over "
-            "from an earlier template"), failure)
-    if ledger.find(entries, failure.id):
-        return _nothing("rolled_back", "this failure was rolled back already", failure)
+    done = ledger.find(entries, failure.id)
+    if done is not None:
+        rolled_from = next((r for r in revs if r.name == done.failed), None)
+        if rolled_from is not None and not seen_before(rolled_from, failure):
+            # the rollback patch went through, but what followed it did not (a crash, a lost answer)
+            restored = next((r for r in revs if r.name == done.restored), None)
+            return Decision(SUCCESS, failure.reason, (
+                f"rolled back from {describe(rolled_from.number, rolled_from.template)} to "
+                f"{describe(restored.number, restored.template) if restored else done.restored}: {failure.reason}"),
+                failure=failure, failing=rolled_from, target=restored, first_report=True)
+        if failing is None or failure.replicaset != failing.name:
+            failure = None  # carried over; whether the restored template progresses is decided below
+        else:
+            return _nothing("rolled_back", "this failure was rolled back already", failure)
+    if failing is None:
+        return _nothing("stale", "the current template's ReplicaSet does not exist yet")
+    if failure is None or failure.replicaset != failing.name:
+        carried = failure.replicaset if failure else (done.failed if done else "")
+        since = _restored_since(entries, failing.name) or stale_since
+        deadline = spec.get("progressDeadlineSeconds") or 600
+        if not since or (history.timestamp(now) - history.timestamp(since)).total_seconds() < deadline:
+            return _nothing("stale", (
+                f"the {rollout.DEADLINE_EXCEEDED} condition is about ReplicaSet {carried or '(none named)'}, not the "
+                f"current template's ({failing.name}): it was left over from an earlier template"),
+                rollout.failure(deployment))
+        failure = rollout.Failure(
+            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=since,
+            message=(f"ReplicaSet {failing.name} made no progress for {deadline}s after the template returned to it "
+                     f"(the controller still shows the earlier timeout of {carried or 'another ReplicaSet'})"))
+        if ledger.find(entries, failure.id):
+            return _nothing("rolled_back", "this failure was rolled back already", failure)
     if already_handled(failing, failure, rollout.paused(deployment), config.dry_run):
         return _nothing("handled", "this failure was handled already", failure)
 

@@ -77,7 +77,7 @@ class Operator:
         if not jobs:
             return None
         work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
-                              memo.healthy_evidence, memo.api_failure_reported)
+                              memo.healthy_evidence, memo.api_failure_reported, memo.stale_since)
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
             metrics.forget(result.series)
@@ -89,6 +89,8 @@ class Operator:
                     memo.healthy_evidence = None
             else:
                 setattr(memo, name, value)
+        if result.recheck_in is not None and result.retry is None:
+            self.queue.add_after(uid, result.recheck_in)
         return result.retry
 
 

@@ -47,12 +47,14 @@ class Work:
     jobs: set[str]
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
+    stale_since: tuple[str, str] = ("", "")  # (failure_key, when first seen with a carried-over condition)
 
 
 @dataclass
 class Result:
     done: dict[str, Any] = field(default_factory=dict)  # Memo field -> new value
     retry: kube.ApiError | None = None  # try again later
+    recheck_in: float | None = None  # look again after this many seconds even if nothing changes
     series: set[tuple[str, ...]] = field(default_factory=set)  # metric label values used
 
 
@@ -81,12 +83,12 @@ def run(work: Work) -> Result:
             fn(work, result)
         except kube.ApiError as e:
             metrics.api_errors.labels(job, str(e.status)).inc()
-            log.warning("API error, will try again", job=job, error=str(e), **_who(work))
-            result.retry = e
-            if not retry.retryable(e.status):
+            if retry.retryable(e.status):
+                log.warning("API error, will try again", job=job, error=str(e), **_who(work))
+                result.retry = e
+            else:
                 log.error("API error that another try cannot fix; giving up on it", job=job, error=str(e),
                           **_who(work))
-                result.retry = None
     return result
 
 
@@ -140,10 +142,12 @@ def _failure(work: Work, result: Result) -> None:
     deployment, config = work.deployment, work.config
     key = state.failure_key(deployment, config)
     replicasets = kube.replicasets_of(deployment)
+    stamp = now()
+    since = work.stale_since[1] if work.stale_since[0] == key else stamp
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
-        d = decision.decide(deployment, replicasets, config, now())
-        if d.result == decision.SUCCESS:
+        d = decision.decide(deployment, replicasets, config, now(), stale_since=since)
+        if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
@@ -152,7 +156,14 @@ def _failure(work: Work, result: Result) -> None:
                     deployment = _observed(work)
                     replicasets = kube.replicasets_of(deployment)
                     continue
-                if retry.retryable(e.status) and key != work.api_failure_reported:
+                if not retry.retryable(e.status):  # the API will never take this patch: say so, for good
+                    metrics.api_errors.labels("failure", str(e.status)).inc()
+                    d = Decision(decision.FAILED, "api_error", (
+                        f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
+                        "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
+                        first_report=d.first_report)
+                    break
+                if e.status in (401, 403, 429) and key != work.api_failure_reported:  # refused, not lost
                     _tell_api_trouble(work, d, e)
                     result.done["api_failure_reported"] = key
                 raise
@@ -164,6 +175,10 @@ def _failure(work: Work, result: Result) -> None:
         report(work, deployment, d, result)
     else:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
+    if d.reason == "stale":  # the restored template may never progress: look again until it does
+        result.done["stale_since"] = (state.failure_key(deployment, config), since)
+        result.recheck_in = min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0)
+        return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
 
@@ -217,7 +232,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
         from_images=rollout.images(failed_template),
         to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
-    if d.result == decision.SUCCESS:
+    if d.result == decision.SUCCESS and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
             rollout.images(d.target.template), failure.reason, failure.message), time.time())

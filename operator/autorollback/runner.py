@@ -35,7 +35,7 @@ async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None
             else:
                 listed = {}
             op.health = op.freshness.verdict(listed, time.monotonic())
-        except kube.ApiError as e:  # an unreachable API server is unhealthy, not fatal
+        except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
             op.health = (False, f"cannot list Deployments to check the watch: {e}")
         metrics.watch_healthy.set(1 if op.health[0] else 0)
         if not op.health[0]:

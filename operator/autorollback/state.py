@@ -6,6 +6,7 @@ no longer listed. Memory only saves API calls: everything here can be lost (rest
 failover) because the decisions rest on what is recorded in the cluster.
 """
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,11 @@ def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
     f = rollout.failure(deployment)
     if f is None:
         return ""
-    return f"{f.id}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+    # The template too: after a rollback the same condition stands over another template, whose
+    # progress (or lack of it) must be watched.
+    template = digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
+    return (f"{f.id}|template={template}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}"
+            f"|enabled={config.enabled}")
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
@@ -51,6 +56,7 @@ class Memo:
     history_done: int | None = None  # revisionHistoryLimit last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
+    stale_since: tuple[str, str] = ("", "")  # (failure_key(), when first seen carried over from another template)
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
 
     def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:

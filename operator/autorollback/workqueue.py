@@ -30,11 +30,20 @@ class WorkQueue:
         return len(self._queued) + len(self._active) + len(self._timers)
 
     def add(self, uid: str) -> None:
+        """Now: a change is worth a look at once, even while a retry waits (it takes the latest state)."""
         if uid in self._active:
             self._dirty.add(uid)
-        elif uid not in self._queued and uid not in self._timers:  # a pending retry takes the latest state
+            return
+        timer = self._timers.pop(uid, None)
+        if timer:
+            timer.cancel()
+        if uid not in self._queued:
             self._queued.add(uid)
             self._queue.put_nowait(uid)
+
+    def add_after(self, uid: str, delay: float) -> None:
+        if uid not in self._timers:
+            self._later(uid, delay)
 
     def forget(self, uid: str) -> None:
         timer = self._timers.pop(uid, None)
@@ -44,6 +53,10 @@ class WorkQueue:
         self._dirty.discard(uid)
 
     def _later(self, uid: str, delay: float) -> None:
+        old = self._timers.pop(uid, None)
+        if old:
+            old.cancel()
+
         def fire() -> None:
             self._timers.pop(uid, None)
             self.add(uid)

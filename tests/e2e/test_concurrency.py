@@ -29,13 +29,15 @@ def handle(deployment: dict) -> reconcile.Result:
     return reconcile.run(work)
 
 
-def race(monkeypatch: pytest.MonkeyPatch, *competing: str) -> list[int]:
+def race(monkeypatch: pytest.MonkeyPatch, *competing: str, settle=None) -> list[int]:
     """Run `kubectl competing...` just before the operator's first patch; return the patch attempts."""
     real, attempts = kube.patch_deployment, []
 
     def patch(namespace: str, name: str, ops: list) -> dict:
         if not attempts:
             kit.kubectl("-n", namespace, *competing)
+            if settle:
+                settle(namespace)
         attempts.append(1)
         return real(namespace, name, ops)
 
@@ -65,7 +67,11 @@ def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, fai
 def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, failed: dict, monkeypatch) -> None:
     # Scaling the old ReplicaSet down is progress to the controller: the failure is gone until the
     # new deadline runs out, and the operator follows the controller rather than its old reading.
-    race(monkeypatch, "scale", "deployment/web", "--replicas=2")
+    def progressing(ns: str) -> None:  # the controller has counted the scale-down as progress
+        kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
+                     != "ProgressDeadlineExceeded", 30, "the scale to count as progress", interval=0.1)
+
+    race(monkeypatch, "scale", "deployment/web", "--replicas=2", settle=progressing)
     assert handle(failed).retry is None
     assert kit.image_of(kit.get_deployment(namespace, "web")) == V2 and kit.events(namespace, "web") == []
     again = kit.wait_for(lambda: kit.is_failed(namespace, "web"), 60, "the new deadline to run out")

@@ -27,13 +27,40 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
                                                "ProgressDeadlineExceeded"),)
 
 
-def test_a_failure_in_the_ledger_is_never_rolled_back_again() -> None:
-    # e.g. the operator died after its rollback patch, before it marked anything
+def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() -> None:
+    # e.g. the operator died after its rollback patch, before its Events and marks
     d = deployment("app:1.1.0", revision=5, failed=True)
-    first = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
-    d["metadata"]["annotations"][ledger.KEY] = first.patch[2]["value"][ledger.KEY]
-    again = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
-    assert (again.result, again.reason) == (decision.NOTHING, "rolled_back")
+    rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
+    first = decide(d, rs)
+    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
+                       annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
+    rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
+    late = decide(after, rs)
+    assert (late.result, late.patch, late.first_report) == (decision.SUCCESS, [], True)  # report, do not patch
+    assert late.failing.name == rs_name("app:1.1.0") and late.target.name == rs_name("app:1.0.0")
+    rs[0] = replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"})
+    assert decide(after, rs).result == decision.NOTHING
+
+
+def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline() -> None:
+    # The controller keeps the old timeout until it sees progress; if none comes, the restored
+    # template has failed too, though no condition will ever say so.
+    entry = ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, "2026-11-26T10:00:05.000000Z")
+    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
+                       annotations={ledger.KEY: ledger.dump((entry,))})
+    after["spec"]["progressDeadlineSeconds"] = 60
+    rs = [replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}),
+          replicaset(6, "app:1.0.0", HEALTHY)]
+    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == decision.NOTHING
+    late = decision.decide(after, rs, ON, "2026-11-26T10:01:06Z")
+    assert (late.result, late.reason) == (decision.ABANDONED, "restored_revision_failed")
+    assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
+    # a person's undo: no ledger entry, so the clock starts when the operator first saw it
+    manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
+    manual["spec"]["progressDeadlineSeconds"] = 60
+    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == decision.NOTHING
+    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z", stale_since="2026-11-26T10:03:00Z").result \
+        == decision.IMPOSSIBLE  # its only older revision is known to have failed
 
 
 def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
