@@ -22,6 +22,7 @@ def binary() -> Path:
 
 class Gitea:
     def __init__(self, tmp: Path):
+        tmp.mkdir(parents=True, exist_ok=True)
         self.tmp, self.port = tmp, kit.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         folder = binary()
