@@ -16,6 +16,10 @@ LABEL org.opencontainers.image.title="autorollback" \
 ENV PATH="/opt/autorollback/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# git performs the reverts of "Roll forward through Git" (the reference `git revert`).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git=1:2.39.5-0+deb12u3 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/autorollback /opt/autorollback
 USER 10001:10001
 EXPOSE 8080 9090
