@@ -112,10 +112,12 @@ class Repo:
         return Revert(commit, subject, branch, base, existed=False)
 
     def _find(self, tip: str, path: str, image: str) -> str:
-        """The newest commit on the base branch whose change to the path introduced the failed image."""
+        """The newest commit on the base branch whose change to the path introduced the failed image:
+        it adds a line naming it, and its parent did not name it (later edits of those lines are not it)."""
         for sha in self.git("log", f"--max-count={HISTORY}", "--format=%H", tip, "--", path).stdout.split():
             diff = self.git("show", "--format=", "--no-ext-diff", sha, "--", path).stdout
-            if core.introduces(diff, image):
+            if core.introduces(diff, image) and self.git("grep", "-q", "-F", image, f"{sha}^", "--", path,
+                                                         check=False).returncode != 0:
                 return sha
         raise NotProposed("no_commit", f"no commit among the last {HISTORY} on {path} introduces {image}: set "
                                        f"{core.COMMIT} from CI to name it")

@@ -63,6 +63,9 @@ def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> 
 def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float) -> None:
     meta = deployment["metadata"]
     who = {"namespace": meta["namespace"], "deployment": meta["name"]}
+    if failing.mark(core.PR_MARK):  # proposed before (another process, or before a restart)
+        log.info("revert already proposed", url=failing.mark(core.PR_MARK), **who)
+        return
     src = core.source(meta.get("annotations"), failing.annotations)
     if isinstance(src, str):
         metrics.reverts.labels("not_proposed", "no_source").inc()

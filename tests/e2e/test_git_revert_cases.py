@@ -1,0 +1,154 @@
+"""The revert against a real Gitea and real pushes, case by case (no cluster needed)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from autorollback.gitrevert import core, forge, git
+
+from .gitea import USER, Gitea
+
+V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
+FACTS = core.Facts("prod", "shop", 2, V2, 1, V1, "ProgressDeadlineExceeded", "ReplicaSet \"shop-x\" has timed out")
+
+
+@pytest.fixture(scope="module")
+def gitea(tmp_path_factory: pytest.TempPathFactory):
+    g = Gitea(tmp_path_factory.mktemp("gitea"))
+    yield g
+    g.stop()
+
+
+class Project:
+    """A repository on the forge and a person's clone of it."""
+
+    def __init__(self, gitea: Gitea, tmp: Path, name: str):
+        self.gitea, self.name = gitea, name
+        self.url = gitea.create_repo(name)
+        self.work = tmp / "person"
+        self.work.mkdir()
+        gitea.git(self.work, "init", "-q", "-b", "main")
+        gitea.git(self.work, "remote", "add", "origin", self.url)
+        self.tmp = tmp
+
+    def commit(self, message: str, files: dict[str, str]) -> str:
+        for path, text in files.items():
+            (self.work / path).parent.mkdir(parents=True, exist_ok=True)
+            (self.work / path).write_text(text)
+        self.gitea.git(self.work, "add", ".")
+        self.gitea.git(self.work, "commit", "-q", "-m", message)
+        self.gitea.git(self.work, "push", "-q", "origin", "HEAD:main")
+        return self.gitea.git(self.work, "rev-parse", "HEAD").strip()
+
+    def revert(self, path: str = "deploy/shop.yaml", commit: str = "") -> git.Revert:
+        src = core.Source(self.url, path, "main", commit, "gitea", "annotations")
+        work = self.tmp / f"op-{len(list(self.tmp.glob('op-*')))}"
+        work.mkdir()
+        return git.Repo(work, self.url, "autorollback", self.gitea.token).prepare(src, "main", V2, FACTS)
+
+    def api(self) -> forge.Gitea:
+        return forge.Gitea(f"{self.gitea.url}/api/v1", self.gitea.token)
+
+
+def manifest(image: str) -> str:
+    return json.dumps({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": image}]}}}},
+                      indent=1) + "\n"
+
+
+@pytest.fixture
+def project(gitea: Gitea, tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    return Project(gitea, tmp_path, request.node.name.replace("_", "-")[:40])
+
+
+def test_opens_one_pull_request_and_a_second_try_reuses_it(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1), "deploy/other.yaml": manifest("other:1")})
+    bad = project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    project.commit("unrelated", {"README.md": "hi\n"})
+    first = project.revert()
+    assert (first.commit, first.existed, first.branch) == (bad, False, f"autorollback/revert-{bad[:12]}")
+    api = project.api()
+    url = api.open(USER, project.name, first.branch, "main", core.title(first.subject), "body")
+    again = project.revert()  # a restart, another replica: same branch, same content
+    assert again.existed and again.branch == first.branch
+    assert api.find_open(USER, project.name, again.branch, "main") == url
+    assert api.open(USER, project.name, again.branch, "main", "t", "b") == url  # 409 from Gitea means "exists"
+    status, pulls = project.gitea.api("GET", f"/repos/{USER}/{project.name}/pulls?state=open")
+    assert len(pulls) == 1
+
+
+def test_finds_the_commit_in_a_long_history_of_several_manifests(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1), "deploy/cart.yaml": manifest("cart:1")})
+    bad = project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    for n in range(30):
+        project.commit(f"cart {n}", {"deploy/cart.yaml": manifest(f"cart:{n}")})
+    r = project.revert()
+    assert r.commit == bad
+    assert project.revert(path="deploy").commit == bad  # a folder works too
+
+
+def test_already_fixed_in_git_opens_nothing(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    project.commit("hotfix 2.0.1", {"deploy/shop.yaml": manifest("registry.example/shop:2.0.1")})
+    with pytest.raises(git.NotProposed) as e:
+        project.revert()
+    assert e.value.reason == "already_fixed"
+
+
+def test_a_conflicting_revert_opens_nothing(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    text = manifest(V2).replace('"kind"', '"apiVersion": "apps/v1",\n "kind"')
+    project.commit("touch the same lines", {"deploy/shop.yaml": text.replace(V2, V2 + " ")})
+    with pytest.raises(git.NotProposed) as e:
+        project.revert()
+    assert e.value.reason == "conflict" and "by hand" in str(e.value)
+
+
+def test_a_merge_commit_opens_nothing(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    g, w = project.gitea, project.work
+    g.git(w, "checkout", "-q", "-b", "feature")
+    (w / "deploy" / "shop.yaml").write_text(manifest(V2))
+    g.git(w, "commit", "-q", "-am", "release 2.0.0")
+    g.git(w, "checkout", "-q", "main")
+    (w / "README.md").write_text("x\n")
+    g.git(w, "add", ".")
+    g.git(w, "commit", "-q", "-m", "docs")
+    g.git(w, "merge", "-q", "--no-ff", "-m", "Merge feature", "feature")
+    merge = g.git(w, "rev-parse", "HEAD").strip()
+    g.git(w, "push", "-q", "origin", "main")
+    with pytest.raises(git.NotProposed) as e:
+        project.revert(commit=merge)
+    assert e.value.reason == "merge_commit" and "-m 1" in str(e.value)
+
+
+def test_a_branch_with_other_content_is_never_overwritten(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    g, w = project.gitea, project.work
+    g.git(w, "checkout", "-q", "-b", "mine")
+    (w / "notes.txt").write_text("someone's work\n")
+    g.git(w, "add", ".")
+    g.git(w, "commit", "-q", "-m", "someone's work")
+    g.git(w, "push", "-q", "origin", f"HEAD:refs/heads/{core.branch_name(bad)}")
+    theirs = g.git(w, "rev-parse", "HEAD").strip()
+    with pytest.raises(git.NotProposed) as e:
+        project.revert()
+    assert e.value.reason == "branch_exists"
+    _, branch = g.api("GET", f"/repos/{USER}/{project.name}/branches/autorollback%2Frevert-{bad[:12]}")
+    assert branch["commit"]["id"] == theirs  # untouched
+
+
+def test_a_bad_token_fails_clearly_without_showing_it(project: Project, tmp_path: Path) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    secret = "not-a-valid-token-0123456789"
+    src = core.Source(project.url, "deploy/shop.yaml", "main", "", "gitea", "annotations")
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(git.GitError) as e:
+        git.Repo(tmp_path / "bad", project.url, "autorollback", secret).prepare(src, "main", V2, FACTS)
+    assert secret not in str(e.value)
+    with pytest.raises(forge.ForgeError) as e2:
+        forge.Gitea(f"{project.gitea.url}/api/v1", secret).default_branch(USER, project.name)
+    assert e2.value.status == 401 and secret not in str(e2.value)
