@@ -50,7 +50,10 @@ class Operator:
     def observe(self, uid: str, deployment: dict[str, Any]) -> None:
         meta = deployment["metadata"]
         if not annotations.mentioned(meta.get("annotations")):
-            if uid in self.memory.memos:
+            memo = self.memory.memos.get(uid)
+            if memo is not None:
+                if memo.enabled and memo.body and memo.body["spec"].get("template") != deployment["spec"].get("template"):
+                    self._opt_in_lost(deployment)
                 self.forget(uid)
             return
         config = annotations.parse(meta.get("annotations"))
@@ -60,6 +63,19 @@ class Operator:
             self.queue.add(uid)
         if was != memo.enabled:
             metrics.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+
+    def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
+        """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back
+        to; one from before the opt-in silently takes the opt-in away. Say so, once."""
+        meta = deployment["metadata"]
+        message = (f"the autorollback.io/* annotations disappeared in the same change that replaced the pod "
+                   "template, typically a `kubectl rollout undo` to a revision from before the opt-in (kubectl "
+                   "copies that ReplicaSet's annotations). autorollback no longer acts on this Deployment; opt in "
+                   f"again with `kubectl annotate deployment/{meta['name']} -n {meta['namespace']} "
+                   "autorollback.io/enabled=true`.")
+        log.warning("opt-in lost", message=message, namespace=meta["namespace"], deployment=meta["name"])
+        asyncio.get_running_loop().run_in_executor(self.executor, reconcile.post, deployment, "Warning",
+                                                   "OptInLost", message)
 
     def resync(self) -> None:
         """Queue every Deployment whose last known state still asks for something."""

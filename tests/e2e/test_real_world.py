@@ -167,3 +167,17 @@ def test_huge_and_hostile_annotation_values(namespace: str, operator_factory) ->
     assert all(len(line) < 4096 for line in lines)
     assert all(isinstance(json.loads(line), dict) for line in lines)
     assert op.proc.poll() is None
+
+
+def test_an_undo_that_takes_the_opt_in_away_says_so(namespace: str, operator_factory) -> None:
+    ns = namespace
+    operator_factory("-n", ns)
+    kit.release(ns, "web", V1)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2)
+    available(ns, V2, 2)
+    kit.kubectl("-n", ns, "annotate", "deployment/web", "autorollback.io/enabled=true")  # as the README says
+    kit.kubectl("-n", ns, "rollout", "undo", "deployment/web")  # revision 1's ReplicaSet predates the opt-in
+    lost = wait_event(ns, "OptInLost")
+    assert lost["type"] == "Warning" and "autorollback.io/enabled=true" in lost["message"]
+    assert "autorollback.io/enabled" not in kit.get_deployment(ns, "web")["metadata"].get("annotations", {})
