@@ -134,6 +134,17 @@ build_gitea() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# Prism (a validating mock server) and GitHub's published OpenAPI description, from npm.
+build_prism() {
+  local out="$cache/npm/prism-$PRISM_VERSION-octokit-$OCTOKIT_OPENAPI_VERSION"
+  [[ -x "$out/node_modules/.bin/prism" && -s "$out/node_modules/@octokit/openapi/generated/api.github.com.json" ]] && return 0
+  log "installing prism $PRISM_VERSION and @octokit/openapi $OCTOKIT_OPENAPI_VERSION from npm"
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  npm install --prefix "$out.tmp" --no-audit --no-fund --loglevel=error \
+    "@stoplight/prism-cli@$PRISM_VERSION" "@octokit/openapi@$OCTOKIT_OPENAPI_VERSION" >/dev/null
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 # The ServiceMonitor and PrometheusRule CRDs, as the prometheus-operator module ships them.
 build_monitoring_crds() {
   local out="$cache/crds/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
@@ -148,5 +159,5 @@ build_monitoring_crds() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitea)
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitea prism)
 for t in "${tools[@]}"; do "build_$t"; done

@@ -71,9 +71,77 @@ class Gitea:
         return data["html_url"]
 
 
-def for_source(provider: str, repo_url: str, token: str, api_bases: dict[str, str]) -> Forge:
+class GitHub:
+    """GitHub and GitHub Enterprise, through PyGithub (which honours Retry-After and GitHub's
+    rate-limit headers, primary and secondary, with its GithubRetry)."""
+
+    def __init__(self, api: str, token: str):
+        from github import Auth, Github, GithubRetry
+
+        self._gh = Github(base_url=api.rstrip("/"), auth=Auth.Token(token), timeout=TIMEOUT,
+                          retry=GithubRetry(total=5, backoff_factor=1), per_page=30, lazy=True)
+
+    def _repo(self, owner: str, name: str):
+        return self._gh.get_repo(f"{owner}/{name}")  # lazy: paths from our base URL, not from answers
+
+    @staticmethod
+    def _error(e: Exception) -> ForgeError:
+        data = getattr(e, "data", None)
+        message = data.get("message") if isinstance(data, dict) else None
+        errors = data.get("errors") if isinstance(data, dict) else None
+        detail = "; ".join(str(x.get("message", x)) if isinstance(x, dict) else str(x) for x in errors or [])
+        return ForgeError(getattr(e, "status", 0) or 0, " ".join(filter(None, [message, detail])) or type(e).__name__)
+
+    def default_branch(self, owner: str, name: str) -> str:
+        from github import GithubException
+        try:
+            return self._repo(owner, name).default_branch
+        except GithubException as e:
+            raise self._error(e) from None
+
+    def find_open(self, owner: str, name: str, head: str, base: str) -> str | None:
+        from github import GithubException
+        try:
+            for pr in self._repo(owner, name).get_pulls(state="open", head=f"{owner}:{head}", base=base):
+                return pr.html_url
+        except GithubException as e:
+            raise self._error(e) from None
+        return None
+
+    def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
+        from github import GithubException
+        try:
+            return self._repo(owner, name).create_pull(base=base, head=head, title=title, body=body).html_url
+        except GithubException as e:
+            error = self._error(e)
+            if e.status == 422 and "already exists" in str(error):  # GitHub's answer to a duplicate
+                url = self.find_open(owner, name, head, base)
+                if url:
+                    return url
+            raise error from None
+
+
+USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "autorollback"}
+
+
+def api_base(provider: str, repo_url: str, api_bases: dict[str, str]) -> str:
+    """Each forge's convention from the repository's host, unless configured for that host."""
     import urllib.parse
     url = urllib.parse.urlsplit(repo_url)
+    if api_bases.get(url.hostname or ""):
+        return api_bases[url.hostname]
+    root = f"{url.scheme}://{url.netloc}"
+    if provider == "github":
+        return "https://api.github.com" if url.hostname == "github.com" else f"{root}/api/v3"
+    if provider == "gitlab":
+        return f"{root}/api/v4"
+    return f"{root}/api/v1"
+
+
+def for_source(provider: str, repo_url: str, token: str, api_bases: dict[str, str]) -> Forge:
+    api = api_base(provider, repo_url, api_bases)
     if provider == "gitea":
-        return Gitea(api_bases.get(url.hostname or "") or f"{url.scheme}://{url.netloc}/api/v1", token)
-    raise ForgeError(0, f"the {provider} adapter is not built yet; gitea (and Forgejo) are supported")
+        return Gitea(api, token)
+    if provider == "github":
+        return GitHub(api, token)
+    raise ForgeError(0, f"the {provider} adapter is not built yet; gitea (and Forgejo) and github are supported")

@@ -41,7 +41,7 @@ def _credentials(host: str) -> tuple[str, str]:
                                   "credentials directory (the chart mounts it from gitRevert.secretName)") from None
     if not token:
         raise forge.ForgeError(0, f"the token file for {host} is empty")
-    user = (entry / "username").read_text().strip() if (entry / "username").is_file() else "autorollback"
+    user = (entry / "username").read_text().strip() if (entry / "username").is_file() else ""
     return user, token
 
 
@@ -75,6 +75,7 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
     failed_image = facts.failed_images.split(", ")[0]
     try:
         user, token = _credentials(src.host)
+        user = user or forge.USERNAMES.get(src.provider, "autorollback")
         api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
         owner, name = src.owner_and_name
         base = src.branch or api.default_branch(owner, name)

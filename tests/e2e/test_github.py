@@ -1,0 +1,154 @@
+"""The GitHub adapter: every request validated against GitHub's published API description
+(@octokit/openapi, served by Prism), and GitHub's own answers (duplicates, no commits, rate limits)
+from a small stateful fake built from GitHub's documented responses."""
+import json
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from autorollback.gitrevert import forge
+
+from . import kit
+
+
+def prism_folder():
+    v = kit._versions()
+    folder = kit.cache() / "npm" / f"prism-{v['PRISM_VERSION']}-octokit-{v['OCTOKIT_OPENAPI_VERSION']}"
+    if not (folder / "node_modules/.bin/prism").exists():
+        raise AssertionError(f"{folder} is missing: run `make tools`")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prism(tmp_path_factory: pytest.TempPathFactory):
+    folder, port = prism_folder(), kit.free_port()
+    log = open(tmp_path_factory.mktemp("prism") / "prism.log", "wb")
+    proc = subprocess.Popen([str(folder / "node_modules/.bin/prism"), "mock", "-h", "127.0.0.1", "-p", str(port),
+                             str(folder / "node_modules/@octokit/openapi/generated/api.github.com.json")],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        assert proc.poll() is None, "prism exited"
+        try:
+            return kit.http_get(f"http://127.0.0.1:{port}/meta")[0] < 500
+        except OSError:
+            return False
+    kit.wait_for(up, 120, "prism to serve GitHub's API description")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_every_request_matches_githubs_api_description(prism: str) -> None:
+    gh = forge.GitHub(prism, "a-token")
+    assert gh.default_branch("octo", "shop")  # GET /repos/{owner}/{repo}
+    assert gh.find_open("octo", "shop", "autorollback/revert-0123456789ab", "main").startswith("https://")
+    assert gh.open("octo", "shop", "autorollback/revert-0123456789ab", "main", 'Revert "x"', "why").startswith("https://")
+
+
+def test_the_validation_can_fail(prism: str) -> None:
+    # the same client and connection, one wrong field type: Prism answers 422 with the violation
+    from github import GithubException
+
+    gh = forge.GitHub(prism, "a-token")
+    with pytest.raises(GithubException) as e:
+        gh._gh.requester.requestJsonAndCheck("POST", "/repos/octo/shop/pulls", input={"head": 5, "base": "main"})
+    assert e.value.status == 422
+
+
+class Fake(BaseHTTPRequestHandler):
+    """GitHub's answers, as documented: https://docs.github.com/en/rest/pulls/pulls"""
+    state: dict = {}
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        self.state["requests"].append(("GET", url.path, parse_qs(url.query)))
+        if url.path == "/repos/octo/shop":
+            return self._send(200, {"full_name": "octo/shop", "default_branch": "trunk",
+                                    "url": f"http://{self.headers['Host']}/repos/octo/shop"})
+        if url.path == "/repos/octo/shop/pulls":
+            q = parse_qs(url.query)
+            found = [p for p in self.state["pulls"] if f"octo:{p['head']['ref']}" == q.get("head", [""])[0]
+                     and p["base"]["ref"] == q.get("base", [""])[0] and p["state"] == q.get("state", ["open"])[0]]
+            return self._send(200, found)
+        self._send(404, {"message": "Not Found"})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.state["requests"].append(("POST", self.path, body))
+        limits = self.state["limits"]
+        if limits:
+            kind = limits.pop(0)
+            if kind == "primary":
+                return self._send(403, {"message": "API rate limit exceeded for user ID 1."}, {
+                    "x-ratelimit-remaining": "0", "x-ratelimit-limit": "5000",
+                    "x-ratelimit-reset": str(int(time.time()) + 1)})
+            return self._send(403, {"message": "You have exceeded a secondary rate limit. Please wait a few "
+                                               "minutes before you try again."}, {"retry-after": "1"})
+        if body["head"] == "empty":
+            return self._send(422, {"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "code": "custom", "message": "No commits between trunk and empty"}]})
+        if any(p["head"]["ref"] == body["head"] and p["state"] == "open" for p in self.state["pulls"]):
+            return self._send(422, {"message": "Validation Failed", "errors": [
+                {"resource": "PullRequest", "code": "custom",
+                 "message": f"A pull request already exists for octo:{body['head']}."}]})
+        n = len(self.state["pulls"]) + 1
+        pr = {"number": n, "state": "open", "html_url": f"https://github.com/octo/shop/pull/{n}",
+              "head": {"ref": body["head"]}, "base": {"ref": body["base"]}, "title": body["title"]}
+        self.state["pulls"].append(pr)
+        self._send(201, pr)
+
+
+@pytest.fixture
+def fake():
+    Fake.state = {"pulls": [], "requests": [], "limits": []}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", Fake.state
+    server.shutdown()
+
+
+def test_a_duplicate_is_the_existing_pull_request(fake) -> None:
+    url, state = fake
+    gh = forge.GitHub(url, "t")
+    assert gh.default_branch("octo", "shop") == "trunk"
+    first = gh.open("octo", "shop", "autorollback/revert-abc", "trunk", "t", "b")
+    assert gh.open("octo", "shop", "autorollback/revert-abc", "trunk", "t", "b") == first  # 422 "already exists"
+    lists = [q for method, path, q in state["requests"] if (method, path) == ("GET", "/repos/octo/shop/pulls")]
+    assert any(q.get("head") == ["octo:autorollback/revert-abc"] and q.get("base") == ["trunk"]
+               and q.get("state") == ["open"] for q in lists)  # GitHub's ?head=owner:branch filter
+
+
+def test_no_commits_is_a_clear_error(fake) -> None:
+    url, _ = fake
+    with pytest.raises(forge.ForgeError) as e:
+        forge.GitHub(url, "t").open("octo", "shop", "empty", "trunk", "t", "b")
+    assert e.value.status == 422 and "No commits between trunk and empty" in str(e.value)
+
+
+@pytest.mark.parametrize("limit", ["primary", "secondary"])
+def test_rate_limits_are_waited_out(fake, limit: str) -> None:
+    url, state = fake
+    state["limits"].append(limit)
+    started = time.monotonic()
+    assert forge.GitHub(url, "t").open("octo", "shop", "autorollback/revert-abc", "trunk", "t", "b")
+    posts = [r for r in state["requests"] if r[0] == "POST"]
+    assert len(posts) == 2 and time.monotonic() - started >= 0.5  # waited, then tried again
