@@ -55,7 +55,7 @@ api_errors = Counter(
 )
 reverts = Counter(
     "autorollback_revert_prs_total",
-    "Git revert pull requests after rollbacks, by result (opened, exists, not_proposed, failed) and reason.",
+    "Git revert pull requests after rollbacks, by result (opened, exists, planned, not_proposed, failed) and reason.",
     ["result", "reason"],
 )
 revert_seconds = Histogram(

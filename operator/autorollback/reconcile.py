@@ -232,10 +232,11 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
         from_images=rollout.images(failed_template),
         to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
-    if d.result == decision.SUCCESS and d.target is not None:
+    if d.result in (decision.SUCCESS, decision.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
-            rollout.images(d.target.template), failure.reason, failure.message), time.time())
+            rollout.images(d.target.template), failure.reason, failure.message), time.time(),
+            dry_run=d.result == decision.DRY_RUN)
         try:
             _mark_failing(ns, d)
         except kube.ApiError as e:

@@ -20,9 +20,9 @@ def gitea(tmp_path: Path):
     g.stop()
 
 
-def manifest(ns: str, image: str, repo: str, failure: str | None = None) -> str:
+def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: str = "rollback") -> str:
     m = kit.deployment("shop", image=image, failure=failure, annotations={
-        "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true",
+        "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true", "autorollback.io/mode": mode,
         "autorollback.io/git-repo": repo, "autorollback.io/git-path": "deploy/shop.yaml",
         "autorollback.io/git-provider": "gitea"})
     m["metadata"]["namespace"] = ns
@@ -89,3 +89,34 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     written = [op.output(), json.dumps(kit.events(ns, "shop")), json.dumps(pulls),
                json.dumps(kit.kubectl_json("-n", ns, "get", "deployments,replicasets"))]
     assert not [w for w in written if gitea.token in w]
+
+
+def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_factory, gitea: Gitea,
+                                                     tmp_path: Path) -> None:
+    ns = namespace
+    repo = gitea.create_repo("plan")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "127.0.0.1").write_text(gitea.token)  # a Secret key named after the host
+    work = tmp_path / "work"
+    work.mkdir()
+    gitea.git(work, "init", "-q", "-b", "main")
+    gitea.git(work, "remote", "add", "origin", repo)
+    (work / "deploy").mkdir()
+    operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds)))
+    for message, m in (("v1", manifest(ns, V1, repo, mode="dry-run")),
+                       ("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready", mode="dry-run"))):
+        (work / "deploy" / "shop.yaml").write_text(m.replace('"name": "shop"', '"name": "plan"', 1))
+        gitea.git(work, "add", ".")
+        gitea.git(work, "commit", "-q", "-m", message)
+        gitea.git(work, "push", "-q", "origin", "main")
+        kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
+        if message == "v1":
+            kit.wait_for(lambda: kit.is_available(ns, "plan"), 120, "v1")
+    bad = gitea.git(work, "rev-parse", "HEAD").strip()
+    planned = wait_event(ns, "RevertPlanned", name="plan", timeout=120)
+    assert bad[:12] in planned["message"] and f"autorollback/revert-{bad[:12]}" in planned["message"]
+    _, branches = gitea.api("GET", "/repos/forgeadmin/plan/branches")
+    assert [b["name"] for b in branches] == ["main"]  # nothing pushed
+    _, pulls = gitea.api("GET", "/repos/forgeadmin/plan/pulls?state=all")
+    assert pulls == [] and kit.image_of(kit.get_deployment(ns, "plan")) == V2

@@ -121,6 +121,52 @@ class GitHub:
             raise error from None
 
 
+class GitLab:
+    """GitLab merge requests, through python-gitlab (which waits out 429s, honouring Retry-After)."""
+
+    def __init__(self, api: str, token: str):
+        import gitlab
+
+        root = api.rstrip("/").removesuffix("/api/v4")
+        # python-gitlab obeys 429 Retry-After on every request by default (obey_rate_limit, max_retries)
+        self._gl = gitlab.Gitlab(url=root, private_token=token, timeout=TIMEOUT, retry_transient_errors=True)
+
+    def _project(self, owner: str, name: str):
+        return self._gl.projects.get(f"{owner}/{name}", lazy=True)
+
+    @staticmethod
+    def _error(e: Exception) -> ForgeError:
+        return ForgeError(getattr(e, "response_code", 0) or 0, str(getattr(e, "error_message", "") or type(e).__name__))
+
+    def default_branch(self, owner: str, name: str) -> str:
+        import gitlab
+        try:
+            return self._gl.projects.get(f"{owner}/{name}").default_branch
+        except gitlab.GitlabError as e:
+            raise self._error(e) from None
+
+    def find_open(self, owner: str, name: str, head: str, base: str) -> str | None:
+        import gitlab
+        try:
+            found = self._project(owner, name).mergerequests.list(state="opened", source_branch=head,
+                                                                  target_branch=base, get_all=False)
+        except gitlab.GitlabError as e:
+            raise self._error(e) from None
+        return found[0].web_url if found else None
+
+    def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
+        import gitlab
+        try:
+            return self._project(owner, name).mergerequests.create(
+                {"source_branch": head, "target_branch": base, "title": title, "description": body}).web_url
+        except gitlab.GitlabError as e:
+            if getattr(e, "response_code", None) == 409:  # "Another open merge request already exists"
+                url = self.find_open(owner, name, head, base)
+                if url:
+                    return url
+            raise self._error(e) from None
+
+
 USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "autorollback"}
 
 
@@ -144,4 +190,6 @@ def for_source(provider: str, repo_url: str, token: str, api_bases: dict[str, st
         return Gitea(api, token)
     if provider == "github":
         return GitHub(api, token)
-    raise ForgeError(0, f"the {provider} adapter is not built yet; gitea (and Forgejo) and github are supported")
+    if provider == "gitlab":
+        return GitLab(api, token)
+    raise ForgeError(0, f"no adapter for {provider}")

@@ -67,7 +67,9 @@ class Repo:
     def _clean(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
-    def prepare(self, source: core.Source, base: str, failed_image: str, facts: core.Facts) -> Revert:
+    def prepare(self, source: core.Source, base: str, failed_image: str, facts: core.Facts,
+                push: bool = True) -> Revert:
+        """The revert commit on its branch; pushed unless this is only a plan (dry-run)."""
         self.tree.mkdir()
         self.git("init", "-q")
         self.git("remote", "add", "origin", source.repo)
@@ -99,6 +101,8 @@ class Repo:
         message.write_text(core.commit_message(subject, commit, facts))
         self.git("commit", "-q", "-F", str(message))
         remote = self.git("ls-remote", "--heads", "origin", f"refs/heads/{branch}").stdout.strip()
+        if not push:
+            return Revert(commit, subject, branch, base, existed=bool(remote))
         if remote:
             self.git("fetch", "-q", "--no-tags", "--filter=blob:none", "origin",
                      f"refs/heads/{branch}:refs/remotes/origin/{branch}")

@@ -45,12 +45,13 @@ def _credentials(host: str) -> tuple[str, str]:
     return user, token
 
 
-def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float) -> None:
+def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float,
+           dry_run: bool = False) -> None:
     if not core.wanted(deployment["metadata"].get("annotations")):
         return
     if _pool is None:
         configure(Settings())
-    _pool.submit(_run, deployment, failing, facts, rolled_back_at)
+    _pool.submit(_run, deployment, failing, facts, rolled_back_at, dry_run)
 
 
 def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -60,10 +61,11 @@ def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> 
         log.warning("cannot post Event", reason=reason, error=str(e))
 
 
-def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float) -> None:
+def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float,
+         dry_run: bool = False) -> None:
     meta = deployment["metadata"]
     who = {"namespace": meta["namespace"], "deployment": meta["name"]}
-    if failing.mark(core.PR_MARK):  # proposed before (another process, or before a restart)
+    if failing.mark(core.PR_MARK) and not dry_run:  # proposed before (another process, or before a restart)
         log.info("revert already proposed", url=failing.mark(core.PR_MARK), **who)
         return
     src = core.source(meta.get("annotations"), failing.annotations)
@@ -80,7 +82,15 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         owner, name = src.owner_and_name
         base = src.branch or api.default_branch(owner, name)
         with tempfile.TemporaryDirectory(prefix="autorollback-revert-") as work:
-            revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts)
+            revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts,
+                                                                         push=not dry_run)
+        if dry_run:  # read, never written: no push, no pull request, no mark
+            metrics.reverts.labels("planned", "").inc()
+            log.info("revert planned", commit=revert.commit, branch=revert.branch, **who)
+            _post(deployment, "Normal", "RevertPlanned",
+                  f"dry-run: would open a pull request in {src.repo} from branch {revert.branch} to {base} that "
+                  f"reverts commit {revert.commit[:12]} ({core.title(revert.subject)}); source from {src.found_by}")
+            return
         url = api.find_open(owner, name, revert.branch, base) or api.open(
             owner, name, revert.branch, base, core.title(revert.subject), core.body(revert.commit, facts, src.found_by))
     except git.NotProposed as e:

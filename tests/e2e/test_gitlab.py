@@ -1,0 +1,101 @@
+"""The GitLab adapter (python-gitlab) against a stateful fake built from GitLab's documented
+merge request API (https://docs.gitlab.com/api/merge_requests/): a duplicate is 409."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from autorollback.gitrevert import forge
+
+PROJECT = "/api/v4/projects/octo%2Fshop"
+
+
+class Fake(BaseHTTPRequestHandler):
+    state: dict = {}
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        q = parse_qs(url.query)
+        self.state["requests"].append(("GET", url.path, q, self.headers.get("PRIVATE-TOKEN")))
+        if url.path == PROJECT:
+            return self._send(200, {"id": 7, "path_with_namespace": "octo/shop", "default_branch": "develop"})
+        if url.path == PROJECT + "/merge_requests":
+            found = [m for m in self.state["mrs"] if m["state"] == q.get("state", ["opened"])[0]
+                     and m["source_branch"] == q.get("source_branch", [""])[0]
+                     and m["target_branch"] == q.get("target_branch", [""])[0]]
+            return self._send(200, found)
+        self._send(404, {"message": "404 Project Not Found"})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        self.state["requests"].append(("POST", unquote(urlsplit(self.path).path), body, self.headers.get("PRIVATE-TOKEN")))
+        if self.state["limits"]:
+            self.state["limits"].pop()
+            return self._send(429, {"message": "429 Too Many Requests"}, {"Retry-After": "1"})
+        if urlsplit(self.path).path != PROJECT + "/merge_requests":
+            return self._send(404, {"message": "404 Not Found"})
+        if any(m["source_branch"] == body["source_branch"] and m["state"] == "opened" for m in self.state["mrs"]):
+            return self._send(409, {"message": ["Another open merge request already exists for this source "
+                                                "branch: !1"]})
+        n = len(self.state["mrs"]) + 1
+        mr = {"iid": n, "state": "opened", "web_url": f"https://gitlab.example.com/octo/shop/-/merge_requests/{n}",
+              "source_branch": body["source_branch"], "target_branch": body["target_branch"], "title": body["title"],
+              "description": body["description"]}
+        self.state["mrs"].append(mr)
+        self._send(201, mr)
+
+
+@pytest.fixture
+def fake():
+    Fake.state = {"mrs": [], "requests": [], "limits": []}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4", Fake.state
+    server.shutdown()
+
+
+def test_opens_one_merge_request_and_a_duplicate_is_the_existing_one(fake) -> None:
+    api, state = fake
+    gl = forge.GitLab(api, "glpat-token")
+    assert gl.default_branch("octo", "shop") == "develop"
+    assert gl.find_open("octo", "shop", "autorollback/revert-abc", "develop") is None
+    url = gl.open("octo", "shop", "autorollback/revert-abc", "develop", 'Revert "x"', "why")
+    assert url.endswith("/merge_requests/1")
+    assert gl.open("octo", "shop", "autorollback/revert-abc", "develop", 'Revert "x"', "why") == url  # 409
+    assert len(state["mrs"]) == 1
+    posts = [r for r in state["requests"] if r[0] == "POST"]
+    assert posts[0][2] == {"source_branch": "autorollback/revert-abc", "target_branch": "develop",
+                           "title": 'Revert "x"', "description": "why"}
+    assert all(r[3] == "glpat-token" for r in state["requests"])  # the token in its header, nowhere else
+
+
+def test_a_429_is_waited_out(fake) -> None:
+    api, state = fake
+    state["limits"].append("once")
+    started = time.monotonic()
+    assert forge.GitLab(api, "t").open("octo", "shop", "b", "develop", "t", "d")
+    assert len([r for r in state["requests"] if r[0] == "POST"]) == 2 and time.monotonic() - started >= 0.9
+
+
+def test_the_api_base_follows_the_convention() -> None:
+    assert forge.api_base("gitlab", "https://gitlab.example.com/octo/shop.git", {}) == "https://gitlab.example.com/api/v4"
+    assert forge.api_base("github", "https://github.com/octo/shop.git", {}) == "https://api.github.com"
+    assert forge.api_base("github", "https://ghe.example.com/octo/shop.git", {}) == "https://ghe.example.com/api/v3"
+    assert forge.api_base("gitea", "https://git.example.com/octo/shop.git", {"git.example.com": "https://x/api"}) \
+        == "https://x/api"
