@@ -134,6 +134,23 @@ build_gitea() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# Argo CD's Application and Flux's Kustomization and GitRepository CRDs, as their modules ship them.
+build_gitops_crds() {
+  local out="$cache/crds/gitops-argocd-$ARGOCD_VERSION-flux-$FLUX_KUSTOMIZE_VERSION-$FLUX_SOURCE_VERSION"
+  [[ -s "$out/applications.yaml" && -s "$out/kustomizations.yaml" && -s "$out/gitrepositories.yaml" ]] && return 0
+  log "fetching the Argo CD $ARGOCD_VERSION and Flux CRDs"
+  local argo kustomize source
+  argo="$(module_field "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" Dir)"
+  kustomize="$(module_field "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION" Dir)"
+  source="$(module_field "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION" Dir)"
+  mkdir -p "$out.tmp"
+  cp "$argo/manifests/crds/application-crd.yaml" "$out.tmp/applications.yaml"
+  cp "$kustomize/config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" "$out.tmp/kustomizations.yaml"
+  cp "$source/config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml" "$out.tmp/gitrepositories.yaml"
+  chmod -R u+w "$out.tmp"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
 # Prism (a validating mock server) and GitHub's published OpenAPI description, from npm.
 build_prism() {
   local out="$cache/npm/prism-$PRISM_VERSION-octokit-$OCTOKIT_OPENAPI_VERSION"
@@ -159,5 +176,5 @@ build_monitoring_crds() {
 }
 
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitea prism)
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitops_crds gitea prism)
 for t in "${tools[@]}"; do "build_$t"; done

@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
                      help="one folder per forge host with a `token` file (read at use), for Git revert pull requests")
     run.add_argument("--git-api-base", action="append", default=[], metavar="HOST=URL",
                      help="the forge API of a host, when it does not follow the forge's convention (repeatable)")
+    run.add_argument("--argocd-namespace", default=None, metavar="NS",
+                     help="find Git sources from Argo CD Applications (whose default namespace this is)")
+    run.add_argument("--flux", action="store_true", help="find Git sources from Flux Kustomizations")
     return p
 
 
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from autorollback.gitrevert import worker
 
     worker.configure(worker.Settings(args.git_credentials_dir,
-                                     dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair)))
+                                     dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
+                                     argocd_namespace=args.argocd_namespace, flux=args.flux))
 
     return runner.run(
         namespaces=args.namespaces or [],

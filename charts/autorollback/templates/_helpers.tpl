@@ -49,4 +49,19 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if and .Values.gitRevert.enabled .Values.gitRevert.argocd.enabled }}
+# Git revert: read the Argo CD Application that names a Deployment's source
+- apiGroups: ["argoproj.io"]
+  resources: ["applications"]
+  verbs: ["get"]
+{{- end }}
+{{- if and .Values.gitRevert.enabled .Values.gitRevert.flux.enabled }}
+# Git revert: read the Flux Kustomization and GitRepository that name a Deployment's source
+- apiGroups: ["kustomize.toolkit.fluxcd.io"]
+  resources: ["kustomizations"]
+  verbs: ["get"]
+- apiGroups: ["source.toolkit.fluxcd.io"]
+  resources: ["gitrepositories"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}

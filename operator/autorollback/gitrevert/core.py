@@ -115,3 +115,60 @@ def body(commit: str, facts: Facts, found_by: str) -> str:
 def introduces(diff: str, image: str) -> bool:
     """A commit's diff adds a line naming the failed image."""
     return any(line.startswith("+") and not line.startswith("+++") and image in line for line in diff.splitlines())
+
+
+# Argo CD and Flux name the source of what they apply; the operator only reads their objects.
+ARGO_TRACKING = "argocd.argoproj.io/tracking-id"
+ARGO_INSTANCE = "app.kubernetes.io/instance"
+FLUX_NAME = "kustomize.toolkit.fluxcd.io/name"
+FLUX_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+
+
+def argo_application(meta: Mapping, argocd_namespace: str) -> tuple[str, str] | None:
+    """(namespace, name) of the Application that manages the object, from Argo CD's tracking
+    annotation (`app:group/Kind:ns/name`, app as `ns_app` with apps in any namespace) or label."""
+    tracking = ((meta.get("annotations") or {}).get(ARGO_TRACKING) or "").split(":", 1)[0]
+    app = tracking or (meta.get("labels") or {}).get(ARGO_INSTANCE) or ""
+    if not app:
+        return None
+    namespace, _, name = app.rpartition("_")
+    return namespace or argocd_namespace, name
+
+
+def flux_kustomization(meta: Mapping) -> tuple[str, str] | None:
+    labels = meta.get("labels") or {}
+    name, namespace = labels.get(FLUX_NAME), labels.get(FLUX_NAMESPACE)
+    return (namespace, name) if name and namespace else None
+
+
+def _git_source(repo: str, path: str, branch: str, provider: str, found_by: str) -> Source | str:
+    ann = {REPO: repo, PATH: path.removeprefix("./") or ".", BRANCH: "" if branch in ("", "HEAD") else branch,
+           PROVIDER: provider}
+    out = source(ann, {})
+    return out if isinstance(out, str) else Source(out.repo, out.path, out.branch, "", out.provider, found_by)
+
+
+def from_argo(app: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+    meta, spec, status = app.get("metadata") or {}, app.get("spec") or {}, app.get("status") or {}
+    who = f"Argo CD Application {meta.get('namespace')}/{meta.get('name')}"
+    mine = deployment["metadata"]
+    if not any(r.get("kind") == "Deployment" and r.get("group") == "apps" and r.get("name") == mine["name"]
+               and r.get("namespace") == mine["namespace"] for r in status.get("resources") or []):
+        return f"{who} does not list this Deployment among its resources: not using it"
+    sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
+    src = next((s for s in sources if s.get("path")), None)
+    if src is None:
+        return f"{who} has no Git source with a path (Helm charts from a chart repository cannot be reverted)"
+    return _git_source(src.get("repoURL", ""), src["path"], src.get("targetRevision", ""), provider, who)
+
+
+def from_flux(kustomization: Mapping, repository: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+    meta, spec = kustomization.get("metadata") or {}, kustomization.get("spec") or {}
+    who = f"Flux Kustomization {meta.get('namespace')}/{meta.get('name')}"
+    mine = deployment["metadata"]
+    entry = f"{mine['namespace']}_{mine['name']}_apps_Deployment"
+    if entry not in [e.get("id") for e in ((kustomization.get("status") or {}).get("inventory") or {}).get("entries") or []]:
+        return f"{who} does not list this Deployment in its inventory: not using it"
+    ref = (repository.get("spec") or {}).get("ref") or {}
+    return _git_source((repository.get("spec") or {}).get("url", ""), spec.get("path") or ".", ref.get("branch", ""),
+                       provider, who)

@@ -17,6 +17,8 @@ class Settings:
     credentials_dir: Path | None = None
     api_bases: dict[str, str] | None = None
     workers: int = 2
+    argocd_namespace: str | None = None  # read Argo CD Applications (their default namespace)
+    flux: bool = False  # read Flux Kustomizations and GitRepositories
 
 
 _settings = Settings()
@@ -54,6 +56,43 @@ def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Fa
     _pool.submit(_run, deployment, failing, facts, rolled_back_at, dry_run)
 
 
+def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Source | str:
+    """Annotations first, then Argo CD, then Flux: the first that names a source wins."""
+    meta = deployment["metadata"]
+    found = core.source(meta.get("annotations"), failing.annotations)
+    if not isinstance(found, str) or core.REPO in {**(meta.get("annotations") or {}), **failing.annotations}:
+        return found
+    reasons = [found]
+    provider = (meta.get("annotations") or {}).get(core.PROVIDER, "")
+    app = core.argo_application(meta, _settings.argocd_namespace or "") if _settings.argocd_namespace else None
+    if app:
+        try:
+            found = core.from_argo(kube.request("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{app[0]}/applications/"
+                                                       f"{app[1]}"), deployment, provider)
+        except kube.ApiError as e:
+            found = f"cannot read Argo CD Application {app[0]}/{app[1]}: {e}"
+        if not isinstance(found, str):
+            return found
+        reasons.append(found)
+    ks = core.flux_kustomization(meta) if _settings.flux else None
+    if ks:
+        try:
+            kustomization = kube.request(
+                "GET", f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ks[0]}/kustomizations/{ks[1]}")
+            ref = (kustomization.get("spec") or {}).get("sourceRef") or {}
+            if ref.get("kind") != "GitRepository":
+                raise kube.ApiError(0, "", f"its source is a {ref.get('kind')}, not a GitRepository")
+            repository = kube.request("GET", f"/apis/source.toolkit.fluxcd.io/v1/namespaces/"
+                                             f"{ref.get('namespace') or ks[0]}/gitrepositories/{ref.get('name')}")
+            found = core.from_flux(kustomization, repository, deployment, provider)
+        except kube.ApiError as e:
+            found = f"cannot use Flux Kustomization {ks[0]}/{ks[1]}: {e}"
+        if not isinstance(found, str):
+            return found
+        reasons.append(found)
+    return "; ".join(reasons)
+
+
 def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
     try:
         kube.post_event(deployment, type_, reason, message)
@@ -68,7 +107,7 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
     if failing.mark(core.PR_MARK) and not dry_run:  # proposed before (another process, or before a restart)
         log.info("revert already proposed", url=failing.mark(core.PR_MARK), **who)
         return
-    src = core.source(meta.get("annotations"), failing.annotations)
+    src = discover(deployment, failing)
     if isinstance(src, str):
         metrics.reverts.labels("not_proposed", "no_source").inc()
         log.warning("revert not proposed", reason="no_source", message=src, **who)
