@@ -137,7 +137,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             f"{from_text} failed again after autorollback already rolled back away from it at "
             f"{history.stamp(failing.rolled_back_at)}: the known-bad template was re-applied (by a person or a "
             "GitOps controller). Not rolling back again to avoid a loop: fix or revert the source of the "
-            "Deployment, then roll out again."))
+            f"Deployment, then roll out again.{_revert_pr(failing)}"))
     if failing.restored_and_unproven:
         return decision(ABANDONED, "restored_revision_failed", (
             f"{from_text} was restored by autorollback at {history.stamp(failing.restored_at)} and failed as "
@@ -172,6 +172,14 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     return decision(SUCCESS, failure.reason, (
         f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         target=target.revision, patch=patch)
+
+
+REVERT_PR = "autorollback.io/revert-pr"  # written by gitrevert on the failed ReplicaSet
+
+
+def _revert_pr(rs: history.Revision) -> str:
+    url = rs.mark(REVERT_PR)
+    return f" The revert pull request is open: {url} (merge it)." if url else ""
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -211,7 +219,7 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> 
     return (f"ReplicaSet {name} ({rollout.images(rs.template)}) is being rolled out again, but autorollback "
             f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
             "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
-            "re-applying it.")
+            f"re-applying it.{_revert_pr(rs)}")
 
 
 def history_too_short(deployment: dict[str, Any]) -> str | None:

@@ -21,7 +21,7 @@ def gitea(tmp_path: Path):
 
 
 def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: str = "rollback") -> str:
-    m = kit.deployment("shop", image=image, failure=failure, annotations={
+    m = kit.deployment("shop", image=image, failure=failure, progress_deadline=20, annotations={
         "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true", "autorollback.io/mode": mode,
         "autorollback.io/git-repo": repo, "autorollback.io/git-path": "deploy/shop.yaml",
         "autorollback.io/git-provider": "gitea"})
@@ -77,13 +77,17 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     _, commits = gitea.api("GET", f"/repos/forgeadmin/shop/git/commits/{pr['head']['sha']}")
     assert f"This reverts commit {bad}." in commits["commit"]["message"]  # git revert's own line
 
+    # Before anyone merges, the GitOps sync puts the failed version back: the warning names the PR.
+    kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
+    assert f"The revert pull request is open: {pr['html_url']}" in wait_event(ns, "KnownBadTemplate", name="shop")[
+        "message"]
     status, _ = gitea.api("POST", f"/repos/forgeadmin/shop/pulls/{pr['number']}/merge", {"Do": "merge"})
     assert status == 200
     sync()  # Git says v1 again: the sync changes nothing, the cluster runs v1 already
     d = kit.wait_for(lambda: kit.is_available(ns, "shop"), 60, "shop available")
     assert kit.image_of(d) == V1 and V1 in (work / "deploy" / "shop.yaml").read_text()
     assert count(ns, "RolledBack", name="shop") == 1 and count(ns, "RollbackAbandoned", name="shop") == 0
-    assert count(ns, "KnownBadTemplate", name="shop") == 0 and count(ns, "RevertProposed", name="shop") == 1
+    assert count(ns, "KnownBadTemplate", name="shop") == 1 and count(ns, "RevertProposed", name="shop") == 1
     assert op.metric("autorollback_revert_prs_total", result="opened") == 1
     # the token is nowhere the operator wrote
     written = [op.output(), json.dumps(kit.events(ns, "shop")), json.dumps(pulls),

@@ -1,10 +1,14 @@
 """The forges' pull request APIs behind one small interface, one adapter per forge."""
 import json
+import time
 from typing import Protocol
 
 import urllib3
 
+from autorollback import retry
+
 TIMEOUT = 30
+RETRIES = 4
 
 
 class ForgeError(Exception):
@@ -24,7 +28,8 @@ class Forge(Protocol):
 _http = urllib3.PoolManager(num_pools=4, maxsize=4)
 
 
-def _request(method: str, url: str, headers: dict[str, str], body: dict | None = None) -> tuple[int, object]:
+def _request(method: str, url: str, headers: dict[str, str],
+             body: dict | None = None) -> tuple[int, object, float | None]:
     try:
         r = _http.request(method, url, headers={**headers, "Accept": "application/json",
                                                 "Content-Type": "application/json"},
@@ -36,7 +41,11 @@ def _request(method: str, url: str, headers: dict[str, str], body: dict | None =
         data = json.loads(r.data) if r.data else None
     except ValueError:
         data = None
-    return r.status, data
+    try:
+        retry_after = float(r.headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        retry_after = None
+    return r.status, data, retry_after
 
 
 class Gitea:
@@ -46,7 +55,11 @@ class Gitea:
         self.api, self._headers = api.rstrip("/"), {"Authorization": f"token {token}"}
 
     def _call(self, method: str, path: str, body: dict | None = None, ok: tuple[int, ...] = (200, 201)):
-        status, data = _request(method, self.api + path, self._headers, body)
+        for attempt in range(RETRIES):  # the server's trouble or a rate limit: wait and try again
+            status, data, retry_after = _request(method, self.api + path, self._headers, body)
+            if status not in (429, 502, 503, 504) or attempt == RETRIES - 1:
+                break
+            time.sleep(min(retry.delay(attempt, retry_after), 30))
         if status not in ok:
             message = data.get("message") if isinstance(data, dict) else None
             raise ForgeError(status, message or "unexpected answer")
