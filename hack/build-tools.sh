@@ -175,6 +175,18 @@ build_monitoring_crds() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# Independent tools build side by side: the downloads-only ones at once, the Go builds two at a
+# time (each go build already uses every core; a pair overlaps one's downloads with the other's
+# compiling). AUTOROLLBACK_BUILD_JOBS=1 builds one after the other.
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(kube etcd kwok helm promtool monitoring_crds gitops_crds gitea prism)
-for t in "${tools[@]}"; do "build_$t"; done
+[[ ${#tools[@]} -gt 0 ]] || tools=(kube gitea promtool helm etcd kwok monitoring_crds gitops_crds prism)
+jobs_max="${AUTOROLLBACK_BUILD_JOBS:-2}"
+pids=() names=() failed=()
+for t in "${tools[@]}"; do
+  case "$t" in monitoring_crds|gitops_crds|prism) ;; *)
+    while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done ;;
+  esac
+  ( "build_$t" ) & pids+=($!) names+=("$t")
+done
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${names[$i]}"); done
+if ((${#failed[@]})); then log "failed: ${failed[*]}"; exit 1; fi
