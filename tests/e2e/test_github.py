@@ -92,8 +92,15 @@ class Fake(BaseHTTPRequestHandler):
         self._send(404, {"message": "Not Found"})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         self.state["requests"].append(("POST", self.path, body))
+        if self.path == "/app/installations/456/access_tokens":  # GitHub App: a JWT in, a token out
+            import jwt
+
+            claims = jwt.decode(self.headers["Authorization"].removeprefix("Bearer "), self.state["app_public_key"],
+                                algorithms=["RS256"])
+            assert claims["iss"] == "123"
+            return self._send(201, {"token": "ghs_installation", "expires_at": "2099-01-01T00:00:00Z"})
         limits = self.state["limits"]
         if limits:
             kind = limits.pop(0)
@@ -152,3 +159,19 @@ def test_rate_limits_are_waited_out(fake, limit: str) -> None:
     assert forge.GitHub(url, "t").open("octo", "shop", "autorollback/revert-abc", "trunk", "t", "b")
     posts = [r for r in state["requests"] if r[0] == "POST"]
     assert len(posts) == 2 and time.monotonic() - started >= 0.5  # waited, then tried again
+
+
+def test_a_github_app_mints_an_installation_token(fake) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    url, state = fake
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    state["app_public_key"] = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    assert forge.github_app_token(url, "123", pem, "456") == "ghs_installation"
+    with pytest.raises(forge.ForgeError) as e:
+        forge.github_app_token(url, "123", "not a key", "456")
+    assert "not a key" not in str(e.value)

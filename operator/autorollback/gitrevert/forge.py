@@ -180,6 +180,19 @@ class GitLab:
             raise self._error(e) from None
 
 
+def github_app_token(api: str, app_id: str, private_key: str, installation_id: str) -> str:
+    """A GitHub App installation token (valid for an hour), minted for one revert."""
+    from github import Auth, GithubException, GithubIntegration
+
+    try:
+        integration = GithubIntegration(base_url=api.rstrip("/"), auth=Auth.AppAuth(app_id, private_key))
+        return integration.get_access_token(int(installation_id)).token
+    except GithubException as e:
+        raise GitHub._error(e) from None
+    except Exception as e:  # noqa: BLE001 - a malformed key or id (jwt, cryptography): say which, never what
+        raise ForgeError(0, f"the GitHub App credentials are unusable ({type(e).__name__})") from None
+
+
 USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "autorollback"}
 
 

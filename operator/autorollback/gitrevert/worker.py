@@ -31,11 +31,18 @@ def configure(settings: Settings) -> None:
     _pool = ThreadPoolExecutor(settings.workers, "autorollback-git")
 
 
-def _credentials(host: str) -> tuple[str, str]:
-    """Read at use: a rotated Secret works without a restart."""
+def _credentials(host: str, api: str = "") -> tuple[str, str]:
+    """Read at use: a rotated Secret works without a restart. A token, or a GitHub App
+    (app-id, private-key, installation-id) whose installation token is minted here."""
     if _settings.credentials_dir is None:
         raise forge.ForgeError(0, "the operator runs without --git-credentials-dir")
     entry = _settings.credentials_dir / host  # a file (a Secret key named after the host) or a folder
+    if entry.is_dir() and (entry / "app-id").is_file():
+        read = {f: (entry / f).read_text().strip() for f in ("app-id", "private-key", "installation-id")
+                if (entry / f).is_file()}
+        if len(read) < 3:
+            raise forge.ForgeError(0, f"GitHub App credentials for {host} need app-id, private-key and installation-id")
+        return "x-access-token", forge.github_app_token(api, read["app-id"], read["private-key"], read["installation-id"])
     try:
         token = (entry / "token" if entry.is_dir() else entry).read_text().strip()
     except OSError:
@@ -115,7 +122,8 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         return
     failed_image = facts.failed_images.split(", ")[0]
     try:
-        user, token = _credentials(src.host)
+        base_url = forge.api_base(src.provider, src.repo, _settings.api_bases or {})
+        user, token = _credentials(src.host, base_url)
         user = user or forge.USERNAMES.get(src.provider, "autorollback")
         api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
         owner, name = src.owner_and_name
