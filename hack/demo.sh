@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: the local control plane, the operator, a sample app v1, a broken v2, and the rollback.
-# Exits 0 only if the operator really rolled the Deployment back.
+# make demo: the local control plane, a local Gitea holding the app's manifest, the operator, a
+# sample app v1, a broken v2 committed to Git and synced, the rollback, and the revert pull request.
+# Exits 0 only if the operator really rolled the Deployment back and opened the pull request.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 root="$lib_root"
@@ -38,6 +39,10 @@ metadata:
   namespace: $ns
   annotations:
     autorollback.io/enabled: "true"
+    autorollback.io/git-revert: "true"
+    autorollback.io/git-repo: "$REPO"
+    autorollback.io/git-path: deploy/shop.yaml
+    autorollback.io/git-provider: gitea
     kubernetes.io/change-cause: "release $1"
 spec:
   replicas: 3
@@ -57,24 +62,40 @@ YAML
 
 say "Starting the local control plane (the first run builds it: several minutes)"
 make --no-print-directory cluster-up venv
+"$root/hack/build-tools.sh" gitea
+
+say "Starting a local Gitea with an empty repository for the app's manifests"
+forge="$root/.cluster/demo-forge"
+rm -rf "$forge" && mkdir -p "$forge"
+eval "$(.venv/bin/python hack/demo-forge.py up "$forge")"
+work="$forge/work"
+git_() { git -c "http.extraHeader=Authorization: token $(cat "$TOKEN_FILE")" -C "$work" "$@"; }
+mkdir -p "$work/deploy" && git -C "$work" init -q -b main && git -C "$work" remote add origin "$REPO"
+git -C "$work" config user.name "a developer" && git -C "$work" config user.email dev@example.invalid
+release() { # release MESSAGE IMAGE [FAILURE]: commit to Git, then sync (what Argo CD or Flux would do)
+  manifest "$2" "${3:-}" >"$work/deploy/shop.yaml"
+  git_ add . && git_ commit -q -m "$1" && git_ push -q origin main
+  "$kubectl" apply -f "$work/deploy/shop.yaml" >/dev/null
+}
+echo "repository: $REPO"
 "$kubectl" delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
 "$kubectl" create namespace "$ns" >/dev/null
 wait_until 30 "the default ServiceAccount" k get serviceaccount default
 
 say "Starting the operator: autorollback run -n $ns (log: $oplog)"
 .venv/bin/autorollback run -n "$ns" --metrics-port "$metrics_port" --health-port "$health_port" \
-  --log-format console >"$oplog" 2>&1 &
+  --log-format console --git-credentials-dir "$CREDENTIALS" >"$oplog" 2>&1 &
 op=$!
-trap 'kill -TERM $op 2>/dev/null; wait $op 2>/dev/null || true' EXIT
+trap 'kill -TERM $op $GITEA_PID 2>/dev/null; wait $op 2>/dev/null || true' EXIT
 wait_until 60 "the operator" curl -fsS "http://127.0.0.1:$health_port/readyz"
 
-say "Deploying shop v1 (registry.example/shop:1.0.0), opted in with autorollback.io/enabled=true"
-manifest registry.example/shop:1.0.0 | "$kubectl" apply -f - >/dev/null
+say "Committing shop v1 (registry.example/shop:1.0.0) to Git and syncing; opted in with autorollback.io/enabled=true"
+release "release shop 1.0.0" registry.example/shop:1.0.0
 wait_until 90 "v1 to become available" available
 echo "shop is available: revision $(revision), image $(image)"
 
-say "Releasing a broken v2 (its pods never become Ready; progressDeadlineSeconds: 15)"
-manifest registry.example/shop:2.0.0 not-ready | "$kubectl" apply -f - >/dev/null
+say "Committing a broken v2 and syncing (its pods never become Ready; progressDeadlineSeconds: 15)"
+release "release shop 2.0.0" registry.example/shop:2.0.0 not-ready
 echo "revision $(revision) rolling out: $(image)"
 
 wait_until 90 "the failure to be detected" has_event RolloutFailed
@@ -87,9 +108,14 @@ say "Rolled back: now revision $(revision), image $(image)"
 wait_until 90 "shop to be available again" available
 say "shop is fully available again"
 
+wait_until 120 "the revert pull request" has_event RevertProposed
+say "Roll forward through Git: the revert pull request on the local Gitea"
+k get events --field-selector involvedObject.name=shop,reason=RevertProposed -o jsonpath='{.items[0].message}{"\n"}'
+.venv/bin/python hack/demo-forge.py pulls "$GITEA_URL" "$TOKEN_FILE" 'Revert "release shop 2.0.0"' && pr=yes || pr=no
+
 say "Events on the Deployment (kubectl describe deployment shop)"
 k get events --field-selector involvedObject.name=shop \
-  -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | grep -E 'TYPE|autorollback|RolloutFailed|RolledBack' || true
+  -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | grep -E 'TYPE|autorollback|RolloutFailed|RolledBack|Revert' || true
 
 say "kubectl rollout history deployment/shop"
 k rollout history deployment/shop
@@ -101,8 +127,9 @@ say "The operator's decision (from its log)"
 grep -E 'rollback decision|rollout failed' "$oplog" || true
 
 if [[ "$(image)" == registry.example/shop:1.0.0 && "$(revision)" == 3 ]] &&
-   k get deployment shop -o jsonpath='{.metadata.annotations.kubernetes\.io/change-cause}' | grep -q '^autorollback: rolled back'; then
-  say "Demo passed: autorollback rolled shop back from v2 to v1."
+   k get deployment shop -o jsonpath='{.metadata.annotations.kubernetes\.io/change-cause}' | grep -q '^autorollback: rolled back' &&
+   [[ "$pr" == yes ]]; then
+  say "Demo passed: autorollback rolled shop back from v2 to v1 and opened the revert pull request."
 else
   echo "demo: the Deployment was not rolled back" >&2
   exit 1
