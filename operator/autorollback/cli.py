@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--argocd-namespace", default=None, metavar="NS",
                      help="find Git sources from Argo CD Applications (whose default namespace this is)")
     run.add_argument("--flux", action="store_true", help="find Git sources from Flux Kustomizations")
+    run.add_argument("--git-allowed-repo", action="append", default=[], metavar="PATTERN",
+                     help="only open revert pull requests in repositories matching this URL pattern (repeatable)")
     return p
 
 
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     worker.configure(worker.Settings(args.git_credentials_dir,
                                      dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
-                                     argocd_namespace=args.argocd_namespace, flux=args.flux))
+                                     argocd_namespace=args.argocd_namespace, flux=args.flux,
+                                     allowed=tuple(args.git_allowed_repo)))
 
     return runner.run(
         namespaces=args.namespaces or [],

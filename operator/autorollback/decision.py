@@ -179,7 +179,7 @@ REVERT_PR = "autorollback.io/revert-pr"  # written by gitrevert on the failed Re
 
 def _revert_pr(rs: history.Revision) -> str:
     url = rs.mark(REVERT_PR)
-    return f" The revert pull request is open: {url} (merge it)." if url else ""
+    return f" The revert pull request is open: {url} (merge it)." if url.startswith("http") else ""
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -201,10 +201,15 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None, 
     return {history.HEALTHY_AT: history.bind(name, now)}
 
 
+def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | None:
+    """The rollback that restored this ReplicaSet, if any."""
+    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
+    return next((e for e in entries if e.restored == replicaset), None)
+
+
 def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
     """When autorollback restored this ReplicaSet, if that is the rollback this completion ends."""
-    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    entry = next((e for e in entries if e.restored == replicaset), None)
+    entry = restoring(deployment, replicaset)
     return entry.at if entry else ""
 
 

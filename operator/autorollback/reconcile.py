@@ -134,8 +134,29 @@ def _healthy(work: Work, result: Result) -> None:
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
         kube.annotate_replicaset(work.namespace, name, mark)
+    _revert_if_lost(work, evidence, rs)
     result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
+
+
+def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None) -> None:
+    """A rollback settled; if its revert pull request was never recorded (the process that rolled
+    back died first), propose it now. The revert itself is idempotent."""
+    entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
+    if entry is None or not gitcore.wanted(deployment["metadata"].get("annotations")):
+        return
+    failed = kube.get_replicaset(work.namespace, entry.failed)
+    if failed is None:
+        return
+    failing = history.revisions([failed])
+    back = history.revisions([restored])
+    if not failing or not back or failing[0].mark(gitcore.PR_MARK):
+        return
+    f, r = failing[0], back[0]
+    gitworker.submit(deployment, f, gitcore.Facts(
+        work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
+        entry.reason or rollout.DEADLINE_EXCEEDED, "recorded in the rollback ledger", r.template),
+        history.timestamp(entry.at).timestamp())
 
 
 def _failure(work: Work, result: Result) -> None:
@@ -235,7 +256,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     if d.result in (decision.SUCCESS, decision.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
-            rollout.images(d.target.template), failure.reason, failure.message), time.time(),
+            rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.time(),
             dry_run=d.result == decision.DRY_RUN)
         try:
             _mark_failing(ns, d)

@@ -7,6 +7,7 @@ import time
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, metrics
+from autorollback.gitrevert import worker as gitworker
 
 log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
@@ -80,6 +81,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await op.queue.stop()
+        gitworker.stop()
         op.executor.shutdown(wait=False, cancel_futures=True)
         for server in servers:
             await server.cleanup()

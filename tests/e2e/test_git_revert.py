@@ -124,3 +124,38 @@ def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_fa
     assert [b["name"] for b in branches] == ["main"]  # nothing pushed
     _, pulls = gitea.api("GET", "/repos/forgeadmin/plan/pulls?state=all")
     assert pulls == [] and kit.image_of(kit.get_deployment(ns, "plan")) == V2
+
+
+def test_a_revert_lost_to_a_crash_is_proposed_after_the_restart(namespace: str, operator_factory, gitea: Gitea,
+                                                                 tmp_path: Path) -> None:
+    ns = namespace
+    repo = gitea.create_repo("crash")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "127.0.0.1").write_text(gitea.token)
+    work = tmp_path / "work"
+    (work / "deploy").mkdir(parents=True)
+    gitea.git(work, "init", "-q", "-b", "main")
+    gitea.git(work, "remote", "add", "origin", repo)
+
+    def release(message: str, image: str, failure: str | None = None) -> None:
+        text = manifest(ns, image, repo, failure=failure).replace('"name": "shop"', '"name": "crash"', 1)
+        (work / "deploy" / "shop.yaml").write_text(text)
+        gitea.git(work, "add", ".")
+        gitea.git(work, "commit", "-q", "-m", message)
+        gitea.git(work, "push", "-q", "origin", "main")
+        kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
+
+    args = ("--git-credentials-dir", str(creds))
+    first = operator_factory("-n", ns, extra=args, env={"AUTOROLLBACK_TEST_FAULTS": "after_events=kill"})
+    release("v1", V1)
+    kit.wait_for(lambda: kit.is_available(ns, "crash"), 120, "v1")
+    release("release 2.0.0", V2, failure="not-ready")
+    kit.wait_for(lambda: first.proc.poll() is not None, 120, "the operator to die right after the rollback")
+    assert kit.image_of(kit.get_deployment(ns, "crash")) == V1  # the rollback itself went through
+    operator_factory("-n", ns, extra=args)  # a restart (or the other replica)
+    wait_event(ns, "RevertProposed", name="crash", timeout=120)
+    _, pulls = gitea.api("GET", "/repos/forgeadmin/crash/pulls?state=open")
+    assert [p["title"] for p in pulls] == ['Revert "release 2.0.0"']
+    d = kit.wait_for(lambda: kit.is_available(ns, "crash"), 60, "crash available")
+    assert kit.revision(d) == 3  # rolled back once

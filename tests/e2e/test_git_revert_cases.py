@@ -152,3 +152,27 @@ def test_a_bad_token_fails_clearly_without_showing_it(project: Project, tmp_path
     with pytest.raises(forge.ForgeError) as e2:
         forge.Gitea(f"{project.gitea.url}/api/v1", secret).default_branch(USER, project.name)
     assert e2.value.status == 401 and secret not in str(e2.value)
+
+
+def test_its_own_branch_is_recognised_after_the_base_moved_on(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    first = project.revert()
+    project.commit("unrelated", {"README.md": "later\n"})
+    again = project.revert()  # another Deployment failing on the same commit, later
+    assert again.existed and again.branch == first.branch
+
+
+def test_a_base_branch_with_a_slash(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    g, w = project.gitea, project.work
+    g.git(w, "push", "-q", "origin", "HEAD:refs/heads/release/v2")
+    bad = project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
+    g.git(w, "push", "-q", "origin", "HEAD:refs/heads/release/v2")
+    src = core.Source(project.url, "deploy/shop.yaml", "release/v2", "", "gitea", "annotations")
+    work = project.tmp / "op-slash"
+    work.mkdir()
+    r = git.Repo(work, project.url, "autorollback", g.token).prepare(src, "release/v2", V2, FACTS)
+    api = project.api()
+    url = api.open(USER, project.name, r.branch, "release/v2", "t", "b")
+    assert r.commit == bad and api.find_open(USER, project.name, r.branch, "release/v2") == url

@@ -41,7 +41,7 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
     creds.mkdir()
     (creds / "127.0.0.1").write_text(gitea.token)
     repos, clones = {}, {}
-    for name in ("argo", "flux", "sneaky"):
+    for name in ("argo", "flux", "sneaky", "nocreds"):
         repos[name] = gitea.create_repo(f"{name}-{uuid.uuid4().hex[:5]}")
         clones[name] = tmp_path / name
         clones[name].mkdir()
@@ -53,6 +53,9 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
         "flux": {"labels": {"kustomize.toolkit.fluxcd.io/name": "shop", "kustomize.toolkit.fluxcd.io/namespace": ns}},
         # claims the Application, which does not list it: its source must not be taken from there
         "sneaky": {"annotations": {"argocd.argoproj.io/tracking-id": f"{app}:apps/Deployment:{ns}/argo"}},
+        # a repository on a host the operator has no token for
+        "nocreds": {"annotations": {"autorollback.io/git-repo": "http://localhost:9/forgeadmin/x.git",
+                                    "autorollback.io/git-path": "deploy"}},
     }
     kit.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                "metadata": {"name": app, "namespace": argocd},
@@ -95,6 +98,8 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
     assert f"source from Flux Kustomization {ns}/shop" in flux["message"]
     sneaky = wait_event(ns, "RevertNotProposed", name="sneaky", timeout=120)
     assert "does not list this Deployment" in sneaky["message"]
+    nocreds = wait_event(ns, "RevertFailed", name="nocreds", timeout=120)
+    assert "no token for localhost" in nocreds["message"] and "The rollback stands" in nocreds["message"]
     for name in ("argo", "flux"):
         owner_repo = repos[name].split("/", 3)[3].removesuffix(".git")
         _, pulls = gitea.api("GET", f"/repos/{owner_repo}/pulls?state=open")

@@ -48,3 +48,27 @@ def test_branch_message_and_body() -> None:
 def test_introduces_looks_at_added_lines_only() -> None:
     diff = "--- a/x\n+++ b/x\n-        image: shop:1.0.0\n+        image: shop:2.0.0\n"
     assert core.introduces(diff, "shop:2.0.0") and not core.introduces(diff, "shop:1.0.0")
+
+
+def test_only_whole_image_names_count() -> None:
+    assert core.names('        "image": "registry.example/shop:1.2"', "registry.example/shop:1.2")
+    assert not core.names('        "image": "registry.example/shop:1.20"', "registry.example/shop:1.2")
+    assert not core.names("image: other.example/registry.example/shop:1.2", "registry.example/shop:1.2")
+    assert core.names("- image: shop:1.2 # pinned", "shop:1.2")
+
+
+def test_the_images_a_release_changed() -> None:
+    def tpl(*images: str, init: str | None = None) -> dict:
+        spec = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
+        if init:
+            spec["initContainers"] = [{"name": "init", "image": init}]
+        return {"spec": spec}
+    assert core.changed_images(tpl("shop:2", "proxy:1"), tpl("shop:1", "proxy:1")) == ["shop:2"]
+    assert core.changed_images(tpl("shop:1", "proxy:2"), tpl("shop:1", "proxy:1")) == ["proxy:2"]  # a sidecar
+    assert core.changed_images(tpl("shop:1", init="migrate:2"), tpl("shop:1", init="migrate:1")) == ["migrate:2"]
+    assert core.changed_images(tpl("shop:1"), tpl("shop:1")) == []  # env, probes...: not found by image
+
+
+def test_plain_http_only_on_this_machine() -> None:
+    assert isinstance(core.source(ann(**{core.REPO: "http://git.example.com/a/b.git"}), {}), str)
+    assert not isinstance(core.source(ann(**{core.REPO: "http://127.0.0.1:3000/a/b.git"}), {}), str)

@@ -50,6 +50,8 @@ def source(deployment: Mapping[str, str] | None, replicaset: Mapping[str, str] |
     if not repo:
         return f"no {REPO} annotation: set it (with {PATH}) to the HTTPS URL of the repository holding the manifest"
     url = urllib.parse.urlsplit(repo)
+    if url.scheme == "http" and url.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return f"{REPO} must be an https:// URL: the token would cross the network unencrypted"
     if url.username or url.password:  # never repeat a credential, not even in the Event that refuses it
         return f"{REPO} must not carry credentials: put the token in --git-credentials-dir instead"
     if url.scheme not in ("https", "http") or not url.hostname or url.username or url.password or url.query:
@@ -84,6 +86,7 @@ class Facts:
     restored_images: str
     reason: str
     message: str
+    restored_template: dict | None = None
 
 
 def title(subject: str) -> str:
@@ -112,9 +115,26 @@ def body(commit: str, facts: Facts, found_by: str) -> str:
             "re-applies the failed version (autorollback warns `KnownBadTemplate` and does not roll back twice).")
 
 
+def _images(template: Mapping) -> list[str]:
+    spec = template.get("spec") or {}
+    return [c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
+
+
+def changed_images(failed: Mapping, restored: Mapping) -> list[str]:
+    """The images of the failed template that the restored one does not have: what a release
+    commit changed. Empty when the failure came from something else (env, probes, resources)."""
+    before = set(_images(restored))
+    return [i for i in _images(failed) if i and i not in before]
+
+
+def names(line: str, image: str) -> bool:
+    """The line names exactly this image (not `shop:1.20` for `shop:1.2`)."""
+    return re.search(rf"(?<![\w.:/@-]){re.escape(image)}(?![\w.-])", line) is not None
+
+
 def introduces(diff: str, image: str) -> bool:
     """A commit's diff adds a line naming the failed image."""
-    return any(line.startswith("+") and not line.startswith("+++") and image in line for line in diff.splitlines())
+    return any(line.startswith("+") and not line.startswith("+++") and names(line, image) for line in diff.splitlines())
 
 
 # Argo CD and Flux name the source of what they apply; the operator only reads their objects.

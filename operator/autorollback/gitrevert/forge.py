@@ -1,6 +1,7 @@
 """The forges' pull request APIs behind one small interface, one adapter per forge."""
 import json
 import time
+import urllib.parse
 from typing import Protocol
 
 import urllib3
@@ -48,6 +49,10 @@ def _request(method: str, url: str, headers: dict[str, str],
     return r.status, data, retry_after
 
 
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
 class Gitea:
     """Gitea and Forgejo, REST API v1."""
 
@@ -66,21 +71,32 @@ class Gitea:
         return status, data
 
     def default_branch(self, owner: str, name: str) -> str:
-        return self._call("GET", f"/repos/{owner}/{name}")[1]["default_branch"]
+        data = self._call("GET", f"/repos/{_q(owner)}/{_q(name)}")[1]
+        if not isinstance(data, dict) or not data.get("default_branch"):
+            raise ForgeError(0, "the forge's answer has no default_branch: is the API base right?")
+        return data["default_branch"]
 
     def find_open(self, owner: str, name: str, head: str, base: str) -> str | None:
-        # Gitea's list has no ?head= filter; this endpoint finds the pull request of a branch pair.
-        status, data = self._call("GET", f"/repos/{owner}/{name}/pulls/{base}/{head}", ok=(200, 404))
-        return data["html_url"] if status == 200 and data.get("state") == "open" else None
+        # Gitea's list has no ?head= filter: list the open ones into the base and look.
+        query = urllib.parse.urlencode({"state": "open", "base_branch": base, "limit": 50})
+        for page in range(1, 21):
+            _, data = self._call("GET", f"/repos/{_q(owner)}/{_q(name)}/pulls?{query}&page={page}")
+            for pr in data or []:
+                if (pr.get("head") or {}).get("ref") == head and (pr.get("base") or {}).get("ref") == base:
+                    return pr["html_url"]
+            if len(data or []) < 50:
+                return None
+        return None
 
     def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
-        status, data = self._call("POST", f"/repos/{owner}/{name}/pulls",
+        status, data = self._call("POST", f"/repos/{_q(owner)}/{_q(name)}/pulls",
                                   {"head": head, "base": base, "title": title, "body": body}, ok=(201, 409))
         if status == 409:  # "pull request already exists for these targets"
             url = self.find_open(owner, name, head, base)
             if url:
                 return url
-            raise ForgeError(409, "a pull request for this branch exists but is not open")
+            raise ForgeError(409, "a pull request for this branch exists but is closed: reopen it or delete the "
+                                  "branch")
         return data["html_url"]
 
 
@@ -92,7 +108,8 @@ class GitHub:
         from github import Auth, Github, GithubRetry
 
         self._gh = Github(base_url=api.rstrip("/"), auth=Auth.Token(token), timeout=TIMEOUT,
-                          retry=GithubRetry(total=5, backoff_factor=1), per_page=30, lazy=True)
+                          retry=GithubRetry(total=5, backoff_factor=1, max_rate_limit_wait=120, secondary_rate_wait=60),
+                          per_page=30, lazy=True)
 
     def _repo(self, owner: str, name: str):
         return self._gh.get_repo(f"{owner}/{name}")  # lazy: paths from our base URL, not from answers

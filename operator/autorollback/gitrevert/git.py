@@ -5,14 +5,20 @@ a URL, an argument, .git/config, an error message or a log line.
 """
 import os
 import subprocess
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from autorollback.gitrevert import core
 
 TIMEOUT = 120  # seconds per git command
+STOPPING = threading.Event()  # set on shutdown: a running revert stops at its next git command
+PASSED = {"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "GIT_SSL_CAINFO", "SSL_CERT_FILE"}  # the rest stays out
 HISTORY = 200  # commits searched for the one that introduced the failed version
 ASKPASS = """#!/bin/sh
+# Only for the repository's own host: git names it in the prompt.
+case "$1" in *"$AUTOROLLBACK_GIT_HOST"*) ;; *) exit 1 ;; esac
 case "$1" in
   Username*) printf '%s\\n' "$AUTOROLLBACK_GIT_USER" ;;
   *) printf '%s\\n' "$AUTOROLLBACK_GIT_TOKEN" ;;
@@ -47,17 +53,21 @@ class Repo:
         askpass = workdir / "askpass.sh"
         askpass.write_text(ASKPASS)
         askpass.chmod(0o700)
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir),
+        passed = {k: v for k, v in os.environ.items() if k.upper() in PASSED}
+        self.env = {**passed, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir),
                     "GIT_ASKPASS": str(askpass), "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
                     "AUTOROLLBACK_GIT_USER": user, "AUTOROLLBACK_GIT_TOKEN": token,
+                    "AUTOROLLBACK_GIT_HOST": urllib.parse.urlsplit(url).netloc,
                     "GIT_AUTHOR_NAME": "autorollback", "GIT_AUTHOR_EMAIL": "autorollback@users.noreply.invalid",
                     "GIT_COMMITTER_NAME": "autorollback", "GIT_COMMITTER_EMAIL": "autorollback@users.noreply.invalid"}
         self.tree = workdir / "repo"
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if STOPPING.is_set():
+            raise GitError("the operator is shutting down")
         try:
-            p = subprocess.run(["git", *args], cwd=self.tree, env=self.env, capture_output=True, text=True,
-                               timeout=TIMEOUT)
+            p = subprocess.run(["git", "-c", "http.followRedirects=false", *args], cwd=self.tree, env=self.env,
+                               capture_output=True, text=True, timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             raise GitError(f"git {args[0]} took longer than {TIMEOUT}s") from None
         if check and p.returncode != 0:
@@ -83,7 +93,7 @@ class Repo:
             commit = self._find(tip, source.path, failed_image)
         if self.git("merge-base", "--is-ancestor", commit, tip, check=False).returncode != 0:
             raise NotProposed("not_on_branch", f"commit {commit[:12]} is not on {base}: nothing to revert there")
-        if self.git("grep", "-q", "-F", failed_image, tip, "--", source.path, check=False).returncode != 0:
+        if self.git("grep", "-q", "-w", "-F", failed_image, tip, "--", source.path, check=False).returncode != 0:
             raise NotProposed("already_fixed", f"{base} no longer names {failed_image} under {source.path}: it "
                                                "was fixed in Git already")
         parents = self.git("rev-list", "--parents", "-n", "1", commit).stdout.split()
@@ -107,7 +117,9 @@ class Repo:
             self.git("fetch", "-q", "--no-tags", "--filter=blob:none", "origin",
                      f"refs/heads/{branch}:refs/remotes/origin/{branch}")
             theirs = self.git("rev-parse", f"refs/remotes/origin/{branch}^{{tree}}").stdout.strip()
-            if theirs != self.git("rev-parse", "HEAD^{tree}").stdout.strip():
+            ours = self.git("log", "--format=%B", f"{tip}..refs/remotes/origin/{branch}").stdout
+            own = f"This reverts commit {commit}." in ours and ours.count("This reverts commit") == 1
+            if theirs != self.git("rev-parse", "HEAD^{tree}").stdout.strip() and not own:
                 raise NotProposed("branch_exists", f"branch {branch} exists on the remote with other content; "
                                                    "autorollback never overwrites a branch: delete it or open the "
                                                    "pull request by hand")
@@ -120,7 +132,7 @@ class Repo:
         it adds a line naming it, and its parent did not name it (later edits of those lines are not it)."""
         for sha in self.git("log", f"--max-count={HISTORY}", "--format=%H", tip, "--", path).stdout.split():
             diff = self.git("show", "--format=", "--no-ext-diff", sha, "--", path).stdout
-            if core.introduces(diff, image) and self.git("grep", "-q", "-F", image, f"{sha}^", "--", path,
+            if core.introduces(diff, image) and self.git("grep", "-q", "-w", "-F", image, f"{sha}^", "--", path,
                                                          check=False).returncode != 0:
                 return sha
         raise NotProposed("no_commit", f"no commit among the last {HISTORY} on {path} introduces {image}: set "

@@ -1,5 +1,8 @@
 """Runs reverts in the background after a rollback: bounded, timed, never blocking or undoing it."""
+import fnmatch
+import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,16 +22,30 @@ class Settings:
     workers: int = 2
     argocd_namespace: str | None = None  # read Argo CD Applications (their default namespace)
     flux: bool = False  # read Flux Kustomizations and GitRepositories
+    allowed: tuple[str, ...] = ()  # fnmatch patterns of repository URLs reverts may go to (empty: any)
 
 
 _settings = Settings()
 _pool: ThreadPoolExecutor | None = None
+_submitted: dict[str, None] = {}  # failed ReplicaSets whose revert this process took on (bounded, oldest out)
+SUBMITTED_LIMIT = 1000
+
+
+_locks: dict[str, threading.Lock] = {}  # one revert at a time per repository
 
 
 def configure(settings: Settings) -> None:
     global _settings, _pool
     _settings = settings
     _pool = ThreadPoolExecutor(settings.workers, "autorollback-git")
+    for old in Path(tempfile.gettempdir()).glob("autorollback-revert-*"):  # left by a killed process
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def stop() -> None:
+    git.STOPPING.set()
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _credentials(host: str, api: str = "") -> tuple[str, str]:
@@ -60,6 +77,13 @@ def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Fa
         return
     if _pool is None:
         configure(Settings())
+    if not dry_run:
+        key = f"{deployment['metadata']['namespace']}/{failing.name}"
+        if key in _submitted:
+            return  # in flight or done here already; after a restart the ReplicaSet's mark says so
+        _submitted[key] = None
+        while len(_submitted) > SUBMITTED_LIMIT:
+            del _submitted[next(iter(_submitted))]
     _pool.submit(_run, deployment, failing, facts, rolled_back_at, dry_run)
 
 
@@ -120,7 +144,20 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         log.warning("revert not proposed", reason="no_source", message=src, **who)
         _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request: {src}")
         return
-    failed_image = facts.failed_images.split(", ")[0]
+    if _settings.allowed and not any(fnmatch.fnmatch(src.repo, p) for p in _settings.allowed):
+        metrics.reverts.labels("not_proposed", "repo_not_allowed").inc()
+        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request: {src.repo} is not among the "
+                                                          "repositories this operator may open pull requests in "
+                                                          "(--git-allowed-repo)")
+        return
+    images = core.changed_images(failing.template, facts.restored_template or {})
+    if not images and not src.commit:
+        metrics.reverts.labels("not_proposed", "no_image_change").inc()
+        _post(deployment, "Warning", "RevertNotProposed", "no revert pull request (no_image_change): the failed "
+              "revision runs the same images as the restored one, so no commit can be found by its image; stamp "
+              f"the commit with {core.COMMIT} from CI, or revert by hand")
+        return
+    failed_image = images[0] if images else facts.failed_images.split(", ")[0]
     try:
         base_url = forge.api_base(src.provider, src.repo, _settings.api_bases or {})
         user, token = _credentials(src.host, base_url)
@@ -128,7 +165,8 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
         owner, name = src.owner_and_name
         base = src.branch or api.default_branch(owner, name)
-        with tempfile.TemporaryDirectory(prefix="autorollback-revert-") as work:
+        with _locks.setdefault(src.repo, threading.Lock()), \
+                tempfile.TemporaryDirectory(prefix="autorollback-revert-") as work:
             revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts,
                                                                          push=not dry_run)
         if dry_run:  # read, never written: no push, no pull request, no mark
@@ -144,10 +182,14 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         metrics.reverts.labels("not_proposed", e.reason).inc()
         log.warning("revert not proposed", reason=e.reason, message=str(e), **who)
         _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request ({e.reason}): {e}")
+        if not dry_run:  # decided: not to be tried again after a restart
+            _record(meta, failing, f"none ({e.reason})")
         return
-    except (git.GitError, forge.ForgeError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever it was, it is said: Event, metric, log line
+        known = isinstance(e, (git.GitError, forge.ForgeError))
         metrics.reverts.labels("failed", type(e).__name__).inc()
-        log.error("revert failed", error=str(e), **who)
+        log.error("revert failed", error=str(e) if known else type(e).__name__, **who)
+        e = e if known else f"unexpected {type(e).__name__}"
         _post(deployment, "Warning", "RevertFailed", f"could not open the revert pull request in {src.repo}: {e}. "
                                                     "The rollback stands; revert the commit in Git by hand.")
         return
@@ -158,7 +200,12 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
     _post(deployment, "Normal", "RevertProposed",
           f"revert pull request {url} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
           f"{base}; source from {src.found_by}")
+    _record(meta, failing, url)
+
+
+def _record(meta: dict[str, Any], failing: history.Revision, value: str) -> None:
     try:
-        kube.annotate_replicaset(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, url)})
+        kube.annotate_replicaset(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)})
     except kube.ApiError as e:
-        log.warning("cannot record the pull request on the ReplicaSet", error=str(e), **who)
+        log.warning("cannot record the pull request on the ReplicaSet", error=str(e), namespace=meta["namespace"],
+                    deployment=meta["name"])
