@@ -227,6 +227,19 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> 
             f"re-applying it.{_revert_pr(rs)}")
 
 
+def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    """A JSON patch removing ReplicaSet marks from the Deployment (kubectl undo copies them there, and
+    the controller would copy them over a reused ReplicaSet's own); each removal guarded by a test
+    of its value, so that nothing newer is removed. Empty when there are none."""
+    ann = deployment["metadata"].get("annotations") or {}
+    ops: list[dict[str, Any]] = []
+    for key in history.MARKS + (REVERT_PR,):
+        if key in ann:
+            path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+            ops += [{"op": "test", "path": path, "value": ann[key]}, {"op": "remove", "path": path}]
+    return ops
+
+
 def history_too_short(deployment: dict[str, Any]) -> str | None:
     limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
     if limit is None or limit >= HISTORY_NEEDED:

@@ -76,7 +76,7 @@ def post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> N
 def run(work: Work) -> Result:
     result = Result()
     for job, fn in ((state.PROBLEMS, _problems), (state.HISTORY, _history), (state.KNOWN_BAD, _known_bad),
-                    (state.HEALTHY, _healthy), (state.FAILURE, _failure)):
+                    (state.HEALTHY, _healthy), (state.FAILURE, _failure), (state.STRAYS, _strays)):
         if job not in work.jobs:
             continue
         try:
@@ -117,6 +117,19 @@ def _known_bad(work: Work, result: Result) -> None:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)
     result.done["known_bad_done"] = state.progress_key(work.deployment)
+
+
+def _strays(work: Work, result: Result) -> None:
+    """Marks copied onto the Deployment (by a kubectl undo) go: they describe another ReplicaSet."""
+    ops = decision.stray_marks(work.deployment)
+    if not ops:
+        return
+    try:
+        kube.patch_deployment(work.namespace, work.name, ops)
+        log.info("removed ReplicaSet marks copied onto the Deployment", **_who(work))
+    except kube.ApiError as e:
+        if e.status not in (409, 422):  # changed meanwhile: the next event decides again
+            raise
 
 
 def _healthy(work: Work, result: Result) -> None:

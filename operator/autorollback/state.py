@@ -12,7 +12,8 @@ from typing import Any
 
 from autorollback import annotations, decision, rollout
 
-FAILURE, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS = "failure", "healthy", "known_bad", "history", "problems"
+FAILURE, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
+    "failure", "healthy", "known_bad", "history", "problems", "strays")
 
 
 def digest(value: str) -> str:
@@ -73,6 +74,8 @@ class Memo:
             todo.add(HEALTHY)
         if rollout.progressing_replicaset(deployment) and progress_key(deployment) != self.known_bad_done:
             todo.add(KNOWN_BAD)  # a rollout under way on another ReplicaSet: is it one rolled back from?
+        if decision.stray_marks(deployment):
+            todo.add(STRAYS)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
             todo.add(HISTORY)

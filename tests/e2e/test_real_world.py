@@ -121,6 +121,8 @@ def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: s
     # autorollback's marks included, onto the Deployment; the controller copies them onward.
     kit.kubectl("-n", ns, "rollout", "undo", "deployment/web", "--to-revision=2")
     assert "revert it at its source" in wait_event(ns, "KnownBadTemplate")["message"]
+    kit.wait_for(lambda: not [k for k in kit.get_deployment(ns, "web")["metadata"]["annotations"]
+                              if k.endswith(("-at", "outcome", "failed-reason"))], 30, "the copied marks to go")
     assert "re-applied" in wait_event(ns, "RollbackAbandoned")["message"]  # a person's choice is not fought
     kit.release(ns, "web", V3, annotations=ON)  # a brand-new good release
     available(ns, V3, 5)

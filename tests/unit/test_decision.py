@@ -209,3 +209,11 @@ def test_history_too_short() -> None:
     assert decision.history_too_short(d) is None
     d["spec"]["revisionHistoryLimit"] = 1
     assert "revisionHistoryLimit is 1" in decision.history_too_short(d)
+
+
+def test_stray_marks_are_removed_only_as_they_were_seen() -> None:
+    d = deployment(annotations={history.HEALTHY_AT: "web-1 t", "autorollback.io/revert-pr": "web-1 https://x"})
+    ops = decision.stray_marks(d)
+    assert {"op": "test", "path": "/metadata/annotations/autorollback.io~1healthy-at", "value": "web-1 t"} in ops
+    assert {"op": "remove", "path": "/metadata/annotations/autorollback.io~1revert-pr"} in ops
+    assert decision.stray_marks(deployment()) == []
