@@ -1,5 +1,6 @@
 """Command line: `autorollback run` and `autorollback --version`."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,14 @@ def parser() -> argparse.ArgumentParser:
                      choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="minimum level logged")
     run.add_argument("--watch-stale-seconds", type=float, default=300.0,
                      help="/healthz fails once the Deployment watch has missed changes for this long")
+    run.add_argument("--leader-elect", action="store_true",
+                     help="run as one of several replicas: only the holder of a Lease acts (on in the chart)")
+    run.add_argument("--leader-election-namespace", default=None, metavar="NS",
+                     help="namespace of the Lease (default: $POD_NAMESPACE)")
+    run.add_argument("--leader-election-name", default="autorollback", metavar="NAME", help="name of the Lease")
+    run.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS")
+    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    run.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS")
     run.add_argument("--git-credentials-dir", type=Path, default=None, metavar="DIR",
                      help="one folder per forge host with a `token` file (read at use), for Git revert pull requests")
     run.add_argument("--git-api-base", action="append", default=[], metavar="HOST=URL",
@@ -64,9 +73,24 @@ def main(argv: list[str] | None = None) -> int:
                                      argocd_namespace=args.argocd_namespace, flux=args.flux,
                                      allowed=tuple(args.git_allowed_repo)))
 
+    election = None
+    if args.leader_elect:
+        namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE")
+        if not namespace:
+            print("autorollback: error: --leader-elect needs --leader-election-namespace or $POD_NAMESPACE",
+                  file=sys.stderr)
+            return 2
+        if not (args.leader_election_retry_period < args.leader_election_renew_deadline
+                < args.leader_election_lease_duration):
+            print("autorollback: error: leader election needs retry period < renew deadline < lease duration",
+                  file=sys.stderr)
+            return 2
+        election = runner.Election(namespace, args.leader_election_name, args.leader_election_lease_duration,
+                                   args.leader_election_renew_deadline, args.leader_election_retry_period)
     return runner.run(
         namespaces=args.namespaces or [],
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         watch_stale_seconds=args.watch_stale_seconds,
+        election=election,
     )

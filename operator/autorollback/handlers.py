@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from autorollback import annotations, health, logs, metrics, reconcile, state
+from autorollback import annotations, health, kube, logs, metrics, reconcile, state
 from autorollback.kube import ApiError
 from autorollback.workqueue import WorkQueue
 
@@ -86,8 +86,8 @@ class Operator:
 
     async def process(self, uid: str) -> ApiError | None:
         memo = self.memory.memos.get(uid)
-        if memo is None or memo.body is None:
-            return None
+        if memo is None or memo.body is None or not kube.guard():
+            return None  # a standby keeps its memory warm; it queues everything again when it leads
         config = annotations.parse(memo.body["metadata"].get("annotations"))
         jobs = memo.jobs(memo.body, config)
         if not jobs:

@@ -81,10 +81,18 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def guard() -> bool:
+    """May this process write? Replaced by leader election: a replica that is not (or no longer
+    sure to be) the leader writes nothing."""
+    return True
+
+
 def request(method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-            content_type: str = "application/json", accept: str = "application/json") -> Any:
+            content_type: str = "application/json", accept: str = "application/json", unguarded: bool = False) -> Any:
     """One API request; the answer's JSON as sent. Raises ApiError for anything but 2xx."""
     assert _conn is not None, "kube.connect() first"
+    if method != "GET" and not unguarded and not guard():
+        raise ApiError(0, "NotLeader", "this replica does not hold the leader Lease: it writes nothing")
     cfg = _conn.configuration
     headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
     for auth in cfg.auth_settings().values():  # the client's own rules; refreshes expiring tokens

@@ -63,6 +63,8 @@ revert_seconds = Histogram(
     "Time from the rollback to its revert pull request being open.",
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+leader = Gauge("autorollback_leader", "1 while this replica holds the leader Lease (or leader election is off).")
+leader.set(1)
 watch_events = Counter("autorollback_watch_events_total", "Deployment watch events received.")
 watch_healthy = Gauge(
     "autorollback_watch_healthy",

@@ -3,15 +3,27 @@ freshness check and the periodic resync."""
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, metrics
 from autorollback.gitrevert import worker as gitworker
+from autorollback.leader.core import Timings
+from autorollback.leader.elector import Elector, identity
 
 log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
 RESYNC_INTERVAL = 60.0  # seconds between passes over every known Deployment's last state
+
+
+@dataclass(frozen=True)
+class Election:
+    namespace: str
+    name: str
+    lease: float
+    renew_deadline: float
+    retry: float
 
 
 def settings() -> kopf.OperatorSettings:
@@ -50,8 +62,17 @@ async def _resync(op: handlers.Operator) -> None:
         op.resync()
 
 
-async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float) -> int:
+async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,
+                election: Election | None = None) -> int:
     op = handlers.Operator(freshness=health.Freshness(stale_after=watch_stale_seconds, last_event=time.monotonic()))
+    elector = None
+    if election is not None:
+        # Every replica watches (a takeover starts warm); only the Lease holder works and writes.
+        elector = Elector(election.namespace, election.name, identity(),
+                          Timings(election.lease, election.renew_deadline, election.retry),
+                          on_change=lambda leads: op.resync() if leads else None)
+        kube.guard = elector.leads
+        metrics.leader.set(0)
     ready = asyncio.Event()
     try:
         servers = await endpoints.serve(
@@ -64,6 +85,8 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
         return 2
     op.queue.start()
     background = [asyncio.create_task(_watch_freshness(op, namespaces)), asyncio.create_task(_resync(op))]
+    if elector is not None:
+        background.append(asyncio.create_task(elector.run()))
     log.info("operator starting", namespaces=namespaces or "all", metrics_port=metrics_port, health_port=health_port)
     try:
         await kopf.operator(
@@ -76,6 +99,8 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             ready_flag=ready,
         )
     finally:
+        if elector is not None:
+            await elector.release()  # the standby takes over at once, not after the lease runs out
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -89,5 +114,6 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
     return 0
 
 
-def run(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float) -> int:
-    return asyncio.run(_main(namespaces, metrics_port, health_port, watch_stale_seconds))
+def run(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,
+        election: Election | None = None) -> int:
+    return asyncio.run(_main(namespaces, metrics_port, health_port, watch_stale_seconds, election))

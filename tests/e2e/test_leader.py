@@ -1,0 +1,53 @@
+"""Two replicas and a Lease: one acts, the other keeps its watch warm and takes over."""
+import time
+
+from . import kit
+from .test_rollback import ON, V1, V2, available, count, wait_event
+
+FAST = ("--leader-elect", "--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3",
+        "--leader-election-retry-period", "0.5")
+
+
+def holder(ns: str) -> str:
+    lease = kit.kubectl("-n", ns, "get", "lease", "autorollback", "-o", "jsonpath={.spec.holderIdentity}",
+                        check=False)
+    return lease.stdout.strip() if lease.returncode == 0 else ""
+
+
+def test_the_standby_takes_over_when_the_leader_dies(namespace: str, operator_factory) -> None:
+    ns = namespace
+    ops = {name: operator_factory("-n", ns, extra=(*FAST, "--leader-election-namespace", ns),
+                                  env={"POD_NAME": name}) for name in ("replica-a", "replica-b")}
+    leader_name = kit.wait_for(lambda: holder(ns), 30, "a leader")
+    leader, standby = ops[leader_name], next(op for name, op in ops.items() if name != leader_name)
+    kit.wait_for(lambda: leader.metric("autorollback_leader") == 1 and standby.metric("autorollback_leader") == 0,
+                 15, "one leader, one standby")
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    assert standby.proc.poll() is None and standby.metric("autorollback_watch_events_total") > 0  # warm
+
+    leader.proc.kill()  # kill -9: no release of the Lease
+    killed = time.monotonic()
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.wait_for(lambda: standby.metric("autorollback_leader") == 1, 30, "the standby to take over")
+    takeover = time.monotonic() - killed
+    available(ns, V1, 3)
+    assert holder(ns) != leader_name
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
+    print(f"takeover after {takeover:.1f}s (lease duration 4s)")
+
+
+def test_a_clean_stop_hands_the_lease_over_at_once(namespace: str, operator_factory) -> None:
+    ns = namespace
+    ops = {name: operator_factory("-n", ns, extra=(*FAST, "--leader-election-namespace", ns),
+                                  env={"POD_NAME": name}) for name in ("replica-a", "replica-b")}
+    leader_name = kit.wait_for(lambda: holder(ns), 30, "a leader")
+    assert ops[leader_name].stop() == 0  # SIGTERM: the Lease is released
+    other = next(name for name in ops if name != leader_name)
+    kit.wait_for(lambda: holder(ns) == other, 5, "the other replica to hold the Lease")
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    available(ns, V1, 3)
+    wait_event(ns, "RolledBack")
+    assert count(ns, "RolledBack") == 1
