@@ -51,9 +51,11 @@ def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message:
 
 
 @pytest.mark.parametrize("values,expected", [
-    ([], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}),
-    (["-f", str(ALL_FEATURES)], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
-                                 "ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget"}),
+    ([], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
+          "PodDisruptionBudget"}),
+    (["-f", str(ALL_FEATURES)], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                                 "Service", "Deployment", "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
+                                 "PodDisruptionBudget"}),
 ])
 def test_rendered_chart_is_accepted_by_the_api_server(namespace: str, monitoring_crds, values, expected) -> None:
     manifests = render(namespace, *values)
@@ -65,7 +67,11 @@ def test_rendered_chart_is_accepted_by_the_api_server(namespace: str, monitoring
 def test_hardened_pod_spec() -> None:
     deployment = next(d for d in yaml.safe_load_all(render("ops")) if d and d["kind"] == "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"  # two replicas, one Lease
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args and "--leader-election-lease-duration=15" in args
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
     c = pod["containers"][0]
@@ -113,10 +119,15 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "delete", "deployments", "-n", ns) and not can_i(sa, "delete", "replicasets", "-n", ns)
         assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
         assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
+        assert all(can_i(sa, verb, "leases.coordination.k8s.io", "-n", ns) for verb in ("get", "create", "update"))
+        assert not can_i(sa, "get", "leases.coordination.k8s.io", "-n", "default")  # its own namespace only
+        assert not can_i(sa, "delete", "leases.coordination.k8s.io", "-n", ns)
 
         config = kit.token_kubeconfig(ns, sa_name, tmp_path / "chart-sa.kubeconfig")
         kit.release(ns, "web", V1, annotations={"autorollback.io/enabled": "true"})
-        op = operator_factory("-n", ns, config=str(config))
+        # as the chart runs it: leader election on, with a Lease the chart's Role allows
+        op = operator_factory("-n", ns, config=str(config), extra=("--leader-elect", "--leader-election-name",
+                                                                    sa_name), env={"POD_NAMESPACE": ns})
         kit.wait_for(lambda: kit.is_available(ns, "web"), 90, "revision 1")
         kit.release(ns, "web", V2, failure="not-ready", annotations={"autorollback.io/enabled": "true"})
         d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
@@ -125,6 +136,7 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         reasons = kit.reasons(ns, "web")
         assert "RolloutFailed" in reasons and "RolledBack" in reasons
         assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success") == 1
+        assert op.metric("autorollback_leader") == 1
         assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
     finally:
         kit.helm("uninstall", release, "--namespace", ns, check=False)
