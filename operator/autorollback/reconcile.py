@@ -147,29 +147,35 @@ def _healthy(work: Work, result: Result) -> None:
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
         kube.annotate_replicaset(work.namespace, name, mark)
-    _revert_if_lost(work, evidence, rs)
+    _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
-def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None) -> None:
-    """A rollback settled; if its revert pull request was never recorded (the process that rolled
-    back died first), propose it now. The revert itself is idempotent."""
+def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None,
+                    result: Result) -> None:
+    """A rollback settled. If what follows its patch was lost (the process that rolled back died
+    first), finish it now: the Events, the failed revision's marks, the revert pull request. The
+    ledger says it happened; each step is idempotent or guarded by the marks."""
     entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
-    if entry is None or not gitcore.wanted(deployment["metadata"].get("annotations")):
+    if entry is None:
         return
     failed = kube.get_replicaset(work.namespace, entry.failed)
     if failed is None:
         return
-    failing = history.revisions([failed])
-    back = history.revisions([restored])
-    if not failing or not back or failing[0].mark(gitcore.PR_MARK):
-        return
-    f, r = failing[0], back[0]
-    gitworker.submit(deployment, f, gitcore.Facts(
-        work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
-        entry.reason or rollout.DEADLINE_EXCEEDED, "recorded in the rollback ledger", r.template),
-        history.timestamp(entry.at).timestamp())
+    f, r = history.revisions([failed])[0], history.revisions([restored])[0]
+    failure = rollout.Failure(replicaset=f.name, reason=entry.reason or rollout.DEADLINE_EXCEEDED,
+                              message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
+    if not decision.seen_before(f, failure):
+        d = Decision(decision.SUCCESS, failure.reason, (
+            f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
+            f": {failure.reason} (reported late: the operator stopped right after the rollback)"),
+            failure=failure, failing=f, target=r, first_report=True)
+        report(work, deployment, d, result)
+    elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
+        gitworker.submit(deployment, f, gitcore.Facts(
+            work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
+            failure.reason, failure.message, r.template), history.timestamp(entry.at).timestamp())
 
 
 def _failure(work: Work, result: Result) -> None:

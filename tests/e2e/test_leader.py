@@ -51,3 +51,35 @@ def test_a_clean_stop_hands_the_lease_over_at_once(namespace: str, operator_fact
     available(ns, V1, 3)
     wait_event(ns, "RolledBack")
     assert count(ns, "RolledBack") == 1
+
+
+def test_a_paused_leader_that_wakes_up_after_a_takeover_writes_nothing(namespace: str, operator_factory,
+                                                                        tmp_path) -> None:
+    # Split brain: the leader decides to roll back, then freezes (SIGSTOP) past its lease; the standby
+    # takes over and rolls back; the old leader wakes up in the middle of its rollback.
+    import signal
+
+    ns = namespace
+    hold = tmp_path / "hold"
+    hold.touch()
+    args = (*FAST, "--leader-election-namespace", ns)
+    first = operator_factory("-n", ns, extra=args, env={"POD_NAME": "replica-a",
+                                                        "AUTOROLLBACK_TEST_FAULTS": f"before_patch=pause:{hold}"})
+    kit.wait_for(lambda: holder(ns) == "replica-a", 30, "replica-a to lead")
+    second = operator_factory("-n", ns, extra=args, env={"POD_NAME": "replica-b"})
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "replica-a about to patch")
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        kit.wait_for(lambda: second.metric("autorollback_leader") == 1, 30, "replica-b to take over")
+        hold.unlink()  # replica-a will go on with its patch the moment it runs again
+        available(ns, V1, 3)  # replica-b rolled back
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
+    time.sleep(4)  # replica-a runs again: it must notice it lost the Lease before it writes
+    d = kit.get_deployment(ns, "web")
+    assert kit.revision(d) == 3 and kit.image_of(d) == V1
+    assert count(ns, "RolledBack") == 1
+    assert not [line for line in first.lines() if line.get("event") == "rollback decision"]

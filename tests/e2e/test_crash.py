@@ -1,0 +1,27 @@
+"""Killed (SIGKILL) at each step of a rollback, then started again: every failure is rolled back
+exactly once (counted in ReplicaSet revisions and change-causes), and its record ends up complete."""
+import pytest
+
+from . import kit
+from .test_rollback import ON, V1, V2, available, by_name
+
+
+@pytest.mark.parametrize("point", ["before_patch", "after_patch", "after_events"])
+def test_killed_at_each_step_rolls_back_exactly_once(namespace: str, operator_factory, point: str) -> None:
+    ns = namespace
+    first = operator_factory("-n", ns, env={"AUTOROLLBACK_TEST_FAULTS": f"{point}=kill"})
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.wait_for(lambda: first.proc.poll() is not None, 90, f"the operator to die at {point}")
+    operator_factory("-n", ns)  # started again
+    d = available(ns, V1, 3)
+    causes = [rs["metadata"].get("annotations", {}).get("kubernetes.io/change-cause", "")
+              for rs in kit.replicasets(ns, "web")]
+    assert sum(c.startswith("autorollback: rolled back") for c in causes) == 1
+    assert kit.revision(d) == 3 and len(kit.replicasets(ns, "web")) == 2  # one rollback, ReplicaSet reused
+    bad = next(name for name, ann in by_name(ns).items() if "2.0.0" in str(
+        next(rs for rs in kit.replicasets(ns, "web") if rs["metadata"]["name"] == name)["spec"]))
+    kit.wait_for(lambda: by_name(ns)[bad].get("autorollback.io/outcome", "").startswith(f"{bad} success"), 60,
+                 "the failed revision's marks")
+    assert "RolledBack" in kit.reasons(ns, "web")
