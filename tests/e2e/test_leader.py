@@ -83,3 +83,33 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_writes_nothing(namespace
     assert kit.revision(d) == 3 and kit.image_of(d) == V1
     assert count(ns, "RolledBack") == 1
     assert not [line for line in first.lines() if line.get("event") == "rollback decision"]
+
+
+def test_twenty_failures_at_once_and_the_leader_killed_mid_burst(namespace: str, operator_factory) -> None:
+    ns = namespace
+    args = (*FAST, "--leader-election-namespace", ns)
+    ops = {name: operator_factory("-n", ns, extra=args, env={"POD_NAME": name}) for name in ("replica-a", "replica-b")}
+    leader_name = kit.wait_for(lambda: holder(ns), 30, "a leader")
+    names = [f"app-{i}" for i in range(20)]
+    for name in names:
+        kit.release(ns, name, V1, annotations=ON, replicas=1)
+    for name in names:
+        available(ns, V1, 1, name=name)
+    for name in names:
+        kit.release(ns, name, V2, failure="not-ready", annotations=ON, replicas=1)
+    leader = ops[leader_name]
+    standby = next(op for n, op in ops.items() if n != leader_name)
+    # kill the leader once it has rolled back some, not all
+    kit.wait_for(lambda: sum(leader.samples("autorollback_rollbacks_total", result="success")) >= 3,
+                 90, "the burst to start", interval=0.1)
+    leader.proc.kill()
+    killed = time.monotonic()
+    kit.wait_for(lambda: standby.metric("autorollback_leader") == 1, 30, "the standby to take over")
+    takeover = time.monotonic() - killed
+    for name in names:
+        d = available(ns, V1, 3, name=name)
+        causes = [rs["metadata"].get("annotations", {}).get("kubernetes.io/change-cause", "")
+                  for rs in kit.replicasets(ns, name)]
+        assert sum(c.startswith("autorollback: rolled back") for c in causes) == 1, name
+        assert kit.revision(d) == 3
+    print(f"takeover {takeover:.1f}s after the kill (lease duration 4s)")

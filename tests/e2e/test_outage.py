@@ -36,3 +36,28 @@ def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(n
     assert op.metric("autorollback_api_errors_total", operation="failure", code="0") >= 1
     assert op.proc.poll() is None
     assert [line["result"] for line in op.lines() if line.get("event") == "rollback decision"] == ["success"]
+
+
+def test_two_replicas_ride_out_an_outage_and_one_handles_what_failed_meanwhile(namespace: str,
+                                                                              operator_factory) -> None:
+    from .test_leader import FAST, holder
+
+    ns = namespace
+    ops = [operator_factory("-n", ns, extra=(*FAST, "--leader-election-namespace", ns, "--watch-stale-seconds", "2"),
+                            env={"POD_NAME": name}) for name in ("replica-a", "replica-b")]
+    kit.wait_for(lambda: holder(ns), 30, "a leader")
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)  # its deadline runs out during the outage
+
+    def during() -> None:
+        for op in ops:
+            kit.wait_for(lambda: kit.http_get(op.url("/healthz"))[0] == 503, 20, "/healthz to report the outage")
+
+    kit.api_outage(25, during)
+    available(ns, V1, 3)
+    assert all(op.proc.poll() is None for op in ops)  # nobody exited or crash-looped
+    assert count(ns, "RolledBack") == 1
+    decisions = [line for op in ops for line in op.lines() if line.get("event") == "rollback decision"]
+    assert [line["result"] for line in decisions] == ["success"]  # handled once, by one of them
+    assert sum(op.metric("autorollback_leader") for op in ops) == 1
