@@ -93,7 +93,8 @@ class Operator:
         if not jobs:
             return None
         work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
-                              memo.healthy_evidence, memo.api_failure_reported, memo.stale_since)
+                              memo.healthy_evidence, memo.api_failure_reported, memo.stale_since,
+                              dict(memo.problems_done))
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
             metrics.forget(result.series)

@@ -48,6 +48,7 @@ class Work:
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
     stale_since: tuple[str, str] = ("", "")  # (failure_key, when first seen with a carried-over condition)
+    problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
 
 
 @dataclass
@@ -95,6 +96,8 @@ def run(work: Work) -> Result:
 def _problems(work: Work, result: Result) -> None:
     d = work.deployment
     for p in work.config.problems:
+        if work.problems_done.get(p.key) == state.digest(p.value):
+            continue  # this value was reported already; another key changed
         metrics.invalid_annotations.labels(work.namespace, work.name, p.key).inc()
         result.series.add(("invalid_annotations", work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
