@@ -116,6 +116,19 @@ ROOT_PATH = {tmp}/log
         assert status == 201, status
         return f"{self.url}/{USER}/{name}.git"
 
+    def project(self, tmp: Path, name: str) -> tuple[str, Path, Path]:
+        """A new repository, a credentials folder for the operator (a file named after the host, as
+        a Secret key would be), and a person's empty clone: (clone URL, credentials, clone)."""
+        repo = self.create_repo(name)
+        creds = tmp / f"credentials-{name}"
+        creds.mkdir()
+        (creds / "127.0.0.1").write_text(self.token + "\n")
+        work = tmp / f"work-{name}"
+        (work / "deploy").mkdir(parents=True)
+        self.git(work, "init", "-q", "-b", "main")
+        self.git(work, "remote", "add", "origin", repo)
+        return repo, creds, work
+
     def git(self, work: Path, *args: str) -> str:
         """git as the test's own user (a person or CI pushing), authenticated by header."""
         basic = base64.b64encode(f"{USER}:{self.token}".encode()).decode()

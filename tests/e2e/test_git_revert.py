@@ -98,15 +98,7 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
 def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_factory, gitea: Gitea,
                                                      tmp_path: Path) -> None:
     ns = namespace
-    repo = gitea.create_repo("plan")
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    (creds / "127.0.0.1").write_text(gitea.token)  # a Secret key named after the host
-    work = tmp_path / "work"
-    work.mkdir()
-    gitea.git(work, "init", "-q", "-b", "main")
-    gitea.git(work, "remote", "add", "origin", repo)
-    (work / "deploy").mkdir()
+    repo, creds, work = gitea.project(tmp_path, "plan")
     operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds)))
     for message, m in (("v1", manifest(ns, V1, repo, mode="dry-run")),
                        ("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready", mode="dry-run"))):
@@ -129,14 +121,7 @@ def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_fa
 def test_a_revert_lost_to_a_crash_is_proposed_after_the_restart(namespace: str, operator_factory, gitea: Gitea,
                                                                  tmp_path: Path) -> None:
     ns = namespace
-    repo = gitea.create_repo("crash")
-    creds = tmp_path / "credentials"
-    creds.mkdir()
-    (creds / "127.0.0.1").write_text(gitea.token)
-    work = tmp_path / "work"
-    (work / "deploy").mkdir(parents=True)
-    gitea.git(work, "init", "-q", "-b", "main")
-    gitea.git(work, "remote", "add", "origin", repo)
+    repo, creds, work = gitea.project(tmp_path, "crash")
 
     def release(message: str, image: str, failure: str | None = None) -> None:
         text = manifest(ns, image, repo, failure=failure).replace('"name": "shop"', '"name": "crash"', 1)

@@ -1,11 +1,8 @@
 """The GitHub adapter: every request validated against GitHub's published API description
 (@octokit/openapi, served by Prism), and GitHub's own answers (duplicates, no commits, rate limits)
 from a small stateful fake built from GitHub's documented responses."""
-import json
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from autorollback.gitrevert import forge
 
 from . import kit
+from .fakes import JsonHandler, serve
 
 
 def prism_folder():
@@ -61,22 +59,8 @@ def test_the_validation_can_fail(prism: str) -> None:
     assert e.value.status == 422
 
 
-class Fake(BaseHTTPRequestHandler):
+class Fake(JsonHandler):
     """GitHub's answers, as documented: https://docs.github.com/en/rest/pulls/pulls"""
-    state: dict = {}
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -92,7 +76,7 @@ class Fake(BaseHTTPRequestHandler):
         self._send(404, {"message": "Not Found"})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        body = self._body()
         self.state["requests"].append(("POST", self.path, body))
         if self.path == "/app/installations/456/access_tokens":  # GitHub App: a JWT in, a token out
             import jwt
@@ -126,11 +110,9 @@ class Fake(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    Fake.state = {"pulls": [], "requests": [], "limits": []}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", Fake.state
-    server.shutdown()
+    state = {"pulls": [], "requests": [], "limits": []}
+    with serve(Fake, state) as url:
+        yield url, state
 
 
 def test_a_duplicate_is_the_existing_pull_request(fake) -> None:

@@ -1,33 +1,18 @@
 """The GitLab adapter (python-gitlab) against a stateful fake built from GitLab's documented
 merge request API (https://docs.gitlab.com/api/merge_requests/): a duplicate is 409."""
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
 from autorollback.gitrevert import forge
 
+from .fakes import JsonHandler, serve
+
 PROJECT = "/api/v4/projects/octo%2Fshop"
 
 
-class Fake(BaseHTTPRequestHandler):
-    state: dict = {}
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class Fake(JsonHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -43,7 +28,7 @@ class Fake(BaseHTTPRequestHandler):
         self._send(404, {"message": "404 Project Not Found"})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        body = self._body()
         self.state["requests"].append(("POST", unquote(urlsplit(self.path).path), body, self.headers.get("PRIVATE-TOKEN")))
         if self.state["limits"]:
             self.state["limits"].pop()
@@ -63,11 +48,9 @@ class Fake(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    Fake.state = {"mrs": [], "requests": [], "limits": []}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/v4", Fake.state
-    server.shutdown()
+    state = {"mrs": [], "requests": [], "limits": []}
+    with serve(Fake, state) as url:
+        yield f"{url}/api/v4", state
 
 
 def test_opens_one_merge_request_and_a_duplicate_is_the_existing_one(fake) -> None:
