@@ -1,6 +1,7 @@
 """The GitHub adapter: every request validated against GitHub's published API description
 (@octokit/openapi, served by Prism), and GitHub's own answers (duplicates, no commits, rate limits)
 from a small stateful fake built from GitHub's documented responses."""
+import json
 import subprocess
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -65,6 +66,7 @@ class Fake(JsonHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         self.state["requests"].append(("GET", url.path, parse_qs(url.query)))
+        self.state["auth"].append(self.headers.get("Authorization"))
         if url.path == "/repos/octo/shop":
             return self._send(200, {"full_name": "octo/shop", "default_branch": "trunk",
                                     "url": f"http://{self.headers['Host']}/repos/octo/shop"})
@@ -78,6 +80,7 @@ class Fake(JsonHandler):
     def do_POST(self) -> None:
         body = self._body()
         self.state["requests"].append(("POST", self.path, body))
+        self.state["auth"].append(self.headers.get("Authorization"))
         if self.path == "/app/installations/456/access_tokens":  # GitHub App: a JWT in, a token out
             import jwt
 
@@ -110,7 +113,7 @@ class Fake(JsonHandler):
 
 @pytest.fixture
 def fake():
-    state = {"pulls": [], "requests": [], "limits": []}
+    state = {"pulls": [], "requests": [], "limits": [], "auth": []}
     with serve(Fake, state) as url:
         yield url, state
 
@@ -157,3 +160,22 @@ def test_a_github_app_mints_an_installation_token(fake) -> None:
     with pytest.raises(forge.ForgeError) as e:
         forge.github_app_token(url, "123", "not a key", "456")
     assert "not a key" not in str(e.value)
+
+
+def test_field_names_and_parameters_are_githubs_own(fake) -> None:
+    # Prism lets unknown body fields through (GitHub's description does not forbid them), so the
+    # names the adapter sends are checked against the description here, strictly.
+    spec = json.loads((prism_folder() / "node_modules/@octokit/openapi/generated/api.github.com.json").read_text())
+    pulls = spec["paths"]["/repos/{owner}/{repo}/pulls"]
+    body_schema = pulls["post"]["requestBody"]["content"]["application/json"]["schema"]
+    params = {(p.get("name") or spec["components"]["parameters"][p["$ref"].split("/")[-1]]["name"])
+              for p in pulls["get"]["parameters"]}
+    url, state = fake
+    gh = forge.GitHub(url, "a-token")
+    gh.open("octo", "shop", "autorollback/revert-abc", "trunk", "t", "b")
+    gh.find_open("octo", "shop", "autorollback/revert-abc", "trunk")
+    posts = [body for method, path, body in state["requests"] if method == "POST"]
+    lists = [q for method, path, q in state["requests"] if (method, path) == ("GET", "/repos/octo/shop/pulls")]
+    assert posts and set(posts[0]) <= set(body_schema["properties"]), set(posts[0]) - set(body_schema["properties"])
+    assert lists and all(set(q) <= params for q in lists)
+    assert all(a == "token a-token" or a == "Bearer a-token" for a in state["auth"])  # every request authenticated

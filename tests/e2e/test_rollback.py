@@ -96,6 +96,11 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
         ns, "web", "success", 2, 1)
     assert line["from_images"] == V2 and line["to_images"] == V1 and line["reason"] == "ProgressDeadlineExceeded"
 
+    kit.kubectl("-n", ns, "delete", "deployment", "web")  # its series go with it: their number follows the live ones
+    kit.wait_for(lambda: not op.samples("autorollback_rollbacks_total", **labels)
+                 and not op.samples("autorollback_last_rollback_timestamp_seconds", **labels), 30, "the series to go")
+    assert op.metric("autorollback_opted_in_deployments", namespace=ns) == 0
+
     after = kit.get_deployment(ns, "bystander")  # never touched: same object, same resourceVersion
     assert after["metadata"] == before["metadata"]
     assert not [k for k in after["metadata"]["annotations"] if "kopf" in k or k.startswith("autorollback.io/")]

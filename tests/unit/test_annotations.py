@@ -44,3 +44,14 @@ def test_user_values_are_quoted_escaped_and_capped_in_messages() -> None:
     assert "\n" not in message and len(message) < 400 and f"({len(value)} characters)" in message
     (p,) = parse({ENABLED: "naïve\u0000"}).problems
     assert "\\u00ef" in p.message() and "\\u0000" in p.message()
+
+
+def test_label_selectors_as_the_api_takes_them() -> None:
+    from autorollback import kube
+
+    assert kube.selector({"matchLabels": {"b": "2", "a": "1"}}) == "a=1,b=2"
+    assert kube.selector({"matchLabels": {"app": "web"}, "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["front", "edge"]},
+        {"key": "canary", "operator": "DoesNotExist"},
+        {"key": "zone", "operator": "NotIn", "values": ["x"]},
+        {"key": "team", "operator": "Exists"}]}) == "app=web,tier in (front,edge),!canary,zone notin (x),team"
