@@ -40,8 +40,9 @@ def undeletable_pods(ns: str) -> Iterator[None]:
         kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
 
 
-def recreate(ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None) -> None:
-    m = kit.deployment(name, image=image, failure=failure, annotations=annotations or ON)
+def recreate(ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None,
+             deadline: int = 10) -> None:
+    m = kit.deployment(name, image=image, failure=failure, annotations=annotations or ON, progress_deadline=deadline)
     m["metadata"]["namespace"] = ns
     m["spec"]["strategy"] = {"type": "Recreate"}
     if failure:
@@ -66,19 +67,20 @@ def test_a_stale_deadline_condition_is_not_blamed_on_the_restored_revision(names
     dry = {**ON, "autorollback.io/mode": "dry-run"}
     op = operator_factory("-n", ns)
     with undeletable_pods(ns):
-        recreate(ns, "web", V1)
-        recreate(ns, "manual", V1, annotations=dry)
+        # a 20 s deadline: the stale state below lasts well within it, however loaded the machine is
+        recreate(ns, "web", V1, deadline=20)
+        recreate(ns, "manual", V1, annotations=dry, deadline=20)
         available(ns, V1, 1)
         available(ns, V1, 1, name="manual")
-        recreate(ns, "web", V2, failure="not-ready")  # rolled back by the operator
-        recreate(ns, "manual", V2, failure="not-ready", annotations=dry)  # planned, then undone by a person
+        recreate(ns, "web", V2, failure="not-ready", deadline=20)  # rolled back by the operator
+        recreate(ns, "manual", V2, failure="not-ready", annotations=dry, deadline=20)  # planned, then undone
         wait_event(ns, "RollbackPlanned", name="manual")
         kit.kubectl("-n", ns, "rollout", "undo", "deployment/manual")
         # The failed pods cannot be deleted, so the controller sees no progress: both Deployments
         # sit in the stale state for as long as this block lasts.
         kit.wait_for(lambda: stale(ns, "web"), 90, "the rollback to leave the stale condition")
         kit.wait_for(lambda: stale(ns, "manual"), 30, "the manual undo to leave the stale condition")
-        time.sleep(4)  # watch events and rechecks of the stale state, within the 10 s deadline
+        time.sleep(4)  # watch events and rechecks of the stale state, within the deadline
         assert stale(ns, "web") and stale(ns, "manual")
     available(ns, V1, 3)
     available(ns, V1, 3, name="manual")

@@ -1,5 +1,6 @@
 """Runs reverts in the background after a rollback: bounded, timed, never blocking or undoing it."""
 import fnmatch
+import os
 import shutil
 import tempfile
 import threading
@@ -39,7 +40,9 @@ def configure(settings: Settings) -> None:
     _settings = settings
     _pool = ThreadPoolExecutor(settings.workers, "autorollback-git")
     for old in Path(tempfile.gettempdir()).glob("autorollback-revert-*"):  # left by a killed process
-        shutil.rmtree(old, ignore_errors=True)
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def stop() -> None:
@@ -166,7 +169,7 @@ def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Fact
         owner, name = src.owner_and_name
         base = src.branch or api.default_branch(owner, name)
         with _locks.setdefault(src.repo, threading.Lock()), \
-                tempfile.TemporaryDirectory(prefix="autorollback-revert-") as work:
+                tempfile.TemporaryDirectory(prefix=f"autorollback-revert-{os.getpid()}-") as work:
             revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts,
                                                                          push=not dry_run)
         if dry_run:  # read, never written: no push, no pull request, no mark
