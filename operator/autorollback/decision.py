@@ -4,6 +4,7 @@ from typing import Any
 
 from autorollback import history, ledger, rollout, undo
 from autorollback.annotations import Config
+from autorollback.gitrevert import core as gitcore
 
 # Results, as the metrics and Events name them. NOTHING is never reported.
 SUCCESS, SKIPPED, IMPOSSIBLE, ABANDONED, FAILED, DRY_RUN, NOTHING = (
@@ -174,11 +175,8 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         target=target.revision, patch=patch)
 
 
-REVERT_PR = "autorollback.io/revert-pr"  # written by gitrevert on the failed ReplicaSet
-
-
 def _revert_pr(rs: history.Revision) -> str:
-    url = rs.mark(REVERT_PR)
+    url = rs.mark(gitcore.PR_MARK)
     return f" The revert pull request is open: {url} (merge it)." if url.startswith("http") else ""
 
 
@@ -233,7 +231,7 @@ def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     of its value, so that nothing newer is removed. Empty when there are none."""
     ann = deployment["metadata"].get("annotations") or {}
     ops: list[dict[str, Any]] = []
-    for key in history.MARKS + (REVERT_PR,):
+    for key in history.MARKS + (gitcore.PR_MARK,):
         if key in ann:
             path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
             ops += [{"op": "test", "path": path, "value": ann[key]}, {"op": "remove", "path": path}]

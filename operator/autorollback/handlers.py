@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from autorollback import annotations, health, kube, logs, metrics, reconcile, state
+from autorollback import annotations, events, health, kube, logs, metrics, reconcile, state
 from autorollback.kube import ApiError
 from autorollback.workqueue import WorkQueue
 
@@ -74,7 +74,7 @@ class Operator:
                    f"again with `kubectl annotate deployment/{meta['name']} -n {meta['namespace']} "
                    "autorollback.io/enabled=true`.")
         log.warning("opt-in lost", message=message, namespace=meta["namespace"], deployment=meta["name"])
-        asyncio.get_running_loop().run_in_executor(self.executor, reconcile.post, deployment, "Warning",
+        asyncio.get_running_loop().run_in_executor(self.executor, events.post, deployment, "Warning",
                                                    "OptInLost", message)
 
     def resync(self) -> None:

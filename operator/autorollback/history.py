@@ -17,6 +17,8 @@ from typing import Any
 from autorollback.annotations import PREFIX
 from autorollback.ledger import Entry
 from autorollback.rollout import revision_of
+from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module's vocabulary
+from autorollback.times import parse as timestamp
 
 HEALTHY_AT = PREFIX + "healthy-at"  # the Deployment completed its rollout on this template
 FAILED_AT = PREFIX + "failed-at"  # the failure's id: its lastUpdateTime
@@ -24,22 +26,6 @@ FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
 MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME)
 HASH_LABEL = "pod-template-hash"
-
-NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-
-
-def timestamp(text: str) -> dt.datetime:
-    """An RFC 3339 time; missing or unreadable ones count as never."""
-    try:
-        t = dt.datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
-    except ValueError:
-        return NEVER
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-def stamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 def bind(replicaset: str, payload: str) -> str:
     """A mark's value: only valid on the ReplicaSet it names."""

@@ -9,11 +9,11 @@ The Deployment controller copies the Deployment's annotations onto its ReplicaSe
 can bring back an older copy. Every entry names the ReplicaSets it is about, so the copies are
 merged (`merge`) rather than trusted one at a time.
 """
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from autorollback import times
 from autorollback.annotations import PREFIX
 
 KEY = PREFIX + "rollbacks"
@@ -32,14 +32,6 @@ class Entry:
     @property
     def id(self) -> str:
         return f"{self.failed} {self.failure}"
-
-
-def _time(text: str) -> dt.datetime:
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def parse(text: str | None) -> tuple[Entry, ...]:
@@ -65,9 +57,9 @@ def merge(*ledgers: tuple[Entry, ...]) -> tuple[Entry, ...]:
     by_id: dict[str, Entry] = {}
     for entries in ledgers:
         for e in entries:
-            if e.id not in by_id or _time(e.at) > _time(by_id[e.id].at):
+            if e.id not in by_id or times.parse(e.at) > times.parse(by_id[e.id].at):
                 by_id[e.id] = e
-    return tuple(sorted(by_id.values(), key=lambda e: _time(e.at), reverse=True)[:LIMIT])
+    return tuple(sorted(by_id.values(), key=lambda e: times.parse(e.at), reverse=True)[:LIMIT])
 
 
 def of(objects: list[dict[str, Any]]) -> tuple[Entry, ...]:

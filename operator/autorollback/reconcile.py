@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state
+from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.annotations import Config
 from autorollback.decision import Decision
@@ -61,17 +62,6 @@ class Result:
 
 def _who(work: Work) -> dict[str, str]:
     return {"namespace": work.namespace, "deployment": work.name}
-
-
-def post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    """Events tell people; losing one never stops the work."""
-    try:
-        kube.post_event(deployment, type_, reason, message)
-    except kube.ApiError as e:
-        metrics.api_errors.labels("post_event", str(e.status)).inc()
-        meta = deployment["metadata"]
-        log.warning("cannot post Event", reason=reason, error=str(e), namespace=meta["namespace"],
-                    deployment=meta["name"])
 
 
 def run(work: Work) -> Result:

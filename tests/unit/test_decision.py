@@ -1,4 +1,5 @@
 from autorollback import annotations, decision, history, ledger
+from autorollback.gitrevert import core as gitcore
 from factories import UPDATED, deployment, replicaset, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})
@@ -179,7 +180,7 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
     message = decision.known_bad(d, rs)
     assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
     assert "pull request" not in message
-    with_pr = [rs[0], replicaset(4, "app:2.0.0", {decision.REVERT_PR: "https://git.example/pr/7"}), rs[2]]
+    with_pr = [rs[0], replicaset(4, "app:2.0.0", {gitcore.PR_MARK: "https://git.example/pr/7"}), rs[2]]
     assert "The revert pull request is open: https://git.example/pr/7" in decision.known_bad(d, with_pr)
     d["metadata"]["annotations"].pop(ledger.KEY)  # kubectl undo replaced the Deployment's copy
     rs[0]["metadata"]["annotations"][ledger.KEY] = ledger.dump((entry,))

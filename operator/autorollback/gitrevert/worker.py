@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from autorollback import history, kube, logs, metrics
+from autorollback.events import post as _post
 from autorollback.gitrevert import core, forge, git
 
 log = logs.get(__name__)
@@ -125,13 +126,6 @@ def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Sour
             return found
         reasons.append(found)
     return "; ".join(reasons)
-
-
-def _post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    try:
-        kube.post_event(deployment, type_, reason, message)
-    except kube.ApiError as e:
-        log.warning("cannot post Event", reason=reason, error=str(e))
 
 
 def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float,

@@ -3,6 +3,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from autorollback import times
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -11,18 +13,12 @@ class Timings:
     retry: float = 2.0  # between attempts
 
 
+micro = times.stamp  # MicroTime, as Leases carry it
+
+
 def _time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-def micro(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = times.parse(text)
+    return None if t == times.NEVER else t
 
 
 @dataclass(frozen=True)
