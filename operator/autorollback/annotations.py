@@ -13,9 +13,21 @@ SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
 
 def quote(value: str, limit: int = SHOWN) -> str:
-    """A user's value, safe to put in an Event or a log line: quoted, escaped, capped."""
-    text = json.dumps(value[:limit], ensure_ascii=True)
-    return text if len(value) <= limit else f"{text}... ({len(value)} characters)"
+    """A user's value, safe to put in an Event or a log line: quoted, escaped, capped (escapes count)."""
+    pieces, used = [], 0
+    for ch in value:
+        piece = json.dumps(ch, ensure_ascii=True)[1:-1]
+        if used + len(piece) > limit:
+            return f'"{"".join(pieces)}"... ({len(value)} characters)'
+        pieces.append(piece)
+        used += len(piece)
+    return f'"{"".join(pieces)}"'
+
+
+def shown(text: str, limit: int) -> str:
+    """Text from the cluster (an image, a condition message) as it is when it is one printable line
+    within limit, else quoted and capped: an Event or a change-cause stays short and on one line."""
+    return text if len(text) <= limit and text.isprintable() else quote(text, limit)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from autorollback.annotations import shown
+
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
-_NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([^"]+)"')
+_NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([a-z0-9][-a-z0-9.]{0,252})"')  # a DNS subdomain, as names are
+SHOWN_IMAGES = 3  # containers named in a message; the rest are counted
+SHOWN_IMAGE, SHOWN_MESSAGE = 120, 300  # characters
 
 
 def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -65,7 +69,7 @@ def failure(deployment: dict[str, Any]) -> Failure | None:
     if not (observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
         return None
     return Failure(replicaset=named_replicaset(c.get("message", "")), reason=DEADLINE_EXCEEDED,
-                   message=c.get("message", ""), updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
+                   message=shown(c.get("message", ""), SHOWN_MESSAGE), updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
                    revision=revision_of(deployment) or 0)
 
 
@@ -100,4 +104,7 @@ def paused(deployment: dict[str, Any]) -> bool:
 
 def images(template: dict[str, Any]) -> str:
     containers = (template.get("spec") or {}).get("containers") or []
-    return ", ".join(str(c.get("image", "?")) for c in containers) or "no containers"
+    named = [shown(str(c.get("image", "?")), SHOWN_IMAGE) for c in containers[:SHOWN_IMAGES]]
+    if len(containers) > SHOWN_IMAGES:
+        named.append(f"and {len(containers) - SHOWN_IMAGES} more")
+    return ", ".join(named) or "no containers"

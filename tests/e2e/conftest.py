@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.e2e)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    return any(getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cluster() -> None:
     if not Path(kit.kubeconfig()).exists():
@@ -30,7 +42,7 @@ def new_namespace(request: pytest.FixtureRequest) -> Iterator:
     made: list[str] = []
 
     def make() -> str:
-        base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+        base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
         ns = f"{base}-{uuid.uuid4().hex[:5]}"
         kit.kubectl("create", "namespace", ns)
         made.append(ns)
@@ -39,6 +51,14 @@ def new_namespace(request: pytest.FixtureRequest) -> Iterator:
         return ns
 
     yield make
+    if failed(request):  # what CI shows next to the failure
+        for ns in made:
+            state = kit.kubectl("-n", ns, "get", "deployments,replicasets,pods,events", "-o", "wide", check=False)
+            request.node.add_report_section("teardown", f"state of {ns}", state.stdout[-6000:] + state.stderr[-1000:])
+            status = kit.kubectl("-n", ns, "get", "deployments", "-o",
+                                 "jsonpath={range .items[*]}{.metadata.name} gen={.metadata.generation} "
+                                 "{.status}{'\\n'}{end}", check=False)
+            request.node.add_report_section("teardown", f"Deployments of {ns}", status.stdout[-4000:])
     for ns in made:
         kit.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -49,7 +69,7 @@ def namespace(new_namespace) -> str:
 
 
 @pytest.fixture
-def operator_factory(tmp_path: Path) -> Iterator:
+def operator_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
     """Start `autorollback run` processes; every one still running is stopped at the end."""
     started: list[kit.Operator] = []
 
@@ -64,3 +84,6 @@ def operator_factory(tmp_path: Path) -> Iterator:
     yield start
     for op in started:
         op.stop()
+    if failed(request):
+        for i, op in enumerate(started):
+            request.node.add_report_section("teardown", f"operator {i} log (tail)", op.output()[-8000:])

@@ -55,9 +55,9 @@ def stale(ns: str, name: str) -> dict | None:
     the new generation observed, and the old ProgressDeadlineExceeded naming the failed ReplicaSet."""
     d = kit.get_deployment(ns, name)
     c = kit.condition(d, "Progressing")
-    current = next(rs["metadata"]["name"] for rs in kit.replicasets(ns, name)
-                   if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"])
-    is_stale = (kit.image_of(d) == V1 and d["status"].get("observedGeneration") == d["metadata"]["generation"]
+    current = next((rs["metadata"]["name"] for rs in kit.replicasets(ns, name)
+                    if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"]), None)
+    is_stale = (current is not None and kit.image_of(d) == V1 and d["status"].get("observedGeneration") == d["metadata"]["generation"]
                 and c.get("reason") == "ProgressDeadlineExceeded" and f'"{current}"' not in c.get("message", ""))
     return d if is_stale else None
 

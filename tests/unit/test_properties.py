@@ -1,7 +1,7 @@
 """Properties of the pure core for any history, marks, ledger and annotation values (Hypothesis)."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from autorollback import annotations, decision, history, ledger, undo
+from autorollback import annotations, decision, history, ledger, rollout, undo
 from factories import deployment, replicaset, rs_name
 
 IMAGES = [f"app:{n}.0.0" for n in range(1, 7)]
@@ -75,3 +75,21 @@ def test_parsing_never_raises(values) -> None:
         ledger.parse(v)
         history.timestamp(v)
         history.bound("web-1", v)
+
+
+def one_short_line(text: str, limit: int) -> bool:
+    return len(text) <= limit and text.isprintable()
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.text(max_size=5000), min_size=1, max_size=8), st.text(max_size=20000))
+def test_images_and_condition_messages_are_shown_on_one_short_line(images, message) -> None:
+    template = {"spec": {"containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]}}
+    assert one_short_line(rollout.images(template), 3 * 140 + 20)
+    d = deployment("app:2.0.0", revision=2, failed=True)
+    c = rollout.condition(d, "Progressing")
+    c["message"] = c["message"] + message
+    failure = rollout.failure(d)
+    assert failure is not None and failure.replicaset in c["message"] and one_short_line(failure.message, 400)
+    cause = decision.change_cause(decision.describe(2, template), decision.describe(1, template), failure)
+    assert one_short_line(cause, 1500)

@@ -64,3 +64,10 @@ def test_images() -> None:
     t = template("a:1")
     t["spec"]["containers"].append({"name": "b", "image": "b:2"})
     assert rollout.images(t) == "a:1, b:2"
+
+
+def test_images_are_shown_short_and_on_one_line() -> None:
+    t = template("a:1")
+    t["spec"]["containers"] += [{"name": n, "image": i} for n, i in (("b", "b\n2"), ("c", "c" * 500), ("d", "d:4"))]
+    shown = rollout.images(t)
+    assert shown.startswith('a:1, "b\\n2", "ccc') and shown.endswith("(500 characters), and 1 more")
