@@ -1,5 +1,6 @@
 """The API server goes away in the middle of a rollback. Runs alone: it stops kube-apiserver."""
 import json
+import signal
 
 import pytest
 
@@ -61,3 +62,25 @@ def test_two_replicas_ride_out_an_outage_and_one_handles_what_failed_meanwhile(n
     decisions = [line for op in ops for line in op.lines() if line.get("event") == "rollback decision"]
     assert [line["result"] for line in decisions] == ["success"]  # handled once, by one of them
     assert sum(op.metric("autorollback_leader") for op in ops) == 1
+
+
+def test_a_failure_while_the_watch_is_gone_is_found_when_the_expired_watch_lists_again(namespace: str,
+                                                                                      operator_factory) -> None:
+    # The operator is frozen while kube-apiserver restarts and the release fails. When it wakes, its
+    # watch resumes from a resourceVersion older than the new API server's watch cache: 410 Gone,
+    # and the failure is only in the list that follows.
+    ns = namespace
+    op = operator_factory("-n", ns, extra=("--log-level", "DEBUG"))
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    op.proc.send_signal(signal.SIGSTOP)
+    try:
+        kit.api_outage(3)
+        kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+        kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
+                     == "ProgressDeadlineExceeded", 90, "the release to fail")
+    finally:
+        op.proc.send_signal(signal.SIGCONT)
+    available(ns, V1, 3)
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
+    assert "Restarting the watch-stream for deployments.v1.apps" in op.output()  # kopf's answer to 410 Gone
