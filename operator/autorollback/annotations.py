@@ -7,8 +7,19 @@ PREFIX = "autorollback.io/"
 ENABLED = PREFIX + "enabled"
 MODE = PREFIX + "mode"
 
+FAIL_ON = PREFIX + "fail-on"
+FAIL_RESTARTS = PREFIX + "fail-restarts"
+FAIL_GRACE = PREFIX + "fail-grace-seconds"
+
 ROLLBACK, DRY_RUN = "rollback", "dry-run"
-ACCEPTED = {ENABLED: ("true", "false"), MODE: (ROLLBACK, DRY_RUN)}
+# Fast failure signals (autorollback.io/fail-on), as Kubernetes spells them.
+SIGNALS = ("CrashLoopBackOff", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError",
+           "OOMKilled", "Unschedulable", "FailedCreate", "NotReady")
+RESTARTS, GRACE = 3, 30.0  # defaults of autorollback.io/fail-restarts and autorollback.io/fail-grace-seconds
+MAX_RESTARTS, MAX_GRACE = 1000, 86400.0
+ACCEPTED = {ENABLED: ("true", "false"), MODE: (ROLLBACK, DRY_RUN), FAIL_ON: ("all", *SIGNALS),
+            FAIL_RESTARTS: (f"a whole number from 1 to {MAX_RESTARTS}",),
+            FAIL_GRACE: (f"a number of seconds from 0 to {int(MAX_GRACE)}",)}
 SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
 
@@ -37,9 +48,22 @@ class Problem:
     consequence: str
 
     def message(self) -> str:
-        accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
+        if self.key == FAIL_ON:
+            accepted = f'a comma-separated list of {", ".join(ACCEPTED[FAIL_ON][1:])}, or "all"'
+        elif self.key in (FAIL_RESTARTS, FAIL_GRACE):
+            accepted = ACCEPTED[self.key][0]
+        else:
+            accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
         return (f"annotation {self.key}={quote(self.value)} is invalid: accepted values are {accepted} "
                 f"(case-insensitive); {self.consequence}")
+
+
+@dataclass(frozen=True)
+class FailFast:
+    """Which pod-level signals count as a failed rollout, and their thresholds."""
+    signals: frozenset[str] = frozenset()
+    restarts: int = RESTARTS
+    grace: float = GRACE
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class Config:
     enabled: bool
     mode: str
     problems: tuple[Problem, ...] = ()
+    fail_fast: FailFast = FailFast()
 
     @property
     def dry_run(self) -> bool:
@@ -74,7 +99,39 @@ def parse(annotations: Mapping[str, str] | None) -> Config:
         else:
             mode = DRY_RUN
             problems.append(Problem(MODE, raw, "the Deployment is treated as dry-run (nothing is changed)"))
-    return Config(enabled=enabled, mode=mode, problems=tuple(problems))
+    fail_fast = _fail_fast(annotations, problems)
+    return Config(enabled=enabled, mode=mode, problems=tuple(problems), fail_fast=fail_fast)
+
+
+def _fail_fast(annotations: Mapping[str, str], problems: list[Problem]) -> FailFast:
+    """An invalid list counts for nothing (the deadline still applies); an invalid threshold keeps its default."""
+    signals: frozenset[str] = frozenset()
+    raw = annotations.get(FAIL_ON)
+    if raw is not None and raw.strip():
+        names = {n.strip().lower() for n in raw.split(",") if n.strip()}
+        known = {s.lower(): s for s in SIGNALS}
+        if names and all(n in known or n == "all" for n in names):
+            signals = frozenset(SIGNALS) if "all" in names else frozenset(known[n] for n in names)
+        else:
+            problems.append(Problem(FAIL_ON, raw, "no fast failure signal is used: only the progress deadline counts"))
+    restarts = _number(annotations, FAIL_RESTARTS, RESTARTS, 1, MAX_RESTARTS, problems, whole=True)
+    grace = _number(annotations, FAIL_GRACE, GRACE, 0, MAX_GRACE, problems, whole=False)
+    return FailFast(signals, int(restarts), grace)
+
+
+def _number(annotations: Mapping[str, str], key: str, default: float, low: float, high: float,
+            problems: list[Problem], whole: bool) -> float:
+    raw = annotations.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip()) if whole else float(raw.strip().removesuffix("s"))
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:  # also NaN and infinities
+        problems.append(Problem(key, raw, f"the default ({default:g}) is used"))
+        return default
+    return value
 
 
 def mentioned(annotations: Mapping[str, str] | None) -> bool:

@@ -78,14 +78,16 @@ def _restored_since(entries: tuple[ledger.Entry, ...], name: str) -> str:
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
-           stale_since: str = "") -> Decision:
+           stale_since: str = "", signal: rollout.Failure | None = None) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
     stale_since: when the operator first saw the current template under a condition carried over
-    from an earlier one (the controller keeps it until it sees progress)."""
+    from an earlier one (the controller keeps it until it sees progress).
+    signal: a fast failure signal of the current template's pods (autorollback.io/fail-on), which
+    then stands for the failure instead of the Progressing condition."""
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
-    failure = rollout.failure(deployment)
+    failure = signal if signal is not None else rollout.failure(deployment)
     if not config.enabled:
         return _nothing("opted_out", "the Deployment is not opted in", failure)
     if failure is None:

@@ -15,6 +15,8 @@ import kopf
 
 from autorollback import annotations, events, health, kube, logs, metrics, reconcile, state
 from autorollback.kube import ApiError
+from autorollback.signals import core as signals
+from autorollback.signals.watch import PodWatches
 from autorollback.workqueue import WorkQueue
 
 registry = kopf.OperatorRegistry()
@@ -30,13 +32,30 @@ class Operator:
     health: tuple[bool, str] = (True, "starting")
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(WORKERS, "autorollback"))
     queue: WorkQueue = field(init=False)
+    pods: PodWatches = field(init=False)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.process, WORKERS)
+        self.pods = PodWatches(self._pods_changed)
+
+    def _pods_changed(self, uid: str) -> None:
+        """From a pod watch's thread."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.pods_changed, uid)
+
+    def pods_changed(self, uid: str) -> None:
+        memo = self.memory.memos.get(uid)
+        if memo is None or memo.body is None:
+            return
+        memo.pods_seen += 1
+        if state.FAST in memo.jobs(memo.body, annotations.parse(memo.body["metadata"].get("annotations"))):
+            self.queue.add(uid)
 
     def forget(self, uid: str) -> None:
         memo = self.memory.forget(uid)
         self.queue.forget(uid)
+        self.pods.stop(uid)
         if memo is not None:
             metrics.forget(memo.series)
             if memo.enabled:
@@ -59,6 +78,10 @@ class Operator:
         config = annotations.parse(meta.get("annotations"))
         memo = self.memory.get(uid, meta["namespace"], meta["name"])
         was = memo.enabled
+        if config.enabled and signals.watched(deployment, config.fail_fast):
+            self.pods.want(uid, meta["namespace"], kube.selector(deployment["spec"].get("selector") or {}))
+        else:
+            self.pods.stop(uid)
         if memo.observe(deployment, config):
             self.queue.add(uid)
         if was != memo.enabled:
@@ -94,7 +117,7 @@ class Operator:
             return None
         work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
                               memo.healthy_evidence, memo.api_failure_reported, memo.stale_since,
-                              dict(memo.problems_done))
+                              dict(memo.problems_done), self.pods.pods(uid), memo.pods_seen)
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
             metrics.forget(result.series)

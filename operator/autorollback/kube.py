@@ -11,6 +11,7 @@ import os
 import urllib.parse
 import uuid
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import urllib3
@@ -94,10 +95,7 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
     if method != "GET" and not unguarded and not guard():
         raise ApiError(0, "NotLeader", "this replica does not hold the leader Lease: it writes nothing")
     cfg = _conn.configuration
-    headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
-    for auth in cfg.auth_settings().values():  # the client's own rules; refreshes expiring tokens
-        if auth.get("in") == "header" and auth.get("value"):
-            headers[auth["key"]] = auth["value"]
+    headers = _headers(accept)
     data = None
     if body is not None:
         headers["Content-Type"] = content_type
@@ -111,14 +109,62 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
     except urllib3.exceptions.HTTPError as e:
         raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
     if not 200 <= r.status < 300:
-        try:
-            status = json.loads(r.data or b"{}")
-            message = status.get("message") if isinstance(status, dict) else None
-        except ValueError:
-            message = None
-        raise ApiError(r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500],
-                       _retry_after(r.headers))
+        raise _error(r)
     return json.loads(r.data) if r.data else None
+
+
+def _headers(accept: str) -> dict[str, str]:
+    assert _conn is not None, "kube.connect() first"
+    headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
+    for auth in _conn.configuration.auth_settings().values():  # the client's own rules; refreshes expiring tokens
+        if auth.get("in") == "header" and auth.get("value"):
+            headers[auth["key"]] = auth["value"]
+    return headers
+
+
+def _error(r: Any) -> ApiError:
+    try:
+        status = json.loads(r.data or b"{}")
+        message = status.get("message") if isinstance(status, dict) else None
+    except ValueError:
+        message = None
+    return ApiError(r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500],
+                    _retry_after(r.headers))
+
+
+def watch(path: str, query: dict[str, Any], idle: float, stopped: Any) -> Iterator[dict[str, Any]]:
+    """The events of one watch request, as sent; ends when the server closes it, when it stays
+    silent for idle seconds (the caller watches again from the last version), or once stopped is set."""
+    assert _conn is not None, "kube.connect() first"
+    url = _conn.configuration.host.rstrip("/") + path + "?" + urllib.parse.urlencode(
+        {**query, "watch": "true", "timeoutSeconds": 300})
+    try:
+        r = _conn.pool.request("GET", url, headers=_headers("application/json"), retries=False, preload_content=False,
+                               timeout=urllib3.Timeout(connect=TIMEOUT, read=idle))
+    except urllib3.exceptions.HTTPError as e:
+        raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
+    try:
+        if not 200 <= r.status < 300:
+            r.read()
+            raise _error(r)
+        buffer = b""
+        while not stopped.is_set():
+            try:
+                chunk = r.read1(65536) if hasattr(r, "read1") else r.read(65536)
+            except urllib3.exceptions.ReadTimeoutError:
+                return
+            except urllib3.exceptions.HTTPError as e:
+                raise ApiError(0, "", str(e)) from None
+            if not chunk:
+                return
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+    finally:
+        r.close()  # a stream read only in part must never go back to the pool as it is
+        r.release_conn()
 
 
 def _deployments(namespace: str | None) -> str:

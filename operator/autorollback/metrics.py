@@ -71,6 +71,10 @@ watch_healthy = Gauge(
     "1 while the Deployment watch delivers changes, 0 when it has gone stale (see /healthz).",
 )
 watch_healthy.set(1)
+pod_watches = Gauge(
+    "autorollback_pod_watches",
+    "Pod watches open for fast failure signals (one per fail-fast Deployment with a rollout in progress).",
+)
 
 
 _PER_DEPLOYMENT = {"invalid_annotations": invalid_annotations, "failed_rollouts": failed_rollouts,

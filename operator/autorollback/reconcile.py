@@ -14,12 +14,14 @@ Order of writes for a rollback, and why a crash anywhere is safe:
 """
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
+from autorollback.signals import core as signals
 from autorollback.annotations import Config
 from autorollback.decision import Decision
 
@@ -50,6 +52,8 @@ class Work:
     api_failure_reported: str = ""
     stale_since: tuple[str, str] = ("", "")  # (failure_key, when first seen with a carried-over condition)
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
+    pods: list[dict[str, Any]] = field(default_factory=list)  # the Deployment's pods, while they are watched
+    pods_seen: int = 0
 
 
 @dataclass
@@ -58,6 +62,10 @@ class Result:
     retry: kube.ApiError | None = None  # try again later
     recheck_in: float | None = None  # look again after this many seconds even if nothing changes
     series: set[tuple[str, ...]] = field(default_factory=set)  # metric label values used
+    patched: bool = False  # the Deployment was rolled back in this pass
+
+    def recheck(self, seconds: float) -> None:
+        self.recheck_in = seconds if self.recheck_in is None else min(self.recheck_in, seconds)
 
 
 def _who(work: Work) -> dict[str, str]:
@@ -67,7 +75,8 @@ def _who(work: Work) -> dict[str, str]:
 def run(work: Work) -> Result:
     result = Result()
     for job, fn in ((state.PROBLEMS, _problems), (state.HISTORY, _history), (state.KNOWN_BAD, _known_bad),
-                    (state.HEALTHY, _healthy), (state.FAILURE, _failure), (state.STRAYS, _strays)):
+                    (state.HEALTHY, _healthy), (state.FAILURE, _failure), (state.FAST, _fast),
+                    (state.STRAYS, _strays)):
         if job not in work.jobs:
             continue
         try:
@@ -171,7 +180,35 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
             failure.reason, failure.message, r.template), history.timestamp(entry.at).timestamp())
 
 
+def _fast(work: Work, result: Result) -> None:
+    """A fast failure signal of the new pods: decided and carried out like a deadline failure."""
+    if result.patched:
+        return  # the template changed under these pods: the next pass judges the new one
+    seen = (work.pods_seen, state.fast_key(work.deployment, work.config))
+    grace_running = False
+
+    def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> rollout.Failure | None:
+        nonlocal grace_running
+        verdict = signals.judge(annotations.parse(deployment["metadata"].get("annotations")).fail_fast,
+                                deployment, replicasets, work.pods, dt.datetime.now(dt.timezone.utc))
+        if verdict.recheck_in is not None:
+            grace_running = True
+            result.recheck(verdict.recheck_in + 0.05)
+        return verdict.failure
+
+    _rollback(work, result, signal)
+    if not grace_running:
+        result.done["fast_done"] = seen
+
+
 def _failure(work: Work, result: Result) -> None:
+    _rollback(work, result, None)
+
+
+def _rollback(work: Work, result: Result,
+              signal: Callable[[dict[str, Any], list[dict[str, Any]]], rollout.Failure | None] | None) -> None:
+    """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
+    on a conflict, read again and decide again."""
     deployment, config = work.deployment, work.config
     key = state.failure_key(deployment, config)
     replicasets = kube.replicasets_of(deployment)
@@ -179,7 +216,10 @@ def _failure(work: Work, result: Result) -> None:
     since = work.stale_since[1] if work.stale_since[0] == key else stamp
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
-        d = decision.decide(deployment, replicasets, config, now(), stale_since=since)
+        fast = signal(deployment, replicasets) if signal else None
+        if signal and fast is None:
+            return  # no fast signal (yet): the deadline path decides about the condition
+        d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
         if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
@@ -200,6 +240,7 @@ def _failure(work: Work, result: Result) -> None:
                     _tell_api_trouble(work, d, e)
                     result.done["api_failure_reported"] = key
                 raise
+            result.patched = True
             faults.point("after_patch")
         break
     else:
@@ -208,9 +249,11 @@ def _failure(work: Work, result: Result) -> None:
         report(work, deployment, d, result)
     else:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
+    if signal:
+        return  # the bookkeeping below is the Progressing condition's
     if d.reason == "stale":  # the restored template may never progress: look again until it does
         result.done["stale_since"] = (state.failure_key(deployment, config), since)
-        result.recheck_in = min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0)
+        result.recheck(min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0))
         return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
@@ -245,7 +288,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     metrics.rollbacks.labels(ns, name, d.result, d.reason).inc()
     result.series.add(("rollbacks", ns, name, d.result, d.reason))
     if d.result == decision.SUCCESS:
-        age = _age(failure.updated)
+        age = _age(failure.updated) if failure.reason == rollout.DEADLINE_EXCEEDED else None
         if age is not None:
             metrics.reaction_seconds.labels(ns).observe(age)
         metrics.last_rollback.labels(ns, name).set(time.time())

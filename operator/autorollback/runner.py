@@ -83,6 +83,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
     except OSError as e:
         log.error("cannot open the metrics/health ports", error=str(e))
         return 2
+    op.loop = asyncio.get_running_loop()
     op.queue.start()
     background = [asyncio.create_task(_watch_freshness(op, namespaces)), asyncio.create_task(_resync(op))]
     if elector is not None:
@@ -106,6 +107,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await op.queue.stop()
+        op.pods.stop_all()
         gitworker.stop()
         op.executor.shutdown(wait=False, cancel_futures=True)
         for server in servers:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import annotations, decision, rollout
+from autorollback.signals import core as signals
 
-FAILURE, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
-    "failure", "healthy", "known_bad", "history", "problems", "strays")
+FAILURE, FAST, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
+    "failure", "fast", "healthy", "known_bad", "history", "problems", "strays")
 
 
 def digest(value: str) -> str:
@@ -30,6 +31,13 @@ def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
     template = digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
     return (f"{f.id}|template={template}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}"
             f"|enabled={config.enabled}")
+
+
+def fast_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+    """What a fast verdict depends on besides the pods: the template, the status, the settings."""
+    return digest(json.dumps([(deployment.get("spec") or {}).get("template"), deployment.get("status"),
+                              sorted(config.fail_fast.signals), config.fail_fast.restarts, config.fail_fast.grace,
+                              config.dry_run, rollout.paused(deployment)], sort_keys=True))
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
@@ -59,6 +67,8 @@ class Memo:
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
     stale_since: tuple[str, str] = ("", "")  # (failure_key(), when first seen carried over from another template)
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
+    pods_seen: int = 0  # pod watch events for this Deployment so far
+    fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
 
     def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
         """What this state of the Deployment asks for, given what was done already."""
@@ -70,6 +80,8 @@ class Memo:
         key = failure_key(deployment, config)
         if key and key != self.failure_done:
             todo.add(FAILURE)
+        if signals.watched(deployment, config.fail_fast) and (self.pods_seen, fast_key(deployment, config)) != self.fast_done:
+            todo.add(FAST)
         if self.healthy_evidence is not None:
             todo.add(HEALTHY)
         if rollout.progressing_replicaset(deployment) and progress_key(deployment) != self.known_bad_done:
