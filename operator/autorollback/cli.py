@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--flux", action="store_true", help="find Git sources from Flux Kustomizations")
     run.add_argument("--git-allowed-repo", action="append", default=[], metavar="PATTERN",
                      help="only open revert pull requests in repositories matching this URL pattern (repeatable)")
+    run.add_argument("--no-pod-signals", action="store_true",
+                     help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used")
     return p
 
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from autorollback import runner  # imports kopf: only once we know we can run
     from autorollback.gitrevert import worker
+    from autorollback.signals import watch
+
+    watch.configure(pod_signals=not args.no_pod_signals)
 
     worker.configure(worker.Settings(args.git_credentials_dir,
                                      dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),

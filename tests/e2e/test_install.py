@@ -119,6 +119,7 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "delete", "deployments", "-n", ns) and not can_i(sa, "delete", "replicasets", "-n", ns)
         assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
         assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
+        assert can_i(sa, "watch", "pods", "-A") and not can_i(sa, "delete", "pods", "-n", ns)  # fail-fast signals
         assert all(can_i(sa, verb, "leases.coordination.k8s.io", "-n", ns) for verb in ("get", "create", "update"))
         assert not can_i(sa, "get", "leases.coordination.k8s.io", "-n", "default")  # its own namespace only
         assert not can_i(sa, "delete", "leases.coordination.k8s.io", "-n", ns)
@@ -129,12 +130,16 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         op = operator_factory("-n", ns, config=str(config), extra=("--leader-elect", "--leader-election-name",
                                                                     sa_name), env={"POD_NAMESPACE": ns})
         kit.wait_for(lambda: kit.is_available(ns, "web"), 90, "revision 1")
-        kit.release(ns, "web", V2, failure="not-ready", annotations={"autorollback.io/enabled": "true"})
+        # pod-level fail-fast signals with the chart's RBAC (the deadline is 600 s)
+        kit.release(ns, "web", V2, failure="crash", progress_deadline=600,
+                    annotations={"autorollback.io/enabled": "true", "autorollback.io/fail-on": "CrashLoopBackOff"})
         d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
                          120, "the rollback to revision 3")
         assert kit.image_of(d) == V1
         reasons = kit.reasons(ns, "web")
         assert "RolloutFailed" in reasons and "RolledBack" in reasons
+        assert kit.get_deployment(ns, "web")["metadata"]["annotations"]["kubernetes.io/change-cause"].endswith(
+            ": CrashLoopBackOff")
         assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success") == 1
         assert op.metric("autorollback_leader") == 1
         assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
@@ -145,7 +150,8 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
 def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
     home, watched, other = new_namespace(), new_namespace(), new_namespace()
     release = f"ar-{home[-5:]}"
-    kit.helm("install", release, str(CHART), "--namespace", home, "--set", f"watchNamespaces={{{watched}}}")
+    kit.helm("install", release, str(CHART), "--namespace", home, "--set", f"watchNamespaces={{{watched}}}",
+             "--set", "failFast.podSignals=false")
     try:
         sa = f"system:serviceaccount:{home}:{release}-autorollback"
         assert can_i(sa, "patch", "deployments", "-n", watched) and can_i(sa, "list", "replicasets", "-n", watched)
@@ -156,6 +162,7 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
         args = kit.kubectl_json("-n", home, "get", "deployment", f"{release}-autorollback")[
             "spec"]["template"]["spec"]["containers"][0]["args"]
         assert f"--namespace={watched}" in args and "--all-namespaces" not in args
+        assert "--no-pod-signals" in args and not can_i(sa, "list", "pods", "-n", watched)
     finally:
         kit.helm("uninstall", release, "--namespace", home, check=False)
 

@@ -49,6 +49,12 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.failFast.podSignals }}
+# Fast failure signals: the pods of a fail-fast Deployment's rollout in progress (label-selected)
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 {{- if and .Values.gitRevert.enabled .Values.gitRevert.argocd.enabled }}
 # Git revert: read the Argo CD Application that names a Deployment's source
 - apiGroups: ["argoproj.io"]

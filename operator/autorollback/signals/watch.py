@@ -9,6 +9,13 @@ from autorollback import kube, logs, metrics, retry
 
 log = logs.get(__name__)
 IDLE = 10.0  # seconds a watch request may stay silent before it is made again
+_pod_signals = True
+
+
+def configure(pod_signals: bool) -> None:
+    """--no-pod-signals: no pod is ever read (the chart's failFast.podSignals=false has no RBAC for pods)."""
+    global _pod_signals
+    _pod_signals = pod_signals
 
 
 class PodWatch(threading.Thread):
@@ -81,7 +88,7 @@ class PodWatches:
 
     def want(self, uid: str, namespace: str, selector: str) -> None:
         w = self._watches.get(uid)
-        if w is not None and (w.namespace, w.selector) == (namespace, selector):
+        if not _pod_signals or (w is not None and (w.namespace, w.selector) == (namespace, selector)):
             return
         self.stop(uid)
         w = self._watches[uid] = PodWatch(uid, namespace, selector, self._changed)
