@@ -52,7 +52,7 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
     meta = new_rs["metadata"]
     if completed(deployment) == meta["name"]:
         return Verdict()
-    template_hash = (meta.get("labels") or {}).get(HASH)
+    template_hash = (((new_rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(HASH)
     due: list[float] = []
     for signal, at, message in _signals(fail_fast, new_rs, [
             p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(HASH) == template_hash
