@@ -32,8 +32,8 @@ venv: $(BIN)/autorollback $(OLDEST)/bin/autorollback ## create .venv (package + 
 tools: ## build the pinned control plane, helm and promtool (cached by version)
 	hack/build-tools.sh
 
-bench: venv cluster-up ## benchmark: N failing Deployments at once (BENCH_DEPLOYMENTS=50)
-	$(BIN)/python bench/rollback_bench.py --deployments $${BENCH_DEPLOYMENTS:-50}
+bench: venv tools cluster-up ## benchmark, timed from outside in ms (BENCH_SCENARIOS=single,burst50,burst200,failfast,scale)
+	$(BIN)/python bench/rollback_bench.py --scenarios $${BENCH_SCENARIOS:-single,burst50,burst200,failfast,scale}
 
 manifests: ## regenerate deploy/ from the Helm chart
 	hack/manifests.sh

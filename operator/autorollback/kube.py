@@ -19,6 +19,8 @@ from kubernetes import client, config
 from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
+from autorollback import metrics
+
 TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
@@ -100,6 +102,7 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
     if body is not None:
         headers["Content-Type"] = content_type
         data = json.dumps(body).encode()
+    _count(method)
     url = cfg.host.rstrip("/") + path
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -111,6 +114,10 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
     if not 200 <= r.status < 300:
         raise _error(r)
     return json.loads(r.data) if r.data else None
+
+
+def _count(verb: str) -> None:
+    metrics.api_requests.labels(verb).inc()
 
 
 def _headers(accept: str) -> dict[str, str]:
@@ -136,6 +143,7 @@ def watch(path: str, query: dict[str, Any], idle: float, stopped: Any) -> Iterat
     """The events of one watch request, as sent; ends when the server closes it, when it stays
     silent for idle seconds (the caller watches again from the last version), or once stopped is set."""
     assert _conn is not None, "kube.connect() first"
+    _count("WATCH")
     url = _conn.configuration.host.rstrip("/") + path + "?" + urllib.parse.urlencode(
         {**query, "watch": "true", "timeoutSeconds": 300})
     try:

@@ -71,6 +71,11 @@ watch_healthy = Gauge(
     "1 while the Deployment watch delivers changes, 0 when it has gone stale (see /healthz).",
 )
 watch_healthy.set(1)
+api_requests = Counter(
+    "autorollback_api_requests_total",
+    "API requests the operator made itself (kopf's Deployment watch not included), by verb.",
+    ["verb"],
+)
 pod_watches = Gauge(
     "autorollback_pod_watches",
     "Pod watches open for fast failure signals (one per fail-fast Deployment with a rollout in progress).",

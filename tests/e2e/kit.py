@@ -133,12 +133,15 @@ def revision(obj: dict[str, Any]) -> int:
 def is_available(ns: str, name: str) -> dict[str, Any] | None:
     """The Deployment, once its current generation is fully rolled out and available."""
     d = get_deployment(ns, name)
+    return d if is_complete(d) else None
+
+
+def is_complete(d: dict[str, Any]) -> bool:
     s, want = d.get("status", {}), d["spec"]["replicas"]
-    done = (s.get("observedGeneration", 0) >= d["metadata"]["generation"]
+    return (s.get("observedGeneration", 0) >= d["metadata"]["generation"]
             and s.get("updatedReplicas", 0) == want and s.get("availableReplicas", 0) == want
             and s.get("replicas", 0) == want
             and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
-    return d if done else None
 
 
 def is_failed(ns: str, name: str) -> dict[str, Any] | None:
