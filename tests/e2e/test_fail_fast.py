@@ -28,6 +28,8 @@ def release(ns: str, image: str, fail_on: str | None = None, failure: str | None
     ("image-pull", "ImagePullBackOff", {"autorollback.io/fail-grace-seconds": "3"}, ["ImagePullBackOff", "ErrImagePull"]),
     ("config-error", "CreateContainerConfigError", {"autorollback.io/fail-grace-seconds": "3"},
      ["couldn't find key LOG_LEVEL"]),
+    ("container-error", "CreateContainerError", {"autorollback.io/fail-grace-seconds": "3"},
+     ['/app/app', 'stat: no such file or directory']),
     ("unready", "NotReady", {"autorollback.io/fail-grace-seconds": "3"}, ["running but not Ready"]),
 ])
 def test_each_pod_signal_rolls_back_before_the_deadline(namespace: str, operator_factory, failure: str, signal: str,
