@@ -42,7 +42,9 @@ class WorkQueue:
             self._queue.put_nowait(uid)
 
     def add_after(self, uid: str, delay: float) -> None:
-        if uid not in self._timers:
+        """Look again after delay, or sooner if already due sooner."""
+        timer = self._timers.get(uid)
+        if timer is None or timer.when() > asyncio.get_running_loop().time() + delay:
             self._later(uid, delay)
 
     def forget(self, uid: str) -> None:
