@@ -6,13 +6,20 @@ from . import kit
 from .test_rollback import ON, V1, V2, available, by_name
 
 
-@pytest.mark.parametrize("point", ["before_patch", "after_patch", "after_events"])
-def test_killed_at_each_step_rolls_back_exactly_once(namespace: str, operator_factory, point: str) -> None:
+FAST = {**ON, "autorollback.io/fail-on": "CrashLoopBackOff"}
+
+
+@pytest.mark.parametrize("point, annotations, deadline", [
+    ("before_patch", ON, 10), ("after_patch", ON, 10), ("after_events", ON, 10),
+    ("after_patch", FAST, 600), ("after_events", FAST, 600),  # a fast failure, the same guarantees
+])
+def test_killed_at_each_step_rolls_back_exactly_once(namespace: str, operator_factory, point: str,
+                                                     annotations: dict, deadline: int) -> None:
     ns = namespace
     first = operator_factory("-n", ns, env={"AUTOROLLBACK_TEST_FAULTS": f"{point}=kill"})
-    kit.release(ns, "web", V1, annotations=ON)
+    kit.release(ns, "web", V1, annotations=annotations, progress_deadline=deadline)
     available(ns, V1, 1)
-    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.release(ns, "web", V2, failure="crash", annotations=annotations, progress_deadline=deadline)
     kit.wait_for(lambda: first.proc.poll() is not None, 90, f"the operator to die at {point}")
     operator_factory("-n", ns)  # started again
     d = available(ns, V1, 3)
