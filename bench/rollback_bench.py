@@ -207,6 +207,8 @@ def scale(total: int = 2000, opted: int = 200) -> dict[str, Any]:
         started = time.monotonic()
         op.wait_ready(300)
         ready = time.monotonic() - started
+        kit.wait_for(lambda: op.metric("autorollback_watch_events_total") >= total, 300, "the initial list", 0.05)
+        listed = time.monotonic() - started
         time.sleep(5)
         idle, _ = rss_mib(op.proc.pid)
         watcher.start()
@@ -223,7 +225,8 @@ def scale(total: int = 2000, opted: int = 200) -> dict[str, Any]:
         op.stop(30)
         space.close()
     per = {verb: (after[verb] - before[verb]) / opted for verb in after}
-    return {"name": f"{total} Deployments in scope, {opted} opted in and failing", "ready after start": f"{ready:.1f} s",
+    return {"name": f"{total} Deployments in scope, {opted} opted in and failing",
+            "after start": f"/readyz {ready:.1f} s, all {total} listed and seen {listed:.1f} s",
             "RSS": f"idle {idle:.0f} MiB, peak {peak:.0f} MiB", "reaction": percentiles(watcher.reactions_ms()),
             "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
             "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}"}

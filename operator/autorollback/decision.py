@@ -214,12 +214,12 @@ def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
 
 
 def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
-    """A warning when a rollout is under way on a template autorollback rolled back away from."""
-    name = rollout.progressing_replicaset(deployment)
+    """A warning when the template is one autorollback rolled back away from (and not proven since)."""
     entries = ledger.of([deployment, *replicasets])
-    rs = next((r for r in history.revisions(replicasets, entries) if r.name == name), None)
+    rs = history.current(history.revisions(replicasets, entries), deployment["spec"]["template"])
     if rs is None or not rs.rolled_back_and_unproven:
         return None
+    name = rs.name
     entry = next(e for e in entries if e.failed == name)
     return (f"ReplicaSet {name} ({rollout.images(rs.template)}) is being rolled out again, but autorollback "
             f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "

@@ -78,9 +78,10 @@ class Operator:
         config = annotations.parse(meta.get("annotations"))
         memo = self.memory.get(uid, meta["namespace"], meta["name"])
         was = memo.enabled
-        if config.enabled and signals.watched(deployment, config.fail_fast):
+        watch = signals.watched(deployment, config.fail_fast) if config.enabled else False
+        if watch:
             self.pods.want(uid, meta["namespace"], kube.selector(deployment["spec"].get("selector") or {}))
-        else:
+        elif watch is False:
             self.pods.stop(uid)
         if memo.observe(deployment, config):
             self.queue.add(uid)

@@ -158,7 +158,7 @@ def watch(path: str, query: dict[str, Any], idle: float, stopped: Any) -> Iterat
         buffer = b""
         while not stopped.is_set():
             try:
-                chunk = r.read1(65536) if hasattr(r, "read1") else r.read(65536)
+                chunk = r.read1(65536)  # what has arrived, without waiting for 64 KiB
             except urllib3.exceptions.ReadTimeoutError:
                 return
             except urllib3.exceptions.HTTPError as e:

@@ -118,7 +118,7 @@ def _known_bad(work: Work, result: Result) -> None:
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)
-    result.done["known_bad_done"] = state.progress_key(work.deployment)
+    result.done["known_bad_done"] = state.rollout_key(work.deployment)
 
 
 def _strays(work: Work, result: Result) -> None:

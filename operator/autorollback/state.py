@@ -45,11 +45,12 @@ def completion_key(deployment: dict[str, Any]) -> str:
     return f"{rollout.completed_replicaset(deployment)} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')}"
 
 
-def progress_key(deployment: dict[str, Any]) -> str:
-    """One rollout under way: its ReplicaSet and when Progressing last turned True. Going back to a
-    template is a new rollout even when the condition never showed it in progress before."""
-    c = rollout.condition(deployment, "Progressing")
-    return f"{rollout.progressing_replicaset(deployment)} {c.get('lastTransitionTime')}"
+def rollout_key(deployment: dict[str, Any]) -> str:
+    """One rollout onto a template: the revision the controller gave it and the template itself.
+    Not the Progressing condition: when a template returns to an existing ReplicaSet, the controller
+    may keep the earlier "successfully progressed" condition for as long as it sees no progress."""
+    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(rollout.REVISION, "")
+    return f"{rev} {digest(json.dumps((deployment.get('spec') or {}).get('template'), sort_keys=True))}"
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Memo:
     failure_done: str = ""  # failure_key() last dealt with
     healthy_done: str = ""  # completion_key() of the last completion marked
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
-    known_bad_done: str = ""  # progress_key() last checked for a known-bad template
+    known_bad_done: str = ""  # rollout_key() last checked for a known-bad template
     history_done: int | None = None  # revisionHistoryLimit last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
@@ -84,8 +85,8 @@ class Memo:
             todo.add(FAST)
         if self.healthy_evidence is not None:
             todo.add(HEALTHY)
-        if rollout.progressing_replicaset(deployment) and progress_key(deployment) != self.known_bad_done:
-            todo.add(KNOWN_BAD)  # a rollout under way on another ReplicaSet: is it one rolled back from?
+        if rollout.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
+            todo.add(KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if decision.stray_marks(deployment):
             todo.add(STRAYS)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")

@@ -16,11 +16,13 @@ KEYS = ["autorollback.io/enabled", "autorollback.io/mode", "autorollback.io/git-
         "autorollback.io/git-path", "autorollback.io/git-branch", "autorollback.io/git-commit",
         "autorollback.io/git-provider", "autorollback.io/revert-pr", "autorollback.io/rollbacks",
         "autorollback.io/healthy-at", "autorollback.io/failed-at", "autorollback.io/failed-reason",
-        "autorollback.io/outcome"]
+        "autorollback.io/outcome", "autorollback.io/fail-on", "autorollback.io/fail-restarts",
+        "autorollback.io/fail-grace-seconds"]
+CONFIGURATION = [k for k in KEYS if k in annotations.ACCEPTED]  # the values parse() judges
 PIECES = ["", " ", "true", "TRUE", "dry-run", "yes", "\n", "\r\n", "\t", "\x00", "\x1b[31m", "\u202e", "é", "日本",
           "🙂", '{"level":"error"}', "- a\n- b", "key: value", "[1,2,3]", "null", "'; DROP", "${HOME}", "%s%n",
           "https://user:pass@example.com/x.git", "../../etc/passwd", "0123456789abcdef0123456789abcdef01234567",
-          'ReplicaSet "other" has timed out', "registry.example/web:2.0.0", "@sha256:", "\ud7ff", "\\u0000"]
+          'ReplicaSet "other" has timed out', "registry.example/web:2.0.0", "@sha256:", "\ud7ff", "\\u0000", "CrashLoopBackOff", "all", ",", "3", "-1", "1e9", "30s", "nan"]
 PER_VALUE = 1000
 
 
@@ -77,7 +79,7 @@ def test_a_thousand_hostile_values_for_every_annotation(namespace: str, operator
     assert all("accepted values are" in e["message"] for e in invalid)
     # one Warning per invalid value in a row, at most (several may be merged by a watch event that
     # carries two changes, never repeated for the same value)
-    changes = sum(1 for key in ("autorollback.io/enabled", "autorollback.io/mode")
+    changes = sum(1 for key in CONFIGURATION
                   for prev, cur in zip([None, *sent[key]], sent[key])
                   if cur != prev and annotations.parse({key: cur}).problems)
     assert 0 < len(invalid) <= changes

@@ -115,9 +115,12 @@ def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: s
 def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: str, operator_factory) -> None:
     ns = namespace
     operator_factory("-n", ns)
-    kit.release(ns, "web", V1, annotations=ON)
+    # fail-on: going back to an existing ReplicaSet, the controller can keep the earlier "successfully
+    # progressed" condition for good (its first sync saw no progress), and then never times it out.
+    on = {**ON, "autorollback.io/fail-on": "CrashLoopBackOff"}
+    kit.release(ns, "web", V1, annotations=on)
     available(ns, V1, 1)
-    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=on)
     available(ns, V1, 3)  # rolled back away from revision 2
     # A person goes back to the failed revision: kubectl copies its ReplicaSet's annotations,
     # autorollback's marks included, onto the Deployment; the controller copies them onward.
@@ -126,9 +129,9 @@ def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: s
     kit.wait_for(lambda: not [k for k in kit.get_deployment(ns, "web")["metadata"]["annotations"]
                               if k.endswith(("-at", "outcome", "failed-reason"))], 30, "the copied marks to go")
     assert "re-applied" in wait_event(ns, "RollbackAbandoned")["message"]  # a person's choice is not fought
-    kit.release(ns, "web", V3, annotations=ON)  # a brand-new good release
+    kit.release(ns, "web", V3, annotations=on)  # a brand-new good release
     available(ns, V3, 5)
-    kit.release(ns, "web", V4, failure="crash", annotations=ON)  # then a bad one
+    kit.release(ns, "web", V4, failure="crash", annotations=on)  # then a bad one
     d = available(ns, V3, 7)
     assert f"from revision 6 ({V4}) to revision 5 ({V3})" in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
     assert count(ns, "KnownBadTemplate") == 1 and count(ns, "RollbackAbandoned") == 1

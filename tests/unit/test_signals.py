@@ -104,3 +104,34 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
                               signal=signal)
     assert decided.result == decision.SUCCESS and decided.reason == "CrashLoopBackOff"
     assert decided.target.number == 1 and decided.patch
+
+
+def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:
+    paused = deployment("app:2.0.0", paused=True)
+    assert core.watched(paused, settings()) is False
+    assert judge([pod(restarts=9, last="Error")], d=paused).failure is None
+    unseen = deployment("app:2.0.0", generation=3)
+    unseen["status"]["observedGeneration"] = 2  # an HPA scaled it a moment ago: keep what was decided
+    assert core.watched(unseen, settings()) is None and judge([pod(restarts=9, last="Error")], d=unseen).failure is None
+    ready_again = pod(restarts=9, last="Error")
+    ready_again["status"]["containerStatuses"][0]["ready"] = True  # old restarts of a container that is fine now
+    assert judge([ready_again]).failure is None
+    starting = pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": STARTED}])
+    starting["status"]["containerStatuses"][0]["started"] = False  # its startup probe is still running
+    assert judge([starting], settings("NotReady")).failure is None
+    preempting = pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                                   "lastTransitionTime": STARTED}])
+    preempting["status"]["nominatedNodeName"] = "node-1"
+    assert judge([preempting], settings("Unschedulable")).failure is None
+    pulled_late = pod(waiting="ErrImagePull", phase="Pending", conditions=[
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-26T10:00:20Z"}])
+    assert judge([pulled_late], settings("ImagePullBackOff")).recheck_in > 15  # the grace counts from scheduling
+    timed_out = deployment("app:2.0.0", failed=True)  # the deadline path has it
+    assert judge([pod(restarts=9, last="Error")], d=timed_out).failure is None
+
+
+def test_a_reapplied_template_is_a_new_failure() -> None:
+    first = judge([pod(restarts=3, last="Error")]).failure
+    again = pod(restarts=3, last="Error")
+    again["metadata"]["creationTimestamp"] = "2026-11-26T10:00:20Z"  # new pods: a new rollout onto it
+    assert judge([again]).failure.id != first.id

@@ -10,8 +10,8 @@ ON = annotations.parse({"autorollback.io/enabled": "true"})
 def test_a_failure_asks_for_work_once() -> None:
     memo = state.Memo("ns", "web")
     d = deployment(failed=True)
-    assert state.FAILURE in memo.observe(d, ON)
-    memo.failure_done = state.failure_key(d, ON)
+    assert memo.observe(d, ON) == {state.FAILURE, state.KNOWN_BAD}  # a template seen first: is it known bad?
+    memo.failure_done, memo.known_bad_done = state.failure_key(d, ON), state.rollout_key(d)
     assert memo.observe(d, ON) == set()
     resumed_dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
     assert state.FAILURE in memo.observe(d, resumed_dry)  # the settings that defer a failure changed
@@ -24,6 +24,7 @@ def test_completion_is_kept_as_evidence_until_marked() -> None:
     memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), done)
     memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
+    memo.known_bad_done = state.rollout_key(done)
     assert memo.observe(done, ON) == set()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from autorollback import kube, logs, metrics, retry
 
 log = logs.get(__name__)
-IDLE = 10.0  # seconds a watch request may stay silent before it is made again
+IDLE = 70.0  # seconds a watch request may stay silent (bookmarks come about every minute)
 _pod_signals = True
 
 
@@ -39,23 +39,24 @@ class PodWatch(threading.Thread):
                 attempt = 0
                 while not self.stopped.is_set():
                     version = self._watch(version)
-            except kube.ApiError as e:
+            except Exception as e:  # noqa: BLE001 - a watch that dies would leave its last pods judged forever
                 if self.stopped.is_set():
                     return
-                if e.status != 410:  # 410 Gone: the version expired, list again at once
-                    metrics.api_errors.labels("pods", str(e.status)).inc()
+                status = e.status if isinstance(e, kube.ApiError) else 0
+                if status != 410:  # 410 Gone: the version expired, list again at once
+                    metrics.api_errors.labels("pods", str(status)).inc()
                     log.warning("cannot watch pods for fast failure signals; trying again", namespace=self.namespace,
                                 selector=self.selector, error=str(e))
-                    self.stopped.wait(retry.delay(attempt, e.retry_after))
+                    self.stopped.wait(retry.delay(attempt, e.retry_after if isinstance(e, kube.ApiError) else None))
                     attempt += 1
 
     def _list(self) -> str:
         page = kube.request("GET", f"/api/v1/namespaces/{self.namespace}/pods",
                             query={"labelSelector": self.selector})
         with self._lock:
-            self._pods = {p["metadata"]["name"]: p for p in page.get("items") or []}
+            self._pods = {p["metadata"]["name"]: p for p in (page or {}).get("items") or []}
         self._changed(self.uid)
-        return (page.get("metadata") or {}).get("resourceVersion", "")
+        return ((page or {}).get("metadata") or {}).get("resourceVersion", "")
 
     def _watch(self, version: str) -> str:
         for event in kube.watch(f"/api/v1/namespaces/{self.namespace}/pods",
@@ -88,7 +89,7 @@ class PodWatches:
 
     def want(self, uid: str, namespace: str, selector: str) -> None:
         w = self._watches.get(uid)
-        if not _pod_signals or (w is not None and (w.namespace, w.selector) == (namespace, selector)):
+        if not _pod_signals or (w is not None and w.is_alive() and (w.namespace, w.selector) == (namespace, selector)):
             return
         self.stop(uid)
         w = self._watches[uid] = PodWatch(uid, namespace, selector, self._changed)
