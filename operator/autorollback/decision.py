@@ -49,11 +49,18 @@ def outcome(d: Decision, at: str) -> str:
 
 
 def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> bool:
-    """This exact failure (same ReplicaSet, same condition update) was reported before."""
+    """This failure was reported before: the same condition update, or the same rollout reported by
+    a fast signal (pods reported broken may still time out later, or show another signal: one
+    rollout, one failure). Each timeout of a rollout that progressed in between is a new one."""
     if failing is None:
         return False
-    mark = history.timestamp(failing.mark(history.FAILED_AT))
-    return mark > history.NEVER and mark == history.timestamp(failure.updated)
+    mark = failing.at(history.FAILED_AT)
+    if mark == history.NEVER:
+        return False
+    if mark == history.timestamp(failure.updated):
+        return True
+    deadlines = failure.reason == failing.failed_reason == rollout.DEADLINE_EXCEEDED
+    return failing.failed_in == failing.number and not deadlines
 
 
 def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:

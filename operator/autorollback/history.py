@@ -21,7 +21,7 @@ from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module'
 from autorollback.times import parse as timestamp
 
 HEALTHY_AT = PREFIX + "healthy-at"  # the Deployment completed its rollout on this template
-FAILED_AT = PREFIX + "failed-at"  # the failure's id: its lastUpdateTime
+FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
 MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME)
@@ -30,6 +30,12 @@ HASH_LABEL = "pod-template-hash"
 def bind(replicaset: str, payload: str) -> str:
     """A mark's value: only valid on the ReplicaSet it names."""
     return f"{replicaset} {payload}"
+
+
+def failure_payload(updated: str, revision: int) -> str:
+    """failed-at's payload: the failure's time, then the Deployment revision whose rollout failed
+    (a ReplicaSet reused by a later revision is a new rollout)."""
+    return f"{updated} revision {revision}"
 
 
 def bound(replicaset: str, value: str | None) -> str:
@@ -87,6 +93,16 @@ class Revision:
 
     def at(self, key: str) -> dt.datetime:
         return timestamp(self.mark(key).split(" ", 1)[0])
+
+    @property
+    def failed_in(self) -> int | None:
+        """The revision whose rollout the recorded failure ended (None: not recorded)."""
+        parts = self.mark(FAILED_AT).split(" ")
+        return int(parts[2]) if len(parts) == 3 and parts[1] == "revision" and parts[2].isdigit() else None
+
+    @property
+    def failed_reason(self) -> str:
+        return self.mark(FAILED_REASON).partition(":")[0]
 
     @property
     def healthy_at(self) -> dt.datetime:

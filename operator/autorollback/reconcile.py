@@ -323,7 +323,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
 def _mark_failing(namespace: str, d: Decision) -> None:
     failure = d.failure
     kube.annotate_replicaset(namespace, d.failing.name, {
-        history.FAILED_AT: history.bind(d.failing.name, failure.updated),
+        history.FAILED_AT: history.bind(d.failing.name, history.failure_payload(failure.updated, d.failing.number)),
         history.FAILED_REASON: history.bind(d.failing.name, f"{failure.reason}: {failure.message}"[:500]),
         history.OUTCOME: history.bind(d.failing.name, decision.outcome(d, now())),
     })

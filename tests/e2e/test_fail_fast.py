@@ -131,16 +131,19 @@ def test_a_slow_start_within_the_grace_does_not_trigger(namespace: str, operator
     assert kit.reasons(ns, "web") == []
 
 
-def test_dry_run_plans_a_fast_rollback_once(namespace: str, operator_factory) -> None:
+def test_dry_run_plans_a_fast_rollback_once_even_after_the_deadline(namespace: str, operator_factory) -> None:
     ns = namespace
     op = operator_factory("-n", ns)
     dry = {"autorollback.io/mode": "dry-run"}
     release(ns, V1, fail_on="CrashLoopBackOff", extra=dry)
     available(ns, V1, 1)
-    release(ns, V2, fail_on="CrashLoopBackOff", extra=dry, failure="crash")
+    release(ns, V2, fail_on="CrashLoopBackOff", extra=dry, failure="crash", deadline=15)
     planned = wait_event(ns, "RollbackPlanned")["message"]
     assert "CrashLoopBackOff" in planned and "revision 1" in planned
-    time.sleep(8)  # more restarts: still one plan
+    # more restarts, then the controller's deadline runs out on the same rollout: still one failure, one plan
+    kit.wait_for(lambda: (kit.condition(kit.get_deployment(ns, "web"), "Progressing") or {}).get("reason")
+                 == "ProgressDeadlineExceeded", 60, "the progress deadline to run out")
+    time.sleep(3)
     assert sorted(kit.reasons(ns, "web")) == ["RollbackPlanned", "RolloutFailed"]
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
     assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="dry_run") == 1

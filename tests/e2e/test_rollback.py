@@ -75,7 +75,7 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
 
     marks = kit.wait_for(lambda: by_name(ns).get(bad, {}).get("autorollback.io/outcome"), 30, "the outcome mark")
     assert marks.startswith(f"{bad} success")  # every mark names the ReplicaSet it was written for
-    assert by_name(ns)[bad]["autorollback.io/failed-at"] == f"{bad} {entry['failure']}"
+    assert by_name(ns)[bad]["autorollback.io/failed-at"] == f"{bad} {entry['failure']} revision 2"
     assert "ProgressDeadlineExceeded" in by_name(ns)[bad]["autorollback.io/failed-reason"]
     kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " 20"), 60,
                  "revision 3 marked healthy")

@@ -153,6 +153,24 @@ def test_already_handled() -> None:
     assert older.result == decision.SUCCESS and older.first_report
 
 
+def test_a_rollout_reported_by_a_fast_signal_is_not_reported_again_when_it_times_out() -> None:
+    # revision 4 re-applied a template rolled back before: a fast signal abandoned it, then the
+    # controller's deadline ran out on the same rollout. One rollout, one failure.
+    fast = {history.FAILED_AT: history.failure_payload("2026-11-26T09:58:00Z", 4),
+            history.FAILED_REASON: "CrashLoopBackOff: pod web-x container app restarted 3 times",
+            history.OUTCOME: "abandoned (reapplied) at t"}
+    rs = [replicaset(1, "app:1.0.0"), replicaset(4, "app:2.0.0", fast)]
+    out = decide(deployment(revision=4, failed=True), rs)
+    assert (out.result, out.reason) == (decision.NOTHING, "handled")
+    # the same ReplicaSet rolled out again by a later revision is a new rollout, and a new failure
+    rs = [replicaset(1, "app:1.0.0"), replicaset(6, "app:2.0.0", fast)]
+    assert decide(deployment(revision=6, failed=True), rs).first_report
+    # two timeouts of one rollout (it progressed in between) are two failures, as before
+    timeout = {**fast, history.FAILED_REASON: "ProgressDeadlineExceeded: ReplicaSet web-x has timed out"}
+    rs = [replicaset(1, "app:1.0.0"), replicaset(4, "app:2.0.0", timeout)]
+    assert decide(deployment(revision=4, failed=True), rs).first_report
+
+
 def test_a_failure_skipped_while_paused_is_due_once_resumed_and_not_reported_twice() -> None:
     skipped = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
     marks = {history.FAILED_AT: UPDATED, history.OUTCOME: decision.outcome(skipped, "t")}
