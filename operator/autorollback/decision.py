@@ -95,14 +95,17 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
     failure = signal if signal is not None else rollout.failure(deployment)
+    left_over = "" if failure else rollout.complete_left_over(deployment)
     if not config.enabled:
         return _nothing("opted_out", "the Deployment is not opted in", failure)
-    if failure is None:
+    if failure is None and not left_over:
         return _nothing("no_failure", "the rollout has not failed")
     entries = ledger.of([deployment, *replicasets])
     revs = history.revisions(replicasets, entries)
     failing = history.current(revs, spec["template"])
-    done = ledger.find(entries, failure.id)
+    if left_over and failing is not None and left_over == failing.name:
+        return _nothing("no_failure", "the rollout completed (some pods are not available now)")
+    done = ledger.find(entries, failure.id) if failure else None
     if done is not None:
         rolled_from = next((r for r in revs if r.name == done.failed), None)
         if rolled_from is not None and not seen_before(rolled_from, failure):
@@ -119,18 +122,19 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     if failing is None:
         return _nothing("stale", "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
-        carried = failure.replicaset if failure else (done.failed if done else "")
+        carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
         since = _restored_since(entries, failing.name) or stale_since
         deadline = spec.get("progressDeadlineSeconds") or 600
+        shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
+                 else f"the earlier timeout of {carried or 'another ReplicaSet'}")
         if not since or (history.timestamp(now) - history.timestamp(since)).total_seconds() < deadline:
             return _nothing("stale", (
-                f"the {rollout.DEADLINE_EXCEEDED} condition is about ReplicaSet {carried or '(none named)'}, not the "
-                f"current template's ({failing.name}): it was left over from an earlier template"),
-                rollout.failure(deployment))
+                f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
+                f"({failing.name}): it was left over from an earlier template"), rollout.failure(deployment))
         failure = rollout.Failure(
             replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=since,
-            message=(f"ReplicaSet {failing.name} made no progress for {deadline}s after the template returned to it "
-                     f"(the controller still shows the earlier timeout of {carried or 'another ReplicaSet'})"))
+            message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
+                     f"controller still shows {shown} and will not time this rollout out)"))
         if ledger.find(entries, failure.id):
             return _nothing("rolled_back", "this failure was rolled back already", failure)
     if already_handled(failing, failure, rollout.paused(deployment), config.dry_run):

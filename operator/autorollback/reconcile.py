@@ -50,7 +50,7 @@ class Work:
     jobs: set[str]
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
-    stale_since: tuple[str, str] = ("", "")  # (failure_key, when first seen with a carried-over condition)
+    stale_since: tuple[str, str] = ("", "")  # (stale_key, when first seen with a condition about another template)
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
     pods: list[dict[str, Any]] = field(default_factory=list)  # the Deployment's pods, while they are watched
     pods_seen: int = 0
@@ -213,7 +213,7 @@ def _rollback(work: Work, result: Result,
     key = state.failure_key(deployment, config)
     replicasets = kube.replicasets_of(deployment)
     stamp = now()
-    since = work.stale_since[1] if work.stale_since[0] == key else stamp
+    since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment, config) else stamp
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
@@ -252,7 +252,7 @@ def _rollback(work: Work, result: Result,
     if signal:
         return  # the bookkeeping below is the Progressing condition's
     if d.reason == "stale":  # the restored template may never progress: look again until it does
-        result.done["stale_since"] = (state.failure_key(deployment, config), since)
+        result.done["stale_since"] = (state.stale_key(deployment, config), since)
         result.recheck(min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0))
         return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(

@@ -90,6 +90,31 @@ def completed_replicaset(deployment: dict[str, Any]) -> str:
     return named_replicaset(c.get("message", "")) if done else ""
 
 
+def complete_left_over(deployment: dict[str, Any]) -> str:
+    """The ReplicaSet a "successfully progressed" condition names while the counts show a rollout
+    under way ("" otherwise). When the controller's first look at a new template sees no progress
+    (its first status write for it was refused: a conflict with another writer, an API outage), it
+    keeps that condition, and then never times the rollout out (DeploymentTimedOut returns false on
+    NewReplicaSetAvailable). Callers check whether the ReplicaSet named is the current template's."""
+    if not observed(deployment) or paused(deployment):
+        return ""
+    c = condition(deployment, "Progressing")
+    if c.get("status") != "True" or c.get("reason") != COMPLETE:
+        return ""
+    status = deployment.get("status") or {}
+    want = (deployment.get("spec") or {}).get("replicas", 1)
+    updated = status.get("updatedReplicas", 0)
+    under_way = want > 0 and (updated < want or status.get("replicas", 0) > updated
+                              or status.get("availableReplicas", 0) < updated)
+    return named_replicaset(c.get("message", "")) if under_way else ""
+
+
+def progress(deployment: dict[str, Any]) -> tuple[int, ...]:
+    """The counts whose change the controller calls progress."""
+    s = deployment.get("status") or {}
+    return tuple(int(s.get(k) or 0) for k in ("updatedReplicas", "replicas", "readyReplicas", "availableReplicas"))
+
+
 def progressing_replicaset(deployment: dict[str, Any]) -> str:
     """The ReplicaSet a rollout in progress is about, as far as the controller has said so."""
     c = condition(deployment, "Progressing")

@@ -24,13 +24,24 @@ def digest(value: str) -> str:
 def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
     """What a failure's handling depends on: the failure itself, and the settings that defer it."""
     f = rollout.failure(deployment)
-    if f is None:
-        return ""
+    if f is not None:
+        ident = f.id
+    else:  # no condition will ever say the rollout failed: the operator measures the deadline
+        left = rollout.complete_left_over(deployment)
+        if not left:
+            return ""
+        ident = f"{left} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')} {rollout.COMPLETE}"
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
     template = digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
-    return (f"{f.id}|template={template}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}"
+    return (f"{ident}|template={template}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}"
             f"|enabled={config.enabled}")
+
+
+def stale_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+    """failure_key() and the progress counts: the deadline the operator measures itself restarts
+    on any change of them, as the controller's does on progress."""
+    return f"{failure_key(deployment, config)}|progress={rollout.progress(deployment)}"
 
 
 def fast_key(deployment: dict[str, Any], config: annotations.Config) -> str:
@@ -66,7 +77,7 @@ class Memo:
     history_done: int | None = None  # revisionHistoryLimit last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
-    stale_since: tuple[str, str] = ("", "")  # (failure_key(), when first seen carried over from another template)
+    stale_since: tuple[str, str] = ("", "")  # (stale_key(), when first seen with a condition about another template)
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running

@@ -11,24 +11,26 @@ from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
 HOLD = "autorollback.test/undeletable"
 
 
-@contextlib.contextmanager
-def undeletable_pods(ns: str) -> Iterator[None]:
-    """While open, pods labelled autorollback.test/undeletable in ns cannot be deleted (a real
-    admission denial), so the ReplicaSet controller cannot scale their ReplicaSet down."""
-    name = f"undeletable-{ns}"
+def admission_policy(ns: str, name: str, rule: dict, expression: str) -> None:
+    """A real admission denial, in namespace ns only: requests matching rule are refused unless expression holds."""
     kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
                "metadata": {"name": name},
-               "spec": {"failurePolicy": "Fail",
-                        "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                                "operations": ["DELETE"], "resources": ["pods"]}]},
-                        "validations": [{"expression": f"!has(oldObject.metadata.labels) || "
-                                                       f"!('{HOLD}' in oldObject.metadata.labels)",
-                                         "message": "held by the test"}]}})
+               "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [rule]},
+                        "validations": [{"expression": expression, "message": "held by the test"}]}})
     kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
                "metadata": {"name": name},
                "spec": {"policyName": name, "validationActions": ["Deny"],
                         "matchResources": {"namespaceSelector": {
                             "matchLabels": {"kubernetes.io/metadata.name": ns}}}}})
+
+
+@contextlib.contextmanager
+def undeletable_pods(ns: str) -> Iterator[None]:
+    """While open, pods labelled autorollback.test/undeletable in ns cannot be deleted (a real
+    admission denial), so the ReplicaSet controller cannot scale their ReplicaSet down."""
+    name = f"undeletable-{ns}"
+    admission_policy(ns, name, {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["pods"]},
+                     f"!has(oldObject.metadata.labels) || !('{HOLD}' in oldObject.metadata.labels)")
     probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": ns, "labels": {HOLD: "x"}},
              "spec": {"containers": [{"name": "c", "image": "x"}]}}
     kit.apply(probe)
@@ -188,3 +190,42 @@ def test_an_undo_that_takes_the_opt_in_away_says_so(namespace: str, operator_fac
     lost = wait_event(ns, "OptInLost")
     assert lost["type"] == "Warning" and "autorollback.io/enabled=true" in lost["message"]
     assert "autorollback.io/enabled" not in kit.get_deployment(ns, "web")["metadata"].get("annotations", {})
+
+
+def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(namespace: str, operator_factory) -> None:
+    # kube-controller-manager: if its first status write for a new template is refused (a conflict
+    # with another writer, an API outage: here an admission policy refuses the write that says
+    # "Created new replica set" and those without an updated replica) and its next sync sees no
+    # progress, it keeps the previous "has successfully progressed" condition and never times the
+    # rollout out.
+    ns = namespace
+    op = operator_factory("-n", ns)
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    name = f"first-status-{ns}"
+    admission_policy(ns, name, {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                                "resources": ["deployments/status"]},
+                     "object.metadata.generation != 2 || (has(object.status.updatedReplicas) && "
+                     "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))")
+    try:
+        kit.wait_for(lambda: kit.kubectl("-n", ns, "annotate", "deployment/web", "probe=1", "--dry-run=server",
+                                         check=False).returncode == 0, 5, "the API server")  # the policy is cached
+        time.sleep(2)
+        kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+
+        def stuck() -> dict | None:
+            d = kit.get_deployment(ns, "web")
+            c = kit.condition(d, "Progressing")
+            return d if (d["status"].get("observedGeneration") == 2 and d["status"].get("updatedReplicas") == 1
+                         and c.get("reason") == "NewReplicaSetAvailable") else None
+        kit.wait_for(stuck, 60, "the controller to keep revision 1's condition for revision 2")
+    finally:
+        kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+    d = available(ns, V1, 3)  # 10 s without progress, timed by autorollback
+    assert "from revision 2 (registry.example/web:2.0.0) to revision 1" in d["metadata"]["annotations"][
+        "kubernetes.io/change-cause"]
+    failed = wait_event(ns, "RolloutFailed")["message"]
+    assert "made no progress for 10s" in failed and "will not time this rollout out" in failed, failed
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
+    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success",
+                     reason="ProgressDeadlineExceeded") == 1

@@ -1,4 +1,4 @@
-from autorollback import annotations, decision, history, ledger
+from autorollback import annotations, decision, history, ledger, rollout
 from autorollback.gitrevert import core as gitcore
 from factories import UPDATED, deployment, replicaset, rs_name
 
@@ -236,3 +236,31 @@ def test_stray_marks_are_removed_only_as_they_were_seen() -> None:
     assert {"op": "test", "path": "/metadata/annotations/autorollback.io~1healthy-at", "value": "web-1 t"} in ops
     assert {"op": "remove", "path": "/metadata/annotations/autorollback.io~1revert-pr"} in ops
     assert decision.stray_marks(deployment()) == []
+
+
+def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator() -> None:
+    # The controller's first status write for revision 2 was refused; its next sync saw no progress
+    # and kept revision 1's "successfully progressed" condition: DeploymentTimedOut returns false on it.
+    stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
+    rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
+    assert rollout.complete_left_over(stuck) == rs_name("app:1.0.0")
+    early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z", stale_since="2026-11-26T10:00:00Z")
+    assert (early.result, early.reason) == (decision.NOTHING, "stale")
+    assert "completed rollout" in early.message
+    late = decision.decide(stuck, rs, ON, "2026-11-26T10:10:01Z", stale_since="2026-11-26T10:00:00Z")
+    assert (late.result, late.target.number) == (decision.SUCCESS, 1)
+    assert "will not time this rollout out" in late.failure.message
+    assert late.failure.replicaset == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
+
+
+def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
+    done = deployment("app:2.0.0", revision=2, complete=True)
+    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=2)]
+    assert rollout.complete_left_over(done) == ""
+    done["status"]["availableReplicas"] = 2  # a node went away
+    assert rollout.complete_left_over(done) == rs_name("app:2.0.0")
+    out = decision.decide(done, rs, ON, "2026-11-26T11:00:00Z", stale_since="2026-11-26T10:00:00Z")
+    assert (out.result, out.reason) == (decision.NOTHING, "no_failure")
+    done["spec"]["paused"] = True
+    assert rollout.complete_left_over(done) == ""

@@ -60,3 +60,14 @@ def test_memory_forgets_deleted_deployments() -> None:
     for i in range(100):
         mem.forget(f"uid-{i}")
     assert mem.memos == {} and mem.opted_in("ns") == 0
+
+
+def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restarts_the_clock() -> None:
+    stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
+    memo = state.Memo("ns", "web")
+    assert state.FAILURE in memo.observe(stuck, ON)
+    moved = {**stuck, "status": {**stuck["status"], "readyReplicas": 1}}
+    assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
+    assert state.stale_key(moved, ON) != state.stale_key(stuck, ON)  # but progress restarts the clock
+    assert state.failure_key(deployment("app:2.0.0", complete=True), ON) == ""
