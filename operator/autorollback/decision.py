@@ -49,9 +49,10 @@ def outcome(d: Decision, at: str) -> str:
 
 
 def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> bool:
-    """This failure was reported before: the same condition update, or the same rollout reported by
-    a fast signal (pods reported broken may still time out later, or show another signal: one
-    rollout, one failure). Each timeout of a rollout that progressed in between is a new one."""
+    """This failure was reported before: the same condition update, or another failure of the same
+    rollout (pods reported broken may still time out later, or show another signal: one rollout, one
+    failure). Only two timeouts the controller wrote for one rollout (it progressed in between) are
+    two failures."""
     if failing is None:
         return False
     mark = failing.at(history.FAILED_AT)
@@ -59,8 +60,17 @@ def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> b
         return False
     if mark == history.timestamp(failure.updated):
         return True
-    deadlines = failure.reason == failing.failed_reason == rollout.DEADLINE_EXCEEDED
-    return failing.failed_in == failing.number and not deadlines
+    if not failing.number or failing.failed_in != failing.number:
+        return False
+    # a deadline autorollback measured has no lasting time of its own (a restart measures again)
+    timeouts = failure.reason == failing.failed_reason == rollout.DEADLINE_EXCEEDED and not failure.measured
+    return not timeouts
+
+
+def rollback_reported(failed: history.Revision, failure: rollout.Failure) -> bool:
+    """The rollback of this failure was reported (its marks say so), not merely the failure."""
+    return (failed.at(history.FAILED_AT) == history.timestamp(failure.updated)
+            and failed.mark(history.OUTCOME).startswith(SUCCESS))
 
 
 def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:
@@ -80,8 +90,11 @@ def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) 
     return Decision(NOTHING, reason, message, failure=failure)
 
 
-def _restored_since(entries: tuple[ledger.Entry, ...], name: str) -> str:
-    return next((e.at for e in entries if e.restored == name), "")
+def _restored_since(entries: tuple[ledger.Entry, ...], name: str, carried: str) -> str:
+    """When autorollback's rollback put this template back, if that is what the condition carried over
+    is about: the newest rollback, from the ReplicaSet the condition names to this one."""
+    newest = max(entries, key=lambda e: history.timestamp(e.at), default=None)
+    return newest.at if newest and newest.restored == name and newest.failed == carried else ""
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
@@ -108,7 +121,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     done = ledger.find(entries, failure.id) if failure else None
     if done is not None:
         rolled_from = next((r for r in revs if r.name == done.failed), None)
-        if rolled_from is not None and not seen_before(rolled_from, failure):
+        if rolled_from is not None and not rollback_reported(rolled_from, failure):
             # the rollback patch went through, but what followed it did not (a crash, a lost answer)
             restored = next((r for r in revs if r.name == done.restored), None)
             return Decision(SUCCESS, failure.reason, (
@@ -123,7 +136,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         return _nothing("stale", "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
         carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
-        since = _restored_since(entries, failing.name) or stale_since
+        since = ("" if left_over else _restored_since(entries, failing.name, carried)) or stale_since
         deadline = spec.get("progressDeadlineSeconds") or 600
         shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
                  else f"the earlier timeout of {carried or 'another ReplicaSet'}")
@@ -132,7 +145,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
                 f"({failing.name}): it was left over from an earlier template"), rollout.failure(deployment))
         failure = rollout.Failure(
-            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=since,
+            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=since, measured=True,
             message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
                      f"controller still shows {shown} and will not time this rollout out)"))
         if ledger.find(entries, failure.id):

@@ -168,7 +168,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     f, r = history.revisions([failed])[0], history.revisions([restored])[0]
     failure = rollout.Failure(replicaset=f.name, reason=entry.reason or rollout.DEADLINE_EXCEEDED,
                               message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
-    if not decision.seen_before(f, failure):
+    if not decision.rollback_reported(f, failure):
         d = Decision(decision.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
             f": {failure.reason} (reported late: the operator stopped right after the rollback)"),
@@ -213,7 +213,7 @@ def _rollback(work: Work, result: Result,
     key = state.failure_key(deployment, config)
     replicasets = kube.replicasets_of(deployment)
     stamp = now()
-    since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment, config) else stamp
+    since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
@@ -252,7 +252,7 @@ def _rollback(work: Work, result: Result,
     if signal:
         return  # the bookkeeping below is the Progressing condition's
     if d.reason == "stale":  # the restored template may never progress: look again until it does
-        result.done["stale_since"] = (state.stale_key(deployment, config), since)
+        result.done["stale_since"] = (state.stale_key(deployment), since)
         result.recheck(min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0))
         return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(

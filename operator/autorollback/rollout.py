@@ -56,6 +56,7 @@ class Failure:
     message: str
     updated: str  # lastUpdateTime: written anew for every timeout, unlike lastTransitionTime
     revision: int
+    measured: bool = False  # a deadline autorollback measured itself: its time is not the API's
 
     @property
     def id(self) -> str:
@@ -104,8 +105,9 @@ def complete_left_over(deployment: dict[str, Any]) -> str:
     status = deployment.get("status") or {}
     want = (deployment.get("spec") or {}).get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
-    under_way = want > 0 and (updated < want or status.get("replicas", 0) > updated
-                              or status.get("availableReplicas", 0) < updated)
+    # old pods left: the only state in which the controller checks progress at all (syncRolloutStatus
+    # skips it while replicas == updatedReplicas under this reason), so the only one it leaves untimed
+    under_way = want > 0 and status.get("replicas", 0) > updated
     return named_replicaset(c.get("message", "")) if under_way else ""
 
 

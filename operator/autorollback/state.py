@@ -21,8 +21,8 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode(errors="replace")).hexdigest()[:16]
 
 
-def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
-    """What a failure's handling depends on: the failure itself, and the settings that defer it."""
+def _failure_state(deployment: dict[str, Any]) -> str:
+    """The failure the condition shows (or the one its leftover hides), over the current template."""
     f = rollout.failure(deployment)
     if f is not None:
         ident = f.id
@@ -33,15 +33,21 @@ def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
         ident = f"{left} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')} {rollout.COMPLETE}"
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
-    template = digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
-    return (f"{ident}|template={template}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}"
-            f"|enabled={config.enabled}")
+    return f"{ident}|template={digest(json.dumps((deployment.get('spec') or {}).get('template'), sort_keys=True))}"
 
 
-def stale_key(deployment: dict[str, Any], config: annotations.Config) -> str:
-    """failure_key() and the progress counts: the deadline the operator measures itself restarts
-    on any change of them, as the controller's does on progress."""
-    return f"{failure_key(deployment, config)}|progress={rollout.progress(deployment)}"
+def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+    """What a failure's handling depends on: the failure itself, and the settings that defer it."""
+    failure = _failure_state(deployment)
+    if not failure:
+        return ""
+    return f"{failure}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+
+
+def stale_key(deployment: dict[str, Any]) -> str:
+    """What the deadline autorollback measures itself runs over: the failure's state and the progress
+    counts (any change restarts it, as progress restarts the controller's); not the settings."""
+    return f"{_failure_state(deployment)}|progress={rollout.progress(deployment)}"
 
 
 def fast_key(deployment: dict[str, Any], config: annotations.Config) -> str:

@@ -194,10 +194,10 @@ def test_an_undo_that_takes_the_opt_in_away_says_so(namespace: str, operator_fac
 
 def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(namespace: str, operator_factory) -> None:
     # kube-controller-manager: if its first status write for a new template is refused (a conflict
-    # with another writer, an API outage: here an admission policy refuses the write that says
-    # "Created new replica set" and those without an updated replica) and its next sync sees no
-    # progress, it keeps the previous "has successfully progressed" condition and never times the
-    # rollout out.
+    # with another writer, an API outage) and the sync that finally writes sees no progress, it keeps
+    # the previous "has successfully progressed" condition and never times the rollout out. Here an
+    # admission policy refuses the write that says "Created new replica set" and every write before
+    # the new ReplicaSet reports its pod, which makes that timing certain.
     ns = namespace
     op = operator_factory("-n", ns)
     kit.release(ns, "web", V1, annotations=ON)
@@ -205,12 +205,14 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
     name = f"first-status-{ns}"
     admission_policy(ns, name, {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
                                 "resources": ["deployments/status"]},
-                     "object.metadata.generation != 2 || (has(object.status.updatedReplicas) && "
-                     "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))")
+                     "object.metadata.name != 'probe' && (object.metadata.generation != 2 || "
+                     "(has(object.status.updatedReplicas) && "
+                     "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated')))")
     try:
-        kit.wait_for(lambda: kit.kubectl("-n", ns, "annotate", "deployment/web", "probe=1", "--dry-run=server",
-                                         check=False).returncode == 0, 5, "the API server")  # the policy is cached
-        time.sleep(2)
+        kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
+        kit.wait_for(lambda: kit.kubectl("-n", ns, "patch", "deployment/probe", "--subresource=status", "--type=merge",
+                                         "-p", '{"status":{"observedGeneration":1}}', "--dry-run=server",
+                                         check=False).returncode != 0, 30, "the policy to take effect")
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
 
         def stuck() -> dict | None:

@@ -256,11 +256,59 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
 
 def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     done = deployment("app:2.0.0", revision=2, complete=True)
-    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=2)]
-    assert rollout.complete_left_over(done) == ""
     done["status"]["availableReplicas"] = 2  # a node went away
-    assert rollout.complete_left_over(done) == rs_name("app:2.0.0")
-    out = decision.decide(done, rs, ON, "2026-11-26T11:00:00Z", stale_since="2026-11-26T10:00:00Z")
-    assert (out.result, out.reason) == (decision.NOTHING, "no_failure")
-    done["spec"]["paused"] = True
     assert rollout.complete_left_over(done) == ""
+    # the controller left revision 1's condition (a Recreate revert): it never checks progress again
+    # while replicas == updatedReplicas, so neither does autorollback
+    recreated = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    recreated["status"]["availableReplicas"] = 0
+    assert rollout.complete_left_over(recreated) == ""
+    surge = deployment("app:2.0.0", revision=2, complete=True)
+    surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
+    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
+    out = decision.decide(surge, rs, ON, "2026-11-26T11:00:00Z", stale_since="2026-11-26T10:00:00Z")
+    assert (out.result, out.reason) == (decision.NOTHING, "no_failure")
+    surge["spec"]["paused"] = True
+    assert rollout.complete_left_over(surge) == ""
+
+
+def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None:
+    # Days ago autorollback restored app:1.0.0; since then 3.0.0 completed, and now a person undoes
+    # back to 1.0.0: the controller's first look shows 3.0.0's condition. Only now counts.
+    old = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-20T10:00:00Z", "2026-11-20T10:01:00Z")
+    undone = deployment("app:1.0.0", revision=5, complete=True, blamed="app:3.0.0",
+                        annotations={ledger.KEY: ledger.dump((old,))})
+    undone["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
+    rs = [replicaset(5, "app:1.0.0"), replicaset(4, "app:3.0.0", HEALTHY, available=3)]
+    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z", stale_since="2026-11-26T10:00:00Z")
+    assert (out.result, out.reason) == (decision.NOTHING, "stale")
+
+
+def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
+    stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
+    rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
+    planned = decision.decide(stuck, rs, DRY, "2026-11-26T10:10:01Z", stale_since="2026-11-26T10:00:00Z")
+    assert planned.result == decision.DRY_RUN and planned.first_report
+    marks = {history.FAILED_AT: history.failure_payload(planned.failure.updated, 2),
+             history.FAILED_REASON: f"{planned.failure.reason}: {planned.failure.message}",
+             history.OUTCOME: decision.outcome(planned, "t")}
+    rs[1] = replicaset(2, "app:2.0.0", marks)
+    # another process (a restart, a failover) measures again from later: still the same failure
+    again = decision.decide(stuck, rs, DRY, "2026-11-26T10:30:01Z", stale_since="2026-11-26T10:20:00Z")
+    assert (again.result, again.reason) == (decision.NOTHING, "handled")
+    enabled = decision.decide(stuck, rs, ON, "2026-11-26T10:30:01Z", stale_since="2026-11-26T10:20:00Z")
+    assert enabled.result == decision.SUCCESS and not enabled.first_report
+
+
+def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan() -> None:
+    d = deployment("app:1.1.0", revision=5, failed=True)
+    rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0", {
+        history.FAILED_AT: history.failure_payload("2026-11-26T09:59:00Z", 5),
+        history.FAILED_REASON: "CrashLoopBackOff: planned in dry-run", history.OUTCOME: "dry_run (dry_run) at t"})]
+    first = decide(d, rs)
+    assert first.result == decision.SUCCESS and not first.first_report  # the plan said it already
+    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
+                       annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
+    late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
+    assert (late.result, late.patch) == (decision.SUCCESS, [])

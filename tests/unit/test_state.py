@@ -69,5 +69,5 @@ def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restar
     assert state.FAILURE in memo.observe(stuck, ON)
     moved = {**stuck, "status": {**stuck["status"], "readyReplicas": 1}}
     assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
-    assert state.stale_key(moved, ON) != state.stale_key(stuck, ON)  # but progress restarts the clock
+    assert state.stale_key(moved) != state.stale_key(stuck)  # but progress restarts the clock
     assert state.failure_key(deployment("app:2.0.0", complete=True), ON) == ""
