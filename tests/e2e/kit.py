@@ -1,4 +1,5 @@
 """Helpers for end-to-end tests: kubectl, waiting on conditions, manifests, the operator process."""
+import itertools
 import json
 import os
 import signal
@@ -161,10 +162,25 @@ def events(ns: str, name: str) -> list[dict[str, Any]]:
     return [e for e in items if e.get("source", {}).get("component") == "autorollback"]
 
 
+_next_port = itertools.count()
+PORTS_PER_WORKER = 1000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a test server. Not one the kernel hands out for port 0: any outgoing connection
+    can take that before the server binds it. Below the ephemeral range (32768+) and the local
+    cluster's ports (327xx), a block of its own per pytest-xdist worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    base = 21000 + (int(worker) % 10 if worker.isdigit() else 0) * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = base + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue  # in use, or still in TIME_WAIT
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + PORTS_PER_WORKER - 1}")
 
 
 def http_get(url: str) -> tuple[int, str]:
