@@ -21,6 +21,10 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode(errors="replace")).hexdigest()[:16]
 
 
+def template_digest(deployment: dict[str, Any]) -> str:
+    return digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
+
+
 def _failure_state(deployment: dict[str, Any]) -> str:
     """The failure the condition shows (or the one its leftover hides), over the current template."""
     f = rollout.failure(deployment)
@@ -33,7 +37,7 @@ def _failure_state(deployment: dict[str, Any]) -> str:
         ident = f"{left} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')} {rollout.COMPLETE}"
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
-    return f"{ident}|template={digest(json.dumps((deployment.get('spec') or {}).get('template'), sort_keys=True))}"
+    return f"{ident}|template={template_digest(deployment)}"
 
 
 def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
@@ -67,7 +71,7 @@ def rollout_key(deployment: dict[str, Any]) -> str:
     Not the Progressing condition: when a template returns to an existing ReplicaSet, the controller
     may keep the earlier "successfully progressed" condition for as long as it sees no progress."""
     rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(rollout.REVISION, "")
-    return f"{rev} {digest(json.dumps((deployment.get('spec') or {}).get('template'), sort_keys=True))}"
+    return f"{rev} {template_digest(deployment)}"
 
 
 @dataclass
