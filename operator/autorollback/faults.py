@@ -9,7 +9,7 @@ import signal
 import time
 
 ENV = "AUTOROLLBACK_TEST_FAULTS"
-POINTS = ("before_patch", "after_patch", "after_events")
+POINTS = ("before_read", "before_patch", "after_patch", "after_events")
 
 
 def _plan() -> dict[str, str]:

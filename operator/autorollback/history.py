@@ -170,6 +170,11 @@ def current(history: list[Revision], template: dict[str, Any]) -> Revision | Non
     return min(same, key=lambda r: (timestamp(r.created), r.name), default=None)
 
 
+def newer(history: list[Revision], revision: Revision) -> list[Revision]:
+    """The other revisions numbered above this one."""
+    return [r for r in history if r.number > revision.number and r.name != revision.name]
+
+
 @dataclass(frozen=True)
 class Target:
     revision: Revision | None

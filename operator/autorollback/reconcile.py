@@ -209,17 +209,31 @@ def _rollback(work: Work, result: Result,
               signal: Callable[[dict[str, Any], list[dict[str, Any]]], rollout.Failure | None] | None) -> None:
     """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
     on a conflict, read again and decide again."""
-    deployment, config = work.deployment, work.config
-    key = state.failure_key(deployment, config)
-    replicasets = kube.replicasets_of(deployment)
+    faults.point("before_read")
+    read = _read(work)
+    if read is None:
+        return
+    deployment, replicasets = read
+    key = state.failure_key(deployment, annotations.parse(deployment["metadata"].get("annotations")))
     stamp = now()
     since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
-    for _ in range(CONFLICT_ATTEMPTS):
+    for attempt in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
+        if d.reason == decision.BEHIND:  # the controller was between two writes: read both again
+            log.debug("deployment read is behind its ReplicaSets; reading again", message=d.message, **_who(work))
+            if attempt == CONFLICT_ATTEMPTS - 1:
+                result.recheck(1.0)
+                return
+            time.sleep(0.1 * (attempt + 1))
+            read = _read(work)
+            if read is None:
+                return
+            deployment, replicasets = read
+            continue
         if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
@@ -257,6 +271,19 @@ def _rollback(work: Work, result: Result,
         return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
+
+
+def _read(work: Work) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The Deployment as it is now, then its ReplicaSets (None: deleted). Not the watch's state:
+    under load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo in
+    between), and a deadline autorollback measures must be measured against the present."""
+    try:
+        deployment = kube.get_deployment(work.namespace, work.name)
+    except kube.ApiError as e:
+        if e.status == 404:
+            return None
+        raise
+    return deployment, kube.replicasets_of(deployment)
 
 
 def _observed(work: Work, tries: int = 20) -> dict[str, Any]:

@@ -73,8 +73,8 @@ SCENARIOS = (bad_release, pending_then_bad, manual_undo_then_bad, good_releases)
 
 def test_busy_cluster_keeps_every_invariant(new_namespace, operator_factory) -> None:
     op = operator_factory("-A")
-    jobs = [(new_namespace(), f"app-{i}", SCENARIOS[i % len(SCENARIOS)])
-            for _ in range(NAMESPACES) for i in range(PER_NAMESPACE)]
+    namespaces = [new_namespace() for _ in range(NAMESPACES)]
+    jobs = [(ns, f"app-{i}", SCENARIOS[i % len(SCENARIOS)]) for ns in namespaces for i in range(PER_NAMESPACE)]
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = {(ns, name): pool.submit(fn, ns, name) for ns, name, fn in jobs}
         outcomes = {key: f.result() for key, f in futures.items()}

@@ -231,3 +231,28 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
     assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success",
                      reason="ProgressDeadlineExceeded") == 1
+
+
+def test_a_failure_a_person_undid_while_autorollback_was_busy_is_left_alone(namespace: str, operator_factory,
+                                                                          tmp_path) -> None:
+    # Under load the worker takes up a failure seconds after the watch showed it; meanwhile a person
+    # ran `kubectl rollout undo`. Decided on the failure as watched, against the ReplicaSets as they
+    # are now, revision 2 would have no older revision (revision 1 became 3): a false RollbackImpossible.
+    ns = namespace
+    hold = tmp_path / "hold"
+    hold.touch()
+    operator_factory("-n", ns, env={"AUTOROLLBACK_TEST_FAULTS": f"before_read=pause:{hold}"})
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to take up the failure")
+    kit.kubectl("-n", ns, "rollout", "undo", "deployment/web")
+    available(ns, V1, 3)
+    hold.unlink()
+    # The next failure is decided after the held one (one worker per Deployment at a time).
+    kit.release(ns, "web", V3, failure="crash", annotations=ON)
+    d = available(ns, V1, 5)
+    assert f"from revision 4 ({V3}) to revision 3 ({V1})" in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    wait_event(ns, "RolledBack")
+    assert count(ns, "RollbackImpossible") == 0 and count(ns, "RollbackAbandoned") == 0
+    assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1

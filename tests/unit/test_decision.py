@@ -99,6 +99,18 @@ def test_paused_is_skipped_with_the_resume_command() -> None:
     assert "kubectl rollout resume deployment/web -n ns" in out.message
 
 
+def test_a_deployment_read_before_its_replicasets_changed_is_read_again() -> None:
+    # the failure as the watch delivered it, then a rollback (or a person's undo) that the
+    # ReplicaSets listed afterwards already show: revision 1's template is revision 3 now
+    d = deployment("app:2.0.0", revision=2, failed=True)
+    rs = [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)]
+    out = decide(d, rs)
+    assert (out.result, out.reason) == (decision.NOTHING, decision.BEHIND)
+    assert rs_name("app:1.0.0") in out.message
+    # read consistently, the same failure has a target
+    assert decide(d, [replicaset(2, "app:2.0.0"), replicaset(1, "app:1.0.0", HEALTHY)]).result == decision.SUCCESS
+
+
 def test_first_revision_is_impossible() -> None:
     out = decide(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
     assert (out.result, out.event_reason) == (decision.IMPOSSIBLE, "RollbackImpossible")
@@ -194,9 +206,11 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
     d = deployment("app:2.0.0", revision=4, annotations={ledger.KEY: ledger.dump((entry,))})
     d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
                                   "message": f'ReplicaSet "{rs_name("app:2.0.0")}" is progressing.'}]
-    rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0"), replicaset(5, "app:3.0.0")]
+    rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0"), replicaset(2, "app:3.0.0")]
     message = decision.known_bad(d, rs)
     assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
+    # read before the rollback away from it, with the ReplicaSets after: not a rollout of it again
+    assert decision.known_bad(d, [replicaset(5, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0")]) is None
     assert "pull request" not in message
     with_pr = [rs[0], replicaset(4, "app:2.0.0", {gitcore.PR_MARK: "https://git.example/pr/7"}), rs[2]]
     assert "The revert pull request is open: https://git.example/pr/7" in decision.known_bad(d, with_pr)
