@@ -9,7 +9,6 @@ from autorollback.gitrevert import core as gitcore
 # Results, as the metrics and Events name them. NOTHING is never reported.
 SUCCESS, SKIPPED, IMPOSSIBLE, ABANDONED, FAILED, DRY_RUN, NOTHING = (
     "success", "skipped", "impossible", "abandoned", "failed", "dry_run", "nothing")
-BEHIND = "behind"  # a NOTHING reason: read the Deployment again and decide again
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
 
@@ -117,11 +116,6 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     entries = ledger.of([deployment, *replicasets])
     revs = history.revisions(replicasets, entries)
     failing = history.current(revs, spec["template"])
-    if failing is not None and history.newer(revs, failing):
-        # The controller gives the current template's ReplicaSet the highest revision before it
-        # reports on a generation: this Deployment was read before a change its ReplicaSets show.
-        return _nothing(BEHIND, (f"ReplicaSet {history.newer(revs, failing)[0].name} has a newer revision than the "
-                                 f"current template's ({failing.name}): the Deployment as read is out of date"))
     if left_over and failing is not None and left_over == failing.name:
         return _nothing("no_failure", "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None

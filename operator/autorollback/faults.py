@@ -1,15 +1,17 @@
 """Fault injection for tests: make the process stop or die at a named point of the rollback flow.
 
 Off unless the environment variable AUTOROLLBACK_TEST_FAULTS is set, e.g.
-`before_patch=pause:/tmp/hold` (create /tmp/hold.reached, then wait while /tmp/hold exists) or
-`after_patch=kill` (SIGKILL).
+`before_patch=pause:/tmp/hold` (create /tmp/hold.reached, then wait while /tmp/hold exists),
+`after_patch=kill` (SIGKILL) or `after_patch=lost` (the request went through, its answer did not).
 """
 import os
 import signal
 import time
 
+from autorollback.kube import ApiError
+
 ENV = "AUTOROLLBACK_TEST_FAULTS"
-POINTS = ("before_read", "before_patch", "after_patch", "after_events")
+POINTS = ("before_read", "between_reads", "before_patch", "after_patch", "after_events")
 
 
 def _plan() -> dict[str, str]:
@@ -26,6 +28,8 @@ def point(name: str) -> None:
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "lost":
+        raise ApiError(0, "", f"injected fault at {name}: no answer")
     elif action.startswith("pause:"):
         hold, deadline = action[len("pause:"):], time.monotonic() + 300
         open(hold + ".reached", "w").close()

@@ -52,25 +52,31 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-def _semantic(value: Any) -> Any:
-    """Like apiequality.Semantic: null, absent and empty lists or maps are the same. An empty map
-    that selects something (a volume's `emptyDir: {}`) stays."""
+def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """Like apiequality.Semantic on the decoded Go value: null, absent and empty lists or maps are
+    the same, and so are an empty and an absent struct held by value; an empty struct behind a
+    pointer (`securityContext: {}`, the pod's `resources: {}`) or a map that selects something (a
+    volume's `emptyDir: {}`) is not nothing."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            v = _semantic(v)
-            if v is None or v == [] or (v == {} and k in _EMPTY_IS_NOTHING):
+            v = _semantic(v, (*path, k))
+            if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
                 continue
             out[k] = v
         return out
     if isinstance(value, list):
-        return [_semantic(v) for v in value]
+        return [_semantic(v, path) for v in value]
     return value
 
 
-# Maps whose emptiness means "nothing": the API server may send them as {} or leave them out.
-_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "metadata", "securityContext",
-                               "resources", "limits", "requests", "claims"})
+# Go maps (nil and empty are equal) and structs held by value, by field name.
+_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "limits", "requests", "metadata", "resources"})
+_POINTERS = frozenset({("spec", "resources")})  # a template's paths whose field names say otherwise
+
+
+def _empty_is_nothing(path: tuple[str, ...]) -> bool:
+    return path[-1] in _EMPTY_IS_NOTHING and path not in _POINTERS
 
 
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -27,6 +27,7 @@ from autorollback.decision import Decision
 
 log = logs.get(__name__)
 CONFLICT_ATTEMPTS = 5  # re-reads and re-decisions after a 409
+CONSISTENT_READS = 10  # tries at reading the Deployment unchanged around the list of its ReplicaSets
 
 
 def now() -> str:
@@ -217,31 +218,22 @@ def _rollback(work: Work, result: Result,
     key = state.failure_key(deployment, annotations.parse(deployment["metadata"].get("annotations")))
     stamp = now()
     since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
-    for attempt in range(CONFLICT_ATTEMPTS):
+    for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
-        if d.reason == decision.BEHIND:  # the controller was between two writes: read both again
-            log.debug("deployment read is behind its ReplicaSets; reading again", message=d.message, **_who(work))
-            if attempt == CONFLICT_ATTEMPTS - 1:
-                result.recheck(1.0)
-                return
-            time.sleep(0.1 * (attempt + 1))
-            read = _read(work)
-            if read is None:
-                return
-            deployment, replicasets = read
-            continue
         if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
-                    deployment = _observed(work)
-                    replicasets = kube.replicasets_of(deployment)
+                    read = _read(work, wait_observed=True)
+                    if read is None:
+                        return
+                    deployment, replicasets = read
                     continue
                 if not retry.retryable(e.status):  # the API will never take this patch: say so, for good
                     metrics.api_errors.labels("failure", str(e.status)).inc()
@@ -273,28 +265,41 @@ def _rollback(work: Work, result: Result,
         deployment["metadata"].get("annotations")))
 
 
-def _read(work: Work) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The Deployment as it is now, then its ReplicaSets (None: deleted). Not the watch's state:
-    under load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo in
-    between), and a deadline autorollback measures must be measured against the present."""
+def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The Deployment and its ReplicaSets as they were at one moment (None: deleted): the Deployment
+    read before and after the list of ReplicaSets, unchanged in between. Not the watch's state: under
+    load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo since), and
+    a deadline autorollback measures is measured against the present.
+
+    wait_observed: first give the controller a moment to look at the latest generation (it does
+    within milliseconds): before that, the status does not say whether a failure stands."""
+    waits, reads = (20 if wait_observed else 0), 0
+    while reads < CONSISTENT_READS:
+        before = _get(work)
+        if before is None:
+            return None
+        if waits and not rollout.observed(before):
+            waits -= 1
+            time.sleep(0.1)
+            continue
+        faults.point("between_reads")
+        replicasets = kube.replicasets_of(before)
+        after = _get(work)
+        if after is None:
+            return None
+        if after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]:
+            return after, replicasets
+        reads += 1
+    raise kube.ApiError(0, "Conflict", f"the Deployment changed during each of {CONSISTENT_READS} reads")
+
+
+def _get(work: Work) -> dict[str, Any] | None:
     try:
-        deployment = kube.get_deployment(work.namespace, work.name)
+        return kube.get_deployment(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None
         raise
-    return deployment, kube.replicasets_of(deployment)
-
-
-def _observed(work: Work, tries: int = 20) -> dict[str, Any]:
-    """The Deployment as it is now, once the controller has looked at its latest generation (it
-    does within milliseconds): before that, its status does not say whether the failure stands."""
-    for _ in range(tries):
-        deployment = kube.get_deployment(work.namespace, work.name)
-        if rollout.observed(deployment):
-            break
-        time.sleep(0.1)
-    return deployment
 
 
 def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:

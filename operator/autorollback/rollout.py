@@ -15,6 +15,7 @@ from autorollback.annotations import shown
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
+_INT64 = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, no spaces or underscores, as Go parses
 _NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([a-z0-9][-a-z0-9.]{0,252})"')  # a DNS subdomain, as names are
 SHOWN_IMAGES = 3  # containers named in a message; the rest are counted
 SHOWN_IMAGE, SHOWN_MESSAGE = 120, 300  # characters
@@ -39,14 +40,14 @@ def named_replicaset(message: str) -> str:
 
 
 def revision_of(obj: dict[str, Any]) -> int | None:
-    """kubectl's rule: missing -> 0, unparsable -> None (ignored)."""
+    """kubectl's and the controller's rule (strconv.ParseInt(v, 10, 64)): missing -> 0,
+    unparsable -> None (ignored)."""
     raw = (obj["metadata"].get("annotations") or {}).get(REVISION)
     if raw is None:
         return 0
-    try:
-        return int(raw)
-    except ValueError:
+    if not isinstance(raw, str) or not _INT64.fullmatch(raw) or not -2**63 <= int(raw) < 2**63:
         return None
+    return int(raw)
 
 
 @dataclass(frozen=True)

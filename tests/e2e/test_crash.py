@@ -1,5 +1,7 @@
 """Killed (SIGKILL) at each step of a rollback, then started again: every failure is rolled back
 exactly once (counted in ReplicaSet revisions and change-causes), and its record ends up complete."""
+import collections
+
 import pytest
 
 from . import kit
@@ -32,3 +34,22 @@ def test_killed_at_each_step_rolls_back_exactly_once(namespace: str, operator_fa
     kit.wait_for(lambda: by_name(ns)[bad].get("autorollback.io/outcome", "").startswith(f"{bad} success"), 60,
                  "the failed revision's marks")
     assert "RolledBack" in kit.reasons(ns, "web")
+
+
+def test_a_rollback_whose_answer_is_lost_is_rolled_back_and_reported_once(namespace: str, operator_factory) -> None:
+    # The patch went through, its answer did not (a timeout under load): the work is tried again,
+    # and must see the rollback it already made, not decide on the failure as it was.
+    ns = namespace
+    op = operator_factory("-n", ns, env={"AUTOROLLBACK_TEST_FAULTS": "after_patch=lost"})
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, failure="crash", annotations=ON)
+    available(ns, V1, 3)
+    kit.wait_for(lambda: "RolledBack" in kit.reasons(ns, "web"), 60, "the RolledBack Event")
+    kit.wait_for(lambda: any(a.get("autorollback.io/outcome", "").split(" ", 1)[-1].startswith("success")
+                             for a in by_name(ns).values()), 60, "the failed revision's marks")
+    reasons = collections.Counter(kit.reasons(ns, "web"))
+    assert (reasons["RolloutFailed"], reasons["RolledBack"]) == (1, 1), reasons
+    assert not {"RollbackImpossible", "RollbackAbandoned", "RollbackFailed", "KnownBadTemplate"} & set(reasons), reasons
+    assert kit.revision(kit.get_deployment(ns, "web")) == 3 and len(kit.replicasets(ns, "web")) == 2
+    assert op.metric("autorollback_api_errors_total", operation="failure", code="0") >= 1

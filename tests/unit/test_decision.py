@@ -99,18 +99,6 @@ def test_paused_is_skipped_with_the_resume_command() -> None:
     assert "kubectl rollout resume deployment/web -n ns" in out.message
 
 
-def test_a_deployment_read_before_its_replicasets_changed_is_read_again() -> None:
-    # the failure as the watch delivered it, then a rollback (or a person's undo) that the
-    # ReplicaSets listed afterwards already show: revision 1's template is revision 3 now
-    d = deployment("app:2.0.0", revision=2, failed=True)
-    rs = [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)]
-    out = decide(d, rs)
-    assert (out.result, out.reason) == (decision.NOTHING, decision.BEHIND)
-    assert rs_name("app:1.0.0") in out.message
-    # read consistently, the same failure has a target
-    assert decide(d, [replicaset(2, "app:2.0.0"), replicaset(1, "app:1.0.0", HEALTHY)]).result == decision.SUCCESS
-
-
 def test_first_revision_is_impossible() -> None:
     out = decide(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
     assert (out.result, out.event_reason) == (decision.IMPOSSIBLE, "RollbackImpossible")

@@ -34,6 +34,20 @@ def test_same_template_ignores_the_hash_label_and_empty_values() -> None:
     assert not history.same_template(a, b)  # an empty volume source still says which source
 
 
+def test_same_template_keeps_empty_structs_behind_pointers() -> None:
+    # the controller compares decoded Go values: a container's `resources: {}` is the zero struct it
+    # holds by value, but `securityContext: {}` and the pod's own `resources: {}` are pointers set
+    a, b = template("a:1"), template("a:1")
+    b["spec"]["containers"][0]["resources"] = {}
+    assert history.same_template(a, b)
+    for where in (b["spec"]["containers"][0], b["spec"]):
+        where["securityContext"] = {}
+        assert not history.same_template(a, b)
+        where.pop("securityContext")
+    b["spec"]["resources"] = {}
+    assert not history.same_template(a, b)
+
+
 def test_current_is_the_oldest_replicaset_with_the_template() -> None:
     # the controller's FindNewReplicaSet (kubernetes#40415): oldest first, not the highest revision
     old = replicaset(2, "a:1", name="web-old", created="2026-11-26T08:00:00Z")

@@ -58,6 +58,10 @@ def test_revision_rules() -> None:
     assert rollout.revision_of({"metadata": {}}) == 0
     assert rollout.revision_of({"metadata": {"annotations": {rollout.REVISION: "x"}}}) is None
     assert rollout.revision_of({"metadata": {"annotations": {rollout.REVISION: "7"}}}) == 7
+    # what Go's strconv.ParseInt(v, 10, 64) refuses is ignored, as the controller and kubectl ignore it
+    for odd in ("1_0", " 10", "10\n", "\u0661\u0660", str(2**63), "", "+"):
+        assert rollout.revision_of({"metadata": {"annotations": {rollout.REVISION: odd}}}) is None, odd
+    assert rollout.revision_of({"metadata": {"annotations": {rollout.REVISION: "+8"}}}) == 8
 
 
 def test_images() -> None:
