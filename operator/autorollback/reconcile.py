@@ -41,6 +41,10 @@ def _age(text: str) -> float | None:
     return max(0.0, (dt.datetime.now(dt.timezone.utc) - then).total_seconds())
 
 
+class Unsettled(Exception):
+    """No consistent read could be had: the Deployment kept changing. Not an API error."""
+
+
 @dataclass
 class Work:
     uid: str
@@ -82,6 +86,10 @@ def run(work: Work) -> Result:
             continue
         try:
             fn(work, result)
+        except Unsettled as e:
+            log.info("the Deployment kept changing while it was read; looking again shortly", job=job,
+                     message=str(e), **_who(work))
+            result.recheck(1.0)
         except kube.ApiError as e:
             metrics.api_errors.labels(job, str(e.status)).inc()
             if retry.retryable(e.status):
@@ -172,7 +180,8 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     if not decision.rollback_reported(f, failure):
         d = Decision(decision.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
-            f": {failure.reason} (reported late: the operator stopped right after the rollback)"),
+            f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
+            "or the patch's answer never comes)"),
             failure=failure, failing=f, target=r, first_report=True)
         report(work, deployment, d, result)
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
@@ -197,7 +206,8 @@ def _fast(work: Work, result: Result) -> None:
             result.recheck(verdict.recheck_in + 0.05)
         return verdict.failure
 
-    _rollback(work, result, signal)
+    if signal(work.deployment, kube.replicasets_of(work.deployment)) is not None:  # then decide on a fresh read
+        _rollback(work, result, signal)
     if not grace_running:
         result.done["fast_done"] = seen
 
@@ -228,6 +238,7 @@ def _rollback(work: Work, result: Result,
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
+                faults.point("after_patch")
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
                     read = _read(work, wait_observed=True)
@@ -247,7 +258,6 @@ def _rollback(work: Work, result: Result,
                     result.done["api_failure_reported"] = key
                 raise
             result.patched = True
-            faults.point("after_patch")
         break
     else:
         raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: {CONFLICT_ATTEMPTS} patches in a row conflicted")
@@ -290,7 +300,7 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
         if after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]:
             return after, replicasets
         reads += 1
-    raise kube.ApiError(0, "Conflict", f"the Deployment changed during each of {CONSISTENT_READS} reads")
+    raise Unsettled(f"the Deployment changed during each of {CONSISTENT_READS} reads")
 
 
 def _get(work: Work) -> dict[str, Any] | None:

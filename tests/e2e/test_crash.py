@@ -52,4 +52,6 @@ def test_a_rollback_whose_answer_is_lost_is_rolled_back_and_reported_once(namesp
     assert (reasons["RolloutFailed"], reasons["RolledBack"]) == (1, 1), reasons
     assert not {"RollbackImpossible", "RollbackAbandoned", "RollbackFailed", "KnownBadTemplate"} & set(reasons), reasons
     assert kit.revision(kit.get_deployment(ns, "web")) == 3 and len(kit.replicasets(ns, "web")) == 2
+    assert any(line.get("event") == "API error, will try again" and "injected fault at after_patch" in line["error"]
+               for line in op.lines())  # the patch's own error path, as a timeout takes it
     assert op.metric("autorollback_api_errors_total", operation="failure", code="0") >= 1
