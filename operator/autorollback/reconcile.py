@@ -221,7 +221,7 @@ def _rollback(work: Work, result: Result,
     """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
     on a conflict, read again and decide again."""
     faults.point("before_read")
-    read = _read(work)
+    read = _read(work, watched=work.deployment)
     if read is None:
         return
     deployment, replicasets = read
@@ -275,17 +275,19 @@ def _rollback(work: Work, result: Result,
         deployment["metadata"].get("annotations")))
 
 
-def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def _read(work: Work, wait_observed: bool = False, watched: dict[str, Any] | None = None,
+          ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The Deployment and its ReplicaSets as they were at one moment (None: deleted): the Deployment
-    read before and after the list of ReplicaSets, unchanged in between. Not the watch's state: under
-    load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo since), and
-    a deadline autorollback measures is measured against the present.
+    read before and after the list of ReplicaSets, unchanged in between. Not the watch's state alone:
+    under load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo since),
+    and a deadline autorollback measures is measured against the present.
 
+    watched: the state the watch delivered, taken as the first "before" (saves a read when current).
     wait_observed: first give the controller a moment to look at the latest generation (it does
     within milliseconds): before that, the status does not say whether a failure stands."""
     waits, reads = (20 if wait_observed else 0), 0
     while reads < CONSISTENT_READS:
-        before = _get(work)
+        before, watched = watched or _get(work), None
         if before is None:
             return None
         if waits and not rollout.observed(before):
