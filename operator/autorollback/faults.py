@@ -11,7 +11,7 @@ import time
 from autorollback.kube import ApiError
 
 ENV = "AUTOROLLBACK_TEST_FAULTS"
-POINTS = ("before_read", "between_reads", "before_patch", "after_patch", "after_events")
+POINTS = ("before_read", "before_patch", "after_patch", "after_events")
 
 
 def _plan() -> dict[str, str]:

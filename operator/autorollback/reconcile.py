@@ -206,8 +206,7 @@ def _fast(work: Work, result: Result) -> None:
             result.recheck(verdict.recheck_in + 0.05)
         return verdict.failure
 
-    if signal(work.deployment, kube.replicasets_of(work.deployment)) is not None:  # then decide on a fresh read
-        _rollback(work, result, signal)
+    _rollback(work, result, signal)
     if not grace_running:
         result.done["fast_done"] = seen
 
@@ -219,22 +218,36 @@ def _failure(work: Work, result: Result) -> None:
 def _rollback(work: Work, result: Result,
               signal: Callable[[dict[str, Any], list[dict[str, Any]]], rollout.Failure | None] | None) -> None:
     """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
-    on a conflict, read again and decide again."""
+    on a conflict, read again and decide again.
+
+    The watch's state may be seconds old when a busy operator gets to it, older than the ReplicaSets
+    listed now (a rollback, or a person's undo, since). So a decision counts only if the Deployment did
+    not change from the state it was made on until after the list: the rollback PATCH's resourceVersion
+    precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
-    read = _read(work, watched=work.deployment)
-    if read is None:
-        return
-    deployment, replicasets = read
-    key = state.failure_key(deployment, annotations.parse(deployment["metadata"].get("annotations")))
+    deployment, replicasets, confirmed = work.deployment, kube.replicasets_of(work.deployment), False
+    key = state.failure_key(deployment, work.config)
     stamp = now()
-    since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
+        since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
-        if d.result == decision.SUCCESS and d.patch:
+        rolls_back = d.result == decision.SUCCESS and bool(d.patch)
+        if d.result != decision.NOTHING and not rolls_back and not confirmed:  # about to be told: confirm
+            confirmed = True
+            current = _get(work)
+            if current is None:
+                return
+            if current["metadata"]["resourceVersion"] != deployment["metadata"]["resourceVersion"]:
+                read = _read(work)  # it changed: decide again on what is there now
+                if read is None:
+                    return
+                deployment, replicasets = read
+                continue
+        if rolls_back:
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
@@ -244,7 +257,7 @@ def _rollback(work: Work, result: Result,
                     read = _read(work, wait_observed=True)
                     if read is None:
                         return
-                    deployment, replicasets = read
+                    deployment, replicasets, confirmed = (*read, True)
                     continue
                 if not retry.retryable(e.status):  # the API will never take this patch: say so, for good
                     metrics.api_errors.labels("failure", str(e.status)).inc()
@@ -260,7 +273,7 @@ def _rollback(work: Work, result: Result,
             result.patched = True
         break
     else:
-        raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: {CONFLICT_ATTEMPTS} patches in a row conflicted")
+        raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
     if d.result != decision.NOTHING:
         report(work, deployment, d, result)
     else:
@@ -275,26 +288,21 @@ def _rollback(work: Work, result: Result,
         deployment["metadata"].get("annotations")))
 
 
-def _read(work: Work, wait_observed: bool = False, watched: dict[str, Any] | None = None,
-          ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The Deployment and its ReplicaSets as they were at one moment (None: deleted): the Deployment
-    read before and after the list of ReplicaSets, unchanged in between. Not the watch's state alone:
-    under load it may be seconds old, older than the ReplicaSets (a rollback or a person's undo since),
-    and a deadline autorollback measures is measured against the present.
+    read before and after the list of ReplicaSets, unchanged in between.
 
-    watched: the state the watch delivered, taken as the first "before" (saves a read when current).
     wait_observed: first give the controller a moment to look at the latest generation (it does
     within milliseconds): before that, the status does not say whether a failure stands."""
     waits, reads = (20 if wait_observed else 0), 0
     while reads < CONSISTENT_READS:
-        before, watched = watched or _get(work), None
+        before = _get(work)
         if before is None:
             return None
         if waits and not rollout.observed(before):
             waits -= 1
             time.sleep(0.1)
             continue
-        faults.point("between_reads")
         replicasets = kube.replicasets_of(before)
         after = _get(work)
         if after is None:
