@@ -226,8 +226,23 @@ def _rollback(work: Work, result: Result,
     precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
     deployment, replicasets, confirmed = work.deployment, kube.replicasets_of(work.deployment), False
-    key = state.failure_key(deployment, work.config)
     stamp = now()
+
+    def out_of_date() -> bool | None:
+        """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
+        nonlocal deployment, replicasets, confirmed
+        confirmed = True
+        current = _get(work)
+        if current is None:
+            return None
+        if current["metadata"]["resourceVersion"] == deployment["metadata"]["resourceVersion"]:
+            return False
+        read = _read(work)
+        if read is None:
+            return None
+        deployment, replicasets = read
+        return True
+
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
         since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
@@ -237,15 +252,10 @@ def _rollback(work: Work, result: Result,
         d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
         rolls_back = d.result == decision.SUCCESS and bool(d.patch)
         if d.result != decision.NOTHING and not rolls_back and not confirmed:  # about to be told: confirm
-            confirmed = True
-            current = _get(work)
-            if current is None:
+            changed = out_of_date()
+            if changed is None:
                 return
-            if current["metadata"]["resourceVersion"] != deployment["metadata"]["resourceVersion"]:
-                read = _read(work)  # it changed: decide again on what is there now
-                if read is None:
-                    return
-                deployment, replicasets = read
+            if changed:  # decide again on what is there now
                 continue
         if rolls_back:
             faults.point("before_patch")
@@ -259,16 +269,27 @@ def _rollback(work: Work, result: Result,
                         return
                     deployment, replicasets, confirmed = (*read, True)
                     continue
+                if e.status == 404:
+                    return  # deleted meanwhile
                 if not retry.retryable(e.status):  # the API will never take this patch: say so, for good
+                    if not confirmed:  # refused before its precondition was checked: is it still so?
+                        changed = out_of_date()
+                        if changed is None:
+                            return
+                        if changed:
+                            continue
                     metrics.api_errors.labels("failure", str(e.status)).inc()
                     d = Decision(decision.FAILED, "api_error", (
                         f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
                         "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
                         first_report=d.first_report)
                     break
+                key = state.failure_key(deployment, config)
                 if e.status in (401, 403, 429) and key != work.api_failure_reported:  # refused, not lost
-                    _tell_api_trouble(work, d, e)
-                    result.done["api_failure_reported"] = key
+                    current = _get(work)  # not told about a state that is gone
+                    if current and current["metadata"]["resourceVersion"] == deployment["metadata"]["resourceVersion"]:
+                        _tell_api_trouble(work, d, e)
+                        result.done["api_failure_reported"] = key
                 raise
             result.patched = True
         break
@@ -314,12 +335,14 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
 
 
 def _get(work: Work) -> dict[str, Any] | None:
+    """The Deployment now (None: deleted, or replaced by another of the same name)."""
     try:
-        return kube.get_deployment(work.namespace, work.name)
+        deployment = kube.get_deployment(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None
         raise
+    return deployment if deployment["metadata"].get("uid") == work.uid else None
 
 
 def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
