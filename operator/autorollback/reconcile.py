@@ -232,10 +232,10 @@ def _rollback(work: Work, result: Result,
         """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
         nonlocal deployment, replicasets, confirmed
         confirmed = True
-        current = _get(work)
-        if current is None:
+        unchanged = _unchanged(work, deployment)
+        if unchanged is None:
             return None
-        if current["metadata"]["resourceVersion"] == deployment["metadata"]["resourceVersion"]:
+        if unchanged:
             return False
         read = _read(work)
         if read is None:
@@ -250,14 +250,7 @@ def _rollback(work: Work, result: Result,
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
-        rolls_back = d.result == decision.SUCCESS and bool(d.patch)
-        if d.result != decision.NOTHING and not rolls_back and not confirmed:  # about to be told: confirm
-            changed = out_of_date()
-            if changed is None:
-                return
-            if changed:  # decide again on what is there now
-                continue
-        if rolls_back:
+        if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
@@ -271,27 +264,28 @@ def _rollback(work: Work, result: Result,
                     continue
                 if e.status == 404:
                     return  # deleted meanwhile
-                if not retry.retryable(e.status):  # the API will never take this patch: say so, for good
-                    if not confirmed:  # refused before its precondition was checked: is it still so?
-                        changed = out_of_date()
-                        if changed is None:
-                            return
-                        if changed:
-                            continue
-                    metrics.api_errors.labels("failure", str(e.status)).inc()
-                    d = Decision(decision.FAILED, "api_error", (
-                        f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
-                        "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
-                        first_report=d.first_report)
-                    break
-                key = state.failure_key(deployment, config)
-                if e.status in (401, 403, 429) and key != work.api_failure_reported:  # refused, not lost
-                    current = _get(work)  # not told about a state that is gone
-                    if current and current["metadata"]["resourceVersion"] == deployment["metadata"]["resourceVersion"]:
-                        _tell_api_trouble(work, d, e)
+                if retry.retryable(e.status):
+                    key = state.failure_key(deployment, config)
+                    if e.status in (401, 403, 429) and key != work.api_failure_reported and _unchanged(work, deployment):
+                        _tell_api_trouble(work, d, e)  # refused, not lost (and about a state still current)
                         result.done["api_failure_reported"] = key
-                raise
-            result.patched = True
+                    raise
+                # the API will never take this patch: say so, for good (refused before its
+                # precondition was checked, so it is confirmed below like any other outcome)
+                metrics.api_errors.labels("failure", str(e.status)).inc()
+                d = Decision(decision.FAILED, "api_error", (
+                    f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
+                    "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
+                    first_report=d.first_report)
+            else:
+                result.patched = True
+                break
+        if d.result != decision.NOTHING and not confirmed:  # about to be told on the watched state: confirm
+            changed = out_of_date()
+            if changed is None:
+                return
+            if changed:  # decide again on what is there now
+                continue
         break
     else:
         raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
@@ -328,10 +322,20 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
         after = _get(work)
         if after is None:
             return None
-        if after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]:
+        if _version(after) == _version(before):
             return after, replicasets
         reads += 1
     raise Unsettled(f"the Deployment changed during each of {CONSISTENT_READS} reads")
+
+
+def _unchanged(work: Work, deployment: dict[str, Any]) -> bool | None:
+    """Whether the Deployment is still at this state (None: it is gone)."""
+    current = _get(work)
+    return None if current is None else _version(current) == _version(deployment)
+
+
+def _version(deployment: dict[str, Any]) -> str:
+    return deployment["metadata"]["resourceVersion"]
 
 
 def _get(work: Work) -> dict[str, Any] | None:
