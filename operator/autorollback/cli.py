@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from autorollback import __version__, kube, logs
+from autorollback.gitrevert import policy
 
 
 def _port(text: str) -> int:
@@ -52,8 +53,17 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--argocd-namespace", default=None, metavar="NS",
                      help="find Git sources from Argo CD Applications (whose default namespace this is)")
     run.add_argument("--flux", action="store_true", help="find Git sources from Flux Kustomizations")
-    run.add_argument("--git-allowed-repo", action="append", default=[], metavar="PATTERN",
-                     help="only open revert pull requests in repositories matching this URL pattern (repeatable)")
+    run.add_argument("--git-allowed-repo", action="append", default=[], metavar="RULE",
+                     help="which repositories (and paths in them) the Deployments of some namespaces may revert: "
+                          "'NAMESPACE=URL[ paths=GLOB,...][ credential=NAME]' (repeatable; no rule: no revert)")
+    run.add_argument("--git-sources", choices=("any", "discovered", "annotations"), default="any",
+                     help="where the source to revert may come from (any: a discovered Argo CD/Flux source wins)")
+    run.add_argument("--git-revert-timeout", type=float, default=300.0, metavar="SECONDS",
+                     help="one revert's deadline, start to end")
+    run.add_argument("--git-max-file-bytes", type=int, default=1 << 20, metavar="BYTES",
+                     help="blobs larger than this are never fetched; a revert that needs one is refused")
+    run.add_argument("--git-namespace-queue", type=int, default=1, metavar="N",
+                     help="reverts of one namespace running at once (the others wait their turn)")
     run.add_argument("--no-pod-signals", action="store_true",
                      help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used")
     return p
@@ -62,6 +72,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logs.configure(args.log_format or logs.default_format(), args.log_level)
+    try:
+        rules = tuple(policy.parse_rule(text) for text in args.git_allowed_repo)
+    except policy.RuleError as e:
+        print(f"autorollback: error: {e}", file=sys.stderr)
+        return 2
     try:
         kube.connect()
     except kube.ConnectError as e:
@@ -75,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     worker.configure(worker.Settings(args.git_credentials_dir,
                                      dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
-                                     argocd_namespace=args.argocd_namespace, flux=args.flux,
-                                     allowed=tuple(args.git_allowed_repo)))
+                                     argocd_namespace=args.argocd_namespace, flux=args.flux, rules=rules,
+                                     sources=args.git_sources, per_namespace=max(1, args.git_namespace_queue),
+                                     timeout=args.git_revert_timeout, max_file_bytes=args.git_max_file_bytes))
 
     election = None
     if args.leader_elect:

@@ -11,7 +11,9 @@ import time
 from autorollback.kube import ApiError
 
 ENV = "AUTOROLLBACK_TEST_FAULTS"
-POINTS = ("before_read", "before_patch", "after_patch", "after_events")
+POINTS = ("before_read", "before_patch", "after_patch", "after_events",
+          "revert_started", "revert_pushed", "revert_opened",  # the Git revert's steps
+          "leader_checked")  # a write whose leadership check passed, not yet sent (leader/elector.py)
 
 
 def _plan() -> dict[str, str]:

@@ -187,7 +187,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
         gitworker.submit(deployment, f, gitcore.Facts(
             work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
-            failure.reason, failure.message, r.template), history.timestamp(entry.at).timestamp())
+            failure.reason, failure.message, r.template), None)
 
 
 def _fast(work: Work, result: Result) -> None:
@@ -390,7 +390,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     if d.result in (decision.SUCCESS, decision.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
-            rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.time(),
+            rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
             dry_run=d.result == decision.DRY_RUN)
         try:
             _mark_failing(ns, d)

@@ -79,7 +79,7 @@ ROOT_PATH = {tmp}/log
         self._gitea("admin", "user", "create", "--admin", "--username", USER, "--password", "Passw0rd-not-secret",
                     "--email", "forgeadmin@example.invalid", "--must-change-password=false")
         self.token = self._gitea("admin", "user", "generate-access-token", "--username", USER, "--token-name", "t",
-                                 "--scopes", "write:repository,write:user,write:issue", "--raw").stdout.strip().splitlines()[-1]
+                                 "--scopes", "write:repository,write:user,write:issue,write:organization", "--raw").stdout.strip().splitlines()[-1]
         self._log = open(tmp / "web.log", "ab")
         self.proc = subprocess.Popen([str(folder / "gitea"), "--config", str(self.config), "--work-path",
                                       str(tmp / "work"), "web"], env=self.env, stdout=self._log,
@@ -111,10 +111,17 @@ ROOT_PATH = {tmp}/log
             raw = e.read()
             return e.code, json.loads(raw) if raw else None
 
-    def create_repo(self, name: str) -> str:
-        status, _ = self.api("POST", "/user/repos", {"name": name, "auto_init": False, "default_branch": "main"})
+    def create_repo(self, name: str, owner: str = USER) -> str:
+        """A repository of the admin user, or of an organisation (made on first use) named `owner`."""
+        body = {"name": name, "auto_init": False, "default_branch": "main", "private": owner != USER}
+        if owner == USER:
+            status, _ = self.api("POST", "/user/repos", body)
+        else:
+            if self.api("GET", f"/orgs/{owner}")[0] == 404:
+                assert self.api("POST", "/orgs", {"username": owner, "visibility": "private"})[0] == 201
+            status, _ = self.api("POST", f"/orgs/{owner}/repos", body)
         assert status == 201, status
-        return f"{self.url}/{USER}/{name}.git"
+        return f"{self.url}/{owner}/{name}.git"
 
     def project(self, tmp: Path, name: str) -> tuple[str, Path, Path]:
         """A new repository, a credentials folder for the operator (a file named after the host, as
@@ -122,12 +129,24 @@ ROOT_PATH = {tmp}/log
         repo = self.create_repo(name)
         creds = tmp / f"credentials-{name}"
         creds.mkdir()
-        (creds / "127.0.0.1").write_text(self.token + "\n")
+        (creds / self.credential_key).write_text(self.token + "\n")
         work = tmp / f"work-{name}"
         (work / "deploy").mkdir(parents=True)
         self.git(work, "init", "-q", "-b", "main")
         self.git(work, "remote", "add", "origin", repo)
         return repo, creds, work
+
+    @property
+    def credential_key(self) -> str:
+        """The credentials directory's entry for this forge: the host and its port."""
+        return f"127.0.0.1_{self.port}"
+
+    def rule(self, namespace_glob: str, owner: str = USER) -> str:
+        """A --git-allowed-repo rule letting those namespaces revert in this forge's repositories of `owner`."""
+        return f"{namespace_glob}=http://127.0.0.1:{self.port}/{owner}/*"
+
+    def revert_args(self, creds: Path, namespace_glob: str = "*") -> tuple[str, ...]:
+        return ("--git-credentials-dir", str(creds), "--git-allowed-repo", self.rule(namespace_glob))
 
     def git(self, work: Path, *args: str) -> str:
         """git as the test's own user (a person or CI pushing), authenticated by header."""

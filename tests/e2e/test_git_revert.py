@@ -34,8 +34,8 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     ns = namespace
     repo = gitea.create_repo("shop")
     creds = tmp_path / "credentials"
-    (creds / "127.0.0.1").mkdir(parents=True)
-    (creds / "127.0.0.1" / "token").write_text(gitea.token + "\n")
+    (creds / gitea.credential_key).mkdir(parents=True)
+    (creds / gitea.credential_key / "token").write_text(gitea.token + "\n")
     work = tmp_path / "work"
     work.mkdir()
     gitea.git(work, "init", "-q", "-b", "main")
@@ -55,7 +55,7 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
         gitea.git(work, "pull", "-q", "--ff-only", "origin", "main")
         kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
 
-    op = operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds)))
+    op = operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
     commit("release shop 1.0.0", manifest(ns, V1, repo))
     sync()
     kit.wait_for(lambda: kit.is_available(ns, "shop"), 120, "v1")
@@ -68,7 +68,7 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     assert status == 200 and len(pulls) == 1
     pr = pulls[0]
     assert pr["html_url"] in proposed["message"] and bad[:12] in proposed["message"]
-    assert pr["head"]["ref"] == f"autorollback/revert-{bad[:12]}" and pr["base"]["ref"] == "main"
+    assert pr["head"]["ref"] == f"autorollback/revert-{bad[:12]}-onto-main" and pr["base"]["ref"] == "main"
     assert pr["title"] == 'Revert "release shop 2.0.0"'
     assert V2 in pr["body"] and V1 in pr["body"] and "ProgressDeadlineExceeded" in pr["body"]
     failed_rs = next(rs for rs in kit.replicasets(ns, "shop") if kit.image_of({"spec": rs["spec"]}) == V2)
@@ -99,7 +99,7 @@ def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_fa
                                                      tmp_path: Path) -> None:
     ns = namespace
     repo, creds, work = gitea.project(tmp_path, "plan")
-    operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds)))
+    operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
     for message, m in (("v1", manifest(ns, V1, repo, mode="dry-run")),
                        ("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready", mode="dry-run"))):
         (work / "deploy" / "shop.yaml").write_text(m.replace('"name": "shop"', '"name": "plan"', 1))
@@ -111,7 +111,7 @@ def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_fa
             kit.wait_for(lambda: kit.is_available(ns, "plan"), 120, "v1")
     bad = gitea.git(work, "rev-parse", "HEAD").strip()
     planned = wait_event(ns, "RevertPlanned", name="plan", timeout=120)
-    assert bad[:12] in planned["message"] and f"autorollback/revert-{bad[:12]}" in planned["message"]
+    assert bad[:12] in planned["message"] and f"autorollback/revert-{bad[:12]}-onto-main" in planned["message"]
     _, branches = gitea.api("GET", "/repos/forgeadmin/plan/branches")
     assert [b["name"] for b in branches] == ["main"]  # nothing pushed
     _, pulls = gitea.api("GET", "/repos/forgeadmin/plan/pulls?state=all")
@@ -131,7 +131,7 @@ def test_a_revert_lost_to_a_crash_is_proposed_after_the_restart(namespace: str, 
         gitea.git(work, "push", "-q", "origin", "main")
         kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
 
-    args = ("--git-credentials-dir", str(creds))
+    args = gitea.revert_args(creds, ns)
     first = operator_factory("-n", ns, extra=args, env={"AUTOROLLBACK_TEST_FAULTS": "after_events=kill"})
     release("v1", V1)
     kit.wait_for(lambda: kit.is_available(ns, "crash"), 120, "v1")

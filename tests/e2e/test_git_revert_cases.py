@@ -31,20 +31,28 @@ class Project:
         gitea.git(self.work, "remote", "add", "origin", self.url)
         self.tmp = tmp
 
-    def commit(self, message: str, files: dict[str, str]) -> str:
+    def commit(self, message: str | bytes, files: dict[str, str], push: str = "HEAD:main") -> str:
         for path, text in files.items():
             (self.work / path).parent.mkdir(parents=True, exist_ok=True)
             (self.work / path).write_text(text)
         self.gitea.git(self.work, "add", ".")
-        self.gitea.git(self.work, "commit", "-q", "-m", message)
-        self.gitea.git(self.work, "push", "-q", "origin", "HEAD:main")
+        (self.tmp / "message").write_bytes(message if isinstance(message, bytes) else message.encode())
+        self.gitea.git(self.work, "commit", "-q", "--allow-empty", "-F", str(self.tmp / "message"))
+        self.gitea.git(self.work, "push", "-q", "origin", push)
         return self.gitea.git(self.work, "rev-parse", "HEAD").strip()
 
-    def revert(self, path: str = "deploy/shop.yaml", commit: str = "") -> git.Revert:
+    def revert(self, path: str = "deploy/shop.yaml", commit: str = "", image: str = V2, **options) -> git.Revert:
         src = core.Source(self.url, path, "main", commit, "gitea", "annotations")
         work = self.tmp / f"op-{len(list(self.tmp.glob('op-*')))}"
         work.mkdir()
-        return git.Repo(work, self.url, "autorollback", self.gitea.token).prepare(src, "main", V2, FACTS)
+        return git.Repo(work, self.url, "autorollback", self.gitea.token).prepare(src, "main", image, FACTS,
+                                                                                  **options)
+
+    def refused(self, reason: str, **options) -> str:
+        with pytest.raises(git.NotProposed) as e:
+            self.revert(**options)
+        assert e.value.reason == reason, e.value
+        return str(e.value)
 
     def api(self) -> forge.Gitea:
         return forge.Gitea(f"{self.gitea.url}/api/v1", self.gitea.token)
@@ -53,6 +61,10 @@ class Project:
 def manifest(image: str) -> str:
     return json.dumps({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": image}]}}}},
                       indent=1) + "\n"
+
+
+def branch(commit: str, base: str = "main") -> str:
+    return f"autorollback/revert-{commit[:12]}-onto-{base}"
 
 
 @pytest.fixture
@@ -65,7 +77,7 @@ def test_opens_one_pull_request_and_a_second_try_reuses_it(project: Project) -> 
     bad = project.commit("release 2.0.0", {"deploy/shop.yaml": manifest(V2)})
     project.commit("unrelated", {"README.md": "hi\n"})
     first = project.revert()
-    assert (first.commit, first.existed, first.branch) == (bad, False, f"autorollback/revert-{bad[:12]}")
+    assert (first.commit, first.existed, first.branch) == (bad, False, branch(bad))
     api = project.api()
     url = api.open(USER, project.name, first.branch, "main", core.title(first.subject), "body")
     again = project.revert()  # a restart, another replica: same branch, same content
@@ -131,13 +143,13 @@ def test_a_branch_with_other_content_is_never_overwritten(project: Project) -> N
     (w / "notes.txt").write_text("someone's work\n")
     g.git(w, "add", ".")
     g.git(w, "commit", "-q", "-m", "someone's work")
-    g.git(w, "push", "-q", "origin", f"HEAD:refs/heads/{core.branch_name(bad)}")
+    g.git(w, "push", "-q", "origin", f"HEAD:refs/heads/{branch(bad)}")
     theirs = g.git(w, "rev-parse", "HEAD").strip()
     with pytest.raises(git.NotProposed) as e:
         project.revert()
     assert e.value.reason == "branch_exists"
-    _, branch = g.api("GET", f"/repos/{USER}/{project.name}/branches/autorollback%2Frevert-{bad[:12]}")
-    assert branch["commit"]["id"] == theirs  # untouched
+    _, remote = g.api("GET", f"/repos/{USER}/{project.name}/branches/{branch(bad).replace('/', '%2F')}")
+    assert remote["commit"]["id"] == theirs  # untouched
 
 
 def test_a_bad_token_fails_clearly_without_showing_it(project: Project, tmp_path: Path) -> None:
@@ -176,3 +188,105 @@ def test_a_base_branch_with_a_slash(project: Project) -> None:
     api = project.api()
     url = api.open(USER, project.name, r.branch, "release/v2", "t", "b")
     assert r.commit == bad and api.find_open(USER, project.name, r.branch, "release/v2") == url
+
+
+def test_an_image_starting_with_a_dash_is_never_an_option(project: Project) -> None:
+    image = "-shop:2.0.0"  # as an option of git grep: -s -h -o -p and an unknown `-:`
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(image)})
+    assert project.revert(image=image).commit == bad
+
+
+def test_a_subject_that_is_not_utf8(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    g, w = project.gitea, project.work
+    # git commit would re-encode the message as UTF-8: the object is written as is instead
+    tree, parent = g.git(w, "rev-parse", "HEAD^{tree}", "HEAD^").split()
+    raw = (f"tree {tree}\nparent {parent}\nauthor dev <dev@x.invalid> 1700000000 +0000\n"
+           f"committer dev <dev@x.invalid> 1700000000 +0000\n\n").encode() + "Version f\xfcr 2.0.0\n".encode("latin-1")
+    (project.tmp / "raw").write_bytes(raw)
+    bad = g.git(w, "hash-object", "-t", "commit", "-w", str(project.tmp / "raw")).strip()
+    g.git(w, "push", "-q", "-f", "origin", f"{bad}:refs/heads/main")
+    r = project.revert()
+    assert (r.commit, r.subject) == (bad, "Version f\ufffdr 2.0.0")
+
+
+def test_a_given_commit_must_touch_the_path_and_introduce_the_image(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1), "deploy/cart.yaml": manifest("cart:1")})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    docs = project.commit("docs", {"README.md": "hi\n"})
+    cart = project.commit("cart 2", {"deploy/cart.yaml": manifest("cart:2")})
+    assert "does not change deploy/shop.yaml" in project.refused("commit_off_path", commit=docs)
+    assert "does not introduce" in project.refused("commit_not_image", commit=cart, path="deploy")
+    assert project.revert(commit=cart, path="deploy", image_changed=False).commit == cart  # no image to check
+    assert project.revert(commit=bad[:10]).commit == bad
+
+
+def test_a_commit_that_changes_files_outside_the_allowed_paths(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1), "teams/billing/secret-plan.yaml": "a\n"})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2), "teams/billing/secret-plan.yaml": "b\n"})
+    message = project.refused("outside_paths", allowed_path=lambda p: p.startswith("deploy/"))
+    assert "teams" not in message and "billing" not in message
+    assert project.revert(allowed_path=lambda p: True).commit == bad
+
+
+def _push_on_branch(project: Project, bad: str, start: str, files: dict[str, str], message: str) -> None:
+    g, w = project.gitea, project.work
+    g.git(w, "checkout", "-q", "-B", "side", start)
+    project.commit(message, files, push=f"HEAD:refs/heads/{branch(bad)}")
+    g.git(w, "checkout", "-q", "main")
+
+
+def test_a_branch_with_one_more_commit_is_not_reused(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    first = project.revert()
+    g, w = project.gitea, project.work
+    g.git(w, "fetch", "-q", "origin", f"refs/heads/{first.branch}")
+    _push_on_branch(project, bad, "FETCH_HEAD", {"deploy/extra.yaml": "x\n"}, "and something else")
+    project.refused("branch_exists")
+
+
+def test_the_revert_on_a_parent_that_is_not_on_the_base_is_not_reused(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    g, w = project.gitea, project.work
+    g.git(w, "checkout", "-q", "-b", "elsewhere")
+    (w / "notes.txt").write_text("not on main\n")
+    g.git(w, "add", ".")
+    g.git(w, "commit", "-q", "-m", "not on main")
+    g.git(w, "revert", "--no-edit", bad)  # git's own revert, right message, wrong base
+    g.git(w, "push", "-q", "origin", f"HEAD:refs/heads/{branch(bad)}")
+    g.git(w, "checkout", "-q", "main")
+    project.refused("branch_exists")
+
+
+def test_the_right_message_with_another_change_is_not_reused(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    message = f'Revert "release"\n\nThis reverts commit {bad}.\n'
+    _push_on_branch(project, bad, "main", {"deploy/shop.yaml": manifest("registry.example/evil:1")}, message)
+    project.refused("branch_exists")
+
+
+def test_exactly_the_revert_pushed_by_someone_else_on_an_older_base_is_reused(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    _push_on_branch(project, bad, "main", {"deploy/shop.yaml": manifest(V1)}, "put 1.0.0 back")
+    project.commit("unrelated", {"README.md": "later\n"})
+    r = project.revert()
+    assert r.existed and r.branch == branch(bad)
+
+
+def test_each_base_branch_has_its_own_branch(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+    project.gitea.git(project.work, "push", "-q", "origin", "HEAD:refs/heads/release/v2")
+    src = core.Source(project.url, "deploy/shop.yaml", "release/v2", "", "gitea", "annotations")
+    (project.tmp / "op-v2").mkdir()
+    other = git.Repo(project.tmp / "op-v2", project.url, "autorollback", project.gitea.token).prepare(
+        src, "release/v2", V2, FACTS)
+    main = project.revert()
+    assert other.branch.startswith(f"autorollback/revert-{bad[:12]}-onto-release-v2-")
+    assert main.branch == branch(bad) and not main.existed and not other.existed

@@ -39,9 +39,9 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
     argocd = new_namespace()
     creds = tmp_path / "credentials"
     creds.mkdir()
-    (creds / "127.0.0.1").write_text(gitea.token)
+    (creds / gitea.credential_key).write_text(gitea.token)
     repos, clones = {}, {}
-    for name in ("argo", "flux", "sneaky", "nocreds"):
+    for name in ("argo", "flux", "sneaky", "nocreds", "liar"):
         repos[name] = gitea.create_repo(f"{name}-{uuid.uuid4().hex[:5]}")
         clones[name] = tmp_path / name
         clones[name].mkdir()
@@ -56,6 +56,9 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
         # a repository on a host the operator has no token for
         "nocreds": {"annotations": {"autorollback.io/git-repo": "http://localhost:9/forgeadmin/x.git",
                                     "autorollback.io/git-path": "deploy"}},
+        # Flux applies it from the flux repository; its annotations name another one (allowed too)
+        "liar": {"labels": {"kustomize.toolkit.fluxcd.io/name": "shop", "kustomize.toolkit.fluxcd.io/namespace": ns},
+                 "annotations": {"autorollback.io/git-repo": repos["liar"], "autorollback.io/git-path": "deploy"}},
     }
     kit.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                "metadata": {"name": app, "namespace": argocd},
@@ -72,8 +75,9 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
                "spec": {"interval": "1m", "path": "./deploy", "prune": True,
                         "sourceRef": {"kind": "GitRepository", "name": "shop"}}})
     kit.kubectl("-n", ns, "patch", "kustomization", "shop", "--subresource=status", "--type=merge", "-p", json.dumps(
-        {"status": {"inventory": {"entries": [{"id": f"{ns}_flux_apps_Deployment", "v": "v1"}]}}}))
-    operator_factory("-n", ns, extra=("--git-credentials-dir", str(creds), "--argocd-namespace", argocd, "--flux"))
+        {"status": {"inventory": {"entries": [{"id": f"{ns}_{d}_apps_Deployment", "v": "v1"} for d in ("flux", "liar")]}}}))
+    operator_factory("-n", ns, extra=(*gitea.revert_args(creds, ns), "--git-allowed-repo",
+                                      f"{ns}=http://localhost:9/forgeadmin/*", "--argocd-namespace", argocd, "--flux"))
 
     def release(name: str, image: str, message: str, failure: str | None = None) -> None:
         m = kit.deployment(name, image=image, failure=failure, annotations={
@@ -99,7 +103,12 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
     sneaky = wait_event(ns, "RevertNotProposed", name="sneaky", timeout=120)
     assert "does not list this Deployment" in sneaky["message"]
     nocreds = wait_event(ns, "RevertFailed", name="nocreds", timeout=120)
-    assert "no token for localhost" in nocreds["message"] and "The rollback stands" in nocreds["message"]
+    assert "no credentials entry localhost_9" in nocreds["message"] and "The rollback stands" in nocreds["message"]
+    liar = wait_event(ns, "RevertNotProposed", name="liar", timeout=120)["message"]
+    assert "(source_disagrees)" in liar and repos["liar"] in liar and repos["flux"] in liar
+    assert f"Flux Kustomization {ns}/shop" in liar
+    liar_repo = repos["liar"].split("/", 3)[3].removesuffix(".git")
+    assert gitea.api("GET", f"/repos/{liar_repo}/pulls?state=all")[1] == []
     for name in ("argo", "flux"):
         owner_repo = repos[name].split("/", 3)[3].removesuffix(".git")
         _, pulls = gitea.api("GET", f"/repos/{owner_repo}/pulls?state=open")

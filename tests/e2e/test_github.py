@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from autorollback.gitrevert import forge
+from autorollback.gitrevert import credentials, forge
 
 from . import kit
 from .fakes import JsonHandler, serve
@@ -87,7 +87,10 @@ class Fake(JsonHandler):
             claims = jwt.decode(self.headers["Authorization"].removeprefix("Bearer "), self.state["app_public_key"],
                                 algorithms=["RS256"])
             assert claims["iss"] == "123"
-            return self._send(201, {"token": "ghs_installation", "expires_at": "2099-01-01T00:00:00Z"})
+            granted = [{"full_name": f"{self.state.get('account', 'octo')}/{r}"} for r in body.get("repositories", [])]
+            return self._send(201, {"token": "ghs_installation", "expires_at": "2099-01-01T00:00:00Z",
+                                    "permissions": body.get("permissions") or {"contents": "write", "issues": "write"},
+                                    **({"repositories": granted} if granted else {})})
         limits = self.state["limits"]
         if limits:
             kind = limits.pop(0)
@@ -146,20 +149,82 @@ def test_rate_limits_are_waited_out(fake, limit: str) -> None:
     assert len(posts) == 2 and time.monotonic() - started >= 0.5  # waited, then tried again
 
 
-def test_a_github_app_mints_an_installation_token(fake) -> None:
+def app_key() -> tuple[bytes, str]:
+    """A fresh RSA key: (public PEM, private PEM)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    url, state = fake
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    state["app_public_key"] = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    assert forge.github_app_token(url, "123", pem, "456") == "ghs_installation"
+    return (key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_a_github_app_mints_an_installation_token_for_one_repository(fake, tmp_path) -> None:
+    url, state = fake
+    state["app_public_key"], pem = app_key()
+    entry = tmp_path / "github.com"
+    entry.mkdir()
+    (entry / "app-id").write_text("123\n")
+    (entry / "private-key").write_text(pem)
+    (entry / "installation-id").write_text("456\n")
+    assert credentials.lookup(tmp_path, "github.com", "github", url, "octo", "shop") == ("x-access-token",
+                                                                                        "ghs_installation")
+    posts = [(path, body) for method, path, body in state["requests"] if method == "POST"]
+    assert posts == [("/app/installations/456/access_tokens",  # only this repository, only what a revert needs
+                      {"repositories": ["shop"], "permissions": {"contents": "write", "pull_requests": "write"}})]
+    state["account"] = "someone-else"  # installed on another account: its "shop" is not octo/shop
+    with pytest.raises(forge.ForgeError, match="installed on octo"):
+        credentials.lookup(tmp_path, "github.com", "github", url, "octo", "shop")
+    (entry / "private-key").write_text("not a key")
     with pytest.raises(forge.ForgeError) as e:
-        forge.github_app_token(url, "123", "not a key", "456")
-    assert "not a key" not in str(e.value)
+        credentials.lookup(tmp_path, "github.com", "github", url, "octo", "shop")
+    assert "not a key" not in str(e.value) and len(state["requests"]) == 2  # refused before any request
+
+
+def test_the_installation_token_request_matches_githubs_api_description(prism: str) -> None:
+    # Prism validates the body against GitHub's description of "Create an installation access token
+    # for an app": repositories (names, at most 500) and permissions (the app-permissions schema).
+    _, pem = app_key()
+    spec = json.loads((prism_folder() / "node_modules/@octokit/openapi/generated/api.github.com.json").read_text())
+    answer = spec["paths"]["/app/installations/{installation_id}/access_tokens"]["post"]["responses"]["201"]
+    example = answer["content"]["application/json"]["examples"]["default"]
+    example = spec["components"]["examples"][example["$ref"].split("/")[-1]]["value"] if "$ref" in example \
+        else example["value"]
+    owner, name = example["repositories"][0]["full_name"].split("/")  # Prism answers with GitHub's example
+    token = forge.github_app_token(prism, "123", pem, "456", owner, name, credentials.APP_PERMISSIONS)
+    assert token == example["token"]
+    # the same request with a field out of the description is refused: the validation is real
+    for body in ({"repositories": name, "permissions": credentials.APP_PERMISSIONS},
+                 {"repositories": [name], "permissions": {"contents": "admin"}}):
+        with pytest.raises(forge.ForgeError) as e:
+            forge._call("POST", f"{prism}/app/installations/456/access_tokens", {"Authorization": "Bearer x"}, body,
+                        ok=(201,))
+        assert e.value.status == 422, body
+
+
+class Elsewhere(JsonHandler):
+    def do_GET(self) -> None:
+        self.state["reached"].append((self.path, self.headers.get("Authorization")))
+        self._send(200, {"full_name": "octo/shop", "default_branch": "stolen"})
+
+
+class Moved(JsonHandler):
+    def do_GET(self) -> None:
+        self.send_response(self.state["status"])
+        self.send_header("Location", self.state["to"] + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_pygithub_follows_no_redirect_to_another_host(status: int) -> None:
+    elsewhere: dict = {"reached": []}
+    with serve(Elsewhere, elsewhere) as other:
+        with serve(Moved, {"status": status, "to": other.replace("127.0.0.1", "localhost")}) as url:
+            with pytest.raises(Exception) as e:  # noqa: PT011 - a GithubException or PyGithub's RuntimeError
+                forge.GitHub(url, "ghp-secret").default_branch("octo", "shop")
+    assert elsewhere["reached"] == [] and "ghp-secret" not in str(e.value)
 
 
 def test_field_names_and_parameters_are_githubs_own(fake) -> None:

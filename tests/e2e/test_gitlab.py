@@ -82,3 +82,42 @@ def test_the_api_base_follows_the_convention() -> None:
     assert forge.api_base("github", "https://ghe.example.com/octo/shop.git", {}) == "https://ghe.example.com/api/v3"
     assert forge.api_base("gitea", "https://git.example.com/octo/shop.git", {"git.example.com": "https://x/api"}) \
         == "https://x/api"
+
+
+class Elsewhere(JsonHandler):
+    """Another host: records whatever reaches it."""
+
+    def do_GET(self) -> None:
+        self.state["reached"].append(("GET", self.path, self.headers.get("PRIVATE-TOKEN")))
+        self._send(200, {"id": 7, "default_branch": "stolen", "web_url": "https://elsewhere/x"})
+
+    do_POST = do_GET
+
+
+class Redirecting(JsonHandler):
+    """A GitLab (or something in front of it) answering every request with a 302 to another host."""
+
+    def _redirect(self) -> None:
+        self.state["requests"].append((self.command, self.path, self.headers.get("PRIVATE-TOKEN")))
+        self.send_response(302)
+        self.send_header("Location", self.state["to"] + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _redirect
+
+
+@pytest.mark.parametrize("call", ["default_branch", "find_open", "open"])
+def test_a_redirect_to_another_host_is_not_followed_with_the_token(call: str) -> None:
+    elsewhere: dict = {"reached": []}
+    with serve(Elsewhere, elsewhere) as other:
+        state = {"requests": [], "to": other.replace("127.0.0.1", "localhost")}  # another host name, same machine
+        with serve(Redirecting, state) as url:
+            gl = forge.GitLab(f"{url}/api/v4", "glpat-secret")
+            with pytest.raises(forge.ForgeError) as e:
+                {"default_branch": lambda: gl.default_branch("octo", "shop"),
+                 "find_open": lambda: gl.find_open("octo", "shop", "b", "develop"),
+                 "open": lambda: gl.open("octo", "shop", "b", "develop", "t", "d")}[call]()
+    assert state["requests"] and state["requests"][0][2] == "glpat-secret"  # it did ask the forge
+    assert elsewhere["reached"] == []  # and nothing, token or not, went to the other host
+    assert e.value.status == 302 and "redirect" in str(e.value) and "glpat-secret" not in str(e.value)

@@ -83,6 +83,67 @@ def test_hardened_pod_spec() -> None:
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
 
 
+def operator_args(*values: str) -> list[str]:
+    deployment = next(d for d in yaml.safe_load_all(render("ops", *values)) if d and d["kind"] == "Deployment")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def git_values(tmp_path: Path, git: dict) -> list[str]:
+    values = tmp_path / "git-values.yaml"
+    values.write_text(yaml.safe_dump({"gitRevert": {"enabled": True, "secretName": "forge-tokens", **git}}))
+    return ["-f", str(values)]
+
+
+def test_git_rules_render_one_flag_per_rule(tmp_path: Path) -> None:
+    args = operator_args(*git_values(tmp_path, {"allowedRepos": {
+        "*": ["https://git.example.com/{namespace}/*",
+              {"url": "https://git.example.com/platform/gitops.git", "paths": ["apps/{namespace}/**", "base/*.yaml"],
+               "credential": "gitops-bot"}],
+        "payments-*": [{"url": "https://gitlab.example.com/payments/**"},
+                       {"url": "https://git.example.com:8443/pay/*.git", "credential": "pay"}],
+    }, "sources": "discovered"}))
+    assert [a for a in args if a.startswith("--git-allowed-repo")] == [
+        "--git-allowed-repo=*=https://git.example.com/{namespace}/*",
+        "--git-allowed-repo=*=https://git.example.com/platform/gitops.git paths=apps/{namespace}/**,base/*.yaml "
+        "credential=gitops-bot",
+        "--git-allowed-repo=payments-*=https://gitlab.example.com/payments/**",
+        "--git-allowed-repo=payments-*=https://git.example.com:8443/pay/*.git credential=pay",
+    ]
+    assert "--git-sources=discovered" in args
+    assert {"--git-revert-timeout=300", "--git-max-file-bytes=1048576", "--git-namespace-queue=1"} <= set(args)
+
+
+def test_git_revert_without_rules_renders_and_allows_nothing(tmp_path: Path) -> None:
+    args = operator_args(*git_values(tmp_path, {"maxFileBytes": 52428800, "revertTimeoutSeconds": 120}))
+    assert not [a for a in args if a.startswith("--git-allowed-repo")]
+    assert {"--git-sources=any", "--git-max-file-bytes=52428800", "--git-revert-timeout=120"} <= set(args)
+    assert not [a for a in operator_args() if a.startswith("--git-")]  # off: no Git flag at all
+
+
+def test_the_old_list_of_repositories_fails_with_the_new_form(tmp_path: Path) -> None:
+    values = git_values(tmp_path, {"allowedRepos": ["https://git.example.com/platform/*"]})
+    proc = kit.helm("template", "autorollback", str(CHART), *values, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "gitRevert.allowedRepos is a map" in proc.stderr, proc.stderr
+    assert '"*": ["https://git.example.com/platform/*"]' in proc.stderr, proc.stderr  # the same rules, new form
+
+
+@pytest.mark.parametrize("git,message", [
+    ({"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "path": ["apps/**"]}]}},
+     "additional properties 'path' not allowed"),
+    ({"allowedRepos": {"*": [{"paths": ["apps/**"]}]}}, "missing property 'url'"),
+    ({"allowedRepos": {"*": ["git@git.example.com:team/app.git"]}}, "does not match pattern"),
+    ({"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "credential": "a b"}]}},
+     "does not match pattern"),
+    ({"allowedRepos": {"Team A": ["https://git.example.com/a/*"]}}, "does not match pattern"),
+    ({"sources": "all"}, "value must be one of 'discovered', 'annotations', 'any'"),
+    ({"maxFileBytes": 0}, "minimum"),
+])
+def test_git_rules_are_checked_by_the_schema(tmp_path: Path, git: dict, message: str) -> None:
+    proc = kit.helm("template", "autorollback", str(CHART), *git_values(tmp_path, git), check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
 def test_install_creates_everything_and_uninstall_removes_it(namespace: str) -> None:
     release = f"ar-{namespace[-5:]}"
     kit.helm("install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s")

@@ -38,7 +38,9 @@ def test_forge_from_the_host() -> None:
 
 def test_branch_message_and_body() -> None:
     sha = "0123456789abcdef0123456789abcdef01234567"
-    assert core.branch_name(sha) == "autorollback/revert-0123456789ab"
+    assert core.branch_name(sha, "main") == "autorollback/revert-0123456789ab-onto-main"
+    assert core.branch_name(sha, "release/1.x") != core.branch_name(sha, "release-1.x")  # two bases, two branches
+    assert core.branch_name(sha, "release/1.x").startswith("autorollback/revert-0123456789ab-onto-release-1.x-")
     msg = core.commit_message("release shop 2.0.0", sha, FACTS)
     assert msg.startswith('Revert "release shop 2.0.0"\n\nThis reverts commit ' + sha + ".\n")
     body = core.body(sha, FACTS, "annotations")

@@ -71,3 +71,29 @@ app.kubernetes.io/component: operator
   verbs: ["get"]
 {{- end }}
 {{- end }}
+
+{{/* One --git-allowed-repo=NSGLOB=URL[ paths=A,B][ credential=NAME] per rule of gitRevert.allowedRepos
+     (namespace globs in sorted order), each quoted: globs and `{namespace}` are not plain YAML. */}}
+{{- define "autorollback.gitAllowedRepoArgs" -}}
+{{- range $ns, $rules := .Values.gitRevert.allowedRepos }}
+{{- range $rules }}
+{{- $arg := "" }}
+{{- if kindIs "string" . }}
+{{- $arg = printf "--git-allowed-repo=%s=%s" $ns . }}
+{{- else }}
+{{- $arg = printf "--git-allowed-repo=%s=%s" $ns .url }}
+{{- with .paths }}{{ $arg = printf "%s paths=%s" $arg (join "," .) }}{{ end }}
+{{- with .credential }}{{ $arg = printf "%s credential=%s" $arg . }}{{ end }}
+{{- end }}
+- {{ $arg | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The list form of gitRevert.allowedRepos (before rules named namespaces) fails here, with the
+     same repositories in the new form: the schema lets it through so that this message is shown. */}}
+{{- define "autorollback.checkGitRevert" -}}
+{{- if kindIs "slice" .Values.gitRevert.allowedRepos }}
+{{- fail (printf "gitRevert.allowedRepos is a map from namespace glob to rules now, not a list. The same repositories for every namespace, as before: allowedRepos: {\"*\": %s}. Better, bind each repository to the namespaces it serves, e.g. allowedRepos: {\"*\": [\"https://git.example.com/{namespace}/*\"], \"shop-*\": [{url: \"https://git.example.com/platform/gitops.git\", paths: [\"apps/{namespace}/**\"]}]} (README: Upgrade notes (Git revert), Security)" (toJson .Values.gitRevert.allowedRepos)) }}
+{{- end }}
+{{- end }}

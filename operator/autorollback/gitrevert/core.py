@@ -1,4 +1,5 @@
 """What to revert and how to say it: pure decisions, no I/O."""
+import hashlib
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -70,9 +71,16 @@ def source(deployment: Mapping[str, str] | None, replicaset: Mapping[str, str] |
                   found_by="annotations")
 
 
-def branch_name(commit: str) -> str:
-    """Deterministic: the same revert always goes to the same branch (idempotent across restarts)."""
-    return f"autorollback/revert-{commit[:12]}"
+def branch_name(commit: str, base: str) -> str:
+    """Deterministic: the same revert onto the same base always goes to the same branch
+    (idempotent across restarts), and two bases never share one."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "-", base)
+    suffix = f"-{hashlib.sha1(base.encode()).hexdigest()[:6]}" if plain != base else ""
+    return f"autorollback/revert-{commit[:12]}-onto-{plain}{suffix}"
+
+
+class Disagreement(str):
+    """The annotations name another source than the one that really applies the Deployment."""
 
 
 @dataclass(frozen=True)

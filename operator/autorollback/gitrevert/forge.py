@@ -27,6 +27,8 @@ class Forge(Protocol):
 
 
 _http = urllib3.PoolManager(num_pools=4, maxsize=4)
+REDIRECTED = "the server answered with a redirect, which is not followed (a token goes to no other address): " \
+             "is the API base right?"
 
 
 def _request(method: str, url: str, headers: dict[str, str],
@@ -49,6 +51,20 @@ def _request(method: str, url: str, headers: dict[str, str],
     return r.status, data, retry_after
 
 
+def _call(method: str, url: str, headers: dict[str, str], body: dict | None = None,
+          ok: tuple[int, ...] = (200, 201)) -> tuple[int, object]:
+    """One request, tried again on the server's trouble or a rate limit; a redirect is an error."""
+    for attempt in range(RETRIES):
+        status, data, retry_after = _request(method, url, headers, body)
+        if status not in (429, 502, 503, 504) or attempt == RETRIES - 1:
+            break
+        time.sleep(min(retry.delay(attempt, retry_after), 30))
+    if status not in ok:
+        message = data.get("message") if isinstance(data, dict) else None
+        raise ForgeError(status, REDIRECTED if 300 <= status < 400 else message or "unexpected answer")
+    return status, data
+
+
 def _q(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
@@ -60,15 +76,7 @@ class Gitea:
         self.api, self._headers = api.rstrip("/"), {"Authorization": f"token {token}"}
 
     def _call(self, method: str, path: str, body: dict | None = None, ok: tuple[int, ...] = (200, 201)):
-        for attempt in range(RETRIES):  # the server's trouble or a rate limit: wait and try again
-            status, data, retry_after = _request(method, self.api + path, self._headers, body)
-            if status not in (429, 502, 503, 504) or attempt == RETRIES - 1:
-                break
-            time.sleep(min(retry.delay(attempt, retry_after), 30))
-        if status not in ok:
-            message = data.get("message") if isinstance(data, dict) else None
-            raise ForgeError(status, message or "unexpected answer")
-        return status, data
+        return _call(method, self.api + path, self._headers, body, ok)
 
     def default_branch(self, owner: str, name: str) -> str:
         data = self._call("GET", f"/repos/{_q(owner)}/{_q(name)}")[1]
@@ -151,6 +159,17 @@ class GitHub:
             raise error from None
 
 
+def _no_redirects_session():
+    import requests
+
+    class NoRedirects(requests.Session):
+        def request(self, *args, **kwargs):  # a 3xx comes back as the answer, not followed
+            kwargs["allow_redirects"] = False
+            return super().request(*args, **kwargs)
+
+    return NoRedirects()
+
+
 class GitLab:
     """GitLab merge requests, through python-gitlab (which waits out 429s, honouring Retry-After)."""
 
@@ -158,15 +177,22 @@ class GitLab:
         import gitlab
 
         root = api.rstrip("/").removesuffix("/api/v4")
-        # python-gitlab obeys 429 Retry-After on every request by default (obey_rate_limit, max_retries)
-        self._gl = gitlab.Gitlab(url=root, private_token=token, timeout=TIMEOUT, retry_transient_errors=True)
+        # python-gitlab obeys 429 Retry-After on every request by default (obey_rate_limit, max_retries).
+        # Its requests.Session would follow redirects, to any host, with PRIVATE-TOKEN (requests drops
+        # only Authorization on a cross-host redirect): this one follows none, so a 3xx is an error;
+        # keep_base_url: pagination links from answers are put back on our base URL.
+        self._gl = gitlab.Gitlab(url=root, private_token=token, timeout=TIMEOUT, retry_transient_errors=True,
+                                 keep_base_url=True, session=_no_redirects_session())
 
     def _project(self, owner: str, name: str):
         return self._gl.projects.get(f"{owner}/{name}", lazy=True)
 
     @staticmethod
     def _error(e: Exception) -> ForgeError:
-        return ForgeError(getattr(e, "response_code", 0) or 0, str(getattr(e, "error_message", "") or type(e).__name__))
+        status = getattr(e, "response_code", 0) or 0
+        if 300 <= status < 400:
+            return ForgeError(status, REDIRECTED)
+        return ForgeError(status, str(getattr(e, "error_message", "") or type(e).__name__))
 
     def default_branch(self, owner: str, name: str) -> str:
         import gitlab
@@ -197,17 +223,30 @@ class GitLab:
             raise self._error(e) from None
 
 
-def github_app_token(api: str, app_id: str, private_key: str, installation_id: str) -> str:
-    """A GitHub App installation token (valid for an hour), minted for one revert."""
-    from github import Auth, GithubException, GithubIntegration
+def github_app_token(api: str, app_id: str, private_key: str, installation_id: str, owner: str, name: str,
+                     permissions: dict[str, str]) -> str:
+    """A GitHub App installation token (valid for an hour), minted for one revert: for the one
+    repository `name` (of the installation's account, which must be `owner`) and only `permissions`.
+    PyGithub's GithubIntegration.get_access_token cannot name repositories (PyGithub 2.10), so the
+    request is made here, through the same no-redirect client as the Gitea adapter."""
+    from github import Auth
 
     try:
-        integration = GithubIntegration(base_url=api.rstrip("/"), auth=Auth.AppAuth(app_id, private_key))
-        return integration.get_access_token(int(installation_id)).token
-    except GithubException as e:
-        raise GitHub._error(e) from None
+        jwt = Auth.AppAuth(app_id, private_key).create_jwt()
     except Exception as e:  # noqa: BLE001 - a malformed key or id (jwt, cryptography): say which, never what
         raise ForgeError(0, f"the GitHub App credentials are unusable ({type(e).__name__})") from None
+    url = f"{api.rstrip('/')}/app/installations/{_q(str(installation_id))}/access_tokens"
+    _, data = _call("POST", url, {"Authorization": f"Bearer {jwt}", "X-GitHub-Api-Version": "2022-11-28"},
+                    {"repositories": [name], "permissions": dict(permissions)}, ok=(201,))
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ForgeError(0, "GitHub's answer to the installation token request has no token")
+    granted = data.get("repositories")
+    if isinstance(granted, list) and granted and not any(
+            isinstance(r, dict) and str(r.get("full_name", "")).lower() == f"{owner}/{name}".lower() for r in granted):
+        raise ForgeError(0, f"the GitHub App installation {installation_id} gave a token for another repository "
+                            f"than {owner}/{name}: is it installed on {owner}?")
+    return token
 
 
 USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "autorollback"}

@@ -1,20 +1,32 @@
-"""Runs reverts in the background after a rollback: bounded, timed, never blocking or undoing it."""
-import fnmatch
+"""Runs reverts in the background after a rollback: bounded, fair between namespaces, timed, and
+never blocking or undoing the rollback.
+
+A revert is allowed by the platform's rules before anything is fetched or a token is used. Each
+attempt is recorded on the failed ReplicaSet before it starts, so a revert lost to a crash is
+finished by the next process, and one that kills the process is given up after a few attempts.
+"""
+import dataclasses
+import fcntl
 import os
+import secrets
 import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autorollback import history, kube, logs, metrics
+from autorollback import faults, history, kube, logs, metrics
 from autorollback.events import post as _post
-from autorollback.gitrevert import core, forge, git
+from autorollback.gitrevert import core, credentials, forge, git, policy
+from autorollback.gitrevert.queue import Queue, serve
 
 log = logs.get(__name__)
+SOURCES = ("any", "discovered", "annotations")
+ATTEMPTS = core.PREFIX + "revert-attempts"  # on the failed ReplicaSet: `<rs> <attempts started>`
+MAX_ATTEMPTS = 3
+WORKDIR_PREFIX = "autorollback-revert-"
 
 
 @dataclass
@@ -24,80 +36,126 @@ class Settings:
     workers: int = 2
     argocd_namespace: str | None = None  # read Argo CD Applications (their default namespace)
     flux: bool = False  # read Flux Kustomizations and GitRepositories
-    allowed: tuple[str, ...] = ()  # fnmatch patterns of repository URLs reverts may go to (empty: any)
+    rules: tuple[policy.Rule, ...] = ()  # namespace -> repositories; none: no namespace gets a revert
+    sources: str = "any"  # where a source may come from: any, discovered (Argo CD, Flux), annotations
+    per_namespace: int = 1  # reverts of one namespace running at once
+    timeout: float = 300.0  # one revert, start to end
+    max_file_bytes: int = 1 << 20  # larger blobs are never fetched
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a revert needs, without the Deployment's body: small, whatever the tenant wrote."""
+    deployment: dict[str, Any]  # apiVersion, kind and the metadata the sources are found from
+    failing: history.Revision
+    facts: core.Facts
+    images: tuple[str, ...]  # images the failed revision added
+    rolled_back_at: float | None  # on time.monotonic(); None: not seen by this process
+    dry_run: bool
 
 
 _settings = Settings()
-_pool: ThreadPoolExecutor | None = None
-_submitted: dict[str, None] = {}  # failed ReplicaSets whose revert this process took on (bounded, oldest out)
+_queue: Queue | None = None
+_locks: dict[str, threading.Lock] = {}  # one revert at a time per repository (bounded by the rules' repositories)
+_locks_guard = threading.Lock()
+_workdir: Path | None = None
+_held: int | None = None  # the lock on _workdir
+_submitted: dict[str, None] = {}  # failed ReplicaSets whose revert this process took on (oldest out)
 SUBMITTED_LIMIT = 1000
 
 
-_locks: dict[str, threading.Lock] = {}  # one revert at a time per repository
-
-
 def configure(settings: Settings) -> None:
-    global _settings, _pool
+    """Start the workers. Clones of earlier processes are removed: each process has its own
+    random folder, and only one process runs in a pod."""
+    global _settings, _queue, _workdir, _held
     _settings = settings
-    _pool = ThreadPoolExecutor(settings.workers, "autorollback-git")
-    for old in Path(tempfile.gettempdir()).glob("autorollback-revert-*"):  # left by a killed process
-        pid = old.name.split("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+    _workdir = settings.workdir / (WORKDIR_PREFIX + secrets.token_hex(8))
+    _workdir.mkdir(mode=0o700)
+    _held = _hold(_workdir)
+    for old in settings.workdir.glob(WORKDIR_PREFIX + "*"):
+        if old != _workdir and _stale(old):
             shutil.rmtree(old, ignore_errors=True)
+    _queue = Queue(settings.per_namespace)
+    for i in range(settings.workers):
+        threading.Thread(target=serve, args=(_queue, _run), name=f"autorollback-git-{i}", daemon=True).start()
+
+
+def _hold(folder: Path) -> int:
+    """A lock held for as long as this process lives: the kernel lets go of it when it dies."""
+    fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _stale(folder: Path) -> bool:
+    """Left by a process that is gone (its lock is free), not merely by another one (in a pod
+    there is one, but not on a developer's machine)."""
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR)
+    except FileNotFoundError:  # an older version's folder, or one a second old whose lock is coming
+        try:
+            return time.time() - folder.stat().st_mtime > 60
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def stop() -> None:
     git.STOPPING.set()
-    if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
+    if _queue is not None:
+        _queue.close()
 
 
-def _credentials(host: str, api: str = "") -> tuple[str, str]:
-    """Read at use: a rotated Secret works without a restart. A token, or a GitHub App
-    (app-id, private-key, installation-id) whose installation token is minted here."""
-    if _settings.credentials_dir is None:
-        raise forge.ForgeError(0, "the operator runs without --git-credentials-dir")
-    entry = _settings.credentials_dir / host  # a file (a Secret key named after the host) or a folder
-    if entry.is_dir() and (entry / "app-id").is_file():
-        read = {f: (entry / f).read_text().strip() for f in ("app-id", "private-key", "installation-id")
-                if (entry / f).is_file()}
-        if len(read) < 3:
-            raise forge.ForgeError(0, f"GitHub App credentials for {host} need app-id, private-key and installation-id")
-        return "x-access-token", forge.github_app_token(api, read["app-id"], read["private-key"], read["installation-id"])
-    try:
-        token = (entry / "token" if entry.is_dir() else entry).read_text().strip()
-    except OSError:
-        raise forge.ForgeError(0, f"no token for {host}: expected a file {host} or {host}/token in the "
-                                  "credentials directory (the chart mounts it from gitRevert.secretName)") from None
-    if not token:
-        raise forge.ForgeError(0, f"the token file for {host} is empty")
-    user = (entry / "username").read_text().strip() if (entry / "username").is_file() else ""
-    return user, token
+def _compact(deployment: dict[str, Any]) -> dict[str, Any]:
+    meta = deployment["metadata"]
+    keep = {core.ARGO_TRACKING, core.ARGO_INSTANCE, core.FLUX_NAME, core.FLUX_NAMESPACE}
+    return {"apiVersion": deployment.get("apiVersion", "apps/v1"), "kind": deployment.get("kind", "Deployment"),
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
+                         "annotations": {k: v for k, v in (meta.get("annotations") or {}).items()
+                                         if k.startswith(core.PREFIX + "git-") or k in keep},
+                         "labels": {k: v for k, v in (meta.get("labels") or {}).items() if k in keep}}}
 
 
-def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float,
+def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float | None,
            dry_run: bool = False) -> None:
+    """Queue the revert of a rollback (never blocks; one job per failed ReplicaSet)."""
     if not core.wanted(deployment["metadata"].get("annotations")):
         return
-    if _pool is None:
+    if _queue is None:
         configure(Settings())
+    namespace = deployment["metadata"]["namespace"]
+    key = f"{namespace}/{failing.name}"
     if not dry_run:
-        key = f"{deployment['metadata']['namespace']}/{failing.name}"
         if key in _submitted:
-            return  # in flight or done here already; after a restart the ReplicaSet's mark says so
+            return  # taken on here already; after a restart the ReplicaSet's marks say where it stands
         _submitted[key] = None
         while len(_submitted) > SUBMITTED_LIMIT:
             del _submitted[next(iter(_submitted))]
-    _pool.submit(_run, deployment, failing, facts, rolled_back_at, dry_run)
+    images = tuple(core.changed_images(failing.template, facts.restored_template or {}))
+    failing = history.Revision(failing.number, failing.name, {}, dict(failing.annotations))
+    facts = core.Facts(facts.namespace, facts.deployment, facts.failed_revision, facts.failed_images,
+                       facts.restored_revision, facts.restored_images, facts.reason, facts.message)
+    job = Job(_compact(deployment), failing, facts, images, rolled_back_at, dry_run)
+    if _queue.put(namespace, f"{key}/{dry_run}", job):
+        waiting = _queue.waiting(namespace)
+        if waiting > _settings.per_namespace:
+            log.info("revert waits for its namespace's turn", waiting=waiting, namespace=namespace,
+                     deployment=facts.deployment)
 
 
-def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Source | str:
-    """Annotations first, then Argo CD, then Flux: the first that names a source wins."""
-    meta = deployment["metadata"]
-    found = core.source(meta.get("annotations"), failing.annotations)
-    if not isinstance(found, str) or core.REPO in {**(meta.get("annotations") or {}), **failing.annotations}:
-        return found
-    reasons = [found]
+def _sources(deployment: dict[str, Any], failing: history.Revision) -> tuple[core.Source | None, list[str]]:
+    """The source the GitOps controller says it applies from (Argo CD, then Flux), if any, and
+    why the others gave none."""
+    meta, reasons = deployment["metadata"], []
     provider = (meta.get("annotations") or {}).get(core.PROVIDER, "")
     app = core.argo_application(meta, _settings.argocd_namespace or "") if _settings.argocd_namespace else None
     if app:
@@ -105,9 +163,9 @@ def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Sour
             found = core.from_argo(kube.request("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{app[0]}/applications/"
                                                        f"{app[1]}"), deployment, provider)
         except kube.ApiError as e:
-            found = f"cannot read Argo CD Application {app[0]}/{app[1]}: {e}"
+            found = f"cannot read Argo CD Application {app[0]}/{app[1]} ({e.status})"
         if not isinstance(found, str):
-            return found
+            return found, reasons
         reasons.append(found)
     ks = core.flux_kustomization(meta) if _settings.flux else None
     if ks:
@@ -121,83 +179,180 @@ def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Sour
                                              f"{ref.get('namespace') or ks[0]}/gitrepositories/{ref.get('name')}")
             found = core.from_flux(kustomization, repository, deployment, provider)
         except kube.ApiError as e:
-            found = f"cannot use Flux Kustomization {ks[0]}/{ks[1]}: {e}"
+            found = f"cannot use Flux Kustomization {ks[0]}/{ks[1]} ({e.status or e})"
         if not isinstance(found, str):
-            return found
+            return found, reasons
         reasons.append(found)
-    return "; ".join(reasons)
+    return None, reasons
 
 
-def _run(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float,
-         dry_run: bool = False) -> None:
+def discover(deployment: dict[str, Any], failing: history.Revision) -> core.Source | str:
+    """The source to revert in, by --git-sources. With `any`, what the GitOps controller applies
+    from wins, and annotations naming another repository or path are refused."""
     meta = deployment["metadata"]
-    who = {"namespace": meta["namespace"], "deployment": meta["name"]}
-    if failing.mark(core.PR_MARK) and not dry_run:  # proposed before (another process, or before a restart)
-        log.info("revert already proposed", url=failing.mark(core.PR_MARK), **who)
-        return
-    src = discover(deployment, failing)
-    if isinstance(src, str):
-        metrics.reverts.labels("not_proposed", "no_source").inc()
-        log.warning("revert not proposed", reason="no_source", message=src, **who)
-        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request: {src}")
-        return
-    if _settings.allowed and not any(fnmatch.fnmatch(src.repo, p) for p in _settings.allowed):
-        metrics.reverts.labels("not_proposed", "repo_not_allowed").inc()
-        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request: {src.repo} is not among the "
-                                                          "repositories this operator may open pull requests in "
-                                                          "(--git-allowed-repo)")
-        return
-    images = core.changed_images(failing.template, facts.restored_template or {})
-    if not images and not src.commit:
-        metrics.reverts.labels("not_proposed", "no_image_change").inc()
-        _post(deployment, "Warning", "RevertNotProposed", "no revert pull request (no_image_change): the failed "
-              "revision runs the same images as the restored one, so no commit can be found by its image; stamp "
-              f"the commit with {core.COMMIT} from CI, or revert by hand")
-        return
-    failed_image = images[0] if images else facts.failed_images.split(", ")[0]
+    annotated = {**(meta.get("annotations") or {}), **failing.annotations}
+    named = core.REPO in annotated or core.PATH in annotated
+    found, reasons = _sources(deployment, failing) if _settings.sources != "annotations" else (None, [])
+    if _settings.sources == "discovered":
+        if found is None:
+            return "; ".join(reasons or ["no Argo CD Application or Flux Kustomization lists this Deployment"]) + (
+                " (--git-sources=discovered: the autorollback.io/git-* annotations are not used)")
+        return found
+    from_annotations = core.source(meta.get("annotations"), failing.annotations) if named or found is None else None
+    if found is None:
+        return from_annotations if not reasons or not isinstance(from_annotations, str) else "; ".join(
+            [from_annotations, *reasons])
+    if named and (isinstance(from_annotations, str) or policy.parse_url(from_annotations.repo) is None
+                  or policy.lock_key(policy.parse_url(from_annotations.repo)) != policy.lock_key(
+                      policy.parse_url(found.repo) or policy.Url("", "", None, ()))
+                  or policy.path_segments(from_annotations.path) != policy.path_segments(found.path)):
+        named_repo = annotated.get(core.REPO, "")
+        return core.Disagreement(
+            f"the annotations name {core.quote(named_repo)} path {core.quote(annotated.get(core.PATH, ''))} but "
+            f"{found.found_by} applies this Deployment from {found.repo} path {found.path}: the source that "
+            f"really applies it wins; remove or correct the {core.REPO}/{core.PATH} annotations")
+    if named and not isinstance(from_annotations, str) and from_annotations.commit:
+        return core.Source(found.repo, found.path, found.branch, from_annotations.commit, found.provider,
+                           found.found_by)
+    return found
+
+
+def _lock(repo: policy.Url) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(policy.lock_key(repo), threading.Lock())
+
+
+def _not_proposed(job: Job, reason: str, message: str, record: bool = True) -> None:
+    meta = job.deployment["metadata"]
+    metrics.reverts.labels("not_proposed", reason).inc()
+    log.warning("revert not proposed", reason=reason, message=message, namespace=meta["namespace"],
+                deployment=meta["name"])
+    _post(job.deployment, "Warning", "RevertNotProposed", f"no revert pull request ({reason}): {message}")
+    if record and not job.dry_run:  # decided: not to be tried again after a restart
+        _record(meta, job.failing, f"none ({reason})")
+
+
+def _failed(job: Job, reason: str, message: str) -> None:
+    meta = job.deployment["metadata"]
+    metrics.reverts.labels("failed", reason).inc()
+    log.error("revert failed", reason=reason, error=message, namespace=meta["namespace"], deployment=meta["name"])
+    _post(job.deployment, "Warning", "RevertFailed", f"{message}. The rollback stands; revert the commit in Git "
+                                                     "by hand.")
+
+
+def _pending(job: Job) -> bool:
+    """The failed ReplicaSet as it is now still waits for its revert (another process, or this one
+    before a restart, may have proposed it or decided against it)."""
+    meta = job.deployment["metadata"]
+    rs = kube.get_replicaset(meta["namespace"], job.failing.name)
+    mark = history.bound(job.failing.name, ((rs or {}).get("metadata", {}).get("annotations") or {}).get(core.PR_MARK))
+    if mark:
+        log.info("revert already proposed", url=mark, namespace=meta["namespace"], deployment=meta["name"])
+    return rs is not None and not mark
+
+
+def _start_attempt(job: Job) -> bool:
+    """Record one more attempt on the failed ReplicaSet before any Git work, in a write that
+    fails if another process got there first. False: nothing (more) to do."""
+    meta = job.deployment["metadata"]
+    for _ in range(5):
+        rs = kube.get_replicaset(meta["namespace"], job.failing.name)
+        if rs is None:
+            return False  # deleted: nothing to record the revert on
+        annotations = rs["metadata"].get("annotations") or {}
+        if history.bound(job.failing.name, annotations.get(core.PR_MARK)):
+            return False  # proposed, or decided against, by this or another process
+        done = history.bound(job.failing.name, annotations.get(ATTEMPTS))
+        attempts = int(done) if done.isdigit() else 0
+        if attempts >= MAX_ATTEMPTS:
+            _failed(job, "attempts_exhausted", f"the revert was started {attempts} times and never finished (the "
+                                               "operator stopped each time: killed, out of memory or restarted); "
+                                               "not trying again")
+            _record(meta, job.failing, "none (attempts_exhausted)")
+            return False
+        try:
+            kube.request("PATCH", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{job.failing.name}",
+                         body={"metadata": {"resourceVersion": rs["metadata"]["resourceVersion"], "annotations": {
+                             ATTEMPTS: history.bind(job.failing.name, str(attempts + 1))}}},
+                         query={"fieldManager": kube.FIELD_MANAGER}, content_type="application/merge-patch+json")
+            return True
+        except kube.ApiError as e:
+            if e.status != 409:
+                raise
+    return False
+
+
+def _run(job: Job) -> None:
     try:
-        base_url = forge.api_base(src.provider, src.repo, _settings.api_bases or {})
-        user, token = _credentials(src.host, base_url)
-        user = user or forge.USERNAMES.get(src.provider, "autorollback")
-        api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
+        _attempt(job)
+    except Exception as e:  # noqa: BLE001 - whatever it was, it is said: Event, metric, log line
+        known = isinstance(e, (git.GitError, forge.ForgeError, kube.ApiError))
+        _failed(job, type(e).__name__, f"could not open the revert pull request: "
+                                       f"{e if known else 'unexpected ' + type(e).__name__}")
+
+
+def _attempt(job: Job) -> None:
+    meta = job.deployment["metadata"]
+    who = {"namespace": meta["namespace"], "deployment": meta["name"]}
+    if not job.dry_run and not _pending(job):
+        return
+    src = discover(job.deployment, job.failing)
+    if isinstance(src, core.Disagreement):
+        return _not_proposed(job, "source_disagrees", str(src))
+    if isinstance(src, str):
+        return _not_proposed(job, "no_source", src, record=False)
+    allowed = policy.grant(_settings.rules, meta["namespace"], src.repo, src.path)
+    if isinstance(allowed, str):
+        reason = "no_rule" if not policy.rules_for(_settings.rules, meta["namespace"]) else "repo_not_allowed"
+        return _not_proposed(job, reason, allowed)
+    url = policy.parse_url(src.repo)
+    src = dataclasses.replace(src, repo=policy.canonical(url))
+    if not job.images and not src.commit:
+        return _not_proposed(job, "no_image_change", "the failed revision runs the same images as the restored "
+                                                     "one, so no commit can be found by its image; stamp the "
+                                                     f"commit with {core.COMMIT} from CI, or revert by hand")
+    if not job.dry_run and not _start_attempt(job):
+        return
+    faults.point("revert_started")
+    deadline = time.monotonic() + _settings.timeout
+    failed_image = job.images[0] if job.images else job.facts.failed_images.split(", ")[0]
+    try:
+        api_base = forge.api_base(src.provider, src.repo, _settings.api_bases or {})
         owner, name = src.owner_and_name
+        user, token = credentials.lookup(_settings.credentials_dir, allowed.credential or credentials.key(src.repo),
+                                         src.provider, api_base, owner, name)
+        api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
         base = src.branch or api.default_branch(owner, name)
-        with _locks.setdefault(src.repo, threading.Lock()), \
-                tempfile.TemporaryDirectory(prefix=f"autorollback-revert-{os.getpid()}-") as work:
-            revert = git.Repo(Path(work), src.repo, user, token).prepare(src, base, failed_image, facts,
-                                                                         push=not dry_run)
-        if dry_run:  # read, never written: no push, no pull request, no mark
+        with _lock(url), tempfile.TemporaryDirectory(dir=_workdir) as work:
+            limits = git.Limits(blob=_settings.max_file_bytes, deadline=max(1.0, deadline - time.monotonic()))
+            revert = git.Repo(Path(work), src.repo, user, token, limits).prepare(
+                src, base, failed_image, job.facts, push=not job.dry_run, allowed_path=allowed.allows_path,
+                image_changed=bool(job.images))
+        if job.dry_run:  # read, never written: no push, no pull request, no mark
             metrics.reverts.labels("planned", "").inc()
             log.info("revert planned", commit=revert.commit, branch=revert.branch, **who)
-            _post(deployment, "Normal", "RevertPlanned",
+            _post(job.deployment, "Normal", "RevertPlanned",
                   f"dry-run: would open a pull request in {src.repo} from branch {revert.branch} to {base} that "
                   f"reverts commit {revert.commit[:12]} ({core.title(revert.subject)}); source from {src.found_by}")
             return
-        url = api.find_open(owner, name, revert.branch, base) or api.open(
-            owner, name, revert.branch, base, core.title(revert.subject), core.body(revert.commit, facts, src.found_by))
+        faults.point("revert_pushed")
+        pr = api.find_open(owner, name, revert.branch, base) or api.open(
+            owner, name, revert.branch, base, core.title(revert.subject),
+            core.body(revert.commit, job.facts, src.found_by))
+        faults.point("revert_opened")
     except git.NotProposed as e:
-        metrics.reverts.labels("not_proposed", e.reason).inc()
-        log.warning("revert not proposed", reason=e.reason, message=str(e), **who)
-        _post(deployment, "Warning", "RevertNotProposed", f"no revert pull request ({e.reason}): {e}")
-        if not dry_run:  # decided: not to be tried again after a restart
-            _record(meta, failing, f"none ({e.reason})")
-        return
-    except Exception as e:  # noqa: BLE001 - whatever it was, it is said: Event, metric, log line
-        known = isinstance(e, (git.GitError, forge.ForgeError))
-        metrics.reverts.labels("failed", type(e).__name__).inc()
-        log.error("revert failed", error=str(e) if known else type(e).__name__, **who)
-        e = e if known else f"unexpected {type(e).__name__}"
-        _post(deployment, "Warning", "RevertFailed", f"could not open the revert pull request in {src.repo}: {e}. "
-                                                    "The rollback stands; revert the commit in Git by hand.")
-        return
+        return _not_proposed(job, e.reason, str(e))
+    except (git.GitError, forge.ForgeError) as e:
+        return _failed(job, type(e).__name__, f"could not open the revert pull request in {src.repo}: {e}")
     result = "exists" if revert.existed else "opened"
     metrics.reverts.labels(result, "").inc()
-    metrics.revert_seconds.observe(max(0.0, time.time() - rolled_back_at))
-    log.info("revert proposed", url=url, commit=revert.commit, branch=revert.branch, result=result, **who)
-    _post(deployment, "Normal", "RevertProposed",
-          f"revert pull request {url} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
+    if job.rolled_back_at is not None:
+        metrics.revert_seconds.observe(max(0.0, time.monotonic() - job.rolled_back_at))
+    log.info("revert proposed", url=pr, commit=revert.commit, branch=revert.branch, result=result, **who)
+    _post(job.deployment, "Normal", "RevertProposed",
+          f"revert pull request {pr} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
           f"{base}; source from {src.found_by}")
-    _record(meta, failing, url)
+    _record(meta, job.failing, pr)
 
 
 def _record(meta: dict[str, Any], failing: history.Revision, value: str) -> None:
