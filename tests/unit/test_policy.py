@@ -70,6 +70,9 @@ def test_paths_in_a_shared_repository() -> None:
     assert not allowed("shop-eu", repo, "apps/shop-eu/../shop-us/deploy.yaml")
     assert not allowed("shop-eu", repo, "apps")
     assert not allowed("payments", repo, "apps/payments/deploy.yaml")  # only the shop-* rule names it
+    assert policy.grant(RULES, "shop-eu", repo, "apps/shop-us/x.yaml").reason == "outside_paths"
+    assert policy.grant(RULES, "team-a", repo, "x").reason == "repo_not_allowed"
+    assert policy.grant((), "team-a", repo, "x").reason == "no_rule"
     grant = policy.grant(RULES, "shop-eu", repo, "apps/shop-eu/x.yaml")
     assert isinstance(grant, policy.Grant) and grant.credential == "ops"
     assert not grant.allows_path("apps/shop-us/x.yaml") and grant.allows_path("apps/shop-eu/a/b.yaml")

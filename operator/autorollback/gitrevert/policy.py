@@ -159,26 +159,36 @@ def rules_for(rules: tuple[Rule, ...], namespace: str) -> list[Rule]:
     return [r for r in rules if fnmatch.fnmatchcase(namespace, r.namespaces)]
 
 
-def grant(rules: tuple[Rule, ...], namespace: str, repo: str, path: str) -> Grant | str:
+class Refusal(str):
+    """Why no rule lets it, for a person; `reason` for the metric and the Event."""
+    reason: str
+
+    def __new__(cls, reason: str, message: str) -> "Refusal":
+        out = super().__new__(cls, message)
+        out.reason = reason
+        return out
+
+
+def grant(rules: tuple[Rule, ...], namespace: str, repo: str, path: str) -> Grant | Refusal:
     """The rule that lets this namespace revert under `path` in `repo`, or why none does. The
     answer never depends on anything in the repository: it is decided before a token is used."""
     mine = rules_for(rules, namespace)
     if not mine:
-        return (f"no rule allows Git reverts from namespace {namespace}: the platform team sets one with "
+        return Refusal("no_rule", f"no rule allows Git reverts from namespace {namespace}: the platform team sets one with "
                 "--git-allowed-repo (chart: gitRevert.allowedRepos), e.g. "
                 f"'{namespace}=https://git.example.com/{{namespace}}/*'")
     url = parse_url(repo)
     if url is None:
-        return (f"{repo} is not a plain clone URL (https://host/owner/name.git without '.' or '..' segments, "
+        return Refusal("repo_not_allowed", f"{repo} is not a plain clone URL (https://host/owner/name.git without '.' or '..' segments, "
                 "percent-encoding, query, fragment or credentials)")
     by_url = [r for r in mine if matches(r.url, namespace, url)]
     if not by_url:
-        return (f"{repo} is not among the repositories namespace {namespace} may revert in "
+        return Refusal("repo_not_allowed", f"{repo} is not among the repositories namespace {namespace} may revert in "
                 f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in mine)})")
     for rule in by_url:
         if Grant(rule, namespace).allows_path(path):
             return Grant(rule, namespace)
-    return (f"{path} is not among the paths namespace {namespace} may revert in {repo} "
+    return Refusal("outside_paths", f"{path} is not among the paths namespace {namespace} may revert in {repo} "
             f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in by_url)})")
 
 

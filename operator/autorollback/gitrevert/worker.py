@@ -302,9 +302,8 @@ def _attempt(job: Job) -> None:
     if isinstance(src, str):
         return _not_proposed(job, "no_source", src, record=False)
     allowed = policy.grant(_settings.rules, meta["namespace"], src.repo, src.path)
-    if isinstance(allowed, str):
-        reason = "no_rule" if not policy.rules_for(_settings.rules, meta["namespace"]) else "repo_not_allowed"
-        return _not_proposed(job, reason, allowed)
+    if isinstance(allowed, policy.Refusal):
+        return _not_proposed(job, allowed.reason, allowed)
     url = policy.parse_url(src.repo)
     src = dataclasses.replace(src, repo=policy.canonical(url))
     if not job.images and not src.commit:
