@@ -29,7 +29,8 @@ demo: ## start everything, break a release, watch autorollback roll it back
 
 venv: $(BIN)/autorollback $(OLDEST)/bin/autorollback ## create .venv (package + test extra) and .venv-oldest (oldest client)
 
-tools: ## build the pinned control plane, helm and promtool (cached by version)
+tools: ## build the pinned control plane, helm and promtool (cached by version); faketime for the skew tests
+	hack/system-packages.sh
 	hack/build-tools.sh
 
 bench: venv tools cluster-up ## benchmark, timed from outside in ms (BENCH_SCENARIOS=single,burst50,burst200,failfast,scale)

@@ -43,9 +43,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--leader-election-namespace", default=None, metavar="NS",
                      help="namespace of the Lease (default: $POD_NAMESPACE)")
     run.add_argument("--leader-election-name", default="autorollback", metavar="NAME", help="name of the Lease")
-    run.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS")
-    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS")
-    run.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS")
+    run.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS",
+                     help="a standby takes the Lease once it saw no change of it for this long (its own clock)")
+    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS",
+                     help="the leader exits when it could not renew for this long; the chart restarts it as a standby")
+    run.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS",
+                     help="between attempts (a standby's are jittered up to 2.2 times this)")
     run.add_argument("--git-credentials-dir", type=Path, default=None, metavar="DIR",
                      help="one folder per forge host with a `token` file (read at use), for Git revert pull requests")
     run.add_argument("--git-api-base", action="append", default=[], metavar="HOST=URL",
@@ -101,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             print("autorollback: error: --leader-elect needs --leader-election-namespace or $POD_NAMESPACE",
                   file=sys.stderr)
             return 2
-        if not (args.leader_election_retry_period < args.leader_election_renew_deadline
-                < args.leader_election_lease_duration):
-            print("autorollback: error: leader election needs retry period < renew deadline < lease duration",
-                  file=sys.stderr)
+        if not (0 < args.leader_election_retry_period * 1.2 < args.leader_election_renew_deadline
+                < args.leader_election_lease_duration):  # client-go's rules (JitterFactor 1.2)
+            print("autorollback: error: leader election needs 0 < retry period * 1.2 < renew deadline < lease "
+                  "duration", file=sys.stderr)
             return 2
         election = runner.Election(namespace, args.leader_election_name, args.leader_election_lease_duration,
                                    args.leader_election_renew_deadline, args.leader_election_retry_period)

@@ -37,3 +37,14 @@ class Freshness:
             return False, (f"Deployment watch is stale: no event for {quiet:.0f}s "
                            f"but {missed} Deployment change(s) were never delivered")
         return True, f"watch quiet for {quiet:.0f}s, nothing missed"
+
+
+def election(last_attempt: float, leading: bool, now: float, lease: float, tolerance: float = 20.0) -> tuple[bool, str]:
+    """Is the leader election loop alive? Its attempts end within the request timeout, so one that
+    has not finished an attempt for a lease duration plus `tolerance` is stuck (client-go's
+    HealthzAdaptor: unhealthy once the lease is expired by more than a tolerance). A loop that
+    failed ends the process; this catches the one that hangs."""
+    quiet = now - last_attempt
+    if quiet > lease + tolerance:
+        return False, f"leader election stuck: no attempt on the Lease for {quiet:.0f}s"
+    return True, "leading" if leading else "standby"

@@ -361,11 +361,6 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     ns, name, failure = work.namespace, work.name, d.failure
     if d.result != decision.SUCCESS:
         _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
-    if d.first_report:
-        metrics.failed_rollouts.labels(ns, name).inc()
-        result.series.add(("failed_rollouts", ns, name))
-    metrics.rollbacks.labels(ns, name, d.result, d.reason).inc()
-    result.series.add(("rollbacks", ns, name, d.result, d.reason))
     if d.result == decision.SUCCESS:
         age = _age(failure.updated) if failure.reason == rollout.DEADLINE_EXCEEDED else None
         if age is not None:
@@ -380,6 +375,13 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         log.warning("rollout failed", revision=d.failing.number, images=rollout.images(failed_template),
                     reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
     post(deployment, d.event_type, d.event_reason, d.message)
+    # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
+    # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
+    if d.first_report:
+        metrics.failed_rollouts.labels(ns, name).inc()
+        result.series.add(("failed_rollouts", ns, name))
+    metrics.rollbacks.labels(ns, name, d.result, d.reason).inc()
+    result.series.add(("rollbacks", ns, name, d.result, d.reason))
     faults.point("after_events")
     level = "info" if d.event_type == "Normal" else "warning"
     getattr(log, level)(

@@ -10,11 +10,13 @@ import kopf
 from autorollback import endpoints, handlers, health, kube, logs, metrics
 from autorollback.gitrevert import worker as gitworker
 from autorollback.leader.core import Timings
-from autorollback.leader.elector import Elector, identity
+from autorollback.leader.elector import EXIT_BROKEN, Elector, _die, identity
 
 log = logs.get(__name__)
 CHECK_INTERVAL = 30.0  # seconds between watch-freshness checks
 RESYNC_INTERVAL = 60.0  # seconds between passes over every known Deployment's last state
+DRAIN_LIMIT = 30.0  # seconds a clean stop waits for the passes in flight (the chart's grace period is 30 s)
+DRAIN_MARGIN = 0.5  # seconds of leadership kept in hand for the release itself
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,26 @@ async def _resync(op: handlers.Operator) -> None:
         op.resync()
 
 
+def _healthz(op: handlers.Operator, elector: Elector | None, lease: float) -> tuple[bool, str]:
+    if elector is None:
+        return op.health
+    ok, why = health.election(elector.last_attempt, elector.leading, time.monotonic(), lease)
+    return (op.health[0] and ok, op.health[1] if ok else why)
+
+
+async def _drain(op: handlers.Operator, elector: Elector | None) -> bool:
+    """Let the passes already running finish their API writes (none new starts), for as long as this
+    process surely still leads (it no longer renews): True when all finished. Without a Lease to hand
+    over (no election, or a standby) nothing is waited for."""
+    left = elector.valid_for() - DRAIN_MARGIN if elector is not None else 0.0
+    if left <= 0:
+        op.executor.shutdown(wait=False, cancel_futures=True)
+        return False
+    finished = asyncio.ensure_future(asyncio.to_thread(op.executor.shutdown, wait=True, cancel_futures=True))
+    done, _ = await asyncio.wait({finished}, timeout=min(left, DRAIN_LIMIT))
+    return bool(done)
+
+
 async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,
                 election: Election | None = None) -> int:
     op = handlers.Operator(freshness=health.Freshness(stale_after=watch_stale_seconds, last_event=time.monotonic()))
@@ -77,7 +99,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
     try:
         servers = await endpoints.serve(
             metrics_port, health_port,
-            healthz=lambda: op.health,
+            healthz=lambda: _healthz(op, elector, election.lease if election else 0.0),
             readyz=lambda: (True, "watching") if ready.is_set() else (False, "starting"),
         )
     except OSError as e:
@@ -86,9 +108,12 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
     op.loop = asyncio.get_running_loop()
     op.queue.start()
     background = [asyncio.create_task(_watch_freshness(op, namespaces)), asyncio.create_task(_resync(op))]
+    electing = None
     if elector is not None:
-        background.append(asyncio.create_task(elector.run()))
-    log.info("operator starting", namespaces=namespaces or "all", metrics_port=metrics_port, health_port=health_port)
+        electing = asyncio.create_task(elector.run())
+        electing.add_done_callback(_election_ended)
+    log.info("operator starting", namespaces=namespaces or "all", metrics_port=metrics_port, health_port=health_port,
+             identity=elector.me if elector else None)
     try:
         await kopf.operator(
             registry=handlers.registry,
@@ -100,8 +125,17 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
             ready_flag=ready,
         )
     finally:
-        if elector is not None:
-            await elector.release()  # the standby takes over at once, not after the lease runs out
+        # A clean stop, in this order: (1) the elector stops for good: no renewal, and this process
+        # never takes the Lease again; (2) no new work is taken; (3) Git work is left to the next
+        # leader (a revert stops at its next git command; the next leader resumes it from the marks);
+        # (4) the API writes in flight finish, while this process surely still leads; (5) the Lease
+        # is handed back, after which this process writes nothing. The standby leads at once.
+        if electing is not None and elector is not None:
+            electing.remove_done_callback(_election_ended)
+            await elector.stop()
+            electing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await electing
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -109,11 +143,28 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
         await op.queue.stop()
         op.pods.stop_all()
         gitworker.stop()
-        op.executor.shutdown(wait=False, cancel_futures=True)
+        drained = await _drain(op, elector)
+        if elector is not None and elector.leading:
+            if drained:
+                await elector.release()
+            else:
+                log.warning("writes still in flight at the end of leadership: the Lease is not released, the "
+                            "standby takes over when it expires")
         for server in servers:
             await server.cleanup()
     log.info("operator stopped")
     return 0
+
+
+def _election_ended(task: "asyncio.Task[None]") -> None:
+    """The election loop ends only on stop(): anything else is fatal (Elector.run exits already; this
+    is the last line of defence)."""
+    if task.cancelled():
+        error = "cancelled"
+    else:
+        error = repr(task.exception())
+    log.error("the leader election loop ended unexpectedly: exiting", error=error)
+    _die(EXIT_BROKEN)
 
 
 def run(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,

@@ -181,7 +181,10 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
         assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
         assert can_i(sa, "watch", "pods", "-A") and not can_i(sa, "delete", "pods", "-n", ns)  # fail-fast signals
-        assert all(can_i(sa, verb, "leases.coordination.k8s.io", "-n", ns) for verb in ("get", "create", "update"))
+        lease = f"leases.coordination.k8s.io/{sa_name}"  # the chart's fullname names the Lease and the account
+        assert all(can_i(sa, verb, lease, "-n", ns) for verb in ("get", "update"))
+        assert can_i(sa, "create", "leases.coordination.k8s.io", "-n", ns)  # create cannot be named (upstream too)
+        assert not can_i(sa, "update", "leases.coordination.k8s.io/another-lease", "-n", ns)
         assert not can_i(sa, "get", "leases.coordination.k8s.io", "-n", "default")  # its own namespace only
         assert not can_i(sa, "delete", "leases.coordination.k8s.io", "-n", ns)
 

@@ -51,7 +51,7 @@ def test_alert_rules_pass_promtool() -> None:
     promtool = kit.tool("promtool")
     for rules in (RULES, ROOT / "deploy/prometheus-rules.yaml"):
         out = kit.run(promtool, "check", "rules", str(rules)).stdout
-        assert "SUCCESS: 7 rules found" in out
+        assert "SUCCESS: 8 rules found" in out
     out = kit.run(promtool, "test", "rules", "prometheus-rules.test.yaml", cwd=ROOT / "tests/alerts")
     assert "SUCCESS" in out.stdout + out.stderr
 
@@ -60,7 +60,8 @@ def test_every_alert_has_summary_description_and_runbook() -> None:
     rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
     assert names == {"AutoRollbackPerformed", "AutoRollbackFailed", "AutoRollbackLoop", "AutoRollbackOperatorDown",
-                     "AutoRollbackWatchStale", "AutoRollbackAPIErrors", "AutoRollbackRevertFailed"}
+                     "AutoRollbackWatchStale", "AutoRollbackAPIErrors", "AutoRollbackRevertFailed",
+                     "AutoRollbackNoLeader"}
     readme = (ROOT / "README.md").read_text().lower()
     for r in rules:
         assert r["annotations"]["summary"] and r["annotations"]["description"]

@@ -310,8 +310,8 @@ def _attempt(job: Job) -> None:
         return _not_proposed(job, "no_image_change", "the failed revision runs the same images as the restored "
                                                      "one, so no commit can be found by its image; stamp the "
                                                      f"commit with {core.COMMIT} from CI, or revert by hand")
-    if not job.dry_run and not _start_attempt(job):
-        return
+    if not job.dry_run and not (kube.guard() and _start_attempt(job)):
+        return  # not (or no longer) the leader: the next leader takes it up from the marks
     faults.point("revert_started")
     deadline = time.monotonic() + _settings.timeout
     failed_image = job.images[0] if job.images else job.facts.failed_images.split(", ")[0]
@@ -335,6 +335,8 @@ def _attempt(job: Job) -> None:
                   f"reverts commit {revert.commit[:12]} ({core.title(revert.subject)}); source from {src.found_by}")
             return
         faults.point("revert_pushed")
+        if not kube.guard():
+            return  # lost the Lease after the push: the next leader finds the branch and opens the pull request
         pr = api.find_open(owner, name, revert.branch, base) or api.open(
             owner, name, revert.branch, base, core.title(revert.subject),
             core.body(revert.commit, job.facts, src.found_by))
