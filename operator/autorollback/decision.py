@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import history, ledger, rollout, undo
-from autorollback.annotations import Config
+from autorollback.annotations import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
 
 # Results, as the metrics and Events name them. NOTHING is never reported.
@@ -90,19 +90,41 @@ def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) 
     return Decision(NOTHING, reason, message, failure=failure)
 
 
-def _restored_since(entries: tuple[ledger.Entry, ...], name: str, carried: str) -> str:
-    """When autorollback's rollback put this template back, if that is what the condition carried over
-    is about: the newest rollback, from the ReplicaSet the condition names to this one."""
-    newest = max(entries, key=lambda e: history.timestamp(e.at), default=None)
-    return newest.at if newest and newest.restored == name and newest.failed == carried else ""
+NO_PROGRESS = PREFIX + "no-progress"  # checkpoint of a deadline autorollback measures: "<rs> <state> <seconds>"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """How long the current template has made no progress under a condition about another one, as
+    this process measured it on its monotonic clock (resumed from a checkpoint after a restart)."""
+    seconds: float
+    since: str  # this process's wall-clock stamp of its start: recorded (marks, ledger) as the failure's id
+
+
+def checkpoint(replicaset: str, state_digest: str, seconds: float) -> str:
+    """The NO_PROGRESS mark: elapsed seconds of one no-progress state, bound to its ReplicaSet."""
+    return history.bind(replicaset, f"{state_digest} {int(seconds)}")
+
+
+def checkpointed(replicasets: list[dict[str, Any]], template: dict[str, Any], state_digest: str) -> float:
+    """Seconds a previous process measured for this state on the current template's ReplicaSet
+    (0: none). A mark of another state, or one copied onto another ReplicaSet, counts for nothing."""
+    rs = history.current(history.revisions(replicasets), template)
+    if rs is None:
+        return 0.0
+    digest_, _, seconds = rs.mark(NO_PROGRESS).partition(" ")
+    if digest_ != state_digest or not seconds.isdigit():
+        return 0.0
+    return float(min(int(seconds), 10 ** 7))
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
-           stale_since: str = "", signal: rollout.Failure | None = None) -> Decision:
+           measured: Measured | None = None, signal: rollout.Failure | None = None) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
-    stale_since: when the operator first saw the current template under a condition carried over
-    from an earlier one (the controller keeps it until it sees progress).
+    now: this process's wall clock, only written down (the ledger's `at`), never compared here.
+    measured: how long the operator has seen the current template make no progress under a
+    condition carried over from an earlier one (the controller keeps it until it sees progress).
     signal: a fast failure signal of the current template's pods (autorollback.io/fail-on), which
     then stands for the failure instead of the Progressing condition."""
     meta, spec = deployment["metadata"], deployment["spec"]
@@ -136,16 +158,15 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         return _nothing("stale", "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
         carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
-        since = ("" if left_over else _restored_since(entries, failing.name, carried)) or stale_since
         deadline = spec.get("progressDeadlineSeconds") or 600
         shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
                  else f"the earlier timeout of {carried or 'another ReplicaSet'}")
-        if not since or (history.timestamp(now) - history.timestamp(since)).total_seconds() < deadline:
+        if measured is None or measured.seconds < deadline:
             return _nothing("stale", (
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
                 f"({failing.name}): it was left over from an earlier template"), rollout.failure(deployment))
         failure = rollout.Failure(
-            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=since, measured=True,
+            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=measured.since, measured=True,
             message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
                      f"controller still shows {shown} and will not time this rollout out)"))
         if ledger.find(entries, failure.id):
@@ -258,7 +279,7 @@ def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     of its value, so that nothing newer is removed. Empty when there are none."""
     ann = deployment["metadata"].get("annotations") or {}
     ops: list[dict[str, Any]] = []
-    for key in history.MARKS + (gitcore.PR_MARK,):
+    for key in history.MARKS + (gitcore.PR_MARK, NO_PROGRESS):
         if key in ann:
             path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
             ops += [{"op": "test", "path": path, "value": ann[key]}, {"op": "remove", "path": path}]

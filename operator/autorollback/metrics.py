@@ -22,7 +22,8 @@ rollbacks = Counter(
 )
 reaction_seconds = Histogram(
     "autorollback_reaction_seconds",
-    "Time from the ProgressDeadlineExceeded condition's lastTransitionTime to the accepted rollback patch.",
+    "Time from when this process first saw ProgressDeadlineExceeded (its watch) to the accepted rollback patch, "
+    "on its monotonic clock.",
     ["namespace"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state
+from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state, times
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
@@ -34,11 +34,14 @@ def now() -> str:
     return history.stamp(dt.datetime.now(dt.timezone.utc))
 
 
-def _age(text: str) -> float | None:
-    then = history.timestamp(text)
-    if then == history.NEVER:
-        return None
-    return max(0.0, (dt.datetime.now(dt.timezone.utc) - then).total_seconds())
+STALE, CHECKPOINTS, RESTORED = "stale", "checkpoints", "restored"  # Clocks groups (state.OBSERVED, signals.GRACES)
+CHECKPOINT_EVERY = 30.0  # seconds between checkpoints of a measured deadline (a third of a shorter deadline)
+
+
+def _since(clocks: times.Clocks, group: str, key: str) -> float | None:
+    """Seconds since this process first saw that state, on its monotonic clock (None: it did not)."""
+    first = clocks.since(group, key)
+    return None if first is None else max(0.0, times.monotonic() - first)
 
 
 class Unsettled(Exception):
@@ -55,7 +58,7 @@ class Work:
     jobs: set[str]
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
-    stale_since: tuple[str, str] = ("", "")  # (stale_key, when first seen with a condition about another template)
+    clocks: times.Clocks = field(default_factory=times.Clocks)  # the memo's timers (monotonic), shared
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
     pods: list[dict[str, Any]] = field(default_factory=list)  # the Deployment's pods, while they are watched
     pods_seen: int = 0
@@ -151,8 +154,9 @@ def _healthy(work: Work, result: Result) -> None:
     rs = kube.get_replicaset(work.namespace, name)
     mark = decision.healthy_mark(evidence, rs, now())
     if mark:
-        since = decision.recovered_since(evidence, name)
-        age = _age(since) if since else None
+        # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
+        age = _since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
+        work.clocks.forget(RESTORED, name)
         if age is not None:
             metrics.recovery_seconds.labels(work.namespace).observe(age)
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
@@ -200,7 +204,7 @@ def _fast(work: Work, result: Result) -> None:
     def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> rollout.Failure | None:
         nonlocal grace_running
         verdict = signals.judge(annotations.parse(deployment["metadata"].get("annotations")).fail_fast,
-                                deployment, replicasets, work.pods, dt.datetime.now(dt.timezone.utc))
+                                deployment, replicasets, work.pods, work.clocks, times.monotonic())
         if verdict.recheck_in is not None:
             grace_running = True
             result.recheck(verdict.recheck_in + 0.05)
@@ -226,7 +230,6 @@ def _rollback(work: Work, result: Result,
     precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
     deployment, replicasets, confirmed = work.deployment, kube.replicasets_of(work.deployment), False
-    stamp = now()
 
     def out_of_date() -> bool | None:
         """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
@@ -245,11 +248,11 @@ def _rollback(work: Work, result: Result,
 
     for _ in range(CONFLICT_ATTEMPTS):
         config = annotations.parse(deployment["metadata"].get("annotations"))
-        since = work.stale_since[1] if work.stale_since[0] == state.stale_key(deployment) else stamp
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
-        d = decision.decide(deployment, replicasets, config, now(), stale_since=since, signal=fast)
+        measured = None if signal else _measure(work, deployment, replicasets)
+        d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
         if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
@@ -296,11 +299,51 @@ def _rollback(work: Work, result: Result,
     if signal:
         return  # the bookkeeping below is the Progressing condition's
     if d.reason == "stale":  # the restored template may never progress: look again until it does
-        result.done["stale_since"] = (state.stale_key(deployment), since)
-        result.recheck(min(float(deployment["spec"].get("progressDeadlineSeconds") or 600), 60.0))
+        deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
+        every = min(CHECKPOINT_EVERY, deadline / 3)
+        _checkpoint(work, deployment, replicasets, measured, every)
+        result.recheck(max(0.5, min(deadline - measured.seconds + 0.05, every)))
         return
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
+
+
+def _measure(work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> decision.Measured:
+    """How long this state of no progress has lasted: on this process's monotonic clock from when it
+    first saw it, or from a checkpoint a previous process left on the ReplicaSet (later, never sooner).
+    Any progress is another state: timed anew. Only counts where the decision finds the state stale."""
+    key = state.stale_key(deployment)
+    resume = decision.checkpointed(replicasets, deployment["spec"]["template"], state.digest(key))
+    seconds = work.clocks.track(STALE, [key], times.monotonic(), resume={key: resume})[key]
+    # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
+    # process's wall clock, written down like every time autorollback records, compared with nothing here
+    since = work.clocks.label(STALE, key, lambda: history.stamp(
+        dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
+    return decision.Measured(seconds, since)
+
+
+def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
+                measured: decision.Measured | None, every: float) -> None:
+    """Now and then, the elapsed seconds of a measured deadline go onto the current template's
+    ReplicaSet, so that the next process (a restart, another replica) resumes from them instead of
+    starting again. Elapsed seconds only: no clock is compared across processes. Best effort."""
+    rs = history.current(history.revisions(replicasets), deployment["spec"]["template"])
+    if measured is None or rs is None or measured.seconds < every:
+        return
+    key = state.stale_key(deployment)
+    last = work.clocks.since(CHECKPOINTS, key)
+    if last is not None and times.monotonic() - last < every:
+        return
+    try:
+        kube.annotate_replicaset(work.namespace, rs.name, {
+            decision.NO_PROGRESS: decision.checkpoint(rs.name, state.digest(key), measured.seconds)})
+    except kube.ApiError as e:
+        metrics.api_errors.labels("checkpoint", str(e.status)).inc()
+        log.warning("cannot record how long the rollout made no progress (measured again after a restart)",
+                    replicaset=rs.name, error=str(e), **_who(work))
+        return
+    work.clocks.forget(CHECKPOINTS)
+    work.clocks.note(CHECKPOINTS, key, times.monotonic())
 
 
 def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
@@ -362,9 +405,14 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     if d.result != decision.SUCCESS:
         _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
     if d.result == decision.SUCCESS:
-        age = _age(failure.updated) if failure.reason == rollout.DEADLINE_EXCEEDED else None
+        # from the watch event that first showed this process the controller's timeout, on its monotonic clock
+        age = _since(work.clocks, state.OBSERVED, failure.id) if (
+            failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
         if age is not None:
             metrics.reaction_seconds.labels(ns).observe(age)
+        if d.target is not None:
+            work.clocks.forget(RESTORED)
+            work.clocks.note(RESTORED, d.target.name, times.monotonic())
         metrics.last_rollback.labels(ns, name).set(time.time())
         result.series.add(("last_rollback", ns, name))
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]

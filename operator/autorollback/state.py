@@ -10,11 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import annotations, decision, rollout
+from autorollback import annotations, decision, rollout, times
 from autorollback.signals import core as signals
 
 FAILURE, FAST, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
     "failure", "fast", "healthy", "known_bad", "history", "problems", "strays")
+
+
+OBSERVED = "observed"  # the Clocks group: when this process first saw a ProgressDeadlineExceeded
 
 
 def digest(value: str) -> str:
@@ -87,10 +90,15 @@ class Memo:
     history_done: int | None = None  # revisionHistoryLimit last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
-    stale_since: tuple[str, str] = ("", "")  # (stale_key(), when first seen with a condition about another template)
+    clocks: times.Clocks = field(default_factory=times.Clocks)  # what this process times itself (monotonic)
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
+
+    @property
+    def stale_since(self) -> times.Clocks:
+        """The clocks, under the name the work is handed over with (reconcile.Work's 9th field)."""
+        return self.clocks
 
     def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
         """What this state of the Deployment asks for, given what was done already."""
@@ -119,6 +127,9 @@ class Memo:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment
+        failure = rollout.failure(deployment) if config.enabled else None
+        if failure is not None:  # reaction_seconds counts from here: when this process first saw it (one kept)
+            self.clocks.track(OBSERVED, [failure.id], times.monotonic())
         if not config.problems:
             self.problems_done = {}
         completed = rollout.completed_replicaset(deployment) if config.enabled else ""

@@ -52,15 +52,21 @@ def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline(
     after["spec"]["progressDeadlineSeconds"] = 60
     rs = [replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}),
           replicaset(6, "app:1.0.0", HEALTHY)]
+    # measured by the operator on its own clock from when it first saw this state (not from the
+    # ledger's time, which another replica's clock may have written)
     assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == decision.NOTHING
-    late = decision.decide(after, rs, ON, "2026-11-26T10:01:06Z")
+    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z",
+                           measured=decision.Measured(59, "2026-11-26T10:00:05Z")).result == decision.NOTHING
+    late = decision.decide(after, rs, ON, "2026-11-26T10:01:06Z",
+                           measured=decision.Measured(60, "2026-11-26T10:00:05Z"))
     assert (late.result, late.reason) == (decision.ABANDONED, "restored_revision_failed")
     assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
-    # a person's undo: no ledger entry, so the clock starts when the operator first saw it
+    # a person's undo: the same
     manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     manual["spec"]["progressDeadlineSeconds"] = 60
     assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == decision.NOTHING
-    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z", stale_since="2026-11-26T10:03:00Z").result \
+    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z",
+                              measured=decision.Measured(120, "2026-11-26T10:03:00Z")).result \
         == decision.IMPOSSIBLE  # its only older revision is known to have failed
 
 
@@ -247,10 +253,12 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
     assert rollout.complete_left_over(stuck) == rs_name("app:1.0.0")
-    early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z", stale_since="2026-11-26T10:00:00Z")
+    early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z",
+                              measured=decision.Measured(9, "2026-11-26T10:00:00Z"))
     assert (early.result, early.reason) == (decision.NOTHING, "stale")
     assert "completed rollout" in early.message
-    late = decision.decide(stuck, rs, ON, "2026-11-26T10:10:01Z", stale_since="2026-11-26T10:00:00Z")
+    late = decision.decide(stuck, rs, ON, "2026-11-26T10:10:01Z",
+                              measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
     assert (late.result, late.target.number) == (decision.SUCCESS, 1)
     assert "will not time this rollout out" in late.failure.message
     assert late.failure.replicaset == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
@@ -268,7 +276,8 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
-    out = decision.decide(surge, rs, ON, "2026-11-26T11:00:00Z", stale_since="2026-11-26T10:00:00Z")
+    out = decision.decide(surge, rs, ON, "2026-11-26T11:00:00Z",
+                              measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
     assert (out.result, out.reason) == (decision.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
     assert rollout.complete_left_over(surge) == ""
@@ -282,7 +291,8 @@ def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None
                         annotations={ledger.KEY: ledger.dump((old,))})
     undone["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(5, "app:1.0.0"), replicaset(4, "app:3.0.0", HEALTHY, available=3)]
-    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z", stale_since="2026-11-26T10:00:00Z")
+    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z",
+                              measured=decision.Measured(1, "2026-11-26T10:00:00Z"))
     assert (out.result, out.reason) == (decision.NOTHING, "stale")
 
 
@@ -290,16 +300,19 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
-    planned = decision.decide(stuck, rs, DRY, "2026-11-26T10:10:01Z", stale_since="2026-11-26T10:00:00Z")
+    planned = decision.decide(stuck, rs, DRY, "2026-11-26T10:10:01Z",
+                              measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
     assert planned.result == decision.DRY_RUN and planned.first_report
     marks = {history.FAILED_AT: history.failure_payload(planned.failure.updated, 2),
              history.FAILED_REASON: f"{planned.failure.reason}: {planned.failure.message}",
              history.OUTCOME: decision.outcome(planned, "t")}
     rs[1] = replicaset(2, "app:2.0.0", marks)
     # another process (a restart, a failover) measures again from later: still the same failure
-    again = decision.decide(stuck, rs, DRY, "2026-11-26T10:30:01Z", stale_since="2026-11-26T10:20:00Z")
+    again = decision.decide(stuck, rs, DRY, "2026-11-26T10:30:01Z",
+                              measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
     assert (again.result, again.reason) == (decision.NOTHING, "handled")
-    enabled = decision.decide(stuck, rs, ON, "2026-11-26T10:30:01Z", stale_since="2026-11-26T10:20:00Z")
+    enabled = decision.decide(stuck, rs, ON, "2026-11-26T10:30:01Z",
+                              measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
     assert enabled.result == decision.SUCCESS and not enabled.first_report
 
 
@@ -314,3 +327,14 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
                        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
     assert (late.result, late.patch) == (decision.SUCCESS, [])
+
+
+def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
+    rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", annotations={
+        decision.NO_PROGRESS: decision.checkpoint(rs_name("app:2.0.0"), "abc", 42.7)})]
+    template = deployment("app:2.0.0")["spec"]["template"]
+    assert decision.checkpointed(rs, template, "abc") == 42
+    assert decision.checkpointed(rs, template, "other") == 0  # progress since: another state
+    copied = [replicaset(2, "app:2.0.0", annotations={decision.NO_PROGRESS: decision.checkpoint(rs_name("app:1.0.0"), "abc", 42)})]
+    assert decision.checkpointed(copied, template, "abc") == 0  # a copy from another ReplicaSet
+    assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc") == 0

@@ -1,12 +1,10 @@
 """Fast failure signals: which pods count, thresholds, grace periods, and the failure they stand for."""
-import datetime as dt
-
-from autorollback import annotations, decision
+from autorollback import annotations, decision, times
 from autorollback.signals import core
 from factories import deployment, pod_hash, replicaset, rs_name
 
-NOW = dt.datetime(2026, 11, 26, 10, 0, 30, tzinfo=dt.timezone.utc)
-STARTED = "2026-11-26T10:00:00Z"  # 30 s before NOW
+STARTED = "2026-11-26T10:00:00Z"  # the kubelet's and the API server's times: identities, never compared with a clock
+T0 = 5000.0  # this process's monotonic clock when it first sees the pods
 
 
 def settings(fail_on: str = "all", **more: str) -> annotations.FailFast:
@@ -28,10 +26,14 @@ def pod(image: str = "app:2.0.0", restarts: int = 0, waiting: str | None = None,
                        "conditions": conditions or []}}
 
 
-def judge(pods: list, fail_fast=None, d=None, replicasets=None, now=NOW) -> core.Verdict:
+def judge(pods: list, fail_fast=None, d=None, replicasets=None, lasted: float = 30.0,
+          clocks: times.Clocks | None = None) -> core.Verdict:
+    """The verdict once the pods have looked like this for `lasted` seconds, as this process saw them."""
     d = d or deployment("app:2.0.0")
     replicasets = replicasets or [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", created=STARTED)]
-    return core.judge(fail_fast or settings(), d, replicasets, pods, now)
+    clocks = clocks or times.Clocks()
+    core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0)
+    return core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0 + lasted)
 
 
 def test_parsing_the_annotations() -> None:
@@ -86,7 +88,7 @@ def test_each_signal() -> None:
     for signal, p in cases.items():
         assert judge([p], settings(signal)).failure.reason == signal, signal
         if signal != "OOMKilled":  # counted in restarts, not time
-            assert judge([p], settings(signal), now=NOW - dt.timedelta(seconds=5)).failure is None, signal  # in grace
+            assert judge([p], settings(signal), lasted=25).failure is None, signal  # in grace
     rs = replicaset(2, "app:2.0.0", created=STARTED)
     rs["status"]["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
                                    "lastTransitionTime": STARTED, "message": 'pods "x" is forbidden: exceeded quota'}]
@@ -125,7 +127,7 @@ def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:
     assert judge([preempting], settings("Unschedulable")).failure is None
     pulled_late = pod(waiting="ErrImagePull", phase="Pending", conditions=[
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-26T10:00:20Z"}])
-    assert judge([pulled_late], settings("ImagePullBackOff")).recheck_in > 15  # the grace counts from scheduling
+    assert judge([pulled_late], settings("ImagePullBackOff"), lasted=10).recheck_in > 15  # seen 10 s: 20 s to go
     timed_out = deployment("app:2.0.0", failed=True)  # the deadline path has it
     assert judge([pod(restarts=9, last="Error")], d=timed_out).failure is None
 
@@ -135,3 +137,40 @@ def test_a_reapplied_template_is_a_new_failure() -> None:
     again = pod(restarts=3, last="Error")
     again["metadata"]["creationTimestamp"] = "2026-11-26T10:00:20Z"  # new pods: a new rollout onto it
     assert judge([again]).failure.id != first.id
+
+
+def test_graces_run_on_this_processs_clock_from_when_it_first_saw_the_state() -> None:
+    # The kubelet's times say nothing about how long this process has seen a state: a node or an
+    # operator with a wrong clock (years off here) neither shortens nor stretches a grace.
+    for stamp in ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z", ""):
+        p = pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": stamp}])
+        p["status"]["startTime"] = p["metadata"]["creationTimestamp"] = stamp
+        clocks = times.Clocks()
+        first = judge([p], settings("NotReady"), lasted=0, clocks=clocks)
+        assert first.failure is None and first.recheck_in == 30, stamp
+        assert judge([p], settings("NotReady"), lasted=29.9, clocks=clocks).failure is None, stamp
+        assert judge([p], settings("NotReady"), lasted=30, clocks=clocks).failure.reason == "NotReady", stamp
+
+
+def test_a_state_that_ends_is_timed_anew() -> None:
+    clocks = times.Clocks()
+    pulling = pod(waiting="ErrImagePull", phase="Pending")
+    assert judge([pulling], settings("ImagePullBackOff"), lasted=20, clocks=clocks).failure is None
+    backoff = pod(waiting="ImagePullBackOff", phase="Pending")  # the kubelet alternates: still one state
+    assert core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")],
+                      [backoff], clocks, T0 + 30).failure.reason == "ImagePullBackOff"
+    clocks = times.Clocks()
+    judge([pulling], settings("ImagePullBackOff"), lasted=20, clocks=clocks)
+    core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pod()],
+               clocks, T0 + 25)  # pulled and running: that state ended
+    again = core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")],
+                       [pulling], clocks, T0 + 31)
+    assert again.failure is None and again.recheck_in == 30
+    # a container started again (a new startedAt from the kubelet) is a new NotReady episode
+    clocks = times.Clocks()
+    unready = pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": STARTED}])
+    judge([unready], settings("NotReady"), lasted=20, clocks=clocks)
+    unready["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] = "2026-11-26T10:00:25Z"
+    restarted = core.judge(settings("NotReady"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [unready],
+                           clocks, T0 + 40)
+    assert restarted.failure is None and restarted.recheck_in == 30

@@ -4,7 +4,6 @@ Only the rollout in progress counts: pods of the current template's ReplicaSet (
 `pod-template-hash`) while that ReplicaSet has not completed a rollout. Old ReplicaSets' pods,
 completed rollouts and Deployments without autorollback.io/fail-on never trigger.
 """
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,38 +46,59 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
 
 
 def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
-          pods: list[dict[str, Any]], now: dt.datetime) -> Verdict:
+          pods: list[dict[str, Any]], clocks: times.Clocks, now: float) -> Verdict:
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
     new = history.current(history.revisions(replicasets), deployment["spec"]["template"])
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)
-    return evaluate(fail_fast, deployment, rs, pods, now)
+    return evaluate(fail_fast, deployment, rs, pods, clocks, now)
+
+
+GRACES = "fast"  # the Clocks group of the fast signals' graces
 
 
 def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, Any] | None,
-             pods: list[dict[str, Any]], now: dt.datetime) -> Verdict:
-    """The first signal past its threshold, else when to look again. new_rs: the current template's ReplicaSet."""
+             pods: list[dict[str, Any]], clocks: times.Clocks, now: float) -> Verdict:
+    """The first signal past its threshold, else when to look again. new_rs: the current template's ReplicaSet.
+
+    A grace runs on this process's monotonic clock (now) from when it first saw that state
+    (clocks), never from a kubelet's or the API server's timestamp: those are compared with nothing
+    but each other. A state that ends and comes back is timed anew; after a restart, from the restart."""
     if not watched(deployment, fail_fast) or new_rs is None:
+        clocks.forget(GRACES)
         return Verdict()
     meta = new_rs["metadata"]
     if completed(deployment) == meta["name"]:
+        clocks.forget(GRACES)
         return Verdict()
     deadline = rollout.failure(deployment)
     if deadline is not None and deadline.replicaset == meta["name"]:
+        clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout
     template_hash = (((new_rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(HASH)
     new_pods = [p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(HASH) == template_hash
                 and not p["metadata"].get("deletionTimestamp")]
+    found = [s for s in _signals(fail_fast, new_rs, new_pods) if s.signal in fail_fast.signals]
+    lasted = clocks.track(GRACES, [s.key for s in found if s.graced], now)
     due: list[float] = []
-    for signal, at, message in _signals(fail_fast, new_rs, new_pods):
-        if signal not in fail_fast.signals:
-            continue
-        wait = (at - now).total_seconds()
+    for s in found:
+        wait = fail_fast.grace - lasted[s.key] if s.graced else 0.0
         if wait <= 0:
             return Verdict(rollout.Failure(
-                replicaset=meta["name"], reason=signal, message=shown(message, rollout.SHOWN_MESSAGE),
+                replicaset=meta["name"], reason=s.signal, message=shown(s.message, rollout.SHOWN_MESSAGE),
                 updated=_began(new_rs, new_pods), revision=rollout.revision_of(new_rs) or 0))
         due.append(wait)
     return Verdict(recheck_in=min(due) if due else None)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A signal a pod (or the ReplicaSet) shows now. key names that state (the pod's uid, the
+    container, and the kubelet's or scheduler's own timestamps that tell one episode from the next):
+    an identity, never a time compared with this process's clock."""
+    signal: str
+    key: str
+    graced: bool  # counts once it has lasted the grace; else at once
+    message: str
 
 
 def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
@@ -93,25 +113,21 @@ def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
 
 
 def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]):
-    """(signal, when it counts, what to say) for everything wrong with the new ReplicaSet's pods."""
-    grace = dt.timedelta(seconds=ff.grace)
+    """Everything wrong with the new ReplicaSet's pods, as Shown states."""
     for c in (rs.get("status") or {}).get("conditions") or []:
         if c.get("type") == "ReplicaFailure" and c.get("status") == "True" and c.get("reason") == "FailedCreate":
-            yield ("FailedCreate", times.parse(c.get("lastTransitionTime")) + grace,
-                   f"ReplicaSet {rs['metadata']['name']} cannot create pods: {c.get('message', '')}")
+            yield Shown("FailedCreate", f"FailedCreate {rs['metadata']['name']} {c.get('lastTransitionTime')}", True,
+                        f"ReplicaSet {rs['metadata']['name']} cannot create pods: {c.get('message', '')}")
     for pod in pods:
         name = pod["metadata"]["name"]
+        uid = pod["metadata"].get("uid") or name
         status = pod.get("status") or {}
-        created = times.parse(pod["metadata"].get("creationTimestamp"))
         conditions = {c.get("type"): c for c in status.get("conditions") or []}
         scheduled = conditions.get("PodScheduled") or {}
         if (scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
                 and not status.get("nominatedNodeName")):  # a preemption under way will place it
-            yield ("Unschedulable", times.parse(scheduled.get("lastTransitionTime")) + grace,
-                   f"pod {name} cannot be scheduled: {scheduled.get('message', '')}")
-        # pulls and container creation start once the pod is on a node
-        placed = max(created, times.parse(scheduled.get("lastTransitionTime"))) if scheduled.get("status") == "True" \
-            else created
+            yield Shown("Unschedulable", f"Unschedulable {uid} {scheduled.get('lastTransitionTime')}", True,
+                        f"pod {name} cannot be scheduled: {scheduled.get('message', '')}")
         statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
         for cs in statuses:
             restarts = cs.get("restartCount") or 0
@@ -119,26 +135,33 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]):
             last = ((cs.get("lastState") or {}).get("terminated") or
                     (cs.get("state") or {}).get("terminated") or {})
             where = f"pod {name} container {cs.get('name')}"
+            container = f"{uid} {cs.get('name')}"
             ended = (f"exit code {last.get('exitCode')}, reason {last.get('reason') or 'none'}"
                      + (f", message {shown(last['message'], SHOWN_TERMINATION)}" if last.get("message") else ""))
             if not cs.get("ready"):  # restarts of a container that is up and ready again are history
                 if last.get("reason") == "OOMKilled" and restarts >= ff.restarts:
-                    yield "OOMKilled", created, f"{where} was OOMKilled and restarted {restarts} times ({ended})"
+                    yield Shown("OOMKilled", f"OOMKilled {container}", False,
+                                f"{where} was OOMKilled and restarted {restarts} times ({ended})")
                 if restarts >= ff.restarts:
-                    yield "CrashLoopBackOff", created, f"{where} restarted {restarts} times ({ended})"
+                    yield Shown("CrashLoopBackOff", f"CrashLoopBackOff {container}", False,
+                                f"{where} restarted {restarts} times ({ended})")
                 elif waiting.get("reason") == "CrashLoopBackOff" and restarts > 0:
-                    yield ("CrashLoopBackOff", max(created, times.parse(last.get("finishedAt"))) + grace,
-                           f"{where} is in CrashLoopBackOff after {restarts} restarts ({ended})")
+                    # each exit starts the grace again: the kubelet's time of the last exit tells them apart
+                    yield Shown("CrashLoopBackOff", f"CrashLoopBackOff {container} {restarts} {last.get('finishedAt')}",
+                                True, f"{where} is in CrashLoopBackOff after {restarts} restarts ({ended})")
             reason = waiting.get("reason")
-            if reason in PULL:
-                yield "ImagePullBackOff", placed + grace, f"{where}: {reason}: {waiting.get('message', '')}"
+            if reason in PULL:  # ErrImagePull and ImagePullBackOff alternate: one state
+                yield Shown("ImagePullBackOff", f"ImagePullBackOff {container}", True,
+                            f"{where}: {reason}: {waiting.get('message', '')}")
             if reason in CREATE:
-                yield CREATE[reason], placed + grace, f"{where}: {reason}: {waiting.get('message', '')}"
+                yield Shown(CREATE[reason], f"{CREATE[reason]} {container}", True,
+                            f"{where}: {reason}: {waiting.get('message', '')}")
         # NotReady: every container started (startup probes passed) yet the pod is not ready
         containers = status.get("containerStatuses") or []
         ready = conditions.get("ContainersReady") or conditions.get("Ready") or {}
         if (status.get("phase") == "Running" and containers and ready.get("status") == "False"
                 and all("running" in (cs.get("state") or {}) and cs.get("started", True) for cs in containers)):
-            started = max([times.parse(ready.get("lastTransitionTime")), times.parse(status.get("startTime")),
-                           *(times.parse(cs["state"]["running"].get("startedAt")) for cs in containers)])
-            yield "NotReady", started + grace, f"pod {name} is running but not Ready: {ready.get('message', '')}"
+            # a container started again, or the pod was Ready in between: a new episode
+            starts = " ".join(f"{cs.get('name')}@{cs['state']['running'].get('startedAt')}" for cs in containers)
+            yield Shown("NotReady", f"NotReady {uid} {ready.get('lastTransitionTime')} {starts}", True,
+                        f"pod {name} is running but not Ready: {ready.get('message', '')}")
