@@ -39,6 +39,8 @@ def test_a_namespace_reverts_in_its_own_repositories_only() -> None:
     "https://git.example.com/team-a/sub/app.git",  # `*` never crosses `/`
     "https://git.example.com\\@evil.example/team-a/app.git",
     "https://git.example.com./team-a/app.git",
+    "https://[::1]/team-a/app.git",
+    "https://git.example.com:0/team-a/app.git",
     "http://git.example.com/team-a/app.git",  # a token never crosses the network unencrypted
     "https://git.exam\u0440le.com/team-a/app.git",
     "https://git.example.com/team-a/app.git\n",
@@ -78,6 +80,13 @@ def test_paths_in_a_shared_repository() -> None:
     assert not grant.allows_path("apps/shop-us/x.yaml") and grant.allows_path("apps/shop-eu/a/b.yaml")
 
 
+def test_a_folder_in_paths_covers_what_is_under_it() -> None:
+    rules = (policy.parse_rule("t=https://git.example.com/ops/gitops.git paths=apps/{namespace} credential=bot"),)
+    grant = policy.grant(rules, "t", "https://git.example.com/ops/gitops.git", "apps/t/web.yaml")
+    assert isinstance(grant, policy.Grant) and grant.allows_path("apps/t") and not grant.allows_path("apps/tt/x")
+    assert "credential" not in policy.grant(rules, "t", "https://git.example.com/ops/other.git", "x")  # never shown
+
+
 def test_rules_add_up_for_a_namespace() -> None:
     rules = RULES + (policy.parse_rule("team-a=https://github.com/acme/shared.git"),)
     assert isinstance(policy.grant(rules, "team-a", "https://github.com/acme/shared.git", "x"), policy.Grant)
@@ -99,6 +108,9 @@ def test_refusals_say_what_the_platform_must_set() -> None:
     ("team-a=https://git.example.com/a/* paths=../x", "must be relative globs"),
     ("team-a=https://git.example.com/a/* color=red", "unknown option"),
     ("Team_A=https://git.example.com/a/*", "is not a glob over namespace names"),
+    ("", "rules name the namespaces"),
+    ("a=https://git.example.com/a/* paths=x paths=y", "given twice"),
+    ("a=https://git.example.com:0/a/*", "is not an https:// URL pattern"),
 ])
 def test_bad_rules_are_refused_with_the_form(text: str, why: str) -> None:
     with pytest.raises(policy.RuleError, match=why):

@@ -33,3 +33,22 @@ def test_only_folders_of_dead_processes_are_removed(tmp_path: Path) -> None:
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) -> None:
+    from autorollback import history
+    from autorollback.gitrevert import core
+
+    worker.configure(worker.Settings(workdir=tmp_path, workers=0))
+    huge = "x" * 200_000
+    deployment = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "u", "annotations": {
+        core.ENABLED: "true", core.REPO: "https://git.example.com/team-a/shop.git" + huge, "other": huge},
+        "labels": {"app": huge}}, "spec": {"template": {"spec": {"containers": [{"image": huge}]}}}}
+    failing = history.Revision(2, "shop-2", {"spec": {"containers": [{"image": "shop:2"}]}},
+                               {core.PATH: "deploy", "kubectl.kubernetes.io/last-applied-configuration": huge})
+    facts = core.Facts("team-a", "shop", 2, "shop:2", 1, "shop:1", "r", "m", {"spec": {"containers": []}})
+    worker.submit(deployment, failing, facts, None)
+    _, _, job = worker._queue.take(0)
+    assert len(repr(job)) < 10_000
+    assert job.deployment["metadata"]["annotations"][core.REPO] == worker.TOO_LONG  # matches no rule
+    assert job.failing.annotations == {core.PATH: "deploy"} and job.images == ("shop:2",)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 NAMESPACE = "{namespace}"
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~+-]+$")  # what a path segment of a clone URL may hold, unencoded
-_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$")
+_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")  # names and IPv4; no IPv6
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 FORM = "NAMESPACE=URL[ paths=GLOB,...][ credential=NAME], e.g. '*=https://git.example.com/{namespace}/*'"
 
@@ -36,8 +36,8 @@ class Rule:
     credential: str = ""  # entry of the credentials directory; empty: the host's own
 
     def __str__(self) -> str:
-        options = ([f"paths={','.join(self.paths)}"] if self.paths else []) + (
-            [f"credential={self.credential}"] if self.credential else [])
+        """As a tenant may be shown it: the credential's name stays out."""
+        options = [f"paths={','.join(self.paths)}"] if self.paths else []
         return " ".join([f"{self.namespaces}={self.url}", *options])
 
 
@@ -51,17 +51,18 @@ class Grant:
         return self.rule.credential
 
     def allows_path(self, path: str) -> bool:
-        """Any path, or one that a glob of the rule covers (a folder: the folder itself)."""
+        """Any path, or one that a glob of the rule covers: the path itself or a folder it is in."""
         if not self.rule.paths:
             return True
         segments = path_segments(path)
         return segments is not None and any(
-            _match(_glob(p.replace(NAMESPACE, self.namespace)), segments) for p in self.rule.paths)
+            _match(_glob(p.replace(NAMESPACE, self.namespace)), segments[:n])
+            for p in self.rule.paths for n in range(1, len(segments) + 1))
 
 
 def parse_rule(text: str) -> Rule:
     """One --git-allowed-repo value, or RuleError saying what to write instead."""
-    head, *options = text.split()
+    head, *options = text.split() or [""]
     namespaces, sep, url = head.partition("=")
     if not sep or "://" in namespaces or not namespaces or not url:
         raise RuleError(f"--git-allowed-repo {text!r}: rules name the namespaces they are for: {FORM}")
@@ -69,6 +70,9 @@ def parse_rule(text: str) -> Rule:
         raise RuleError(f"--git-allowed-repo {text!r}: {namespaces!r} is not a glob over namespace names")
     paths: tuple[str, ...] = ()
     credential = ""
+    keys = [option.partition("=")[0] for option in options]
+    if len(set(keys)) < len(keys):
+        raise RuleError(f"--git-allowed-repo {text!r}: an option is given twice: {FORM}")
     for option in options:
         key, _, value = option.partition("=")
         if key == "paths" and value:
@@ -80,7 +84,7 @@ def parse_rule(text: str) -> Rule:
             credential = value
         else:
             raise RuleError(f"--git-allowed-repo {text!r}: unknown option {option!r}: {FORM}")
-    if pattern(url.replace(NAMESPACE, "ns")) is None:
+    if pattern(url.replace(NAMESPACE, "ns")) is None or pattern(url.replace(NAMESPACE, "ns")).port == 0:
         raise RuleError(f"--git-allowed-repo {text!r}: {url!r} is not an https:// URL pattern "
                         "(https://host[:port]/segments, '*' within a segment, '**' for any number of them)")
     return Rule(namespaces, url, paths, credential)
@@ -107,9 +111,9 @@ def _parse(text: str, allow_glob: bool) -> Url | None:
     scheme, host = url.scheme.lower(), (url.hostname or "")
     if scheme not in ("https", "http") or not _HOST.match(host) or url.query or url.fragment:
         return None
-    if scheme == "http" and host not in ("127.0.0.1", "localhost", "[::1]", "::1"):
+    if scheme == "http" and host not in ("127.0.0.1", "localhost"):
         return None  # a token never crosses the network unencrypted
-    if url.netloc.lower() not in (host, f"{host}:{port}", f"[{host}]", f"[{host}]:{port}"):
+    if url.netloc.lower() not in (host, f"{host}:{port}") or port == 0:
         return None  # what urlsplit dropped (an empty port, odd brackets) changes the meaning
     segments = tuple(url.path.split("/")[1:]) if url.path else ()
     if not segments or any(not s or s in (".", "..") for s in segments):

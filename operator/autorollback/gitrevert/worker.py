@@ -26,6 +26,7 @@ log = logs.get(__name__)
 SOURCES = ("any", "discovered", "annotations")
 ATTEMPTS = core.PREFIX + "revert-attempts"  # on the failed ReplicaSet: `<rs> <attempts started>`
 MAX_ATTEMPTS = 3
+RETRY_BUSY = 5.0  # seconds before a revert whose repository is busy is queued again
 WORKDIR_PREFIX = "autorollback-revert-"
 
 
@@ -70,9 +71,11 @@ def configure(settings: Settings) -> None:
     random folder, and only one process runs in a pod."""
     global _settings, _queue, _workdir, _held
     _settings = settings
-    _workdir = settings.workdir / (WORKDIR_PREFIX + secrets.token_hex(8))
-    _workdir.mkdir(mode=0o700)
-    _held = _hold(_workdir)
+    name = secrets.token_hex(8)
+    fresh = settings.workdir / f".{WORKDIR_PREFIX}{name}"  # locked before it gets a name the cleanup looks at
+    fresh.mkdir(mode=0o700)
+    _held = _hold(fresh)
+    _workdir = fresh.rename(settings.workdir / (WORKDIR_PREFIX + name))
     for old in settings.workdir.glob(WORKDIR_PREFIX + "*"):
         if old != _workdir and _stale(old):
             shutil.rmtree(old, ignore_errors=True)
@@ -115,14 +118,22 @@ def stop() -> None:
         _queue.close()
 
 
+VALUE_LIMIT = 2048  # longer values of the keys a revert reads are kept as TOO_LONG, which nothing accepts
+TOO_LONG = "<value too long>"
+_SOURCE_KEYS = {core.ARGO_TRACKING, core.ARGO_INSTANCE, core.FLUX_NAME, core.FLUX_NAMESPACE, core.PR_MARK}
+
+
+def _small(values: dict[str, str] | None) -> dict[str, str]:
+    """Only the keys a revert reads, each value bounded: a queued job is small whatever a tenant wrote."""
+    return {k: v if len(v) <= VALUE_LIMIT else TOO_LONG for k, v in (values or {}).items()
+            if k.startswith(core.PREFIX + "git-") or k in _SOURCE_KEYS}
+
+
 def _compact(deployment: dict[str, Any]) -> dict[str, Any]:
     meta = deployment["metadata"]
-    keep = {core.ARGO_TRACKING, core.ARGO_INSTANCE, core.FLUX_NAME, core.FLUX_NAMESPACE}
     return {"apiVersion": deployment.get("apiVersion", "apps/v1"), "kind": deployment.get("kind", "Deployment"),
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                         "annotations": {k: v for k, v in (meta.get("annotations") or {}).items()
-                                         if k.startswith(core.PREFIX + "git-") or k in keep},
-                         "labels": {k: v for k, v in (meta.get("labels") or {}).items() if k in keep}}}
+                         "annotations": _small(meta.get("annotations")), "labels": _small(meta.get("labels"))}}
 
 
 def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Facts, rolled_back_at: float | None,
@@ -141,11 +152,11 @@ def submit(deployment: dict[str, Any], failing: history.Revision, facts: core.Fa
         while len(_submitted) > SUBMITTED_LIMIT:
             del _submitted[next(iter(_submitted))]
     images = tuple(core.changed_images(failing.template, facts.restored_template or {}))
-    failing = history.Revision(failing.number, failing.name, {}, dict(failing.annotations))
+    failing = history.Revision(failing.number, failing.name, {}, _small(failing.annotations))
     facts = core.Facts(facts.namespace, facts.deployment, facts.failed_revision, facts.failed_images,
                        facts.restored_revision, facts.restored_images, facts.reason, facts.message)
     job = Job(_compact(deployment), failing, facts, images, rolled_back_at, dry_run)
-    if _queue.put(namespace, f"{key}/{dry_run}", job):
+    if _queue.put(namespace, _key(job), job):
         waiting = _queue.waiting(namespace)
         if waiting > _settings.per_namespace:
             log.info("revert waits for its namespace's turn", waiting=waiting, namespace=namespace,
@@ -175,6 +186,9 @@ def _sources(deployment: dict[str, Any], failing: history.Revision) -> tuple[cor
             ref = (kustomization.get("spec") or {}).get("sourceRef") or {}
             if ref.get("kind") != "GitRepository":
                 raise kube.ApiError(0, "", f"its source is a {ref.get('kind')}, not a GitRepository")
+            if ref.get("namespace") not in (None, "", ks[0]) or ks[0] != meta["namespace"]:
+                raise kube.ApiError(0, "", "it or its GitRepository is in another namespace (not followed: "
+                                           "like Flux's --no-cross-namespace-refs)")
             repository = kube.request("GET", f"/apis/source.toolkit.fluxcd.io/v1/namespaces/"
                                              f"{ref.get('namespace') or ks[0]}/gitrepositories/{ref.get('name')}")
             found = core.from_flux(kustomization, repository, deployment, provider)
@@ -265,9 +279,10 @@ def _start_attempt(job: Job) -> bool:
         done = history.bound(job.failing.name, annotations.get(ATTEMPTS))
         attempts = int(done) if done.isdigit() else 0
         if attempts >= MAX_ATTEMPTS:
-            _failed(job, "attempts_exhausted", f"the revert was started {attempts} times and never finished (the "
-                                               "operator stopped each time: killed, out of memory or restarted); "
-                                               "not trying again")
+            _failed(job, "attempts_exhausted", f"the revert was started {attempts} times (by this or earlier "
+                                               "operator processes) and none of them opened a pull request: each "
+                                               "failed or the operator stopped during it (killed, out of memory, "
+                                               "restarted); not trying again")
             _record(meta, job.failing, "none (attempts_exhausted)")
             return False
         try:
@@ -291,9 +306,12 @@ def _run(job: Job) -> None:
                                        f"{e if known else 'unexpected ' + type(e).__name__}")
 
 
+def _key(job: Job) -> str:
+    return f"{job.deployment['metadata']['namespace']}/{job.failing.name}/{job.dry_run}"
+
+
 def _attempt(job: Job) -> None:
     meta = job.deployment["metadata"]
-    who = {"namespace": meta["namespace"], "deployment": meta["name"]}
     if not job.dry_run and not _pending(job):
         return
     src = discover(job.deployment, job.failing)
@@ -310,10 +328,25 @@ def _attempt(job: Job) -> None:
         return _not_proposed(job, "no_image_change", "the failed revision runs the same images as the restored "
                                                      "one, so no commit can be found by its image; stamp the "
                                                      f"commit with {core.COMMIT} from CI, or revert by hand")
+    lock = _lock(url)
+    if not lock.acquire(blocking=False):  # another revert in this repository: wait behind it, not in a worker
+        later = threading.Timer(RETRY_BUSY, _queue.put, (meta["namespace"], _key(job), job))
+        later.daemon = True
+        later.start()
+        return
+    try:
+        _locked(job, src, allowed, url)
+    finally:
+        lock.release()
+
+
+def _locked(job: Job, src: core.Source, allowed: policy.Grant, url: policy.Url) -> None:
+    meta = job.deployment["metadata"]
+    who = {"namespace": meta["namespace"], "deployment": meta["name"]}
+    deadline = time.monotonic() + _settings.timeout
     if not job.dry_run and not (kube.guard() and _start_attempt(job)):
         return  # not (or no longer) the leader: the next leader takes it up from the marks
     faults.point("revert_started")
-    deadline = time.monotonic() + _settings.timeout
     failed_image = job.images[0] if job.images else job.facts.failed_images.split(", ")[0]
     try:
         api_base = forge.api_base(src.provider, src.repo, _settings.api_bases or {})
@@ -322,7 +355,7 @@ def _attempt(job: Job) -> None:
                                          src.provider, api_base, owner, name)
         api = forge.for_source(src.provider, src.repo, token, _settings.api_bases or {})
         base = src.branch or api.default_branch(owner, name)
-        with _lock(url), tempfile.TemporaryDirectory(dir=_workdir) as work:
+        with tempfile.TemporaryDirectory(dir=_workdir) as work:
             limits = git.Limits(blob=_settings.max_file_bytes, deadline=max(1.0, deadline - time.monotonic()))
             revert = git.Repo(Path(work), src.repo, user, token, limits).prepare(
                 src, base, failed_image, job.facts, push=not job.dry_run, allowed_path=allowed.allows_path,
