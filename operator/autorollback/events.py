@@ -6,9 +6,10 @@ from autorollback import kube, logs, metrics
 log = logs.get(__name__)
 
 
-def post(deployment: dict[str, Any], type_: str, reason: str, message: str) -> None:
+def post(deployment: dict[str, Any], type_: str, reason: str, message: str, once: str = "") -> None:
+    """`once`: what makes this report unique (a failure's id): told at most once, by any replica."""
     try:
-        kube.post_event(deployment, type_, reason, message)
+        kube.post_event(deployment, type_, reason, message, once=once)
     except kube.ApiError as e:
         metrics.api_errors.labels("post_event", str(e.status)).inc()
         meta = deployment["metadata"]

@@ -6,6 +6,7 @@ back. The official client is used for what it is good at: loading kubeconfig or 
 credentials (with token refresh) and building the TLS connection pool, shared by every call.
 """
 import datetime as dt
+import hashlib
 import json
 import os
 import urllib.parse
@@ -239,13 +240,17 @@ def annotate_replicaset(namespace: str, name: str, annotations: dict[str, str | 
             content_type="application/merge-patch+json")
 
 
-def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "autorollback") -> None:
-    """A core/v1 Event on obj, as `kubectl describe` shows them."""
+def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "autorollback",
+               once: str = "") -> None:
+    """A core/v1 Event on obj, as `kubectl describe` shows them. With `once`, the Event's name is
+    derived from it, so a second report of the same thing (another replica, after a handover) is
+    refused by the API server (409) and not told twice."""
     meta = obj["metadata"]
+    suffix = hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once else uuid.uuid4().hex[:16]
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
+        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
         "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "Deployment"),
                            "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
                            "resourceVersion": meta.get("resourceVersion")},
@@ -253,4 +258,8 @@ def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, compo
         "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": component},
         "reportingComponent": component, "reportingInstance": os.environ.get("POD_NAME", component),
     }
-    request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+    try:
+        request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+    except ApiError as e:
+        if not (once and e.status == 409):
+            raise

@@ -419,10 +419,10 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     if d.first_report:
         post(deployment, "Warning", "RolloutFailed",
              f"rollout of revision {d.failing.number} ({rollout.images(failed_template)}) failed: "
-             f"{failure.reason}: {failure.message}")
+             f"{failure.reason}: {failure.message}", once=f"{failure.id} RolloutFailed")
         log.warning("rollout failed", revision=d.failing.number, images=rollout.images(failed_template),
                     reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
-    post(deployment, d.event_type, d.event_reason, d.message)
+    post(deployment, d.event_type, d.event_reason, d.message, once=f"{failure.id} {d.result} {d.event_reason}")
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
     # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
     if d.first_report:

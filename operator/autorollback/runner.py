@@ -79,9 +79,11 @@ async def _drain(op: handlers.Operator, elector: Elector | None) -> bool:
     if left <= 0:
         op.executor.shutdown(wait=False, cancel_futures=True)
         return False
-    finished = asyncio.ensure_future(asyncio.to_thread(op.executor.shutdown, wait=True, cancel_futures=True))
-    done, _ = await asyncio.wait({finished}, timeout=min(left, DRAIN_LIMIT))
-    return bool(done)
+    limit = min(left, DRAIN_LIMIT)
+    passes = asyncio.ensure_future(asyncio.to_thread(op.executor.shutdown, wait=True, cancel_futures=True))
+    reverts = asyncio.ensure_future(asyncio.to_thread(gitworker.wait_idle, limit))  # a push or PR in flight
+    done, _ = await asyncio.wait({passes, reverts}, timeout=limit)
+    return passes in done and reverts in done and reverts.result()
 
 
 async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,

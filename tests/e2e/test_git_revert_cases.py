@@ -1,5 +1,6 @@
 """The revert against a real Gitea and real pushes, case by case (no cluster needed)."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,45 @@ def test_each_base_branch_has_its_own_branch(project: Project) -> None:
     main = project.revert()
     assert other.branch.startswith(f"autorollback/revert-{bad[:12]}-onto-release-v2-")
     assert main.branch == branch(bad) and not main.existed and not other.existed
+
+
+def test_the_same_revert_is_the_same_commit_and_a_racing_push_of_it_succeeds(project: Project) -> None:
+    project.commit("v1", {"deploy/shop.yaml": manifest(V1)})
+    bad = project.commit("release", {"deploy/shop.yaml": manifest(V2)})
+
+    class Late(git.Repo):  # looked for the branch before the other replica pushed it
+        def git(self, *args: str, **options) -> str:
+            return "" if args[0] == "ls-remote" else super().git(*args, **options)
+
+    src = core.Source(project.url, "deploy/shop.yaml", "main", "", "gitea", "annotations")
+    ids = []
+    for n, repo in enumerate((git.Repo, Late)):
+        if n:
+            time.sleep(1.1)  # another second: the commit's own time must not matter
+        (work := project.tmp / f"op-race-{n}").mkdir()
+        r = repo(work, project.url, "autorollback", project.gitea.token).prepare(src, "main", V2, FACTS)
+        assert (r.commit, r.branch) == (bad, branch(bad))
+        ids.append(project.gitea.git(work / "repo", "rev-parse", "HEAD").strip())
+    assert ids[0] == ids[1]
+    _, remote = project.gitea.api("GET", f"/repos/{USER}/{project.name}/branches/{branch(bad).replace('/', '%2F')}")
+    assert remote["commit"]["id"] == ids[0]
+
+
+@pytest.mark.parametrize("base", ["*", "ma*", "m?in", "[m]ain", "-main", "main:evil", "ma in", "main\n", "a\\b",
+                                  "refs/heads/../x", "main.lock", "@{-1}", "HEAD", ""])
+def test_a_base_that_is_not_a_plain_branch_name_fetches_nothing(gitea: Gitea, tmp_path: Path, base: str) -> None:
+    url = gitea.create_repo(f"base-{abs(hash(base)) % 10**8}")
+    person = tmp_path / "person"
+    gitea.git(tmp_path, "init", "-q", "-b", "main", str(person))
+    (person / "deploy").mkdir()
+    (person / "deploy" / "shop.yaml").write_text(manifest(V2))
+    gitea.git(person, "add", ".")
+    gitea.git(person, "commit", "-q", "-m", "release")
+    gitea.git(person, "push", "-q", url, "main")
+    src = core.Source(url, "deploy/shop.yaml", base, "", "gitea", "annotations")
+    (tmp_path / "op").mkdir()
+    repo = git.Repo(tmp_path / "op", url, "autorollback", gitea.token)
+    with pytest.raises(git.NotProposed) as e:
+        repo.prepare(src, base, V2, FACTS)
+    assert e.value.reason == "bad_branch", e.value
+    assert not repo.run("for-each-ref").text  # nothing fetched

@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +168,29 @@ def test_a_revert_past_its_deadline_stops(tmp_path: Path) -> None:
         prepare(url, "token", tmp_path / "op", limits=git.Limits(deadline=3))
     assert "deadline" in str(e.value)  # only the deadline ends a command that never answers
     server.close()
+
+
+def test_a_repository_too_large_in_its_history_is_refused_while_fetching(gitea: Gitea, tmp_path: Path) -> None:
+    """Each file under the blob limit, 100 MiB in all, none under the path: the clone stops at its disk cap."""
+    assets = {f"assets/{n:03}.bin": os.urandom(900 * 1024) for n in range(120)}  # incompressible
+    url = fast_import(gitea, tmp_path, "wide", commit(1, {"deploy/shop.yaml": manifest(V1).encode(), **assets}, "v1")
+                      + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"))
+    cap = 32 * 1024 * 1024
+    with pytest.raises(git.NotProposed) as e:
+        prepare(url, gitea.token, tmp_path / "op", limits=git.Limits(disk=cap))
+    assert e.value.reason == "repository_too_large" and "32 MiB" in str(e.value), e.value
+    held = sum(f.stat().st_size for f in (tmp_path / "op" / "repo" / ".git").rglob("*") if f.is_file())
+    assert held < cap + 4 * 1024 * 1024, held  # stopped on the way, not after the whole 105 MiB
+    small = fast_import(gitea, tmp_path, "narrow", commit(1, {"deploy/shop.yaml": manifest(V1).encode(),
+                                                              "assets/a.bin": os.urandom(900 * 1024)}, "v1")
+                        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"))
+    assert prepare(small, gitea.token, tmp_path / "op2", limits=git.Limits(disk=cap)).commit
+
+
+def test_git_is_the_first_oom_victim_under_its_memory_limit(tmp_path: Path) -> None:
+    repo = git.Repo(tmp_path, "http://127.0.0.1:9/team/app.git", "autorollback", "token")
+    repo.tree.mkdir()
+    # an alias runs in a shell started by git: git's own values (its parent's) and those it passes on
+    shown = repo.git("-c", "alias.seen=!cat /proc/$PPID/oom_score_adj /proc/self/oom_score_adj; ulimit -d", "seen")
+    assert shown.split() == ["1000", "1000", str(git.Limits().memory // 1024)], shown
+    assert git.Limits().memory == 96 * 1024 * 1024

@@ -7,7 +7,10 @@ the forge (fetch, ls-remote, push) have it.
 Every git command is bounded: output kept up to a cap, a memory limit, a timeout within one
 deadline for the whole revert. Only the last `Limits.history` commits of the base branch are
 fetched, without blobs of `Limits.blob` bytes or more, and nothing is ever fetched later behind
-the operator's back (no lazy fetch from the promisor remote).
+the operator's back (no lazy fetch from the promisor remote). The filter bounds each file, not their
+sum: trees and every smaller file of that history come along, so a clone's objects are watched while
+git talks to the forge and git is stopped past `Limits.disk` bytes. (No server-side filter helps: only
+`sparse:oid` would leave out files by path, and it needs a blob on the forge naming the paths.)
 """
 import os
 import re
@@ -36,9 +39,17 @@ case "$1" in
 esac
 """
 # Memory: RLIMIT_DATA bounds what git allocates (heap, anonymous maps) but not its read-only maps
-# of pack files, which RLIMIT_AS would count and break. Set by the shell: no Python between fork
-# and exec (preexec_fn is unsafe in a threaded process).
-LIMITED = 'ulimit -d "$0" && exec git "$@"'
+# of pack files, which RLIMIT_AS would count and break. Several git processes at once can still pass
+# the pod's memory limit: git (and all it starts) is then the kernel's first OOM victim, never the
+# operator (raising one's own oom_score_adj needs no privilege; where /proc is not writable, it stays).
+# Disk: while git talks to the forge, no file it writes (the fetched pack) grows past the clone's cap
+# (RLIMIT_FSIZE, in 512-byte blocks: SIGXFSZ stops index-pack there), and their sum is measured.
+# Set by the shell: no Python between fork and exec (preexec_fn is unsafe in a threaded process).
+LIMITED = ('{ echo 1000 >/proc/self/oom_score_adj; } 2>/dev/null; ulimit -d "$0" && '
+           '{ [ "$1" = - ] || ulimit -f "$1"; } && shift && exec git "$@"')
+WATCH_EVERY = 0.2  # seconds between two measures of a clone's size while git talks to the forge
+# A base branch is a plain branch name: never a pattern (`*` fetches every branch), an option or a refspec.
+NOT_IN_BRANCH = re.compile(r"[*?\[\\:\s]|^-|^HEAD$|^$")
 SMALL = ("core.packedGitLimit=64m", "core.packedGitWindowSize=1m", "core.deltaBaseCacheLimit=8m",
          "core.bigFileThreshold=1m", "pack.windowMemory=16m", "pack.deltaCacheSize=8m", "pack.threads=1",
          "http.followRedirects=false", "merge.renames=false", "diff.renames=false")
@@ -51,7 +62,8 @@ NOWHERE = ("remote.never.url=/dev/null/autorollback-never-fetches", "remote.neve
 class Limits:
     blob: int = 1024 * 1024  # files this size or larger are never fetched; a revert that needs one is refused
     output: int = 1024 * 1024  # bytes kept from one command's output; a diff over it is refused
-    memory: int = 128 * 1024 * 1024  # data segment of each git process
+    memory: int = 96 * 1024 * 1024  # data segment of each git process
+    disk: int = 64 * 1024 * 1024  # bytes of objects one clone may hold; past it git is stopped and the revert refused
     history: int = 200  # commits of the base branch fetched and searched
     deadline: float = 300.0  # seconds for one whole revert
     timeout: float = 120.0  # seconds for one git command
@@ -121,10 +133,11 @@ class Repo:
     # --- running git -------------------------------------------------------------------------------
 
     def run(self, *args: str, network: bool = False, stdin: bytes = b"", cap: int | None = None,
-            partial: bool = False) -> Output:
-        """One git command, bounded. `network` only for the commands that talk to the forge. `partial` for
-        the ones that write an index or a pack: they accept the blobs the fetch left out only with a
-        promisor (one that cannot be reached); without it a missing blob is an error, never a fetch."""
+            partial: bool = False, env: dict[str, str] | None = None) -> Output:
+        """One git command, bounded. `network` only for the commands that talk to the forge: the clone's size
+        is watched meanwhile. `partial` for the ones that write an index or a pack: they accept the blobs the
+        fetch left out only with a promisor (one that cannot be reached); without it a missing blob is an
+        error, never a fetch."""
         if STOPPING.is_set():
             raise GitError("the operator is shutting down")
         left = self._end - time.monotonic()
@@ -133,12 +146,22 @@ class Repo:
         timeout = min(self.limits.timeout, left)
         config = [a for c in SMALL + (NOWHERE if partial else ()) + (() if network else ("protocol.allow=never",))
                   for a in ("-c", c)]
-        proc = subprocess.Popen(["/bin/sh", "-c", LIMITED, str(self.limits.memory // 1024), *config, *args],
-                                cwd=self.tree, env=self.env if network else self.local_env,
+        files = str(self.limits.disk // 512 + 1) if network else "-"  # one block more: past the cap is seen
+        proc = subprocess.Popen(["/bin/sh", "-c", LIMITED, str(self.limits.memory // 1024), files, *config, *args],
+                                cwd=self.tree, env={**(self.env if network else self.local_env), **(env or {})},
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         try:
-            out, err, over = _collect(proc, stdin, cap or self.limits.output, time.monotonic() + timeout)
+            out, err, over = _collect(proc, stdin, cap or self.limits.output, time.monotonic() + timeout,
+                                      self._too_large if network else None)
+            if network and self._too_large():  # it may have ended between two measures
+                raise _TooLarge
+        except _TooLarge:  # git is stopped below, before anything else is written
+            raise NotProposed("repository_too_large", f"the last {self.limits.history} commits of this repository, "
+                                                      f"even without its files of {self.limits.blob} bytes or more, "
+                                                      f"take more than {self.limits.disk >> 20} MiB, the operator's "
+                                                      "disk limit for one clone (the repository's size in that "
+                                                      "history, not one file or the path): revert by hand") from None
         except TimeoutError:
             if timeout < self.limits.timeout:
                 raise GitError(f"git {args[0]} stopped: the revert ran past its deadline of "
@@ -152,9 +175,9 @@ class Repo:
                            f"({error[-200:] or f'signal {-proc.returncode}'})")
         return Output(proc.returncode, out, error, over)
 
-    def git(self, *args: str, network: bool = False, partial: bool = False) -> str:
+    def git(self, *args: str, network: bool = False, partial: bool = False, env: dict[str, str] | None = None) -> str:
         """A command that must succeed, with output under the cap."""
-        out = self.run(*args, network=network, partial=partial)
+        out = self.run(*args, network=network, partial=partial, env=env)
         if out.over:
             raise GitError(f"git {args[0]} printed more than {self.limits.output} bytes")
         if out.code != 0:
@@ -163,6 +186,9 @@ class Repo:
 
     def ok(self, *args: str, partial: bool = False) -> bool:
         return self.run(*args, partial=partial).code == 0
+
+    def _too_large(self) -> bool:
+        return _size(self.tree / ".git" / "objects") > self.limits.disk
 
     def _clean(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
@@ -184,6 +210,8 @@ class Repo:
         self.tree.mkdir()
         self.git("init", "-q")
         self.git("remote", "add", "origin", source.repo)
+        if NOT_IN_BRANCH.search(base) or not self.ok("check-ref-format", "--branch", base):
+            raise NotProposed("bad_branch", f"{base[:200]!r} is not a plain branch name: nothing is fetched")
         tip = f"refs/remotes/origin/{base}"
         self._fetch(f"refs/heads/{base}:{tip}", self.limits.history)
         self._refuse_large(self._tree_blobs(tip, source.path), f"{base} under {source.path}")
@@ -211,17 +239,31 @@ class Repo:
                                           f"revert it by hand (`git revert {commit[:12]}`) and resolve the conflict")
         message = self.tree / ".git" / "AUTOROLLBACK_MSG"
         message.write_text(core.commit_message(subject, commit, facts), errors="replace")
-        self.git("commit", "-q", "--no-verify", "-F", str(message), partial=True)
-        if self.git("ls-remote", "--heads", "origin", f"refs/heads/{branch}", network=True).strip():
-            if not self._is_this_revert(branch, commit, tip, changes):
-                raise NotProposed("branch_exists", f"branch {branch} exists on the remote with other content; "
-                                                   "autorollback never overwrites a branch: delete it or open the "
-                                                   "pull request by hand")
-            return Revert(commit, subject, branch, base, existed=True)
+        # The same revert on the same base is the same commit: two replicas racing push one commit, and the
+        # second push is "Everything up-to-date", a success.
+        when = self.git("log", "-1", "--format=%cI", commit).strip() or "1970-01-01T00:00:00+00:00"
+        self.git("commit", "-q", "--no-verify", "-F", str(message), partial=True,
+                 env={"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when})
+        if self._remote_has(branch):
+            return self._reuse(branch, commit, subject, base, tip, changes)
         if push:
             # never --force, never the base branch
-            self.git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", network=True, partial=True)
+            out = self.run("push", "-q", "origin", f"HEAD:refs/heads/{branch}", network=True, partial=True)
+            if out.code != 0 or out.over:
+                if self._remote_has(branch):  # pushed meanwhile by someone else (another message, base)
+                    return self._reuse(branch, commit, subject, base, tip, changes)
+                raise GitError(f"git push failed: {(out.error or self._clean(out.text.strip()))[-500:]}")
         return Revert(commit, subject, branch, base, existed=False)
+
+    def _remote_has(self, branch: str) -> bool:
+        return bool(self.git("ls-remote", "--heads", "origin", f"refs/heads/{branch}", network=True).strip())
+
+    def _reuse(self, branch: str, commit: str, subject: str, base: str, tip: str, changes: list[Change]) -> Revert:
+        if not self._is_this_revert(branch, commit, tip, changes):
+            raise NotProposed("branch_exists", f"branch {branch} exists on the remote with other content; "
+                                               "autorollback never overwrites a branch: delete it or open the "
+                                               "pull request by hand")
+        return Revert(commit, subject, branch, base, existed=True)
 
     def _given(self, source: core.Source, base: str, image: str, image_changed: bool) -> str:
         """The tenant-named commit, if it is one the operator can see whole and it made this change."""
@@ -328,15 +370,22 @@ class Repo:
         if not wanted:
             return
         self.run("config", "--remove-section", "remote.never")  # left by a failed lazy fetch: it would try again
-        out = self.run("cat-file", "--batch-check=%(objectname)", stdin="".join(f"{o}\n" for o in wanted).encode())
+        out = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)",
+                       stdin="".join(f"{o}\n" for o in wanted).encode())
         if out.code != 0 or out.over:
             raise GitError(f"git cat-file failed: {out.error[-500:]}")
+        total = 0
         for line in out.text.splitlines():
             oid, _, state = line.partition(" ")
             if state == "missing":
                 raise NotProposed("file_too_large", f"{wanted[oid]} in {where} is over the operator's file-size "
                                                     f"limit for reverts ({self.limits.blob} bytes); it is never "
                                                     "fetched: revert by hand")
+            total += int(state) if state.isdigit() else 0
+        if total > self.limits.disk:  # what a checkout of them would write, however well they compress
+            raise NotProposed("repository_too_large", f"the files in {where} add up to more than the operator's "
+                                                      f"disk cap for one revert ({self.limits.disk} bytes): revert "
+                                                      "by hand")
 
     def _checkout(self, changes: list[Change], *args: str) -> None:
         """Only the changed files are written out: the rest of the tree is never read."""
@@ -371,9 +420,34 @@ class Repo:
         return self._revert(commit) and tree == self.git("write-tree", partial=True).strip()
 
 
-def _collect(proc: subprocess.Popen, stdin: bytes, cap: int, until: float) -> tuple[bytes, bytes, bool]:
-    """stdout up to the cap (past it git is stopped), stderr up to ERROR_CAP, stdin written meanwhile."""
+class _TooLarge(Exception):
+    pass
+
+
+def _size(top: Path) -> int:
+    """Bytes of the files under a folder (files that vanish meanwhile, such as a renamed temporary pack, are 0)."""
+    total = 0
+    try:
+        entries = list(os.scandir(top))
+    except OSError:
+        return 0
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                total += _size(Path(e.path))
+            else:
+                total += e.stat(follow_symlinks=False).st_size
+        except OSError:
+            pass
+    return total
+
+
+def _collect(proc: subprocess.Popen, stdin: bytes, cap: int, until: float,
+             too_large: Callable[[], bool] | None = None) -> tuple[bytes, bytes, bool]:
+    """stdout up to the cap (past it git is stopped), stderr up to ERROR_CAP, stdin written meanwhile;
+    `too_large` asked every WATCH_EVERY seconds (true: _TooLarge, and git is stopped)."""
     out, err = bytearray(), bytearray()
+    measured = time.monotonic()
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, (out, cap))
         sel.register(proc.stderr, selectors.EVENT_READ, (err, ERROR_CAP))
@@ -381,9 +455,16 @@ def _collect(proc: subprocess.Popen, stdin: bytes, cap: int, until: float) -> tu
             os.set_blocking(proc.stdin.fileno(), False)
             sel.register(proc.stdin, selectors.EVENT_WRITE)
         while sel.get_map():
-            left = until - time.monotonic()
+            now = time.monotonic()
+            left = until - now
             if left <= 0:
                 raise TimeoutError
+            if too_large is not None:
+                if now - measured >= WATCH_EVERY:
+                    if too_large():
+                        raise _TooLarge
+                    measured = now
+                left = min(left, measured + WATCH_EVERY - now)
             for key, _ in sel.select(left):
                 if key.fileobj is proc.stdin:
                     try:

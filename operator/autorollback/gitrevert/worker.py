@@ -62,6 +62,8 @@ _locks: dict[str, threading.Lock] = {}  # one revert at a time per repository (b
 _locks_guard = threading.Lock()
 _workdir: Path | None = None
 _held: int | None = None  # the lock on _workdir
+_busy = 0  # reverts being worked on now
+_idle = threading.Condition()
 _submitted: dict[str, None] = {}  # failed ReplicaSets whose revert this process took on (oldest out)
 SUBMITTED_LIMIT = 1000
 
@@ -298,12 +300,29 @@ def _start_attempt(job: Job) -> bool:
 
 
 def _run(job: Job) -> None:
+    global _busy
+    with _idle:
+        _busy += 1
     try:
         _attempt(job)
     except Exception as e:  # noqa: BLE001 - whatever it was, it is said: Event, metric, log line
+        if git.STOPPING.is_set():  # stopped by shutdown: the next leader resumes it from the marks
+            log.info("revert left to the next process", namespace=job.deployment["metadata"]["namespace"],
+                     deployment=job.deployment["metadata"]["name"])
+            return
         known = isinstance(e, (git.GitError, forge.ForgeError, kube.ApiError))
         _failed(job, type(e).__name__, f"could not open the revert pull request: "
                                        f"{e if known else 'unexpected ' + type(e).__name__}")
+    finally:
+        with _idle:
+            _busy -= 1
+            _idle.notify_all()
+
+
+def wait_idle(timeout: float) -> bool:
+    """After stop(): wait until no revert is in flight (its running git command or forge call ends)."""
+    with _idle:
+        return _idle.wait_for(lambda: _busy == 0, timeout)
 
 
 def _key(job: Job) -> str:
