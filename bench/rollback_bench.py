@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class Watcher(threading.Thread):
         self.signal: dict[str, float] = {}  # Deployment -> the API first showed ProgressDeadlineExceeded
         self.pod_signal: dict[str, float] = {}  # Deployment -> a new pod first showed 3 restarts
         self.rolled_back: dict[str, float] = {}  # Deployment -> the API first showed the v1 template again
+        self.generation: dict[str, int] = {}  # Deployment -> generation before the broken apply (reused ones)
         self.armed = False  # set once the broken release is applied
         self.stopped = threading.Event()
         self.ready = threading.Event()
@@ -70,7 +72,7 @@ class Watcher(threading.Thread):
         c = kit.condition(d, "Progressing")
         if c.get("reason") == "ProgressDeadlineExceeded":
             self.signal.setdefault(name, now)
-        if kit.image_of(d) == V1 and d["metadata"].get("generation", 1) > 2:
+        if kit.image_of(d) == V1 and d["metadata"].get("generation", 1) > self.generation.get(name, 1) + 1:
             self.rolled_back.setdefault(name, now)
 
     def _pod(self, p: dict[str, Any], now: float) -> None:
@@ -191,49 +193,153 @@ def failfast() -> dict[str, Any]:
     return out
 
 
-def scale(total: int = 2000, opted: int = 200) -> dict[str, Any]:
-    """total Deployments in scope (0 replicas), of which `opted` are opted in (1 replica) and fail."""
-    space = Namespace("scale")
-    others = [f"other-{i:04d}" for i in range(total - opted)]
-    names = [f"app-{i:03d}" for i in range(opted)]
-    for chunk in range(0, len(others), 500):
-        m = json.loads(manifests(space.ns, others[chunk:chunk + 500], V1, annotations={}, replicas=0))
-        kit.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(m))
-    kit.kubectl("apply", "--server-side", "-f", "-", input=manifests(space.ns, names, V1))
-    kit.wait_for(lambda: available(space.ns, V1, names), 900, "the opted-in Deployments", 2)
-    op = space.operator()
-    watcher = Watcher(space.ns)
+def got(ns: str, names: list[str]) -> list[dict[str, Any]]:
+    """Those Deployments, read one by one (listing 10,000 to look at 200 would load the cluster)."""
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda n: kube.get_deployment(ns, n), names))
+
+
+def population(ns: str, total: int, opted: int, failing: int, paused: bool = False) -> dict[str, list[str]]:
+    """Make sure namespace ns holds `total` Deployments, `opted` of them opted in (the first `failing` of
+    those with 1 replica, every other one with 0: the cluster stays light). Kept across runs: creating
+    10,000 takes the controller-manager minutes: one ReplicaSet and status writes each, at its 20 requests
+    a second). `paused`: the controller only writes their status once (no ReplicaSet)."""
+    others = [f"other-{i:05d}" for i in range(total - opted)]
+    names = [f"app-{i:04d}" for i in range(opted)]
+    if kit.kubectl("get", "namespace", ns, check=False).returncode != 0:
+        kit.kubectl("create", "namespace", ns)
+    existing: set[str] = set()
+    token = None
+    while True:
+        page = kube.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments", query={"limit": 500, "continue": token},
+                            accept=kube.METADATA_ONLY)
+        existing |= {item["metadata"]["name"] for item in page.get("items") or []}
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+
+    def create(name: str) -> None:
+        opt = name.startswith("app-")
+        d = kit.deployment(name, image=V1, replicas=1 if name in names[:failing] else 0,
+                           annotations={"autorollback.io/enabled": "true"} if opt else {})
+        d["spec"]["paused"] = paused
+        kube.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=d)
+
+    missing = [n for n in names + others if n not in existing]
+    with ThreadPoolExecutor(4) as pool:  # a few at once: the control plane shares the two cores
+        list(pool.map(create, missing))
+    return {"opted": names, "failing": names[:failing], "others": others, "created": missing}
+
+
+KEEP = os.environ.get("BENCH_KEEP") == "1"  # keep the bench-mem-* namespaces for the next run
+
+
+def drop(ns: str) -> None:
+    if not KEEP:
+        kit.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def scoped(*namespaces: str) -> kit.Operator:
+    log = Path(tempfile.mkdtemp()) / "operator.log"
+    scope = [a for ns in namespaces for a in ("-n", ns)]
+    return kit.Operator(*scope, log_path=log, extra=("--log-level", "WARNING"))
+
+
+def listed(op: kit.Operator, total: int, timeout: float = 600) -> float:
+    """Seconds until the operator has seen every Deployment in scope (its watch events counter)."""
+    started = time.monotonic()
+    op.wait_ready(timeout)
+    kit.wait_for(lambda: op.metric("autorollback_watch_events_total") >= total, timeout, "the initial list", 0.05)
+    return time.monotonic() - started
+
+
+def scale(total: int = 10000, opted: int = 1000, failing: int = 200) -> dict[str, Any]:
+    """total Deployments in scope (0 replicas), `opted` of them opted in, `failing` of those (1 replica)
+    broken at once. The operator starts after they exist: its first list sets the memory it needs."""
+    ns = f"bench-mem-{total}"
+    made = time.monotonic()
+    pop = population(ns, total, opted, failing)
+    made = time.monotonic() - made
+    names = pop["failing"]
+    kit.wait_for(lambda: all(kit.image_of(d) == V1 and kit.is_complete(d) for d in got(ns, names)), 900,
+                 "the failing Deployments' v1", 2)
+    op = scoped(ns)
+    watcher = Watcher(ns)
     try:
         started = time.monotonic()
         op.wait_ready(300)
         ready = time.monotonic() - started
-        kit.wait_for(lambda: op.metric("autorollback_watch_events_total") >= total, 300, "the initial list", 0.05)
-        listed = time.monotonic() - started
+        seen = listed(op, total)
+        after_list = rss_mib(op.proc.pid)
         time.sleep(5)
         idle, _ = rss_mib(op.proc.pid)
         watcher.start()
         watcher.ready.wait(30)
+        watcher.generation = {d["metadata"]["name"]: d["metadata"].get("generation", 1) for d in got(ns, names)}
         before = requests(op)
         watcher.armed = True
-        kit.kubectl("apply", "--server-side", "-f", "-", input=manifests(space.ns, names, V2, failure="not-ready"))
-        kit.wait_for(lambda: len(watcher.rolled_back) == opted, 900, "all rollbacks", 0.5)
+        kit.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                    input=manifests(ns, names, V2, failure="not-ready"))
+        kit.wait_for(lambda: len(watcher.rolled_back) == len(names), 900, "all rollbacks", 0.5)
         time.sleep(2)
         after = requests(op)
-        _, peak = rss_mib(op.proc.pid)
+        rss, peak = rss_mib(op.proc.pid)
     finally:
         watcher.stopped.set()
         op.stop(30)
-        space.close()
-    per = {verb: (after[verb] - before[verb]) / opted for verb in after}
-    return {"name": f"{total} Deployments in scope, {opted} opted in and failing",
-            "after start": f"/readyz {ready:.1f} s, all {total} listed and seen {listed:.1f} s",
-            "RSS": f"idle {idle:.0f} MiB, peak {peak:.0f} MiB", "reaction": percentiles(watcher.reactions_ms()),
+        drop(ns)
+    per = {verb: (after[verb] - before[verb]) / len(names) for verb in after}
+    return {"name": f"{total} Deployments in scope, {opted} opted in, {failing} of them failing at once",
+            "population": f"{len(pop['created'])} created in {made:.0f} s (4 at a time), the rest reused",
+            "after start": f"/readyz {ready:.1f} s, all {total} listed and seen {seen:.1f} s",
+            "RSS": f"after the list {after_list[0]:.0f} MiB (peak {after_list[1]:.0f}), idle {idle:.0f} MiB, "
+                   f"after the rollbacks {rss:.0f} MiB, peak {peak:.0f} MiB",
+            "reaction": percentiles(watcher.reactions_ms()),
             "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
             "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}"}
 
 
+def memory() -> dict[str, Any]:
+    """Peak RSS (VmHWM) of a started operator once it has seen everything in scope, for a few
+    populations, and the linear fit: MiB = base + a per 1,000 in scope + b per 1,000 opted in."""
+    big, many = "bench-mem-10000", "bench-mem-opted-2000"
+    empty = "bench-mem-empty"
+    population(big, 10000, 1000, 200)
+    population(many, 2000, 2000, 0, paused=True)
+    if kit.kubectl("get", "namespace", empty, check=False).returncode != 0:
+        kit.kubectl("create", "namespace", empty)
+    runs = {}
+    try:
+        for label, spaces, total in (("nothing in scope", (empty,), 0),
+                                     ("10,000 in scope, 1,000 opted in", (big,), 10000),
+                                     ("2,000 in scope, all opted in", (many,), 2000),
+                                     ("12,000 in scope, 3,000 opted in", (big, many), 12000)):
+            op = scoped(*spaces)
+            try:
+                seen = listed(op, total) if total else (op.wait_ready(), 0.0)[1]
+                time.sleep(5)
+                runs[label] = (*rss_mib(op.proc.pid), seen)
+            finally:
+                op.stop(30)
+    finally:
+        for ns in (big, many, empty):
+            drop(ns)
+    base = runs["nothing in scope"][1]
+    b10 = runs["10,000 in scope, 1,000 opted in"][1] - base  # 10 a + 1 b
+    b2 = runs["2,000 in scope, all opted in"][1] - base  # 2 a + 2 b
+    a = (b10 - b2 / 2) / 9
+    b = b2 / 2 - a
+    out: dict[str, Any] = {"name": "memory by population (peak RSS once everything is listed)"}
+    for label, (rss, peak, seen) in runs.items():
+        out[label] = f"RSS {rss:.0f} MiB, peak {peak:.0f} MiB (listed in {seen:.1f} s)"
+    predicted = base + 12 * a + 3 * b
+    out["fit"] = (f"peak = {base:.0f} MiB + {a:.1f} MiB per 1,000 in scope + {b:.1f} MiB per 1,000 opted in "
+                  f"(12,000/3,000 predicted {predicted:.0f}, measured {runs['12,000 in scope, 3,000 opted in'][1]:.0f})")
+    return out
+
+
 SCENARIOS = {"single": lambda: burst(1), "burst50": lambda: burst(50), "burst200": lambda: burst(200),
-             "failfast": failfast, "scale": scale}
+             "failfast": failfast, "scale": scale, "memory": memory}
 
 
 def main() -> None:

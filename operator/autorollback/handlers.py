@@ -151,4 +151,13 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
         return
     if meta.uid not in op.memory.memos and not annotations.mentioned(meta.annotations):
         return  # never copied, never looked at again: the common case in a big cluster
-    op.observe(meta.uid, {"apiVersion": "apps/v1", "kind": "Deployment", **copy.deepcopy(dict(body))})
+    op.observe(meta.uid, kept(body))
+
+
+def kept(body: Any) -> dict[str, Any]:
+    """The Deployment as the memo keeps it: a copy (kopf reuses its own), without
+    metadata.managedFields, the field owners' bookkeeping (often a third of the object) that
+    nothing here reads and no write sends back."""
+    raw = dict(body)
+    meta = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", **copy.deepcopy({**raw, "metadata": meta})}

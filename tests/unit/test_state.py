@@ -1,4 +1,5 @@
 """What the operator remembers stays bounded by the live Deployments, whatever they go through."""
+import copy
 import pickle
 
 from autorollback import annotations, state
@@ -71,3 +72,44 @@ def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restar
     assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
     assert state.stale_key(moved) != state.stale_key(stuck)  # but progress restarts the clock
     assert state.failure_key(deployment("app:2.0.0", complete=True), ON) == ""
+
+
+def _event(op, raw: dict, type_: str | None = None) -> None:
+    import asyncio
+
+    import kopf
+
+    from autorollback import handlers
+
+    asyncio.run(handlers.deployment_event(type=type_, body=kopf.Body(raw), memo=kopf.Memo(operator=op)))
+
+
+def _operator():
+    from autorollback import handlers, health
+
+    return handlers.Operator(freshness=health.Freshness(stale_after=60))
+
+
+def test_a_deployment_that_does_not_opt_in_leaves_no_record() -> None:
+    op = _operator()
+    for i in range(1000):
+        d = deployment(annotations={"example.com/owner": "team"})
+        del d["metadata"]["annotations"]["autorollback.io/enabled"]
+        d["metadata"]["uid"] = f"uid-{i}"
+        _event(op, d)
+    assert op.memory.memos == {} and len(op.queue) == 0
+
+
+def test_an_opted_in_deployment_is_kept_without_managed_fields_and_forgotten_on_opt_out() -> None:
+    op = _operator()
+    d = deployment(complete=True)
+    d["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
+    _event(op, d)
+    kept = op.memory.memos[d["metadata"]["uid"]].body
+    assert "managedFields" not in kept["metadata"] and kept["spec"] == d["spec"]
+    assert kept["metadata"]["resourceVersion"] == "42"  # what a write's precondition needs stays
+    assert "managedFields" in d["metadata"]  # a copy: what kopf delivered is left alone
+    out = copy.deepcopy(d)
+    del out["metadata"]["annotations"]["autorollback.io/enabled"]  # the latest state no longer opts in
+    _event(op, out)
+    assert op.memory.memos == {}
