@@ -1,6 +1,7 @@
 """Command line: `autorollback run` and `autorollback --version`."""
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,12 @@ def _port(text: str) -> int:
 def _namespace(text: str) -> str:
     if not text or any(c in text for c in "*?[]!,"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a namespace name (patterns are not supported)")
+    return text
+
+
+def _secret_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Secret name")
     return text
 
 
@@ -69,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
                      help="reverts of one namespace running at once (the others wait their turn)")
     run.add_argument("--no-pod-signals", action="store_true",
                      help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used")
+    run.add_argument("--checkpoint-secret", default=None, metavar="NAME", type=_secret_name,
+                     help="the Secret in $POD_NAMESPACE whose `key` signs the checkpoints of measured deadlines "
+                          "(created with a random key if absent); without it a key of this process only")
     return p
 
 
@@ -85,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except kube.ConnectError as e:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
-    from autorollback import runner  # imports kopf: only once we know we can run
+    from autorollback import reconcile, runner  # imports kopf: only once we know we can run
     from autorollback.gitrevert import worker
     from autorollback.signals import watch
 
     watch.configure(pod_signals=not args.no_pod_signals)
+    reconcile.configure_checkpoints(os.environ.get("POD_NAMESPACE"), args.checkpoint_secret)
 
     worker.configure(worker.Settings(args.git_credentials_dir,
                                      dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),

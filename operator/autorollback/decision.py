@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import history, ledger, rollout, undo
+from autorollback import checkpoints, history, ledger, rollout, undo
 from autorollback.annotations import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
 
@@ -90,7 +90,7 @@ def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) 
     return Decision(NOTHING, reason, message, failure=failure)
 
 
-NO_PROGRESS = PREFIX + "no-progress"  # checkpoint of a deadline autorollback measures: "<rs> <state> <seconds>"
+NO_PROGRESS = PREFIX + "no-progress"  # checkpoint of a deadline autorollback measures (checkpoints.mark)
 
 
 @dataclass(frozen=True)
@@ -101,21 +101,41 @@ class Measured:
     since: str  # this process's wall-clock stamp of its start: recorded (marks, ledger) as the failure's id
 
 
-def checkpoint(replicaset: str, state_digest: str, seconds: float) -> str:
-    """The NO_PROGRESS mark: elapsed seconds of one no-progress state, bound to its ReplicaSet."""
-    return history.bind(replicaset, f"{state_digest} {int(seconds)}")
+@dataclass(frozen=True)
+class Checkpointed:
+    """The current template's ReplicaSet, where a measured deadline is checkpointed, and the
+    NO_PROGRESS value it carries now (as written by anyone: verified by checkpoints.resumed)."""
+    name: str
+    uid: str
+    value: str
 
 
-def checkpointed(replicasets: list[dict[str, Any]], template: dict[str, Any], state_digest: str) -> float:
-    """Seconds a previous process measured for this state on the current template's ReplicaSet
-    (0: none). A mark of another state, or one copied onto another ReplicaSet, counts for nothing."""
+def checkpoint_holder(replicasets: list[dict[str, Any]], template: dict[str, Any]) -> Checkpointed | None:
+    """Where the measurement of the current template's lack of progress is checkpointed (None: no
+    ReplicaSet of that template yet)."""
     rs = history.current(history.revisions(replicasets), template)
-    if rs is None:
+    raw = next((r for r in replicasets if rs is not None and r["metadata"]["name"] == rs.name), None)
+    if raw is None:
+        return None
+    meta = raw["metadata"]
+    return Checkpointed(meta["name"], meta.get("uid") or "", (meta.get("annotations") or {}).get(NO_PROGRESS, ""))
+
+
+def checkpoint(key: bytes, holder: Checkpointed, state_digest: str, seconds: float) -> str:
+    """The NO_PROGRESS mark: elapsed seconds of one no-progress state, bound to its ReplicaSet (name
+    and uid) and signed with the operator's key."""
+    return checkpoints.mark(key, holder.name, holder.uid, state_digest, seconds)
+
+
+def checkpointed(replicasets: list[dict[str, Any]], template: dict[str, Any], state_digest: str,
+                 key: bytes) -> float:
+    """Seconds a previous process measured for this state on the current template's ReplicaSet
+    (0: none). A mark of another state, one copied from another ReplicaSet, or one not signed with
+    this key (a tenant's, another process's without the shared key) counts for nothing."""
+    holder = checkpoint_holder(replicasets, template)
+    if holder is None:
         return 0.0
-    digest_, _, seconds = rs.mark(NO_PROGRESS).partition(" ")
-    if digest_ != state_digest or not seconds.isdigit():
-        return 0.0
-    return float(min(int(seconds), 10 ** 7))
+    return checkpoints.resumed(key, holder.value, holder.name, holder.uid, state_digest)
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,

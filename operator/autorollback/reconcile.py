@@ -12,13 +12,15 @@ Order of writes for a rollback, and why a crash anywhere is safe:
 3. the failing ReplicaSet's marks (failed-at, outcome): only for people and for the outcomes that
    do not patch the Deployment; a rollback is known from the ledger without them.
 """
+import base64
 import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import annotations, decision, faults, history, kube, logs, metrics, retry, rollout, state, times
+from autorollback import (annotations, checkpoints, decision, faults, history, kube, logs, metrics, retry, rollout,
+                          state, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
@@ -35,7 +37,75 @@ def now() -> str:
 
 
 STALE, CHECKPOINTS, RESTORED = "stale", "checkpoints", "restored"  # Clocks groups (state.OBSERVED, signals.GRACES)
+ENDED = ""  # in STALE: the last state of no progress this process timed is over (never a stale_key())
 CHECKPOINT_EVERY = 30.0  # seconds between checkpoints of a measured deadline (a third of a shorter deadline)
+KEY_ATTEMPTS = 5  # reads of the checkpoint Secret at startup before this process makes do with a key of its own
+
+# The key that signs checkpoints (checkpoints.py): the Secret's, shared by every replica and kept
+# across restarts, once configure_checkpoints() loaded it; until then (a developer's laptop, no
+# Secret) one of this process's own, so that no other process's checkpoint counts: later, never sooner.
+_checkpoint_key: bytes = checkpoints.new_key()
+
+
+def configure_checkpoints(namespace: str | None, secret: str | None) -> bool:
+    """Load (or create) the key that signs checkpoints from the Secret `secret` in the operator's own
+    namespace. Without both, or when the Secret cannot be had, this process keeps a key of its own
+    (its checkpoints are then not resumed by another process). True: the Secret's key is in use."""
+    global _checkpoint_key
+    if not namespace or not secret:
+        log.info("measured deadlines are checkpointed under a key of this process only (no --checkpoint-secret "
+                 "or $POD_NAMESPACE): another process starts them again")
+        return False
+    for attempt in range(KEY_ATTEMPTS):
+        try:
+            _checkpoint_key = _checkpoint_secret(namespace, secret)
+            log.info("checkpoint key loaded", secret=secret, namespace=namespace)
+            return True
+        except kube.ApiError as e:
+            if not retry.retryable(e.status) or attempt == KEY_ATTEMPTS - 1:
+                why = str(e)
+                break
+            time.sleep(retry.delay(attempt, e.retry_after))
+        except ValueError as e:  # a Secret that is not ours to repair
+            why = str(e)
+            break
+    log.error("cannot read or create the checkpoint Secret: measured deadlines are checkpointed under a key "
+              "of this process only (after a restart or failover they start again: later, never sooner)",
+              secret=secret, namespace=namespace, error=why)
+    return False
+
+
+def _checkpoint_secret(namespace: str, name: str) -> bytes:
+    """The Secret's `key`, creating the Secret with a random one if it does not exist (another
+    replica creating it at the same time: 409, read it). Its own namespace, by name only."""
+    path = f"/api/v1/namespaces/{namespace}/secrets"
+    for _ in range(2):
+        try:
+            found = kube.request("GET", f"{path}/{name}")
+        except kube.ApiError as e:
+            if e.status != 404:
+                raise
+        else:
+            raw = (found.get("data") or {}).get("key") or ""
+            try:
+                key = base64.b64decode(raw, validate=True)
+            except ValueError:
+                key = b""
+            if len(key) < checkpoints.MIN_KEY_BYTES:
+                raise ValueError(f"Secret {namespace}/{name} has no `key` of {checkpoints.MIN_KEY_BYTES} bytes or more")
+            return key
+        key = checkpoints.new_key()
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "autorollback"}},
+                "data": {"key": base64.b64encode(key).decode()}}
+        try:
+            kube.request("POST", path, body=body, query={"fieldManager": kube.FIELD_MANAGER}, unguarded=True)
+            return key
+        except kube.ApiError as e:
+            if e.status != 409:
+                raise  # 409: another replica created it first: read theirs
+    raise kube.ApiError(409, "Conflict", f"Secret {namespace}/{name} was created and then could not be read")
 
 
 def _since(clocks: times.Clocks, group: str, key: str) -> float | None:
@@ -161,7 +231,12 @@ def _healthy(work: Work, result: Result) -> None:
             metrics.recovery_seconds.labels(work.namespace).observe(age)
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
-        kube.annotate_replicaset(work.namespace, name, mark)
+    # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
+    checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
+    if mark or checkpointed:
+        cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
+        kube.annotate_replicaset(work.namespace, name, {**(mark or {}), **cleared})
+    _measured_ended(work, "", "")
     _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
@@ -251,7 +326,7 @@ def _rollback(work: Work, result: Result,
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
-        measured = None if signal else _measure(work, deployment, replicasets)
+        measured, starting = (None, None) if signal else _measure(work, deployment, replicasets)
         d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
         if d.result == decision.SUCCESS and d.patch:
             faults.point("before_patch")
@@ -301,46 +376,100 @@ def _rollback(work: Work, result: Result,
     if d.reason == "stale":  # the restored template may never progress: look again until it does
         deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
         every = min(CHECKPOINT_EVERY, deadline / 3)
+        _start(work, starting)
         _checkpoint(work, deployment, replicasets, measured, every)
         result.recheck(max(0.5, min(deadline - measured.seconds + 0.05, every)))
         return
+    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
+    _measured_ended(work, holder.name if holder else "", holder.value if holder else "")
     result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
         deployment["metadata"].get("annotations")))
 
 
-def _measure(work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> decision.Measured:
+@dataclass(frozen=True)
+class _Start:
+    """A measurement this pass would start (carried out only where the decision finds the state stale)."""
+    key: str  # state.stale_key()
+    resume: float  # seconds resumed from a genuine checkpoint (0: from now)
+    since: str  # the measurement's name (decision.Measured.since)
+    clear: decision.Checkpointed | None  # the mark to remove before it starts (an older episode's, or one that does not count)
+
+
+def _measure(work: Work, deployment: dict[str, Any],
+             replicasets: list[dict[str, Any]]) -> tuple[decision.Measured, _Start | None]:
     """How long this state of no progress has lasted: on this process's monotonic clock from when it
-    first saw it, or from a checkpoint a previous process left on the ReplicaSet (later, never sooner).
-    Any progress is another state: timed anew. Only counts where the decision finds the state stale."""
+    first saw it, or, on this process's first look only, from a checkpoint a previous process left
+    on the ReplicaSet that the operator's key signed for this ReplicaSet and state (later, never
+    sooner). Any progress is another state, timed anew: the older state's mark is removed before
+    (_start), so that no process can resume it should that state come back (another episode).
+    No I/O here; a state this process is not timing yet comes back as a _Start."""
     key = state.stale_key(deployment)
-    resume = decision.checkpointed(replicasets, deployment["spec"]["template"], state.digest(key))
-    seconds = work.clocks.track(STALE, [key], times.monotonic(), resume={key: resume})[key]
-    # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
-    # process's wall clock, written down like every time autorollback records, compared with nothing here
-    since = work.clocks.label(STALE, key, lambda: history.stamp(
-        dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
-    return decision.Measured(seconds, since)
+    timing = work.clocks.keys(STALE)
+    if key in timing:
+        seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
+        # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
+        # process's wall clock, written down like every time autorollback records, compared with nothing here
+        since = work.clocks.label(STALE, key, lambda: history.stamp(
+            dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
+        return decision.Measured(seconds, since), None
+    template = deployment["spec"]["template"]
+    holder = decision.checkpoint_holder(replicasets, template)
+    # resumed only on this process's first look (a restart, a failover in the middle of the
+    # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
+    resume = decision.checkpointed(replicasets, template, state.digest(key), _checkpoint_key) if not timing else 0.0
+    since = history.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
+    clear = holder if holder is not None and holder.value and not resume else None
+    return decision.Measured(resume, since), _Start(key, resume, since, clear)
+
+
+def _start(work: Work, start: _Start | None) -> None:
+    """Start timing a state: first remove a mark that must never be resumed (raises on failure: the
+    pass is tried again, and this state is still new to this process then)."""
+    if start is None:
+        return
+    if start.clear is not None:
+        kube.annotate_replicaset(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
+    work.clocks.track(STALE, [start.key], times.monotonic(), resume={start.key: start.resume})
+    work.clocks.label(STALE, start.key, lambda: start.since)
+    work.clocks.forget(CHECKPOINTS)
+
+
+def _measured_ended(work: Work, replicaset: str, value: str | None) -> None:
+    """The state of no progress this process was timing is over (the rollout progressed, completed,
+    or was decided about): its mark on that ReplicaSet goes (best effort), and the next state of no
+    progress is a new episode to this process (started from nothing, never resumed)."""
+    if not work.clocks.keys(STALE):
+        return
+    if replicaset and value:
+        try:
+            kube.annotate_replicaset(work.namespace, replicaset, {decision.NO_PROGRESS: None})
+        except kube.ApiError as e:
+            metrics.api_errors.labels("checkpoint", str(e.status)).inc()
+            log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
+                        replicaset=replicaset, error=str(e), **_who(work))
+    work.clocks.track(STALE, [ENDED], times.monotonic())
+    work.clocks.forget(CHECKPOINTS)
 
 
 def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
                 measured: decision.Measured | None, every: float) -> None:
     """Now and then, the elapsed seconds of a measured deadline go onto the current template's
-    ReplicaSet, so that the next process (a restart, another replica) resumes from them instead of
-    starting again. Elapsed seconds only: no clock is compared across processes. Best effort."""
-    rs = history.current(history.revisions(replicasets), deployment["spec"]["template"])
-    if measured is None or rs is None or measured.seconds < every:
+    ReplicaSet, signed, so that the next process (a restart, another replica) resumes from them
+    instead of starting again. Elapsed seconds only: no clock is compared across processes. Best effort."""
+    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
+    if measured is None or holder is None or measured.seconds < every:
         return
     key = state.stale_key(deployment)
     last = work.clocks.since(CHECKPOINTS, key)
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        kube.annotate_replicaset(work.namespace, rs.name, {
-            decision.NO_PROGRESS: decision.checkpoint(rs.name, state.digest(key), measured.seconds)})
+        kube.annotate_replicaset(work.namespace, holder.name, {
+            decision.NO_PROGRESS: decision.checkpoint(_checkpoint_key, holder, state.digest(key), measured.seconds)})
     except kube.ApiError as e:
         metrics.api_errors.labels("checkpoint", str(e.status)).inc()
         log.warning("cannot record how long the rollout made no progress (measured again after a restart)",
-                    replicaset=rs.name, error=str(e), **_who(work))
+                    replicaset=holder.name, error=str(e), **_who(work))
         return
     work.clocks.forget(CHECKPOINTS)
     work.clocks.note(CHECKPOINTS, key, times.monotonic())

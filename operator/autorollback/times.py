@@ -48,8 +48,9 @@ class Clocks:
     def track(self, group: str, keys: Iterable[str], now: float,
               resume: dict[str, float] | None = None) -> dict[str, float]:
         """Seconds each of these states has lasted as this process saw it. States new to it start
-        now, or `resume[key]` seconds ago (a checkpoint); the group's other states are forgotten
-        (they ended: should one come back, it is timed anew)."""
+        now, or `resume[key]` seconds ago (a checkpoint: the caller passes only one it verified, and
+        only on its first look, never for a state it saw begin); the group's other states are
+        forgotten (they ended: should one come back, it is timed anew)."""
         with self._lock:
             old = self._first.get(group, {})
             new = {k: old[k] if k in old else now - max(0.0, (resume or {}).get(k, 0.0)) for k in keys}
@@ -70,6 +71,11 @@ class Clocks:
         """The monotonic time this process first saw the state (None: it did not)."""
         with self._lock:
             return self._first.get(group, {}).get(key)
+
+    def keys(self, group: str) -> set[str]:
+        """The states of the group this process is timing now (empty: none, or never any)."""
+        with self._lock:
+            return set(self._first.get(group, {}))
 
     def label(self, group: str, key: str, make: Callable[[], str]) -> str:
         """A name for a running timer, made once and kept while the timer runs."""

@@ -1,4 +1,5 @@
 """The install story on the local control plane: Helm chart, least-privilege RBAC, deploy/."""
+import base64
 import filecmp
 import json
 import threading
@@ -70,6 +71,11 @@ def test_hardened_pod_spec() -> None:
     assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"  # two replicas, one Lease
     args = spec["template"]["spec"]["containers"][0]["args"]
     assert "--leader-elect" in args and "--leader-election-lease-duration=15" in args
+    assert "--checkpoint-secret=autorollback-checkpoint" in args  # <fullname>-checkpoint, in the Role by name
+    rules = [r for d in yaml.safe_load_all(render("ops", "--set", "checkpointSecret=my-key")) if d and d["kind"] == "Role"
+             for r in d["rules"] if r["resources"] == ["secrets"]]
+    assert rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["my-key"], "verbs": ["get"]},
+                     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
     anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pod = spec["template"]["spec"]
@@ -187,12 +193,21 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "update", "leases.coordination.k8s.io/another-lease", "-n", ns)
         assert not can_i(sa, "get", "leases.coordination.k8s.io", "-n", "default")  # its own namespace only
         assert not can_i(sa, "delete", "leases.coordination.k8s.io", "-n", ns)
+        # the checkpoint key: one Secret by name in its own namespace (create cannot be named)
+        secret = f"secrets/{sa_name}-checkpoint"
+        assert can_i(sa, "get", secret, "-n", ns) and can_i(sa, "create", "secrets", "-n", ns)
+        assert not can_i(sa, "get", "secrets/another-secret", "-n", ns)
+        assert not any(can_i(sa, verb, secret, "-n", ns) for verb in ("update", "patch", "delete", "list", "watch"))
+        assert not can_i(sa, "get", secret, "-n", "default") and not can_i(sa, "create", "secrets", "-n", "default")
 
         config = kit.token_kubeconfig(ns, sa_name, tmp_path / "chart-sa.kubeconfig")
         kit.release(ns, "web", V1, annotations={"autorollback.io/enabled": "true"})
         # as the chart runs it: leader election on, with a Lease the chart's Role allows
-        op = operator_factory("-n", ns, config=str(config), extra=("--leader-elect", "--leader-election-name",
-                                                                    sa_name), env={"POD_NAMESPACE": ns})
+        op = operator_factory("-n", ns, config=str(config), extra=(
+            "--leader-elect", "--leader-election-name", sa_name, "--checkpoint-secret", f"{sa_name}-checkpoint"),
+            env={"POD_NAMESPACE": ns})
+        key = kit.kubectl_json("-n", ns, "get", "secret", f"{sa_name}-checkpoint")["data"]["key"]  # created by it
+        assert len(base64.b64decode(key)) == 32
         kit.wait_for(lambda: kit.is_available(ns, "web"), 90, "revision 1")
         # pod-level fail-fast signals with the chart's RBAC (the deadline is 600 s)
         kit.release(ns, "web", V2, failure="crash", progress_deadline=600,
@@ -227,6 +242,10 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
             "spec"]["template"]["spec"]["containers"][0]["args"]
         assert f"--namespace={watched}" in args and "--all-namespaces" not in args
         assert "--no-pod-signals" in args and not can_i(sa, "list", "pods", "-n", watched)
+        assert f"--checkpoint-secret={release}-autorollback-checkpoint" in args
+        assert can_i(sa, "get", f"secrets/{release}-autorollback-checkpoint", "-n", home)  # its own namespace
+        assert not can_i(sa, "get", f"secrets/{release}-autorollback-checkpoint", "-n", watched)
+        assert not can_i(sa, "create", "secrets", "-n", watched)
     finally:
         kit.helm("uninstall", release, "--namespace", home, check=False)
 

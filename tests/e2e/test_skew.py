@@ -2,6 +2,8 @@
 graces and the deadlines autorollback measures itself run on its monotonic clock from when it
 first saw the state, so they neither run out at once nor stretch by the skew. Debian's faketime
 (libfaketime) skews the wall clock only: FAKETIME_DONT_FAKE_MONOTONIC=1."""
+import base64
+import glob
 import os
 import subprocess
 import sys
@@ -15,8 +17,9 @@ from .test_fail_fast import release
 from .test_real_world import recreate, stale, undeletable_pods
 from .test_rollback import ON, V1, V2, available, wait_event
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+LIBFAKETIME = Path(next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "/usr/lib/faketime/libfaketime.so.1"))
 NO_PROGRESS = "autorollback.io/no-progress"
+SECRET = "ar-checkpoint"
 
 
 def skewed(offset: str) -> dict[str, str]:
@@ -37,11 +40,17 @@ def test_the_skew_is_real() -> None:
         assert abs(skew_mono - mono) < 5, "the monotonic clock must not be skewed"
 
 
+def keyed(ns: str, env: dict[str, str] | None = None) -> dict:
+    """operator_factory's arguments for a process that signs its checkpoints with the key of the
+    Secret SECRET in ns (created by the first one), as the chart runs it: the next process resumes them."""
+    return {"extra": ("--checkpoint-secret", SECRET), "env": {"POD_NAMESPACE": ns, **(env or {})}}
+
+
 def checkpoint(ns: str) -> int:
-    """The elapsed seconds checkpointed on a ReplicaSet of web (0: none)."""
+    """The elapsed seconds checkpointed on a ReplicaSet of web (0: none): `<rs> <state> <seconds> <hmac>`."""
     for rs in kit.replicasets(ns, "web"):
         parts = (rs["metadata"].get("annotations") or {}).get(NO_PROGRESS, "").split(" ")
-        if len(parts) == 3 and parts[0] == rs["metadata"]["name"] and parts[2].isdigit():
+        if len(parts) == 4 and parts[0] == rs["metadata"]["name"] and parts[2].isdigit():
             return int(parts[2])
     return 0
 
@@ -90,7 +99,7 @@ def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(namespace: s
     # one's wall clock is 120 s off. Ahead, it must not call the deadline over at once; behind, it
     # must not wait 120 s longer.
     ns = namespace
-    first = operator_factory("-n", ns)
+    first = operator_factory("-n", ns, **keyed(ns))
     with undeletable_pods(ns):
         recreate(ns, "web", V1, deadline=40)
         available(ns, V1, 1)
@@ -98,7 +107,7 @@ def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(namespace: s
         kit.wait_for(lambda: stale(ns, "web"), 120, "the rollback to leave the stale condition")
         first.stop()
         saved = checkpoint(ns)  # how far the first process got, if it wrote it down
-        operator_factory("-n", ns, env=skewed(offset))
+        operator_factory("-n", ns, **keyed(ns, skewed(offset)))
         started = time.monotonic()
         abandoned = wait_event(ns, "RollbackAbandoned", timeout=100)
         waited = time.monotonic() - started
@@ -111,7 +120,7 @@ def test_a_measured_deadline_resumes_from_its_checkpoint(namespace: str, operato
     # Elapsed seconds are checkpointed on the ReplicaSet now and then (a third of a short deadline):
     # the next process goes on from there, later (never sooner) than the deadline, with its clock ahead.
     ns = namespace
-    first = operator_factory("-n", ns)
+    first = operator_factory("-n", ns, **keyed(ns))
     with undeletable_pods(ns):
         recreate(ns, "web", V1, deadline=45)
         available(ns, V1, 1)
@@ -121,9 +130,53 @@ def test_a_measured_deadline_resumes_from_its_checkpoint(namespace: str, operato
         kit.wait_for(lambda: checkpoint(ns) >= 15, 60, "a checkpoint of 15 s or more on the restored ReplicaSet")
         first.stop()
         saved = checkpoint(ns)
-        operator_factory("-n", ns, env=skewed("+120s"))
+        operator_factory("-n", ns, **keyed(ns, skewed("+120s")))
         started = time.monotonic()
         wait_event(ns, "RollbackAbandoned", timeout=60)
         waited = time.monotonic() - started
         assert waited < 45 - 5, f"{waited:.1f}s after the restart: the checkpoint ({saved}s) was not resumed"
         assert waited >= 45 - saved - 3, f"{waited:.1f}s after the restart: sooner than the checkpoint allows"
+
+
+def forge(ns: str, seconds: int) -> str:
+    """What a tenant who may annotate its ReplicaSets writes: the checkpoint of the state the
+    Deployment is in (the digest is made of fields it can read), with as many seconds as it likes."""
+    from autorollback import state  # the operator's own digest, as a tenant would compute it
+
+    d = kit.get_deployment(ns, "web")
+    current = next(rs for rs in kit.replicasets(ns, "web")
+                   if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"])
+    name = current["metadata"]["name"]
+    value = f"{name} {state.digest(state.stale_key(d))} {seconds}"
+    kit.kubectl("-n", ns, "annotate", "--overwrite", f"replicaset/{name}", f"{NO_PROGRESS}={value}")
+    return value
+
+
+def test_a_tenants_checkpoint_does_not_end_a_measured_deadline_sooner(namespace: str, operator_factory) -> None:
+    # A tenant may write annotations on its ReplicaSets. A checkpoint of a huge number of seconds for
+    # the current state (the format autorollback wrote before signing: the digest is made of fields
+    # the tenant can read) must not make the next process call the deadline over at once (an
+    # abandonment or a rollback, a revert pull request with the operator's credentials): it is not
+    # signed with the operator's key, so the measurement starts from that process's first look.
+    ns = namespace
+    first = operator_factory("-n", ns, **keyed(ns))
+    secret = kit.kubectl_json("-n", ns, "get", "secret", SECRET)  # created by the operator: 32 random bytes
+    assert len(base64.b64decode(secret["data"]["key"])) == 32
+    with undeletable_pods(ns):
+        recreate(ns, "web", V1, deadline=40)
+        available(ns, V1, 1)
+        recreate(ns, "web", V2, failure="not-ready", deadline=40)
+        kit.wait_for(lambda: stale(ns, "web"), 120, "the rollback to leave the stale condition")
+        first.stop()
+        saved = checkpoint(ns)  # a genuine one, if the first process got that far (it may be resumed)
+        forged = forge(ns, 10 ** 7)
+        second = operator_factory("-n", ns, **keyed(ns))
+        started = time.monotonic()
+        abandoned = wait_event(ns, "RollbackAbandoned", timeout=100)
+        waited = time.monotonic() - started
+        assert "made no progress for 40s" in abandoned["message"] or "failed as well" in abandoned["message"]
+        assert waited >= 40 - saved - 3, f"abandoned {waited:.1f}s after the restart: the forged checkpoint counted"
+        assert all((rs["metadata"].get("annotations") or {}).get(NO_PROGRESS) != forged
+                   for rs in kit.replicasets(ns, "web")), "the forged checkpoint was left in place"
+    assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
+    assert second.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="abandoned") == 1

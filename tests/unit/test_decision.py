@@ -330,11 +330,22 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
 
 
 def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
-    rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", annotations={
-        decision.NO_PROGRESS: decision.checkpoint(rs_name("app:2.0.0"), "abc", 42.7)})]
+    key = bytes(32)
+    current = replicaset(2, "app:2.0.0")
+    current["metadata"]["uid"] = "rs-uid-2"
+    holder = decision.checkpoint_holder([current], current["spec"]["template"])
+    assert holder == decision.Checkpointed(rs_name("app:2.0.0"), "rs-uid-2", "")
+    current["metadata"]["annotations"][decision.NO_PROGRESS] = decision.checkpoint(key, holder, "abc", 42.7)
+    rs = [replicaset(1, "app:1.0.0"), current]
     template = deployment("app:2.0.0")["spec"]["template"]
-    assert decision.checkpointed(rs, template, "abc") == 42
-    assert decision.checkpointed(rs, template, "other") == 0  # progress since: another state
-    copied = [replicaset(2, "app:2.0.0", annotations={decision.NO_PROGRESS: decision.checkpoint(rs_name("app:1.0.0"), "abc", 42)})]
-    assert decision.checkpointed(copied, template, "abc") == 0  # a copy from another ReplicaSet
-    assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc") == 0
+    assert decision.checkpointed(rs, template, "abc", key) == 42
+    assert decision.checkpointed(rs, template, "other", key) == 0  # progress since: another state
+    assert decision.checkpointed(rs, template, "abc", b"another key".ljust(32)) == 0  # not the operator's key
+    copied = replicaset(2, "app:2.0.0", annotations={decision.NO_PROGRESS: decision.checkpoint(
+        key, decision.Checkpointed(rs_name("app:1.0.0"), "rs-uid-2", ""), "abc", 42)})
+    copied["metadata"]["uid"] = "rs-uid-2"
+    assert decision.checkpointed([copied], template, "abc", key) == 0  # a copy from another ReplicaSet
+    assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc", key) == 0
+    # the pre-signature format (what a tenant could write): nothing
+    current["metadata"]["annotations"][decision.NO_PROGRESS] = f"{rs_name('app:2.0.0')} abc 10000000"
+    assert decision.checkpointed(rs, template, "abc", key) == 0
