@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from . import kit
+from .gitea import Gitea
 
 # Never touch a cluster the developer happens to point KUBECONFIG at.
 os.environ["KUBECONFIG"] = kit.kubeconfig()
@@ -87,3 +88,11 @@ def operator_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator
     if failed(request):
         for i, op in enumerate(started):
             request.node.add_report_section("teardown", f"operator {i} log (tail)", op.output()[-8000:])
+
+
+@pytest.fixture
+def gitea(tmp_path: Path) -> Iterator[Gitea]:
+    """A real Gitea of the test's own (test modules that share one across tests define their own)."""
+    g = Gitea(tmp_path / "gitea")
+    yield g
+    g.stop()

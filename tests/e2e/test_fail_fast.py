@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from . import kit
-from .test_rollback import ON, V1, V2, available, count, wait_event
+from .test_rollback import ON, V1, V2, available, wait_event
 
 CAUSE = "kubernetes.io/change-cause"
 

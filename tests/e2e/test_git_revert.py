@@ -4,20 +4,12 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
-import pytest
 
 from . import kit
 from .gitea import Gitea
 from .test_rollback import count, wait_event
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
-
-
-@pytest.fixture
-def gitea(tmp_path: Path):
-    g = Gitea(tmp_path / "gitea")
-    yield g
-    g.stop()
 
 
 def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: str = "rollback") -> str:

@@ -5,7 +5,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
 import yaml
 
 from . import kit
@@ -15,13 +14,6 @@ from .test_rollback import wait_event
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def gitea(tmp_path: Path):
-    g = Gitea(tmp_path / "gitea")
-    yield g
-    g.stop()
 
 
 def chart_memory_limit() -> int:

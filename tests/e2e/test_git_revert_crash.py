@@ -8,13 +8,6 @@ from .test_git_revert import V1, V2, manifest
 from .test_rollback import count, wait_event
 
 
-@pytest.fixture
-def gitea(tmp_path):
-    g = Gitea(tmp_path / "gitea")
-    yield g
-    g.stop()
-
-
 def broken_release(ns: str, gitea: Gitea, tmp_path, name: str, start) -> tuple[str, object]:
     repo, creds, work = gitea.project(tmp_path, name)
     args = gitea.revert_args(creds, ns)

@@ -4,7 +4,6 @@ import json
 import uuid
 from pathlib import Path
 
-import pytest
 
 from . import kit
 from .gitea import Gitea
@@ -20,13 +19,6 @@ def crds() -> Path:
     if not (folder / "applications.yaml").exists():
         raise AssertionError(f"{folder} is missing: run `make tools`")
     return folder
-
-
-@pytest.fixture
-def gitea(tmp_path: Path):
-    g = Gitea(tmp_path / "gitea")
-    yield g
-    g.stop()
 
 
 def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_factory, gitea: Gitea,

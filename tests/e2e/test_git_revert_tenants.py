@@ -15,13 +15,6 @@ V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
 
 
 @pytest.fixture
-def gitea(tmp_path: Path):
-    g = Gitea(tmp_path / "gitea")
-    yield g
-    g.stop()
-
-
-@pytest.fixture
 def teams():
     """Three namespaces with short names (Gitea organisations are named after them)."""
     suffix = uuid.uuid4().hex[:6]

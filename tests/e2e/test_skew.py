@@ -15,7 +15,7 @@ import pytest
 from . import kit
 from .test_fail_fast import release
 from .test_real_world import recreate, stale, undeletable_pods
-from .test_rollback import ON, V1, V2, available, wait_event
+from .test_rollback import V1, V2, available, wait_event
 
 LIBFAKETIME = Path(next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "/usr/lib/faketime/libfaketime.so.1"))
 NO_PROGRESS = "autorollback.io/no-progress"
