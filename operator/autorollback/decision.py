@@ -203,12 +203,12 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     if failing.rolled_back_and_unproven:
         return decision(ABANDONED, "reapplied", (
             f"{from_text} failed again after autorollback already rolled back away from it at "
-            f"{history.stamp(failing.rolled_back_at)}: the known-bad template was re-applied (by a person or a "
+            f"{_when(failing.last_rolled_back)}: the known-bad template was re-applied (by a person or a "
             "GitOps controller). Not rolling back again to avoid a loop: fix or revert the source of the "
             f"Deployment, then roll out again.{_revert_pr(failing)}"))
     if failing.restored_and_unproven:
         return decision(ABANDONED, "restored_revision_failed", (
-            f"{from_text} was restored by autorollback at {history.stamp(failing.restored_at)} and failed as "
+            f"{from_text} was restored by autorollback at {_when(failing.last_restored)} and failed as "
             "well. Not walking further back: manual intervention needed (inspect the pods, then roll out a "
             "fix or `kubectl rollout undo --to-revision=N`)."))
     if rollout.paused(deployment):
@@ -230,7 +230,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
 
     cause = change_cause(from_text, to_text, failure)
     entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
-                         reason=failure.reason)
+                         reason=failure.reason, n=ledger.last(entries) + 1)
     patch = undo.patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
         return decision(DRY_RUN, "dry_run", (
@@ -240,6 +240,10 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     return decision(SUCCESS, failure.reason, (
         f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         target=target.revision, patch=patch)
+
+
+def _when(entry: ledger.Entry | None) -> str:
+    return entry.at if entry else "an unknown time"
 
 
 def _revert_pr(rs: history.Revision) -> str:
@@ -252,8 +256,13 @@ def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | No
     return any(r.get("controller") and r.get("uid") == deployment["metadata"]["uid"] for r in refs)
 
 
-def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None, now: str) -> dict[str, str] | None:
-    """The mark to write when the Deployment completed its rollout on this ReplicaSet (None: nothing)."""
+def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> dict[str, str] | None:
+    """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
+    ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
+    (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
+    since), the last rollback on record then, and the failure of that same revision it outlived.
+    Before writing one that outlives a failure, the shell checks that the rollout is still complete
+    (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
     name = rollout.completed_replicaset(deployment)
     if not (name and replicaset and replicaset["metadata"]["name"] == name
             and owned_replicaset(deployment, replicaset)
@@ -261,9 +270,22 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None, 
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
     rev = history.revisions([replicaset], entries)
-    if rev and rev[0].healthy and not rev[0].restored_and_unproven:
-        return None  # known healthy since it last failed or was restored
-    return {history.HEALTHY_AT: history.bind(name, now)}
+    if not rev or (rev[0].healthy and not rev[0].restored_and_unproven):
+        return None  # known healthy since it last failed or was restored (or no revision number)
+    number = rollout.revision_of(deployment) or rev[0].number
+    outlived = rev[0].failure_id if rev[0].failed_in == number else ""
+    return {history.HEALTHY_AT: history.bind(name, history.health_payload(number, ledger.last(entries), outlived))}
+
+
+def outlives_failure(mark: dict[str, str]) -> bool:
+    health = history.parse_health(mark[history.HEALTHY_AT].partition(" ")[2])
+    return bool(health and health.outlived)
+
+
+def still_complete(seen: dict[str, Any], now: dict[str, Any], replicaset: str) -> bool:
+    """The rollout seen complete on this ReplicaSet is complete now, in the same revision."""
+    return (rollout.completed_replicaset(now) == replicaset
+            and rollout.revision_of(now) == rollout.revision_of(seen))
 
 
 def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | None:

@@ -7,7 +7,9 @@ What is known comes from two places, both bound to the ReplicaSet they describe:
   annotations between a Deployment and its ReplicaSets, so a mark found on another ReplicaSet
   is a copy and is ignored;
 - the rollback ledger on the Deployment (see `ledger`), written in the rollback patch itself.
-Times are RFC 3339 and compared parsed, never as text.
+Health, failure and rollbacks are ordered without clocks: by the Deployment revision each one is
+about (a number the controller gives every rollout) and by the ledger's sequence numbers, because
+the marks' times come from different clocks (the control plane's, this process's).
 """
 import copy
 import datetime as dt
@@ -20,7 +22,7 @@ from autorollback.rollout import revision_of
 from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module's vocabulary
 from autorollback.times import parse as timestamp
 
-HEALTHY_AT = PREFIX + "healthy-at"  # the Deployment completed its rollout on this template
+HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> ledger <n>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
@@ -85,6 +87,33 @@ def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class Health:
+    """What a healthy-at mark says, in an order no clock takes part in: the Deployment revision whose
+    rollout completed on this template, the highest ledger sequence number on record then, and the
+    failure of that same revision it outlived (its id, as failed-at carries it; "" if none)."""
+    revision: int
+    ledger: int
+    outlived: str = ""
+
+
+LEGACY = Health(revision=0, ledger=-1)  # a mark of a version that wrote times: older than every record
+
+
+def health_payload(revision: int, ledger_n: int, outlived: str = "") -> str:
+    return f"revision {revision} ledger {ledger_n}" + (f" outlived {outlived}" if outlived else "")
+
+
+def parse_health(payload: str) -> Health | None:
+    parts = payload.split(" ")
+    if (len(parts) in (4, 6) and parts[0] == "revision" and parts[2] == "ledger"
+            and parts[1].isdigit() and parts[3].isdigit()):
+        if len(parts) == 6 and parts[4] != "outlived":
+            return None
+        return Health(int(parts[1]), int(parts[3]), parts[5] if len(parts) == 6 else "")
+    return LEGACY if len(parts) == 1 and timestamp(parts[0]) > NEVER else None
+
+
+@dataclass(frozen=True)
 class Revision:
     number: int
     name: str
@@ -107,47 +136,60 @@ class Revision:
         return int(parts[2]) if len(parts) == 3 and parts[1] == "revision" and parts[2].isdigit() else None
 
     @property
+    def failure_id(self) -> str:
+        """The recorded failure's id ("" if none), as failed-at carries it."""
+        return self.mark(FAILED_AT).split(" ", 1)[0]
+
+    @property
     def failed_reason(self) -> str:
         return self.mark(FAILED_REASON).partition(":")[0]
 
     @property
-    def healthy_at(self) -> dt.datetime:
-        return self.at(HEALTHY_AT)
+    def health(self) -> Health | None:
+        return parse_health(self.mark(HEALTHY_AT))
 
-    def _latest(self, times: list[dt.datetime]) -> dt.datetime:
-        return max([NEVER, *times])
-
-    @property
-    def rolled_back_at(self) -> dt.datetime:
-        """Last time autorollback rolled back away from this template."""
-        return self._latest([timestamp(e.at) for e in self.ledger if e.failed == self.name])
-
-    @property
-    def restored_at(self) -> dt.datetime:
-        """Last time autorollback rolled back to this template."""
-        return self._latest([timestamp(e.at) for e in self.ledger if e.restored == self.name])
-
-    @property
-    def failed_at(self) -> dt.datetime:
-        return max(self.at(FAILED_AT), self.rolled_back_at)
-
-    @property
-    def healthy(self) -> bool:
-        return self.healthy_at > max(NEVER, self.failed_at)
-
-    @property
-    def failed(self) -> bool:
-        return self.failed_at > NEVER and self.failed_at >= self.healthy_at
+    def _since_health(self, role: str) -> list[Entry]:
+        """Ledger entries with this ReplicaSet in `role` ("failed" or "restored") written after it was
+        last seen healthy, newest first."""
+        seen = self.health.ledger if self.health else -1
+        return [e for e in self.ledger if getattr(e, role) == self.name and e.n > seen]
 
     @property
     def rolled_back_and_unproven(self) -> bool:
         """autorollback rolled back away from this template and it never became healthy since."""
-        return self.rolled_back_at > NEVER and self.rolled_back_at >= self.healthy_at
+        return bool(self._since_health("failed"))
 
     @property
     def restored_and_unproven(self) -> bool:
         """autorollback rolled back to this template and it never became healthy since."""
-        return self.restored_at > NEVER and self.restored_at >= self.healthy_at
+        return bool(self._since_health("restored"))
+
+    @property
+    def last_rolled_back(self) -> Entry | None:
+        return next((e for e in self.ledger if e.failed == self.name), None)
+
+    @property
+    def last_restored(self) -> Entry | None:
+        return next((e for e in self.ledger if e.restored == self.name), None)
+
+    def _failed_since_health(self) -> bool:
+        if self.rolled_back_and_unproven:
+            return True
+        if not self.failure_id:
+            return False
+        if self.health is None:
+            return True
+        failed_in = self.failed_in or 0
+        return failed_in > self.health.revision or (failed_in == self.health.revision
+                                                    and self.failure_id != self.health.outlived)
+
+    @property
+    def healthy(self) -> bool:
+        return self.health is not None and not self._failed_since_health()
+
+    @property
+    def failed(self) -> bool:
+        return (bool(self.failure_id) or self.last_rolled_back is not None) and not self.healthy
 
     @property
     def serving(self) -> bool:

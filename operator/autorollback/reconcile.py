@@ -222,7 +222,10 @@ def _healthy(work: Work, result: Result) -> None:
         return
     name, evidence = work.healthy_evidence
     rs = kube.get_replicaset(work.namespace, name)
-    mark = decision.healthy_mark(evidence, rs, now())
+    mark = decision.healthy_mark(evidence, rs)
+    if mark and decision.outlives_failure(mark) and not decision.still_complete(
+            evidence, kube.get_deployment(work.namespace, work.name), name):
+        mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
         age = _since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None

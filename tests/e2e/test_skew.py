@@ -15,11 +15,12 @@ import pytest
 from . import kit
 from .test_fail_fast import release
 from .test_real_world import recreate, stale, undeletable_pods
-from .test_rollback import V1, V2, available, wait_event
+from .test_rollback import ON, V1, V2, available, wait_event
 
 LIBFAKETIME = Path(next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "/usr/lib/faketime/libfaketime.so.1"))
 NO_PROGRESS = "autorollback.io/no-progress"
 SECRET = "ar-checkpoint"
+REVISION = "deployment.kubernetes.io/revision"
 
 
 def skewed(offset: str) -> dict[str, str]:
@@ -192,3 +193,26 @@ def test_a_tenants_checkpoint_does_not_end_a_measured_deadline_sooner(namespace:
                    for rs in kit.replicasets(ns, "web")), "the forged checkpoint was left in place"
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
     assert second.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="abandoned") == 1
+
+
+def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behind(
+        namespace: str, operator_factory) -> None:
+    # Revision 1 times out (its one pod is Ready only after ~8 s: deadline 2 s; there is nothing to
+    # roll back to) and then completes. It is healthy: the health mark outlived the failure of that
+    # same revision. Ordered by time, the completion (this process's clock, 120 s behind) looked
+    # older than the timeout (the controller's clock), revision 1 looked failed, and the broken
+    # revision 2 could not be rolled back ("every older revision is known to have failed").
+    ns = namespace
+    operator_factory("-n", ns, env=skewed("-120s"))
+    kit.release(ns, "web", V1, failure="slow-start", progress_deadline=2, replicas=1, annotations=ON)
+    wait_event(ns, "RollbackImpossible")
+    available(ns, V1, 1)
+
+    def health_mark() -> str:
+        rs = next(r for r in kit.replicasets(ns, "web") if r["metadata"]["annotations"].get(REVISION) == "1")
+        return (rs["metadata"].get("annotations") or {}).get("autorollback.io/healthy-at", "")
+    mark = kit.wait_for(health_mark, 60, "revision 1 marked healthy")
+    assert " revision 1 ledger 0 outlived " in mark, mark
+    kit.release(ns, "web", V2, failure="not-ready", progress_deadline=5, replicas=1, annotations=ON)
+    wait_event(ns, "RolledBack")
+    available(ns, V1, 3)

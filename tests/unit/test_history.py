@@ -112,12 +112,44 @@ def test_no_target(replicasets, why: str) -> None:
     assert t.revision is None and why in t.why
 
 
-def test_marks_compare_as_times_not_text() -> None:
+def health(revision: int, seen: int, outlived: str = "") -> dict[str, str]:
+    return {history.HEALTHY_AT: history.health_payload(revision, seen, outlived)}
+
+
+def failure(revision: int, at: str = "2026-11-26T09:00:00Z") -> dict[str, str]:
+    return {history.FAILED_AT: history.failure_payload(at, revision)}
+
+
+def test_health_and_failure_are_ordered_by_revision_not_by_time() -> None:
+    # the failure's time is the control plane's, the mark's this process's: neither decides
+    assert revs(replicaset(3, "a:1", {**failure(2, "2099-01-01T00:00:00Z"), **health(3, 0)}))[0].healthy
+    r = revs(replicaset(3, "a:1", {**failure(3, "1999-01-01T00:00:00Z"), **health(2, 0)}))[0]
+    assert r.failed and not r.healthy
+    # the same rollout failed and then completed (not rolled back): the mark names the failure it outlived
+    assert revs(replicaset(2, "a:1", {**failure(2), **health(2, 0, "2026-11-26T09:00:00Z")}))[0].healthy
+    # ... and a failure of that rollout recorded after the mark is not outlived
+    r = revs(replicaset(2, "a:1", {**failure(2, "2026-11-26T10:00:00Z"), **health(2, 0, "2026-11-26T09:00:00Z")}))[0]
+    assert r.failed and not r.healthy
+
+
+def test_rollbacks_are_ordered_by_the_ledger_sequence_not_by_time() -> None:
+    back = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "1999-01-01T00:00:00Z", n=4)
+    away = ledger.Entry(rs_name("a:1"), "web-y", "2026-11-26T08:00:00Z", "1999-01-01T00:00:00Z", n=5)
+    assert revs(replicaset(1, "a:1", health(1, 3)), entries=[back])[0].restored_and_unproven
+    assert not revs(replicaset(1, "a:1", health(1, 4)), entries=[back])[0].restored_and_unproven
+    r = revs(replicaset(1, "a:1", health(1, 4)), entries=[away, back])[0]
+    assert r.rolled_back_and_unproven and r.failed and not r.healthy and r.last_rolled_back == away
+    assert revs(replicaset(1, "a:1", health(1, 5)), entries=[away, back])[0].healthy
+
+
+def test_marks_of_the_version_that_wrote_times_are_older_than_every_record() -> None:
+    r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}))[0]
+    assert r.healthy and r.health == history.LEGACY
+    legacy = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2026-11-26T08:00:00.100000Z")
+    assert revs(replicaset(1, "a:1", HEALTHY), entries=[legacy])[0].restored_and_unproven
+    assert not revs(replicaset(1, "a:1", health(1, 0)), entries=[legacy])[0].restored_and_unproven
     r = revs(replicaset(1, "a:1", {history.FAILED_AT: "2026-11-26T09:00:00Z",
                                    history.HEALTHY_AT: "2026-11-26T09:00:00.500000Z"}))[0]
-    assert r.healthy and not r.failed
-    entries = [ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2026-11-26T09:00:00.100000Z")]
-    r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000+00:00"}), entries=entries)[0]
-    assert r.restored_and_unproven
-    r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "garbage"}))[0]
-    assert not r.healthy
+    assert r.failed and not r.healthy
+    for garbage in ("garbage", "revision x ledger 1", "revision 1 ledger 1 over t", "revision 1 ledger"):
+        assert revs(replicaset(1, "a:1", {history.HEALTHY_AT: garbage}))[0].health is None

@@ -150,6 +150,30 @@ def test_a_stopped_elector_never_takes_the_lease_again_and_a_released_one_writes
     assert not e.attempt() and len(api.writes) == n  # the empty Lease is not taken back
 
 
+def test_a_lease_taken_while_stopping_is_handed_back_too() -> None:
+    # SIGTERM while the acquiring write is in flight: the loop ends before it says "leader", but the
+    # Lease is ours; left held, the standby would wait a whole lease duration
+    clock, exits = Clock(), []
+    e = make(clock, exits)
+    api = FakeApi(e)
+    assert e.attempt() and not e.leading
+    asyncio.run(e.stop())
+    assert asyncio.run(e.release()) and api.obj["spec"]["holderIdentity"] == "" and exits == []
+
+
+def test_a_lease_request_has_an_overall_deadline() -> None:
+    import threading
+    gate = threading.Event()
+    with pytest.raises(kube.ApiError) as e:
+        elector.within(0.2, gate.wait)  # an answer that never ends, whatever each read's timeout
+    assert e.value.status == 0 and "0.2s" in str(e.value)
+    gate.set()
+    assert elector.within(5, lambda: 7) == 7
+    with pytest.raises(kube.ApiError) as e:
+        elector.within(5, lambda: (_ for _ in ()).throw(kube.ApiError(409, "Conflict", "")))
+    assert e.value.status == 409
+
+
 def test_a_standby_is_never_a_leader_and_writes_nothing() -> None:
     clock, exits = Clock(), []
     e = make(clock, exits)

@@ -17,6 +17,7 @@ kube-controller-manager does (`leaderelection lost`): the chart restarts it as a
   the runner lets the writes in flight finish, then `release()` hands the Lease back at once.
 """
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import logging
@@ -51,6 +52,23 @@ def _die(code: int) -> None:
         except Exception:  # noqa: BLE001 - exiting anyway
             pass
     os._exit(code)
+
+
+def within(seconds: float, call: Callable[[], Any]) -> Any:
+    """call() in its own thread, given up after `seconds` (ApiError 0, as for no answer). A write
+    given up on may still land: the next attempt reads the Lease and sees whose it is."""
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            done.set_result(call())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            done.set_exception(e)
+    threading.Thread(target=run, name="lease-request", daemon=True).start()
+    try:
+        return done.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        raise kube.ApiError(0, "", f"no answer within {seconds:g}s") from None
 
 
 class Elector:
@@ -103,7 +121,11 @@ class Elector:
         return f"{base}/{name}" if name else base
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        """One Lease request with an overall deadline of leaseDuration - renewDeadline."""
+        """One Lease request with an overall deadline of leaseDuration - renewDeadline (urllib3's
+        timeouts bound each socket operation, not the whole answer)."""
+        return within(self.timings.request_timeout, lambda: self._send(method, path, body))
+
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
         conn = kube._conn
         assert conn is not None, "kube.connect() first"
         headers = kube._headers("application/json")
@@ -229,7 +251,8 @@ class Elector:
         process writes nothing. False: it did not hold the Lease, or no longer surely."""
         self._stopped = True
         with self._state:
-            was = self._leading and not self._released and self.clock() < self._valid_until
+            # a renewal or acquisition written after stop() (SIGTERM in the middle of it) counts too
+            was = not self._released and self.clock() < self._valid_until
             self._released = True  # kube.guard refuses every write from now on
             self._leading = False
             self._state.notify_all()
