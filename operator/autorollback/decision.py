@@ -230,7 +230,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
 
     cause = change_cause(from_text, to_text, failure)
     entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
-                         reason=failure.reason, n=ledger.last(entries) + 1)
+                         reason=failure.reason, revision=failing.number)
     patch = undo.patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
         return decision(DRY_RUN, "dry_run", (
@@ -260,7 +260,7 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None) 
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
     (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
-    since), the last rollback on record then, and the failure of that same revision it outlived.
+    since) and the failure of that same revision it outlived.
     Before writing one that outlives a failure, the shell checks that the rollout is still complete
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
     name = rollout.completed_replicaset(deployment)
@@ -274,7 +274,7 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None) 
         return None  # known healthy since it last failed or was restored (or no revision number)
     number = rollout.revision_of(deployment) or rev[0].number
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
-    return {history.HEALTHY_AT: history.bind(name, history.health_payload(number, ledger.last(entries), outlived))}
+    return {history.HEALTHY_AT: history.bind(name, history.health_payload(number, outlived))}
 
 
 def outlives_failure(mark: dict[str, str]) -> bool:
@@ -292,6 +292,15 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
     """The rollback that restored this ReplicaSet, if any."""
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
     return next((e for e in entries if e.restored == replicaset), None)
+
+
+def settling(deployment: dict[str, Any], replicaset: dict[str, Any]) -> ledger.Entry | None:
+    """The rollback this completion settles: one that restored the ReplicaSet (as read before its
+    healthy mark is written) after it was last healthy. An older one was settled by an earlier
+    completion and must not be reported again when the template completes once more."""
+    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
+    rev = history.revisions([replicaset], entries)
+    return rev[0].last_restored if rev and rev[0].restored_and_unproven else None
 
 
 def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:

@@ -3,13 +3,13 @@ choice of the revision to roll back to.
 
 What is known comes from two places, both bound to the ReplicaSet they describe:
 - marks: annotations on the ReplicaSet whose value starts with that ReplicaSet's name
-  (`web-5d8f 2026-11-26T12:00:00Z`). kubectl's undo and the Deployment controller copy
+  (`web-5d8f revision 3`). kubectl's undo and the Deployment controller copy
   annotations between a Deployment and its ReplicaSets, so a mark found on another ReplicaSet
   is a copy and is ignored;
 - the rollback ledger on the Deployment (see `ledger`), written in the rollback patch itself.
-Health, failure and rollbacks are ordered without clocks: by the Deployment revision each one is
-about (a number the controller gives every rollout) and by the ledger's sequence numbers, because
-the marks' times come from different clocks (the control plane's, this process's).
+Health, failure and rollbacks are ordered without clocks, by the Deployment revision each one is
+about: the controller gives every rollout the next number, and never copies it between objects.
+The times in marks come from different clocks (the control plane's, this process's).
 """
 import copy
 import datetime as dt
@@ -22,7 +22,7 @@ from autorollback.rollout import revision_of
 from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module's vocabulary
 from autorollback.times import parse as timestamp
 
-HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> ledger <n>[ outlived <failure id>]": a completed rollout
+HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
@@ -89,28 +89,27 @@ def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
 @dataclass(frozen=True)
 class Health:
     """What a healthy-at mark says, in an order no clock takes part in: the Deployment revision whose
-    rollout completed on this template, the highest ledger sequence number on record then, and the
-    failure of that same revision it outlived (its id, as failed-at carries it; "" if none)."""
+    rollout completed on this template, and the failure of that same revision it outlived (its id,
+    as failed-at carries it; "" if none). A mark of an earlier version carried a time instead
+    (`legacy`): it is read by the old rule until the next completion rewrites it."""
     revision: int
-    ledger: int
     outlived: str = ""
+    legacy: dt.datetime | None = None
 
 
-LEGACY = Health(revision=0, ledger=-1)  # a mark of a version that wrote times: older than every record
-
-
-def health_payload(revision: int, ledger_n: int, outlived: str = "") -> str:
-    return f"revision {revision} ledger {ledger_n}" + (f" outlived {outlived}" if outlived else "")
+def health_payload(revision: int, outlived: str = "") -> str:
+    return f"revision {revision}" + (f" outlived {outlived}" if outlived else "")
 
 
 def parse_health(payload: str) -> Health | None:
     parts = payload.split(" ")
-    if (len(parts) in (4, 6) and parts[0] == "revision" and parts[2] == "ledger"
-            and parts[1].isdigit() and parts[3].isdigit()):
-        if len(parts) == 6 and parts[4] != "outlived":
+    if parts[0] == "revision" and len(parts) in (2, 4) and parts[1].isdigit():
+        if len(parts) == 4 and parts[2] != "outlived":
             return None
-        return Health(int(parts[1]), int(parts[3]), parts[5] if len(parts) == 6 else "")
-    return LEGACY if len(parts) == 1 and timestamp(parts[0]) > NEVER else None
+        return Health(int(parts[1]), parts[3] if len(parts) == 4 else "")
+    if len(parts) == 1 and timestamp(parts[0]) > NEVER:
+        return Health(0, legacy=timestamp(parts[0]))
+    return None
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,10 @@ class Revision:
 
     def _since_health(self, role: str) -> list[Entry]:
         """Ledger entries with this ReplicaSet in `role` ("failed" or "restored") written after it was
-        last seen healthy, newest first."""
-        seen = self.health.ledger if self.health else -1
-        return [e for e in self.ledger if getattr(e, role) == self.name and e.n > seen]
+        last seen healthy, newest first. A rollback of revision N away from or back to it comes after
+        a completion of revision N or lower (the restored template's rollout is N+1 or later)."""
+        health = self.health
+        return [e for e in self.ledger if getattr(e, role) == self.name and (health is None or _after(e, health))]
 
     @property
     def rolled_back_and_unproven(self) -> bool:
@@ -177,11 +177,13 @@ class Revision:
             return True
         if not self.failure_id:
             return False
-        if self.health is None:
+        health = self.health
+        if health is None:
             return True
+        if health.legacy:
+            return self.at(FAILED_AT) >= health.legacy  # the old rule, for the old marks
         failed_in = self.failed_in or 0
-        return failed_in > self.health.revision or (failed_in == self.health.revision
-                                                    and self.failure_id != self.health.outlived)
+        return failed_in > health.revision or (failed_in == health.revision and self.failure_id != health.outlived)
 
     @property
     def healthy(self) -> bool:
@@ -195,6 +197,12 @@ class Revision:
     def serving(self) -> bool:
         """Its pods are available now: state that lasts, unlike the moment a rollout completed."""
         return self.available > 0
+
+
+def _after(entry: Entry, health: Health) -> bool:
+    if health.legacy:  # both written by earlier versions on the operator's clock: the old rule
+        return entry.revision > 0 or timestamp(entry.at) >= health.legacy
+    return entry.revision >= health.revision
 
 
 def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:

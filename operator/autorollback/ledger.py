@@ -9,10 +9,10 @@ The Deployment controller copies the Deployment's annotations onto its ReplicaSe
 can bring back an older copy. Every entry names the ReplicaSets it is about, so the copies are
 merged (`merge`) rather than trusted one at a time.
 
-Entries are ordered by their sequence number `n` (one more than the highest on record when the
-entry is written, in the same write as the rollback, under the Deployment's resourceVersion), never
-by their time: `at` is this process's wall clock, written down for people only. Healthy marks
-record the highest `n` they saw, which orders them against the rollbacks (see `history`).
+Entries are ordered by the Deployment revision whose rollout failed (`revision`: the controller's
+numbers only grow, and neither kubectl nor the controller ever copies them between objects), never
+by their time: `at` is this process's wall clock, written down for people only. Healthy marks name
+the revision they saw complete, which orders them against the rollbacks (see `history`).
 """
 
 import json
@@ -34,7 +34,7 @@ class Entry:
     failure: str  # lastUpdateTime of the failure that was handled
     at: str  # when the rollback was written (this process's wall clock: for people, never compared)
     reason: str = ""
-    n: int = 0  # sequence number on this Deployment (0: written before sequence numbers existed)
+    revision: int = 0  # the Deployment revision whose rollout failed (0: written before revisions were)
 
     @property
     def id(self) -> str:
@@ -54,17 +54,17 @@ def parse(text: str | None) -> tuple[Entry, ...]:
         if not isinstance(item, dict):
             continue
         fields = {k: item.get(k) for k in ("failed", "restored", "failure", "at", "reason")}
-        n = item.get("n", 0)
-        if not (isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**53):
+        revision = item.get("revision", 0)
+        if not (isinstance(revision, int) and not isinstance(revision, bool) and 0 <= revision < 2**63):
             continue
         if all(isinstance(fields[k], str) and fields[k] for k in ("failed", "restored", "failure", "at")):
-            out.append(Entry(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}, n=n))
+            out.append(Entry(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}, revision=revision))
     return tuple(out)
 
 
 def _order(e: Entry) -> tuple[int, Any]:
-    # entries written before sequence numbers (n=0) keep the order of their times among themselves
-    return (e.n, times.parse(e.at) if e.n == 0 else times.NEVER)
+    # entries written before revisions were (0) keep the order of their times among themselves
+    return (e.revision, times.parse(e.at) if e.revision == 0 else times.NEVER)
 
 
 def merge(*ledgers: tuple[Entry, ...]) -> tuple[Entry, ...]:
@@ -76,10 +76,6 @@ def merge(*ledgers: tuple[Entry, ...]) -> tuple[Entry, ...]:
                 by_id[e.id] = e
     return tuple(sorted(by_id.values(), key=_order, reverse=True)[:LIMIT])
 
-
-def last(entries: tuple[Entry, ...]) -> int:
-    """The highest sequence number on record (0: none)."""
-    return max((e.n for e in entries), default=0)
 
 
 def of(objects: list[dict[str, Any]]) -> tuple[Entry, ...]:

@@ -260,6 +260,8 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     failure = rollout.Failure(replicaset=f.name, reason=entry.reason or rollout.DEADLINE_EXCEEDED,
                               message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
     if not decision.rollback_reported(f, failure):
+        if decision.settling(deployment, restored) != entry:
+            return  # settled by an earlier completion; the failed revision's marks moved on since
         d = Decision(decision.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
             f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "

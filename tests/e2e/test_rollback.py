@@ -61,7 +61,7 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     by_revision = {kit.revision(rs): rs for rs in kit.replicasets(ns, "web")}
     bad, good = by_revision[2]["metadata"]["name"], by_revision[3]["metadata"]["name"]
     (entry,) = json.loads(d["metadata"]["annotations"]["autorollback.io/rollbacks"])  # recorded in the rollback
-    assert (entry["failed"], entry["restored"], entry["reason"], entry["n"]) == (bad, good, "ProgressDeadlineExceeded", 1)
+    assert (entry["failed"], entry["restored"], entry["reason"], entry["revision"]) == (bad, good, "ProgressDeadlineExceeded", 2)
 
     failed = wait_event(ns, "RolloutFailed")
     assert failed["type"] == "Warning" and "revision 2" in failed["message"] and V2 in failed["message"]
@@ -77,7 +77,7 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     assert marks.startswith(f"{bad} success")  # every mark names the ReplicaSet it was written for
     assert by_name(ns)[bad]["autorollback.io/failed-at"] == f"{bad} {entry['failure']} revision 2"
     assert "ProgressDeadlineExceeded" in by_name(ns)[bad]["autorollback.io/failed-reason"]
-    kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " revision 3 ledger 1"), 60,
+    kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " revision 3"), 60,
                  "revision 3 marked healthy")
 
     labels = {"namespace": ns, "deployment": "web"}

@@ -208,11 +208,12 @@ def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behi
     wait_event(ns, "RollbackImpossible")
     available(ns, V1, 1)
 
-    def health_mark() -> str:
+    def marks() -> dict[str, str]:
         rs = next(r for r in kit.replicasets(ns, "web") if r["metadata"]["annotations"].get(REVISION) == "1")
-        return (rs["metadata"].get("annotations") or {}).get("autorollback.io/healthy-at", "")
-    mark = kit.wait_for(health_mark, 60, "revision 1 marked healthy")
-    assert " revision 1 ledger 0 outlived " in mark, mark
+        return rs["metadata"].get("annotations") or {}
+    mark = kit.wait_for(lambda: marks().get("autorollback.io/healthy-at"), 60, "revision 1 marked healthy")
+    failure = marks()["autorollback.io/failed-at"].split(" ")[1]  # "<rs> <failure id> revision 1"
+    assert mark.endswith(f" revision 1 outlived {failure}"), mark
     kit.release(ns, "web", V2, failure="not-ready", progress_deadline=5, replicas=1, annotations=ON)
     wait_event(ns, "RolledBack")
     available(ns, V1, 3)

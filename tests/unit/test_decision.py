@@ -25,7 +25,7 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     assert cause == ("autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): "
                      "ProgressDeadlineExceeded")
     assert entries(out.patch) == (ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, NOW,
-                                               "ProgressDeadlineExceeded", n=1),)
+                                               "ProgressDeadlineExceeded", revision=5),)
 
 
 def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() -> None:
@@ -211,7 +211,7 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
     d["metadata"]["annotations"].pop(ledger.KEY)  # kubectl undo replaced the Deployment's copy
     rs[0]["metadata"]["annotations"][ledger.KEY] = ledger.dump((entry,))
     assert decision.known_bad(d, rs)
-    rs[1] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4, 0)})  # it worked later after all
+    rs[1] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4)})  # it worked later after all
     assert decision.known_bad(d, rs) is None
     d["status"]["conditions"][0]["message"] = f'ReplicaSet "{rs_name("app:3.0.0")}" is progressing.'
     assert decision.known_bad(d, rs) is None
@@ -221,17 +221,18 @@ def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
     d = deployment("app:2.0.0", complete=True, revision=2)
     rs = replicaset(2, "app:2.0.0")
     mark = decision.healthy_mark(d, rs)
-    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 ledger 0")}
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
     assert not decision.outlives_failure(mark)
     assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0"))) is None  # other template
     assert decision.healthy_mark(d, None) is None  # deleted meanwhile
     assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", owner="other")) is None
     assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY)) is None  # known already
-    restored = ledger.Entry("web-x", rs_name("app:2.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z", n=3)
+    restored = ledger.Entry("web-x", rs_name("app:2.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z", revision=1)
     d["metadata"]["annotations"][ledger.KEY] = ledger.dump((restored,))
-    proven = decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))  # proven again after the rollback
-    assert proven == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 ledger 3")}
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2 ledger 3"})) is None
+    # proven again after the rollback of revision 1 (a mark of an earlier version, read by its old rule)
+    proven = decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))
+    assert proven == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})) is None
     assert decision.recovered_since(d, rs_name("app:2.0.0")) == "2026-11-26T09:10:00Z"
 
 
@@ -241,12 +242,12 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 2)})
     mark = decision.healthy_mark(d, failed)
     assert mark == {history.HEALTHY_AT: history.bind(
-        rs_name("app:2.0.0"), "revision 2 ledger 0 outlived 2026-11-26T09:05:00Z")}
+        rs_name("app:2.0.0"), "revision 2 outlived 2026-11-26T09:05:00Z")}
     assert decision.outlives_failure(mark)
     # the ReplicaSet was reused by revision 3 since (read now): the mark is about revision 2, seen complete
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
     later = decision.healthy_mark(d, reused)
-    assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 ledger 0")}
+    assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
     assert not history.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
         **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
     assert decision.still_complete(d, d, rs_name("app:2.0.0"))
@@ -371,3 +372,12 @@ def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
     # the pre-signature format (what a tenant could write): nothing
     current["metadata"]["annotations"][decision.NO_PROGRESS] = f"{rs_name('app:2.0.0')} abc 10000000"
     assert decision.checkpointed(rs, template, "abc", key) == 0
+
+
+def test_a_completion_settles_only_the_rollback_since_it_was_last_healthy() -> None:
+    restored = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "t", revision=2)
+    d = deployment("app:1.0.0", complete=True, revision=3, annotations={ledger.KEY: ledger.dump((restored,))})
+    assert decision.settling(d, replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"})) == restored
+    # proven in revision 3 already: completing again (after a person's undo, say) settles nothing
+    assert decision.settling(d, replicaset(5, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})) is None
+    assert decision.restoring(d, rs_name("app:1.0.0")) == restored

@@ -112,8 +112,8 @@ def test_no_target(replicasets, why: str) -> None:
     assert t.revision is None and why in t.why
 
 
-def health(revision: int, seen: int, outlived: str = "") -> dict[str, str]:
-    return {history.HEALTHY_AT: history.health_payload(revision, seen, outlived)}
+def health(revision: int, outlived: str = "") -> dict[str, str]:
+    return {history.HEALTHY_AT: history.health_payload(revision, outlived)}
 
 
 def failure(revision: int, at: str = "2026-11-26T09:00:00Z") -> dict[str, str]:
@@ -122,34 +122,42 @@ def failure(revision: int, at: str = "2026-11-26T09:00:00Z") -> dict[str, str]:
 
 def test_health_and_failure_are_ordered_by_revision_not_by_time() -> None:
     # the failure's time is the control plane's, the mark's this process's: neither decides
-    assert revs(replicaset(3, "a:1", {**failure(2, "2099-01-01T00:00:00Z"), **health(3, 0)}))[0].healthy
-    r = revs(replicaset(3, "a:1", {**failure(3, "1999-01-01T00:00:00Z"), **health(2, 0)}))[0]
+    assert revs(replicaset(3, "a:1", {**failure(2, "2099-01-01T00:00:00Z"), **health(3)}))[0].healthy
+    r = revs(replicaset(3, "a:1", {**failure(3, "1999-01-01T00:00:00Z"), **health(2)}))[0]
     assert r.failed and not r.healthy
     # the same rollout failed and then completed (not rolled back): the mark names the failure it outlived
-    assert revs(replicaset(2, "a:1", {**failure(2), **health(2, 0, "2026-11-26T09:00:00Z")}))[0].healthy
+    assert revs(replicaset(2, "a:1", {**failure(2), **health(2, "2026-11-26T09:00:00Z")}))[0].healthy
     # ... and a failure of that rollout recorded after the mark is not outlived
-    r = revs(replicaset(2, "a:1", {**failure(2, "2026-11-26T10:00:00Z"), **health(2, 0, "2026-11-26T09:00:00Z")}))[0]
+    r = revs(replicaset(2, "a:1", {**failure(2, "2026-11-26T10:00:00Z"), **health(2, "2026-11-26T09:00:00Z")}))[0]
     assert r.failed and not r.healthy
 
 
-def test_rollbacks_are_ordered_by_the_ledger_sequence_not_by_time() -> None:
-    back = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "1999-01-01T00:00:00Z", n=4)
-    away = ledger.Entry(rs_name("a:1"), "web-y", "2026-11-26T08:00:00Z", "1999-01-01T00:00:00Z", n=5)
-    assert revs(replicaset(1, "a:1", health(1, 3)), entries=[back])[0].restored_and_unproven
-    assert not revs(replicaset(1, "a:1", health(1, 4)), entries=[back])[0].restored_and_unproven
-    r = revs(replicaset(1, "a:1", health(1, 4)), entries=[away, back])[0]
+def test_rollbacks_are_ordered_by_the_revision_that_failed_not_by_time() -> None:
+    # a:1 restored when revision 4 failed (a:1 became revision 5), rolled back away from when 6 failed
+    back = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2099-01-01T00:00:00Z", revision=4)
+    away = ledger.Entry(rs_name("a:1"), "web-y", "2026-11-26T09:00:00Z", "1999-01-01T00:00:00Z", revision=6)
+    assert revs(replicaset(5, "a:1", health(3)), entries=[back])[0].restored_and_unproven
+    assert not revs(replicaset(5, "a:1", health(5)), entries=[back])[0].restored_and_unproven
+    r = revs(replicaset(6, "a:1", health(5)), entries=[away, back])[0]
     assert r.rolled_back_and_unproven and r.failed and not r.healthy and r.last_rolled_back == away
-    assert revs(replicaset(1, "a:1", health(1, 5)), entries=[away, back])[0].healthy
+    # completed in revision 6 and then failed in it (pods lost, no progress): rolled back after that completion
+    assert revs(replicaset(6, "a:1", health(6)), entries=[away, back])[0].rolled_back_and_unproven
+    assert revs(replicaset(8, "a:1", health(8)), entries=[away, back])[0].healthy
 
 
-def test_marks_of_the_version_that_wrote_times_are_older_than_every_record() -> None:
-    r = revs(replicaset(1, "a:1", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}))[0]
-    assert r.healthy and r.health == history.LEGACY
-    legacy = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2026-11-26T08:00:00.100000Z")
-    assert revs(replicaset(1, "a:1", HEALTHY), entries=[legacy])[0].restored_and_unproven
-    assert not revs(replicaset(1, "a:1", health(1, 0)), entries=[legacy])[0].restored_and_unproven
+def test_marks_of_the_version_that_wrote_times_keep_the_old_rule() -> None:
+    legacy = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}
+    r = revs(replicaset(1, "a:1", legacy))[0]
+    assert r.healthy and r.health.legacy
+    before = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T08:00:00Z", "2026-11-26T08:30:00Z")
+    after = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T09:00:00Z", "2026-11-26T09:30:00Z")
+    assert not revs(replicaset(1, "a:1", legacy), entries=[before])[0].restored_and_unproven
+    assert revs(replicaset(1, "a:1", legacy), entries=[after])[0].restored_and_unproven
+    current = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T09:00:00Z", "1999-01-01T00:00:00Z", revision=2)
+    assert revs(replicaset(1, "a:1", legacy), entries=[current])[0].restored_and_unproven  # written since
+    assert not revs(replicaset(1, "a:1", health(1)), entries=[before, after])[0].restored_and_unproven
     r = revs(replicaset(1, "a:1", {history.FAILED_AT: "2026-11-26T09:00:00Z",
                                    history.HEALTHY_AT: "2026-11-26T09:00:00.500000Z"}))[0]
-    assert r.failed and not r.healthy
-    for garbage in ("garbage", "revision x ledger 1", "revision 1 ledger 1 over t", "revision 1 ledger"):
+    assert r.healthy and not r.failed
+    for garbage in ("garbage", "revision x", "revision 1 over t", "revision", "revision 1 outlived"):
         assert revs(replicaset(1, "a:1", {history.HEALTHY_AT: garbage}))[0].health is None

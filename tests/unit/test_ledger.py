@@ -12,9 +12,9 @@ def test_round_trip() -> None:
 
 @pytest.mark.parametrize("text", [None, "", "{", "{}", "[1, \"x\", null]", '[{"failed": 3}]', "x" * 100_000,
                                   '[{"failed": "a", "restored": "b", "failure": "", "at": "t"}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "n": -1}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "n": true}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "n": "2"}]'])
+                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t",  "revision": -1}]',
+                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": true}]',
+                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": "2"}]'])
 def test_anything_else_is_no_ledger(text) -> None:
     assert ledger.parse(text) == ()
 
@@ -34,11 +34,10 @@ def test_of_reads_every_copy() -> None:
     assert ledger.find(ledger.of(objs), "web-a 2026-11-26T10:00:00Z") == A
 
 
-def test_the_sequence_orders_entries_and_their_times_do_not() -> None:
+def test_the_failed_revision_orders_entries_and_their_times_do_not() -> None:
     # each replica writes `at` on its own wall clock: a later rollback may carry an earlier time
-    first = ledger.Entry("web-a", "web-b", "2026-11-26T10:00:00Z", "2026-11-26T12:00:00Z", n=1)
-    second = ledger.Entry("web-c", "web-b", "2026-11-26T11:30:00Z", "2026-11-26T10:00:00Z", n=2)
+    first = ledger.Entry("web-a", "web-b", "2026-11-26T10:00:00Z", "2026-11-26T12:00:00Z", revision=2)
+    second = ledger.Entry("web-c", "web-b", "2026-11-26T11:30:00Z", "2026-11-26T10:00:00Z", revision=4)
     assert ledger.merge((first,), (second,)) == (second, first)
-    assert ledger.last((first, second)) == 2 and ledger.last(()) == 0
     assert ledger.parse(ledger.dump((second, first))) == (second, first)
-    assert ledger.merge((A, B, second)) == (second, B, A)  # those written before sequence numbers come last
+    assert ledger.merge((A, B, second)) == (second, B, A)  # those written before revisions were come last
