@@ -59,7 +59,7 @@ class Operator:
         if memo is not None:
             telemetry.forget(memo.series)
             if memo.enabled:
-                telemetry.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
         """Deployments deleted while the watch was re-listing never get a DELETED event."""
@@ -86,7 +86,7 @@ class Operator:
         if memo.observe(deployment, config):
             self.queue.add(uid)
         if was != memo.enabled:
-            telemetry.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+            telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
 
     def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back

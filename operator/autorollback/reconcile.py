@@ -179,8 +179,8 @@ def _problems(work: Work, result: Result) -> None:
     for p in work.config.problems:
         if work.problems_done.get(p.key) == state.digest(p.value):
             continue  # this value was reported already; another key changed
-        telemetry.invalid_annotations.labels(work.namespace, work.name, p.key).inc()
-        result.series.add(("invalid_annotations", work.namespace, work.name, p.key))
+        telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
+        result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
                     **_who(work))
         post(d, "Warning", "InvalidAnnotation", p.message())
@@ -228,7 +228,7 @@ def _healthy(work: Work, result: Result) -> None:
         age = _since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
         work.clocks.forget(RESTORED, name)
         if age is not None:
-            telemetry.recovery_seconds.labels(work.namespace).observe(age)
+            telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
@@ -538,12 +538,12 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
             failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
         if age is not None:
-            telemetry.reaction_seconds.labels(ns).observe(age)
+            telemetry.reaction_seconds.labels(telemetry.DEPLOYMENT, ns).observe(age)
         if d.target is not None:
             work.clocks.forget(RESTORED)
             work.clocks.note(RESTORED, d.target.name, times.monotonic())
-        telemetry.last_rollback.labels(ns, name).set(time.time())
-        result.series.add(("last_rollback", ns, name))
+        telemetry.last_rollback.labels(telemetry.DEPLOYMENT, ns, name).set(time.time())
+        result.series.add(("last_rollback", telemetry.DEPLOYMENT, ns, name))
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
         post(deployment, "Warning", "RolloutFailed",
@@ -555,10 +555,10 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
     # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
     if d.first_report:
-        telemetry.failed_rollouts.labels(ns, name).inc()
-        result.series.add(("failed_rollouts", ns, name))
-    telemetry.rollbacks.labels(ns, name, d.result, d.reason).inc()
-    result.series.add(("rollbacks", ns, name, d.result, d.reason))
+        telemetry.failed_rollouts.labels(telemetry.DEPLOYMENT, ns, name).inc()
+        result.series.add(("failed_rollouts", telemetry.DEPLOYMENT, ns, name))
+    telemetry.rollbacks.labels(telemetry.DEPLOYMENT, ns, name, d.result, d.reason).inc()
+    result.series.add(("rollbacks", telemetry.DEPLOYMENT, ns, name, d.result, d.reason))
     faults.point("after_events")
     level = "info" if d.event_type == "Normal" else "warning"
     getattr(log, level)(
