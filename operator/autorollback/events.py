@@ -1,7 +1,7 @@
 """Events tell people; losing one never stops the work (it is logged and counted instead)."""
 from typing import Any
 
-from autorollback import kube, logs, metrics
+from autorollback import kube, logs, telemetry
 
 log = logs.get(__name__)
 
@@ -11,7 +11,7 @@ def post(deployment: dict[str, Any], type_: str, reason: str, message: str, once
     try:
         kube.post_event(deployment, type_, reason, message, once=once)
     except kube.ApiError as e:
-        metrics.api_errors.labels("post_event", str(e.status)).inc()
+        telemetry.api_errors.labels("post_event", str(e.status)).inc()
         meta = deployment["metadata"]
         log.warning("cannot post Event", reason=reason, error=str(e), namespace=meta["namespace"],
                     deployment=meta["name"])

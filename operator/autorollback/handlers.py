@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from autorollback import annotations, events, health, kube, logs, metrics, reconcile, state
+from autorollback import annotations, events, health, kube, logs, reconcile, state, telemetry
 from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
@@ -57,9 +57,9 @@ class Operator:
         self.queue.forget(uid)
         self.pods.stop(uid)
         if memo is not None:
-            metrics.forget(memo.series)
+            telemetry.forget(memo.series)
             if memo.enabled:
-                metrics.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
         """Deployments deleted while the watch was re-listing never get a DELETED event."""
@@ -86,7 +86,7 @@ class Operator:
         if memo.observe(deployment, config):
             self.queue.add(uid)
         if was != memo.enabled:
-            metrics.opted_in.labels(memo.namespace).set(self.memory.opted_in(memo.namespace))
+            telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
 
     def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back
@@ -121,7 +121,7 @@ class Operator:
                               dict(memo.problems_done), self.pods.pods(uid), memo.pods_seen)
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
-            metrics.forget(result.series)
+            telemetry.forget(result.series)
             return None
         memo.series |= result.series
         for name, value in result.done.items():
@@ -144,7 +144,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     op: Operator = memo.operator
     meta = body.metadata
-    metrics.watch_events.inc()
+    telemetry.watch_events.inc()
     op.freshness.observe(meta.uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
     if type == "DELETED":
         op.forget(meta.uid)

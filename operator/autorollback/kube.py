@@ -20,7 +20,7 @@ from kubernetes import client, config
 from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
-from autorollback import metrics
+from autorollback import telemetry
 
 TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
@@ -118,7 +118,7 @@ def request(method: str, path: str, body: Any = None, query: dict[str, Any] | No
 
 
 def _count(verb: str) -> None:
-    metrics.api_requests.labels(verb).inc()
+    telemetry.api_requests.labels(verb).inc()
 
 
 def _headers(accept: str) -> dict[str, str]:

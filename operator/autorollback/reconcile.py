@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (annotations, checkpoints, decision, faults, history, kube, logs, metrics, retry, rollout,
-                          state, times)
+from autorollback import (annotations, checkpoints, decision, faults, history, kube, logs, retry, rollout, state,
+                          telemetry, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
@@ -164,7 +164,7 @@ def run(work: Work) -> Result:
                      message=str(e), **_who(work))
             result.recheck(1.0)
         except kube.ApiError as e:
-            metrics.api_errors.labels(job, str(e.status)).inc()
+            telemetry.api_errors.labels(job, str(e.status)).inc()
             if retry.retryable(e.status):
                 log.warning("API error, will try again", job=job, error=str(e), **_who(work))
                 result.retry = e
@@ -179,8 +179,8 @@ def _problems(work: Work, result: Result) -> None:
     for p in work.config.problems:
         if work.problems_done.get(p.key) == state.digest(p.value):
             continue  # this value was reported already; another key changed
-        metrics.invalid_annotations.labels(work.namespace, work.name, p.key).inc()
-        result.series.add(("invalid_annotations", work.namespace, work.name, p.key))
+        telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
+        result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
                     **_who(work))
         post(d, "Warning", "InvalidAnnotation", p.message())
@@ -231,7 +231,7 @@ def _healthy(work: Work, result: Result) -> None:
         age = _since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
         work.clocks.forget(RESTORED, name)
         if age is not None:
-            metrics.recovery_seconds.labels(work.namespace).observe(age)
+            telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
             log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
@@ -355,7 +355,7 @@ def _rollback(work: Work, result: Result,
                     raise
                 # the API will never take this patch: say so, for good (refused before its
                 # precondition was checked, so it is confirmed below like any other outcome)
-                metrics.api_errors.labels("failure", str(e.status)).inc()
+                telemetry.api_errors.labels("failure", str(e.status)).inc()
                 d = Decision(decision.FAILED, "api_error", (
                     f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
                     "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
@@ -449,7 +449,7 @@ def _measured_ended(work: Work, replicaset: str, value: str | None) -> None:
         try:
             kube.annotate_replicaset(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
-            metrics.api_errors.labels("checkpoint", str(e.status)).inc()
+            telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
             log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
                         replicaset=replicaset, error=str(e), **_who(work))
     work.clocks.track(STALE, [ENDED], times.monotonic())
@@ -472,7 +472,7 @@ def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[s
         kube.annotate_replicaset(work.namespace, holder.name, {
             decision.NO_PROGRESS: decision.checkpoint(_checkpoint_key, holder, state.digest(key), measured.seconds)})
     except kube.ApiError as e:
-        metrics.api_errors.labels("checkpoint", str(e.status)).inc()
+        telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
         log.warning("cannot record how long the rollout made no progress (measured again after a restart)",
                     replicaset=holder.name, error=str(e), **_who(work))
         return
@@ -543,12 +543,12 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
             failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
         if age is not None:
-            metrics.reaction_seconds.labels(ns).observe(age)
+            telemetry.reaction_seconds.labels(telemetry.DEPLOYMENT, ns).observe(age)
         if d.target is not None:
             work.clocks.forget(RESTORED)
             work.clocks.note(RESTORED, d.target.name, times.monotonic())
-        metrics.last_rollback.labels(ns, name).set(time.time())
-        result.series.add(("last_rollback", ns, name))
+        telemetry.last_rollback.labels(telemetry.DEPLOYMENT, ns, name).set(time.time())
+        result.series.add(("last_rollback", telemetry.DEPLOYMENT, ns, name))
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
         post(deployment, "Warning", "RolloutFailed",
@@ -560,10 +560,10 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
     # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
     if d.first_report:
-        metrics.failed_rollouts.labels(ns, name).inc()
-        result.series.add(("failed_rollouts", ns, name))
-    metrics.rollbacks.labels(ns, name, d.result, d.reason).inc()
-    result.series.add(("rollbacks", ns, name, d.result, d.reason))
+        telemetry.failed_rollouts.labels(telemetry.DEPLOYMENT, ns, name).inc()
+        result.series.add(("failed_rollouts", telemetry.DEPLOYMENT, ns, name))
+    telemetry.rollbacks.labels(telemetry.DEPLOYMENT, ns, name, d.result, d.reason).inc()
+    result.series.add(("rollbacks", telemetry.DEPLOYMENT, ns, name, d.result, d.reason))
     faults.point("after_events")
     level = "info" if d.event_type == "Normal" else "warning"
     getattr(log, level)(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import kopf
 
-from autorollback import endpoints, handlers, health, kube, logs, metrics
+from autorollback import endpoints, handlers, health, kube, logs, telemetry
 from autorollback.gitrevert import worker as gitworker
 from autorollback.leader.core import Timings
 from autorollback.leader.elector import EXIT_BROKEN, Elector, _die, identity
@@ -60,7 +60,7 @@ async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None
             op.health = op.freshness.verdict(listed, time.monotonic())
         except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
             op.health = (False, f"cannot list Deployments to check the watch: {e}")
-        metrics.watch_healthy.set(1 if op.health[0] else 0)
+        telemetry.watch_healthy.set(1 if op.health[0] else 0)
         if not op.health[0]:
             log.warning("watch unhealthy", reason=op.health[1])
 
@@ -104,7 +104,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
                           Timings(election.lease, election.renew_deadline, election.retry),
                           on_change=lambda leads: op.resync() if leads else None)
         kube.guard = elector.leads
-        metrics.leader.set(0)
+        telemetry.leader.set(0)
     ready = asyncio.Event()
     try:
         servers = await endpoints.serve(

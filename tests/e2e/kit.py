@@ -232,15 +232,15 @@ class Operator:
                 pass
         return out
 
-    def samples(self, name: str, **labels: str) -> list[float]:
-        """Values of the samples on /metrics with that name and (at least) those labels."""
+    def samples(self, name: str, /, **labels: str) -> list[float]:
+        """Values of the samples on /metrics with that name and (at least) those labels (`name=` is a label)."""
         from prometheus_client.parser import text_string_to_metric_families
 
         _, body = http_get(self.url("/metrics"))
         return [s.value for family in text_string_to_metric_families(body) for s in family.samples
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, name: str, /, **labels: str) -> float:
         """The first matching sample's value (0 when absent)."""
         return next(iter(self.samples(name, **labels)), 0.0)
 

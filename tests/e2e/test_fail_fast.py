@@ -48,7 +48,7 @@ def test_each_pod_signal_rolls_back_before_the_deadline(namespace: str, operator
     assert all(s in failed for s in says), failed
     time.sleep(2)  # the old pods keep failing while they go: nothing more happens
     assert sorted(kit.reasons(ns, "web")) == ["RolledBack", "RolloutFailed"]
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success",
                      reason=signal) == 1
     assert op.metric("autorollback_pod_watches") == 0  # the restored rollout completed: no pod is watched
 
@@ -152,4 +152,4 @@ def test_dry_run_plans_a_fast_rollback_once_even_after_the_deadline(namespace: s
     time.sleep(3)
     assert sorted(kit.reasons(ns, "web")) == ["RollbackPlanned", "RolloutFailed"]
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="dry_run") == 1
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="dry_run") == 1

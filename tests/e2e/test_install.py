@@ -219,7 +219,7 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert "RolloutFailed" in reasons and "RolledBack" in reasons
         assert kit.get_deployment(ns, "web")["metadata"]["annotations"]["kubernetes.io/change-cause"].endswith(
             ": CrashLoopBackOff")
-        assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success") == 1
+        assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success") == 1
         assert op.metric("autorollback_leader") == 1
         assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
     finally:

@@ -111,7 +111,7 @@ def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: s
     available(ns, V1, 3)  # once the old pods can go, the restored revision comes up after all
     time.sleep(2)
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="abandoned",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned",
                      reason="restored_revision_failed") == 1
 
 
@@ -230,7 +230,7 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
     failed = wait_event(ns, "RolloutFailed")["message"]
     assert "made no progress for 10s" in failed and "will not time this rollout out" in failed, failed
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="success",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success",
                      reason="ProgressDeadlineExceeded") == 1
 
 

@@ -80,12 +80,12 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " revision 3"), 60,
                  "revision 3 marked healthy")
 
-    labels = {"namespace": ns, "deployment": "web"}
+    labels = {"kind": "Deployment", "namespace": ns, "name": "web"}
     assert op.metric("autorollback_failed_rollouts_total", **labels) == 1
     assert op.metric("autorollback_rollbacks_total", result="success", **labels) == 1
     assert op.metric("autorollback_reaction_seconds_count", namespace=ns) == 1
     assert op.metric("autorollback_last_rollback_timestamp_seconds", **labels) > 0
-    assert op.metric("autorollback_opted_in_deployments", namespace=ns) == 1
+    assert op.metric("autorollback_opted_in_workloads", kind="Deployment", namespace=ns) == 1
     kit.wait_for(lambda: op.metric("autorollback_recovery_seconds_count", namespace=ns) == 1, 60,
                  "the recovery to be measured")
 
@@ -99,7 +99,7 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     kit.kubectl("-n", ns, "delete", "deployment", "web")  # its series go with it: their number follows the live ones
     kit.wait_for(lambda: not op.samples("autorollback_rollbacks_total", **labels)
                  and not op.samples("autorollback_last_rollback_timestamp_seconds", **labels), 30, "the series to go")
-    assert op.metric("autorollback_opted_in_deployments", namespace=ns) == 0
+    assert op.metric("autorollback_opted_in_workloads", kind="Deployment", namespace=ns) == 0
 
     after = kit.get_deployment(ns, "bystander")  # never touched: same object, same resourceVersion
     assert after["metadata"] == before["metadata"]
@@ -142,7 +142,7 @@ def test_dry_run_reports_the_plan_and_changes_nothing(namespace: str, operator_f
     assert f"would roll back from revision 2 ({V2}) to revision 1 ({V1})" in planned["message"]
     d = kit.get_deployment(ns, "web")
     assert kit.image_of(d) == V2 and kit.revision(d) == 2 and CHANGE_CAUSE not in d["metadata"]["annotations"]
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="dry_run") == 1
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="dry_run") == 1
     assert count(ns, "RolledBack") == 0
     kit.kubectl("-n", ns, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=rollback")
     d = available(ns, V1, 3)  # trusted now: the standing failure is rolled back
@@ -172,7 +172,7 @@ def test_invalid_annotations_are_reported_once_and_fall_to_the_safe_side(namespa
     assert count(ns, "InvalidAnnotation", name="bogus") == 1
     assert kit.image_of(kit.get_deployment(ns, "maybe")) == V2
     assert kit.image_of(kit.get_deployment(ns, "bogus")) == V2
-    assert op.metric("autorollback_opted_in_deployments", namespace=ns) == 1  # only bogus is opted in
+    assert op.metric("autorollback_opted_in_workloads", kind="Deployment", namespace=ns) == 1  # only bogus is opted in
 
 
 def test_paused_deployment_is_skipped_with_the_resume_command(namespace: str, operator_factory) -> None:
@@ -186,7 +186,7 @@ def test_paused_deployment_is_skipped_with_the_resume_command(namespace: str, op
     skipped = wait_event(ns, "RollbackSkipped")
     assert skipped["type"] == "Warning" and f"kubectl rollout resume deployment/web -n {ns}" in skipped["message"]
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="skipped",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="skipped",
                      reason="paused") == 1
     kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")  # as the Event says
     available(ns, V1, 3)
@@ -203,7 +203,7 @@ def test_first_revision_failing_is_impossible(namespace: str, operator_factory) 
     kit.wait_for(lambda: count(ns, "RollbackImpossible") == 2, 90, "a second RollbackImpossible")
     assert any("every older revision (1) is known to have failed" in e["message"]
                for e in kit.events(ns, "web") if e["reason"] == "RollbackImpossible")
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="impossible",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="impossible",
                      reason="no_target") == 2
     assert count(ns, "RolledBack") == 0
 
@@ -221,7 +221,7 @@ def test_restored_revision_failing_too_is_abandoned(namespace: str, operator_fac
     d = kit.get_deployment(ns, "web")
     assert kit.image_of(d) == V1 and kit.revision(d) == 3  # no further walk back, no ping-pong
     assert count(ns, "RolledBack") == 1
-    assert op.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="abandoned",
+    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned",
                      reason="restored_revision_failed") == 1
 
 

@@ -192,7 +192,7 @@ def test_a_tenants_checkpoint_does_not_end_a_measured_deadline_sooner(namespace:
         assert all((rs["metadata"].get("annotations") or {}).get(NO_PROGRESS) != forged
                    for rs in kit.replicasets(ns, "web")), "the forged checkpoint was left in place"
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
-    assert second.metric("autorollback_rollbacks_total", namespace=ns, deployment="web", result="abandoned") == 1
+    assert second.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned") == 1
 
 
 def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behind(

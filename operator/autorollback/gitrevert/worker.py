@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autorollback import faults, history, kube, logs, metrics
+from autorollback import faults, history, kube, logs, telemetry
 from autorollback.events import post as _post
 from autorollback.gitrevert import core, credentials, forge, git, policy
 from autorollback.gitrevert.queue import Queue, serve
@@ -240,7 +240,7 @@ def _lock(repo: policy.Url) -> threading.Lock:
 
 def _not_proposed(job: Job, reason: str, message: str, record: bool = True) -> None:
     meta = job.deployment["metadata"]
-    metrics.reverts.labels("not_proposed", reason).inc()
+    telemetry.reverts.labels("not_proposed", reason).inc()
     log.warning("revert not proposed", reason=reason, message=message, namespace=meta["namespace"],
                 deployment=meta["name"])
     _post(job.deployment, "Warning", "RevertNotProposed", f"no revert pull request ({reason}): {message}")
@@ -250,7 +250,7 @@ def _not_proposed(job: Job, reason: str, message: str, record: bool = True) -> N
 
 def _failed(job: Job, reason: str, message: str) -> None:
     meta = job.deployment["metadata"]
-    metrics.reverts.labels("failed", reason).inc()
+    telemetry.reverts.labels("failed", reason).inc()
     log.error("revert failed", reason=reason, error=message, namespace=meta["namespace"], deployment=meta["name"])
     _post(job.deployment, "Warning", "RevertFailed", f"{message}. The rollback stands; revert the commit in Git "
                                                      "by hand.")
@@ -380,7 +380,7 @@ def _locked(job: Job, src: core.Source, allowed: policy.Grant, url: policy.Url) 
                 src, base, failed_image, job.facts, push=not job.dry_run, allowed_path=allowed.allows_path,
                 image_changed=bool(job.images))
         if job.dry_run:  # read, never written: no push, no pull request, no mark
-            metrics.reverts.labels("planned", "").inc()
+            telemetry.reverts.labels("planned", "").inc()
             log.info("revert planned", commit=revert.commit, branch=revert.branch, **who)
             _post(job.deployment, "Normal", "RevertPlanned",
                   f"dry-run: would open a pull request in {src.repo} from branch {revert.branch} to {base} that "
@@ -398,9 +398,9 @@ def _locked(job: Job, src: core.Source, allowed: policy.Grant, url: policy.Url) 
     except (git.GitError, forge.ForgeError) as e:
         return _failed(job, type(e).__name__, f"could not open the revert pull request in {src.repo}: {e}")
     result = "exists" if revert.existed else "opened"
-    metrics.reverts.labels(result, "").inc()
+    telemetry.reverts.labels(result, "").inc()
     if job.rolled_back_at is not None:
-        metrics.revert_seconds.observe(max(0.0, time.monotonic() - job.rolled_back_at))
+        telemetry.revert_seconds.observe(max(0.0, time.monotonic() - job.rolled_back_at))
     log.info("revert proposed", url=pr, commit=revert.commit, branch=revert.branch, result=result, **who)
     _post(job.deployment, "Normal", "RevertProposed",
           f"revert pull request {pr} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "

@@ -31,7 +31,7 @@ from typing import Any
 
 import urllib3
 
-from autorollback import faults, kube, logs, metrics
+from autorollback import faults, kube, logs, telemetry
 from autorollback.leader import core
 
 log = logs.get(__name__)
@@ -190,14 +190,14 @@ class Elector:
                 return
             self._leading = leading
             self._state.notify_all()
-        metrics.leader.set(1 if leading else 0)
+        telemetry.leader.set(1 if leading else 0)
         log.info("leadership changed", leader=leading, identity=self.me, holder=self.holder,
                  lease=f"{self.namespace}/{self.name}")
         self.on_change(leading)
 
     def _lost(self, why: str) -> None:
         """Stop acting at once: the process ends (kube-controller-manager's `leaderelection lost`)."""
-        metrics.leader.set(0)
+        telemetry.leader.set(0)
         log.error("leader election lost: exiting at once so that this replica acts no more; it comes back as a "
                   "standby", reason=why, identity=self.me, lease=f"{self.namespace}/{self.name}")
         self.exit(EXIT_LOST)
@@ -256,7 +256,7 @@ class Elector:
             self._released = True  # kube.guard refuses every write from now on
             self._leading = False
             self._state.notify_all()
-        metrics.leader.set(0)
+        telemetry.leader.set(0)
         if not was:
             return False
         try:

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from autorollback import kube, logs, metrics, retry
+from autorollback import kube, logs, retry, telemetry
 
 log = logs.get(__name__)
 IDLE = 70.0  # seconds a watch request may stay silent (bookmarks come about every minute)
@@ -44,7 +44,7 @@ class PodWatch(threading.Thread):
                     return
                 status = e.status if isinstance(e, kube.ApiError) else 0
                 if status != 410:  # 410 Gone: the version expired, list again at once
-                    metrics.api_errors.labels("pods", str(status)).inc()
+                    telemetry.api_errors.labels("pods", str(status)).inc()
                     log.warning("cannot watch pods for fast failure signals; trying again", namespace=self.namespace,
                                 selector=self.selector, error=str(e))
                     self.stopped.wait(retry.delay(attempt, e.retry_after if isinstance(e, kube.ApiError) else None))
@@ -94,13 +94,13 @@ class PodWatches:
         self.stop(uid)
         w = self._watches[uid] = PodWatch(uid, namespace, selector, self._changed)
         w.start()
-        metrics.pod_watches.set(len(self._watches))
+        telemetry.pod_watches.set(len(self._watches))
 
     def stop(self, uid: str) -> None:
         w = self._watches.pop(uid, None)
         if w is not None:
             w.stopped.set()
-            metrics.pod_watches.set(len(self._watches))
+            telemetry.pod_watches.set(len(self._watches))
 
     def stop_all(self) -> None:
         for uid in list(self._watches):

@@ -1,4 +1,9 @@
-"""Prometheus metrics (served on /metrics). Names follow the Prometheus naming conventions."""
+"""Prometheus telemetry of the operator itself (served on /metrics). Names follow the Prometheus
+naming conventions.
+
+One label scheme for every kind of workload: per-workload series carry `kind`, `namespace` and
+`name`; per-namespace series carry `kind` and `namespace`. `kind` is the workload's Kubernetes kind
+("Deployment"), so other kinds fit the same series without renaming them again."""
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from autorollback import __version__
@@ -6,47 +11,50 @@ from autorollback import __version__
 disable_created_metrics()  # *_created series only double the output for these counters
 
 RESULTS = ("success", "skipped", "impossible", "abandoned", "failed", "dry_run")
+DEPLOYMENT = "Deployment"  # the `kind` label of Deployments
+WORKLOAD = ["kind", "namespace", "name"]  # the labels of per-workload series, first and in this order
+NAMESPACE = ["kind", "namespace"]  # the labels of per-namespace series
 
 build_info = Info("autorollback_build", "Version of the running operator.")
 build_info.info({"version": __version__})
 
 failed_rollouts = Counter(
     "autorollback_failed_rollouts_total",
-    "Failed rollouts (Progressing=False, ProgressDeadlineExceeded) detected on opted-in Deployments.",
-    ["namespace", "deployment"],
+    "Failed rollouts detected on opted-in workloads.",
+    WORKLOAD,
 )
 rollbacks = Counter(
     "autorollback_rollbacks_total",
     "Rollback decisions by result (success, skipped, impossible, abandoned, failed, dry_run) and reason.",
-    ["namespace", "deployment", "result", "reason"],
+    [*WORKLOAD, "result", "reason"],
 )
 reaction_seconds = Histogram(
     "autorollback_reaction_seconds",
-    "Time from when this process first saw ProgressDeadlineExceeded (its watch) to the accepted rollback patch, "
-    "on its monotonic clock.",
-    ["namespace"],
+    "Time from when this process first saw a rollout's progress deadline exceeded (its watch) to the accepted "
+    "rollback patch, on its monotonic clock.",
+    NAMESPACE,
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 recovery_seconds = Histogram(
     "autorollback_recovery_seconds",
-    "Time from the rollback patch to the Deployment being fully available again.",
-    ["namespace"],
+    "Time from the rollback patch to the workload being fully available again.",
+    NAMESPACE,
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800),
 )
 opted_in = Gauge(
-    "autorollback_opted_in_deployments",
-    "Deployments in scope with a valid autorollback.io/enabled=true annotation.",
-    ["namespace"],
+    "autorollback_opted_in_workloads",
+    "Workloads in scope with a valid autorollback.io/enabled=true annotation.",
+    NAMESPACE,
 )
 last_rollback = Gauge(
     "autorollback_last_rollback_timestamp_seconds",
-    "Unix time of the last successful automatic rollback of a Deployment.",
-    ["namespace", "deployment"],
+    "Unix time of the last successful automatic rollback of a workload.",
+    WORKLOAD,
 )
 invalid_annotations = Counter(
     "autorollback_invalid_annotations_total",
     "Distinct invalid autorollback.io/* annotation values seen.",
-    ["namespace", "deployment", "key"],
+    [*WORKLOAD, "key"],
 )
 api_errors = Counter(
     "autorollback_api_errors_total",
@@ -66,31 +74,33 @@ revert_seconds = Histogram(
 )
 leader = Gauge("autorollback_leader", "1 while this replica holds the leader Lease (or leader election is off).")
 leader.set(1)
-watch_events = Counter("autorollback_watch_events_total", "Deployment watch events received.")
+watch_events = Counter("autorollback_watch_events_total", "Workload watch events received.")
 watch_healthy = Gauge(
     "autorollback_watch_healthy",
-    "1 while the Deployment watch delivers changes, 0 when it has gone stale (see /healthz).",
+    "1 while the workload watch delivers changes, 0 when it has gone stale (see /healthz).",
 )
 watch_healthy.set(1)
 api_requests = Counter(
     "autorollback_api_requests_total",
-    "API requests the operator made itself (kopf's Deployment watch not included), by verb.",
+    "API requests the operator made itself (kopf's workload watches not included), by verb.",
     ["verb"],
 )
 pod_watches = Gauge(
     "autorollback_pod_watches",
-    "Pod watches open for fast failure signals (one per fail-fast Deployment with a rollout in progress).",
+    "Pod watches open for fast failure signals (one per fail-fast workload with a rollout in progress).",
 )
 
 
-_PER_DEPLOYMENT = {"invalid_annotations": invalid_annotations, "failed_rollouts": failed_rollouts,
-                   "rollbacks": rollbacks, "last_rollback": last_rollback}
+_PER_WORKLOAD = {"invalid_annotations": invalid_annotations, "failed_rollouts": failed_rollouts,
+                 "rollbacks": rollbacks, "last_rollback": last_rollback}
 
 
 def forget(series: set[tuple[str, ...]]) -> None:
-    """Remove a deleted Deployment's series, so that their number follows the live Deployments."""
-    for name, *labels in series:
+    """Remove a deleted workload's series, so that their number follows the live workloads.
+
+    Each entry is (metric, kind, namespace, name, *other labels), as the series were labelled."""
+    for metric, *labels in series:
         try:
-            _PER_DEPLOYMENT[name].remove(*labels)
+            _PER_WORKLOAD[metric].remove(*labels)
         except KeyError:
             pass

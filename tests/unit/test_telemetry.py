@@ -1,0 +1,43 @@
+"""The metric label scheme (one for every kind) and forget() with its label tuples."""
+from prometheus_client import REGISTRY
+
+from autorollback import telemetry
+
+
+def _samples(metric_name: str, /, **labels: str) -> list[dict[str, str]]:
+    return [s.labels for metric in REGISTRY.collect() for s in metric.samples
+            if s.name == metric_name and labels.items() <= s.labels.items()]
+
+
+def test_every_per_workload_series_is_labelled_kind_namespace_name() -> None:
+    assert telemetry.failed_rollouts._labelnames == ("kind", "namespace", "name")
+    assert telemetry.rollbacks._labelnames == ("kind", "namespace", "name", "result", "reason")
+    assert telemetry.last_rollback._labelnames == ("kind", "namespace", "name")
+    assert telemetry.invalid_annotations._labelnames == ("kind", "namespace", "name", "key")
+    for per_namespace in (telemetry.reaction_seconds, telemetry.recovery_seconds, telemetry.opted_in):
+        assert per_namespace._labelnames == ("kind", "namespace")
+    assert telemetry.opted_in._name == "autorollback_opted_in_workloads"
+    assert telemetry.DEPLOYMENT == "Deployment"
+
+
+def test_forget_removes_the_series_of_one_workload_only() -> None:
+    kind, ns = telemetry.DEPLOYMENT, "unit-telemetry"
+    series: set[tuple[str, ...]] = set()
+    for name in ("web", "api"):
+        telemetry.rollbacks.labels(kind, ns, name, "success", "ProgressDeadlineExceeded").inc()
+        telemetry.failed_rollouts.labels(kind, ns, name).inc()
+        telemetry.last_rollback.labels(kind, ns, name).set(1)
+        telemetry.invalid_annotations.labels(kind, ns, name, "autorollback.io/mode").inc()
+        if name == "web":
+            series |= {("rollbacks", kind, ns, name, "success", "ProgressDeadlineExceeded"),
+                       ("failed_rollouts", kind, ns, name), ("last_rollback", kind, ns, name),
+                       ("invalid_annotations", kind, ns, name, "autorollback.io/mode")}
+    sample = _samples("autorollback_rollbacks_total", namespace=ns, name="web")
+    assert sample == [{"kind": "Deployment", "namespace": ns, "name": "web", "result": "success",
+                       "reason": "ProgressDeadlineExceeded"}]
+    telemetry.forget(series | {("rollbacks", kind, ns, "web", "skipped", "paused")})  # never set: ignored
+    for metric in ("autorollback_rollbacks_total", "autorollback_failed_rollouts_total",
+                   "autorollback_last_rollback_timestamp_seconds", "autorollback_invalid_annotations_total"):
+        assert not _samples(metric, namespace=ns, name="web")
+        assert len(_samples(metric, kind=kind, namespace=ns, name="api")) == 1
+    telemetry.forget(series)  # twice: nothing left to remove, no error
