@@ -53,8 +53,8 @@ e2e: venv tools cluster-up ## end-to-end tests on the local control plane
 	$(BIN)/pytest tests/e2e -q -m serial
 
 test: venv tools cluster-up ## everything: unit and end-to-end tests (the serial ones last, alone)
-	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load -m "not serial"
-	$(BIN)/pytest tests -q -m serial
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load -m "not serial" --durations=15
+	$(BIN)/pytest tests -q -m serial --durations=8
 
 clean: cluster-down ## remove the virtualenv and the local cluster
 	rm -rf $(VENV) $(OLDEST) build dist operator/*.egg-info
