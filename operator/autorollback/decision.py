@@ -2,20 +2,18 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import checkpoints, history, ledger, rollout, undo
-from autorollback.annotations import PREFIX, Config
+from autorollback import checkpoints, history, ledger, rollout, times, undo
+from autorollback.config import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
+from autorollback.vocab import Reason, Result
 
-# Results, as the metrics and Events name them. NOTHING is never reported.
-SUCCESS, SKIPPED, IMPOSSIBLE, ABANDONED, FAILED, DRY_RUN, NOTHING = (
-    "success", "skipped", "impossible", "abandoned", "failed", "dry_run", "nothing")
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
 
 @dataclass(frozen=True)
 class Decision:
-    result: str
-    reason: str  # machine-friendly, the metric's `reason` label
+    result: Result
+    reason: str  # machine-friendly, the metric's `reason` label: a Reason, or the failure's own reason
     message: str  # what the Event and the log line say
     failure: rollout.Failure | None = None
     failing: history.Revision | None = None
@@ -25,12 +23,13 @@ class Decision:
 
     @property
     def event_reason(self) -> str:
-        return {SUCCESS: "RolledBack", SKIPPED: "RollbackSkipped", IMPOSSIBLE: "RollbackImpossible",
-                ABANDONED: "RollbackAbandoned", FAILED: "RollbackFailed", DRY_RUN: "RollbackPlanned"}[self.result]
+        return {Result.SUCCESS: "RolledBack", Result.SKIPPED: "RollbackSkipped",
+                Result.IMPOSSIBLE: "RollbackImpossible", Result.ABANDONED: "RollbackAbandoned",
+                Result.FAILED: "RollbackFailed", Result.DRY_RUN: "RollbackPlanned"}[self.result]
 
     @property
     def event_type(self) -> str:
-        return "Normal" if self.result in (SUCCESS, DRY_RUN) else "Warning"
+        return "Normal" if self.result in (Result.SUCCESS, Result.DRY_RUN) else "Warning"
 
 
 def describe(revision: int, template: dict[str, Any]) -> str:
@@ -41,7 +40,7 @@ def change_cause(failing: str, target: str, failure: rollout.Failure) -> str:
     return f"autorollback: rolled back from {failing} to {target}: {failure.reason}"
 
 
-PAUSED_OUTCOME = f"{SKIPPED} (paused)"
+PAUSED_OUTCOME = f"{Result.SKIPPED} ({Reason.PAUSED})"
 
 
 def outcome(d: Decision, at: str) -> str:
@@ -56,9 +55,9 @@ def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> b
     if failing is None:
         return False
     mark = failing.at(history.FAILED_AT)
-    if mark == history.NEVER:
+    if mark == times.NEVER:
         return False
-    if mark == history.timestamp(failure.updated):
+    if mark == times.parse(failure.updated):
         return True
     if not failing.number or failing.failed_in != failing.number:
         return False
@@ -69,8 +68,8 @@ def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> b
 
 def rollback_reported(failed: history.Revision, failure: rollout.Failure) -> bool:
     """The rollback of this failure was reported (its marks say so), not merely the failure."""
-    return (failed.at(history.FAILED_AT) == history.timestamp(failure.updated)
-            and failed.mark(history.OUTCOME).startswith(SUCCESS))
+    return (failed.at(history.FAILED_AT) == times.parse(failure.updated)
+            and failed.mark(history.OUTCOME).startswith(Result.SUCCESS))
 
 
 def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:
@@ -81,13 +80,13 @@ def already_handled(failing: history.Revision | None, failure: rollout.Failure, 
     previous = failing.mark(history.OUTCOME)
     if previous.startswith(PAUSED_OUTCOME) and not paused:
         return False
-    if previous.startswith(DRY_RUN) and not dry_run:
+    if previous.startswith(Result.DRY_RUN) and not dry_run:
         return False
     return True
 
 
-def _nothing(reason: str, message: str, failure: rollout.Failure | None = None) -> Decision:
-    return Decision(NOTHING, reason, message, failure=failure)
+def _nothing(reason: Reason, message: str, failure: rollout.Failure | None = None) -> Decision:
+    return Decision(Result.NOTHING, reason, message, failure=failure)
 
 
 NO_PROGRESS = PREFIX + "no-progress"  # checkpoint of a deadline autorollback measures (checkpoints.mark)
@@ -152,37 +151,37 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     failure = signal if signal is not None else rollout.failure(deployment)
     left_over = "" if failure else rollout.complete_left_over(deployment)
     if not config.enabled:
-        return _nothing("opted_out", "the Deployment is not opted in", failure)
+        return _nothing(Reason.OPTED_OUT, "the Deployment is not opted in", failure)
     if failure is None and not left_over:
-        return _nothing("no_failure", "the rollout has not failed")
+        return _nothing(Reason.NO_FAILURE, "the rollout has not failed")
     entries = ledger.of([deployment, *replicasets])
     revs = history.revisions(replicasets, entries)
     failing = history.current(revs, spec["template"])
     if left_over and failing is not None and left_over == failing.name:
-        return _nothing("no_failure", "the rollout completed (some pods are not available now)")
+        return _nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None
     if done is not None:
         rolled_from = next((r for r in revs if r.name == done.failed), None)
         if rolled_from is not None and not rollback_reported(rolled_from, failure):
             # the rollback patch went through, but what followed it did not (a crash, a lost answer)
             restored = next((r for r in revs if r.name == done.restored), None)
-            return Decision(SUCCESS, failure.reason, (
+            return Decision(Result.SUCCESS, failure.reason, (
                 f"rolled back from {describe(rolled_from.number, rolled_from.template)} to "
                 f"{describe(restored.number, restored.template) if restored else done.restored}: {failure.reason}"),
                 failure=failure, failing=rolled_from, target=restored, first_report=True)
         if failing is None or failure.replicaset != failing.name:
             failure = None  # carried over; whether the restored template progresses is decided below
         else:
-            return _nothing("rolled_back", "this failure was rolled back already", failure)
+            return _nothing(Reason.ROLLED_BACK, "this failure was rolled back already", failure)
     if failing is None:
-        return _nothing("stale", "the current template's ReplicaSet does not exist yet")
+        return _nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
         carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
         deadline = spec.get("progressDeadlineSeconds") or 600
         shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
                  else f"the earlier timeout of {carried or 'another ReplicaSet'}")
         if measured is None or measured.seconds < deadline:
-            return _nothing("stale", (
+            return _nothing(Reason.STALE, (
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
                 f"({failing.name}): it was left over from an earlier template"), rollout.failure(deployment))
         failure = rollout.Failure(
@@ -190,41 +189,41 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
                      f"controller still shows {shown} and will not time this rollout out)"))
         if ledger.find(entries, failure.id):
-            return _nothing("rolled_back", "this failure was rolled back already", failure)
+            return _nothing(Reason.ROLLED_BACK, "this failure was rolled back already", failure)
     if already_handled(failing, failure, rollout.paused(deployment), config.dry_run):
-        return _nothing("handled", "this failure was handled already", failure)
+        return _nothing(Reason.HANDLED, "this failure was handled already", failure)
 
     first = not seen_before(failing, failure)
     from_text = describe(failing.number, spec["template"])
 
-    def decision(result: str, reason: str, message: str, **kw: Any) -> Decision:
+    def decision(result: Result, reason: str, message: str, **kw: Any) -> Decision:
         return Decision(result, reason, message, failure=failure, failing=failing, first_report=first, **kw)
 
     if failing.rolled_back_and_unproven:
-        return decision(ABANDONED, "reapplied", (
+        return decision(Result.ABANDONED, Reason.REAPPLIED, (
             f"{from_text} failed again after autorollback already rolled back away from it at "
             f"{_when(failing.last_rolled_back)}: the known-bad template was re-applied (by a person or a "
             "GitOps controller). Not rolling back again to avoid a loop: fix or revert the source of the "
             f"Deployment, then roll out again.{_revert_pr(failing)}"))
     if failing.restored_and_unproven:
-        return decision(ABANDONED, "restored_revision_failed", (
+        return decision(Result.ABANDONED, Reason.RESTORED_REVISION_FAILED, (
             f"{from_text} was restored by autorollback at {_when(failing.last_restored)} and failed as "
             "well. Not walking further back: manual intervention needed (inspect the pods, then roll out a "
             "fix or `kubectl rollout undo --to-revision=N`)."))
     if rollout.paused(deployment):
-        return decision(SKIPPED, "paused", (
+        return decision(Result.SKIPPED, Reason.PAUSED, (
             f"{from_text} failed but the Deployment is paused, so it is not rolled back. Resume it with "
             f"'kubectl rollout resume deployment/{name} -n {meta['namespace']}' and autorollback rolls it back "
             "then."))
 
     target = history.choose_target(revs, failing)
     if target.revision is None:
-        return decision(IMPOSSIBLE, "no_target", (
+        return decision(Result.IMPOSSIBLE, Reason.NO_TARGET, (
             f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
             f"spec.revisionHistoryLimit at {HISTORY_NEEDED} or more so autorollback has something to return to."))
     to_text = describe(target.revision.number, target.revision.template)
     if history.same_template(target.revision.template, spec["template"]):
-        return decision(SKIPPED, "template_matches", (
+        return decision(Result.SKIPPED, Reason.TEMPLATE_MATCHES, (
             f"{from_text} failed but its template already matches {to_text}: there is nothing different to "
             "roll back to"), target=target.revision)
 
@@ -233,11 +232,11 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
                          reason=failure.reason, revision=failing.number)
     patch = undo.patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
-        return decision(DRY_RUN, "dry_run", (
+        return decision(Result.DRY_RUN, Reason.DRY_RUN, (
             f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
             f"to ReplicaSet {target.revision.name}'s template and kubernetes.io/change-cause to \"{cause}\"; "
             "nothing was changed"), target=target.revision, patch=patch)
-    return decision(SUCCESS, failure.reason, (
+    return decision(Result.SUCCESS, failure.reason, (
         f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         target=target.revision, patch=patch)
 

@@ -16,11 +16,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback.annotations import PREFIX
+from autorollback.config import PREFIX
 from autorollback.ledger import Entry
 from autorollback.rollout import revision_of
-from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module's vocabulary
-from autorollback.times import parse as timestamp
+from autorollback import times
 
 HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
@@ -107,8 +106,8 @@ def parse_health(payload: str) -> Health | None:
         if len(parts) == 4 and parts[2] != "outlived":
             return None
         return Health(int(parts[1]), parts[3] if len(parts) == 4 else "")
-    if len(parts) == 1 and timestamp(parts[0]) > NEVER:
-        return Health(0, legacy=timestamp(parts[0]))
+    if len(parts) == 1 and times.parse(parts[0]) > times.NEVER:
+        return Health(0, legacy=times.parse(parts[0]))
     return None
 
 
@@ -126,7 +125,7 @@ class Revision:
         return bound(self.name, self.annotations.get(key))
 
     def at(self, key: str) -> dt.datetime:
-        return timestamp(self.mark(key).split(" ", 1)[0])
+        return times.parse(self.mark(key).split(" ", 1)[0])
 
     @property
     def failed_in(self) -> int | None:
@@ -201,7 +200,7 @@ class Revision:
 
 def _after(entry: Entry, health: Health) -> bool:
     if health.legacy:  # both written by earlier versions on the operator's clock: the old rule
-        return entry.revision > 0 or timestamp(entry.at) >= health.legacy
+        return entry.revision > 0 or times.parse(entry.at) >= health.legacy
     return entry.revision >= health.revision
 
 
@@ -223,7 +222,7 @@ def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ())
 def current(history: list[Revision], template: dict[str, Any]) -> Revision | None:
     """The controller's FindNewReplicaSet: the oldest ReplicaSet with this template."""
     same = [r for r in history if same_template(r.template, template)]
-    return min(same, key=lambda r: (timestamp(r.created), r.name), default=None)
+    return min(same, key=lambda r: (times.parse(r.created), r.name), default=None)
 
 
 def newer(history: list[Revision], revision: Revision) -> list[Revision]:

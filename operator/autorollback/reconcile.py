@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (annotations, checkpoints, decision, faults, history, kube, logs, retry, rollout, state,
+from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, rollout, state,
                           telemetry, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
-from autorollback.annotations import Config
+from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
+from autorollback.vocab import Job, Reason, Result
 
 log = logs.get(__name__)
 CONFLICT_ATTEMPTS = 5  # re-reads and re-decisions after a 409
@@ -33,7 +34,7 @@ CONSISTENT_READS = 10  # tries at reading the Deployment unchanged around the li
 
 
 def now() -> str:
-    return history.stamp(dt.datetime.now(dt.timezone.utc))
+    return times.stamp(dt.datetime.now(dt.timezone.utc))
 
 
 STALE, CHECKPOINTS, RESTORED = "stale", "checkpoints", "restored"  # Clocks groups (state.OBSERVED, signals.GRACES)
@@ -125,7 +126,7 @@ class Work:
     name: str
     deployment: dict[str, Any]  # the latest state the watch delivered
     config: Config
-    jobs: set[str]
+    jobs: set[Job]
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
     clocks: times.Clocks = field(default_factory=times.Clocks)  # the memo's timers (monotonic), shared
@@ -152,9 +153,8 @@ def _who(work: Work) -> dict[str, str]:
 
 def run(work: Work) -> Result:
     result = Result()
-    for job, fn in ((state.PROBLEMS, _problems), (state.HISTORY, _history), (state.KNOWN_BAD, _known_bad),
-                    (state.HEALTHY, _healthy), (state.FAILURE, _failure), (state.FAST, _fast),
-                    (state.STRAYS, _strays)):
+    for job, fn in ((Job.PROBLEMS, _problems), (Job.HISTORY_LIMIT, _history), (Job.KNOWN_BAD, _known_bad),
+                    (Job.HEALTHY, _healthy), (Job.FAILURE, _failure), (Job.FAST, _fast), (Job.STRAYS, _strays)):
         if job not in work.jobs:
             continue
         try:
@@ -181,7 +181,7 @@ def _problems(work: Work, result: Result) -> None:
             continue  # this value was reported already; another key changed
         telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
         result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
-        log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
+        log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(),
                     **_who(work))
         post(d, "Warning", "InvalidAnnotation", p.message())
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
@@ -262,7 +262,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     if not decision.rollback_reported(f, failure):
         if decision.settling(deployment, restored) != entry:
             return  # settled by an earlier completion; the failed revision's marks moved on since
-        d = Decision(decision.SUCCESS, failure.reason, (
+        d = Decision(Result.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
             f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
             "or the patch's answer never comes)"),
@@ -283,7 +283,7 @@ def _fast(work: Work, result: Result) -> None:
 
     def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> rollout.Failure | None:
         nonlocal grace_running
-        verdict = signals.judge(annotations.parse(deployment["metadata"].get("annotations")).fail_fast,
+        verdict = signals.judge(parse_config(deployment["metadata"].get("annotations")).fail_fast,
                                 deployment, replicasets, work.pods, work.clocks, times.monotonic())
         if verdict.recheck_in is not None:
             grace_running = True
@@ -327,13 +327,13 @@ def _rollback(work: Work, result: Result,
         return True
 
     for _ in range(CONFLICT_ATTEMPTS):
-        config = annotations.parse(deployment["metadata"].get("annotations"))
+        config = parse_config(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         measured, starting = (None, None) if signal else _measure(work, deployment, replicasets)
         d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
-        if d.result == decision.SUCCESS and d.patch:
+        if d.result == Result.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
                 kube.patch_deployment(work.namespace, work.name, d.patch)
@@ -356,14 +356,14 @@ def _rollback(work: Work, result: Result,
                 # the API will never take this patch: say so, for good (refused before its
                 # precondition was checked, so it is confirmed below like any other outcome)
                 telemetry.api_errors.labels("failure", str(e.status)).inc()
-                d = Decision(decision.FAILED, "api_error", (
+                d = Decision(Result.FAILED, Reason.API_ERROR, (
                     f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
                     "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
                     first_report=d.first_report)
             else:
                 result.patched = True
                 break
-        if d.result != decision.NOTHING and not confirmed:  # about to be told on the watched state: confirm
+        if d.result != Result.NOTHING and not confirmed:  # about to be told on the watched state: confirm
             changed = out_of_date()
             if changed is None:
                 return
@@ -372,13 +372,13 @@ def _rollback(work: Work, result: Result,
         break
     else:
         raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
-    if d.result != decision.NOTHING:
+    if d.result != Result.NOTHING:
         report(work, deployment, d, result)
     else:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
     if signal:
         return  # the bookkeeping below is the Progressing condition's
-    if d.reason == "stale":  # the restored template may never progress: look again until it does
+    if d.reason == Reason.STALE:  # the restored template may never progress: look again until it does
         deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
         every = min(CHECKPOINT_EVERY, deadline / 3)
         _start(work, starting)
@@ -387,7 +387,7 @@ def _rollback(work: Work, result: Result,
         return
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
     _measured_ended(work, holder.name if holder else "", holder.value if holder else "")
-    result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
+    result.done["failure_done"] = state.failure_key(deployment, parse_config(
         deployment["metadata"].get("annotations")))
 
 
@@ -414,7 +414,7 @@ def _measure(work: Work, deployment: dict[str, Any],
         seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
         # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
         # process's wall clock, written down like every time autorollback records, compared with nothing here
-        since = work.clocks.label(STALE, key, lambda: history.stamp(
+        since = work.clocks.label(STALE, key, lambda: times.stamp(
             dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
@@ -422,7 +422,7 @@ def _measure(work: Work, deployment: dict[str, Any],
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
     resume = decision.checkpointed(replicasets, template, state.digest(key), _checkpoint_key) if not timing else 0.0
-    since = history.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
+    since = times.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
     return decision.Measured(resume, since), _Start(key, resume, since, clear)
 
@@ -536,9 +536,9 @@ def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
 def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
     ns, name, failure = work.namespace, work.name, d.failure
-    if d.result != decision.SUCCESS:
+    if d.result != Result.SUCCESS:
         _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
-    if d.result == decision.SUCCESS:
+    if d.result == Result.SUCCESS:
         # from the watch event that first showed this process the controller's timeout, on its monotonic clock
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
             failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
@@ -571,11 +571,11 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
         from_images=rollout.images(failed_template),
         to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
-    if d.result in (decision.SUCCESS, decision.DRY_RUN) and d.target is not None:
+    if d.result in (Result.SUCCESS, Result.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
             rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
-            dry_run=d.result == decision.DRY_RUN)
+            dry_run=d.result == Result.DRY_RUN)
         try:
             _mark_failing(ns, d)
         except kube.ApiError as e:

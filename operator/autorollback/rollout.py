@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback.annotations import shown
+from autorollback.config import shown
 
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 COMPLETE = "NewReplicaSetAvailable"
@@ -90,6 +90,16 @@ def completed_replicaset(deployment: dict[str, Any]) -> str:
             and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
             and c.get("reason") == COMPLETE)
     return named_replicaset(c.get("message", "")) if done else ""
+
+
+def declared_complete(deployment: dict[str, Any]) -> str:
+    """The ReplicaSet whose rollout the controller's condition declares complete ("" while one is
+    under way), whatever the counts say now: unlike completed_replicaset, pods that stop being
+    available later do not reopen it (that is not a rollout failing)."""
+    c = condition(deployment, "Progressing")
+    if not observed(deployment) or c.get("reason") != COMPLETE:
+        return ""
+    return named_replicaset(c.get("message", ""))
 
 
 def complete_left_over(deployment: dict[str, Any]) -> str:

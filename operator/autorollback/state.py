@@ -10,12 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import annotations, decision, rollout, times
+from autorollback import decision, rollout, times
+from autorollback.config import Config
 from autorollback.signals import core as signals
+from autorollback.vocab import Job
 
-FAILURE, FAST, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
-    "failure", "fast", "healthy", "known_bad", "history", "problems", "strays")
-
+FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
 
 OBSERVED = "observed"  # the Clocks group: when this process first saw a ProgressDeadlineExceeded
 
@@ -43,7 +43,7 @@ def _failure_state(deployment: dict[str, Any]) -> str:
     return f"{ident}|template={template_digest(deployment)}"
 
 
-def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+def failure_key(deployment: dict[str, Any], config: Config) -> str:
     """What a failure's handling depends on: the failure itself, and the settings that defer it."""
     failure = _failure_state(deployment)
     if not failure:
@@ -57,7 +57,7 @@ def stale_key(deployment: dict[str, Any]) -> str:
     return f"{_failure_state(deployment)}|progress={rollout.progress(deployment)}"
 
 
-def fast_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+def fast_key(deployment: dict[str, Any], config: Config) -> str:
     """What a fast verdict depends on besides the pods: the template, the status, the settings."""
     return digest(json.dumps([(deployment.get("spec") or {}).get("template"), deployment.get("status"),
                               sorted(config.fail_fast.signals), config.fail_fast.restarts, config.fail_fast.grace,
@@ -95,35 +95,30 @@ class Memo:
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
 
-    @property
-    def stale_since(self) -> times.Clocks:
-        """The clocks, under the name the work is handed over with (reconcile.Work's 9th field)."""
-        return self.clocks
-
-    def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+    def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """What this state of the Deployment asks for, given what was done already."""
-        todo = set()
+        todo: set[Job] = set()
         if {p.key: digest(p.value) for p in config.problems} != self.problems_done and config.problems:
-            todo.add(PROBLEMS)
+            todo.add(Job.PROBLEMS)
         if not config.enabled:
             return todo
         key = failure_key(deployment, config)
         if key and key != self.failure_done:
-            todo.add(FAILURE)
+            todo.add(Job.FAILURE)
         if signals.watched(deployment, config.fail_fast) and (self.pods_seen, fast_key(deployment, config)) != self.fast_done:
-            todo.add(FAST)
+            todo.add(Job.FAST)
         if self.healthy_evidence is not None:
-            todo.add(HEALTHY)
+            todo.add(Job.HEALTHY)
         if rollout.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
-            todo.add(KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
+            todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if decision.stray_marks(deployment):
-            todo.add(STRAYS)
+            todo.add(Job.STRAYS)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
-            todo.add(HISTORY)
+            todo.add(Job.HISTORY_LIMIT)
         return todo
 
-    def observe(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+    def observe(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment

@@ -2,7 +2,7 @@
 from typing import Any
 
 from autorollback import ledger
-from autorollback.annotations import PREFIX
+from autorollback.config import PREFIX
 from autorollback.history import MARKS, Revision, without_hash
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"

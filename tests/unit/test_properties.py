@@ -1,7 +1,8 @@
 """Properties of the pure core for any history, marks, ledger and annotation values (Hypothesis)."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from autorollback import annotations, decision, history, ledger, rollout, undo
+from autorollback import decision, history, ledger, rollout, times, undo
+from autorollback import config as annotations
 from factories import deployment, replicaset, rs_name
 
 IMAGES = [f"app:{n}.0.0" for n in range(1, 7)]
@@ -73,7 +74,7 @@ def test_parsing_never_raises(values) -> None:
     ledger.parse(values.get(ledger.KEY))
     for v in values.values():
         ledger.parse(v)
-        history.timestamp(v)
+        times.parse(v)
         history.bound("web-1", v)
 
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from autorollback import history, rollout, times
-from autorollback.annotations import FailFast, shown
+from autorollback.config import FailFast, shown
 
-HASH = "pod-template-hash"
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE = {"CreateContainerConfigError": "CreateContainerConfigError", "CreateContainerError": "CreateContainerError",
           "RunContainerError": "CreateContainerError"}
@@ -23,15 +22,6 @@ class Verdict:
     recheck_in: float | None = None  # seconds until a grace period runs out (look again then)
 
 
-def completed(deployment: dict[str, Any]) -> str:
-    """The ReplicaSet whose rollout the controller declared complete ("" while one is under way).
-    Pods that stop being available later do not reopen it: that is not a rollout failing."""
-    c = rollout.condition(deployment, "Progressing")
-    if not rollout.observed(deployment) or c.get("reason") != rollout.COMPLETE:
-        return ""
-    return rollout.named_replicaset(c.get("message", ""))
-
-
 def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
     """Whether the Deployment's pods are worth watching: fail-on set and a rollout under way, not
     paused. None while the controller has not looked at the latest spec (an HPA scaling, say): keep
@@ -42,7 +32,7 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
         return None
     if not rollout.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
         return not rollout.completed_replicaset(deployment)
-    return not completed(deployment)
+    return not rollout.declared_complete(deployment)
 
 
 def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
@@ -67,15 +57,15 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
         clocks.forget(GRACES)
         return Verdict()
     meta = new_rs["metadata"]
-    if completed(deployment) == meta["name"]:
+    if rollout.declared_complete(deployment) == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()
     deadline = rollout.failure(deployment)
     if deadline is not None and deadline.replicaset == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout
-    template_hash = (((new_rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(HASH)
-    new_pods = [p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(HASH) == template_hash
+    template_hash = (((new_rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(history.HASH_LABEL)
+    new_pods = [p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(history.HASH_LABEL) == template_hash
                 and not p["metadata"].get("deletionTimestamp")]
     found = [s for s in _signals(fail_fast, new_rs, new_pods) if s.signal in fail_fast.signals]
     lasted = clocks.track(GRACES, [s.key for s in found if s.graced], now)
