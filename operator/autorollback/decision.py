@@ -2,10 +2,12 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import checkpoints, history, ledger, rollout, times, undo
+from autorollback import checkpoints, history, ledger, times
 from autorollback.config import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Reason, Result
+from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, Workload, images
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
@@ -15,7 +17,7 @@ class Decision:
     result: Result
     reason: str  # machine-friendly, the metric's `reason` label: a Reason, or the failure's own reason
     message: str  # what the Event and the log line say
-    failure: rollout.Failure | None = None
+    failure: Failure | None = None
     failing: history.Revision | None = None
     target: history.Revision | None = None
     patch: list[dict[str, Any]] = field(default_factory=list)
@@ -33,10 +35,10 @@ class Decision:
 
 
 def describe(revision: int, template: dict[str, Any]) -> str:
-    return f"revision {revision} ({rollout.images(template)})"
+    return f"revision {revision} ({images(template)})"
 
 
-def change_cause(failing: str, target: str, failure: rollout.Failure) -> str:
+def change_cause(failing: str, target: str, failure: Failure) -> str:
     return f"autorollback: rolled back from {failing} to {target}: {failure.reason}"
 
 
@@ -47,7 +49,7 @@ def outcome(d: Decision, at: str) -> str:
     return f"{d.result} ({d.reason}) at {at}"
 
 
-def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> bool:
+def seen_before(failing: history.Revision | None, failure: Failure) -> bool:
     """This failure was reported before: the same condition update, or another failure of the same
     rollout (pods reported broken may still time out later, or show another signal: one rollout, one
     failure). Only two timeouts the controller wrote for one rollout (it progressed in between) are
@@ -62,17 +64,17 @@ def seen_before(failing: history.Revision | None, failure: rollout.Failure) -> b
     if not failing.number or failing.failed_in != failing.number:
         return False
     # a deadline autorollback measured has no lasting time of its own (a restart measures again)
-    timeouts = failure.reason == failing.failed_reason == rollout.DEADLINE_EXCEEDED and not failure.measured
+    timeouts = failure.reason == failing.failed_reason == DEADLINE_EXCEEDED and not failure.measured
     return not timeouts
 
 
-def rollback_reported(failed: history.Revision, failure: rollout.Failure) -> bool:
+def rollback_reported(failed: history.Revision, failure: Failure) -> bool:
     """The rollback of this failure was reported (its marks say so), not merely the failure."""
     return (failed.at(history.FAILED_AT) == times.parse(failure.updated)
             and failed.mark(history.OUTCOME).startswith(Result.SUCCESS))
 
 
-def already_handled(failing: history.Revision | None, failure: rollout.Failure, paused: bool, dry_run: bool) -> bool:
+def already_handled(failing: history.Revision | None, failure: Failure, paused: bool, dry_run: bool) -> bool:
     """Reported and dealt with. A failure deferred because the Deployment was paused or in dry-run
     is due again once that ends: neither change makes the controller report a new failure."""
     if not seen_before(failing, failure):
@@ -85,7 +87,7 @@ def already_handled(failing: history.Revision | None, failure: rollout.Failure, 
     return True
 
 
-def _nothing(reason: Reason, message: str, failure: rollout.Failure | None = None) -> Decision:
+def _nothing(reason: Reason, message: str, failure: Failure | None = None) -> Decision:
     return Decision(Result.NOTHING, reason, message, failure=failure)
 
 
@@ -109,10 +111,11 @@ class Checkpointed:
     value: str
 
 
-def checkpoint_holder(replicasets: list[dict[str, Any]], template: dict[str, Any]) -> Checkpointed | None:
+def checkpoint_holder(replicasets: list[dict[str, Any]], template: dict[str, Any],
+        workload: Workload = DEPLOYMENTS) -> Checkpointed | None:
     """Where the measurement of the current template's lack of progress is checkpointed (None: no
     ReplicaSet of that template yet)."""
-    rs = history.current(history.revisions(replicasets), template)
+    rs = workload.current(workload.revisions(replicasets), template)
     raw = next((r for r in replicasets if rs is not None and r["metadata"]["name"] == rs.name), None)
     if raw is None:
         return None
@@ -138,7 +141,8 @@ def checkpointed(replicasets: list[dict[str, Any]], template: dict[str, Any], st
 
 
 def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
-           measured: Measured | None = None, signal: rollout.Failure | None = None) -> Decision:
+           measured: Measured | None = None, signal: Failure | None = None,
+        workload: Workload = DEPLOYMENTS) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
     now: this process's wall clock, only written down (the ledger's `at`), never compared here.
@@ -148,15 +152,15 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     then stands for the failure instead of the Progressing condition."""
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
-    failure = signal if signal is not None else rollout.failure(deployment)
-    left_over = "" if failure else rollout.complete_left_over(deployment)
+    failure = signal if signal is not None else workload.failure(deployment)
+    left_over = "" if failure else workload.left_over(deployment)
     if not config.enabled:
         return _nothing(Reason.OPTED_OUT, "the Deployment is not opted in", failure)
     if failure is None and not left_over:
         return _nothing(Reason.NO_FAILURE, "the rollout has not failed")
     entries = ledger.of([deployment, *replicasets])
-    revs = history.revisions(replicasets, entries)
-    failing = history.current(revs, spec["template"])
+    revs = workload.revisions(replicasets, entries)
+    failing = workload.current(revs, spec["template"])
     if left_over and failing is not None and left_over == failing.name:
         return _nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None
@@ -183,14 +187,14 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         if measured is None or measured.seconds < deadline:
             return _nothing(Reason.STALE, (
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
-                f"({failing.name}): it was left over from an earlier template"), rollout.failure(deployment))
-        failure = rollout.Failure(
-            replicaset=failing.name, reason=rollout.DEADLINE_EXCEEDED, revision=failing.number, updated=measured.since, measured=True,
+                f"({failing.name}): it was left over from an earlier template"), workload.failure(deployment))
+        failure = Failure(
+            replicaset=failing.name, reason=DEADLINE_EXCEEDED, revision=failing.number, updated=measured.since, measured=True,
             message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
                      f"controller still shows {shown} and will not time this rollout out)"))
         if ledger.find(entries, failure.id):
             return _nothing(Reason.ROLLED_BACK, "this failure was rolled back already", failure)
-    if already_handled(failing, failure, rollout.paused(deployment), config.dry_run):
+    if already_handled(failing, failure, workload.paused(deployment), config.dry_run):
         return _nothing(Reason.HANDLED, "this failure was handled already", failure)
 
     first = not seen_before(failing, failure)
@@ -210,7 +214,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             f"{from_text} was restored by autorollback at {_when(failing.last_restored)} and failed as "
             "well. Not walking further back: manual intervention needed (inspect the pods, then roll out a "
             "fix or `kubectl rollout undo --to-revision=N`)."))
-    if rollout.paused(deployment):
+    if workload.paused(deployment):
         return decision(Result.SKIPPED, Reason.PAUSED, (
             f"{from_text} failed but the Deployment is paused, so it is not rolled back. Resume it with "
             f"'kubectl rollout resume deployment/{name} -n {meta['namespace']}' and autorollback rolls it back "
@@ -222,7 +226,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
             f"spec.revisionHistoryLimit at {HISTORY_NEEDED} or more so autorollback has something to return to."))
     to_text = describe(target.revision.number, target.revision.template)
-    if history.same_template(target.revision.template, spec["template"]):
+    if workload.same_template(target.revision.template, spec["template"]):
         return decision(Result.SKIPPED, Reason.TEMPLATE_MATCHES, (
             f"{from_text} failed but its template already matches {to_text}: there is nothing different to "
             "roll back to"), target=target.revision)
@@ -230,7 +234,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     cause = change_cause(from_text, to_text, failure)
     entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
                          reason=failure.reason, revision=failing.number)
-    patch = undo.patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
+    patch = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
         return decision(Result.DRY_RUN, Reason.DRY_RUN, (
             f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
@@ -255,23 +259,24 @@ def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | No
     return any(r.get("controller") and r.get("uid") == deployment["metadata"]["uid"] for r in refs)
 
 
-def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> dict[str, str] | None:
+def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
+        workload: Workload = DEPLOYMENTS) -> dict[str, str] | None:
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
     (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
     since) and the failure of that same revision it outlived.
     Before writing one that outlives a failure, the shell checks that the rollout is still complete
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
-    name = rollout.completed_replicaset(deployment)
+    name = workload.completed(deployment)
     if not (name and replicaset and replicaset["metadata"]["name"] == name
             and owned_replicaset(deployment, replicaset)
-            and history.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])):
+            and workload.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])):
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    rev = history.revisions([replicaset], entries)
+    rev = workload.revisions([replicaset], entries)
     if not rev or (rev[0].healthy and not rev[0].restored_and_unproven):
         return None  # known healthy since it last failed or was restored (or no revision number)
-    number = rollout.revision_of(deployment) or rev[0].number
+    number = workload.revision_of(deployment) or rev[0].number
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     return {history.HEALTHY_AT: history.bind(name, history.health_payload(number, outlived))}
 
@@ -281,10 +286,11 @@ def outlives_failure(mark: dict[str, str]) -> bool:
     return bool(health and health.outlived)
 
 
-def still_complete(seen: dict[str, Any], now: dict[str, Any], replicaset: str) -> bool:
+def still_complete(seen: dict[str, Any], now: dict[str, Any], replicaset: str,
+        workload: Workload = DEPLOYMENTS) -> bool:
     """The rollout seen complete on this ReplicaSet is complete now, in the same revision."""
-    return (rollout.completed_replicaset(now) == replicaset
-            and rollout.revision_of(now) == rollout.revision_of(seen))
+    return (workload.completed(now) == replicaset
+            and workload.revision_of(now) == workload.revision_of(seen))
 
 
 def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | None:
@@ -293,12 +299,13 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
     return next((e for e in entries if e.restored == replicaset), None)
 
 
-def settling(deployment: dict[str, Any], replicaset: dict[str, Any]) -> ledger.Entry | None:
+def settling(deployment: dict[str, Any], replicaset: dict[str, Any],
+        workload: Workload = DEPLOYMENTS) -> ledger.Entry | None:
     """The rollback this completion settles: one that restored the ReplicaSet (as read before its
     healthy mark is written) after it was last healthy. An older one was settled by an earlier
     completion and must not be reported again when the template completes once more."""
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    rev = history.revisions([replicaset], entries)
+    rev = workload.revisions([replicaset], entries)
     return rev[0].last_restored if rev and rev[0].restored_and_unproven else None
 
 
@@ -308,16 +315,17 @@ def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
     return entry.at if entry else ""
 
 
-def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> str | None:
+def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
+        workload: Workload = DEPLOYMENTS) -> str | None:
     """A warning when the template is one autorollback rolled back away from (and not proven since)."""
     entries = ledger.of([deployment, *replicasets])
-    revs = history.revisions(replicasets, entries)
-    rs = history.current(revs, deployment["spec"]["template"])
+    revs = workload.revisions(replicasets, entries)
+    rs = workload.current(revs, deployment["spec"]["template"])
     if rs is None or not rs.rolled_back_and_unproven or history.newer(revs, rs):
         return None  # (newer: the Deployment was read before the change its ReplicaSets show)
     name = rs.name
     entry = next(e for e in entries if e.failed == name)
-    return (f"ReplicaSet {name} ({rollout.images(rs.template)}) is being rolled out again, but autorollback "
+    return (f"ReplicaSet {name} ({images(rs.template)}) is being rolled out again, but autorollback "
             f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
             "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
             f"re-applying it.{_revert_pr(rs)}")

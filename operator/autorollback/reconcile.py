@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, rollout, state,
+from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, state,
                           telemetry, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
@@ -27,6 +27,9 @@ from autorollback.signals import core as signals
 from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
 from autorollback.vocab import Job, Reason, Result
+from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, images
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 log = logs.get(__name__)
 CONFLICT_ATTEMPTS = 5  # re-reads and re-decisions after a 409
@@ -196,7 +199,7 @@ def _history(work: Work, result: Result) -> None:
 
 
 def _known_bad(work: Work, result: Result) -> None:
-    message = decision.known_bad(work.deployment, kube.replicasets_of(work.deployment))
+    message = decision.known_bad(work.deployment, kube.DEPLOYMENTS.history(work.deployment))
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)
@@ -209,7 +212,7 @@ def _strays(work: Work, result: Result) -> None:
     if not ops:
         return
     try:
-        kube.patch_deployment(work.namespace, work.name, ops)
+        kube.DEPLOYMENTS.patch(work.namespace, work.name, ops)
         log.info("removed ReplicaSet marks copied onto the Deployment", **_who(work))
     except kube.ApiError as e:
         if e.status not in (409, 422):  # changed meanwhile: the next event decides again
@@ -221,10 +224,10 @@ def _healthy(work: Work, result: Result) -> None:
     if work.healthy_evidence is None:
         return
     name, evidence = work.healthy_evidence
-    rs = kube.get_replicaset(work.namespace, name)
+    rs = kube.DEPLOYMENTS.get_revision(work.namespace, name)
     mark = decision.healthy_mark(evidence, rs)
     if mark and decision.outlives_failure(mark) and not decision.still_complete(
-            evidence, kube.get_deployment(work.namespace, work.name), name):
+            evidence, kube.DEPLOYMENTS.get(work.namespace, work.name), name):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
@@ -232,13 +235,13 @@ def _healthy(work: Work, result: Result) -> None:
         work.clocks.forget(RESTORED, name)
         if age is not None:
             telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
-            log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
+            log.info("recovered after rollback", replicaset=name, images=images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
     checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
     if mark or checkpointed:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
-        kube.annotate_replicaset(work.namespace, name, {**(mark or {}), **cleared})
+        kube.DEPLOYMENTS.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     _measured_ended(work, "", "")
     _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
@@ -253,11 +256,11 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
     if entry is None:
         return
-    failed = kube.get_replicaset(work.namespace, entry.failed)
+    failed = kube.DEPLOYMENTS.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
-    f, r = history.revisions([failed])[0], history.revisions([restored])[0]
-    failure = rollout.Failure(replicaset=f.name, reason=entry.reason or rollout.DEADLINE_EXCEEDED,
+    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored])[0]
+    failure = Failure(replicaset=f.name, reason=entry.reason or DEADLINE_EXCEEDED,
                               message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
     if not decision.rollback_reported(f, failure):
         if decision.settling(deployment, restored) != entry:
@@ -270,7 +273,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
         report(work, deployment, d, result)
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
         gitworker.submit(deployment, f, gitcore.Facts(
-            work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
+            work.namespace, work.name, f.number, images(f.template), r.number, images(r.template),
             failure.reason, failure.message, r.template), None)
 
 
@@ -281,7 +284,7 @@ def _fast(work: Work, result: Result) -> None:
     seen = (work.pods_seen, state.fast_key(work.deployment, work.config))
     grace_running = False
 
-    def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> rollout.Failure | None:
+    def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         nonlocal grace_running
         verdict = signals.judge(parse_config(deployment["metadata"].get("annotations")).fail_fast,
                                 deployment, replicasets, work.pods, work.clocks, times.monotonic())
@@ -300,7 +303,7 @@ def _failure(work: Work, result: Result) -> None:
 
 
 def _rollback(work: Work, result: Result,
-              signal: Callable[[dict[str, Any], list[dict[str, Any]]], rollout.Failure | None] | None) -> None:
+              signal: Callable[[dict[str, Any], list[dict[str, Any]]], Failure | None] | None) -> None:
     """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
     on a conflict, read again and decide again.
 
@@ -309,7 +312,7 @@ def _rollback(work: Work, result: Result,
     not change from the state it was made on until after the list: the rollback PATCH's resourceVersion
     precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
-    deployment, replicasets, confirmed = work.deployment, kube.replicasets_of(work.deployment), False
+    deployment, replicasets, confirmed = work.deployment, kube.DEPLOYMENTS.history(work.deployment), False
 
     def out_of_date() -> bool | None:
         """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
@@ -336,7 +339,7 @@ def _rollback(work: Work, result: Result,
         if d.result == Result.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
-                kube.patch_deployment(work.namespace, work.name, d.patch)
+                kube.DEPLOYMENTS.undo(work.namespace, work.name, d.patch)
                 faults.point("after_patch")
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
@@ -433,7 +436,7 @@ def _start(work: Work, start: _Start | None) -> None:
     if start is None:
         return
     if start.clear is not None:
-        kube.annotate_replicaset(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
+        kube.DEPLOYMENTS.mark_revision(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
     work.clocks.track(STALE, [start.key], times.monotonic(), resume={start.key: start.resume})
     work.clocks.label(STALE, start.key, lambda: start.since)
     work.clocks.forget(CHECKPOINTS)
@@ -447,7 +450,7 @@ def _measured_ended(work: Work, replicaset: str, value: str | None) -> None:
         return
     if replicaset and value:
         try:
-            kube.annotate_replicaset(work.namespace, replicaset, {decision.NO_PROGRESS: None})
+            kube.DEPLOYMENTS.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
             telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
             log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
@@ -469,7 +472,7 @@ def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[s
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        kube.annotate_replicaset(work.namespace, holder.name, {
+        kube.DEPLOYMENTS.mark_revision(work.namespace, holder.name, {
             decision.NO_PROGRESS: decision.checkpoint(_checkpoint_key, holder, state.digest(key), measured.seconds)})
     except kube.ApiError as e:
         telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
@@ -491,11 +494,11 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
         before = _get(work)
         if before is None:
             return None
-        if waits and not rollout.observed(before):
+        if waits and not deployments.observed(before):
             waits -= 1
             time.sleep(0.1)
             continue
-        replicasets = kube.replicasets_of(before)
+        replicasets = kube.DEPLOYMENTS.history(before)
         after = _get(work)
         if after is None:
             return None
@@ -518,7 +521,7 @@ def _version(deployment: dict[str, Any]) -> str:
 def _get(work: Work) -> dict[str, Any] | None:
     """The Deployment now (None: deleted, or replaced by another of the same name)."""
     try:
-        deployment = kube.get_deployment(work.namespace, work.name)
+        deployment = kube.DEPLOYMENTS.get(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None
@@ -541,7 +544,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     if d.result == Result.SUCCESS:
         # from the watch event that first showed this process the controller's timeout, on its monotonic clock
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
-            failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
+            failure.reason == DEADLINE_EXCEEDED and not failure.measured) else None
         if age is not None:
             telemetry.reaction_seconds.labels(telemetry.DEPLOYMENT, ns).observe(age)
         if d.target is not None:
@@ -552,9 +555,9 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
         post(deployment, "Warning", "RolloutFailed",
-             f"rollout of revision {d.failing.number} ({rollout.images(failed_template)}) failed: "
+             f"rollout of revision {d.failing.number} ({images(failed_template)}) failed: "
              f"{failure.reason}: {failure.message}", once=f"{failure.id} RolloutFailed")
-        log.warning("rollout failed", revision=d.failing.number, images=rollout.images(failed_template),
+        log.warning("rollout failed", revision=d.failing.number, images=images(failed_template),
                     reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
     post(deployment, d.event_type, d.event_reason, d.message, once=f"{failure.id} {d.result} {d.event_reason}")
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
@@ -569,12 +572,12 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     getattr(log, level)(
         "rollback decision", result=d.result, reason=d.reason, message=d.message,
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
-        from_images=rollout.images(failed_template),
-        to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
+        from_images=images(failed_template),
+        to_images=images(d.target.template) if d.target else None, **_who(work))
     if d.result in (Result.SUCCESS, Result.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
-            ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
-            rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
+            ns, name, d.failing.number, images(failed_template), d.target.number,
+            images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
             dry_run=d.result == Result.DRY_RUN)
         try:
             _mark_failing(ns, d)
@@ -585,7 +588,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
 
 def _mark_failing(namespace: str, d: Decision) -> None:
     failure = d.failure
-    kube.annotate_replicaset(namespace, d.failing.name, {
+    kube.DEPLOYMENTS.mark_revision(namespace, d.failing.name, {
         history.FAILED_AT: history.bind(d.failing.name, history.failure_payload(failure.updated, d.failing.number)),
         history.FAILED_REASON: history.bind(d.failing.name, f"{failure.reason}: {failure.message}"[:500]),
         history.OUTCOME: history.bind(d.failing.name, decision.outcome(d, now())),

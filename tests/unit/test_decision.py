@@ -1,4 +1,5 @@
-from autorollback import decision, history, ledger, rollout
+from autorollback import decision, history, ledger
+from autorollback.workloads import deployment as deployments
 from autorollback import config as annotations
 from autorollback.vocab import Result
 from autorollback.gitrevert import core as gitcore
@@ -163,7 +164,7 @@ def test_already_handled() -> None:
 
 def test_a_rollout_reported_by_a_fast_signal_is_not_reported_again_when_it_times_out() -> None:
     # revision 4 re-applied a template rolled back before: a fast signal abandoned it, then the
-    # controller's deadline ran out on the same rollout. One rollout, one failure.
+    # controller's deadline ran out on the same deployments. One rollout, one failure.
     fast = {history.FAILED_AT: history.failure_payload("2026-11-26T09:58:00Z", 4),
             history.FAILED_REASON: "CrashLoopBackOff: pod web-x container app restarted 3 times",
             history.OUTCOME: "abandoned (reapplied) at t"}
@@ -250,7 +251,7 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
     later = decision.healthy_mark(d, reused)
     assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
-    assert not history.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
+    assert not deployments.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
         **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
     assert decision.still_complete(d, d, rs_name("app:2.0.0"))
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True), rs_name("app:2.0.0"))
@@ -277,7 +278,7 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
-    assert rollout.complete_left_over(stuck) == rs_name("app:1.0.0")
+    assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
     early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z",
                               measured=decision.Measured(9, "2026-11-26T10:00:00Z"))
     assert (early.result, early.reason) == (Result.NOTHING, "stale")
@@ -292,12 +293,12 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
 def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     done = deployment("app:2.0.0", revision=2, complete=True)
     done["status"]["availableReplicas"] = 2  # a node went away
-    assert rollout.complete_left_over(done) == ""
+    assert deployments.complete_left_over(done) == ""
     # the controller left revision 1's condition (a Recreate revert): it never checks progress again
     # while replicas == updatedReplicas, so neither does autorollback
     recreated = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     recreated["status"]["availableReplicas"] = 0
-    assert rollout.complete_left_over(recreated) == ""
+    assert deployments.complete_left_over(recreated) == ""
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
@@ -305,7 +306,7 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
                               measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
-    assert rollout.complete_left_over(surge) == ""
+    assert deployments.complete_left_over(surge) == ""
 
 
 def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None:
