@@ -6,6 +6,8 @@ from autorollback import checkpoints, history, ledger, times
 from autorollback.config import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Reason, Result
+from autorollback.signals.base import Facts
+from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
 from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, Workload, images
 from autorollback.workloads.deployment import DEPLOYMENTS
 
@@ -152,7 +154,9 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     then stands for the failure instead of the Progressing condition."""
     meta, spec = deployment["metadata"], deployment["spec"]
     name = meta["name"]
-    failure = signal if signal is not None else workload.failure(deployment)
+    facts = Facts(deployment, replicasets, kind=workload)
+    controller = ControllerDeadline().verdict(facts)
+    failure = signal if signal is not None else (controller.failure if controller else None)
     left_over = "" if failure else workload.left_over(deployment)
     if not config.enabled:
         return _nothing(Reason.OPTED_OUT, "the Deployment is not opted in", failure)
@@ -181,17 +185,14 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         return _nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
         carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
-        deadline = spec.get("progressDeadlineSeconds") or 600
         shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
                  else f"the earlier timeout of {carried or 'another ReplicaSet'}")
-        if measured is None or measured.seconds < deadline:
+        timed_out = MeasuredDeadline(measured.seconds, measured.since, shown).verdict(facts) if measured else None
+        if timed_out is None:
             return _nothing(Reason.STALE, (
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
-                f"({failing.name}): it was left over from an earlier template"), workload.failure(deployment))
-        failure = Failure(
-            replicaset=failing.name, reason=DEADLINE_EXCEEDED, revision=failing.number, updated=measured.since, measured=True,
-            message=(f"ReplicaSet {failing.name} made no progress for {deadline}s (measured by autorollback: the "
-                     f"controller still shows {shown} and will not time this rollout out)"))
+                f"({failing.name}): it was left over from an earlier template"), controller.failure if controller else None)
+        failure = timed_out.failure
         if ledger.find(entries, failure.id):
             return _nothing(Reason.ROLLED_BACK, "this failure was rolled back already", failure)
     if already_handled(failing, failure, workload.paused(deployment), config.dry_run):

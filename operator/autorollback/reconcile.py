@@ -24,6 +24,7 @@ from autorollback import (checkpoints, decision, faults, history, kube, logs, re
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
+from autorollback.signals.base import Facts
 from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
 from autorollback.vocab import Job, Reason, Result
@@ -286,8 +287,8 @@ def _fast(work: Work, result: Result) -> None:
 
     def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         nonlocal grace_running
-        verdict = signals.judge(parse_config(deployment["metadata"].get("annotations")).fail_fast,
-                                deployment, replicasets, work.pods, work.clocks, times.monotonic())
+        source = signals.PodSignals(parse_config(deployment["metadata"].get("annotations")).fail_fast)
+        verdict = source.verdict(Facts(deployment, replicasets, work.pods, work.clocks, times.monotonic()))
         if verdict.recheck_in is not None:
             grace_running = True
             result.recheck(verdict.recheck_in + 0.05)

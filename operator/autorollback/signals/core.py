@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autorollback import times
+from autorollback.signals.base import Facts, Verdict
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -17,12 +18,6 @@ PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPu
 CREATE = {"CreateContainerConfigError": "CreateContainerConfigError", "CreateContainerError": "CreateContainerError",
           "RunContainerError": "CreateContainerError"}
 SHOWN_TERMINATION = 200  # characters of a container's last termination message
-
-
-@dataclass(frozen=True)
-class Verdict:
-    failure: Failure | None = None
-    recheck_in: float | None = None  # seconds until a grace period runs out (look again then)
 
 
 def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
@@ -36,6 +31,16 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
     if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
         return not deployments.completed_replicaset(deployment)
     return not deployments.declared_complete(deployment)
+
+
+@dataclass(frozen=True)
+class PodSignals:
+    """The verdict source of the fast signals (autorollback.io/fail-on) of the rollout in progress."""
+    fail_fast: FailFast
+
+    def verdict(self, facts: Facts) -> Verdict:
+        assert facts.clocks is not None, "graces are timed on the workload's clocks"
+        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now)
 
 
 def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
