@@ -27,7 +27,8 @@ from autorollback.signals import core as signals
 from autorollback.signals.base import Facts
 from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
-from autorollback.vocab import Job, Reason, Result
+from autorollback.vocab import Job, Reason
+from autorollback import vocab
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, images
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -266,7 +267,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     if not decision.rollback_reported(f, failure):
         if decision.settling(deployment, restored) != entry:
             return  # settled by an earlier completion; the failed revision's marks moved on since
-        d = Decision(Result.SUCCESS, failure.reason, (
+        d = Decision(vocab.Result.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
             f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
             "or the patch's answer never comes)"),
@@ -337,7 +338,7 @@ def _rollback(work: Work, result: Result,
             return  # no fast signal (yet): the deadline path decides about the condition
         measured, starting = (None, None) if signal else _measure(work, deployment, replicasets)
         d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
-        if d.result == Result.SUCCESS and d.patch:
+        if d.result == vocab.Result.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
                 kube.DEPLOYMENTS.undo(work.namespace, work.name, d.patch)
@@ -360,14 +361,14 @@ def _rollback(work: Work, result: Result,
                 # the API will never take this patch: say so, for good (refused before its
                 # precondition was checked, so it is confirmed below like any other outcome)
                 telemetry.api_errors.labels("failure", str(e.status)).inc()
-                d = Decision(Result.FAILED, Reason.API_ERROR, (
+                d = Decision(vocab.Result.FAILED, Reason.API_ERROR, (
                     f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
                     "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
                     first_report=d.first_report)
             else:
                 result.patched = True
                 break
-        if d.result != Result.NOTHING and not confirmed:  # about to be told on the watched state: confirm
+        if d.result != vocab.Result.NOTHING and not confirmed:  # about to be told on the watched state: confirm
             changed = out_of_date()
             if changed is None:
                 return
@@ -376,7 +377,7 @@ def _rollback(work: Work, result: Result,
         break
     else:
         raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
-    if d.result != Result.NOTHING:
+    if d.result != vocab.Result.NOTHING:
         report(work, deployment, d, result)
     else:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
@@ -540,9 +541,9 @@ def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
 def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
     ns, name, failure = work.namespace, work.name, d.failure
-    if d.result != Result.SUCCESS:
+    if d.result != vocab.Result.SUCCESS:
         _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
-    if d.result == Result.SUCCESS:
+    if d.result == vocab.Result.SUCCESS:
         # from the watch event that first showed this process the controller's timeout, on its monotonic clock
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
             failure.reason == DEADLINE_EXCEEDED and not failure.measured) else None
@@ -575,11 +576,11 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
         from_images=images(failed_template),
         to_images=images(d.target.template) if d.target else None, **_who(work))
-    if d.result in (Result.SUCCESS, Result.DRY_RUN) and d.target is not None:
+    if d.result in (vocab.Result.SUCCESS, vocab.Result.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, images(failed_template), d.target.number,
             images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
-            dry_run=d.result == Result.DRY_RUN)
+            dry_run=d.result == vocab.Result.DRY_RUN)
         try:
             _mark_failing(ns, d)
         except kube.ApiError as e:

@@ -1,10 +1,10 @@
-from autorollback.workloads import deployment as deployments
+from autorollback.workloads import base, deployment as deployments
 from factories import UPDATED, deployment, rs_name, template
 
 
 def test_failure_is_read_from_the_progressing_condition() -> None:
     f = deployments.failure(deployment(failed=True, revision=5))
-    assert f == deployments.Failure(rs_name("app:2.0.0"), "ProgressDeadlineExceeded",
+    assert f == base.Failure(rs_name("app:2.0.0"), "ProgressDeadlineExceeded",
                                 f'ReplicaSet "{rs_name("app:2.0.0")}" has timed out progressing.', UPDATED, 5)
     assert f.id == f"{rs_name('app:2.0.0')} {UPDATED}"
 
@@ -67,11 +67,11 @@ def test_revision_rules() -> None:
 def test_images() -> None:
     t = template("a:1")
     t["spec"]["containers"].append({"name": "b", "image": "b:2"})
-    assert deployments.images(t) == "a:1, b:2"
+    assert base.images(t) == "a:1, b:2"
 
 
 def test_images_are_shown_short_and_on_one_line() -> None:
     t = template("a:1")
     t["spec"]["containers"] += [{"name": n, "image": i} for n, i in (("b", "b\n2"), ("c", "c" * 500), ("d", "d:4"))]
-    shown = deployments.images(t)
+    shown = base.images(t)
     assert shown.startswith('a:1, "b\\n2", "ccc') and shown.endswith("(500 characters), and 1 more")

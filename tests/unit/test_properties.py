@@ -88,7 +88,7 @@ def one_short_line(text: str, limit: int) -> bool:
 @given(st.lists(st.text(max_size=5000), min_size=1, max_size=8), st.text(max_size=20000))
 def test_images_and_condition_messages_are_shown_on_one_short_line(images, message) -> None:
     template = {"spec": {"containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]}}
-    assert one_short_line(deployments.images(template), 3 * (base.SHOWN_IMAGE + 40) + 40)  # quoted, capped, counted
+    assert one_short_line(base.images(template), 3 * (base.SHOWN_IMAGE + 40) + 40)  # quoted, capped, counted
     d = deployment("app:2.0.0", revision=2, failed=True)
     c = deployments.condition(d, "Progressing")
     c["message"] = c["message"] + message

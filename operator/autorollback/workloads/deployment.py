@@ -19,7 +19,7 @@ from autorollback import ledger, times
 from autorollback.ledger import Entry
 from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
-from autorollback.workloads.base import DEADLINE_EXCEEDED, SHOWN_MESSAGE, Failure, images
+from autorollback.workloads.base import DEADLINE_EXCEEDED, SHOWN_MESSAGE, Failure
 
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
