@@ -13,10 +13,12 @@ from typing import Any
 
 import kopf
 
-from autorollback import annotations, events, health, kube, logs, reconcile, state, telemetry
+from autorollback import events, health, kube, logs, reconcile, state, telemetry
+from autorollback.config import mentioned, parse as parse_config
 from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
+from autorollback.vocab import Job
 from autorollback.workqueue import WorkQueue
 
 registry = kopf.OperatorRegistry()
@@ -49,7 +51,7 @@ class Operator:
         if memo is None or memo.body is None:
             return
         memo.pods_seen += 1
-        if state.FAST in memo.jobs(memo.body, annotations.parse(memo.body["metadata"].get("annotations"))):
+        if Job.FAST in memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
             self.queue.add(uid)
 
     def forget(self, uid: str) -> None:
@@ -68,14 +70,14 @@ class Operator:
 
     def observe(self, uid: str, deployment: dict[str, Any]) -> None:
         meta = deployment["metadata"]
-        if not annotations.mentioned(meta.get("annotations")):
+        if not mentioned(meta.get("annotations")):
             memo = self.memory.memos.get(uid)
             if memo is not None:
                 if memo.enabled and memo.body and memo.body["spec"].get("template") != deployment["spec"].get("template"):
                     self._opt_in_lost(deployment)
                 self.forget(uid)
             return
-        config = annotations.parse(meta.get("annotations"))
+        config = parse_config(meta.get("annotations"))
         memo = self.memory.get(uid, meta["namespace"], meta["name"])
         was = memo.enabled
         watch = signals.watched(deployment, config.fail_fast) if config.enabled else False
@@ -104,7 +106,7 @@ class Operator:
     def resync(self) -> None:
         """Queue every Deployment whose last known state still asks for something."""
         for uid, memo in self.memory.memos.items():
-            if memo.body is not None and memo.jobs(memo.body, annotations.parse(
+            if memo.body is not None and memo.jobs(memo.body, parse_config(
                     memo.body["metadata"].get("annotations"))):
                 self.queue.add(uid)
 
@@ -112,13 +114,14 @@ class Operator:
         memo = self.memory.memos.get(uid)
         if memo is None or memo.body is None or not kube.guard():
             return None  # a standby keeps its memory warm; it queues everything again when it leads
-        config = annotations.parse(memo.body["metadata"].get("annotations"))
+        config = parse_config(memo.body["metadata"].get("annotations"))
         jobs = memo.jobs(memo.body, config)
         if not jobs:
             return None
         work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
-                              memo.healthy_evidence, memo.api_failure_reported, memo.stale_since,
-                              dict(memo.problems_done), self.pods.pods(uid), memo.pods_seen)
+                              healthy_evidence=memo.healthy_evidence, api_failure_reported=memo.api_failure_reported,
+                              clocks=memo.clocks, problems_done=dict(memo.problems_done),
+                              pods=self.pods.pods(uid), pods_seen=memo.pods_seen)
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
             telemetry.forget(result.series)
@@ -149,7 +152,7 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
     if type == "DELETED":
         op.forget(meta.uid)
         return
-    if meta.uid not in op.memory.memos and not annotations.mentioned(meta.annotations):
+    if meta.uid not in op.memory.memos and not mentioned(meta.annotations):
         return  # never copied, never looked at again: the common case in a big cluster
     op.observe(meta.uid, kept(body))
 

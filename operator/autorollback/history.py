@@ -11,23 +11,20 @@ Health, failure and rollbacks are ordered without clocks, by the Deployment revi
 about: the controller gives every rollout the next number, and never copies it between objects.
 The times in marks come from different clocks (the control plane's, this process's).
 """
-import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback.annotations import PREFIX
+from autorollback.config import PREFIX
 from autorollback.ledger import Entry
-from autorollback.rollout import revision_of
-from autorollback.times import NEVER, stamp  # noqa: F401 - part of this module's vocabulary
-from autorollback.times import parse as timestamp
+from autorollback import times
 
 HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
 MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME)
-HASH_LABEL = "pod-template-hash"
+
 
 def bind(replicaset: str, payload: str) -> str:
     """A mark's value: only valid on the ReplicaSet it names."""
@@ -44,46 +41,6 @@ def bound(replicaset: str, value: str | None) -> str:
     """The payload of a mark if it was written for this ReplicaSet, else ""."""
     name, _, payload = (value or "").partition(" ")
     return payload if name == replicaset and payload else ""
-
-
-def without_hash(template: dict[str, Any]) -> dict[str, Any]:
-    t = copy.deepcopy(template)
-    labels = (t.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(HASH_LABEL, None)
-    return t
-
-
-def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
-    """Like apiequality.Semantic on the decoded Go value: null, absent and empty lists or maps are
-    the same, and so are an empty and an absent struct held by value; an empty struct behind a
-    pointer (`securityContext: {}`, the pod's `resources: {}`) or a map that selects something (a
-    volume's `emptyDir: {}`) is not nothing."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            v = _semantic(v, (*path, k))
-            if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
-                continue
-            out[k] = v
-        return out
-    if isinstance(value, list):
-        return [_semantic(v, path) for v in value]
-    return value
-
-
-# Go maps (nil and empty are equal) and structs held by value, by field name.
-_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "limits", "requests", "metadata", "resources"})
-_POINTERS = frozenset({("spec", "resources")})  # a template's paths whose field names say otherwise
-
-
-def _empty_is_nothing(path: tuple[str, ...]) -> bool:
-    return path[-1] in _EMPTY_IS_NOTHING and path not in _POINTERS
-
-
-def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
-    return _semantic(without_hash(a)) == _semantic(without_hash(b))
 
 
 @dataclass(frozen=True)
@@ -107,8 +64,8 @@ def parse_health(payload: str) -> Health | None:
         if len(parts) == 4 and parts[2] != "outlived":
             return None
         return Health(int(parts[1]), parts[3] if len(parts) == 4 else "")
-    if len(parts) == 1 and timestamp(parts[0]) > NEVER:
-        return Health(0, legacy=timestamp(parts[0]))
+    if len(parts) == 1 and times.parse(parts[0]) > times.NEVER:
+        return Health(0, legacy=times.parse(parts[0]))
     return None
 
 
@@ -126,7 +83,7 @@ class Revision:
         return bound(self.name, self.annotations.get(key))
 
     def at(self, key: str) -> dt.datetime:
-        return timestamp(self.mark(key).split(" ", 1)[0])
+        return times.parse(self.mark(key).split(" ", 1)[0])
 
     @property
     def failed_in(self) -> int | None:
@@ -201,29 +158,8 @@ class Revision:
 
 def _after(entry: Entry, health: Health) -> bool:
     if health.legacy:  # both written by earlier versions on the operator's clock: the old rule
-        return entry.revision > 0 or timestamp(entry.at) >= health.legacy
+        return entry.revision > 0 or times.parse(entry.at) >= health.legacy
     return entry.revision >= health.revision
-
-
-def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
-    """Newest first; ReplicaSets with an unparsable revision are ignored, as kubectl does."""
-    out = []
-    for rs in replicasets:
-        number = revision_of(rs)
-        if number is None:
-            continue
-        meta = rs["metadata"]
-        out.append(Revision(number, meta["name"], rs["spec"]["template"], dict(meta.get("annotations") or {}),
-                            created=meta.get("creationTimestamp") or "",
-                            available=int((rs.get("status") or {}).get("availableReplicas") or 0),
-                            ledger=ledger))
-    return sorted(out, key=lambda r: r.number, reverse=True)
-
-
-def current(history: list[Revision], template: dict[str, Any]) -> Revision | None:
-    """The controller's FindNewReplicaSet: the oldest ReplicaSet with this template."""
-    same = [r for r in history if same_template(r.template, template)]
-    return min(same, key=lambda r: (timestamp(r.created), r.name), default=None)
 
 
 def newer(history: list[Revision], revision: Revision) -> list[Revision]:

@@ -263,3 +263,29 @@ def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, compo
     except ApiError as e:
         if not (once and e.status == 409):
             raise
+
+
+class DeploymentApi:
+    """The I/O of the Deployment adapter (workloads.base.Api): its ReplicaSets are its history."""
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return get_deployment(namespace, name)
+
+    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return replicasets_of(workload)
+
+    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return get_replicaset(namespace, name)
+
+    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        annotate_replicaset(namespace, name, annotations)
+
+    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        return patch_deployment(namespace, name, ops)
+
+    def undo(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
+        """The rollback patch (Workload.undo_patch): a JSON patch for Deployments."""
+        return patch_deployment(namespace, name, patch)
+
+
+DEPLOYMENTS = DeploymentApi()

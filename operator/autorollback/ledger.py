@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autorollback import times
-from autorollback.annotations import PREFIX
+from autorollback.config import PREFIX
 
 KEY = PREFIX + "rollbacks"
 LIMIT = 20  # entries kept, newest first

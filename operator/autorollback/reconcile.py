@@ -19,13 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (annotations, checkpoints, decision, faults, history, kube, logs, retry, rollout, state,
+from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, state,
                           telemetry, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
-from autorollback.annotations import Config
+from autorollback.signals.base import Facts
+from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
+from autorollback.vocab import Job, Reason
+from autorollback import vocab
+from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, images
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 log = logs.get(__name__)
 CONFLICT_ATTEMPTS = 5  # re-reads and re-decisions after a 409
@@ -33,7 +39,7 @@ CONSISTENT_READS = 10  # tries at reading the Deployment unchanged around the li
 
 
 def now() -> str:
-    return history.stamp(dt.datetime.now(dt.timezone.utc))
+    return times.stamp(dt.datetime.now(dt.timezone.utc))
 
 
 STALE, CHECKPOINTS, RESTORED = "stale", "checkpoints", "restored"  # Clocks groups (state.OBSERVED, signals.GRACES)
@@ -125,7 +131,7 @@ class Work:
     name: str
     deployment: dict[str, Any]  # the latest state the watch delivered
     config: Config
-    jobs: set[str]
+    jobs: set[Job]
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
     clocks: times.Clocks = field(default_factory=times.Clocks)  # the memo's timers (monotonic), shared
@@ -152,9 +158,8 @@ def _who(work: Work) -> dict[str, str]:
 
 def run(work: Work) -> Result:
     result = Result()
-    for job, fn in ((state.PROBLEMS, _problems), (state.HISTORY, _history), (state.KNOWN_BAD, _known_bad),
-                    (state.HEALTHY, _healthy), (state.FAILURE, _failure), (state.FAST, _fast),
-                    (state.STRAYS, _strays)):
+    for job, fn in ((Job.PROBLEMS, _problems), (Job.HISTORY_LIMIT, _history), (Job.KNOWN_BAD, _known_bad),
+                    (Job.HEALTHY, _healthy), (Job.FAILURE, _failure), (Job.FAST, _fast), (Job.STRAYS, _strays)):
         if job not in work.jobs:
             continue
         try:
@@ -181,7 +186,7 @@ def _problems(work: Work, result: Result) -> None:
             continue  # this value was reported already; another key changed
         telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
         result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
-        log.warning("invalid annotation", key=p.key, value=annotations.quote(p.value), message=p.message(),
+        log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(),
                     **_who(work))
         post(d, "Warning", "InvalidAnnotation", p.message())
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
@@ -196,7 +201,7 @@ def _history(work: Work, result: Result) -> None:
 
 
 def _known_bad(work: Work, result: Result) -> None:
-    message = decision.known_bad(work.deployment, kube.replicasets_of(work.deployment))
+    message = decision.known_bad(work.deployment, kube.DEPLOYMENTS.history(work.deployment))
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
         post(work.deployment, "Warning", "KnownBadTemplate", message)
@@ -209,7 +214,7 @@ def _strays(work: Work, result: Result) -> None:
     if not ops:
         return
     try:
-        kube.patch_deployment(work.namespace, work.name, ops)
+        kube.DEPLOYMENTS.patch(work.namespace, work.name, ops)
         log.info("removed ReplicaSet marks copied onto the Deployment", **_who(work))
     except kube.ApiError as e:
         if e.status not in (409, 422):  # changed meanwhile: the next event decides again
@@ -221,10 +226,10 @@ def _healthy(work: Work, result: Result) -> None:
     if work.healthy_evidence is None:
         return
     name, evidence = work.healthy_evidence
-    rs = kube.get_replicaset(work.namespace, name)
+    rs = kube.DEPLOYMENTS.get_revision(work.namespace, name)
     mark = decision.healthy_mark(evidence, rs)
     if mark and decision.outlives_failure(mark) and not decision.still_complete(
-            evidence, kube.get_deployment(work.namespace, work.name), name):
+            evidence, kube.DEPLOYMENTS.get(work.namespace, work.name), name):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
@@ -232,13 +237,13 @@ def _healthy(work: Work, result: Result) -> None:
         work.clocks.forget(RESTORED, name)
         if age is not None:
             telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
-            log.info("recovered after rollback", replicaset=name, images=rollout.images(rs["spec"]["template"]),
+            log.info("recovered after rollback", replicaset=name, images=images(rs["spec"]["template"]),
                      seconds=age, **_who(work))
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
     checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
     if mark or checkpointed:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
-        kube.annotate_replicaset(work.namespace, name, {**(mark or {}), **cleared})
+        kube.DEPLOYMENTS.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     _measured_ended(work, "", "")
     _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
@@ -253,16 +258,16 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
     if entry is None:
         return
-    failed = kube.get_replicaset(work.namespace, entry.failed)
+    failed = kube.DEPLOYMENTS.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
-    f, r = history.revisions([failed])[0], history.revisions([restored])[0]
-    failure = rollout.Failure(replicaset=f.name, reason=entry.reason or rollout.DEADLINE_EXCEEDED,
+    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored])[0]
+    failure = Failure(replicaset=f.name, reason=entry.reason or DEADLINE_EXCEEDED,
                               message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
     if not decision.rollback_reported(f, failure):
         if decision.settling(deployment, restored) != entry:
             return  # settled by an earlier completion; the failed revision's marks moved on since
-        d = Decision(decision.SUCCESS, failure.reason, (
+        d = Decision(vocab.Result.SUCCESS, failure.reason, (
             f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
             f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
             "or the patch's answer never comes)"),
@@ -270,7 +275,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
         report(work, deployment, d, result)
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
         gitworker.submit(deployment, f, gitcore.Facts(
-            work.namespace, work.name, f.number, rollout.images(f.template), r.number, rollout.images(r.template),
+            work.namespace, work.name, f.number, images(f.template), r.number, images(r.template),
             failure.reason, failure.message, r.template), None)
 
 
@@ -281,10 +286,10 @@ def _fast(work: Work, result: Result) -> None:
     seen = (work.pods_seen, state.fast_key(work.deployment, work.config))
     grace_running = False
 
-    def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> rollout.Failure | None:
+    def signal(deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         nonlocal grace_running
-        verdict = signals.judge(annotations.parse(deployment["metadata"].get("annotations")).fail_fast,
-                                deployment, replicasets, work.pods, work.clocks, times.monotonic())
+        source = signals.PodSignals(parse_config(deployment["metadata"].get("annotations")).fail_fast)
+        verdict = source.verdict(Facts(deployment, replicasets, work.pods, work.clocks, times.monotonic()))
         if verdict.recheck_in is not None:
             grace_running = True
             result.recheck(verdict.recheck_in + 0.05)
@@ -300,7 +305,7 @@ def _failure(work: Work, result: Result) -> None:
 
 
 def _rollback(work: Work, result: Result,
-              signal: Callable[[dict[str, Any], list[dict[str, Any]]], rollout.Failure | None] | None) -> None:
+              signal: Callable[[dict[str, Any], list[dict[str, Any]]], Failure | None] | None) -> None:
     """Decide on the failure (the Progressing condition's, or the fast signal's) and roll back;
     on a conflict, read again and decide again.
 
@@ -309,7 +314,7 @@ def _rollback(work: Work, result: Result,
     not change from the state it was made on until after the list: the rollback PATCH's resourceVersion
     precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
-    deployment, replicasets, confirmed = work.deployment, kube.replicasets_of(work.deployment), False
+    deployment, replicasets, confirmed = work.deployment, kube.DEPLOYMENTS.history(work.deployment), False
 
     def out_of_date() -> bool | None:
         """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
@@ -327,16 +332,16 @@ def _rollback(work: Work, result: Result,
         return True
 
     for _ in range(CONFLICT_ATTEMPTS):
-        config = annotations.parse(deployment["metadata"].get("annotations"))
+        config = parse_config(deployment["metadata"].get("annotations"))
         fast = signal(deployment, replicasets) if signal else None
         if signal and fast is None:
             return  # no fast signal (yet): the deadline path decides about the condition
         measured, starting = (None, None) if signal else _measure(work, deployment, replicasets)
         d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
-        if d.result == decision.SUCCESS and d.patch:
+        if d.result == vocab.Result.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
-                kube.patch_deployment(work.namespace, work.name, d.patch)
+                kube.DEPLOYMENTS.undo(work.namespace, work.name, d.patch)
                 faults.point("after_patch")
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
@@ -356,14 +361,14 @@ def _rollback(work: Work, result: Result,
                 # the API will never take this patch: say so, for good (refused before its
                 # precondition was checked, so it is confirmed below like any other outcome)
                 telemetry.api_errors.labels("failure", str(e.status)).inc()
-                d = Decision(decision.FAILED, "api_error", (
+                d = Decision(vocab.Result.FAILED, Reason.API_ERROR, (
                     f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
                     "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
                     first_report=d.first_report)
             else:
                 result.patched = True
                 break
-        if d.result != decision.NOTHING and not confirmed:  # about to be told on the watched state: confirm
+        if d.result != vocab.Result.NOTHING and not confirmed:  # about to be told on the watched state: confirm
             changed = out_of_date()
             if changed is None:
                 return
@@ -372,13 +377,13 @@ def _rollback(work: Work, result: Result,
         break
     else:
         raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
-    if d.result != decision.NOTHING:
+    if d.result != vocab.Result.NOTHING:
         report(work, deployment, d, result)
     else:
         log.debug("nothing to do about the failure", reason=d.reason, message=d.message, **_who(work))
     if signal:
         return  # the bookkeeping below is the Progressing condition's
-    if d.reason == "stale":  # the restored template may never progress: look again until it does
+    if d.reason == Reason.STALE:  # the restored template may never progress: look again until it does
         deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
         every = min(CHECKPOINT_EVERY, deadline / 3)
         _start(work, starting)
@@ -387,7 +392,7 @@ def _rollback(work: Work, result: Result,
         return
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
     _measured_ended(work, holder.name if holder else "", holder.value if holder else "")
-    result.done["failure_done"] = state.failure_key(deployment, annotations.parse(
+    result.done["failure_done"] = state.failure_key(deployment, parse_config(
         deployment["metadata"].get("annotations")))
 
 
@@ -414,7 +419,7 @@ def _measure(work: Work, deployment: dict[str, Any],
         seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
         # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
         # process's wall clock, written down like every time autorollback records, compared with nothing here
-        since = work.clocks.label(STALE, key, lambda: history.stamp(
+        since = work.clocks.label(STALE, key, lambda: times.stamp(
             dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
@@ -422,7 +427,7 @@ def _measure(work: Work, deployment: dict[str, Any],
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
     resume = decision.checkpointed(replicasets, template, state.digest(key), _checkpoint_key) if not timing else 0.0
-    since = history.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
+    since = times.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
     return decision.Measured(resume, since), _Start(key, resume, since, clear)
 
@@ -433,7 +438,7 @@ def _start(work: Work, start: _Start | None) -> None:
     if start is None:
         return
     if start.clear is not None:
-        kube.annotate_replicaset(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
+        kube.DEPLOYMENTS.mark_revision(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
     work.clocks.track(STALE, [start.key], times.monotonic(), resume={start.key: start.resume})
     work.clocks.label(STALE, start.key, lambda: start.since)
     work.clocks.forget(CHECKPOINTS)
@@ -447,7 +452,7 @@ def _measured_ended(work: Work, replicaset: str, value: str | None) -> None:
         return
     if replicaset and value:
         try:
-            kube.annotate_replicaset(work.namespace, replicaset, {decision.NO_PROGRESS: None})
+            kube.DEPLOYMENTS.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
             telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
             log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
@@ -469,7 +474,7 @@ def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[s
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        kube.annotate_replicaset(work.namespace, holder.name, {
+        kube.DEPLOYMENTS.mark_revision(work.namespace, holder.name, {
             decision.NO_PROGRESS: decision.checkpoint(_checkpoint_key, holder, state.digest(key), measured.seconds)})
     except kube.ApiError as e:
         telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
@@ -491,11 +496,11 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
         before = _get(work)
         if before is None:
             return None
-        if waits and not rollout.observed(before):
+        if waits and not deployments.observed(before):
             waits -= 1
             time.sleep(0.1)
             continue
-        replicasets = kube.replicasets_of(before)
+        replicasets = kube.DEPLOYMENTS.history(before)
         after = _get(work)
         if after is None:
             return None
@@ -518,7 +523,7 @@ def _version(deployment: dict[str, Any]) -> str:
 def _get(work: Work) -> dict[str, Any] | None:
     """The Deployment now (None: deleted, or replaced by another of the same name)."""
     try:
-        deployment = kube.get_deployment(work.namespace, work.name)
+        deployment = kube.DEPLOYMENTS.get(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None
@@ -536,12 +541,12 @@ def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
 def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
     ns, name, failure = work.namespace, work.name, d.failure
-    if d.result != decision.SUCCESS:
+    if d.result != vocab.Result.SUCCESS:
         _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
-    if d.result == decision.SUCCESS:
+    if d.result == vocab.Result.SUCCESS:
         # from the watch event that first showed this process the controller's timeout, on its monotonic clock
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
-            failure.reason == rollout.DEADLINE_EXCEEDED and not failure.measured) else None
+            failure.reason == DEADLINE_EXCEEDED and not failure.measured) else None
         if age is not None:
             telemetry.reaction_seconds.labels(telemetry.DEPLOYMENT, ns).observe(age)
         if d.target is not None:
@@ -552,9 +557,9 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
         post(deployment, "Warning", "RolloutFailed",
-             f"rollout of revision {d.failing.number} ({rollout.images(failed_template)}) failed: "
+             f"rollout of revision {d.failing.number} ({images(failed_template)}) failed: "
              f"{failure.reason}: {failure.message}", once=f"{failure.id} RolloutFailed")
-        log.warning("rollout failed", revision=d.failing.number, images=rollout.images(failed_template),
+        log.warning("rollout failed", revision=d.failing.number, images=images(failed_template),
                     reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
     post(deployment, d.event_type, d.event_reason, d.message, once=f"{failure.id} {d.result} {d.event_reason}")
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
@@ -569,13 +574,13 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     getattr(log, level)(
         "rollback decision", result=d.result, reason=d.reason, message=d.message,
         from_revision=d.failing.number if d.failing else None, to_revision=d.target.number if d.target else None,
-        from_images=rollout.images(failed_template),
-        to_images=rollout.images(d.target.template) if d.target else None, **_who(work))
-    if d.result in (decision.SUCCESS, decision.DRY_RUN) and d.target is not None:
+        from_images=images(failed_template),
+        to_images=images(d.target.template) if d.target else None, **_who(work))
+    if d.result in (vocab.Result.SUCCESS, vocab.Result.DRY_RUN) and d.target is not None:
         gitworker.submit(deployment, d.failing, gitcore.Facts(
-            ns, name, d.failing.number, rollout.images(failed_template), d.target.number,
-            rollout.images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
-            dry_run=d.result == decision.DRY_RUN)
+            ns, name, d.failing.number, images(failed_template), d.target.number,
+            images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
+            dry_run=d.result == vocab.Result.DRY_RUN)
         try:
             _mark_failing(ns, d)
         except kube.ApiError as e:
@@ -585,7 +590,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
 
 def _mark_failing(namespace: str, d: Decision) -> None:
     failure = d.failure
-    kube.annotate_replicaset(namespace, d.failing.name, {
+    kube.DEPLOYMENTS.mark_revision(namespace, d.failing.name, {
         history.FAILED_AT: history.bind(d.failing.name, history.failure_payload(failure.updated, d.failing.number)),
         history.FAILED_REASON: history.bind(d.failing.name, f"{failure.reason}: {failure.message}"[:500]),
         history.OUTCOME: history.bind(d.failing.name, decision.outcome(d, now())),

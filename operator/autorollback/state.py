@@ -10,12 +10,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import annotations, decision, rollout, times
+from autorollback import decision, times
+from autorollback.workloads import deployment as deployments
+from autorollback.config import Config
 from autorollback.signals import core as signals
+from autorollback.vocab import Job
 
-FAILURE, FAST, HEALTHY, KNOWN_BAD, HISTORY, PROBLEMS, STRAYS = (
-    "failure", "fast", "healthy", "known_bad", "history", "problems", "strays")
-
+FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
 
 OBSERVED = "observed"  # the Clocks group: when this process first saw a ProgressDeadlineExceeded
 
@@ -30,50 +31,50 @@ def template_digest(deployment: dict[str, Any]) -> str:
 
 def _failure_state(deployment: dict[str, Any]) -> str:
     """The failure the condition shows (or the one its leftover hides), over the current template."""
-    f = rollout.failure(deployment)
+    f = deployments.failure(deployment)
     if f is not None:
         ident = f.id
     else:  # no condition will ever say the rollout failed: the operator measures the deadline
-        left = rollout.complete_left_over(deployment)
+        left = deployments.complete_left_over(deployment)
         if not left:
             return ""
-        ident = f"{left} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')} {rollout.COMPLETE}"
+        ident = f"{left} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')} {deployments.COMPLETE}"
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
     return f"{ident}|template={template_digest(deployment)}"
 
 
-def failure_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+def failure_key(deployment: dict[str, Any], config: Config) -> str:
     """What a failure's handling depends on: the failure itself, and the settings that defer it."""
     failure = _failure_state(deployment)
     if not failure:
         return ""
-    return f"{failure}|paused={rollout.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+    return f"{failure}|paused={deployments.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
 
 
 def stale_key(deployment: dict[str, Any]) -> str:
     """What the deadline autorollback measures itself runs over: the failure's state and the progress
     counts (any change restarts it, as progress restarts the controller's); not the settings."""
-    return f"{_failure_state(deployment)}|progress={rollout.progress(deployment)}"
+    return f"{_failure_state(deployment)}|progress={deployments.progress(deployment)}"
 
 
-def fast_key(deployment: dict[str, Any], config: annotations.Config) -> str:
+def fast_key(deployment: dict[str, Any], config: Config) -> str:
     """What a fast verdict depends on besides the pods: the template, the status, the settings."""
     return digest(json.dumps([(deployment.get("spec") or {}).get("template"), deployment.get("status"),
                               sorted(config.fail_fast.signals), config.fail_fast.restarts, config.fail_fast.grace,
-                              config.dry_run, rollout.paused(deployment)], sort_keys=True))
+                              config.dry_run, deployments.paused(deployment)], sort_keys=True))
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
     """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete)."""
-    return f"{rollout.completed_replicaset(deployment)} {rollout.condition(deployment, 'Progressing').get('lastUpdateTime')}"
+    return f"{deployments.completed_replicaset(deployment)} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')}"
 
 
 def rollout_key(deployment: dict[str, Any]) -> str:
     """One rollout onto a template: the revision the controller gave it and the template itself.
     Not the Progressing condition: when a template returns to an existing ReplicaSet, the controller
     may keep the earlier "successfully progressed" condition for as long as it sees no progress."""
-    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(rollout.REVISION, "")
+    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(deployments.REVISION, "")
     return f"{rev} {template_digest(deployment)}"
 
 
@@ -95,44 +96,39 @@ class Memo:
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
 
-    @property
-    def stale_since(self) -> times.Clocks:
-        """The clocks, under the name the work is handed over with (reconcile.Work's 9th field)."""
-        return self.clocks
-
-    def jobs(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+    def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """What this state of the Deployment asks for, given what was done already."""
-        todo = set()
+        todo: set[Job] = set()
         if {p.key: digest(p.value) for p in config.problems} != self.problems_done and config.problems:
-            todo.add(PROBLEMS)
+            todo.add(Job.PROBLEMS)
         if not config.enabled:
             return todo
         key = failure_key(deployment, config)
         if key and key != self.failure_done:
-            todo.add(FAILURE)
+            todo.add(Job.FAILURE)
         if signals.watched(deployment, config.fail_fast) and (self.pods_seen, fast_key(deployment, config)) != self.fast_done:
-            todo.add(FAST)
+            todo.add(Job.FAST)
         if self.healthy_evidence is not None:
-            todo.add(HEALTHY)
-        if rollout.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
-            todo.add(KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
+            todo.add(Job.HEALTHY)
+        if deployments.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
+            todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if decision.stray_marks(deployment):
-            todo.add(STRAYS)
+            todo.add(Job.STRAYS)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
-            todo.add(HISTORY)
+            todo.add(Job.HISTORY_LIMIT)
         return todo
 
-    def observe(self, deployment: dict[str, Any], config: annotations.Config) -> set[str]:
+    def observe(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment
-        failure = rollout.failure(deployment) if config.enabled else None
+        failure = deployments.failure(deployment) if config.enabled else None
         if failure is not None:  # reaction_seconds counts from here: when this process first saw it (one kept)
             self.clocks.track(OBSERVED, [failure.id], times.monotonic())
         if not config.problems:
             self.problems_done = {}
-        completed = rollout.completed_replicaset(deployment) if config.enabled else ""
+        completed = deployments.completed_replicaset(deployment) if config.enabled else ""
         if completed and completion_key(deployment) != self.healthy_done:
             # Evidence is kept with the state that showed it: by the time a worker gets to it,
             # the next release may have begun, and "complete" is a moment, not a lasting state.

@@ -5,7 +5,7 @@ before the operator's patch, exactly where a person or a GitOps controller could
 """
 import pytest
 
-from autorollback import annotations, kube, reconcile, state
+from autorollback import config as annotations, kube, reconcile, state
 
 from . import kit
 

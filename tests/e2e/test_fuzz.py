@@ -7,7 +7,7 @@ import json
 import random
 from typing import Any
 
-from autorollback import annotations, kube
+from autorollback import config as annotations, kube
 
 from . import kit
 from .test_rollback import ON, V1, V2, available, count, wait_event

@@ -1,4 +1,7 @@
-from autorollback import annotations, decision, history, ledger, rollout
+from autorollback import decision, history, ledger
+from autorollback.workloads import deployment as deployments
+from autorollback import config as annotations
+from autorollback.vocab import Result
 from autorollback.gitrevert import core as gitcore
 from factories import UPDATED, deployment, replicaset, rs_name
 
@@ -19,7 +22,7 @@ def entries(d):
 def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patch() -> None:
     d = deployment("app:1.1.0", revision=5, failed=True)
     out = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
-    assert out.result == decision.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
+    assert out.result == Result.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
     assert out.target.number == 4 and out.failing.number == 5 and out.first_report
     cause = out.patch[2]["value"]["kubernetes.io/change-cause"]
     assert cause == ("autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): "
@@ -37,10 +40,10 @@ def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() ->
                        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     late = decide(after, rs)
-    assert (late.result, late.patch, late.first_report) == (decision.SUCCESS, [], True)  # report, do not patch
+    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, [], True)  # report, do not patch
     assert late.failing.name == rs_name("app:1.1.0") and late.target.name == rs_name("app:1.0.0")
     rs[0] = replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"})
-    assert decide(after, rs).result == decision.NOTHING
+    assert decide(after, rs).result == Result.NOTHING
 
 
 def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline() -> None:
@@ -54,20 +57,20 @@ def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline(
           replicaset(6, "app:1.0.0", HEALTHY)]
     # measured by the operator on its own clock from when it first saw this state (not from the
     # ledger's time, which another replica's clock may have written)
-    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == decision.NOTHING
+    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == Result.NOTHING
     assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z",
-                           measured=decision.Measured(59, "2026-11-26T10:00:05Z")).result == decision.NOTHING
+                           measured=decision.Measured(59, "2026-11-26T10:00:05Z")).result == Result.NOTHING
     late = decision.decide(after, rs, ON, "2026-11-26T10:01:06Z",
                            measured=decision.Measured(60, "2026-11-26T10:00:05Z"))
-    assert (late.result, late.reason) == (decision.ABANDONED, "restored_revision_failed")
+    assert (late.result, late.reason) == (Result.ABANDONED, "restored_revision_failed")
     assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
     # a person's undo: the same
     manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     manual["spec"]["progressDeadlineSeconds"] = 60
-    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == decision.NOTHING
+    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == Result.NOTHING
     assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z",
                               measured=decision.Measured(120, "2026-11-26T10:03:00Z")).result \
-        == decision.IMPOSSIBLE  # its only older revision is known to have failed
+        == Result.IMPOSSIBLE  # its only older revision is known to have failed
 
 
 def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
@@ -76,18 +79,18 @@ def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
     rolled = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     out = decide(rolled, rs)
-    assert (out.result, out.reason) == (decision.NOTHING, "stale")
+    assert (out.result, out.reason) == (Result.NOTHING, "stale")
     assert rs_name("app:1.1.0") in out.message
     # the same without any marks (crash before marking, a second process, a person's undo)
     out = decide(rolled, [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0")])
-    assert out.result == decision.NOTHING and out.patch == []
+    assert out.result == Result.NOTHING and out.patch == []
 
 
 def test_dry_run_plans_the_same_patch() -> None:
     d = deployment("app:1.1.0", revision=5, failed=True)
     rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
     plan, real = decide(d, rs, DRY), decide(d, rs)
-    assert plan.result == decision.DRY_RUN and plan.event_reason == "RollbackPlanned"
+    assert plan.result == Result.DRY_RUN and plan.event_reason == "RollbackPlanned"
     assert plan.patch == real.patch
     assert "would roll back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0)" in plan.message
     assert "nothing was changed" in plan.message
@@ -96,18 +99,18 @@ def test_dry_run_plans_the_same_patch() -> None:
 def test_opted_out_is_nothing() -> None:
     off = annotations.parse({"autorollback.io/enabled": "false"})
     out = decide(deployment(failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")], off)
-    assert (out.result, out.reason) == (decision.NOTHING, "opted_out")
+    assert (out.result, out.reason) == (Result.NOTHING, "opted_out")
 
 
 def test_paused_is_skipped_with_the_resume_command() -> None:
     out = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
-    assert (out.result, out.reason, out.event_reason) == (decision.SKIPPED, "paused", "RollbackSkipped")
+    assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "paused", "RollbackSkipped")
     assert "kubectl rollout resume deployment/web -n ns" in out.message
 
 
 def test_first_revision_is_impossible() -> None:
     out = decide(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
-    assert (out.result, out.event_reason) == (decision.IMPOSSIBLE, "RollbackImpossible")
+    assert (out.result, out.event_reason) == (Result.IMPOSSIBLE, "RollbackImpossible")
     assert "no older revision" in out.message and "revisionHistoryLimit" in out.message
 
 
@@ -116,7 +119,7 @@ def test_restored_revision_failing_again_is_abandoned() -> None:
                             "2026-11-26T09:10:00.000000Z")
     d = deployment("app:1.0.0", revision=3, failed=True, annotations={ledger.KEY: ledger.dump((restored,))})
     out = decide(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
-    assert (out.result, out.reason, out.event_reason) == (decision.ABANDONED, "restored_revision_failed",
+    assert (out.result, out.reason, out.event_reason) == (Result.ABANDONED, "restored_revision_failed",
                                                           "RollbackAbandoned")
     assert "manual intervention" in out.message and out.patch == []
 
@@ -126,7 +129,7 @@ def test_reapplied_known_bad_template_is_abandoned_even_after_its_replicaset_was
     gone = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z")
     d = deployment("app:2.0.0", revision=4, failed=True, annotations={ledger.KEY: ledger.dump((gone,))})
     out = decide(d, [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0")])
-    assert (out.result, out.reason) == (decision.ABANDONED, "reapplied")
+    assert (out.result, out.reason) == (Result.ABANDONED, "reapplied")
     assert "re-applied" in out.message
 
 
@@ -145,7 +148,7 @@ def test_template_already_matching_is_skipped() -> None:
     rs = [replicaset(1, "app:1.0.0", HEALTHY, name="web-old", created="2026-11-26T09:00:00Z"),
           replicaset(2, "app:1.0.0", created="2026-11-26T08:00:00Z")]
     out = decide(d, rs)
-    assert (out.result, out.reason, out.event_reason) == (decision.SKIPPED, "template_matches", "RollbackSkipped")
+    assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "template_matches", "RollbackSkipped")
     assert out.patch == [] and "already matches revision 1" in out.message
 
 
@@ -153,21 +156,21 @@ def test_already_handled() -> None:
     d = deployment(failed=True)
     out = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
         history.FAILED_AT: UPDATED, history.OUTCOME: "impossible (no_target) at t"})])
-    assert (out.result, out.reason) == (decision.NOTHING, "handled")
+    assert (out.result, out.reason) == (Result.NOTHING, "handled")
     older = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
         history.FAILED_AT: "2026-11-26T09:00:00Z", history.OUTCOME: "impossible (no_target) at t"})])
-    assert older.result == decision.SUCCESS and older.first_report
+    assert older.result == Result.SUCCESS and older.first_report
 
 
 def test_a_rollout_reported_by_a_fast_signal_is_not_reported_again_when_it_times_out() -> None:
     # revision 4 re-applied a template rolled back before: a fast signal abandoned it, then the
-    # controller's deadline ran out on the same rollout. One rollout, one failure.
+    # controller's deadline ran out on the same deployments. One rollout, one failure.
     fast = {history.FAILED_AT: history.failure_payload("2026-11-26T09:58:00Z", 4),
             history.FAILED_REASON: "CrashLoopBackOff: pod web-x container app restarted 3 times",
             history.OUTCOME: "abandoned (reapplied) at t"}
     rs = [replicaset(1, "app:1.0.0"), replicaset(4, "app:2.0.0", fast)]
     out = decide(deployment(revision=4, failed=True), rs)
-    assert (out.result, out.reason) == (decision.NOTHING, "handled")
+    assert (out.result, out.reason) == (Result.NOTHING, "handled")
     # the same ReplicaSet rolled out again by a later revision is a new rollout, and a new failure
     rs = [replicaset(1, "app:1.0.0"), replicaset(6, "app:2.0.0", fast)]
     assert decide(deployment(revision=6, failed=True), rs).first_report
@@ -181,17 +184,17 @@ def test_a_failure_skipped_while_paused_is_due_once_resumed_and_not_reported_twi
     skipped = decide(deployment(failed=True, paused=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
     marks = {history.FAILED_AT: UPDATED, history.OUTCOME: decision.outcome(skipped, "t")}
     rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", marks)]
-    assert decide(deployment(failed=True, paused=True), rs).result == decision.NOTHING  # nothing new to say
+    assert decide(deployment(failed=True, paused=True), rs).result == Result.NOTHING  # nothing new to say
     resumed = decide(deployment(failed=True), rs)
-    assert resumed.result == decision.SUCCESS and not resumed.first_report
+    assert resumed.result == Result.SUCCESS and not resumed.first_report
 
 
 def test_a_failure_planned_in_dry_run_is_due_once_the_mode_is_rollback() -> None:
     planned = decide(deployment(failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")], DRY)
     marks = {history.FAILED_AT: UPDATED, history.OUTCOME: decision.outcome(planned, "t")}
     rs = [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", marks)]
-    assert decide(deployment(failed=True), rs, DRY).result == decision.NOTHING
-    assert decide(deployment(failed=True), rs).result == decision.SUCCESS
+    assert decide(deployment(failed=True), rs, DRY).result == Result.NOTHING
+    assert decide(deployment(failed=True), rs).result == Result.SUCCESS
 
 
 def test_known_bad_template_rolled_out_again_is_named() -> None:
@@ -248,7 +251,7 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
     later = decision.healthy_mark(d, reused)
     assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
-    assert not history.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
+    assert not deployments.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
         **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
     assert decision.still_complete(d, d, rs_name("app:2.0.0"))
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True), rs_name("app:2.0.0"))
@@ -275,14 +278,14 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
-    assert rollout.complete_left_over(stuck) == rs_name("app:1.0.0")
+    assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
     early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z",
                               measured=decision.Measured(9, "2026-11-26T10:00:00Z"))
-    assert (early.result, early.reason) == (decision.NOTHING, "stale")
+    assert (early.result, early.reason) == (Result.NOTHING, "stale")
     assert "completed rollout" in early.message
     late = decision.decide(stuck, rs, ON, "2026-11-26T10:10:01Z",
                               measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
-    assert (late.result, late.target.number) == (decision.SUCCESS, 1)
+    assert (late.result, late.target.number) == (Result.SUCCESS, 1)
     assert "will not time this rollout out" in late.failure.message
     assert late.failure.replicaset == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
 
@@ -290,20 +293,20 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
 def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     done = deployment("app:2.0.0", revision=2, complete=True)
     done["status"]["availableReplicas"] = 2  # a node went away
-    assert rollout.complete_left_over(done) == ""
+    assert deployments.complete_left_over(done) == ""
     # the controller left revision 1's condition (a Recreate revert): it never checks progress again
     # while replicas == updatedReplicas, so neither does autorollback
     recreated = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     recreated["status"]["availableReplicas"] = 0
-    assert rollout.complete_left_over(recreated) == ""
+    assert deployments.complete_left_over(recreated) == ""
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
     out = decision.decide(surge, rs, ON, "2026-11-26T11:00:00Z",
                               measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
-    assert (out.result, out.reason) == (decision.NOTHING, "no_failure")
+    assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
-    assert rollout.complete_left_over(surge) == ""
+    assert deployments.complete_left_over(surge) == ""
 
 
 def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None:
@@ -316,7 +319,7 @@ def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None
     rs = [replicaset(5, "app:1.0.0"), replicaset(4, "app:3.0.0", HEALTHY, available=3)]
     out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z",
                               measured=decision.Measured(1, "2026-11-26T10:00:00Z"))
-    assert (out.result, out.reason) == (decision.NOTHING, "stale")
+    assert (out.result, out.reason) == (Result.NOTHING, "stale")
 
 
 def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
@@ -325,7 +328,7 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
     planned = decision.decide(stuck, rs, DRY, "2026-11-26T10:10:01Z",
                               measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
-    assert planned.result == decision.DRY_RUN and planned.first_report
+    assert planned.result == Result.DRY_RUN and planned.first_report
     marks = {history.FAILED_AT: history.failure_payload(planned.failure.updated, 2),
              history.FAILED_REASON: f"{planned.failure.reason}: {planned.failure.message}",
              history.OUTCOME: decision.outcome(planned, "t")}
@@ -333,10 +336,10 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     # another process (a restart, a failover) measures again from later: still the same failure
     again = decision.decide(stuck, rs, DRY, "2026-11-26T10:30:01Z",
                               measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
-    assert (again.result, again.reason) == (decision.NOTHING, "handled")
+    assert (again.result, again.reason) == (Result.NOTHING, "handled")
     enabled = decision.decide(stuck, rs, ON, "2026-11-26T10:30:01Z",
                               measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
-    assert enabled.result == decision.SUCCESS and not enabled.first_report
+    assert enabled.result == Result.SUCCESS and not enabled.first_report
 
 
 def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan() -> None:
@@ -345,11 +348,11 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
         history.FAILED_AT: history.failure_payload("2026-11-26T09:59:00Z", 5),
         history.FAILED_REASON: "CrashLoopBackOff: planned in dry-run", history.OUTCOME: "dry_run (dry_run) at t"})]
     first = decide(d, rs)
-    assert first.result == decision.SUCCESS and not first.first_report  # the plan said it already
+    assert first.result == Result.SUCCESS and not first.first_report  # the plan said it already
     after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
                        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
-    assert (late.result, late.patch) == (decision.SUCCESS, [])
+    assert (late.result, late.patch) == (Result.SUCCESS, [])
 
 
 def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:

@@ -1,6 +1,7 @@
 import pytest
 
 from autorollback import history, ledger
+from autorollback.workloads import deployment as deployments
 from factories import replicaset, rs_name, template
 
 HEALTHY = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}
@@ -8,11 +9,11 @@ FAILED = {history.FAILED_AT: "2026-11-26T09:30:00Z"}
 
 
 def revs(*replicasets, entries=()):
-    return history.revisions(list(replicasets), tuple(entries))
+    return deployments.revisions(list(replicasets), tuple(entries))
 
 
 def failing(h, image):
-    return history.current(h, template(image))
+    return deployments.current(h, template(image))
 
 
 def test_revisions_are_newest_first_and_unparsable_ignored() -> None:
@@ -21,17 +22,17 @@ def test_revisions_are_newest_first_and_unparsable_ignored() -> None:
 
 
 def test_same_template_ignores_the_hash_label_and_empty_values() -> None:
-    assert history.same_template(template("a:1", **{"pod-template-hash": "abc"}), template("a:1"))
-    assert not history.same_template(template("a:1"), template("a:2"))
+    assert deployments.same_template(template("a:1", **{"pod-template-hash": "abc"}), template("a:1"))
+    assert not deployments.same_template(template("a:1"), template("a:2"))
     a = template("a:1")
     b = template("a:1")
     b["metadata"]["creationTimestamp"] = None  # what API servers before 1.33 send
     b["spec"]["containers"][0]["env"] = []
     b["metadata"]["annotations"] = {}
-    assert history.same_template(a, b)
+    assert deployments.same_template(a, b)
     a["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}]
     b["spec"]["volumes"] = [{"name": "tmp"}]
-    assert not history.same_template(a, b)  # an empty volume source still says which source
+    assert not deployments.same_template(a, b)  # an empty volume source still says which source
 
 
 def test_same_template_keeps_empty_structs_behind_pointers() -> None:
@@ -39,20 +40,20 @@ def test_same_template_keeps_empty_structs_behind_pointers() -> None:
     # holds by value, but `securityContext: {}` and the pod's own `resources: {}` are pointers set
     a, b = template("a:1"), template("a:1")
     b["spec"]["containers"][0]["resources"] = {}
-    assert history.same_template(a, b)
+    assert deployments.same_template(a, b)
     for where in (b["spec"]["containers"][0], b["spec"]):
         where["securityContext"] = {}
-        assert not history.same_template(a, b)
+        assert not deployments.same_template(a, b)
         where.pop("securityContext")
     b["spec"]["resources"] = {}
-    assert not history.same_template(a, b)
+    assert not deployments.same_template(a, b)
 
 
 def test_current_is_the_oldest_replicaset_with_the_template() -> None:
     # the controller's FindNewReplicaSet (kubernetes#40415): oldest first, not the highest revision
     old = replicaset(2, "a:1", name="web-old", created="2026-11-26T08:00:00Z")
     new = replicaset(5, "a:1", name="web-new", created="2026-11-26T09:00:00Z")
-    assert history.current(revs(new, old), template("a:1")).name == "web-old"
+    assert deployments.current(revs(new, old), template("a:1")).name == "web-old"
 
 
 def test_marks_are_bound_to_their_replicaset() -> None:

@@ -1,7 +1,10 @@
 """Properties of the pure core for any history, marks, ledger and annotation values (Hypothesis)."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from autorollback import annotations, decision, history, ledger, rollout, undo
+from autorollback import decision, history, ledger, times
+from autorollback.workloads import deployment as deployments
+from autorollback.workloads import base
+from autorollback import config as annotations
 from factories import deployment, replicaset, rs_name
 
 IMAGES = [f"app:{n}.0.0" for n in range(1, 7)]
@@ -44,7 +47,7 @@ def test_the_target_is_never_the_current_template_nor_known_failed(case, dry_run
                                 "dry-run" if dry_run else "rollback"})
     out = decision.decide(d, replicasets, config, "2026-11-26T15:00:00Z")
     if out.target is not None and out.patch:
-        assert not history.same_template(out.target.template, d["spec"]["template"])
+        assert not deployments.same_template(out.target.template, d["spec"]["template"])
         assert not out.target.failed
         assert out.target.name != rs_name(d["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -58,7 +61,7 @@ def test_the_patch_keeps_the_users_configuration_and_never_writes_marks(case) ->
         return
     written = out.patch[2]["value"]
     for key, value in d["metadata"]["annotations"].items():
-        if undo.is_configuration(key):
+        if deployments.is_configuration(key):
             assert written[key] == value
     assert not set(written) & set(history.MARKS)
     assert ledger.find(ledger.parse(written[ledger.KEY]), out.failure.id) is not None  # recorded in the same write
@@ -73,7 +76,7 @@ def test_parsing_never_raises(values) -> None:
     ledger.parse(values.get(ledger.KEY))
     for v in values.values():
         ledger.parse(v)
-        history.timestamp(v)
+        times.parse(v)
         history.bound("web-1", v)
 
 
@@ -85,11 +88,11 @@ def one_short_line(text: str, limit: int) -> bool:
 @given(st.lists(st.text(max_size=5000), min_size=1, max_size=8), st.text(max_size=20000))
 def test_images_and_condition_messages_are_shown_on_one_short_line(images, message) -> None:
     template = {"spec": {"containers": [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]}}
-    assert one_short_line(rollout.images(template), 3 * (rollout.SHOWN_IMAGE + 40) + 40)  # quoted, capped, counted
+    assert one_short_line(base.images(template), 3 * (base.SHOWN_IMAGE + 40) + 40)  # quoted, capped, counted
     d = deployment("app:2.0.0", revision=2, failed=True)
-    c = rollout.condition(d, "Progressing")
+    c = deployments.condition(d, "Progressing")
     c["message"] = c["message"] + message
-    failure = rollout.failure(d)
+    failure = deployments.failure(d)
     assert failure is not None and failure.replicaset in c["message"] and one_short_line(failure.message, 400)
     cause = decision.change_cause(decision.describe(2, template), decision.describe(1, template), failure)
     assert one_short_line(cause, 1500)

@@ -1,5 +1,7 @@
 """Fast failure signals: which pods count, thresholds, grace periods, and the failure they stand for."""
-from autorollback import annotations, decision, times
+from autorollback import decision, times
+from autorollback import config as annotations
+from autorollback.vocab import Result
 from autorollback.signals import core
 from factories import deployment, pod_hash, replicaset, rs_name
 
@@ -104,7 +106,7 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
     signal = judge([pod(restarts=3, last="Error")]).failure
     decided = decision.decide(d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T10:00:31Z",
                               signal=signal)
-    assert decided.result == decision.SUCCESS and decided.reason == "CrashLoopBackOff"
+    assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
     assert decided.target.number == 1 and decided.patch
 
 

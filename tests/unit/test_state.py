@@ -2,7 +2,9 @@
 import copy
 import pickle
 
-from autorollback import annotations, state
+from autorollback import state
+from autorollback import config as annotations
+from autorollback.vocab import Job
 from factories import deployment, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})
@@ -11,17 +13,17 @@ ON = annotations.parse({"autorollback.io/enabled": "true"})
 def test_a_failure_asks_for_work_once() -> None:
     memo = state.Memo("ns", "web")
     d = deployment(failed=True)
-    assert memo.observe(d, ON) == {state.FAILURE, state.KNOWN_BAD}  # a template seen first: is it known bad?
+    assert memo.observe(d, ON) == {Job.FAILURE, Job.KNOWN_BAD}  # a template seen first: is it known bad?
     memo.failure_done, memo.known_bad_done = state.failure_key(d, ON), state.rollout_key(d)
     assert memo.observe(d, ON) == set()
     resumed_dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
-    assert state.FAILURE in memo.observe(d, resumed_dry)  # the settings that defer a failure changed
+    assert Job.FAILURE in memo.observe(d, resumed_dry)  # the settings that defer a failure changed
 
 
 def test_completion_is_kept_as_evidence_until_marked() -> None:
     memo = state.Memo("ns", "web")
     done = deployment(complete=True)
-    assert state.HEALTHY in memo.observe(done, ON)
+    assert Job.HEALTHY in memo.observe(done, ON)
     memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), done)
     memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
@@ -47,7 +49,7 @@ def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
 def test_invalid_values_are_remembered_as_digests() -> None:
     memo = state.Memo("ns", "web")
     huge = annotations.parse({"autorollback.io/enabled": "y" * 250_000})
-    assert state.PROBLEMS in memo.observe(deployment(), huge)
+    assert Job.PROBLEMS in memo.observe(deployment(), huge)
     memo.problems_done = {p.key: state.digest(p.value) for p in huge.problems}
     assert memo.observe(deployment(), huge) == set()  # reported once
     assert all(len(v) == 16 for v in memo.problems_done.values())
@@ -67,7 +69,7 @@ def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restar
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     memo = state.Memo("ns", "web")
-    assert state.FAILURE in memo.observe(stuck, ON)
+    assert Job.FAILURE in memo.observe(stuck, ON)
     moved = {**stuck, "status": {**stuck["status"], "readyReplicas": 1}}
     assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
     assert state.stale_key(moved) != state.stale_key(stuck)  # but progress restarts the clock

@@ -1,4 +1,5 @@
-from autorollback import history, ledger, undo
+from autorollback import history, ledger
+from autorollback.workloads import deployment as deployments
 from factories import deployment, replicaset, rs_name
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -6,7 +7,7 @@ ENTRY = ledger.Entry("web-bad", "web-good", "2026-11-26T10:00:00Z", "2026-11-26T
 
 
 def target(**annotations: str):
-    return history.revisions([replicaset(1, "app:1.0.0", annotations=annotations)])[0]
+    return deployments.revisions([replicaset(1, "app:1.0.0", annotations=annotations)])[0]
 
 
 def test_kubectl_rules_for_annotations() -> None:
@@ -14,7 +15,7 @@ def test_kubectl_rules_for_annotations() -> None:
            "kubernetes.io/change-cause": "v2"}
     rs = {LAST_APPLIED: "{rs}", "deployment.kubernetes.io/revision": "4", "deployment.kubernetes.io/desired-replicas": "3",
           "team": "rs-value", "kubernetes.io/change-cause": "v1", "only.rs/key": "x"}
-    assert undo.kubectl_annotations(dep, rs) == {
+    assert deployments.kubectl_annotations(dep, rs) == {
         LAST_APPLIED: "{dep}", "deployment.kubernetes.io/revision": "5",  # the Deployment's skip-list values
         "team": "rs-value", "kubernetes.io/change-cause": "v1", "only.rs/key": "x",  # the rest from the ReplicaSet
     }
@@ -27,14 +28,14 @@ def test_keeps_user_config_drops_marks_and_writes_the_ledger() -> None:
            ledger.KEY: "[]"}
     t = target(**{"autorollback.io/enabled": "false", history.HEALTHY_AT: history.bind(name, "t"),
                   history.FAILED_AT: history.bind(name, "t"), ledger.KEY: "[old copy]", "x": "rs"})
-    out = undo.annotations(dep, t, "why", (ENTRY,))
+    out = deployments.annotations(dep, t, "why", (ENTRY,))
     assert out == {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "rs",
                    ledger.KEY: ledger.dump((ENTRY,)), "kubernetes.io/change-cause": "why"}
 
 
 def test_patch_is_one_conditional_json_patch() -> None:
     d = deployment()
-    ops = undo.patch(d, target(), "cause", (ENTRY,))
+    ops = deployments.patch(d, target(), "cause", (ENTRY,))
     assert ops[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
     assert ops[1]["path"] == "/spec/template"
     assert "pod-template-hash" not in ops[1]["value"]["metadata"]["labels"]
@@ -47,6 +48,6 @@ def test_the_template_is_written_as_it_was_read() -> None:
     t = target()
     t.template["spec"]["futureField"] = {"x": [1, None, "y"]}
     t.template["spec"]["containers"][0]["futureContainerField"] = True
-    ops = undo.patch(deployment(), t, "cause", ())
+    ops = deployments.patch(deployment(), t, "cause", ())
     assert ops[1]["value"]["spec"]["futureField"] == {"x": [1, None, "y"]}
     assert ops[1]["value"]["spec"]["containers"][0]["futureContainerField"] is True

@@ -5,7 +5,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Mapping
 
-from autorollback.annotations import PREFIX, quote
+from autorollback.config import PREFIX, quote
 
 ENABLED = PREFIX + "git-revert"
 REPO = PREFIX + "git-repo"

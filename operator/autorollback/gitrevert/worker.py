@@ -260,7 +260,7 @@ def _pending(job: Job) -> bool:
     """The failed ReplicaSet as it is now still waits for its revert (another process, or this one
     before a restart, may have proposed it or decided against it)."""
     meta = job.deployment["metadata"]
-    rs = kube.get_replicaset(meta["namespace"], job.failing.name)
+    rs = kube.DEPLOYMENTS.get_revision(meta["namespace"], job.failing.name)
     mark = history.bound(job.failing.name, ((rs or {}).get("metadata", {}).get("annotations") or {}).get(core.PR_MARK))
     if mark:
         log.info("revert already proposed", url=mark, namespace=meta["namespace"], deployment=meta["name"])
@@ -272,7 +272,7 @@ def _start_attempt(job: Job) -> bool:
     fails if another process got there first. False: nothing (more) to do."""
     meta = job.deployment["metadata"]
     for _ in range(5):
-        rs = kube.get_replicaset(meta["namespace"], job.failing.name)
+        rs = kube.DEPLOYMENTS.get_revision(meta["namespace"], job.failing.name)
         if rs is None:
             return False  # deleted: nothing to record the revert on
         annotations = rs["metadata"].get("annotations") or {}
@@ -410,7 +410,7 @@ def _locked(job: Job, src: core.Source, allowed: policy.Grant, url: policy.Url) 
 
 def _record(meta: dict[str, Any], failing: history.Revision, value: str) -> None:
     try:
-        kube.annotate_replicaset(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)})
+        kube.DEPLOYMENTS.mark_revision(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)})
     except kube.ApiError as e:
         log.warning("cannot record the pull request on the ReplicaSet", error=str(e), namespace=meta["namespace"],
                     deployment=meta["name"])

@@ -7,48 +7,46 @@ completed rollouts and Deployments without autorollback.io/fail-on never trigger
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback import history, rollout, times
-from autorollback.annotations import FailFast, shown
+from autorollback import times
+from autorollback.signals.base import Facts, Verdict
+from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
+from autorollback.workloads.deployment import DEPLOYMENTS
+from autorollback.config import FailFast, shown
 
-HASH = "pod-template-hash"
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE = {"CreateContainerConfigError": "CreateContainerConfigError", "CreateContainerError": "CreateContainerError",
           "RunContainerError": "CreateContainerError"}
 SHOWN_TERMINATION = 200  # characters of a container's last termination message
 
 
-@dataclass(frozen=True)
-class Verdict:
-    failure: rollout.Failure | None = None
-    recheck_in: float | None = None  # seconds until a grace period runs out (look again then)
-
-
-def completed(deployment: dict[str, Any]) -> str:
-    """The ReplicaSet whose rollout the controller declared complete ("" while one is under way).
-    Pods that stop being available later do not reopen it: that is not a rollout failing."""
-    c = rollout.condition(deployment, "Progressing")
-    if not rollout.observed(deployment) or c.get("reason") != rollout.COMPLETE:
-        return ""
-    return rollout.named_replicaset(c.get("message", ""))
-
-
 def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
     """Whether the Deployment's pods are worth watching: fail-on set and a rollout under way, not
     paused. None while the controller has not looked at the latest spec (an HPA scaling, say): keep
     whatever was decided before."""
-    if not fail_fast.signals or rollout.paused(deployment):
+    if not fail_fast.signals or deployments.paused(deployment):
         return False
-    if not rollout.observed(deployment):
+    if not deployments.observed(deployment):
         return None
-    if not rollout.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
-        return not rollout.completed_replicaset(deployment)
-    return not completed(deployment)
+    if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
+        return not deployments.completed_replicaset(deployment)
+    return not deployments.declared_complete(deployment)
+
+
+@dataclass(frozen=True)
+class PodSignals:
+    """The verdict source of the fast signals (autorollback.io/fail-on) of the rollout in progress."""
+    fail_fast: FailFast
+
+    def verdict(self, facts: Facts) -> Verdict:
+        assert facts.clocks is not None, "graces are timed on the workload's clocks"
+        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now)
 
 
 def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
           pods: list[dict[str, Any]], clocks: times.Clocks, now: float) -> Verdict:
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
-    new = history.current(history.revisions(replicasets), deployment["spec"]["template"])
+    new = DEPLOYMENTS.current(DEPLOYMENTS.revisions(replicasets), deployment["spec"]["template"])
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)
     return evaluate(fail_fast, deployment, rs, pods, clocks, now)
 
@@ -57,7 +55,8 @@ GRACES = "fast"  # the Clocks group of the fast signals' graces
 
 
 def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, Any] | None,
-             pods: list[dict[str, Any]], clocks: times.Clocks, now: float) -> Verdict:
+             pods: list[dict[str, Any]], clocks: times.Clocks, now: float,
+             workload: Workload = DEPLOYMENTS) -> Verdict:
     """The first signal past its threshold, else when to look again. new_rs: the current template's ReplicaSet.
 
     A grace runs on this process's monotonic clock (now) from when it first saw that state
@@ -67,25 +66,23 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
         clocks.forget(GRACES)
         return Verdict()
     meta = new_rs["metadata"]
-    if completed(deployment) == meta["name"]:
+    if deployments.declared_complete(deployment) == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()
-    deadline = rollout.failure(deployment)
+    deadline = deployments.failure(deployment)
     if deadline is not None and deadline.replicaset == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout
-    template_hash = (((new_rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(HASH)
-    new_pods = [p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(HASH) == template_hash
-                and not p["metadata"].get("deletionTimestamp")]
+    new_pods = workload.pods_of(new_rs, pods)
     found = [s for s in _signals(fail_fast, new_rs, new_pods) if s.signal in fail_fast.signals]
     lasted = clocks.track(GRACES, [s.key for s in found if s.graced], now)
     due: list[float] = []
     for s in found:
         wait = fail_fast.grace - lasted[s.key] if s.graced else 0.0
         if wait <= 0:
-            return Verdict(rollout.Failure(
-                replicaset=meta["name"], reason=s.signal, message=shown(s.message, rollout.SHOWN_MESSAGE),
-                updated=_began(new_rs, new_pods), revision=rollout.revision_of(new_rs) or 0))
+            return Verdict(Failure(
+                replicaset=meta["name"], reason=s.signal, message=shown(s.message, SHOWN_MESSAGE),
+                updated=_began(new_rs, new_pods), revision=workload.revision_of(new_rs) or 0))
         due.append(wait)
     return Verdict(recheck_in=min(due) if due else None)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from autorollback.annotations import DRY_RUN, ENABLED, MODE, ROLLBACK, mentioned, parse
+from autorollback.config import DRY_RUN, ENABLED, MODE, ROLLBACK, mentioned, parse
 
 
 @pytest.mark.parametrize("value,enabled", [("true", True), ("TRUE", True), (" True ", True), ("false", False),

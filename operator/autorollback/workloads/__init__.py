@@ -1,0 +1,1 @@
+"""Workload kinds behind one seam (base.Workload); one adapter per kind."""

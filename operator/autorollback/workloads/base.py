@@ -1,0 +1,107 @@
+"""The seam between the kind-neutral core and one kind of workload.
+
+A workload kind (Deployment; StatefulSet and DaemonSet later) is known through an adapter: how it
+keeps its history (ReplicaSets, ControllerRevisions), what its controller says about a rollout,
+how `kubectl rollout undo` restores a revision, and which pods belong to a revision. The decision,
+the loop guards and the ledger are written once against `Workload`; only the adapter knows the
+kind. Adapters are pure; the I/O for a kind goes through `kube` (`Api`).
+"""
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from autorollback import ledger
+from autorollback.config import shown
+from autorollback.history import Revision
+
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # also the reason of a deadline autorollback measures
+SHOWN_IMAGES = 3  # containers named in a message; the rest are counted
+SHOWN_IMAGE, SHOWN_MESSAGE = 120, 300  # characters
+
+
+@dataclass(frozen=True)
+class Failure:
+    replicaset: str  # the ReplicaSet the condition blames
+    reason: str
+    message: str
+    updated: str  # lastUpdateTime: written anew for every timeout, unlike lastTransitionTime
+    revision: int
+    measured: bool = False  # a deadline autorollback measured itself: its time is not the API's
+
+    @property
+    def id(self) -> str:
+        """Names this failure and no other: the blamed ReplicaSet and the time it was blamed."""
+        return f"{self.replicaset} {self.updated}"
+
+
+def images(template: dict[str, Any]) -> str:
+    containers = (template.get("spec") or {}).get("containers") or []
+    named = [shown(str(c.get("image", "?")), SHOWN_IMAGE) for c in containers[:SHOWN_IMAGES]]
+    if len(containers) > SHOWN_IMAGES:
+        named.append(f"and {len(containers) - SHOWN_IMAGES} more")
+    return ", ".join(named) or "no containers"
+
+
+class Workload(Protocol):
+    """One kind of workload, as the core needs to know it. Objects are raw JSON."""
+
+    kind: str  # as Kubernetes spells it: the `kind` metric label, Events' involvedObject
+    pod_label: str  # the pod label that names a pod's revision (pod-template-hash, controller-revision-hash)
+
+    def template(self, workload: dict[str, Any]) -> dict[str, Any]:
+        """The pod template the workload asks for now."""
+
+    def revisions(self, history: list[dict[str, Any]], entries: tuple[ledger.Entry, ...] = ()) -> list[Revision]:
+        """Its history objects as revisions, newest first."""
+
+    def current(self, revisions: list[Revision], template: dict[str, Any]) -> Revision | None:
+        """The revision the controller treats as the current template's."""
+
+    def same_template(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Equal pod templates, by the controller's rule."""
+
+    def revision_of(self, obj: dict[str, Any]) -> int | None:
+        """The revision number an object carries (0: none; None: unreadable)."""
+
+    def failure(self, workload: dict[str, Any]) -> Failure | None:
+        """The failure the controller reports for the rollout, if any."""
+
+    def completed(self, workload: dict[str, Any]) -> str:
+        """The revision whose rollout is complete now ("" while none)."""
+
+    def left_over(self, workload: dict[str, Any]) -> str:
+        """The revision a "complete" verdict left over from an earlier rollout names while another
+        is under way, which the controller then never times out ("" otherwise)."""
+
+    def progress(self, workload: dict[str, Any]) -> tuple[int, ...]:
+        """The counts whose change the controller calls progress."""
+
+    def paused(self, workload: dict[str, Any]) -> bool:
+        """Rollouts are held (nothing to roll back then)."""
+
+    def undo_patch(self, workload: dict[str, Any], target: Revision, change_cause: str,
+                   entries: tuple[ledger.Entry, ...]) -> list[dict[str, Any]]:
+        """The rollback to `target` as one write: kubectl's rules, a resourceVersion precondition
+        and the ledger `entries` in the same patch."""
+
+    def pods_of(self, revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The live pods of one history object (by `pod_label`)."""
+
+
+class Api(Protocol):
+    """The I/O of one kind (implemented in `kube`, the only module that calls the API)."""
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The history objects the workload controls, as kubectl's rollout history finds them."""
+
+    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Merge annotations (marks) onto a history object; None removes a key."""
+
+    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON patch of the workload itself."""
+
+    def undo(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
+        """The rollback write, with the content type of the kind's undo patch."""
