@@ -165,7 +165,11 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
     entries = ledger.of([deployment, *replicasets])
     revs = workload.revisions(replicasets, entries)
     failing = workload.current(revs, spec["template"])
-    if left_over and failing is not None and left_over == failing.name:
+    if left_over and failing is not None and (
+            # the condition is about this rollout, unless it is from before autorollback restored this template
+            (left_over == failing.name and not failing.restored_and_unproven)
+            # or it names an earlier ReplicaSet, and this one was seen complete since it last failed
+            or (left_over != failing.name and failing.healthy and not failing.restored_and_unproven)):
         return _nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None
     if done is not None:
@@ -185,8 +189,9 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
         return _nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
     if failure is None or failure.replicaset != failing.name:
         carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
-        shown = (f"ReplicaSet {carried}'s completed rollout" if left_over
-                 else f"the earlier timeout of {carried or 'another ReplicaSet'}")
+        shown = (f"the earlier timeout of {carried or 'another ReplicaSet'}" if not left_over
+                 else f"ReplicaSet {carried}'s completed rollout" if left_over != failing.name
+                 else f"ReplicaSet {carried}'s completed rollout from before it was rolled back to")
         timed_out = MeasuredDeadline(measured.seconds, measured.since, shown).verdict(facts) if measured else None
         if timed_out is None:
             return _nothing(Reason.STALE, (
@@ -268,9 +273,9 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     since) and the failure of that same revision it outlived.
     Before writing one that outlives a failure, the shell checks that the rollout is still complete
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
-    name = workload.completed(deployment)
-    if not (name and replicaset and replicaset["metadata"]["name"] == name
-            and owned_replicaset(deployment, replicaset)
+    # the counts say the current template's pods are all there and available; the condition may
+    # still name an earlier ReplicaSet (complete_left_over): the template tells which one completed
+    if not (workload.completed(deployment) and replicaset and owned_replicaset(deployment, replicaset)
             and workload.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])):
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
@@ -279,7 +284,7 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
         return None  # known healthy since it last failed or was restored (or no revision number)
     number = workload.revision_of(deployment) or rev[0].number
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
-    return {history.HEALTHY_AT: history.bind(name, history.health_payload(number, outlived))}
+    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived))}
 
 
 def outlives_failure(mark: dict[str, str]) -> bool:
@@ -287,10 +292,9 @@ def outlives_failure(mark: dict[str, str]) -> bool:
     return bool(health and health.outlived)
 
 
-def still_complete(seen: dict[str, Any], now: dict[str, Any], replicaset: str,
-        workload: Workload = DEPLOYMENTS) -> bool:
-    """The rollout seen complete on this ReplicaSet is complete now, in the same revision."""
-    return (workload.completed(now) == replicaset
+def still_complete(seen: dict[str, Any], now: dict[str, Any], workload: Workload = DEPLOYMENTS) -> bool:
+    """The rollout seen complete is complete now, in the same revision."""
+    return (workload.completed(now) == workload.completed(seen)
             and workload.revision_of(now) == workload.revision_of(seen))
 
 

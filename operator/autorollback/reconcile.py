@@ -227,9 +227,17 @@ def _healthy(work: Work, result: Result) -> None:
         return
     name, evidence = work.healthy_evidence
     rs = kube.DEPLOYMENTS.get_revision(work.namespace, name)
+    template = evidence["spec"]["template"]
+    if rs is not None and not DEPLOYMENTS.same_template(rs["spec"]["template"], template):
+        # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
+        # showed the rollout complete are about the current template's
+        history = kube.DEPLOYMENTS.history(evidence)
+        current = DEPLOYMENTS.current(DEPLOYMENTS.revisions(history), template)
+        rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
+        name = rs["metadata"]["name"] if rs is not None else name
     mark = decision.healthy_mark(evidence, rs)
     if mark and decision.outlives_failure(mark) and not decision.still_complete(
-            evidence, kube.DEPLOYMENTS.get(work.namespace, work.name), name):
+            evidence, kube.DEPLOYMENTS.get(work.namespace, work.name)):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time

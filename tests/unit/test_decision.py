@@ -253,8 +253,8 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
     assert not deployments.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
         **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
-    assert decision.still_complete(d, d, rs_name("app:2.0.0"))
-    assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True), rs_name("app:2.0.0"))
+    assert decision.still_complete(d, d)
+    assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True))
 
 
 def test_history_too_short() -> None:
@@ -293,12 +293,17 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
 def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     done = deployment("app:2.0.0", revision=2, complete=True)
     done["status"]["availableReplicas"] = 2  # a node went away
-    assert deployments.complete_left_over(done) == ""
-    # the controller left revision 1's condition (a Recreate revert): it never checks progress again
-    # while replicas == updatedReplicas, so neither does autorollback
+    assert deployments.complete_left_over(done) == rs_name("app:2.0.0")
+    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=2)]
+    out = decision.decide(done, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
+    assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
+    # revision 1's condition left over (a Recreate rollout): revision 2 was seen complete, then lost pods
     recreated = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     recreated["status"]["availableReplicas"] = 0
-    assert deployments.complete_left_over(recreated) == ""
+    proven = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})]
+    out = decision.decide(recreated, proven, ON, "2026-11-26T11:00:00Z",
+                          measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
+    assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
@@ -307,6 +312,41 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
     assert deployments.complete_left_over(surge) == ""
+
+
+def test_a_recreate_rollout_under_a_left_over_condition_is_timed_by_the_operator() -> None:
+    # Recreate scales the old pods away first, so replicas == updatedReplicas: the controller does not
+    # even look at progress under revision 1's "successfully progressed" condition, ever.
+    stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    stuck["status"].update(replicas=3, updatedReplicas=3, readyReplicas=0, availableReplicas=0)
+    assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
+    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
+    early = decision.decide(stuck, rs, ON, NOW, measured=decision.Measured(599, "2026-11-26T10:00:00Z"))
+    assert (early.result, early.reason) == (Result.NOTHING, "stale")
+    late = decision.decide(stuck, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    assert (late.result, late.target.number) == (Result.SUCCESS, 1)
+    # rolled back to revision 1: the condition naming its ReplicaSet is from before, not about the restored rollout
+    entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T10:00:00Z", NOW, revision=2)
+    restored = deployment("app:1.0.0", revision=3, complete=True, annotations={ledger.KEY: ledger.dump((entry,))})
+    restored["status"].update(replicas=3, updatedReplicas=0, availableReplicas=0)
+    rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", {history.OUTCOME: "success (x) at t"})]
+    assert deployments.complete_left_over(restored) == rs_name("app:1.0.0")
+    waiting = decision.decide(restored, rs, ON, NOW, measured=decision.Measured(1, "2026-11-26T10:10:00Z"))
+    assert (waiting.result, waiting.reason) == (Result.NOTHING, "stale")
+    assert "from before it was rolled back to" in waiting.message
+    failed = decision.decide(restored, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:10:00Z"))
+    assert (failed.result, failed.reason) == (Result.ABANDONED, "restored_revision_failed")
+    # it completes: the counts say so under the same condition, and the mark proves it
+    restored["status"].update(updatedReplicas=3, availableReplicas=3)
+    mark = decision.healthy_mark(restored, rs[0])
+    assert mark and mark[history.HEALTHY_AT].startswith(rs_name("app:1.0.0") + " revision 3")
+
+
+def test_a_healthy_mark_follows_the_counts_when_the_condition_names_an_earlier_replicaset() -> None:
+    d = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    mark = decision.healthy_mark(d, replicaset(2, "app:2.0.0"))
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", available=3)) is None  # not the current template's
 
 
 def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None:

@@ -30,7 +30,8 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
         return None
     if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
         return not deployments.completed_replicaset(deployment)
-    return not deployments.declared_complete(deployment)
+    # a leftover "successfully progressed" over an unfinished rollout is not this rollout's verdict
+    return not deployments.declared_complete(deployment) or bool(deployments.complete_left_over(deployment))
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
         clocks.forget(GRACES)
         return Verdict()
     meta = new_rs["metadata"]
-    if deployments.declared_complete(deployment) == meta["name"]:
+    declared = deployments.declared_complete(deployment)
+    proven = declared and (revision := workload.revisions([new_rs])) and revision[0].healthy
+    if declared == meta["name"] or proven:  # complete: pods failing now are not the rollout failing
         clocks.forget(GRACES)
         return Verdict()
     deadline = deployments.failure(deployment)

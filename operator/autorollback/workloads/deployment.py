@@ -97,10 +97,12 @@ def declared_complete(deployment: dict[str, Any]) -> str:
 
 def complete_left_over(deployment: dict[str, Any]) -> str:
     """The ReplicaSet a "successfully progressed" condition names while the counts show a rollout
-    under way ("" otherwise). When the controller's first look at a new template sees no progress
+    unfinished ("" otherwise). When the controller's first look at a new template sees no progress
     (its first status write for it was refused: a conflict with another writer, an API outage), it
-    keeps that condition, and then never times the rollout out (DeploymentTimedOut returns false on
-    NewReplicaSetAvailable). Callers check whether the ReplicaSet named is the current template's."""
+    keeps that condition, and then never times the rollout out: DeploymentTimedOut returns false on
+    NewReplicaSetAvailable, and syncRolloutStatus does not even look while replicas == updatedReplicas
+    (Recreate scales the old pods away first). Callers check whether the ReplicaSet named is the
+    current template's, and whether that one was seen complete."""
     if not observed(deployment) or paused(deployment):
         return ""
     c = condition(deployment, "Progressing")
@@ -109,10 +111,9 @@ def complete_left_over(deployment: dict[str, Any]) -> str:
     status = deployment.get("status") or {}
     want = (deployment.get("spec") or {}).get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
-    # old pods left: the only state in which the controller checks progress at all (syncRolloutStatus
-    # skips it while replicas == updatedReplicas under this reason), so the only one it leaves untimed
-    under_way = want > 0 and status.get("replicas", 0) > updated
-    return named_replicaset(c.get("message", "")) if under_way else ""
+    unfinished = want > 0 and (updated < want or status.get("replicas", 0) > updated
+                               or status.get("availableReplicas", 0) < updated)
+    return named_replicaset(c.get("message", "")) if unfinished else ""
 
 
 def progress(deployment: dict[str, Any]) -> tuple[int, ...]:
