@@ -30,8 +30,7 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
         return None
     if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
         return not deployments.completed_replicaset(deployment)
-    # a leftover "successfully progressed" over an unfinished rollout is not this rollout's verdict
-    return not deployments.declared_complete(deployment) or bool(deployments.complete_left_over(deployment))
+    return not deployments.declared_complete(deployment)
 
 
 @dataclass(frozen=True)
@@ -67,9 +66,7 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
         clocks.forget(GRACES)
         return Verdict()
     meta = new_rs["metadata"]
-    declared = deployments.declared_complete(deployment)
-    proven = declared and (revision := workload.revisions([new_rs])) and revision[0].healthy
-    if declared == meta["name"] or proven:  # complete: pods failing now are not the rollout failing
+    if deployments.declared_complete(deployment) == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()
     deadline = deployments.failure(deployment)
