@@ -304,14 +304,38 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
     return next((e for e in entries if e.restored == replicaset), None)
 
 
-def settling(deployment: dict[str, Any], replicaset: dict[str, Any],
-        workload: Workload = DEPLOYMENTS) -> ledger.Entry | None:
-    """The rollback this completion settles: one that restored the ReplicaSet (as read before its
-    healthy mark is written) after it was last healthy. An older one was settled by an earlier
-    completion and must not be reported again when the template completes once more."""
-    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    rev = workload.revisions([replicaset], entries)
-    return rev[0].last_restored if rev and rev[0].restored_and_unproven else None
+def ledger_failure(entry: ledger.Entry, failed: history.Revision) -> Failure:
+    """The failure a ledger entry rolled back, as far as the ledger tells it."""
+    return Failure(replicaset=entry.failed, reason=entry.reason or DEADLINE_EXCEEDED,
+                   message="(from the rollback ledger)", updated=entry.failure, revision=entry.revision or failed.number)
+
+
+def unreported(failed: history.Revision, entry: ledger.Entry) -> bool:
+    """The rollback this entry records was never reported, and the failed ReplicaSet's marks record
+    nothing later than its failure, so that reporting it now overwrites no newer record (a re-applied
+    template that failed again, in a later revision). Decided from the failed ReplicaSet's marks
+    only: state that lasts, the same in every process and on every retry, whatever was written about
+    the restored ReplicaSet meanwhile (its healthy mark, say, written before a report that failed).
+    An entry or a mark without a revision (earlier versions) is reported only when the marks record
+    no failure or this same one."""
+    if rollback_reported(failed, ledger_failure(entry, failed)):
+        return False
+    if not failed.failure_id or failed.failure_id == entry.failure:
+        return True
+    return bool(entry.revision and failed.failed_in is not None and failed.failed_in <= entry.revision)
+
+
+def late_report(entry: ledger.Entry, failed: history.Revision, restored: history.Revision) -> Decision | None:
+    """The report of a rollback whose patch went through but whose report was lost (the process that
+    rolled back stopped first, or the patch's answer never came), made when the revision it restored
+    completes; None when it was reported, or when its failed ReplicaSet's marks moved on since."""
+    if not unreported(failed, entry):
+        return None
+    failure = ledger_failure(entry, failed)
+    return Decision(Result.SUCCESS, failure.reason, (
+        f"rolled back from {describe(failed.number, failed.template)} to {describe(restored.number, restored.template)}"
+        f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
+        "or the patch's answer never comes)"), failure=failure, failing=failed, target=restored, first_report=True)
 
 
 def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
