@@ -1,5 +1,5 @@
 """What to do about a Deployment: the whole decision, as data, with no I/O."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autorollback import checkpoints, history, ledger, times
@@ -328,9 +328,13 @@ def unreported(failed: history.Revision, entry: ledger.Entry) -> bool:
 def late_report(entry: ledger.Entry, failed: history.Revision, restored: history.Revision) -> Decision | None:
     """The report of a rollback whose patch went through but whose report was lost (the process that
     rolled back stopped first, or the patch's answer never came), made when the revision it restored
-    completes; None when it was reported, or when its failed ReplicaSet's marks moved on since."""
+    completes; None when it was reported, or when its failed ReplicaSet's marks moved on since. The
+    failed revision is the one the entry names, in the report and in the marks (the ReplicaSet may
+    carry a later number since: its template re-applied)."""
     if not unreported(failed, entry):
         return None
+    if entry.revision:
+        failed = replace(failed, number=entry.revision)
     failure = ledger_failure(entry, failed)
     return Decision(Result.SUCCESS, failure.reason, (
         f"rolled back from {describe(failed.number, failed.template)} to {describe(restored.number, restored.template)}"

@@ -277,7 +277,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
         failure = decision.ledger_failure(entry, f)
         if decision.rollback_reported(f, failure):
             gitworker.submit(deployment, f, gitcore.Facts(
-                work.namespace, work.name, f.number, images(f.template), r.number, images(r.template),
+                work.namespace, work.name, entry.revision or f.number, images(f.template), r.number, images(r.template),
                 failure.reason, failure.message, r.template), None)
 
 

@@ -126,3 +126,16 @@ def test_a_late_report_leaves_a_newer_failure_of_the_template_alone(api: FakeApi
     healthy_pass(api)
     assert api.events == []
     assert revision(api.rs[BAD]).mark(history.FAILED_AT) == history.failure_payload("2026-11-26T11:00:00Z", 4)
+
+
+def test_a_late_report_names_the_revision_that_failed(api: FakeApi) -> None:
+    # meanwhile the template was re-applied as revision 4 and completed: the rollback was of revision 2
+    api.rs[BAD] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4)})
+    api.d = deployment("app:1.0.0", revision=5, complete=True, generation=7,
+                       annotations={ledger.KEY: ledger.dump((LOST,))})
+    api.rs[GOOD] = replicaset(5, "app:1.0.0", available=3)
+    late = decision.late_report(LOST, revision(api.rs[BAD]), revision(api.rs[GOOD]))
+    assert late.failing.number == 2 and late.message.startswith("rolled back from revision 2 (app:2.0.0) to revision 5")
+    healthy_pass(api)
+    assert api.events == ["RolloutFailed", "RolledBack"]
+    assert revision(api.rs[BAD]).failed_in == 2 and revision(api.rs[BAD]).healthy  # proven in revision 4 since
