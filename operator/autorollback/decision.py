@@ -282,7 +282,10 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     rev = workload.revisions([replicaset], entries)
     if not rev or (rev[0].healthy and not rev[0].restored_and_unproven):
         return None  # known healthy since it last failed or was restored (or no revision number)
-    number = workload.revision_of(deployment) or rev[0].number
+    # the Deployment's number, as seen complete (the ReplicaSet may have been reused by a later rollout
+    # since), but never above the ReplicaSet's own: the Deployment's annotation is anyone's to write
+    # (a re-applied export), and a number too high would make every later failure look older
+    number = min(workload.revision_of(deployment) or rev[0].number, rev[0].number)
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived))}
 

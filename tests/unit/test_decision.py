@@ -257,6 +257,17 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True))
 
 
+def test_a_healthy_mark_never_names_a_revision_above_the_replicasets_own() -> None:
+    # the Deployment's revision annotation is anyone's to write (an exported manifest re-applied): the
+    # ReplicaSet's own number bounds it, or every later failure of the template would look older
+    forged = deployment("app:2.0.0", complete=True, revision=99)
+    mark = decision.healthy_mark(forged, replicaset(2, "app:2.0.0"))
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    failed = replicaset(4, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 4),
+                                         **{k: v.partition(" ")[2] for k, v in mark.items()}})
+    assert not deployments.revisions([failed])[0].healthy
+
+
 def test_history_too_short() -> None:
     d = deployment()
     assert decision.history_too_short(d) is None
