@@ -239,7 +239,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
 
     cause = change_cause(from_text, to_text, failure)
     entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
-                         reason=failure.reason, revision=failing.number)
+                         reason=failure.reason, revision=failing.number, generation=_count(meta.get("generation")))
     patch = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
         return decision(Result.DRY_RUN, Reason.DRY_RUN, (
@@ -270,7 +270,8 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
     (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
-    since) and the failure of that same revision it outlived.
+    since), the generation seen complete (status.observedGeneration) and the failure of that same
+    revision it outlived.
     Before writing one that outlives a failure, the shell checks that the rollout is still complete
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
     # the counts say the current template's pods are all there and available; the condition may
@@ -287,7 +288,13 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     # (a re-applied export), and a number too high would make every later failure look older
     number = min(workload.revision_of(deployment) or rev[0].number, rev[0].number)
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
-    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived))}
+    seen = _count((deployment.get("status") or {}).get("observedGeneration"))
+    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))}
+
+
+def _count(value: Any) -> int:
+    """A generation as the API server gives it (0: none, or not a whole number)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63 else 0
 
 
 def outlives_failure(mark: dict[str, str]) -> bool:

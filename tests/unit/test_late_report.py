@@ -109,7 +109,7 @@ def test_a_lost_rollback_is_reported_on_the_retry_after_the_healthy_mark_was_wri
     api.fail[BAD] = 1  # the late report's read of the failed ReplicaSet fails, after the mark is written
     first = healthy_pass(api)
     assert first.retry is not None and api.events == []
-    assert revision(api.rs[GOOD]).health == history.Health(3)
+    assert revision(api.rs[GOOD]).health == history.Health(3, generation=3)
     healthy_pass(api)  # the retry
     assert api.events == ["RolloutFailed", "RolledBack"]
     assert revision(api.rs[BAD]).failure_id == UPDATED
