@@ -10,7 +10,10 @@ Order of writes for a rollback, and why a crash anywhere is safe:
    writer that decided on the state before the patch);
 2. Events and metrics: lost on a crash in between, never repeated;
 3. the failing ReplicaSet's marks (failed-at, outcome): only for people and for the outcomes that
-   do not patch the Deployment; a rollback is known from the ledger without them.
+   do not patch the Deployment; a rollback is known from the ledger without them. A rollback whose
+   marks are missing (a crash before 2 or 3) is reported late when the revision it restored
+   completes (`decision.late_report`), decided from those marks alone, so that the restored
+   ReplicaSet's healthy mark, written first, cannot stop a report that failed from being retried.
 """
 import base64
 import datetime as dt
