@@ -1,5 +1,5 @@
 """What to do about a Deployment: the whole decision, as data, with no I/O."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autorollback import checkpoints, history, ledger, times
@@ -239,7 +239,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
 
     cause = change_cause(from_text, to_text, failure)
     entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
-                         reason=failure.reason, revision=failing.number)
+                         reason=failure.reason, revision=failing.number, generation=_count(meta.get("generation")))
     patch = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), entries))
     if config.dry_run:
         return decision(Result.DRY_RUN, Reason.DRY_RUN, (
@@ -270,7 +270,8 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
     (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
-    since) and the failure of that same revision it outlived.
+    since), the generation seen complete (status.observedGeneration) and the failure of that same
+    revision it outlived.
     Before writing one that outlives a failure, the shell checks that the rollout is still complete
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
     # the counts say the current template's pods are all there and available; the condition may
@@ -282,9 +283,18 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     rev = workload.revisions([replicaset], entries)
     if not rev or (rev[0].healthy and not rev[0].restored_and_unproven):
         return None  # known healthy since it last failed or was restored (or no revision number)
-    number = workload.revision_of(deployment) or rev[0].number
+    # the Deployment's number, as seen complete (the ReplicaSet may have been reused by a later rollout
+    # since), but never above the ReplicaSet's own: the Deployment's annotation is anyone's to write
+    # (a re-applied export), and a number too high would make every later failure look older
+    number = min(workload.revision_of(deployment) or rev[0].number, rev[0].number)
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
-    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived))}
+    seen = _count((deployment.get("status") or {}).get("observedGeneration"))
+    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))}
+
+
+def _count(value: Any) -> int:
+    """A generation as the API server gives it (0: none, or not a whole number)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63 else 0
 
 
 def outlives_failure(mark: dict[str, str]) -> bool:
@@ -304,14 +314,42 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
     return next((e for e in entries if e.restored == replicaset), None)
 
 
-def settling(deployment: dict[str, Any], replicaset: dict[str, Any],
-        workload: Workload = DEPLOYMENTS) -> ledger.Entry | None:
-    """The rollback this completion settles: one that restored the ReplicaSet (as read before its
-    healthy mark is written) after it was last healthy. An older one was settled by an earlier
-    completion and must not be reported again when the template completes once more."""
-    entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
-    rev = workload.revisions([replicaset], entries)
-    return rev[0].last_restored if rev and rev[0].restored_and_unproven else None
+def ledger_failure(entry: ledger.Entry, failed: history.Revision) -> Failure:
+    """The failure a ledger entry rolled back, as far as the ledger tells it."""
+    return Failure(replicaset=entry.failed, reason=entry.reason or DEADLINE_EXCEEDED,
+                   message="(from the rollback ledger)", updated=entry.failure, revision=entry.revision or failed.number)
+
+
+def unreported(failed: history.Revision, entry: ledger.Entry) -> bool:
+    """The rollback this entry records was never reported, and the failed ReplicaSet's marks record
+    nothing later than its failure, so that reporting it now overwrites no newer record (a re-applied
+    template that failed again, in a later revision). Decided from the failed ReplicaSet's marks
+    only: state that lasts, the same in every process and on every retry, whatever was written about
+    the restored ReplicaSet meanwhile (its healthy mark, say, written before a report that failed).
+    An entry or a mark without a revision (earlier versions) is reported only when the marks record
+    no failure or this same one."""
+    if rollback_reported(failed, ledger_failure(entry, failed)):
+        return False
+    if not failed.failure_id or failed.failure_id == entry.failure:
+        return True
+    return bool(entry.revision and failed.failed_in is not None and failed.failed_in <= entry.revision)
+
+
+def late_report(entry: ledger.Entry, failed: history.Revision, restored: history.Revision) -> Decision | None:
+    """The report of a rollback whose patch went through but whose report was lost (the process that
+    rolled back stopped first, or the patch's answer never came), made when the revision it restored
+    completes; None when it was reported, or when its failed ReplicaSet's marks moved on since. The
+    failed revision is the one the entry names, in the report and in the marks (the ReplicaSet may
+    carry a later number since: its template re-applied)."""
+    if not unreported(failed, entry):
+        return None
+    if entry.revision:
+        failed = replace(failed, number=entry.revision)
+    failure = ledger_failure(entry, failed)
+    return Decision(Result.SUCCESS, failure.reason, (
+        f"rolled back from {describe(failed.number, failed.template)} to {describe(restored.number, restored.template)}"
+        f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
+        "or the patch's answer never comes)"), failure=failure, failing=failed, target=restored, first_report=True)
 
 
 def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:

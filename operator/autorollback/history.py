@@ -19,7 +19,7 @@ from autorollback.config import PREFIX
 from autorollback.ledger import Entry
 from autorollback import times
 
-HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N>[ outlived <failure id>]": a completed rollout
+HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> generation <G>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
@@ -46,24 +46,33 @@ def bound(replicaset: str, value: str | None) -> str:
 @dataclass(frozen=True)
 class Health:
     """What a healthy-at mark says, in an order no clock takes part in: the Deployment revision whose
-    rollout completed on this template, and the failure of that same revision it outlived (its id,
-    as failed-at carries it; "" if none). A mark of an earlier version carried a time instead
-    (`legacy`): it is read by the old rule until the next completion rewrites it."""
+    rollout completed on this template, the Deployment's generation seen complete (its
+    status.observedGeneration; 0 in marks written before generations were), and the failure of that
+    same revision it outlived (its id, as failed-at carries it; "" if none). A mark of an earlier
+    version carried a time instead (`legacy`): it is read by the old rule until the next completion
+    rewrites it."""
     revision: int
     outlived: str = ""
     legacy: dt.datetime | None = None
+    generation: int = 0
 
 
-def health_payload(revision: int, outlived: str = "") -> str:
-    return f"revision {revision}" + (f" outlived {outlived}" if outlived else "")
+def health_payload(revision: int, outlived: str = "", generation: int = 0) -> str:
+    return (f"revision {revision}" + (f" generation {generation}" if generation else "")
+            + (f" outlived {outlived}" if outlived else ""))
 
 
 def parse_health(payload: str) -> Health | None:
     parts = payload.split(" ")
-    if parts[0] == "revision" and len(parts) in (2, 4) and parts[1].isdigit():
-        if len(parts) == 4 and parts[2] != "outlived":
-            return None
-        return Health(int(parts[1]), parts[3] if len(parts) == 4 else "")
+    if parts[0] == "revision" and len(parts) >= 2 and parts[1].isdigit():
+        revision, rest, generation = int(parts[1]), parts[2:], 0
+        if rest[:1] == ["generation"] and len(rest) >= 2 and rest[1].isdigit():
+            generation, rest = int(rest[1]), rest[2:]
+        if not rest:
+            return Health(revision, generation=generation)
+        if len(rest) == 2 and rest[0] == "outlived":
+            return Health(revision, rest[1], generation=generation)
+        return None
     if len(parts) == 1 and times.parse(parts[0]) > times.NEVER:
         return Health(0, legacy=times.parse(parts[0]))
     return None
@@ -107,7 +116,8 @@ class Revision:
     def _since_health(self, role: str) -> list[Entry]:
         """Ledger entries with this ReplicaSet in `role` ("failed" or "restored") written after it was
         last seen healthy, newest first. A rollback of revision N away from or back to it comes after
-        a completion of revision N or lower (the restored template's rollout is N+1 or later)."""
+        a completion of revision N or lower (the restored template's rollout is N+1 or later); in
+        revision N itself, generations decide (`_after`)."""
         health = self.health
         return [e for e in self.ledger if getattr(e, role) == self.name and (health is None or _after(e, health))]
 
@@ -157,8 +167,18 @@ class Revision:
 
 
 def _after(entry: Entry, health: Health) -> bool:
+    """The rollback came after the completion the mark names. By revision; in the same revision (the
+    rollback patch undone before the controller saw it, so the template it rolled back away from
+    completed in the revision that failed; or a rollout timed out after it had completed, once a
+    pause or a scale made the controller check its progress again) by the Deployment's generation:
+    the one the rollback patched against the one seen complete. The same generation too: a rollback
+    decided on the generation seen complete came after that completion (the controller times out no
+    rollout it declared complete until the spec changes). Either without a generation (written by
+    earlier versions): the same revision counts as after."""
     if health.legacy:  # both written by earlier versions on the operator's clock: the old rule
         return entry.revision > 0 or times.parse(entry.at) >= health.legacy
+    if entry.revision == health.revision and entry.generation and health.generation:
+        return entry.generation >= health.generation
     return entry.revision >= health.revision
 
 

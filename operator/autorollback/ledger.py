@@ -10,9 +10,11 @@ can bring back an older copy. Every entry names the ReplicaSets it is about, so 
 merged (`merge`) rather than trusted one at a time.
 
 Entries are ordered by the Deployment revision whose rollout failed (`revision`: the controller's
-numbers only grow, and neither kubectl nor the controller ever copies them between objects), never
-by their time: `at` is this process's wall clock, written down for people only. Healthy marks name
-the revision they saw complete, which orders them against the rollbacks (see `history`).
+numbers only grow, and neither kubectl nor the controller ever copies them between objects), then
+by the Deployment's `metadata.generation` the rollback patched (`generation`: the API server's,
+it only grows and nothing copies it), never by their time: `at` is this process's wall clock,
+written down for people only. Healthy marks name the revision and the generation they saw
+complete, which orders them against the rollbacks (see `history`).
 """
 
 import json
@@ -35,6 +37,7 @@ class Entry:
     at: str  # when the rollback was written (this process's wall clock: for people, never compared)
     reason: str = ""
     revision: int = 0  # the Deployment revision whose rollout failed (0: written before revisions were)
+    generation: int = 0  # the Deployment's metadata.generation the rollback patched (0: written before generations were)
 
     @property
     def id(self) -> str:
@@ -54,17 +57,21 @@ def parse(text: str | None) -> tuple[Entry, ...]:
         if not isinstance(item, dict):
             continue
         fields = {k: item.get(k) for k in ("failed", "restored", "failure", "at", "reason")}
-        revision = item.get("revision", 0)
-        if not (isinstance(revision, int) and not isinstance(revision, bool) and 0 <= revision < 2**63):
+        numbers = {k: item.get(k, 0) for k in ("revision", "generation")}
+        if not all(_count(v) for v in numbers.values()):
             continue
         if all(isinstance(fields[k], str) and fields[k] for k in ("failed", "restored", "failure", "at")):
-            out.append(Entry(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}, revision=revision))
+            out.append(Entry(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}, **numbers))
     return tuple(out)
 
 
-def _order(e: Entry) -> tuple[int, Any]:
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _order(e: Entry) -> tuple[int, int, Any]:
     # entries written before revisions were (0) keep the order of their times among themselves
-    return (e.revision, times.parse(e.at) if e.revision == 0 else times.NEVER)
+    return (e.revision, e.generation, times.parse(e.at) if e.revision == 0 else times.NEVER)
 
 
 def merge(*ledgers: tuple[Entry, ...]) -> tuple[Entry, ...]:

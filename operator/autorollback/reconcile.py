@@ -10,7 +10,10 @@ Order of writes for a rollback, and why a crash anywhere is safe:
    writer that decided on the state before the patch);
 2. Events and metrics: lost on a crash in between, never repeated;
 3. the failing ReplicaSet's marks (failed-at, outcome): only for people and for the outcomes that
-   do not patch the Deployment; a rollback is known from the ledger without them.
+   do not patch the Deployment; a rollback is known from the ledger without them. A rollback whose
+   marks are missing (a crash before 2 or 3) is reported late when the revision it restored
+   completes (`decision.late_report`), decided from those marks alone, so that the restored
+   ReplicaSet's healthy mark, written first, cannot stop a report that failed from being retried.
 """
 import base64
 import datetime as dt
@@ -270,21 +273,15 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     if failed is None:
         return
     f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored])[0]
-    failure = Failure(replicaset=f.name, reason=entry.reason or DEADLINE_EXCEEDED,
-                              message="(from the rollback ledger)", updated=entry.failure, revision=f.number)
-    if not decision.rollback_reported(f, failure):
-        if decision.settling(deployment, restored) != entry:
-            return  # settled by an earlier completion; the failed revision's marks moved on since
-        d = Decision(vocab.Result.SUCCESS, failure.reason, (
-            f"rolled back from {decision.describe(f.number, f.template)} to {decision.describe(r.number, r.template)}"
-            f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
-            "or the patch's answer never comes)"),
-            failure=failure, failing=f, target=r, first_report=True)
-        report(work, deployment, d, result)
+    late = decision.late_report(entry, f, r)
+    if late is not None:
+        report(work, deployment, late, result)
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
-        gitworker.submit(deployment, f, gitcore.Facts(
-            work.namespace, work.name, f.number, images(f.template), r.number, images(r.template),
-            failure.reason, failure.message, r.template), None)
+        failure = decision.ledger_failure(entry, f)
+        if decision.rollback_reported(f, failure):
+            gitworker.submit(deployment, f, gitcore.Facts(
+                work.namespace, work.name, entry.revision or f.number, images(f.template), r.number, images(r.template),
+                failure.reason, failure.message, r.template), None)
 
 
 def _fast(work: Work, result: Result) -> None:

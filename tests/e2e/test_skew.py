@@ -5,6 +5,7 @@ first saw the state, so they neither run out at once nor stretch by the skew. De
 import base64
 import glob
 import os
+import re
 import subprocess
 import sys
 import time
@@ -213,7 +214,8 @@ def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behi
         return rs["metadata"].get("annotations") or {}
     mark = kit.wait_for(lambda: marks().get("autorollback.io/healthy-at"), 60, "revision 1 marked healthy")
     failure = marks()["autorollback.io/failed-at"].split(" ")[1]  # "<rs> <failure id> revision 1"
-    assert mark.endswith(f" revision 1 outlived {failure}"), mark
+    # "<rs> revision 1 generation <G> outlived <failure>"
+    assert re.fullmatch(rf"\S+ revision 1 generation [1-9][0-9]* outlived {re.escape(failure)}", mark), mark
     kit.release(ns, "web", V2, failure="not-ready", progress_deadline=5, replicas=1, annotations=ON)
     wait_event(ns, "RolledBack")
     available(ns, V1, 3)

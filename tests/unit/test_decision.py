@@ -28,7 +28,7 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     assert cause == ("autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): "
                      "ProgressDeadlineExceeded")
     assert entries(out.patch) == (ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, NOW,
-                                               "ProgressDeadlineExceeded", revision=5),)
+                                               "ProgressDeadlineExceeded", revision=5, generation=2),)
 
 
 def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() -> None:
@@ -224,7 +224,7 @@ def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
     d = deployment("app:2.0.0", complete=True, revision=2)
     rs = replicaset(2, "app:2.0.0")
     mark = decision.healthy_mark(d, rs)
-    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert not decision.outlives_failure(mark)
     assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0"))) is None  # other template
     assert decision.healthy_mark(d, None) is None  # deleted meanwhile
@@ -234,7 +234,7 @@ def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
     d["metadata"]["annotations"][ledger.KEY] = ledger.dump((restored,))
     # proven again after the rollback of revision 1 (a mark of an earlier version, read by its old rule)
     proven = decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))
-    assert proven == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert proven == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})) is None
     assert decision.recovered_since(d, rs_name("app:2.0.0")) == "2026-11-26T09:10:00Z"
 
@@ -245,16 +245,46 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 2)})
     mark = decision.healthy_mark(d, failed)
     assert mark == {history.HEALTHY_AT: history.bind(
-        rs_name("app:2.0.0"), "revision 2 outlived 2026-11-26T09:05:00Z")}
+        rs_name("app:2.0.0"), "revision 2 generation 2 outlived 2026-11-26T09:05:00Z")}
     assert decision.outlives_failure(mark)
     # the ReplicaSet was reused by revision 3 since (read now): the mark is about revision 2, seen complete
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
     later = decision.healthy_mark(d, reused)
-    assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert not deployments.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
         **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
     assert decision.still_complete(d, d)
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True))
+
+
+def test_a_healthy_mark_never_names_a_revision_above_the_replicasets_own() -> None:
+    # the Deployment's revision annotation is anyone's to write (an exported manifest re-applied): the
+    # ReplicaSet's own number bounds it, or every later failure of the template would look older
+    forged = deployment("app:2.0.0", complete=True, revision=99)
+    mark = decision.healthy_mark(forged, replicaset(2, "app:2.0.0"))
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
+    failed = replicaset(4, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 4),
+                                         **{k: v.partition(" ")[2] for k, v in mark.items()}})
+    assert not deployments.revisions([failed])[0].healthy
+
+
+def test_a_rollback_undone_before_the_controller_saw_it_does_not_disown_the_template() -> None:
+    # 2.0.0 (revision 2) timed out at generation 2 and was rolled back to 1.0.0, but GitOps re-applied 2.0.0
+    # before the controller synced: 2.0.0 stayed revision 2 and completed in it, at generation 4
+    undone = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, NOW, revision=2, generation=2)
+    seen = deployment("app:2.0.0", revision=2, complete=True, generation=4,
+                      annotations={ledger.KEY: ledger.dump((undone,))})
+    failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload(UPDATED, 2)})
+    mark = decision.healthy_mark(seen, failed)
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), f"revision 2 generation 4 outlived {UPDATED}")}
+    # the next release fails: back to 2.0.0, the release that ran before it, not two releases back
+    proven = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload(UPDATED, 2),
+                                         **{k: v.partition(" ")[2] for k, v in mark.items()}})
+    d = deployment("app:3.0.0", revision=3, failed=True, generation=5, annotations={ledger.KEY: ledger.dump((undone,))})
+    out = decide(d, [replicaset(1, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1, "", 1)}),
+                     proven, replicaset(3, "app:3.0.0")])
+    assert out.result == Result.SUCCESS and out.target.name == rs_name("app:2.0.0")
+    assert decision.known_bad(seen, [proven]) is None
 
 
 def test_history_too_short() -> None:
@@ -345,7 +375,7 @@ def test_a_recreate_rollout_under_a_left_over_condition_is_timed_by_the_operator
 def test_a_healthy_mark_follows_the_counts_when_the_condition_names_an_earlier_replicaset() -> None:
     d = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     mark = decision.healthy_mark(d, replicaset(2, "app:2.0.0"))
-    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2")}
+    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", available=3)) is None  # not the current template's
 
 
@@ -417,10 +447,8 @@ def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
     assert decision.checkpointed(rs, template, "abc", key) == 0
 
 
-def test_a_completion_settles_only_the_rollback_since_it_was_last_healthy() -> None:
+def test_the_rollback_that_restored_a_replicaset_is_found_in_the_ledger() -> None:
     restored = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "t", revision=2)
     d = deployment("app:1.0.0", complete=True, revision=3, annotations={ledger.KEY: ledger.dump((restored,))})
-    assert decision.settling(d, replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"})) == restored
-    # proven in revision 3 already: completing again (after a person's undo, say) settles nothing
-    assert decision.settling(d, replicaset(5, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})) is None
     assert decision.restoring(d, rs_name("app:1.0.0")) == restored
+    assert decision.restoring(d, rs_name("app:2.0.0")) is None

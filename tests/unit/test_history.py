@@ -113,8 +113,8 @@ def test_no_target(replicasets, why: str) -> None:
     assert t.revision is None and why in t.why
 
 
-def health(revision: int, outlived: str = "") -> dict[str, str]:
-    return {history.HEALTHY_AT: history.health_payload(revision, outlived)}
+def health(revision: int, outlived: str = "", generation: int = 0) -> dict[str, str]:
+    return {history.HEALTHY_AT: history.health_payload(revision, outlived, generation)}
 
 
 def failure(revision: int, at: str = "2026-11-26T09:00:00Z") -> dict[str, str]:
@@ -144,6 +144,47 @@ def test_rollbacks_are_ordered_by_the_revision_that_failed_not_by_time() -> None
     # completed in revision 6 and then failed in it (pods lost, no progress): rolled back after that completion
     assert revs(replicaset(6, "a:1", health(6)), entries=[away, back])[0].rolled_back_and_unproven
     assert revs(replicaset(8, "a:1", health(8)), entries=[away, back])[0].healthy
+
+
+def test_in_the_same_revision_the_generation_orders_a_rollback_and_a_completion() -> None:
+    # revision 2 (a:2) timed out at generation 2 and was rolled back (the patch: generation 3), but GitOps
+    # re-applied a:2 (generation 4) before the controller saw the rollback: a:2 is still revision 2, and
+    # completes in it, seen at generation 4. That completion came after the rollback: a:2 is proven
+    undone = ledger.Entry(rs_name("a:2"), "web-x", "2026-11-26T09:00:00Z", "t", revision=2, generation=2)
+    r = revs(replicaset(2, "a:2", health(2, generation=4)), entries=[undone])[0]
+    assert r.healthy and not r.rolled_back_and_unproven and not r.failed
+    # completed in revision 2 at generation 2; paused and resumed (generation 4), it timed out in revision 2
+    # and was rolled back: after the completion
+    resumed = ledger.Entry(rs_name("a:2"), "web-x", "2026-11-26T09:00:00Z", "t", revision=2, generation=4)
+    assert revs(replicaset(2, "a:2", health(2, generation=2)), entries=[resumed])[0].rolled_back_and_unproven
+    # decided on the generation seen complete: the completion came first (no timeout of a complete rollout
+    # without a change of the spec)
+    same = ledger.Entry(rs_name("a:2"), "web-x", "2026-11-26T09:00:00Z", "t", revision=2, generation=4)
+    assert revs(replicaset(2, "a:2", health(2, generation=4)), entries=[same])[0].rolled_back_and_unproven
+    # across revisions, the revision decides whatever the generations say
+    assert not revs(replicaset(3, "a:2", health(3, generation=1)), entries=[resumed])[0].rolled_back_and_unproven
+    later = ledger.Entry(rs_name("a:2"), "web-x", "2026-11-26T09:00:00Z", "t", revision=3, generation=1)
+    assert revs(replicaset(3, "a:2", health(2, generation=9)), entries=[later])[0].rolled_back_and_unproven
+    # an entry or a mark without a generation (earlier versions): the same revision counts as after
+    old_entry = ledger.Entry(rs_name("a:2"), "web-x", "2026-11-26T09:00:00Z", "t", revision=2)
+    assert revs(replicaset(2, "a:2", health(2, generation=4)), entries=[old_entry])[0].rolled_back_and_unproven
+    assert revs(replicaset(2, "a:2", health(2)), entries=[undone])[0].rolled_back_and_unproven
+    # restored and unproven, likewise
+    back = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T09:00:00Z", "t", revision=2, generation=2)
+    assert not revs(replicaset(2, "a:1", health(2, generation=4)), entries=[back])[0].restored_and_unproven
+    assert revs(replicaset(2, "a:1", health(2, generation=2)), entries=[back])[0].restored_and_unproven
+
+
+def test_healthy_marks_with_and_without_a_generation_are_read() -> None:
+    assert history.parse_health("revision 3") == history.Health(3)
+    assert history.parse_health("revision 3 outlived t1") == history.Health(3, "t1")
+    assert history.parse_health("revision 3 generation 7") == history.Health(3, generation=7)
+    assert history.parse_health("revision 3 generation 7 outlived t1") == history.Health(3, "t1", generation=7)
+    assert history.health_payload(3, "t1", 7) == "revision 3 generation 7 outlived t1"
+    assert history.health_payload(3) == "revision 3"
+    for garbage in ("revision 3 generation", "revision 3 generation x", "revision 3 outlived t1 generation 7",
+                    "revision 3 generation 7 outlived", "revision 3 generation 7 8"):
+        assert history.parse_health(garbage) is None, garbage
 
 
 def test_marks_of_the_version_that_wrote_times_keep_the_old_rule() -> None:

@@ -41,3 +41,16 @@ def test_the_failed_revision_orders_entries_and_their_times_do_not() -> None:
     assert ledger.merge((first,), (second,)) == (second, first)
     assert ledger.parse(ledger.dump((second, first))) == (second, first)
     assert ledger.merge((A, B, second)) == (second, B, A)  # those written before revisions were come last
+
+
+def test_within_a_revision_the_generation_orders_entries() -> None:
+    undone = ledger.Entry("web-a", "web-b", "2026-11-26T10:00:00Z", "2026-11-26T12:00:00Z", revision=2, generation=2)
+    again = ledger.Entry("web-a", "web-b", "2026-11-26T11:00:00Z", "2026-11-26T10:00:00Z", revision=2, generation=4)
+    assert ledger.merge((undone,), (again,)) == (again, undone)
+    assert ledger.parse(ledger.dump((again, undone))) == (again, undone)
+    # an entry of an earlier version (no generation) is read as generation 0; a bad one is no entry
+    assert ledger.parse('[{"failed":"a","restored":"b","failure":"t","at":"t","revision":2}]') == (
+        ledger.Entry("a", "b", "t", "t", revision=2),)
+    for bad in ('"4"', "-1", "true", "1.5", str(2**63)):
+        assert ledger.parse('[{"failed":"a","restored":"b","failure":"t","at":"t","revision":2,"generation":%s}]'
+                            % bad) == ()

@@ -1,0 +1,141 @@
+"""A rollback whose patch went through but whose report was lost is reported when the revision it
+restored completes: decided from state that lasts (the failed ReplicaSet's marks), so a retry or
+another process decides the same, whatever was written about the restored ReplicaSet meanwhile."""
+import copy
+from typing import Any
+
+import pytest
+
+from autorollback import config, decision, history, kube, ledger, reconcile
+from autorollback.vocab import Job, Result
+from autorollback.workloads import deployment as deployments
+from factories import UPDATED, deployment, replicaset, rs_name
+
+GOOD, BAD = rs_name("app:1.0.0"), rs_name("app:2.0.0")
+LOST = ledger.Entry(BAD, GOOD, UPDATED, "2026-11-26T10:00:05Z", "ProgressDeadlineExceeded", revision=2)
+
+
+def revision(rs: dict[str, Any]) -> history.Revision:
+    return deployments.revisions([rs])[0]
+
+
+def failure_marks(updated: str, number: int, outcome: str) -> dict[str, str]:
+    return {history.FAILED_AT: history.failure_payload(updated, number),
+            history.FAILED_REASON: "ProgressDeadlineExceeded: timed out", history.OUTCOME: outcome}
+
+
+def test_a_lost_rollback_is_reported_whatever_the_restored_replicaset_says() -> None:
+    restored = revision(replicaset(3, "app:1.0.0"))
+    proven = revision(replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(3)}))
+    for r in (restored, proven):  # its healthy mark written first, then the report failed: the same
+        late = decision.late_report(LOST, revision(replicaset(2, "app:2.0.0")), r)
+        assert late is not None and late.result == Result.SUCCESS and late.first_report
+        assert late.failing.name == BAD and late.target.name == GOOD and late.failure.updated == UPDATED
+
+
+def test_a_late_report_is_made_once_and_never_over_a_newer_record() -> None:
+    restored = revision(replicaset(3, "app:1.0.0"))
+    reported = failure_marks(UPDATED, 2, "success (ProgressDeadlineExceeded) at t")
+    assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", reported)), restored) is None
+    # the template was re-applied (revision 4) and failed again: its marks are newer than the entry
+    again = failure_marks("2026-11-26T11:00:00Z", 4, "abandoned (reapplied) at t")
+    assert decision.late_report(LOST, revision(replicaset(4, "app:2.0.0", again)), restored) is None
+    # the same failure, recorded but not as rolled back (paused, then resumed and rolled back): report
+    paused = failure_marks(UPDATED, 2, "skipped (paused) at t")
+    assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", paused)), restored) is not None
+    # an earlier failure of the template (revision 1 of it, say): older than the entry, report
+    older = failure_marks("2026-11-26T08:00:00Z", 1, "success (ProgressDeadlineExceeded) at t")
+    assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", older)), restored) is not None
+    # an entry of an earlier version (no revision): only over no record, or this same failure
+    legacy = ledger.Entry(BAD, GOOD, UPDATED, "2026-11-26T10:00:05Z")
+    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0")), restored) is not None
+    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0", older)), restored) is None
+
+
+# --- the shell: _healthy, with the API faked ---------------------------------------------------------
+
+class FakeApi:
+    """The Deployment and its ReplicaSets; `fail` makes the next GETs of a ReplicaSet fail (503)."""
+
+    def __init__(self, d: dict[str, Any], replicasets: list[dict[str, Any]]) -> None:
+        self.d, self.rs = d, {r["metadata"]["name"]: r for r in replicasets}
+        self.fail: dict[str, int] = {}
+        self.events: list[str] = []
+        self.once: set[str] = set()
+
+    def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.fail.get(name):
+            self.fail[name] -= 1
+            raise kube.ApiError(503, "ServiceUnavailable", f"injected: GET {name}")
+        return copy.deepcopy(self.rs.get(name))
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.d)
+
+    def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        ann = self.rs[name]["metadata"]["annotations"]
+        for k, v in annotations.items():
+            ann.pop(k, None) if v is None else ann.__setitem__(k, v)
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "",
+                   once: str = "") -> None:
+        if once and once in self.once:
+            raise kube.ApiError(409, "Conflict", "told already")
+        self.once.add(once)
+        self.events.append(reason)
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+    """The rollback 2 -> 1 was patched (revision 3 restores app:1.0.0), then the process stopped: no
+    Events, no marks on the failed ReplicaSet. Revision 3 has just completed."""
+    d = deployment("app:1.0.0", revision=3, complete=True, generation=3,
+                   annotations={ledger.KEY: ledger.dump((LOST,))})
+    fake = FakeApi(d, [replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1)}, available=3),
+                       replicaset(2, "app:2.0.0")])
+    for name in ("get_replicaset", "get_deployment", "annotate_replicaset", "post_event"):
+        monkeypatch.setattr(kube, name, getattr(fake, name))
+    return fake
+
+
+def healthy_pass(fake: FakeApi) -> reconcile.Result:
+    d = fake.get_deployment("ns", "web")
+    work = reconcile.Work("d-uid", "ns", "web", d, config.parse(d["metadata"]["annotations"]), {Job.HEALTHY},
+                          healthy_evidence=(GOOD, d))
+    return reconcile.run(work)
+
+
+def test_a_lost_rollback_is_reported_on_the_retry_after_the_healthy_mark_was_written(api: FakeApi) -> None:
+    api.fail[BAD] = 1  # the late report's read of the failed ReplicaSet fails, after the mark is written
+    first = healthy_pass(api)
+    assert first.retry is not None and api.events == []
+    assert revision(api.rs[GOOD]).health == history.Health(3, generation=3)
+    healthy_pass(api)  # the retry
+    assert api.events == ["RolloutFailed", "RolledBack"]
+    assert revision(api.rs[BAD]).failure_id == UPDATED
+    healthy_pass(api)  # the same completion seen again: told once
+    assert api.events == ["RolloutFailed", "RolledBack"]
+
+
+def test_a_late_report_leaves_a_newer_failure_of_the_template_alone(api: FakeApi) -> None:
+    # meanwhile the template was re-applied (revision 4), failed and was abandoned; a person undid to 1.0.0
+    again = failure_marks("2026-11-26T11:00:00Z", 4, "abandoned (reapplied) at t")
+    api.rs[BAD] = replicaset(4, "app:2.0.0", again)
+    api.d = deployment("app:1.0.0", revision=5, complete=True, generation=7,
+                       annotations={ledger.KEY: ledger.dump((LOST,))})
+    healthy_pass(api)
+    assert api.events == []
+    assert revision(api.rs[BAD]).mark(history.FAILED_AT) == history.failure_payload("2026-11-26T11:00:00Z", 4)
+
+
+def test_a_late_report_names_the_revision_that_failed(api: FakeApi) -> None:
+    # meanwhile the template was re-applied as revision 4 and completed: the rollback was of revision 2
+    api.rs[BAD] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4)})
+    api.d = deployment("app:1.0.0", revision=5, complete=True, generation=7,
+                       annotations={ledger.KEY: ledger.dump((LOST,))})
+    api.rs[GOOD] = replicaset(5, "app:1.0.0", available=3)
+    late = decision.late_report(LOST, revision(api.rs[BAD]), revision(api.rs[GOOD]))
+    assert late.failing.number == 2 and late.message.startswith("rolled back from revision 2 (app:2.0.0) to revision 5")
+    healthy_pass(api)
+    assert api.events == ["RolloutFailed", "RolledBack"]
+    assert revision(api.rs[BAD]).failed_in == 2 and revision(api.rs[BAD]).healthy  # proven in revision 4 since
