@@ -66,8 +66,10 @@ def fast_key(deployment: dict[str, Any], config: Config) -> str:
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
-    """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete)."""
-    return f"{deployments.completed_replicaset(deployment)} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')}"
+    """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete),
+    and the template (under a leftover condition, another rollout completes with the same condition)."""
+    c = deployments.condition(deployment, "Progressing")
+    return f"{deployments.completed_replicaset(deployment)} {c.get('lastUpdateTime')} {template_digest(deployment)}"
 
 
 def rollout_key(deployment: dict[str, Any]) -> str:

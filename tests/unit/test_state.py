@@ -29,6 +29,10 @@ def test_completion_is_kept_as_evidence_until_marked() -> None:
     memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
     memo.known_bad_done = state.rollout_key(done)
     assert memo.observe(done, ON) == set()
+    # the next release completes under the same leftover condition (a lost status write, Recreate)
+    next_done = deployment("app:3.0.0", revision=3, complete=True, blamed="app:2.0.0")
+    assert Job.HEALTHY in memo.observe(next_done, ON)
+    assert memo.healthy_evidence == (rs_name("app:2.0.0"), next_done)
 
 
 def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
