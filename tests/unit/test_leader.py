@@ -110,7 +110,8 @@ class FakeApi:
 
 
 def make(clock: Clock, exits: list) -> elector.Elector:
-    return elector.Elector(None, "ns", "autorollback", "a_1", T, clock=clock, exit=exits.append)
+    return elector.Elector(None, "ns", "autorollback", "a_1", T, clock=clock,  # type: ignore[arg-type]  # FakeApi
+                           exit=exits.append)
 
 
 def test_the_renew_deadline_counts_from_before_the_request() -> None:
