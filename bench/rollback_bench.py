@@ -7,6 +7,7 @@ signal and when it first shows the rolled-back template; the reaction is the dif
 written down in bench/README.md with the machine they ran on. It measures; it never fails on a number.
 """
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -57,10 +58,10 @@ class Watcher(threading.Thread):
 
     def _loop(self, group: str, resource: str) -> None:
         path = f"{group}/namespaces/{self.ns}/{resource}"
-        version = kube.request("GET", path, query={"limit": 1})["metadata"]["resourceVersion"]
+        version = api().request("GET", path, query={"limit": 1})["metadata"]["resourceVersion"]
         self.ready.set()
         while not self.stopped.is_set():
-            for event in kube.watch(path, {"resourceVersion": version}, 5, self.stopped):
+            for event in api().watch(path, {"resourceVersion": version}, 5, self.stopped):
                 now = time.monotonic()
                 obj = event.get("object") or {}
                 version = obj.get("metadata", {}).get("resourceVersion", version)
@@ -193,10 +194,16 @@ def failfast() -> dict[str, Any]:
     return out
 
 
+@functools.cache
+def api() -> kube.Client:
+    """The bench's own connection (the operator under test runs as its own process)."""
+    return kube.connect()
+
+
 def got(ns: str, names: list[str]) -> list[dict[str, Any]]:
     """Those Deployments, read one by one (listing 10,000 to look at 200 would load the cluster)."""
     with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda n: kube.get_deployment(ns, n), names))
+        return list(pool.map(lambda n: api().get_deployment(ns, n), names))
 
 
 def population(ns: str, total: int, opted: int, failing: int, paused: bool = False) -> dict[str, list[str]]:
@@ -211,7 +218,7 @@ def population(ns: str, total: int, opted: int, failing: int, paused: bool = Fal
     existing: set[str] = set()
     token = None
     while True:
-        page = kube.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments", query={"limit": 500, "continue": token},
+        page = api().request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments", query={"limit": 500, "continue": token},
                             accept=kube.METADATA_ONLY)
         existing |= {item["metadata"]["name"] for item in page.get("items") or []}
         token = page["metadata"].get("continue")
@@ -223,7 +230,7 @@ def population(ns: str, total: int, opted: int, failing: int, paused: bool = Fal
         d = kit.deployment(name, image=V1, replicas=1 if name in names[:failing] else 0,
                            annotations={"autorollback.io/enabled": "true"} if opt else {})
         d["spec"]["paused"] = paused
-        kube.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=d)
+        api().request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=d)
 
     missing = [n for n in names + others if n not in existing]
     with ThreadPoolExecutor(4) as pool:  # a few at once: the control plane shares the two cores
@@ -346,7 +353,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = p.parse_args()
-    kube.connect()
+    api()  # fails early without a cluster
     for name in args.scenarios.split(","):
         result = SCENARIOS[name]()
         print(f"== {result.pop('name')}", flush=True)

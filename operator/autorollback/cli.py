@@ -91,22 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
     try:
-        kube.connect()
+        api = kube.connect()
     except kube.ConnectError as e:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
     from autorollback import reconcile, runner  # imports kopf: only once we know we can run
     from autorollback.gitrevert import worker
-    from autorollback.signals import watch
 
-    watch.configure(pod_signals=not args.no_pod_signals)
-    reconcile.configure_checkpoints(os.environ.get("POD_NAMESPACE"), args.checkpoint_secret)
-
-    worker.configure(worker.Settings(args.git_credentials_dir,
-                                     dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
-                                     argocd_namespace=args.argocd_namespace, flux=args.flux, rules=rules,
-                                     sources=args.git_sources, per_namespace=max(1, args.git_namespace_queue),
-                                     timeout=args.git_revert_timeout, max_file_bytes=args.git_max_file_bytes))
+    checkpoint_key = reconcile.checkpoint_key(api, os.environ.get("POD_NAMESPACE"), args.checkpoint_secret)
+    git = worker.Settings(args.git_credentials_dir, dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
+                          argocd_namespace=args.argocd_namespace, flux=args.flux, rules=rules,
+                          sources=args.git_sources, per_namespace=max(1, args.git_namespace_queue),
+                          timeout=args.git_revert_timeout, max_file_bytes=args.git_max_file_bytes)
 
     election = None
     if args.leader_elect:
@@ -122,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         election = runner.Election(namespace, args.leader_election_name, args.leader_election_lease_duration,
                                    args.leader_election_renew_deadline, args.leader_election_retry_period)
-    return runner.run(
+    return runner.run(api, runner.Options(
         namespaces=args.namespaces or [],
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         watch_stale_seconds=args.watch_stale_seconds,
+        git=git,
+        checkpoint_key=checkpoint_key,
+        pod_signals=not args.no_pod_signals,
         election=election,
-    )
+    ))

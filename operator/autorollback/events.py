@@ -6,10 +6,11 @@ from autorollback import kube, logs, telemetry
 log = logs.get(__name__)
 
 
-def post(deployment: dict[str, Any], type_: str, reason: str, message: str, once: str = "") -> None:
+def post(api: kube.Client, deployment: dict[str, Any], type_: str, reason: str, message: str,
+         once: str = "") -> None:
     """`once`: what makes this report unique (a failure's id): told at most once, by any replica."""
     try:
-        kube.post_event(deployment, type_, reason, message, once=once)
+        api.post_event(deployment, type_, reason, message, once=once)
     except kube.ApiError as e:
         telemetry.api_errors.labels("post_event", str(e.status)).inc()
         meta = deployment["metadata"]

@@ -15,6 +15,7 @@ import kopf
 
 from autorollback import events, health, kube, logs, reconcile, state, telemetry
 from autorollback.config import mentioned, parse as parse_config
+from autorollback.context import Context
 from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
@@ -29,6 +30,7 @@ WORKERS = 16  # Deployments worked on at once
 @dataclass
 class Operator:
     """Everything the process shares; touched on the event loop only."""
+    ctx: Context
     freshness: health.Freshness
     memory: state.Memory = field(default_factory=state.Memory)
     health: tuple[bool, str] = (True, "starting")
@@ -39,7 +41,7 @@ class Operator:
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.process, WORKERS)
-        self.pods = PodWatches(self._pods_changed)
+        self.pods = PodWatches(self.ctx.api, self.ctx.pod_signals, self._pods_changed)
 
     def _pods_changed(self, uid: str) -> None:
         """From a pod watch's thread."""
@@ -100,7 +102,7 @@ class Operator:
                    f"again with `kubectl annotate deployment/{meta['name']} -n {meta['namespace']} "
                    "autorollback.io/enabled=true`.")
         log.warning("opt-in lost", message=message, namespace=meta["namespace"], deployment=meta["name"])
-        asyncio.get_running_loop().run_in_executor(self.executor, events.post, deployment, "Warning",
+        asyncio.get_running_loop().run_in_executor(self.executor, events.post, self.ctx.api, deployment, "Warning",
                                                    "OptInLost", message)
 
     def resync(self) -> None:
@@ -112,13 +114,13 @@ class Operator:
 
     async def process(self, uid: str) -> ApiError | None:
         memo = self.memory.memos.get(uid)
-        if memo is None or memo.body is None or not kube.guard():
+        if memo is None or memo.body is None or not self.ctx.api.guard():
             return None  # a standby keeps its memory warm; it queues everything again when it leads
         config = parse_config(memo.body["metadata"].get("annotations"))
         jobs = memo.jobs(memo.body, config)
         if not jobs:
             return None
-        work = reconcile.Work(uid, memo.namespace, memo.name, memo.body, config, jobs,
+        work = reconcile.Work(self.ctx, uid, memo.namespace, memo.name, memo.body, config, jobs,
                               healthy_evidence=memo.healthy_evidence, api_failure_reported=memo.api_failure_reported,
                               clocks=memo.clocks, problems_done=dict(memo.problems_done),
                               pods=self.pods.pods(uid), pods_seen=memo.pods_seen)

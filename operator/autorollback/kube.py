@@ -5,6 +5,7 @@ client model silently drops fields it does not know, and the operator writes pod
 back. The official client is used for what it is good at: loading kubeconfig or in-cluster
 credentials (with token refresh) and building the TLS connection pool, shared by every call.
 """
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -12,7 +13,7 @@ import os
 import urllib.parse
 import uuid
 from dataclasses import dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
@@ -27,7 +28,7 @@ POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
-__all__ = ["ApiError", "ConnectError", "connect"]
+__all__ = ["ApiError", "Client", "ConnectError", "DeploymentApi", "connect"]
 
 
 class ConnectError(Exception):
@@ -45,18 +46,162 @@ class ApiError(Exception):
         return f"{self.status} {self.reason}: {self.message}" if self.status else f"no answer: {self.message}"
 
 
-@dataclass
-class _Connection:
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Client:
+    """The connection to the API server (credentials and one TLS pool, shared by every call).
+
+    guard: may this process write? Leader election's `leads()` (`guarded()`): a replica that is not
+    (or no longer sure to be) the leader writes nothing. Without election, always."""
     configuration: client.Configuration
     pool: urllib3.PoolManager
+    guard: Callable[[], bool] = _always
+
+    def guarded(self, guard: Callable[[], bool]) -> "Client":
+        """The same connection, writing only while guard() says so."""
+        return dataclasses.replace(self, guard=guard)
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                content_type: str = "application/json", accept: str = "application/json", unguarded: bool = False,
+                timeout: urllib3.Timeout | None = None) -> Any:
+        """One API request; the answer's JSON as sent. Raises ApiError for anything but 2xx."""
+        if method != "GET" and not unguarded and not self.guard():
+            raise ApiError(0, "NotLeader", "this replica does not hold the leader Lease: it writes nothing")
+        headers = self._headers(accept)
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        _count(method)
+        url = self.configuration.host.rstrip("/") + path
+        if query:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        try:
+            r = self.pool.request(method, url, body=data, headers=headers, retries=False, preload_content=True,
+                                  timeout=timeout or urllib3.Timeout(connect=TIMEOUT, read=TIMEOUT))
+        except urllib3.exceptions.HTTPError as e:
+            raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
+        if not 200 <= r.status < 300:
+            raise _error(r)
+        return json.loads(r.data) if r.data else None
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
+        for auth in self.configuration.auth_settings().values():  # the client's own rules; refreshes expiring tokens
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[auth["key"]] = auth["value"]
+        return headers
+
+    def watch(self, path: str, query: dict[str, Any], idle: float, stopped: Any) -> Iterator[dict[str, Any]]:
+        """The events of one watch request, as sent; ends when the server closes it, when it stays
+        silent for idle seconds (the caller watches again from the last version), or once stopped is set."""
+        _count("WATCH")
+        url = self.configuration.host.rstrip("/") + path + "?" + urllib.parse.urlencode(
+            {**query, "watch": "true", "timeoutSeconds": 300})
+        try:
+            r = self.pool.request("GET", url, headers=self._headers("application/json"), retries=False,
+                                  preload_content=False, timeout=urllib3.Timeout(connect=TIMEOUT, read=idle))
+        except urllib3.exceptions.HTTPError as e:
+            raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
+        try:
+            if not 200 <= r.status < 300:
+                r.read()
+                raise _error(r)
+            buffer = b""
+            while not stopped.is_set():
+                try:
+                    chunk = r.read1(65536)  # what has arrived, without waiting for 64 KiB
+                except urllib3.exceptions.ReadTimeoutError:
+                    return
+                except urllib3.exceptions.HTTPError as e:
+                    raise ApiError(0, "", str(e)) from None
+                if not chunk:
+                    return
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            r.close()  # a stream read only in part must never go back to the pool as it is
+            r.release_conn()
+
+    def deployment_versions(self, namespaces: list[str]) -> dict[str, str]:
+        """uid -> resourceVersion of every Deployment in scope: metadata only, in pages."""
+        out: dict[str, str] = {}
+        for ns in namespaces or [None]:
+            token = None
+            while True:
+                page = self.request("GET", _deployments(ns), query={"limit": 500, "continue": token},
+                                    accept=METADATA_ONLY)
+                for item in page.get("items") or []:
+                    out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        return out
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.request("GET", f"{_deployments(namespace)}/{name}")
+
+    def replicasets_of(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """ReplicaSets controlled by the Deployment, exactly as kubectl's rollout history finds them."""
+        meta = deployment["metadata"]
+        page = self.request("GET", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
+                            query={"labelSelector": selector(deployment["spec"].get("selector") or {})})
+        return [rs for rs in page.get("items") or []
+                if any(r.get("controller") and r.get("uid") == meta["uid"]
+                       for r in rs["metadata"].get("ownerReferences") or [])]
+
+    def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def patch_deployment(self, namespace: str, name: str, json_patch: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.request("PATCH", f"{_deployments(namespace)}/{name}", body=json_patch,
+                            query={"fieldManager": FIELD_MANAGER}, content_type="application/json-patch+json")
+
+    def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Merge-patch annotations onto a ReplicaSet (None removes a key)."""
+        self.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
+                     body={"metadata": {"annotations": annotations}}, query={"fieldManager": FIELD_MANAGER},
+                     content_type="application/merge-patch+json")
+
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str,
+                   component: str = "autorollback", once: str = "") -> None:
+        """A core/v1 Event on obj, as `kubectl describe` shows them. With `once`, the Event's name is
+        derived from it, so a second report of the same thing (another replica, after a handover) is
+        refused by the API server (409) and not told twice."""
+        meta = obj["metadata"]
+        suffix = (hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once
+                  else uuid.uuid4().hex[:16])
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "Deployment"),
+                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
+                               "resourceVersion": meta.get("resourceVersion")},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": component},
+            "reportingComponent": component, "reportingInstance": os.environ.get("POD_NAME", component),
+        }
+        try:
+            self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
+        except ApiError as e:
+            if not (once and e.status == 409):
+                raise
 
 
-_conn: _Connection | None = None
-
-
-def connect() -> None:
+def connect() -> Client:
     """Load in-cluster or kubeconfig credentials and prove the API server answers."""
-    global _conn
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
@@ -68,14 +213,15 @@ def connect() -> None:
         ) from None
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = POOL
-    _conn = _Connection(cfg, rest.RESTClientObject(cfg).pool_manager)
+    api = Client(cfg, rest.RESTClientObject(cfg).pool_manager)
     try:
-        request("GET", "/version")
+        api.request("GET", "/version")
     except ApiError as e:
         if e.status == 0:
             raise ConnectError(f"cannot reach the Kubernetes API server at {cfg.host}: {e.message}") from None
         if e.status not in (401, 403):  # the server answered: credentials are checked by the watch
             raise ConnectError(f"the Kubernetes API server at {cfg.host} answered {e}") from None
+    return api
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -85,49 +231,8 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def guard() -> bool:
-    """May this process write? Replaced by leader election: a replica that is not (or no longer
-    sure to be) the leader writes nothing."""
-    return True
-
-
-def request(method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-            content_type: str = "application/json", accept: str = "application/json", unguarded: bool = False) -> Any:
-    """One API request; the answer's JSON as sent. Raises ApiError for anything but 2xx."""
-    assert _conn is not None, "kube.connect() first"
-    if method != "GET" and not unguarded and not guard():
-        raise ApiError(0, "NotLeader", "this replica does not hold the leader Lease: it writes nothing")
-    cfg = _conn.configuration
-    headers = _headers(accept)
-    data = None
-    if body is not None:
-        headers["Content-Type"] = content_type
-        data = json.dumps(body).encode()
-    _count(method)
-    url = cfg.host.rstrip("/") + path
-    if query:
-        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-    try:
-        r = _conn.pool.request(method, url, body=data, headers=headers, retries=False, preload_content=True,
-                               timeout=urllib3.Timeout(connect=TIMEOUT, read=TIMEOUT))
-    except urllib3.exceptions.HTTPError as e:
-        raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
-    if not 200 <= r.status < 300:
-        raise _error(r)
-    return json.loads(r.data) if r.data else None
-
-
 def _count(verb: str) -> None:
     telemetry.api_requests.labels(verb).inc()
-
-
-def _headers(accept: str) -> dict[str, str]:
-    assert _conn is not None, "kube.connect() first"
-    headers = {"Accept": accept, "User-Agent": f"autorollback/{FIELD_MANAGER}"}
-    for auth in _conn.configuration.auth_settings().values():  # the client's own rules; refreshes expiring tokens
-        if auth.get("in") == "header" and auth.get("value"):
-            headers[auth["key"]] = auth["value"]
-    return headers
 
 
 def _error(r: Any) -> ApiError:
@@ -140,63 +245,8 @@ def _error(r: Any) -> ApiError:
                     _retry_after(r.headers))
 
 
-def watch(path: str, query: dict[str, Any], idle: float, stopped: Any) -> Iterator[dict[str, Any]]:
-    """The events of one watch request, as sent; ends when the server closes it, when it stays
-    silent for idle seconds (the caller watches again from the last version), or once stopped is set."""
-    assert _conn is not None, "kube.connect() first"
-    _count("WATCH")
-    url = _conn.configuration.host.rstrip("/") + path + "?" + urllib.parse.urlencode(
-        {**query, "watch": "true", "timeoutSeconds": 300})
-    try:
-        r = _conn.pool.request("GET", url, headers=_headers("application/json"), retries=False, preload_content=False,
-                               timeout=urllib3.Timeout(connect=TIMEOUT, read=idle))
-    except urllib3.exceptions.HTTPError as e:
-        raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
-    try:
-        if not 200 <= r.status < 300:
-            r.read()
-            raise _error(r)
-        buffer = b""
-        while not stopped.is_set():
-            try:
-                chunk = r.read1(65536)  # what has arrived, without waiting for 64 KiB
-            except urllib3.exceptions.ReadTimeoutError:
-                return
-            except urllib3.exceptions.HTTPError as e:
-                raise ApiError(0, "", str(e)) from None
-            if not chunk:
-                return
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
-    finally:
-        r.close()  # a stream read only in part must never go back to the pool as it is
-        r.release_conn()
-
-
 def _deployments(namespace: str | None) -> str:
     return f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"
-
-
-def deployment_versions(namespaces: list[str]) -> dict[str, str]:
-    """uid -> resourceVersion of every Deployment in scope: metadata only, in pages."""
-    out: dict[str, str] = {}
-    for ns in namespaces or [None]:
-        token = None
-        while True:
-            page = request("GET", _deployments(ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY)
-            for item in page.get("items") or []:
-                out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                break
-    return out
-
-
-def get_deployment(namespace: str, name: str) -> dict[str, Any]:
-    return request("GET", f"{_deployments(namespace)}/{name}")
 
 
 def selector(label_selector: dict[str, Any]) -> str:
@@ -209,83 +259,26 @@ def selector(label_selector: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
-def replicasets_of(deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    """ReplicaSets controlled by the Deployment, exactly as kubectl's rollout history finds them."""
-    meta = deployment["metadata"]
-    page = request("GET", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
-                   query={"labelSelector": selector(deployment["spec"].get("selector") or {})})
-    return [rs for rs in page.get("items") or []
-            if any(r.get("controller") and r.get("uid") == meta["uid"]
-                   for r in rs["metadata"].get("ownerReferences") or [])]
-
-
-def get_replicaset(namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")
-    except ApiError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-def patch_deployment(namespace: str, name: str, json_patch: list[dict[str, Any]]) -> dict[str, Any]:
-    return request("PATCH", f"{_deployments(namespace)}/{name}", body=json_patch,
-                   query={"fieldManager": FIELD_MANAGER}, content_type="application/json-patch+json")
-
-
-def annotate_replicaset(namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-    """Merge-patch annotations onto a ReplicaSet (None removes a key)."""
-    request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
-            body={"metadata": {"annotations": annotations}}, query={"fieldManager": FIELD_MANAGER},
-            content_type="application/merge-patch+json")
-
-
-def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "autorollback",
-               once: str = "") -> None:
-    """A core/v1 Event on obj, as `kubectl describe` shows them. With `once`, the Event's name is
-    derived from it, so a second report of the same thing (another replica, after a handover) is
-    refused by the API server (409) and not told twice."""
-    meta = obj["metadata"]
-    suffix = hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once else uuid.uuid4().hex[:16]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "Deployment"),
-                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                           "resourceVersion": meta.get("resourceVersion")},
-        "type": type_, "reason": reason, "message": message[:1024],
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": component},
-        "reportingComponent": component, "reportingInstance": os.environ.get("POD_NAME", component),
-    }
-    try:
-        request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
-    except ApiError as e:
-        if not (once and e.status == 409):
-            raise
-
-
+@dataclass(frozen=True)
 class DeploymentApi:
     """The I/O of the Deployment adapter (workloads.base.Api): its ReplicaSets are its history."""
+    api: Client
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        return get_deployment(namespace, name)
+        return self.api.get_deployment(namespace, name)
 
     def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return replicasets_of(workload)
+        return self.api.replicasets_of(workload)
 
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return get_replicaset(namespace, name)
+        return self.api.get_replicaset(namespace, name)
 
     def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        annotate_replicaset(namespace, name, annotations)
+        self.api.annotate_replicaset(namespace, name, annotations)
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        return patch_deployment(namespace, name, ops)
+        return self.api.patch_deployment(namespace, name, ops)
 
     def undo(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
         """The rollback patch (Workload.undo_patch): a JSON patch for Deployments."""
-        return patch_deployment(namespace, name, patch)
-
-
-DEPLOYMENTS = DeploymentApi()
+        return self.api.patch_deployment(namespace, name, patch)

@@ -25,9 +25,10 @@ from typing import Any
 from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, state,
                           telemetry, times)
 from autorollback.events import post
-from autorollback.gitrevert import core as gitcore, worker as gitworker
+from autorollback.gitrevert import core as gitcore
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts
+from autorollback.context import Context
 from autorollback.config import Config, parse as parse_config, quote
 from autorollback.decision import Decision
 from autorollback.vocab import Job, Reason
@@ -50,26 +51,20 @@ ENDED = ""  # in STALE: the last state of no progress this process timed is over
 CHECKPOINT_EVERY = 30.0  # seconds between checkpoints of a measured deadline (a third of a shorter deadline)
 KEY_ATTEMPTS = 5  # reads of the checkpoint Secret at startup before this process makes do with a key of its own
 
-# The key that signs checkpoints (checkpoints.py): the Secret's, shared by every replica and kept
-# across restarts, once configure_checkpoints() loaded it; until then (a developer's laptop, no
-# Secret) one of this process's own, so that no other process's checkpoint counts: later, never sooner.
-_checkpoint_key: bytes = checkpoints.new_key()
-
-
-def configure_checkpoints(namespace: str | None, secret: str | None) -> bool:
-    """Load (or create) the key that signs checkpoints from the Secret `secret` in the operator's own
-    namespace. Without both, or when the Secret cannot be had, this process keeps a key of its own
-    (its checkpoints are then not resumed by another process). True: the Secret's key is in use."""
-    global _checkpoint_key
+def checkpoint_key(api: kube.Client, namespace: str | None, secret: str | None) -> bytes:
+    """The key that signs checkpoints (checkpoints.py): the Secret `secret`'s in the operator's own
+    namespace (created if absent), shared by every replica and kept across restarts. Without both,
+    or when the Secret cannot be had, a key of this process's own, so that no other process's
+    checkpoint counts (its checkpoints are then not resumed by another process): later, never sooner."""
     if not namespace or not secret:
         log.info("measured deadlines are checkpointed under a key of this process only (no --checkpoint-secret "
                  "or $POD_NAMESPACE): another process starts them again")
-        return False
+        return checkpoints.new_key()
     for attempt in range(KEY_ATTEMPTS):
         try:
-            _checkpoint_key = _checkpoint_secret(namespace, secret)
+            key = _checkpoint_secret(api, namespace, secret)
             log.info("checkpoint key loaded", secret=secret, namespace=namespace)
-            return True
+            return key
         except kube.ApiError as e:
             if not retry.retryable(e.status) or attempt == KEY_ATTEMPTS - 1:
                 why = str(e)
@@ -81,16 +76,16 @@ def configure_checkpoints(namespace: str | None, secret: str | None) -> bool:
     log.error("cannot read or create the checkpoint Secret: measured deadlines are checkpointed under a key "
               "of this process only (after a restart or failover they start again: later, never sooner)",
               secret=secret, namespace=namespace, error=why)
-    return False
+    return checkpoints.new_key()
 
 
-def _checkpoint_secret(namespace: str, name: str) -> bytes:
+def _checkpoint_secret(api: kube.Client, namespace: str, name: str) -> bytes:
     """The Secret's `key`, creating the Secret with a random one if it does not exist (another
     replica creating it at the same time: 409, read it). Its own namespace, by name only."""
     path = f"/api/v1/namespaces/{namespace}/secrets"
     for _ in range(2):
         try:
-            found = kube.request("GET", f"{path}/{name}")
+            found = api.request("GET", f"{path}/{name}")
         except kube.ApiError as e:
             if e.status != 404:
                 raise
@@ -109,7 +104,7 @@ def _checkpoint_secret(namespace: str, name: str) -> bytes:
                              "labels": {"app.kubernetes.io/managed-by": "autorollback"}},
                 "data": {"key": base64.b64encode(key).decode()}}
         try:
-            kube.request("POST", path, body=body, query={"fieldManager": kube.FIELD_MANAGER}, unguarded=True)
+            api.request("POST", path, body=body, query={"fieldManager": kube.FIELD_MANAGER}, unguarded=True)
             return key
         except kube.ApiError as e:
             if e.status != 409:
@@ -129,6 +124,7 @@ class Unsettled(Exception):
 
 @dataclass
 class Work:
+    ctx: Context
     uid: str
     namespace: str
     name: str
@@ -191,7 +187,7 @@ def _problems(work: Work, result: Result) -> None:
         result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(),
                     **_who(work))
-        post(d, "Warning", "InvalidAnnotation", p.message())
+        post(work.ctx.api, d, "Warning", "InvalidAnnotation", p.message())
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
 
 
@@ -199,15 +195,15 @@ def _history(work: Work, result: Result) -> None:
     message = decision.history_too_short(work.deployment)
     if message:
         log.warning("revision history too short", message=message, **_who(work))
-        post(work.deployment, "Warning", "RevisionHistoryTooShort", message)
+        post(work.ctx.api, work.deployment, "Warning", "RevisionHistoryTooShort", message)
     result.done["history_done"] = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
 
 
 def _known_bad(work: Work, result: Result) -> None:
-    message = decision.known_bad(work.deployment, kube.DEPLOYMENTS.history(work.deployment))
+    message = decision.known_bad(work.deployment, work.ctx.deployments.history(work.deployment))
     if message:
         log.warning("known-bad template re-applied", message=message, **_who(work))
-        post(work.deployment, "Warning", "KnownBadTemplate", message)
+        post(work.ctx.api, work.deployment, "Warning", "KnownBadTemplate", message)
     result.done["known_bad_done"] = state.rollout_key(work.deployment)
 
 
@@ -217,7 +213,7 @@ def _strays(work: Work, result: Result) -> None:
     if not ops:
         return
     try:
-        kube.DEPLOYMENTS.patch(work.namespace, work.name, ops)
+        work.ctx.deployments.patch(work.namespace, work.name, ops)
         log.info("removed ReplicaSet marks copied onto the Deployment", **_who(work))
     except kube.ApiError as e:
         if e.status not in (409, 422):  # changed meanwhile: the next event decides again
@@ -229,18 +225,18 @@ def _healthy(work: Work, result: Result) -> None:
     if work.healthy_evidence is None:
         return
     name, evidence = work.healthy_evidence
-    rs = kube.DEPLOYMENTS.get_revision(work.namespace, name)
+    rs = work.ctx.deployments.get_revision(work.namespace, name)
     template = evidence["spec"]["template"]
     if rs is not None and not DEPLOYMENTS.same_template(rs["spec"]["template"], template):
         # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
         # showed the rollout complete are about the current template's
-        history = kube.DEPLOYMENTS.history(evidence)
+        history = work.ctx.deployments.history(evidence)
         current = DEPLOYMENTS.current(DEPLOYMENTS.revisions(history), template)
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
         name = rs["metadata"]["name"] if rs is not None else name
     mark = decision.healthy_mark(evidence, rs)
     if mark and decision.outlives_failure(mark) and not decision.still_complete(
-            evidence, kube.DEPLOYMENTS.get(work.namespace, work.name)):
+            evidence, work.ctx.deployments.get(work.namespace, work.name)):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
@@ -254,7 +250,7 @@ def _healthy(work: Work, result: Result) -> None:
     checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
     if mark or checkpointed:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
-        kube.DEPLOYMENTS.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
+        work.ctx.deployments.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     _measured_ended(work, "", "")
     _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
@@ -269,7 +265,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
     if entry is None:
         return
-    failed = kube.DEPLOYMENTS.get_revision(work.namespace, entry.failed)
+    failed = work.ctx.deployments.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
     f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored])[0]
@@ -279,7 +275,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
         failure = decision.ledger_failure(entry, f)
         if decision.rollback_reported(f, failure):
-            gitworker.submit(deployment, f, gitcore.Facts(
+            work.ctx.git.submit(deployment, f, gitcore.Facts(
                 work.namespace, work.name, entry.revision or f.number, images(f.template), r.number, images(r.template),
                 failure.reason, failure.message, r.template), None)
 
@@ -319,7 +315,7 @@ def _rollback(work: Work, result: Result,
     not change from the state it was made on until after the list: the rollback PATCH's resourceVersion
     precondition proves that for a rollback, a GET for any other outcome before it is told."""
     faults.point("before_read")
-    deployment, replicasets, confirmed = work.deployment, kube.DEPLOYMENTS.history(work.deployment), False
+    deployment, replicasets, confirmed = work.deployment, work.ctx.deployments.history(work.deployment), False
 
     def out_of_date() -> bool | None:
         """Read again if the Deployment changed since the state in hand (True); None: it is gone."""
@@ -346,7 +342,7 @@ def _rollback(work: Work, result: Result,
         if d.result == vocab.Result.SUCCESS and d.patch:
             faults.point("before_patch")
             try:
-                kube.DEPLOYMENTS.undo(work.namespace, work.name, d.patch)
+                work.ctx.deployments.undo(work.namespace, work.name, d.patch)
                 faults.point("after_patch")
             except kube.ApiError as e:
                 if e.status == 409:  # someone wrote in between: decide again on what is there now
@@ -431,7 +427,7 @@ def _measure(work: Work, deployment: dict[str, Any],
     holder = decision.checkpoint_holder(replicasets, template)
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
-    resume = decision.checkpointed(replicasets, template, state.digest(key), _checkpoint_key) if not timing else 0.0
+    resume = decision.checkpointed(replicasets, template, state.digest(key), work.ctx.checkpoint_key) if not timing else 0.0
     since = times.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
     return decision.Measured(resume, since), _Start(key, resume, since, clear)
@@ -443,7 +439,7 @@ def _start(work: Work, start: _Start | None) -> None:
     if start is None:
         return
     if start.clear is not None:
-        kube.DEPLOYMENTS.mark_revision(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
+        work.ctx.deployments.mark_revision(work.namespace, start.clear.name, {decision.NO_PROGRESS: None})
     work.clocks.track(STALE, [start.key], times.monotonic(), resume={start.key: start.resume})
     work.clocks.label(STALE, start.key, lambda: start.since)
     work.clocks.forget(CHECKPOINTS)
@@ -457,7 +453,7 @@ def _measured_ended(work: Work, replicaset: str, value: str | None) -> None:
         return
     if replicaset and value:
         try:
-            kube.DEPLOYMENTS.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
+            work.ctx.deployments.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
             telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
             log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
@@ -479,8 +475,8 @@ def _checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[s
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        kube.DEPLOYMENTS.mark_revision(work.namespace, holder.name, {
-            decision.NO_PROGRESS: decision.checkpoint(_checkpoint_key, holder, state.digest(key), measured.seconds)})
+        work.ctx.deployments.mark_revision(work.namespace, holder.name, {
+            decision.NO_PROGRESS: decision.checkpoint(work.ctx.checkpoint_key, holder, state.digest(key), measured.seconds)})
     except kube.ApiError as e:
         telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
         log.warning("cannot record how long the rollout made no progress (measured again after a restart)",
@@ -505,7 +501,7 @@ def _read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list
             waits -= 1
             time.sleep(0.1)
             continue
-        replicasets = kube.DEPLOYMENTS.history(before)
+        replicasets = work.ctx.deployments.history(before)
         after = _get(work)
         if after is None:
             return None
@@ -528,7 +524,7 @@ def _version(deployment: dict[str, Any]) -> str:
 def _get(work: Work) -> dict[str, Any] | None:
     """The Deployment now (None: deleted, or replaced by another of the same name)."""
     try:
-        deployment = kube.DEPLOYMENTS.get(work.namespace, work.name)
+        deployment = work.ctx.deployments.get(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None
@@ -540,14 +536,14 @@ def _tell_api_trouble(work: Work, d: Decision, e: kube.ApiError) -> None:
     message = (f"rollback to revision {d.target.number} failed: {e}. autorollback keeps trying with backoff; "
                "check its RBAC and the API server, or roll back by hand with `kubectl rollout undo`.")
     log.error("rollback failed, will try again", error=str(e), **_who(work))
-    post(work.deployment, "Warning", "RollbackFailed", message)
+    post(work.ctx.api, work.deployment, "Warning", "RollbackFailed", message)
 
 
 def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
     ns, name, failure = work.namespace, work.name, d.failure
     if d.result != vocab.Result.SUCCESS:
-        _mark_failing(ns, d)  # first: if it fails, the work is retried before anyone was told
+        _mark_failing(work, d)  # first: if it fails, the work is retried before anyone was told
     if d.result == vocab.Result.SUCCESS:
         # from the watch event that first showed this process the controller's timeout, on its monotonic clock
         age = _since(work.clocks, state.OBSERVED, failure.id) if (
@@ -561,12 +557,12 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         result.series.add(("last_rollback", telemetry.DEPLOYMENT, ns, name))
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
-        post(deployment, "Warning", "RolloutFailed",
+        post(work.ctx.api, deployment, "Warning", "RolloutFailed",
              f"rollout of revision {d.failing.number} ({images(failed_template)}) failed: "
              f"{failure.reason}: {failure.message}", once=f"{failure.id} RolloutFailed")
         log.warning("rollout failed", revision=d.failing.number, images=images(failed_template),
                     reason=failure.reason, message=failure.message, replicaset=failure.replicaset, **_who(work))
-    post(deployment, d.event_type, d.event_reason, d.message, once=f"{failure.id} {d.result} {d.event_reason}")
+    post(work.ctx.api, deployment, d.event_type, d.event_reason, d.message, once=f"{failure.id} {d.result} {d.event_reason}")
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
     # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
     if d.first_report:
@@ -582,20 +578,20 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
         from_images=images(failed_template),
         to_images=images(d.target.template) if d.target else None, **_who(work))
     if d.result in (vocab.Result.SUCCESS, vocab.Result.DRY_RUN) and d.target is not None:
-        gitworker.submit(deployment, d.failing, gitcore.Facts(
+        work.ctx.git.submit(deployment, d.failing, gitcore.Facts(
             ns, name, d.failing.number, images(failed_template), d.target.number,
             images(d.target.template), failure.reason, failure.message, d.target.template), time.monotonic(),
             dry_run=d.result == vocab.Result.DRY_RUN)
         try:
-            _mark_failing(ns, d)
+            _mark_failing(work, d)
         except kube.ApiError as e:
             log.warning("cannot mark ReplicaSet (the rollback is recorded in the ledger)",
                         replicaset=d.failing.name, error=str(e), **_who(work))
 
 
-def _mark_failing(namespace: str, d: Decision) -> None:
+def _mark_failing(work: Work, d: Decision) -> None:
     failure = d.failure
-    kube.DEPLOYMENTS.mark_revision(namespace, d.failing.name, {
+    work.ctx.deployments.mark_revision(work.namespace, d.failing.name, {
         history.FAILED_AT: history.bind(d.failing.name, history.failure_payload(failure.updated, d.failing.number)),
         history.FAILED_REASON: history.bind(d.failing.name, f"{failure.reason}: {failure.message}"[:500]),
         history.OUTCOME: history.bind(d.failing.name, decision.outcome(d, now())),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, telemetry
+from autorollback.context import Context
 from autorollback.gitrevert import worker as gitworker
 from autorollback.leader.core import Timings
 from autorollback.leader.elector import EXIT_BROKEN, Elector, _die, identity
@@ -28,6 +29,19 @@ class Election:
     lease: float
     renew_deadline: float
     retry: float
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `autorollback run` was asked (cli.py), for the Context and the loops started here."""
+    namespaces: list[str]
+    metrics_port: int
+    health_port: int
+    watch_stale_seconds: float
+    git: gitworker.Settings
+    checkpoint_key: bytes
+    pod_signals: bool = True
+    election: Election | None = None
 
 
 def settings() -> kopf.OperatorSettings:
@@ -53,7 +67,7 @@ async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None
         try:
             # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
             if op.freshness.needs_check(time.monotonic()):
-                listed = await asyncio.to_thread(kube.deployment_versions, namespaces)
+                listed = await asyncio.to_thread(op.ctx.api.deployment_versions, namespaces)
                 op.forget_unlisted(listed)
             else:
                 listed = {}
@@ -89,22 +103,25 @@ async def _drain(op: handlers.Operator, elector: Elector | None) -> bool:
         return False
     limit = min(left, DRAIN_LIMIT)
     passes = asyncio.ensure_future(asyncio.to_thread(op.executor.shutdown, wait=True, cancel_futures=True))
-    reverts = asyncio.ensure_future(asyncio.to_thread(gitworker.wait_idle, limit))  # a push or PR in flight
+    reverts = asyncio.ensure_future(asyncio.to_thread(op.ctx.git.wait_idle, limit))  # a push or PR in flight
     done, _ = await asyncio.wait({passes, reverts}, timeout=limit)
     return passes in done and reverts in done and reverts.result()
 
 
-async def _main(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,
-                election: Election | None = None) -> int:
-    op = handlers.Operator(freshness=health.Freshness(stale_after=watch_stale_seconds, last_event=time.monotonic()))
+async def _main(api: kube.Client, options: Options) -> int:
     elector = None
+    election = options.election
     if election is not None:
         # Every replica watches (a takeover starts warm); only the Lease holder works and writes.
-        elector = Elector(election.namespace, election.name, identity(),
+        elector = Elector(api, election.namespace, election.name, identity(),
                           Timings(election.lease, election.renew_deadline, election.retry),
                           on_change=lambda leads: op.resync() if leads else None)
-        kube.guard = elector.leads
+        api = api.guarded(elector.leads)
         telemetry.leader.set(0)
+    ctx = Context(api, gitworker.Worker(api, options.git), options.checkpoint_key, options.pod_signals)
+    op = handlers.Operator(ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds,
+                                                           last_event=time.monotonic()))
+    namespaces, metrics_port, health_port = options.namespaces, options.metrics_port, options.health_port
     ready = asyncio.Event()
     try:
         servers = await endpoints.serve(
@@ -152,7 +169,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
                 await task
         await op.queue.stop()
         op.pods.stop_all()
-        gitworker.stop()
+        op.ctx.git.stop()
         drained = await _drain(op, elector)
         if elector is not None and elector.leading:
             if drained:
@@ -177,6 +194,5 @@ def _election_ended(task: "asyncio.Task[None]") -> None:
     _die(EXIT_BROKEN)
 
 
-def run(namespaces: list[str], metrics_port: int, health_port: int, watch_stale_seconds: float,
-        election: Election | None = None) -> int:
-    return asyncio.run(_main(namespaces, metrics_port, health_port, watch_stale_seconds, election))
+def run(api: kube.Client, options: Options) -> int:
+    return asyncio.run(_main(api, options))

@@ -12,6 +12,7 @@ from typing import Any
 
 from autorollback import decision, times
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
@@ -31,11 +32,11 @@ def template_digest(deployment: dict[str, Any]) -> str:
 
 def _failure_state(deployment: dict[str, Any]) -> str:
     """The failure the condition shows (or the one its leftover hides), over the current template."""
-    f = deployments.failure(deployment)
+    f = DEPLOYMENTS.failure(deployment)
     if f is not None:
         ident = f.id
     else:  # no condition will ever say the rollout failed: the operator measures the deadline
-        left = deployments.complete_left_over(deployment)
+        left = DEPLOYMENTS.left_over(deployment)
         if not left:
             return ""
         ident = f"{left} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')} {deployments.COMPLETE}"
@@ -49,27 +50,27 @@ def failure_key(deployment: dict[str, Any], config: Config) -> str:
     failure = _failure_state(deployment)
     if not failure:
         return ""
-    return f"{failure}|paused={deployments.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+    return f"{failure}|paused={DEPLOYMENTS.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
 
 
 def stale_key(deployment: dict[str, Any]) -> str:
     """What the deadline autorollback measures itself runs over: the failure's state and the progress
     counts (any change restarts it, as progress restarts the controller's); not the settings."""
-    return f"{_failure_state(deployment)}|progress={deployments.progress(deployment)}"
+    return f"{_failure_state(deployment)}|progress={DEPLOYMENTS.progress(deployment)}"
 
 
 def fast_key(deployment: dict[str, Any], config: Config) -> str:
     """What a fast verdict depends on besides the pods: the template, the status, the settings."""
     return digest(json.dumps([(deployment.get("spec") or {}).get("template"), deployment.get("status"),
                               sorted(config.fail_fast.signals), config.fail_fast.restarts, config.fail_fast.grace,
-                              config.dry_run, deployments.paused(deployment)], sort_keys=True))
+                              config.dry_run, DEPLOYMENTS.paused(deployment)], sort_keys=True))
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
     """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete),
     and the template (under a leftover condition, another rollout completes with the same condition)."""
     c = deployments.condition(deployment, "Progressing")
-    return f"{deployments.completed_replicaset(deployment)} {c.get('lastUpdateTime')} {template_digest(deployment)}"
+    return f"{DEPLOYMENTS.completed(deployment)} {c.get('lastUpdateTime')} {template_digest(deployment)}"
 
 
 def rollout_key(deployment: dict[str, Any]) -> str:
@@ -112,7 +113,7 @@ class Memo:
             todo.add(Job.FAST)
         if self.healthy_evidence is not None:
             todo.add(Job.HEALTHY)
-        if deployments.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
+        if DEPLOYMENTS.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
             todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
@@ -125,12 +126,12 @@ class Memo:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment
-        failure = deployments.failure(deployment) if config.enabled else None
+        failure = DEPLOYMENTS.failure(deployment) if config.enabled else None
         if failure is not None:  # reaction_seconds counts from here: when this process first saw it (one kept)
             self.clocks.track(OBSERVED, [failure.id], times.monotonic())
         if not config.problems:
             self.problems_done = {}
-        completed = deployments.completed_replicaset(deployment) if config.enabled else ""
+        completed = DEPLOYMENTS.completed(deployment) if config.enabled else ""
         if completed and completion_key(deployment) != self.healthy_done:
             # Evidence is kept with the state that showed it: by the time a worker gets to it,
             # the next release may have begun, and "complete" is a moment, not a lasting state.

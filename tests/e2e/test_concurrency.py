@@ -5,7 +5,9 @@ before the operator's patch, exactly where a person or a GitOps controller could
 """
 import pytest
 
-from autorollback import config as annotations, kube, reconcile, state
+from autorollback import checkpoints, config as annotations, kube, reconcile, state
+from autorollback.context import Context
+from autorollback.gitrevert import worker
 
 from . import kit
 
@@ -14,49 +16,55 @@ V1, V2, V3 = (f"registry.example/web:{v}" for v in ("1.0.0", "2.0.0", "3.0.0"))
 
 
 @pytest.fixture
-def failed(namespace: str) -> dict:
-    kube.connect()
+def ctx(tmp_path) -> Context:
+    """What `autorollback run` would start with (no Git workers: nothing here reverts)."""
+    api = kube.connect()
+    return Context(api, worker.Worker(api, worker.Settings(workdir=tmp_path, workers=0)), checkpoints.new_key())
+
+
+@pytest.fixture
+def failed(namespace: str, ctx: Context) -> dict:
     kit.release(namespace, "web", V1, annotations=ON)
     kit.wait_for(lambda: kit.is_available(namespace, "web"), 90, "revision 1")
     kit.release(namespace, "web", V2, failure="not-ready", annotations=ON)
     return kit.wait_for(lambda: kit.is_failed(namespace, "web"), 90, "the rollout to fail")
 
 
-def handle(deployment: dict) -> reconcile.Result:
+def handle(ctx: Context, deployment: dict) -> reconcile.Result:
     meta = deployment["metadata"]
-    work = reconcile.Work(meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON),
+    work = reconcile.Work(ctx, meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON),
                           {state.FAILURE})
     return reconcile.run(work)
 
 
 def race(monkeypatch: pytest.MonkeyPatch, *competing: str, settle=None) -> list[int]:
     """Run `kubectl competing...` just before the operator's first patch; return the patch attempts."""
-    real, attempts = kube.patch_deployment, []
+    real, attempts = kube.Client.patch_deployment, []
 
-    def patch(namespace: str, name: str, ops: list) -> dict:
+    def patch(api: kube.Client, namespace: str, name: str, ops: list) -> dict:
         if not attempts:
             kit.kubectl("-n", namespace, *competing)
             if settle:
                 settle(namespace)
         attempts.append(1)
-        return real(namespace, name, ops)
+        return real(api, namespace, name, ops)
 
-    monkeypatch.setattr(kube, "patch_deployment", patch)
+    monkeypatch.setattr(kube.Client, "patch_deployment", patch)
     return attempts
 
 
-def test_a_newer_template_is_never_overwritten(namespace: str, failed: dict, monkeypatch) -> None:
+def test_a_newer_template_is_never_overwritten(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
     attempts = race(monkeypatch, "set", "image", "deployment/web", f"app={V3}")
-    result = handle(failed)
+    result = handle(ctx, failed)
     assert result.retry is None
     assert len(attempts) == 1  # the conflicting patch was not retried blindly
     assert kit.image_of(kit.get_deployment(namespace, "web")) == V3
     assert kit.events(namespace, "web") == []  # nothing to say: someone deployed a new version
 
 
-def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, failed: dict, monkeypatch) -> None:
+def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
     attempts = race(monkeypatch, "label", "deployment/web", "team=payments")
-    assert handle(failed).retry is None
+    assert handle(ctx, failed).retry is None
     # 409, re-read, re-decided, patched (the controller's own status writes may add a conflict or two)
     assert 2 <= len(attempts) <= reconcile.CONFLICT_ATTEMPTS
     after = kit.get_deployment(namespace, "web")
@@ -64,7 +72,7 @@ def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, fai
     assert [e["reason"] for e in kit.events(namespace, "web")].count("RolledBack") == 1
 
 
-def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, failed: dict, monkeypatch) -> None:
+def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
     # Scaling the old ReplicaSet down is progress to the controller: the failure is gone until the
     # new deadline runs out, and the operator follows the controller rather than its old reading.
     def progressing(ns: str) -> None:  # the controller has counted the scale-down as progress
@@ -72,25 +80,25 @@ def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, f
                      != "ProgressDeadlineExceeded", 30, "the scale to count as progress", interval=0.1)
 
     race(monkeypatch, "scale", "deployment/web", "--replicas=2", settle=progressing)
-    assert handle(failed).retry is None
+    assert handle(ctx, failed).retry is None
     assert kit.image_of(kit.get_deployment(namespace, "web")) == V2 and kit.events(namespace, "web") == []
     again = kit.wait_for(lambda: kit.is_failed(namespace, "web"), 60, "the new deadline to run out")
     monkeypatch.undo()
-    assert handle(again).retry is None
+    assert handle(ctx, again).retry is None
     after = kit.get_deployment(namespace, "web")
     assert kit.image_of(after) == V1 and after["spec"]["replicas"] == 2  # the scale survived
 
 
-def test_an_opt_out_just_before_the_patch_is_honoured(namespace: str, failed: dict, monkeypatch) -> None:
+def test_an_opt_out_just_before_the_patch_is_honoured(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
     attempts = race(monkeypatch, "annotate", "--overwrite", "deployment/web", "autorollback.io/enabled=false")
-    assert handle(failed).retry is None
+    assert handle(ctx, failed).retry is None
     assert len(attempts) == 1 and kit.image_of(kit.get_deployment(namespace, "web")) == V2
     assert kit.events(namespace, "web") == []
 
 
-def test_a_switch_to_dry_run_just_before_the_patch_is_honoured(namespace: str, failed: dict, monkeypatch) -> None:
+def test_a_switch_to_dry_run_just_before_the_patch_is_honoured(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
     attempts = race(monkeypatch, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=dry-run")
-    assert handle(failed).retry is None
+    assert handle(ctx, failed).retry is None
     assert len(attempts) == 1 and kit.image_of(kit.get_deployment(namespace, "web")) == V2
     assert [e["reason"] for e in kit.events(namespace, "web")] in (["RolloutFailed", "RollbackPlanned"],
                                                                    ["RollbackPlanned", "RolloutFailed"])

@@ -52,7 +52,7 @@ def sane_events(ns: str, name: str) -> list[dict[str, Any]]:
 def test_a_thousand_hostile_values_for_every_annotation(namespace: str, operator_factory) -> None:
     ns = namespace
     op = operator_factory("-n", ns)
-    kube.connect()
+    api = kube.connect()
     kit.release(ns, "target", V1, annotations=ON)
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1, name="target")
@@ -63,7 +63,7 @@ def test_a_thousand_hostile_values_for_every_annotation(namespace: str, operator
         huge = rng.choice(KEYS) if rng.random() < 0.03 else None  # one huge value at most: the object stays < 256 KiB
         values = {key: value(rng, huge=key == huge) for key in KEYS}
         try:
-            kube.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/target",
+            api.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/target",
                          body={"metadata": {"annotations": values}}, content_type="application/merge-patch+json")
         except kube.ApiError as e:  # the API server refuses some (e.g. NUL): not the operator's business
             assert e.status in (400, 413, 422), e
@@ -105,24 +105,24 @@ def test_hostile_image_names_and_condition_messages(namespace: str, operator_fac
     # Ten Deployments of a hundred containers each: a thousand hostile image names that end up in
     # Events, change-causes and logs; and a thousand hostile ProgressDeadlineExceeded messages.
     ns = namespace
-    kube.connect()
+    api = kube.connect()
     rng = random.Random(26112026)
     names = [f"app{i}" for i in range(10)]
     base = f"/apis/apps/v1/namespaces/{ns}/deployments"
     good = {name: hostile_images(rng, 100) for name in names}
     bad = {name: hostile_images(rng, 100) for name in names}
     for name in names:
-        kube.request("POST", base, body={
+        api.request("POST", base, body={
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "annotations": ON},
             "spec": {"replicas": 1, "progressDeadlineSeconds": 10, "selector": {"matchLabels": {"app": name}},
                      "template": template(name, good[name])}})
     kit.wait_for(lambda: all(kit.is_available(ns, name) for name in names), 120, "the first revisions")
     for name in names:
-        kube.request("PATCH", f"{base}/{name}", body={"spec": {"template": template(name, bad[name], "not-ready")}},
+        api.request("PATCH", f"{base}/{name}", body={"spec": {"template": template(name, bad[name], "not-ready")}},
                      content_type="application/merge-patch+json")
 
     def timed_out(name: str) -> dict | None:
-        d = kube.request("GET", f"{base}/{name}")
+        d = api.request("GET", f"{base}/{name}")
         c = kit.condition(d, "Progressing")
         return d if c.get("reason") == "ProgressDeadlineExceeded" else None
     failed = {name: kit.wait_for(lambda: timed_out(name), 120, f"{name} to time out") for name in names}
@@ -131,14 +131,14 @@ def test_hostile_image_names_and_condition_messages(namespace: str, operator_fac
     for name, d in failed.items():
         c = kit.condition(d, "Progressing")
         c["message"] = c["message"] + no_nul(value(rng, huge=name == "app0"))
-        kube.request("PATCH", f"{base}/{name}/status", body={"status": {"conditions": d["status"]["conditions"]}},
+        api.request("PATCH", f"{base}/{name}/status", body={"status": {"conditions": d["status"]["conditions"]}},
                      content_type="application/merge-patch+json")
     op = operator_factory("-n", ns)
     for name in names:
-        kit.wait_for(lambda: kube.request("GET", f"{base}/{name}")["spec"]["template"]["spec"]["containers"][0]["image"]
+        kit.wait_for(lambda: api.request("GET", f"{base}/{name}")["spec"]["template"]["spec"]["containers"][0]["image"]
                      == good[name][0], 120, f"{name} to be rolled back")
         wait_event(ns, "RolledBack", name=name)
-        d = kube.request("GET", f"{base}/{name}")
+        d = api.request("GET", f"{base}/{name}")
         assert len(d["metadata"]["annotations"]["kubernetes.io/change-cause"]) <= 1024
         assert "\n" not in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
         assert [e["reason"] for e in sane_events(ns, name)].count("RolledBack") == 1
@@ -155,7 +155,7 @@ def test_hostile_image_names_and_condition_messages(namespace: str, operator_fac
     for i in range(PER_VALUE):
         c["message"] = prefix + no_nul(value(rng, huge=rng.random() < 0.01))
         c["lastUpdateTime"] = (start + dt.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        kube.request("PATCH", f"{base}/msgs/status", body={"status": {"conditions": d["status"]["conditions"]}},
+        api.request("PATCH", f"{base}/msgs/status", body={"status": {"conditions": d["status"]["conditions"]}},
                      content_type="application/merge-patch+json")
     kit.release(ns, "web", V1, annotations=ON, replicas=1)  # and it still acts for others
     available(ns, V1, 1)

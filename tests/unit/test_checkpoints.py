@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from autorollback import checkpoints, decision, history, kube, reconcile, state
+from autorollback.context import Context
 from factories import deployment, replicaset, rs_name
 
 KEY = bytes(range(32))
@@ -52,13 +53,17 @@ def test_a_resumed_checkpoint_is_bounded() -> None:
 # --- the shell: measuring, checkpointing, episodes (reconcile), with the API faked ---------------------
 
 class FakeReplicaSets:
-    """annotate_replicaset onto ReplicaSet dicts, as a merge patch does."""
+    """The API (kube.Client) as far as these tests use it: annotate_replicaset onto ReplicaSet dicts,
+    as a merge patch does."""
 
     def __init__(self, replicasets: list[dict[str, Any]]) -> None:
         self.replicasets = replicasets
         self.writes: list[tuple[str, dict]] = []
 
-    def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+    def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return next((r for r in self.replicasets if r["metadata"]["name"] == name), None)
+
+    def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         self.writes.append((name, annotations))
         rs = next(r for r in self.replicasets if r["metadata"]["name"] == name)
         ann = rs["metadata"].setdefault("annotations", {})
@@ -84,9 +89,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeReplicaSets, Clock]:
     fake = FakeReplicaSets([replicaset(1, "app:1.0.0", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"},
                                        available=3), stuck_rs])
     clock = Clock()
-    monkeypatch.setattr(kube, "annotate_replicaset", fake.annotate)
     monkeypatch.setattr(reconcile.times, "monotonic", clock)
-    monkeypatch.setattr(reconcile, "_checkpoint_key", KEY)
     return fake, clock
 
 
@@ -98,9 +101,10 @@ def stuck(updated: int = 1) -> dict[str, Any]:
     return d
 
 
-def work() -> reconcile.Work:
+def work(fake: FakeReplicaSets) -> reconcile.Work:
     d = stuck()
-    return reconcile.Work("d-uid", "ns", "web", d, None, set())  # type: ignore[arg-type]
+    ctx = Context(fake, None, KEY)  # type: ignore[arg-type]  # no Git worker: nothing here reverts
+    return reconcile.Work(ctx, "d-uid", "ns", "web", d, None, set())  # type: ignore[arg-type]
 
 
 def look(w: reconcile.Work, d: dict[str, Any], fake: FakeReplicaSets) -> float:
@@ -117,13 +121,13 @@ def mark(fake: FakeReplicaSets) -> str:
 
 def test_a_restart_resumes_a_genuine_checkpoint(cluster) -> None:
     fake, clock = cluster
-    first, d = work(), stuck()
+    first, d = work(fake), stuck()
     assert look(first, d, fake) == 0
     clock.now += 20
     assert look(first, d, fake) == 20
     assert mark(fake).split(" ")[:3] == [rs_name("app:2.0.0"), state.digest(state.stale_key(d)), "20"]
     clock.now += 100  # the first process is gone; the next one starts later
-    second = work()
+    second = work(fake)
     assert look(second, d, fake) == 20  # goes on from the checkpoint: later, never sooner
     clock.now += 5
     assert look(second, d, fake) == 25
@@ -136,24 +140,24 @@ def test_a_tenants_checkpoint_does_not_end_the_deadline_sooner(cluster) -> None:
     for forged in (f"{rs_name('app:2.0.0')} {digest_} 10000000",
                    checkpoints.mark(b"guessed".ljust(32), rs_name("app:2.0.0"), "uid-of-2", digest_, 10 ** 7)):
         fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = forged
-        w = work()
+        w = work(fake)
         assert look(w, d, fake) == 0
         assert mark(fake) == ""  # and it is gone
     # signed under another process's own key (no shared Secret): ignored as well
     fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = checkpoints.mark(
         checkpoints.new_key(), rs_name("app:2.0.0"), "uid-of-2", digest_, 40)
-    assert look(work(), d, fake) == 0
+    assert look(work(fake), d, fake) == 0
 
 
 def test_a_checkpoint_of_a_replicaset_created_again_under_the_same_name_counts_for_nothing(cluster) -> None:
     fake, clock = cluster
-    d, first = stuck(), work()
+    d, first = stuck(), work(fake)
     look(first, d, fake)
     clock.now += 30
     look(first, d, fake)
     assert mark(fake)
     fake.replicasets[1]["metadata"]["uid"] = "uid-of-2-again"
-    assert look(work(), d, fake) == 0
+    assert look(work(fake), d, fake) == 0
 
 
 def test_an_earlier_episode_of_the_same_state_is_never_resumed(cluster) -> None:
@@ -162,7 +166,7 @@ def test_an_earlier_episode_of_the_same_state_is_never_resumed(cluster) -> None:
     fake, clock = cluster
     a, b = stuck(updated=1), stuck(updated=2)
     assert state.stale_key(a) != state.stale_key(b)
-    first = work()
+    first = work(fake)
     look(first, a, fake)
     clock.now += 30
     assert look(first, a, fake) == 30 and mark(fake).split(" ")[2] == "30"  # episode A1, checkpointed
@@ -173,13 +177,13 @@ def test_an_earlier_episode_of_the_same_state_is_never_resumed(cluster) -> None:
     assert look(first, a, fake) == 0  # A again: a new episode
     clock.now += 5
     assert look(first, a, fake) == 5
-    second = work()  # a restart in the middle of A2
+    second = work(fake)  # a restart in the middle of A2
     assert look(second, a, fake) == 0  # not 30 (nor 35): A1 is over, and A2 had no checkpoint yet
 
 
 def test_a_new_episode_does_not_start_until_the_old_mark_is_gone(cluster, monkeypatch) -> None:
     fake, clock = cluster
-    a, b, first = stuck(updated=1), stuck(updated=2), work()
+    a, b, first = stuck(updated=1), stuck(updated=2), work(fake)
     look(first, a, fake)
     clock.now += 30
     look(first, a, fake)
@@ -190,23 +194,22 @@ def test_a_new_episode_does_not_start_until_the_old_mark_is_gone(cluster, monkey
         raise kube.ApiError(503, "Service Unavailable", "try later")
     fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = checkpoints.mark(
         KEY, rs_name("app:2.0.0"), "uid-of-2", state.digest(state.stale_key(a)), 30)  # (as if B's removal was lost)
-    monkeypatch.setattr(kube, "annotate_replicaset", refused)
+    fake.annotate_replicaset = refused  # type: ignore[method-assign]
     with pytest.raises(kube.ApiError):
         look(first, a, fake)  # the pass is retried: A is not timed before A1's mark is gone
-    monkeypatch.setattr(kube, "annotate_replicaset", fake.annotate)
+    del fake.annotate_replicaset
     assert look(first, a, fake) == 0 and mark(fake) == ""
 
 
 def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -> None:
     fake, clock = cluster
-    a, first = stuck(), work()
+    a, first = stuck(), work(fake)
     look(first, a, fake)
     clock.now += 30
     look(first, a, fake)
     assert mark(fake)
     done = stuck(updated=4)
     done["status"].update(replicas=4, updatedReplicas=4, availableReplicas=4)
-    monkeypatch.setattr(kube, "get_replicaset", lambda ns, name: fake.replicasets[1])
     monkeypatch.setattr(reconcile, "_revert_if_lost", lambda *_: None)
     first.healthy_evidence = (rs_name("app:2.0.0"), done)
     reconcile._healthy(first, reconcile.Result())
@@ -239,46 +242,42 @@ class FakeSecrets:
         return body
 
 
-def test_the_key_is_read_from_the_secret(monkeypatch) -> None:
+def test_the_key_is_read_from_the_secret() -> None:
     fake = FakeSecrets(existing=KEY)
-    monkeypatch.setattr(kube, "request", fake.request)
-    monkeypatch.setattr(reconcile, "_checkpoint_key", b"")
-    assert reconcile.configure_checkpoints("ops", "ar-checkpoint")
-    assert reconcile._checkpoint_key == KEY and fake.calls == [("GET", "/api/v1/namespaces/ops/secrets/ar-checkpoint")]
+    assert reconcile.checkpoint_key(fake, "ops", "ar-checkpoint") == KEY  # type: ignore[arg-type]
+    assert fake.calls == [("GET", "/api/v1/namespaces/ops/secrets/ar-checkpoint")]
 
 
-def test_the_secret_is_created_with_a_random_key_when_absent(monkeypatch) -> None:
+def test_the_secret_is_created_with_a_random_key_when_absent() -> None:
     fake = FakeSecrets()
-    monkeypatch.setattr(kube, "request", fake.request)
-    monkeypatch.setattr(reconcile, "_checkpoint_key", b"")
-    assert reconcile.configure_checkpoints("ops", "ar-checkpoint")
-    assert len(reconcile._checkpoint_key) == 32 and base64.b64decode(fake.data) == reconcile._checkpoint_key
+    key = reconcile.checkpoint_key(fake, "ops", "ar-checkpoint")  # type: ignore[arg-type]
+    assert len(key) == 32 and base64.b64decode(fake.data) == key
 
 
-def test_two_replicas_creating_the_secret_at_once_use_one_key(monkeypatch) -> None:
+def test_two_replicas_creating_the_secret_at_once_use_one_key() -> None:
     fake = FakeSecrets(race=True)
-    monkeypatch.setattr(kube, "request", fake.request)
-    assert reconcile.configure_checkpoints("ops", "ar-checkpoint")
-    assert reconcile._checkpoint_key == b"the other replica's key: 32 byte"
+    assert reconcile.checkpoint_key(fake, "ops", "ar-checkpoint") == b"the other replica's key: 32 byte"  # type: ignore[arg-type]
     assert [m for m, _ in fake.calls] == ["GET", "POST", "GET"]
 
 
+class NoApi:
+    def request(self, *_: Any, **__: Any) -> None:
+        pytest.fail("no API call without a Secret to read")
+
+
 @pytest.mark.parametrize("scope", [(None, "ar-checkpoint"), ("ops", None), (None, None)])
-def test_without_a_secret_a_key_of_this_process_only(monkeypatch, scope) -> None:
-    monkeypatch.setattr(kube, "request", lambda *a, **k: pytest.fail("no API call without a Secret to read"))
-    before = reconcile._checkpoint_key
-    assert not reconcile.configure_checkpoints(*scope)
-    assert reconcile._checkpoint_key == before  # this process's own random key
+def test_without_a_secret_a_key_of_this_process_only(scope) -> None:
+    key = reconcile.checkpoint_key(NoApi(), *scope)  # type: ignore[arg-type]
+    assert len(key) == 32 and key != reconcile.checkpoint_key(NoApi(), *scope)  # type: ignore[arg-type]  # random
 
 
-def test_a_secret_that_cannot_be_had_leaves_a_key_of_this_process(monkeypatch) -> None:
-    def forbidden(*_: Any, **__: Any) -> None:
-        raise kube.ApiError(422, "Invalid", "no")
-    monkeypatch.setattr(kube, "request", forbidden)
-    before = reconcile._checkpoint_key
-    assert not reconcile.configure_checkpoints("ops", "ar-checkpoint")
-    assert reconcile._checkpoint_key == before
+def test_a_secret_that_cannot_be_had_leaves_a_key_of_this_process() -> None:
+    class Forbidden:
+        def request(self, *_: Any, **__: Any) -> None:
+            raise kube.ApiError(422, "Invalid", "no")
+    key = reconcile.checkpoint_key(Forbidden(), "ops", "ar-checkpoint")  # type: ignore[arg-type]
+    assert len(key) == 32
     bad = FakeSecrets(existing=b"short")
-    monkeypatch.setattr(kube, "request", bad.request)
-    assert not reconcile.configure_checkpoints("ops", "ar-checkpoint")  # not ours to repair: never overwritten
-    assert reconcile._checkpoint_key == before and [m for m, _ in bad.calls] == ["GET"]
+    key = reconcile.checkpoint_key(bad, "ops", "ar-checkpoint")  # type: ignore[arg-type]
+    assert len(key) == 32 and key != b"short"  # not ours to repair: never overwritten
+    assert [m for m, _ in bad.calls] == ["GET"]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from autorollback import config, decision, history, kube, ledger, reconcile
+from autorollback.context import Context
 from autorollback.vocab import Job, Result
 from autorollback.workloads import deployment as deployments
 from factories import UPDATED, deployment, replicaset, rs_name
@@ -85,22 +86,28 @@ class FakeApi:
         self.events.append(reason)
 
 
+class NoGit:
+    """Git revert is not configured: the worker takes nothing."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+def api() -> FakeApi:
     """The rollback 2 -> 1 was patched (revision 3 restores app:1.0.0), then the process stopped: no
     Events, no marks on the failed ReplicaSet. Revision 3 has just completed."""
     d = deployment("app:1.0.0", revision=3, complete=True, generation=3,
                    annotations={ledger.KEY: ledger.dump((LOST,))})
     fake = FakeApi(d, [replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1)}, available=3),
                        replicaset(2, "app:2.0.0")])
-    for name in ("get_replicaset", "get_deployment", "annotate_replicaset", "post_event"):
-        monkeypatch.setattr(kube, name, getattr(fake, name))
     return fake
 
 
 def healthy_pass(fake: FakeApi) -> reconcile.Result:
     d = fake.get_deployment("ns", "web")
-    work = reconcile.Work("d-uid", "ns", "web", d, config.parse(d["metadata"]["annotations"]), {Job.HEALTHY},
+    ctx = Context(fake, NoGit(), b"key")  # type: ignore[arg-type]  # the Client's calls, faked
+    work = reconcile.Work(ctx, "d-uid", "ns", "web", d, config.parse(d["metadata"]["annotations"]), {Job.HEALTHY},
                           healthy_evidence=(GOOD, d))
     return reconcile.run(work)
 

@@ -110,7 +110,8 @@ class FakeApi:
 
 
 def make(clock: Clock, exits: list) -> elector.Elector:
-    return elector.Elector("ns", "autorollback", "a_1", T, clock=clock, exit=exits.append)
+    return elector.Elector(None, "ns", "autorollback", "a_1", T, clock=clock,  # type: ignore[arg-type]  # FakeApi
+                           exit=exits.append)
 
 
 def test_the_renew_deadline_counts_from_before_the_request() -> None:
@@ -197,7 +198,7 @@ def test_an_unexpected_error_in_the_election_loop_ends_the_process() -> None:
 def test_the_watchdog_ends_the_process_when_the_renew_deadline_passes() -> None:
     exits: list = []
     done = threading.Event()
-    e = elector.Elector("ns", "autorollback", "a_1", core.Timings(lease=0.6, renew_deadline=0.3, retry=0.05),
+    e = elector.Elector(None, "ns", "autorollback", "a_1", core.Timings(lease=0.6, renew_deadline=0.3, retry=0.05),
                         exit=lambda code: (exits.append(code), done.set()))
     api = FakeApi(e)
 

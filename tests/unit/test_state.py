@@ -92,8 +92,10 @@ def _event(op, raw: dict, type_: str | None = None) -> None:
 
 def _operator():
     from autorollback import handlers, health
+    from autorollback.context import Context
 
-    return handlers.Operator(freshness=health.Freshness(stale_after=60))
+    ctx = Context(None, None, b"")  # type: ignore[arg-type]  # the handler makes no API call
+    return handlers.Operator(ctx, freshness=health.Freshness(stale_after=60))
 
 
 def test_a_deployment_that_does_not_opt_in_leaves_no_record() -> None:

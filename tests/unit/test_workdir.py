@@ -11,8 +11,8 @@ MAKE = """
 import sys, time
 from pathlib import Path
 from autorollback.gitrevert import worker
-worker.configure(worker.Settings(workdir=Path(sys.argv[1]), workers=0))
-print(worker._workdir, flush=True)
+w = worker.Worker(None, worker.Settings(workdir=Path(sys.argv[1]), workers=0))
+print(w.workdir, flush=True)
 time.sleep(60)
 """
 
@@ -28,8 +28,8 @@ def test_only_folders_of_dead_processes_are_removed(tmp_path: Path) -> None:
         old = tmp_path / "autorollback-revert-1-abc"  # the previous version's name, long left
         old.mkdir()
         os.utime(old, (0, 0))
-        worker.configure(worker.Settings(workdir=tmp_path, workers=0))
-        assert kept.exists() and not gone.exists() and not old.exists() and worker._workdir.exists()
+        w = worker.Worker(None, worker.Settings(workdir=tmp_path, workers=0))  # type: ignore[arg-type]
+        assert kept.exists() and not gone.exists() and not old.exists() and w.workdir.exists()
     finally:
         alive.kill()
         alive.wait()
@@ -39,7 +39,7 @@ def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) ->
     from autorollback import history
     from autorollback.gitrevert import core
 
-    worker.configure(worker.Settings(workdir=tmp_path, workers=0))
+    w = worker.Worker(None, worker.Settings(workdir=tmp_path, workers=0))  # type: ignore[arg-type]  # no API call
     huge = "x" * 200_000
     deployment = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "u", "annotations": {
         core.ENABLED: "true", core.REPO: "https://git.example.com/team-a/shop.git" + huge, "other": huge},
@@ -47,8 +47,8 @@ def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) ->
     failing = history.Revision(2, "shop-2", {"spec": {"containers": [{"image": "shop:2"}]}},
                                {core.PATH: "deploy", "kubectl.kubernetes.io/last-applied-configuration": huge})
     facts = core.Facts("team-a", "shop", 2, "shop:2", 1, "shop:1", "r", "m", {"spec": {"containers": []}})
-    worker.submit(deployment, failing, facts, None)
-    _, _, job = worker._queue.take(0)
+    w.submit(deployment, failing, facts, None)
+    _, _, job = w.queue.take(0)
     assert len(repr(job)) < 10_000
     assert job.deployment["metadata"]["annotations"][core.REPO] == worker.TOO_LONG  # matches no rule
     assert job.failing.annotations == {core.PATH: "deploy"} and job.images == ("shop:2",)

@@ -21,12 +21,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autorollback.gitrevert import core
 
-STOPPING = threading.Event()  # set on shutdown: a running revert stops at its next git command
 PASSED = {"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "GIT_SSL_CAINFO", "SSL_CERT_FILE"}  # the rest stays out
 ERROR_CAP = 64 * 1024  # bytes of stderr kept
 MAX_FILES = 1000  # files one reverted commit may change
@@ -67,6 +66,8 @@ class Limits:
     history: int = 200  # commits of the base branch fetched and searched
     deadline: float = 300.0  # seconds for one whole revert
     timeout: float = 120.0  # seconds for one git command
+    # set on shutdown (by the Git worker): a running revert stops at its next git command
+    stopping: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 class GitError(Exception):
@@ -138,7 +139,7 @@ class Repo:
         is watched meanwhile. `partial` for the ones that write an index or a pack: they accept the blobs the
         fetch left out only with a promisor (one that cannot be reached); without it a missing blob is an
         error, never a fetch."""
-        if STOPPING.is_set():
+        if self.limits.stopping.is_set():
             raise GitError("the operator is shutting down")
         left = self._end - time.monotonic()
         if left <= 0:

@@ -6,7 +6,7 @@ kube-controller-manager does (`leaderelection lost`): the chart restarts it as a
   `leaseDurationSeconds` as observed on this process's monotonic clock (core.py).
 - The leader counts its renew deadline from before the request that renewed. A watchdog thread ends
   the process (exit code 1) when the deadline passes without a renewal, and every Kubernetes write
-  asks `leads()` first (kube.guard), which ends the process too when it finds the deadline passed:
+  asks `leads()` first (kube.Client.guard), which ends the process too when it finds the deadline passed:
   once this process knows it lost, it issues nothing more, Kubernetes write, git push or pull request.
   That is all a Lease can give: client-go "does not guarantee that only one client is acting as a
   leader (a.k.a. fencing)"; a write already sent, or a process frozen between its check and its
@@ -19,7 +19,6 @@ kube-controller-manager does (`leaderelection lost`): the chart restarts it as a
 import asyncio
 import concurrent.futures
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -72,9 +71,10 @@ def within(seconds: float, call: Callable[[], Any]) -> Any:
 
 
 class Elector:
-    def __init__(self, namespace: str, name: str, me: str, timings: core.Timings,
+    def __init__(self, api: kube.Client, namespace: str, name: str, me: str, timings: core.Timings,
                  on_change: Callable[[bool], None] = lambda leads: None,
                  clock: Callable[[], float] = time.monotonic, exit: Callable[[int], None] = _die):
+        self.api = api  # unguarded: the Lease is written to become and stay the leader
         self.namespace, self.name, self.me, self.timings = namespace, name, me, timings
         self.on_change = on_change
         self.clock, self.exit = clock, exit
@@ -126,23 +126,8 @@ class Elector:
         return within(self.timings.request_timeout, lambda: self._send(method, path, body))
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
-        conn = kube._conn
-        assert conn is not None, "kube.connect() first"
-        headers = kube._headers("application/json")
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        kube._count(method)
-        try:
-            r = conn.pool.request(method, conn.configuration.host.rstrip("/") + path, body=data, headers=headers,
-                                  retries=False, preload_content=True,
-                                  timeout=urllib3.Timeout(total=self.timings.request_timeout))
-        except urllib3.exceptions.HTTPError as e:
-            raise kube.ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
-        if not 200 <= r.status < 300:
-            raise kube._error(r)
-        return json.loads(r.data) if r.data else None
+        return self.api.request(method, path, body=body, unguarded=True,
+                                timeout=urllib3.Timeout(total=self.timings.request_timeout))
 
     def _get(self) -> dict[str, Any] | None:
         try:
@@ -253,7 +238,7 @@ class Elector:
         with self._state:
             # a renewal or acquisition written after stop() (SIGTERM in the middle of it) counts too
             was = not self._released and self.clock() < self._valid_until
-            self._released = True  # kube.guard refuses every write from now on
+            self._released = True  # the Client's guard refuses every write from now on
             self._leading = False
             self._state.notify_all()
         telemetry.leader.set(0)

@@ -9,18 +9,12 @@ from autorollback import kube, logs, retry, telemetry
 
 log = logs.get(__name__)
 IDLE = 70.0  # seconds a watch request may stay silent (bookmarks come about every minute)
-_pod_signals = True
-
-
-def configure(pod_signals: bool) -> None:
-    """--no-pod-signals: no pod is ever read (the chart's failFast.podSignals=false has no RBAC for pods)."""
-    global _pod_signals
-    _pod_signals = pod_signals
 
 
 class PodWatch(threading.Thread):
-    def __init__(self, uid: str, namespace: str, selector: str, changed: Callable[[str], None]):
+    def __init__(self, api: kube.Client, uid: str, namespace: str, selector: str, changed: Callable[[str], None]):
         super().__init__(name=f"pods-{namespace}", daemon=True)
+        self.api = api
         self.uid, self.namespace, self.selector = uid, namespace, selector
         self._changed = changed
         self._pods: dict[str, dict[str, Any]] = {}
@@ -51,17 +45,17 @@ class PodWatch(threading.Thread):
                     attempt += 1
 
     def _list(self) -> str:
-        page = kube.request("GET", f"/api/v1/namespaces/{self.namespace}/pods",
-                            query={"labelSelector": self.selector})
+        page = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/pods",
+                                query={"labelSelector": self.selector})
         with self._lock:
             self._pods = {p["metadata"]["name"]: p for p in (page or {}).get("items") or []}
         self._changed(self.uid)
         return ((page or {}).get("metadata") or {}).get("resourceVersion", "")
 
     def _watch(self, version: str) -> str:
-        for event in kube.watch(f"/api/v1/namespaces/{self.namespace}/pods",
-                                {"labelSelector": self.selector, "resourceVersion": version,
-                                 "allowWatchBookmarks": "true"}, IDLE, self.stopped):
+        for event in self.api.watch(f"/api/v1/namespaces/{self.namespace}/pods",
+                                    {"labelSelector": self.selector, "resourceVersion": version,
+                                     "allowWatchBookmarks": "true"}, IDLE, self.stopped):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 raise kube.ApiError(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
@@ -78,9 +72,11 @@ class PodWatch(threading.Thread):
 
 
 class PodWatches:
-    """The pod watches in use, by Deployment uid."""
+    """The pod watches in use, by Deployment uid. enabled=False (--no-pod-signals): no pod is ever
+    read (the chart's failFast.podSignals=false has no RBAC for pods)."""
 
-    def __init__(self, changed: Callable[[str], None]):
+    def __init__(self, api: kube.Client, enabled: bool, changed: Callable[[str], None]):
+        self.api, self.enabled = api, enabled
         self._changed = changed
         self._watches: dict[str, PodWatch] = {}
 
@@ -89,10 +85,10 @@ class PodWatches:
 
     def want(self, uid: str, namespace: str, selector: str) -> None:
         w = self._watches.get(uid)
-        if not _pod_signals or (w is not None and w.is_alive() and (w.namespace, w.selector) == (namespace, selector)):
+        if not self.enabled or (w is not None and w.is_alive() and (w.namespace, w.selector) == (namespace, selector)):
             return
         self.stop(uid)
-        w = self._watches[uid] = PodWatch(uid, namespace, selector, self._changed)
+        w = self._watches[uid] = PodWatch(self.api, uid, namespace, selector, self._changed)
         w.start()
         telemetry.pod_watches.set(len(self._watches))
 

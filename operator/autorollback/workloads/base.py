@@ -78,6 +78,9 @@ class Workload(Protocol):
     def paused(self, workload: dict[str, Any]) -> bool:
         """Rollouts are held (nothing to roll back then)."""
 
+    def observed(self, workload: dict[str, Any]) -> bool:
+        """The controller has looked at the latest spec: before that, its status says nothing about it."""
+
     def undo_patch(self, workload: dict[str, Any], target: Revision, change_cause: str,
                    entries: tuple[ledger.Entry, ...]) -> list[dict[str, Any]]:
         """The rollback to `target` as one write: kubectl's rules, a resourceVersion precondition

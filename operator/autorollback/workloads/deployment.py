@@ -274,6 +274,7 @@ class Deployments:
     left_over = staticmethod(complete_left_over)
     progress = staticmethod(progress)
     paused = staticmethod(paused)
+    observed = staticmethod(observed)
     undo_patch = staticmethod(patch)
     pods_of = staticmethod(pods_of)
 

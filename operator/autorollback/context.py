@@ -1,0 +1,21 @@
+"""What one operator process was started with, created once at start-up (`runner`) and passed to
+the shell explicitly, as kopf passes its own memo and settings: no module holds process state.
+
+The pure core (decision, history, ledger, config, workloads, signals' verdicts) never sees it."""
+from dataclasses import dataclass
+
+from autorollback import kube
+from autorollback.gitrevert.worker import Worker
+
+
+@dataclass(frozen=True)
+class Context:
+    api: kube.Client  # guarded by leader election when it is on: only the leader writes
+    git: Worker  # the revert workers (--git-* settings)
+    checkpoint_key: bytes  # signs the checkpoints of measured deadlines (--checkpoint-secret, else this process's)
+    pod_signals: bool = True  # --no-pod-signals: no pod is ever read
+
+    @property
+    def deployments(self) -> kube.DeploymentApi:
+        """The Deployment adapter's I/O (workloads.base.Api)."""
+        return kube.DeploymentApi(self.api)
