@@ -169,7 +169,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             # the condition is about this rollout, unless it is from before autorollback restored this template
             (left_over == failing.name and not failing.restored_and_unproven)
             # or it names an earlier ReplicaSet, and this one was seen complete since it last failed
-            or (left_over != failing.name and failing.healthy and not failing.restored_and_unproven)):
+            or (left_over != failing.name and failing.healthy_in_this_revision and not failing.restored_and_unproven)):
         return _nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None
     if done is not None:
@@ -281,12 +281,16 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
     rev = workload.revisions([replicaset], entries)
-    if not rev or (rev[0].healthy and not rev[0].restored_and_unproven):
-        return None  # known healthy since it last failed or was restored (or no revision number)
+    if not rev:
+        return None  # no revision number
     # the Deployment's number, as seen complete (the ReplicaSet may have been reused by a later rollout
     # since), but never above the ReplicaSet's own: the Deployment's annotation is anyone's to write
     # (a re-applied export), and a number too high would make every later failure look older
     number = min(workload.revision_of(deployment) or rev[0].number, rev[0].number)
+    health = rev[0].health
+    if (rev[0].healthy and not rev[0].restored_and_unproven and health is not None and not health.legacy
+            and health.revision >= number):
+        return None  # known healthy in this revision, since it last failed or was restored
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     seen = _count((deployment.get("status") or {}).get("observedGeneration"))
     return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))}
@@ -332,15 +336,24 @@ def unreported(failed: history.Revision, entry: ledger.Entry) -> bool:
         return False
     if not failed.failure_id or failed.failure_id == entry.failure:
         return True
-    return bool(entry.revision and failed.failed_in is not None and failed.failed_in <= entry.revision)
+    if not (entry.revision and failed.failed_in is not None and failed.failed_in <= entry.revision):
+        return False
+    # another failure of the same revision (the template re-applied before the controller saw the
+    # rollback): one decided for good came after this rollback; one deferred (dry-run, paused) before it
+    decided = failed.mark(history.OUTCOME).partition(" ")[0] in (Result.SUCCESS, Result.ABANDONED)
+    return failed.failed_in < entry.revision or not decided
 
 
 def late_report(entry: ledger.Entry, failed: history.Revision, restored: history.Revision) -> Decision | None:
     """The report of a rollback whose patch went through but whose report was lost (the process that
     rolled back stopped first, or the patch's answer never came), made when the revision it restored
-    completes; None when it was reported, or when its failed ReplicaSet's marks moved on since. The
+    completes; None when it was reported, when its failed ReplicaSet's marks moved on since, or when
+    the restored ReplicaSet (read before this completion's mark: the shell reports first) was proven
+    after that rollback already (a template re-applied after garbage collection has no marks). The
     failed revision is the one the entry names, in the report and in the marks (the ReplicaSet may
     carry a later number since: its template re-applied)."""
+    if restored.last_restored != entry or not restored.restored_and_unproven:
+        return None  # settled by an earlier completion (read before this completion's mark is written)
     if not unreported(failed, entry):
         return None
     if entry.revision:

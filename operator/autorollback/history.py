@@ -157,6 +157,13 @@ class Revision:
         return self.health is not None and not self._failed_since_health()
 
     @property
+    def healthy_in_this_revision(self) -> bool:
+        """Seen complete in the rollout that made it its current revision (a reused ReplicaSet's
+        earlier completions say nothing about the rollout under way now)."""
+        health = self.health
+        return self.healthy and health is not None and not health.legacy and health.revision >= self.number
+
+    @property
     def failed(self) -> bool:
         return (bool(self.failure_id) or self.last_rolled_back is not None) and not self.healthy
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, state,
+from autorollback import (checkpoints, decision, faults, history, kube, ledger, logs, retry, state,
                           telemetry, times)
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore
@@ -248,11 +248,13 @@ def _healthy(work: Work, result: Result) -> None:
                      seconds=age, **_who(work))
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
     checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
+    # a lost rollback's report first: it is decided on the restored ReplicaSet as read before its mark,
+    # so a report that fails (or a crash) leaves the mark unwritten and the next try decides the same
+    _revert_if_lost(work, evidence, rs, result)
     if mark or checkpointed:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
         work.ctx.deployments.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     _measured_ended(work, "", "")
-    _revert_if_lost(work, evidence, rs, result)
     result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
@@ -268,7 +270,7 @@ def _revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, 
     failed = work.ctx.deployments.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
-    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored])[0]
+    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored], ledger.of([deployment]))[0]
     late = decision.late_report(entry, f, r)
     if late is not None:
         report(work, deployment, late, result)

@@ -68,9 +68,11 @@ def fast_key(deployment: dict[str, Any], config: Config) -> str:
 
 def completion_key(deployment: dict[str, Any]) -> str:
     """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete),
-    and the template (under a leftover condition, another rollout completes with the same condition)."""
+    and the revision and template (under a leftover condition, another rollout, or the same template
+    restored, completes with the same condition)."""
     c = deployments.condition(deployment, "Progressing")
-    return f"{DEPLOYMENTS.completed(deployment)} {c.get('lastUpdateTime')} {template_digest(deployment)}"
+    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(deployments.REVISION, "")
+    return f"{DEPLOYMENTS.completed(deployment)} {c.get('lastUpdateTime')} {rev} {template_digest(deployment)}"
 
 
 def rollout_key(deployment: dict[str, Any]) -> str:

@@ -229,7 +229,12 @@ def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
     assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0"))) is None  # other template
     assert decision.healthy_mark(d, None) is None  # deleted meanwhile
     assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", owner="other")) is None
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY)) is None  # known already
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})) is None  # known
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))  # an earlier version's mark: rewritten once
+    # a ReplicaSet reused by a later rollout (kubectl rollout undo): its completion in that revision is news
+    reused = deployment("app:2.0.0", complete=True, revision=4)
+    mark = decision.healthy_mark(reused, replicaset(4, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}))
+    assert mark and history.parse_health(mark[history.HEALTHY_AT].partition(" ")[2]).revision == 4
     restored = ledger.Entry("web-x", rs_name("app:2.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z", revision=1)
     d["metadata"]["annotations"][ledger.KEY] = ledger.dump((restored,))
     # proven again after the rollback of revision 1 (a mark of an earlier version, read by its old rule)
@@ -370,6 +375,20 @@ def test_a_recreate_rollout_under_a_left_over_condition_is_timed_by_the_operator
     restored["status"].update(updatedReplicas=3, availableReplicas=3)
     mark = decision.healthy_mark(restored, rs[0])
     assert mark and mark[history.HEALTHY_AT].startswith(rs_name("app:1.0.0") + " revision 3")
+
+
+def test_a_reused_replicaset_is_proven_only_by_a_completion_in_its_current_revision() -> None:
+    # Revision 1 (app:1.0.0) completed, then revision 2; a person undoes to app:1.0.0 (revision 3):
+    # the controller keeps revision 2's condition and, under Recreate, never checks progress. Its pods crash.
+    undone = deployment("app:1.0.0", revision=3, complete=True, blamed="app:2.0.0")
+    undone["status"].update(replicas=3, updatedReplicas=3, availableReplicas=0)
+    rs = [replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"}),
+          replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})]
+    out = decision.decide(undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    assert (out.result, out.target.number) == (Result.SUCCESS, 2)
+    rs[0] = replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})  # seen complete in revision 3
+    out = decision.decide(undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
 
 
 def test_a_healthy_mark_follows_the_counts_when_the_condition_names_an_earlier_replicaset() -> None:

@@ -17,7 +17,7 @@ LOST = ledger.Entry(BAD, GOOD, UPDATED, "2026-11-26T10:00:05Z", "ProgressDeadlin
 
 
 def revision(rs: dict[str, Any]) -> history.Revision:
-    return deployments.revisions([rs])[0]
+    return deployments.revisions([rs], (LOST,))[0]
 
 
 def failure_marks(updated: str, number: int, outcome: str) -> dict[str, str]:
@@ -25,13 +25,15 @@ def failure_marks(updated: str, number: int, outcome: str) -> dict[str, str]:
             history.FAILED_REASON: "ProgressDeadlineExceeded: timed out", history.OUTCOME: outcome}
 
 
-def test_a_lost_rollback_is_reported_whatever_the_restored_replicaset_says() -> None:
+def test_a_lost_rollback_is_reported_when_the_revision_it_restored_completes() -> None:
     restored = revision(replicaset(3, "app:1.0.0"))
-    proven = revision(replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(3)}))
-    for r in (restored, proven):  # its healthy mark written first, then the report failed: the same
-        late = decision.late_report(LOST, revision(replicaset(2, "app:2.0.0")), r)
-        assert late is not None and late.result == Result.SUCCESS and late.first_report
-        assert late.failing.name == BAD and late.target.name == GOOD and late.failure.updated == UPDATED
+    late = decision.late_report(LOST, revision(replicaset(2, "app:2.0.0")), restored)
+    assert late is not None and late.result == Result.SUCCESS and late.first_report
+    assert late.failing.name == BAD and late.target.name == GOOD and late.failure.updated == UPDATED
+    # proven since that rollback (an earlier completion settled it; the shell reports before it marks):
+    # e.g. the failed ReplicaSet was garbage-collected and re-created without marks, then undone to
+    proven = revision(replicaset(7, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(3)}))
+    assert decision.late_report(LOST, revision(replicaset(6, "app:2.0.0")), proven) is None
 
 
 def test_a_late_report_is_made_once_and_never_over_a_newer_record() -> None:
@@ -49,8 +51,20 @@ def test_a_late_report_is_made_once_and_never_over_a_newer_record() -> None:
     assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", older)), restored) is not None
     # an entry of an earlier version (no revision): only over no record, or this same failure
     legacy = ledger.Entry(BAD, GOOD, UPDATED, "2026-11-26T10:00:05Z")
-    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0")), restored) is not None
-    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0", older)), restored) is None
+    restored_legacy = deployments.revisions([replicaset(3, "app:1.0.0")], (legacy,))[0]
+    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0")), restored_legacy) is not None
+    assert decision.late_report(legacy, revision(replicaset(2, "app:2.0.0", older)), restored_legacy) is None
+
+
+def test_a_later_failure_of_the_same_revision_is_not_overwritten() -> None:
+    # the template was re-applied before the controller saw the rollback, so it stayed revision 2,
+    # failed again and was abandoned: a failure of the same revision, decided after this rollback
+    restored = revision(replicaset(3, "app:1.0.0"))
+    abandoned = failure_marks("2026-11-26T10:30:00Z", 2, "abandoned (reapplied) at t")
+    assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", abandoned)), restored) is None
+    # one of the same revision only planned (dry-run) or deferred (paused) came before it: report
+    planned = failure_marks("2026-11-26T09:50:00Z", 2, "dry_run (CrashLoopBackOff) at t")
+    assert decision.late_report(LOST, revision(replicaset(2, "app:2.0.0", planned)), restored) is not None
 
 
 # --- the shell: _healthy, with the API faked ---------------------------------------------------------
@@ -112,13 +126,14 @@ def healthy_pass(fake: FakeApi) -> reconcile.Result:
     return reconcile.run(work)
 
 
-def test_a_lost_rollback_is_reported_on_the_retry_after_the_healthy_mark_was_written(api: FakeApi) -> None:
-    api.fail[BAD] = 1  # the late report's read of the failed ReplicaSet fails, after the mark is written
+def test_a_lost_rollback_is_reported_on_the_retry_after_its_report_failed(api: FakeApi) -> None:
+    api.fail[BAD] = 1  # the late report's read of the failed ReplicaSet fails
     first = healthy_pass(api)
     assert first.retry is not None and api.events == []
-    assert revision(api.rs[GOOD]).health == history.Health(3, generation=3)
+    assert revision(api.rs[GOOD]).health == history.Health(1)  # not marked before the report is made
     healthy_pass(api)  # the retry
     assert api.events == ["RolloutFailed", "RolledBack"]
+    assert revision(api.rs[GOOD]).health == history.Health(3, generation=3)
     assert revision(api.rs[BAD]).failure_id == UPDATED
     healthy_pass(api)  # the same completion seen again: told once
     assert api.events == ["RolloutFailed", "RolledBack"]

@@ -33,6 +33,10 @@ def test_completion_is_kept_as_evidence_until_marked() -> None:
     next_done = deployment("app:3.0.0", revision=3, complete=True, blamed="app:2.0.0")
     assert Job.HEALTHY in memo.observe(next_done, ON)
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), next_done)
+    # rolled back to app:2.0.0 (revision 4), which completes under its own condition of revision 2
+    memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
+    restored = deployment("app:2.0.0", revision=4, complete=True)
+    assert Job.HEALTHY in memo.observe(restored, ON)
 
 
 def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
