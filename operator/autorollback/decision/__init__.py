@@ -1,0 +1,53 @@
+"""What to do about a Deployment: the whole decision, as data, with no I/O.
+
+`decide` goes through the rollback protocol's pure steps, each ending in a Decision or handing the
+next step what it needs: `classify` (which failure stands, if any), `guards` (loops and deferrals),
+`plan` (the target and the rollback patch). Beside them: `base` (the Decision and its wording),
+`measured` (the deadline autorollback measures, and its checkpoint), `reports` (what was reported,
+and the report of a rollback whose report was lost), `upkeep` (marks and warnings).
+"""
+from typing import Any
+
+from autorollback.config import Config
+from autorollback.decision import classify, guards, plan
+from autorollback.decision.base import Decision, change_cause, describe, nothing, outcome
+from autorollback.decision.measured import (NO_PROGRESS, Checkpointed, Measured, checkpoint, checkpoint_holder,
+                                            checkpointed)
+from autorollback.decision.reports import late_report, ledger_failure, restoring, rollback_reported
+from autorollback.decision.upkeep import (healthy_mark, history_too_short, known_bad, outlives_failure,
+                                          recovered_since, still_complete, stray_marks)
+from autorollback.signals.base import Facts
+from autorollback.vocab import Reason
+from autorollback.workloads.base import Failure, Workload
+from autorollback.workloads.deployment import DEPLOYMENTS
+
+__all__ = [
+    "Decision", "decide", "change_cause", "describe", "outcome",
+    "NO_PROGRESS", "Checkpointed", "Measured", "checkpoint", "checkpoint_holder", "checkpointed",
+    "late_report", "ledger_failure", "restoring", "rollback_reported",
+    "healthy_mark", "history_too_short", "known_bad", "outlives_failure", "recovered_since", "still_complete",
+    "stray_marks",
+]
+
+
+def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
+           measured: Measured | None = None, signal: Failure | None = None,
+        workload: Workload = DEPLOYMENTS) -> Decision:
+    """The rollback decision for the Deployment as it is now, with its ReplicaSets.
+
+    now: this process's wall clock, only written down (the ledger's `at`), never compared here.
+    measured: how long the operator has seen the current template make no progress under a
+    condition carried over from an earlier one (the controller keeps it until it sees progress).
+    signal: a fast failure signal of the current template's pods (autorollback.io/fail-on), which
+    then stands for the failure instead of the Progressing condition."""
+    facts = Facts(deployment, replicasets, kind=workload)
+    shown = classify.what_is_shown(facts, signal)
+    if not config.enabled:
+        return nothing(Reason.OPTED_OUT, "the Deployment is not opted in", shown.failure)
+    standing = classify.standing_failure(facts, shown, measured)
+    if isinstance(standing, Decision):
+        return standing
+    refused = guards.refusal(deployment, standing, config.dry_run, workload)
+    if refused is not None:
+        return refused
+    return plan.rollback(deployment, standing, config.dry_run, now, workload)

@@ -1,0 +1,36 @@
+"""plan: the target and the one write that rolls back and records it."""
+from autorollback import history, ledger
+from autorollback.decision import classify, plan
+from autorollback.signals.base import Facts
+from autorollback.vocab import Reason, Result
+from autorollback.workloads.deployment import DEPLOYMENTS
+from factories import UPDATED, deployment, replicaset, rs_name
+
+HEALTHY = {history.HEALTHY_AT: "revision 1"}
+NOW = "2026-11-26T10:00:05Z"
+
+
+def rollback(d, replicasets, dry_run=False):
+    facts = Facts(d, replicasets)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
+    return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
+
+
+def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_changed_since_the_read() -> None:
+    d = deployment("app:2.0.0", revision=2, failed=True, generation=7)
+    out = rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")])
+    assert (out.result, out.target.number) == (Result.SUCCESS, 1)
+    precondition, template, annotations = out.patch
+    assert precondition == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
+    assert template["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
+    assert ledger.parse(annotations["value"][ledger.KEY]) == (ledger.Entry(
+        rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, NOW, "ProgressDeadlineExceeded", revision=2, generation=7),)
+    assert rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")], dry_run=True).patch == out.patch
+
+
+def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -> None:
+    first = rollback(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
+    assert (first.result, first.reason, first.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, [])
+    twin = replicaset(1, "app:2.0.0", HEALTHY, name="web-twin", created="2026-11-26T09:00:00Z")
+    same = rollback(deployment("app:2.0.0", revision=2, failed=True), [twin, replicaset(2, "app:2.0.0")])
+    assert (same.result, same.reason, same.patch) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, [])
