@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from autorollback import checkpoints, decision, history, kube, reconcile, state
+from autorollback.reconcile import measure, recovery
 from autorollback.context import Context
 from factories import deployment, replicaset, rs_name
 
@@ -50,7 +51,7 @@ def test_a_resumed_checkpoint_is_bounded() -> None:
         == checkpoints.MAX_SECONDS
 
 
-# --- the shell: measuring, checkpointing, episodes (reconcile), with the API faked ---------------------
+# --- the shell: measuring, checkpointing, episodes (reconcile.measure), with the API faked ------------
 
 class FakeReplicaSets:
     """The API (kube.Client) as far as these tests use it: annotate_replicaset onto ReplicaSet dicts,
@@ -89,7 +90,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeReplicaSets, Clock]:
     fake = FakeReplicaSets([replicaset(1, "app:1.0.0", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"},
                                        available=3), stuck_rs])
     clock = Clock()
-    monkeypatch.setattr(reconcile.times, "monotonic", clock)
+    monkeypatch.setattr(measure.times, "monotonic", clock)
     return fake, clock
 
 
@@ -108,10 +109,10 @@ def work(fake: FakeReplicaSets) -> reconcile.Work:
 
 
 def look(w: reconcile.Work, d: dict[str, Any], fake: FakeReplicaSets) -> float:
-    """One pass of the measured-deadline path, as _rollback does it for a stale state."""
-    measured, starting = reconcile._measure(w, d, fake.replicasets)
-    reconcile._start(w, starting)
-    reconcile._checkpoint(w, d, fake.replicasets, measured, 15.0)
+    """One pass of the measured-deadline path, as the failure job does it for a stale state."""
+    measured, starting = measure.elapsed(w, d, fake.replicasets)
+    measure.start(w, starting)
+    measure.checkpoint(w, d, fake.replicasets, measured, 15.0)
     return measured.seconds
 
 
@@ -210,11 +211,11 @@ def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -
     assert mark(fake)
     done = stuck(updated=4)
     done["status"].update(replicas=4, updatedReplicas=4, availableReplicas=4)
-    monkeypatch.setattr(reconcile, "_revert_if_lost", lambda *_: None)
+    monkeypatch.setattr(recovery, "revert_if_lost", lambda *_: None)
     first.healthy_evidence = (rs_name("app:2.0.0"), done)
-    reconcile._healthy(first, reconcile.Result())
+    recovery.healthy(first, reconcile.Result())
     assert mark(fake) == ""
-    assert first.clocks.keys(reconcile.STALE) == {reconcile.ENDED}
+    assert first.clocks.keys(measure.STALE) == {measure.ENDED}
     clock.now += 5
     assert look(first, a, fake) == 0  # should the same state come back: a new episode
 

@@ -1,0 +1,73 @@
+"""After a rollout completes: the healthy mark on its ReplicaSet, the recovery time after a rollback,
+and whatever of a rollback the process that patched it did not live to finish."""
+from typing import Any
+
+from autorollback import decision, ledger, state, telemetry
+from autorollback.gitrevert import core as gitcore
+from autorollback.reconcile import measure
+from autorollback.reconcile.report import RESTORED, report
+from autorollback.reconcile.work import Result, Work, log, since, who
+from autorollback.workloads.base import images
+from autorollback.workloads.deployment import DEPLOYMENTS
+
+
+def healthy(work: Work, result: Result) -> None:
+    """Mark the ReplicaSet that a watched state showed complete; measure recovery after a rollback."""
+    if work.healthy_evidence is None:
+        return
+    name, evidence = work.healthy_evidence
+    rs = work.ctx.deployments.get_revision(work.namespace, name)
+    template = evidence["spec"]["template"]
+    if rs is not None and not DEPLOYMENTS.same_template(rs["spec"]["template"], template):
+        # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
+        # showed the rollout complete are about the current template's
+        history = work.ctx.deployments.history(evidence)
+        current = DEPLOYMENTS.current(DEPLOYMENTS.revisions(history), template)
+        rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
+        name = rs["metadata"]["name"] if rs is not None else name
+    mark = decision.healthy_mark(evidence, rs)
+    if mark and decision.outlives_failure(mark) and not decision.still_complete(
+            evidence, work.ctx.deployments.get(work.namespace, work.name)):
+        mark = None  # not complete any more: whether it failed since is for the next look to say
+    if mark:
+        # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
+        age = since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
+        work.clocks.forget(RESTORED, name)
+        if age is not None:
+            telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
+            log.info("recovered after rollback", replicaset=name, images=images(rs["spec"]["template"]),
+                     seconds=age, **who(work))
+    # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
+    checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
+    # a lost rollback's report first: it is decided on the restored ReplicaSet as read before its mark,
+    # so a report that fails (or a crash) leaves the mark unwritten and the next try decides the same
+    revert_if_lost(work, evidence, rs, result)
+    if mark or checkpointed:
+        cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
+        work.ctx.deployments.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
+    measure.ended(work, "", "")
+    result.done["healthy_done"] = state.completion_key(evidence)
+    result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
+
+
+def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None,
+                   result: Result) -> None:
+    """A rollback settled. If what follows its patch was lost (the process that rolled back died
+    first), finish it now: the Events, the failed revision's marks, the revert pull request. The
+    ledger says it happened; each step is idempotent or guarded by the marks."""
+    entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
+    if entry is None:
+        return
+    failed = work.ctx.deployments.get_revision(work.namespace, entry.failed)
+    if failed is None:
+        return
+    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored], ledger.of([deployment]))[0]
+    late = decision.late_report(entry, f, r)
+    if late is not None:
+        report(work, deployment, late, result)
+    elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
+        failure = decision.ledger_failure(entry, f)
+        if decision.rollback_reported(f, failure):
+            work.ctx.git.submit(deployment, f, gitcore.Facts(
+                work.namespace, work.name, entry.revision or f.number, images(f.template), r.number, images(r.template),
+                failure.reason, failure.message, r.template), None)
