@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from e2e import kit  # noqa: E402
+from e2e import kit
 
 os.environ["KUBECONFIG"] = kit.kubeconfig()
-from autorollback import kube  # noqa: E402
+from autorollback import kube
 
 V1, V2 = "registry.example/app:1", "registry.example/app:2"
 

@@ -1,7 +1,7 @@
 """The user's configuration: `autorollback.io/*` annotations on a Deployment."""
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 PREFIX = "autorollback.io/"
 ENABLED = PREFIX + "enabled"

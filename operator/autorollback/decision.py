@@ -5,9 +5,9 @@ from typing import Any
 from autorollback import checkpoints, history, ledger, times
 from autorollback.config import PREFIX, Config
 from autorollback.gitrevert import core as gitcore
-from autorollback.vocab import Reason, Result
 from autorollback.signals.base import Facts
 from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
+from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, Workload, images
 from autorollback.workloads.deployment import DEPLOYMENTS
 

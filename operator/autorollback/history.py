@@ -15,9 +15,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from autorollback import times
 from autorollback.config import PREFIX
 from autorollback.ledger import Entry
-from autorollback import times
 
 HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended

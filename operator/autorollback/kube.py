@@ -11,8 +11,8 @@ import json
 import os
 import urllib.parse
 import uuid
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -247,7 +247,7 @@ def post_event(obj: dict[str, Any], type_: str, reason: str, message: str, compo
     refused by the API server (409) and not told twice."""
     meta = obj["metadata"]
     suffix = hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once else uuid.uuid4().hex[:16]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},

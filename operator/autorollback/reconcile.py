@@ -19,16 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import (checkpoints, decision, faults, history, kube, logs, retry, state,
-                          telemetry, times)
+from autorollback import checkpoints, decision, faults, history, kube, logs, retry, state, telemetry, times, vocab
+from autorollback.config import Config, parse as parse_config, quote
+from autorollback.decision import Decision
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore, worker as gitworker
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts
-from autorollback.config import Config, parse as parse_config, quote
-from autorollback.decision import Decision
 from autorollback.vocab import Job, Reason
-from autorollback import vocab
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, images
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -39,7 +37,7 @@ CONSISTENT_READS = 10  # tries at reading the Deployment unchanged around the li
 
 
 def now() -> str:
-    return times.stamp(dt.datetime.now(dt.timezone.utc))
+    return times.stamp(dt.datetime.now(dt.UTC))
 
 
 STALE, CHECKPOINTS, RESTORED = "stale", "checkpoints", "restored"  # Clocks groups (state.OBSERVED, signals.GRACES)
@@ -428,14 +426,14 @@ def _measure(work: Work, deployment: dict[str, Any],
         # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
         # process's wall clock, written down like every time autorollback records, compared with nothing here
         since = work.clocks.label(STALE, key, lambda: times.stamp(
-            dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
+            dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)))
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
     holder = decision.checkpoint_holder(replicasets, template)
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
     resume = decision.checkpointed(replicasets, template, state.digest(key), _checkpoint_key) if not timing else 0.0
-    since = times.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
+    since = times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
     return decision.Measured(resume, since), _Start(key, resume, since, clear)
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import decision, times
-from autorollback.workloads import deployment as deployments
 from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
+from autorollback.workloads import deployment as deployments
 
 FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
 

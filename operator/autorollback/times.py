@@ -5,7 +5,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def parse(text: str | None) -> dt.datetime:
@@ -14,11 +14,11 @@ def parse(text: str | None) -> dt.datetime:
         t = dt.datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
     except ValueError:
         return NEVER
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def stamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Clocks:

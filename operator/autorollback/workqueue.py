@@ -71,7 +71,7 @@ class WorkQueue:
             self._active.add(uid)
             try:
                 error = await self._process(uid)
-            except Exception as e:  # noqa: BLE001 - a bug in one Deployment's work must not stop the others
+            except Exception as e:  # a bug in one Deployment's work must not stop the others
                 log.exception("work failed unexpectedly; will try again", uid=uid)
                 error = ApiError(0, "", f"unexpected error: {e!r}")
             finally:

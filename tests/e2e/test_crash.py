@@ -7,7 +7,6 @@ import pytest
 from . import kit
 from .test_rollback import ON, V1, V2, available, by_name
 
-
 FAST = {**ON, "autorollback.io/fail-on": "CrashLoopBackOff"}
 
 

@@ -151,7 +151,7 @@ def test_hostile_image_names_and_condition_messages(namespace: str, operator_fac
     d = kit.wait_for(lambda: timed_out("msgs"), 120, "msgs to time out")
     wait_event(ns, "RollbackPlanned", name="msgs")
     c = kit.condition(d, "Progressing")
-    prefix, start = c["message"], dt.datetime.now(dt.timezone.utc)
+    prefix, start = c["message"], dt.datetime.now(dt.UTC)
     for i in range(PER_VALUE):
         c["message"] = prefix + no_nul(value(rng, huge=rng.random() < 0.01))
         c["lastUpdateTime"] = (start + dt.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")

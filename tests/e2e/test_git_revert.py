@@ -4,7 +4,6 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
-
 from . import kit
 from .gitea import Gitea
 from .test_rollback import count, wait_event

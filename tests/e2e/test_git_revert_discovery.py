@@ -4,7 +4,6 @@ import json
 import uuid
 from pathlib import Path
 
-
 from . import kit
 from .gitea import Gitea
 from .test_rollback import wait_event

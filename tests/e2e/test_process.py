@@ -3,7 +3,6 @@ import json
 import signal
 import subprocess
 import sys
-
 from collections.abc import Iterator
 
 import pytest

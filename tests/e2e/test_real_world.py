@@ -5,7 +5,6 @@ import json
 import time
 from collections.abc import Iterator
 
-
 from . import kit
 from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
 

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from autorollback import checkpoints, decision, history, kube, reconcile, state
+
 from factories import deployment, replicaset, rs_name
 
 KEY = bytes(range(32))

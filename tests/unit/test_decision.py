@@ -1,8 +1,8 @@
-from autorollback import decision, history, ledger
-from autorollback.workloads import deployment as deployments
-from autorollback import config as annotations
-from autorollback.vocab import Result
+from autorollback import config as annotations, decision, history, ledger
 from autorollback.gitrevert import core as gitcore
+from autorollback.vocab import Result
+from autorollback.workloads import deployment as deployments
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})

@@ -1,4 +1,5 @@
 from autorollback.workloads import base, deployment as deployments
+
 from factories import UPDATED, deployment, rs_name, template
 
 

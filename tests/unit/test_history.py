@@ -2,6 +2,7 @@ import pytest
 
 from autorollback import history, ledger
 from autorollback.workloads import deployment as deployments
+
 from factories import replicaset, rs_name, template
 
 HEALTHY = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}

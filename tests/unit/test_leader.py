@@ -11,7 +11,7 @@ from autorollback import kube
 from autorollback.leader import core, elector
 
 T = core.Timings(lease=15, renew_deadline=10, retry=2)
-WALL = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.timezone.utc)
+WALL = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def lease(holder: str, renewed: dt.datetime = WALL, transitions: int = 0, rv: str = "1", duration: int = 15) -> dict:

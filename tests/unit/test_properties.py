@@ -1,10 +1,9 @@
 """Properties of the pure core for any history, marks, ledger and annotation values (Hypothesis)."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from autorollback import decision, history, ledger, times
-from autorollback.workloads import deployment as deployments
-from autorollback.workloads import base
-from autorollback import config as annotations
+from autorollback import config as annotations, decision, history, ledger, times
+from autorollback.workloads import base, deployment as deployments
+
 from factories import deployment, replicaset, rs_name
 
 IMAGES = [f"app:{n}.0.0" for n in range(1, 7)]

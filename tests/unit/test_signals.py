@@ -1,8 +1,8 @@
 """Fast failure signals: which pods count, thresholds, grace periods, and the failure they stand for."""
-from autorollback import history, decision, times
-from autorollback import config as annotations
-from autorollback.vocab import Result
+from autorollback import config as annotations, decision, history, times
 from autorollback.signals import core
+from autorollback.vocab import Result
+
 from factories import deployment, pod_hash, replicaset, rs_name
 
 STARTED = "2026-11-26T10:00:00Z"  # the kubelet's and the API server's times: identities, never compared with a clock

@@ -2,9 +2,9 @@
 import copy
 import pickle
 
-from autorollback import state
-from autorollback import config as annotations
+from autorollback import config as annotations, state
 from autorollback.vocab import Job
+
 from factories import deployment, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})

@@ -1,5 +1,6 @@
 from autorollback import history, ledger
 from autorollback.workloads import deployment as deployments
+
 from factories import deployment, replicaset, rs_name
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

@@ -2,8 +2,8 @@
 import hashlib
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from autorollback.config import PREFIX, quote
 

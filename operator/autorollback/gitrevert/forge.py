@@ -39,7 +39,7 @@ def _request(method: str, url: str, headers: dict[str, str],
                           body=json.dumps(body).encode() if body is not None else None, retries=False,
                           timeout=urllib3.Timeout(connect=10, read=TIMEOUT))
     except urllib3.exceptions.HTTPError as e:
-        raise ForgeError(0, f"no answer from {url.split('/api/')[0]}: {type(e).__name__}") from None
+        raise ForgeError(0, f"no answer from {url.split('/api/', maxsplit=1)[0]}: {type(e).__name__}") from None
     try:
         data = json.loads(r.data) if r.data else None
     except ValueError:

@@ -120,7 +120,7 @@ def _parse(text: str, allow_glob: bool) -> Url | None:
         return None
     for s in segments:
         plain = s.replace("*", "") if allow_glob else s
-        if plain and not _SEGMENT.match(plain) or (not plain and not allow_glob):
+        if (plain and not _SEGMENT.match(plain)) or (not plain and not allow_glob):
             return None
     return Url(scheme, host, port, segments)
 

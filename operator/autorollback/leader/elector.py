@@ -171,7 +171,7 @@ class Elector:
             started = self.clock()  # the renew deadline counts from before the request
             lease = self._get()
             self._observed = core.observe(self._observed, lease, self.clock(), self.timings)
-            s = core.step(lease, self._observed, self.me, self.clock(), dt.datetime.now(dt.timezone.utc),
+            s = core.step(lease, self._observed, self.me, self.clock(), dt.datetime.now(dt.UTC),
                           self.timings)
             self.holder = s.holder
             if s.spec is None:
@@ -235,7 +235,7 @@ class Elector:
                 await asyncio.sleep(self.timings.retry if self._leading else core.candidate_wait(self.timings))
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # noqa: BLE001 - a dead election loop must never go unnoticed
+        except Exception as e:  # a dead election loop must never go unnoticed
             log.exception("the leader election loop failed: exiting", error=repr(e), identity=self.me)
             self.exit(EXIT_BROKEN)
             raise
@@ -261,7 +261,7 @@ class Elector:
             return False
         try:
             lease = await asyncio.to_thread(self._get)
-            spec = core.release(lease, self.me, dt.datetime.now(dt.timezone.utc)) if lease else None
+            spec = core.release(lease, self.me, dt.datetime.now(dt.UTC)) if lease else None
             if spec:
                 await asyncio.to_thread(self._write, lease, spec)
                 log.info("leader Lease released", identity=self.me, lease=f"{self.namespace}/{self.name}")

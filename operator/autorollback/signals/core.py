@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from autorollback import times
+from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
-from autorollback.config import FailFast, shown
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE = {"CreateContainerConfigError": "CreateContainerConfigError", "CreateContainerError": "CreateContainerError",

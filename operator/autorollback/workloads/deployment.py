@@ -16,9 +16,9 @@ import re
 from typing import Any
 
 from autorollback import ledger, times
-from autorollback.ledger import Entry
 from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
+from autorollback.ledger import Entry
 from autorollback.workloads.base import DEADLINE_EXCEEDED, SHOWN_MESSAGE, Failure
 
 COMPLETE = "NewReplicaSetAvailable"
