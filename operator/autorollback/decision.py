@@ -84,9 +84,7 @@ def already_handled(failing: history.Revision | None, failure: Failure, paused: 
     previous = failing.mark(history.OUTCOME)
     if previous.startswith(PAUSED_OUTCOME) and not paused:
         return False
-    if previous.startswith(Result.DRY_RUN) and not dry_run:
-        return False
-    return True
+    return not (previous.startswith(Result.DRY_RUN) and not dry_run)
 
 
 def _nothing(reason: Reason, message: str, failure: Failure | None = None) -> Decision:
@@ -342,7 +340,7 @@ def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     of its value, so that nothing newer is removed. Empty when there are none."""
     ann = deployment["metadata"].get("annotations") or {}
     ops: list[dict[str, Any]] = []
-    for key in history.MARKS + (gitcore.PR_MARK, NO_PROGRESS):
+    for key in (*history.MARKS, gitcore.PR_MARK, NO_PROGRESS):
         if key in ann:
             path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
             ops += [{"op": "test", "path": path, "value": ann[key]}, {"op": "remove", "path": path}]

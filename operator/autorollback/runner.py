@@ -169,10 +169,7 @@ async def _main(namespaces: list[str], metrics_port: int, health_port: int, watc
 def _election_ended(task: "asyncio.Task[None]") -> None:
     """The election loop ends only on stop(): anything else is fatal (Elector.run exits already; this
     is the last line of defence)."""
-    if task.cancelled():
-        error = "cancelled"
-    else:
-        error = repr(task.exception())
+    error = "cancelled" if task.cancelled() else repr(task.exception())
     log.error("the leader election loop ended unexpectedly: exiting", error=error)
     _die(EXIT_BROKEN)
 

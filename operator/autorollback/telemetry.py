@@ -4,6 +4,8 @@ naming conventions.
 One label scheme for every kind of workload: per-workload series carry `kind`, `namespace` and
 `name`; per-namespace series carry `kind` and `namespace`. `kind` is the workload's Kubernetes kind
 ("Deployment"), so other kinds fit the same series without renaming them again."""
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from autorollback import __version__
@@ -99,7 +101,5 @@ def forget(series: set[tuple[str, ...]]) -> None:
 
     Each entry is (metric, kind, namespace, name, *other labels), as the series were labelled."""
     for metric, *labels in series:
-        try:
+        with contextlib.suppress(KeyError):
             _PER_WORKLOAD[metric].remove(*labels)
-        except KeyError:
-            pass

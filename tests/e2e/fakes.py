@@ -4,10 +4,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 
 class JsonHandler(BaseHTTPRequestHandler):
-    state: dict = {}
+    state: ClassVar[dict] = {}  # set per server by a subclass
 
     def log_message(self, *args) -> None:
         pass

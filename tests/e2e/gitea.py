@@ -84,7 +84,7 @@ ROOT_PATH = {tmp}/log
                     "--email", "forgeadmin@example.invalid", "--must-change-password=false")
         self.token = self._gitea("admin", "user", "generate-access-token", "--username", USER, "--token-name", "t",
                                  "--scopes", "write:repository,write:user,write:issue,write:organization", "--raw").stdout.strip().splitlines()[-1]
-        self._log = open(tmp / "web.log", "ab")
+        self._log = open(tmp / "web.log", "ab")  # noqa: SIM115 - the server's stdout until stop() closes it
         self.proc = subprocess.Popen([str(folder / "gitea"), "--config", str(self.config), "--work-path",
                                       str(tmp / "work"), "web"], env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT)

@@ -1,4 +1,5 @@
 """Helpers for end-to-end tests: kubectl, waiting on conditions, manifests, the operator process."""
+import contextlib
 import itertools
 import json
 import os
@@ -19,7 +20,7 @@ T = TypeVar("T")
 def _versions() -> dict[str, str]:
     pairs = (line.split("=", 1) for line in (ROOT / "hack/versions.env").read_text().splitlines()
              if line and not line.startswith("#"))
-    return {k: v for k, v in pairs}
+    return dict(pairs)
 
 
 def kubeconfig() -> str:
@@ -53,7 +54,7 @@ def kubectl_path() -> str:
 
 def run(*argv: str, input: str | None = None, check: bool = True, timeout: float = 120,
         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    proc = subprocess.run(list(argv), check=False, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(argv[:4])} ... failed ({proc.returncode}): {proc.stderr.strip()}"
                              f"{proc.stdout.strip()[-2000:]}")
@@ -198,7 +199,7 @@ class Operator:
                  env: dict[str, str] | None = None, python: str = sys.executable):
         self.metrics_port, self.health_port = free_port(), free_port()
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - the operator's stdout until stop() closes it
         env = {**os.environ, "KUBECONFIG": config or kubeconfig(), **(env or {})}
         self.proc = subprocess.Popen(
             [python, "-m", "autorollback", "run", *scope, "--log-format", "json",
@@ -226,10 +227,8 @@ class Operator:
     def lines(self) -> list[dict[str, Any]]:
         out = []
         for line in self.output().splitlines():
-            try:
+            with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
-            except ValueError:
-                pass
         return out
 
     def samples(self, name: str, /, **labels: str) -> list[float]:
@@ -326,9 +325,9 @@ class Component:
         wait_for(lambda: not self.alive(), 30, f"{self.name} to exit", interval=0.1)
 
     def start(self) -> None:
-        log = open(CLUSTER / "logs" / f"{self.name}.log", "ab")
-        proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        with open(CLUSTER / "logs" / f"{self.name}.log", "ab") as log:  # the process keeps its own copy
+            proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.pidfile.write_text(str(proc.pid))
 
 

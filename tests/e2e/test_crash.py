@@ -10,7 +10,7 @@ from .test_rollback import ON, V1, V2, available, by_name
 FAST = {**ON, "autorollback.io/fail-on": "CrashLoopBackOff"}
 
 
-@pytest.mark.parametrize("point, annotations, deadline", [
+@pytest.mark.parametrize(("point", "annotations", "deadline"), [
     ("before_patch", ON, 10), ("after_patch", ON, 10), ("after_events", ON, 10),
     ("after_patch", FAST, 600), ("after_events", FAST, 600),  # a fast failure, the same guarantees
 ])

@@ -36,7 +36,7 @@ def test_operator_rollback_equals_kubectl_undo(new_namespace, operator_factory) 
 
     results = []
     for ns in (ours, theirs):
-        d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
+        d = kit.wait_for(lambda: d if (d := kit.is_available(ns, "web")) and kit.revision(d) == 3 else None,
                          120, f"revision 3 in {ns}")
         results.append(comparable(d))
     assert results[0] == results[1]

@@ -25,7 +25,7 @@ def release(ns: str, image: str, fail_on: str | None = None, failure: str | None
 # Every signal with its DEFAULT threshold (3 restarts, a 30 s grace): the test pods keep the kubelet's
 # times (tests/cluster/stages), so a grace runs out as it does on a real node. One item per signal:
 # pytest-xdist runs them side by side.
-@pytest.mark.parametrize("failure, signal, extra, says", [
+@pytest.mark.parametrize(("failure", "signal", "extra", "says"), [
     ("crash", "CrashLoopBackOff", {}, ["restarted 3 times", "exit code 1", "panic: missing DATABASE_URL"]),
     ("oom", "OOMKilled", {}, ["OOMKilled and restarted 3 times"]),
     ("image-pull", "ImagePullBackOff", {}, ["failed to pull image registry.example/web:2.0.0: not found"]),

@@ -79,7 +79,7 @@ def test_huge_files_and_long_histories_stay_bounded(namespace: str, operator_fac
         kit.release(ns, name, V1, annotations=annotations)
     for name in repos:
         kit.wait_for(lambda: kit.is_available(ns, name), 120, f"{name} v1")
-    for name, (repo, path) in repos.items():
+    for name in repos:
         kit.release(ns, name, V2, failure="not-ready", annotations=kit.get_deployment(ns, name)["metadata"]["annotations"])
     refused = wait_event(ns, "RevertNotProposed", name="huge", timeout=240)
     proposed = wait_event(ns, "RevertProposed", name="long", timeout=240)

@@ -85,7 +85,7 @@ def test_opens_one_pull_request_and_a_second_try_reuses_it(project: Project) -> 
     assert again.existed and again.branch == first.branch
     assert api.find_open(USER, project.name, again.branch, "main") == url
     assert api.open(USER, project.name, again.branch, "main", "t", "b") == url  # 409 from Gitea means "exists"
-    status, pulls = project.gitea.api("GET", f"/repos/{USER}/{project.name}/pulls?state=open")
+    _status, pulls = project.gitea.api("GET", f"/repos/{USER}/{project.name}/pulls?state=open")
     assert len(pulls) == 1
 
 

@@ -25,10 +25,10 @@ def prism_folder():
 @pytest.fixture(scope="module")
 def prism(tmp_path_factory: pytest.TempPathFactory):
     folder, port = prism_folder(), kit.free_port()
-    log = open(tmp_path_factory.mktemp("prism") / "prism.log", "wb")
-    proc = subprocess.Popen([str(folder / "node_modules/.bin/prism"), "mock", "-h", "127.0.0.1", "-p", str(port),
-                             str(folder / "node_modules/@octokit/openapi/generated/api.github.com.json")],
-                            stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path_factory.mktemp("prism") / "prism.log", "wb") as log:  # the process keeps its own copy
+        proc = subprocess.Popen([str(folder / "node_modules/.bin/prism"), "mock", "-h", "127.0.0.1", "-p", str(port),
+                                 str(folder / "node_modules/@octokit/openapi/generated/api.github.com.json")],
+                                stdout=log, stderr=subprocess.STDOUT)
 
     def up() -> bool:
         assert proc.poll() is None, "prism exited"
@@ -40,7 +40,6 @@ def prism(tmp_path_factory: pytest.TempPathFactory):
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
-    log.close()
 
 
 def test_every_request_matches_githubs_api_description(prism: str) -> None:
@@ -220,10 +219,12 @@ class Moved(JsonHandler):
 @pytest.mark.parametrize("status", [301, 302, 307])
 def test_pygithub_follows_no_redirect_to_another_host(status: int) -> None:
     elsewhere: dict = {"reached": []}
-    with serve(Elsewhere, elsewhere) as other:
-        with serve(Moved, {"status": status, "to": other.replace("127.0.0.1", "localhost")}) as url:
-            with pytest.raises(Exception) as e:  # noqa: PT011 - a GithubException or PyGithub's RuntimeError
-                forge.GitHub(url, "ghp-secret").default_branch("octo", "shop")
+    with (
+        serve(Elsewhere, elsewhere) as other,
+        serve(Moved, {"status": status, "to": other.replace("127.0.0.1", "localhost")}) as url,
+        pytest.raises(Exception) as e,  # noqa: PT011 - a GithubException or PyGithub's RuntimeError
+    ):
+        forge.GitHub(url, "ghp-secret").default_branch("octo", "shop")
     assert elsewhere["reached"] == [] and "ghp-secret" not in str(e.value)
 
 
@@ -243,4 +244,4 @@ def test_field_names_and_parameters_are_githubs_own(fake) -> None:
     lists = [q for method, path, q in state["requests"] if (method, path) == ("GET", "/repos/octo/shop/pulls")]
     assert posts and set(posts[0]) <= set(body_schema["properties"]), set(posts[0]) - set(body_schema["properties"])
     assert lists and all(set(q) <= params for q in lists)
-    assert all(a == "token a-token" or a == "Bearer a-token" for a in state["auth"])  # every request authenticated
+    assert all(a in {"token a-token", "Bearer a-token"} for a in state["auth"])  # every request authenticated

@@ -40,7 +40,7 @@ def test_helm_lint() -> None:
         assert "0 chart(s) failed" in out
 
 
-@pytest.mark.parametrize("values,message", [
+@pytest.mark.parametrize(("values", "message"), [
     (["--set", "imagee.tag=1.0"], "additional properties 'imagee' not allowed"),
     (["--set", "logFormat=xml"], "value must be one of 'json', 'console'"),
     (["--set", "watchNamespaces={Not_A_Namespace}"], "does not match pattern"),
@@ -51,7 +51,7 @@ def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message:
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("values,expected", [
+@pytest.mark.parametrize(("values", "expected"), [
     ([], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
           "PodDisruptionBudget"}),
     (["-f", str(ALL_FEATURES)], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
@@ -134,7 +134,7 @@ def test_the_old_list_of_repositories_fails_with_the_new_form(tmp_path: Path) ->
     assert '"*": ["https://git.example.com/platform/*"]' in proc.stderr, proc.stderr  # the same rules, new form
 
 
-@pytest.mark.parametrize("git,message", [
+@pytest.mark.parametrize(("git", "message"), [
     ({"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "path": ["apps/**"]}]}},
      "additional properties 'path' not allowed"),
     ({"allowedRepos": {"*": [{"paths": ["apps/**"]}]}}, "missing property 'url'"),
@@ -212,7 +212,7 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         # pod-level fail-fast signals with the chart's RBAC (the deadline is 600 s)
         kit.release(ns, "web", V2, failure="crash", progress_deadline=600,
                     annotations={"autorollback.io/enabled": "true", "autorollback.io/fail-on": "CrashLoopBackOff"})
-        d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
+        d = kit.wait_for(lambda: d if (d := kit.is_available(ns, "web")) and kit.revision(d) == 3 else None,
                          120, "the rollback to revision 3")
         assert kit.image_of(d) == V1
         reasons = kit.reasons(ns, "web")

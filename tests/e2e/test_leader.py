@@ -2,6 +2,7 @@
 
 Every test here asserts the mechanism (who holds the Lease, in which order, what each process wrote),
 with generous bounds where a time matters; each one was seen failing with its mechanism removed."""
+import contextlib
 import glob
 import json
 import signal
@@ -82,7 +83,7 @@ def test_the_standby_takes_over_when_the_leader_dies(namespace: str, operator_fa
     available(ns, V1, 1)
     assert standby.metric("autorollback_leader") == 0 and standby.metric("autorollback_watch_events_total") > 0  # warm
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the leader about to handle the failure")
+    kit.wait_for((tmp_path / "hold.reached").exists, 90, "the leader about to handle the failure")
     history = LeaseHistory(ns)
     try:
         leader.proc.kill()  # kill -9: no release of the Lease
@@ -106,7 +107,7 @@ def test_a_clean_stop_hands_the_lease_over_at_once(namespace: str, operator_fact
     ns = namespace
     args = ("--leader-elect", "--leader-election-lease-duration", "30", "--leader-election-renew-deadline", "20",
             "--leader-election-retry-period", "1")
-    leader, standby = start_two(ns, operator_factory, args)
+    leader, _standby = start_two(ns, operator_factory, args)
     names = [f"app-{i}" for i in range(20)]
     for name in names:
         kit.release(ns, name, V1, annotations=ON, replicas=1)
@@ -150,11 +151,11 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_writes_nothing(namespace
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "patched.reached").exists(), 90, "replica-a to roll back")
+    kit.wait_for((tmp_path / "patched.reached").exists, 90, "replica-a to roll back")
     (tmp_path / "checked.reached").unlink(missing_ok=True)
     checked.touch()
     patched.unlink()  # on to the report: RolloutFailed's write is checked, then held
-    kit.wait_for(lambda: (tmp_path / "checked.reached").exists(), 30, "replica-a about to post RolloutFailed")
+    kit.wait_for((tmp_path / "checked.reached").exists, 30, "replica-a about to post RolloutFailed")
     counted = sum(leader.samples("autorollback_rollbacks_total", result="success"))
     leader.proc.send_signal(signal.SIGSTOP)
     try:
@@ -162,10 +163,8 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_writes_nothing(namespace
         wait_event(ns, "RolledBack")  # replica-b reports the rollback the ledger shows
     finally:
         leader.proc.send_signal(signal.SIGCONT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         leader.proc.wait(10)  # the old leader ends at once...
-    except subprocess.TimeoutExpired:
-        pass
     checked.unlink()  # ...or, if it did not, goes on with the write it had checked
     time.sleep(3)
     d = kit.get_deployment(ns, "web")

@@ -20,7 +20,7 @@ def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(n
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to be about to patch")
+    kit.wait_for((tmp_path / "hold.reached").exists, 90, "the operator to be about to patch")
     health = []
 
     def during() -> None:

@@ -48,7 +48,7 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path) -> None:
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n")
-    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True, check=False,
                           env={"KUBECONFIG": str(cfg), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -57,7 +57,7 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path) -> None:
 
 
 def test_missing_kubeconfig_is_one_clear_line(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True, check=False,
                           env={"KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
                           timeout=60)
     assert proc.returncode == 2

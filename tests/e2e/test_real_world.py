@@ -286,7 +286,7 @@ def test_a_failure_a_person_undid_while_autorollback_was_busy_is_left_alone(name
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to take up the failure")
+    kit.wait_for((tmp_path / "hold.reached").exists, 90, "the operator to take up the failure")
     kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
                  == "ProgressDeadlineExceeded", 30, "the failure to be what the operator holds")
     kit.kubectl("-n", ns, "rollout", "undo", "deployment/web")

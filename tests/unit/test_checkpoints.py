@@ -131,7 +131,7 @@ def test_a_restart_resumes_a_genuine_checkpoint(cluster) -> None:
 
 
 def test_a_tenants_checkpoint_does_not_end_the_deadline_sooner(cluster) -> None:
-    fake, clock = cluster
+    fake, _clock = cluster
     d = stuck()
     digest_ = state.digest(state.stale_key(d))  # readable to anyone who can read the Deployment
     for forged in (f"{rs_name('app:2.0.0')} {digest_} 10000000",

@@ -3,8 +3,8 @@ import pytest
 from autorollback.config import DRY_RUN, ENABLED, MODE, ROLLBACK, mentioned, parse
 
 
-@pytest.mark.parametrize("value,enabled", [("true", True), ("TRUE", True), (" True ", True), ("false", False),
-                                           ("False", False)])
+@pytest.mark.parametrize(("value", "enabled"), [("true", True), ("TRUE", True), (" True ", True), ("false", False),
+                                              ("False", False)])
 def test_enabled_values(value: str, enabled: bool) -> None:
     c = parse({ENABLED: value})
     assert c.enabled is enabled and c.problems == () and c.mode == ROLLBACK

@@ -9,7 +9,7 @@ from autorollback.gitrevert import credentials, forge
 API = "https://api.github.com"
 
 
-@pytest.mark.parametrize("url,expected", [
+@pytest.mark.parametrize(("url", "expected"), [
     ("https://git.example.com/team/shop.git", "git.example.com"),
     ("https://Git.Example.COM/team/shop.git", "git.example.com"),
     ("http://127.0.0.1:3000/team/shop.git", "127.0.0.1_3000"),
@@ -77,7 +77,7 @@ def test_an_empty_token_in_a_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_entry_says_what_is_expected(tmp_path: Path) -> None:
-    with pytest.raises(forge.ForgeError, match="no credentials entry git.example.com_8443"):
+    with pytest.raises(forge.ForgeError, match=r"no credentials entry git\.example\.com_8443"):
         credentials.lookup(tmp_path, "git.example.com_8443", "gitea", "", "a", "b")
     (tmp_path / "folder").mkdir()
     with pytest.raises(forge.ForgeError, match="folder without a token"):
@@ -125,7 +125,7 @@ def test_a_github_app_mints_a_token_for_the_one_repository(tmp_path: Path, minte
                        {"contents": "write", "pull_requests": "write"})]
 
 
-@pytest.mark.parametrize("files,why", [
+@pytest.mark.parametrize(("files", "why"), [
     ({"installation_id": None}, "needs app-id, private-key and installation-id"),
     ({"token": "tok"}, "no token beside them"),
     ({"installation_id": "45 6"}, "installation-id a number"),

@@ -17,7 +17,7 @@ def test_source_from_annotations_the_failed_replicasets_copy_first() -> None:
     assert src.host == "git.example.com" and src.owner_and_name == ("team", "shop")
 
 
-@pytest.mark.parametrize("annotations,why", [
+@pytest.mark.parametrize(("annotations", "why"), [
     ({}, "no autorollback.io/git-repo"),
     (ann(**{core.REPO: "https://user:secret@git.example.com/a/b.git"}), "must not carry credentials"),
     (ann(**{core.REPO: "git@github.com:a/b.git"}), "not an HTTPS clone URL"),

@@ -102,7 +102,7 @@ def test_skips_known_failed_without_healthy() -> None:
     assert history.choose_target(h, failing(h, "a:3")).revision.number == 1
 
 
-@pytest.mark.parametrize("replicasets,why", [
+@pytest.mark.parametrize(("replicasets", "why"), [
     ([replicaset(1, "a:1")], "no older revision"),  # first revision
     ([replicaset(3, "a:3")], "no older revision"),  # revisionHistoryLimit: 0 removed the rest
     ([replicaset(1, "a:1", FAILED), replicaset(2, "a:2", FAILED), replicaset(3, "a:3")],

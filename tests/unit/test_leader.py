@@ -55,7 +55,7 @@ def test_any_change_of_the_record_is_a_sign_of_life_even_with_the_same_times() -
 
 
 def test_the_observed_records_own_duration_counts_as_upstream() -> None:
-    s, seen = decide(lease("b", duration=60), None, 0.0)
+    _s, seen = decide(lease("b", duration=60), None, 0.0)
     assert decide(lease("b", duration=60), seen, 59.0)[0].spec is None
     assert decide(lease("b", duration=60), seen, 60.0)[0].leads
 

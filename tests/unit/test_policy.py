@@ -88,7 +88,7 @@ def test_a_folder_in_paths_covers_what_is_under_it() -> None:
 
 
 def test_rules_add_up_for_a_namespace() -> None:
-    rules = RULES + (policy.parse_rule("team-a=https://github.com/acme/shared.git"),)
+    rules = (*RULES, policy.parse_rule("team-a=https://github.com/acme/shared.git"))
     assert isinstance(policy.grant(rules, "team-a", "https://github.com/acme/shared.git", "x"), policy.Grant)
     assert isinstance(policy.grant(rules, "team-a", "https://git.example.com/team-a/a.git", "x"), policy.Grant)
     assert isinstance(policy.grant(rules, "team-b", "https://github.com/acme/shared.git", "x"), str)
@@ -101,7 +101,7 @@ def test_refusals_say_what_the_platform_must_set() -> None:
     assert isinstance(out, str) and "is not among the repositories namespace team-a may revert in" in out
 
 
-@pytest.mark.parametrize("text,why", [
+@pytest.mark.parametrize(("text", "why"), [
     ("https://git.example.com/*", "rules name the namespaces"),
     ("team-a=git@github.com:a/b.git", "is not an https:// URL pattern"),
     ("team-a=https://git.example.com/a/../b", "is not an https:// URL pattern"),

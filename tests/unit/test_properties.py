@@ -31,8 +31,8 @@ def histories(draw):
     entries = tuple(ledger.Entry(rs_name(draw(st.sampled_from(images))), rs_name(draw(st.sampled_from(images))),
                                  draw(st.sampled_from(TIMES)), draw(st.sampled_from(TIMES)))
                     for _ in range(draw(st.integers(0, 3))))
-    user = {k: v for k, v in draw(st.dictionaries(st.sampled_from(
-        ["autorollback.io/enabled", "autorollback.io/mode", "autorollback.io/git-revert", "team"]), text)).items()}
+    user = draw(st.dictionaries(st.sampled_from(
+        ["autorollback.io/enabled", "autorollback.io/mode", "autorollback.io/git-revert", "team"]), text))
     d = deployment(current, revision=images.index(current) + 1, failed=True,
                    annotations={**user, "autorollback.io/enabled": "true", ledger.KEY: ledger.dump(entries)})
     return d, replicasets

@@ -12,6 +12,7 @@ sum: trees and every smaller file of that history come along, so a clone's objec
 git talks to the forge and git is stopped past `Limits.disk` bytes. (No server-side filter helps: only
 `sparse:oid` would leave out files by path, and it needs a blob on the forge naming the paths.)
 """
+import contextlib
 import os
 import re
 import selectors
@@ -493,10 +494,8 @@ def _collect(proc: subprocess.Popen, stdin: bytes, cap: int, until: float,
 def _stop(proc: subprocess.Popen) -> None:
     """git and whatever it started (git-remote-https, an upload-pack) end with it."""
     if proc.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     for f in (proc.stdin, proc.stdout, proc.stderr):
         if f:

@@ -18,6 +18,7 @@ kube-controller-manager does (`leaderelection lost`): the chart restarts it as a
 """
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -47,10 +48,8 @@ def identity() -> str:
 
 def _die(code: int) -> None:
     for handler in logging.getLogger().handlers:
-        try:
+        with contextlib.suppress(Exception):  # exiting anyway
             handler.flush()
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
     os._exit(code)
 
 

@@ -151,8 +151,8 @@ def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
     volume's `emptyDir: {}`) is not nothing."""
     if isinstance(value, dict):
         out = {}
-        for k, v in value.items():
-            v = _semantic(v, (*path, k))
+        for k, item in value.items():
+            v = _semantic(item, (*path, k))
             if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
                 continue
             out[k] = v
