@@ -25,7 +25,8 @@ SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
 def quote(value: str, limit: int = SHOWN) -> str:
     """A user's value, safe to put in an Event or a log line: quoted, escaped, capped (escapes count)."""
-    pieces, used = [], 0
+    pieces: list[str] = []
+    used = 0
     for ch in value:
         piece = json.dumps(ch, ensure_ascii=True)[1:-1]
         if used + len(piece) > limit:

@@ -79,7 +79,7 @@ def rollback_reported(failed: history.Revision, failure: Failure) -> bool:
 def already_handled(failing: history.Revision | None, failure: Failure, paused: bool, dry_run: bool) -> bool:
     """Reported and dealt with. A failure deferred because the Deployment was paused or in dry-run
     is due again once that ends: neither change makes the controller report a new failure."""
-    if not seen_before(failing, failure):
+    if failing is None or not seen_before(failing, failure):
         return False
     previous = failing.mark(history.OUTCOME)
     if previous.startswith(PAUSED_OUTCOME) and not paused:
@@ -170,7 +170,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
             or (left_over != failing.name and failing.healthy and not failing.restored_and_unproven)):
         return _nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure else None
-    if done is not None:
+    if done is not None and failure is not None:  # done: failure's own entry
         rolled_from = next((r for r in revs if r.name == done.failed), None)
         if rolled_from is not None and not rollback_reported(rolled_from, failure):
             # the rollback patch went through, but what followed it did not (a crash, a lost answer)
@@ -191,7 +191,7 @@ def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config
                  else f"ReplicaSet {carried}'s completed rollout" if left_over != failing.name
                  else f"ReplicaSet {carried}'s completed rollout from before it was rolled back to")
         timed_out = MeasuredDeadline(measured.seconds, measured.since, shown).verdict(facts) if measured else None
-        if timed_out is None:
+        if timed_out is None or timed_out.failure is None:  # a MeasuredDeadline verdict always has one
             return _nothing(Reason.STALE, (
                 f"the Progressing condition still shows {shown}, not the current template's ReplicaSet "
                 f"({failing.name}): it was left over from an earlier template"), controller.failure if controller else None)

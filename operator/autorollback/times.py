@@ -4,6 +4,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -37,11 +38,11 @@ class Clocks:
         self._first: dict[str, dict[str, float]] = {}
         self._labels: dict[tuple[str, str], str] = {}
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         with self._lock:
             return {"first": self._first, "labels": self._labels}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self._lock = threading.Lock()
         self._first, self._labels = state["first"], state["labels"]
 

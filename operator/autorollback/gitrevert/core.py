@@ -4,6 +4,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from autorollback.config import PREFIX, quote
 
@@ -94,7 +95,7 @@ class Facts:
     restored_images: str
     reason: str
     message: str
-    restored_template: dict | None = None
+    restored_template: dict[str, Any] | None = None
 
 
 def title(subject: str) -> str:
@@ -123,12 +124,12 @@ def body(commit: str, facts: Facts, found_by: str) -> str:
             "re-applies the failed version (autorollback warns `KnownBadTemplate` and does not roll back twice).")
 
 
-def _images(template: Mapping) -> list[str]:
+def _images(template: Mapping[str, Any]) -> list[str]:
     spec = template.get("spec") or {}
     return [c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
 
 
-def changed_images(failed: Mapping, restored: Mapping) -> list[str]:
+def changed_images(failed: Mapping[str, Any], restored: Mapping[str, Any]) -> list[str]:
     """The images of the failed template that the restored one does not have: what a release
     commit changed. Empty when the failure came from something else (env, probes, resources)."""
     before = set(_images(restored))
@@ -152,7 +153,7 @@ FLUX_NAME = "kustomize.toolkit.fluxcd.io/name"
 FLUX_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 
 
-def argo_application(meta: Mapping, argocd_namespace: str) -> tuple[str, str] | None:
+def argo_application(meta: Mapping[str, Any], argocd_namespace: str) -> tuple[str, str] | None:
     """(namespace, name) of the Application that manages the object, from Argo CD's tracking
     annotation (`app:group/Kind:ns/name`, app as `ns_app` with apps in any namespace) or label."""
     tracking = ((meta.get("annotations") or {}).get(ARGO_TRACKING) or "").split(":", 1)[0]
@@ -163,7 +164,7 @@ def argo_application(meta: Mapping, argocd_namespace: str) -> tuple[str, str] | 
     return namespace or argocd_namespace, name
 
 
-def flux_kustomization(meta: Mapping) -> tuple[str, str] | None:
+def flux_kustomization(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     labels = meta.get("labels") or {}
     name, namespace = labels.get(FLUX_NAME), labels.get(FLUX_NAMESPACE)
     return (namespace, name) if name and namespace else None
@@ -176,7 +177,7 @@ def _git_source(repo: str, path: str, branch: str, provider: str, found_by: str)
     return out if isinstance(out, str) else Source(out.repo, out.path, out.branch, "", out.provider, found_by)
 
 
-def from_argo(app: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+def from_argo(app: Mapping[str, Any], deployment: Mapping[str, Any], provider: str = "") -> Source | str:
     meta, spec, status = app.get("metadata") or {}, app.get("spec") or {}, app.get("status") or {}
     who = f"Argo CD Application {meta.get('namespace')}/{meta.get('name')}"
     mine = deployment["metadata"]
@@ -190,7 +191,7 @@ def from_argo(app: Mapping, deployment: Mapping, provider: str = "") -> Source |
     return _git_source(src.get("repoURL", ""), src["path"], src.get("targetRevision", ""), provider, who)
 
 
-def from_flux(kustomization: Mapping, repository: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+def from_flux(kustomization: Mapping[str, Any], repository: Mapping[str, Any], deployment: Mapping[str, Any], provider: str = "") -> Source | str:
     meta, spec = kustomization.get("metadata") or {}, kustomization.get("spec") or {}
     who = f"Flux Kustomization {meta.get('namespace')}/{meta.get('name')}"
     mine = deployment["metadata"]

@@ -84,7 +84,8 @@ def parse_rule(text: str) -> Rule:
             credential = value
         else:
             raise RuleError(f"--git-allowed-repo {text!r}: unknown option {option!r}: {FORM}")
-    if pattern(url.replace(NAMESPACE, "ns")) is None or pattern(url.replace(NAMESPACE, "ns")).port == 0:
+    parsed = pattern(url.replace(NAMESPACE, "ns"))
+    if parsed is None or parsed.port == 0:
         raise RuleError(f"--git-allowed-repo {text!r}: {url!r} is not an https:// URL pattern "
                         "(https://host[:port]/segments, '*' within a segment, '**' for any number of them)")
     return Rule(namespaces, url, paths, credential)

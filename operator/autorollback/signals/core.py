@@ -4,6 +4,7 @@ Only the rollout in progress counts: pods of the current template's ReplicaSet (
 `pod-template-hash`) while that ReplicaSet has not completed a rollout. Old ReplicaSets' pods,
 completed rollouts and Deployments without autorollback.io/fail-on never trigger.
 """
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,7 @@ def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     return min(stamps, key=times.parse) if stamps else rs["metadata"].get("creationTimestamp") or ""
 
 
-def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]):
+def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["Shown"]:
     """Everything wrong with the new ReplicaSet's pods, as Shown states."""
     for c in (rs.get("status") or {}).get("conditions") or []:
         if c.get("type") == "ReplicaFailure" and c.get("status") == "True" and c.get("reason") == "FailedCreate":

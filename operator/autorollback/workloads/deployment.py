@@ -30,6 +30,7 @@ _NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([a-z0-9][-a-z0-9.]{0,252})"')  # a DN
 
 
 def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
+    c: dict[str, Any]
     for c in (deployment.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
             return c
@@ -38,7 +39,7 @@ def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def observed(deployment: dict[str, Any]) -> bool:
     status = deployment.get("status") or {}
-    return status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    return bool(status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0))
 
 
 def named_replicaset(message: str) -> str:
@@ -173,7 +174,7 @@ def _empty_is_nothing(path: tuple[str, ...]) -> bool:
 
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
-    return _semantic(without_hash(a)) == _semantic(without_hash(b))
+    return bool(_semantic(without_hash(a)) == _semantic(without_hash(b)))
 
 
 def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
@@ -263,7 +264,8 @@ class Deployments:
     pod_label = HASH_LABEL
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
-        return workload["spec"]["template"]
+        template: dict[str, Any] = workload["spec"]["template"]
+        return template
 
     revisions = staticmethod(revisions)
     current = staticmethod(current)
