@@ -8,7 +8,7 @@ OLDEST := .venv-oldest
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 4
 
-.PHONY: help demo bench manifests venv test unit e2e cluster-up cluster-down tools clean
+.PHONY: help demo bench manifests venv lint format test unit e2e cluster-up cluster-down tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,15 @@ cluster-up: ## build (first time only) and start the local control plane; kubeco
 cluster-down: ## stop the local control plane and remove its state
 	hack/cluster.sh down
 
+lint: $(BIN)/autorollback ## ruff (lint, and formatting checked) and mypy --strict on the pure core; settings in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(BIN)/autorollback ## rewrite the code as `make lint` wants it: ruff's safe fixes, then ruff format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 unit: venv ## unit tests of the pure core
 	$(BIN)/pytest tests/unit -q
 
@@ -52,7 +61,7 @@ e2e: venv tools cluster-up ## end-to-end tests on the local control plane
 	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load -m "not serial"
 	$(BIN)/pytest tests/e2e -q -m serial
 
-test: venv tools cluster-up ## everything: unit and end-to-end tests (the serial ones last, alone)
+test: venv lint tools cluster-up ## everything: lint first (fails fast), then unit and end-to-end tests (the serial ones last, alone)
 	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load -m "not serial" --durations=15
 	$(BIN)/pytest tests -q -m serial --durations=8
 

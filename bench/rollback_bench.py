@@ -6,6 +6,7 @@ on the API, its own monotonic clock) records, per Deployment, when the API first
 signal and when it first shows the rolled-back template; the reaction is the difference. Results are
 written down in bench/README.md with the machine they ran on. It measures; it never fails on a number.
 """
+
 import argparse
 import functools
 import json
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from e2e import kit  # noqa: E402
+from e2e import kit
 
 os.environ["KUBECONFIG"] = kit.kubeconfig()
-from autorollback import kube  # noqa: E402
+from autorollback import kube
 
 V1, V2 = "registry.example/app:1", "registry.example/app:2"
 
@@ -77,8 +78,9 @@ class Watcher(threading.Thread):
             self.rolled_back.setdefault(name, now)
 
     def _pod(self, p: dict[str, Any], now: float) -> None:
-        restarts = max([cs.get("restartCount") or 0 for cs in p.get("status", {}).get("containerStatuses") or []],
-                       default=0)
+        restarts = max(
+            [cs.get("restartCount") or 0 for cs in p.get("status", {}).get("containerStatuses") or []], default=0
+        )
         if restarts >= 3 and p["spec"]["containers"][0]["image"] == V2:  # the fail-fast threshold (fail-restarts)
             self.pod_signal.setdefault(p["metadata"]["labels"]["app"], now)
 
@@ -93,12 +95,25 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {q[49]:.0f} ms, p90 {q[89]:.0f} ms, p99 {q[98]:.0f} ms, max {max(values):.0f} ms (n={len(values)})"
 
 
-def manifests(ns: str, names: list[str], image: str, failure: str | None = None, deadline: int = 10,
-              annotations: dict[str, str] | None = None, replicas: int = 1) -> str:
+def manifests(
+    ns: str,
+    names: list[str],
+    image: str,
+    failure: str | None = None,
+    deadline: int = 10,
+    annotations: dict[str, str] | None = None,
+    replicas: int = 1,
+) -> str:
     items = []
     for name in names:
-        d = kit.deployment(name, image=image, replicas=replicas, failure=failure, progress_deadline=deadline,
-                           annotations=annotations if annotations is not None else {"autorollback.io/enabled": "true"})
+        d = kit.deployment(
+            name,
+            image=image,
+            replicas=replicas,
+            failure=failure,
+            progress_deadline=deadline,
+            annotations=annotations if annotations is not None else {"autorollback.io/enabled": "true"},
+        )
         d["metadata"]["namespace"] = ns
         items.append(d)
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
@@ -153,10 +168,14 @@ def burst(n: int) -> dict[str, Any]:
         op.stop(30)
         space.close()
     per = {verb: (after[verb] - before[verb]) / n for verb in after}
-    return {"name": f"{n} at once (deadline 10 s)", "reaction": percentiles(watcher.reactions_ms()),
-            "all rolled back after apply": f"{done:.1f} s",
-            "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
-            "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}", "RSS": f"{rss:.0f} MiB (peak {peak:.0f})"}
+    return {
+        "name": f"{n} at once (deadline 10 s)",
+        "reaction": percentiles(watcher.reactions_ms()),
+        "all rolled back after apply": f"{done:.1f} s",
+        "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
+        "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}",
+        "RSS": f"{rss:.0f} MiB (peak {peak:.0f})",
+    }
 
 
 def failfast() -> dict[str, Any]:
@@ -172,21 +191,28 @@ def failfast() -> dict[str, Any]:
         for label, extra in (("fail-on", {"autorollback.io/fail-on": "CrashLoopBackOff"}), ("deadline only", {})):
             name = "fast" if extra else "slow"
             ann = {"autorollback.io/enabled": "true", **extra}
-            kit.kubectl("apply", "-f", "-", input=manifests(space.ns, [name], V1, deadline=60, annotations=ann,
-                                                             replicas=3))
+            kit.kubectl(
+                "apply", "-f", "-", input=manifests(space.ns, [name], V1, deadline=60, annotations=ann, replicas=3)
+            )
             kit.wait_for(lambda: available(space.ns, V1, [name]), 120, "v1", 0.5)
             watcher.armed = True
             broken_at = time.monotonic()
-            kit.kubectl("apply", "-f", "-", input=manifests(space.ns, [name], V2, failure="crash", deadline=60,
-                                                             annotations=ann, replicas=3))
+            kit.kubectl(
+                "apply",
+                "-f",
+                "-",
+                input=manifests(space.ns, [name], V2, failure="crash", deadline=60, annotations=ann, replicas=3),
+            )
             kit.wait_for(lambda: name in watcher.rolled_back, 300, "the rollback", 0.2)
             patched = watcher.rolled_back[name] - broken_at
             kit.wait_for(lambda: available(space.ns, V1, [name]), 300, "available again", 0.2)
             again = time.monotonic() - broken_at
             signal = (watcher.pod_signal if extra else watcher.signal).get(name)
-            out[label] = (f"rollback visible {patched:.1f} s after the broken apply, available again {again:.1f} s; "
-                          f"{'3rd restart' if extra else 'ProgressDeadlineExceeded'} -> rollback "
-                          + (f"{(watcher.rolled_back[name] - signal) * 1000:.0f} ms" if signal else "not seen"))
+            out[label] = (
+                f"rollback visible {patched:.1f} s after the broken apply, available again {again:.1f} s; "
+                f"{'3rd restart' if extra else 'ProgressDeadlineExceeded'} -> rollback "
+                + (f"{(watcher.rolled_back[name] - signal) * 1000:.0f} ms" if signal else "not seen")
+            )
     finally:
         watcher.stopped.set()
         op.stop(30)
@@ -218,8 +244,12 @@ def population(ns: str, total: int, opted: int, failing: int, paused: bool = Fal
     existing: set[str] = set()
     token = None
     while True:
-        page = api().request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments", query={"limit": 500, "continue": token},
-                            accept=kube.METADATA_ONLY)
+        page = api().request(
+            "GET",
+            f"/apis/apps/v1/namespaces/{ns}/deployments",
+            query={"limit": 500, "continue": token},
+            accept=kube.METADATA_ONLY,
+        )
         existing |= {item["metadata"]["name"] for item in page.get("items") or []}
         token = page["metadata"].get("continue")
         if not token:
@@ -227,8 +257,12 @@ def population(ns: str, total: int, opted: int, failing: int, paused: bool = Fal
 
     def create(name: str) -> None:
         opt = name.startswith("app-")
-        d = kit.deployment(name, image=V1, replicas=1 if name in names[:failing] else 0,
-                           annotations={"autorollback.io/enabled": "true"} if opt else {})
+        d = kit.deployment(
+            name,
+            image=V1,
+            replicas=1 if name in names[:failing] else 0,
+            annotations={"autorollback.io/enabled": "true"} if opt else {},
+        )
         d["spec"]["paused"] = paused
         api().request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body=d)
 
@@ -268,8 +302,12 @@ def scale(total: int = 10000, opted: int = 1000, failing: int = 200) -> dict[str
     pop = population(ns, total, opted, failing)
     made = time.monotonic() - made
     names = pop["failing"]
-    kit.wait_for(lambda: all(kit.image_of(d) == V1 and kit.is_complete(d) for d in got(ns, names)), 900,
-                 "the failing Deployments' v1", 2)
+    kit.wait_for(
+        lambda: all(kit.image_of(d) == V1 and kit.is_complete(d) for d in got(ns, names)),
+        900,
+        "the failing Deployments' v1",
+        2,
+    )
     op = scoped(ns)
     watcher = Watcher(ns)
     try:
@@ -285,8 +323,14 @@ def scale(total: int = 10000, opted: int = 1000, failing: int = 200) -> dict[str
         watcher.generation = {d["metadata"]["name"]: d["metadata"].get("generation", 1) for d in got(ns, names)}
         before = requests(op)
         watcher.armed = True
-        kit.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-                    input=manifests(ns, names, V2, failure="not-ready"))
+        kit.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=manifests(ns, names, V2, failure="not-ready"),
+        )
         kit.wait_for(lambda: len(watcher.rolled_back) == len(names), 900, "all rollbacks", 0.5)
         time.sleep(2)
         after = requests(op)
@@ -296,14 +340,16 @@ def scale(total: int = 10000, opted: int = 1000, failing: int = 200) -> dict[str
         op.stop(30)
         drop(ns)
     per = {verb: (after[verb] - before[verb]) / len(names) for verb in after}
-    return {"name": f"{total} Deployments in scope, {opted} opted in, {failing} of them failing at once",
-            "population": f"{len(pop['created'])} created in {made:.0f} s (4 at a time), the rest reused",
-            "after start": f"/readyz {ready:.1f} s, all {total} listed and seen {seen:.1f} s",
-            "RSS": f"after the list {after_list[0]:.0f} MiB (peak {after_list[1]:.0f}), idle {idle:.0f} MiB, "
-                   f"after the rollbacks {rss:.0f} MiB, peak {peak:.0f} MiB",
-            "reaction": percentiles(watcher.reactions_ms()),
-            "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
-            "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}"}
+    return {
+        "name": f"{total} Deployments in scope, {opted} opted in, {failing} of them failing at once",
+        "population": f"{len(pop['created'])} created in {made:.0f} s (4 at a time), the rest reused",
+        "after start": f"/readyz {ready:.1f} s, all {total} listed and seen {seen:.1f} s",
+        "RSS": f"after the list {after_list[0]:.0f} MiB (peak {after_list[1]:.0f}), idle {idle:.0f} MiB, "
+        f"after the rollbacks {rss:.0f} MiB, peak {peak:.0f} MiB",
+        "reaction": percentiles(watcher.reactions_ms()),
+        "API requests per rollback": ", ".join(f"{v} {c:.1f}" for v, c in per.items() if c),
+        "writes per rollback": f"{per['PATCH'] + per['POST']:.1f}",
+    }
 
 
 def memory() -> dict[str, Any]:
@@ -317,10 +363,12 @@ def memory() -> dict[str, Any]:
         kit.kubectl("create", "namespace", empty)
     runs = {}
     try:
-        for label, spaces, total in (("nothing in scope", (empty,), 0),
-                                     ("10,000 in scope, 1,000 opted in", (big,), 10000),
-                                     ("2,000 in scope, all opted in", (many,), 2000),
-                                     ("12,000 in scope, 3,000 opted in", (big, many), 12000)):
+        for label, spaces, total in (
+            ("nothing in scope", (empty,), 0),
+            ("10,000 in scope, 1,000 opted in", (big,), 10000),
+            ("2,000 in scope, all opted in", (many,), 2000),
+            ("12,000 in scope, 3,000 opted in", (big, many), 12000),
+        ):
             op = scoped(*spaces)
             try:
                 seen = listed(op, total) if total else (op.wait_ready(), 0.0)[1]
@@ -340,13 +388,21 @@ def memory() -> dict[str, Any]:
     for label, (rss, peak, seen) in runs.items():
         out[label] = f"RSS {rss:.0f} MiB, peak {peak:.0f} MiB (listed in {seen:.1f} s)"
     predicted = base + 12 * a + 3 * b
-    out["fit"] = (f"peak = {base:.0f} MiB + {a:.1f} MiB per 1,000 in scope + {b:.1f} MiB per 1,000 opted in "
-                  f"(12,000/3,000 predicted {predicted:.0f}, measured {runs['12,000 in scope, 3,000 opted in'][1]:.0f})")
+    out["fit"] = (
+        f"peak = {base:.0f} MiB + {a:.1f} MiB per 1,000 in scope + {b:.1f} MiB per 1,000 opted in "
+        f"(12,000/3,000 predicted {predicted:.0f}, measured {runs['12,000 in scope, 3,000 opted in'][1]:.0f})"
+    )
     return out
 
 
-SCENARIOS = {"single": lambda: burst(1), "burst50": lambda: burst(50), "burst200": lambda: burst(200),
-             "failfast": failfast, "scale": scale, "memory": memory}
+SCENARIOS = {
+    "single": lambda: burst(1),
+    "burst50": lambda: burst(50),
+    "burst200": lambda: burst(200),
+    "failfast": failfast,
+    "scale": scale,
+    "memory": memory,
+}
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ demo-forge.py up STATE: start it with an empty repository `shop`; print shell as
     (GITEA_URL, REPO, CREDENTIALS, TOKEN_FILE, GITEA_PID).
 demo-forge.py pulls GITEA_URL TOKEN_FILE TITLE: print the open pull requests; exit 1 unless one has TITLE.
 """
+
 import json
 import os
 import shlex
@@ -23,13 +24,19 @@ if sys.argv[1] == "up":
     credentials = state / "credentials"
     credentials.mkdir(parents=True, exist_ok=True)
     (credentials / "127.0.0.1").write_text(gitea.token)
-    for name, value in (("GITEA_URL", gitea.url), ("REPO", repo), ("CREDENTIALS", credentials),
-                        ("TOKEN_FILE", credentials / "127.0.0.1"), ("GITEA_PID", gitea.proc.pid)):
+    for name, value in (
+        ("GITEA_URL", gitea.url),
+        ("REPO", repo),
+        ("CREDENTIALS", credentials),
+        ("TOKEN_FILE", credentials / "127.0.0.1"),
+        ("GITEA_PID", gitea.proc.pid),
+    ):
         print(f"{name}={shlex.quote(str(value))}")
 elif sys.argv[1] == "pulls":
     url, token, title = sys.argv[2], Path(sys.argv[3]).read_text().strip(), sys.argv[4]
-    req = urllib.request.Request(f"{url}/api/v1/repos/forgeadmin/shop/pulls?state=open",
-                                 headers={"Authorization": f"token {token}"})
+    req = urllib.request.Request(
+        f"{url}/api/v1/repos/forgeadmin/shop/pulls?state=open", headers={"Authorization": f"token {token}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         pulls = json.load(r)
     for p in pulls:

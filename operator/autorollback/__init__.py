@@ -1,4 +1,5 @@
 """autorollback: automatic rollback of failed Deployment rollouts."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -11,6 +11,7 @@ starts from this process's first look, later, never sooner.
 
 The mark: `<ReplicaSet name> <state digest> <seconds> <hex HMAC>`.
 """
+
 import hashlib
 import hmac
 import re
@@ -18,7 +19,7 @@ import secrets
 
 KEY_BYTES = 32  # a new key's length (the Secret's `key`)
 MIN_KEY_BYTES = 16  # a shorter key in the Secret is refused
-MAX_SECONDS = 10 ** 7  # a resumed measurement never counts more than this (~115 days)
+MAX_SECONDS = 10**7  # a resumed measurement never counts more than this (~115 days)
 _SECONDS = re.compile(r"[0-9]{1,8}")
 _DOMAIN = b"autorollback.io/no-progress v1"  # the HMAC signs nothing else with this key
 
@@ -28,8 +29,9 @@ def new_key() -> bytes:
 
 
 def _mac(key: bytes, uid: str, state_digest: str, seconds: int) -> str:
-    message = b"\n".join((_DOMAIN, uid.encode(errors="replace"), state_digest.encode(errors="replace"),
-                          str(seconds).encode()))
+    message = b"\n".join(
+        (_DOMAIN, uid.encode(errors="replace"), state_digest.encode(errors="replace"), str(seconds).encode())
+    )
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -47,8 +49,7 @@ def resumed(key: bytes, value: str | None, replicaset: str, uid: str, state_dige
     if len(parts) != 4 or not uid or not replicaset:
         return 0.0
     name, digest_, seconds, mac = parts
-    if name != replicaset or digest_ != state_digest or not _SECONDS.fullmatch(seconds) \
-            or seconds != str(int(seconds)):
+    if name != replicaset or digest_ != state_digest or not _SECONDS.fullmatch(seconds) or seconds != str(int(seconds)):
         return 0.0
     expected = _mac(key, uid, state_digest, int(seconds))
     if not hmac.compare_digest(mac.encode(errors="replace"), expected.encode()):

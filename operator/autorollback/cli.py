@@ -1,4 +1,5 @@
 """Command line: `autorollback run` and `autorollback --version`."""
+
 import argparse
 import os
 import re
@@ -34,51 +35,135 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator")
     scope = run.add_mutually_exclusive_group(required=True)
-    scope.add_argument("-n", "--namespace", dest="namespaces", action="append", type=_namespace, metavar="NS",
-                       help="watch this namespace (repeatable)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        type=_namespace,
+        metavar="NS",
+        help="watch this namespace (repeatable)",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument("--metrics-port", type=_port, default=9090, help="port of the Prometheus /metrics endpoint")
     run.add_argument("--health-port", type=_port, default=8080, help="port of /healthz and /readyz")
-    run.add_argument("--log-format", choices=logs.FORMATS, default=None,
-                     help="json or console (default: json unless stdout is a terminal)")
-    run.add_argument("--log-level", default="INFO", type=str.upper,
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="minimum level logged")
-    run.add_argument("--watch-stale-seconds", type=float, default=300.0,
-                     help="/healthz fails once the Deployment watch has missed changes for this long")
-    run.add_argument("--leader-elect", action="store_true",
-                     help="run as one of several replicas: only the holder of a Lease acts (on in the chart)")
-    run.add_argument("--leader-election-namespace", default=None, metavar="NS",
-                     help="namespace of the Lease (default: $POD_NAMESPACE)")
+    run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="json or console (default: json unless stdout is a terminal)",
+    )
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="minimum level logged",
+    )
+    run.add_argument(
+        "--watch-stale-seconds",
+        type=float,
+        default=300.0,
+        help="/healthz fails once the Deployment watch has missed changes for this long",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease acts (on in the chart)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE)",
+    )
     run.add_argument("--leader-election-name", default="autorollback", metavar="NAME", help="name of the Lease")
-    run.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS",
-                     help="a standby takes the Lease once it saw no change of it for this long (its own clock)")
-    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS",
-                     help="the leader exits when it could not renew for this long; the chart restarts it as a standby")
-    run.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS",
-                     help="between attempts (a standby's are jittered up to 2.2 times this)")
-    run.add_argument("--git-credentials-dir", type=Path, default=None, metavar="DIR",
-                     help="one folder per forge host with a `token` file (read at use), for Git revert pull requests")
-    run.add_argument("--git-api-base", action="append", default=[], metavar="HOST=URL",
-                     help="the forge API of a host, when it does not follow the forge's convention (repeatable)")
-    run.add_argument("--argocd-namespace", default=None, metavar="NS",
-                     help="find Git sources from Argo CD Applications (whose default namespace this is)")
+    run.add_argument(
+        "--leader-election-lease-duration",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="a standby takes the Lease once it saw no change of it for this long (its own clock)",
+    )
+    run.add_argument(
+        "--leader-election-renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the leader exits when it could not renew for this long; the chart restarts it as a standby",
+    )
+    run.add_argument(
+        "--leader-election-retry-period",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="between attempts (a standby's are jittered up to 2.2 times this)",
+    )
+    run.add_argument(
+        "--git-credentials-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="one folder per forge host with a `token` file (read at use), for Git revert pull requests",
+    )
+    run.add_argument(
+        "--git-api-base",
+        action="append",
+        default=[],
+        metavar="HOST=URL",
+        help="the forge API of a host, when it does not follow the forge's convention (repeatable)",
+    )
+    run.add_argument(
+        "--argocd-namespace",
+        default=None,
+        metavar="NS",
+        help="find Git sources from Argo CD Applications (whose default namespace this is)",
+    )
     run.add_argument("--flux", action="store_true", help="find Git sources from Flux Kustomizations")
-    run.add_argument("--git-allowed-repo", action="append", default=[], metavar="RULE",
-                     help="which repositories (and paths in them) the Deployments of some namespaces may revert: "
-                          "'NAMESPACE=URL[ paths=GLOB,...][ credential=NAME]' (repeatable; no rule: no revert)")
-    run.add_argument("--git-sources", choices=("any", "discovered", "annotations"), default="any",
-                     help="where the source to revert may come from (any: a discovered Argo CD/Flux source wins)")
-    run.add_argument("--git-revert-timeout", type=float, default=300.0, metavar="SECONDS",
-                     help="one revert's deadline, start to end")
-    run.add_argument("--git-max-file-bytes", type=int, default=1 << 20, metavar="BYTES",
-                     help="blobs larger than this are never fetched; a revert that needs one is refused")
-    run.add_argument("--git-namespace-queue", type=int, default=1, metavar="N",
-                     help="reverts of one namespace running at once (the others wait their turn)")
-    run.add_argument("--no-pod-signals", action="store_true",
-                     help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used")
-    run.add_argument("--checkpoint-secret", default=None, metavar="NAME", type=_secret_name,
-                     help="the Secret in $POD_NAMESPACE whose `key` signs the checkpoints of measured deadlines "
-                          "(created with a random key if absent); without it a key of this process only")
+    run.add_argument(
+        "--git-allowed-repo",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="which repositories (and paths in them) the Deployments of some namespaces may revert: "
+        "'NAMESPACE=URL[ paths=GLOB,...][ credential=NAME]' (repeatable; no rule: no revert)",
+    )
+    run.add_argument(
+        "--git-sources",
+        choices=("any", "discovered", "annotations"),
+        default="any",
+        help="where the source to revert may come from (any: a discovered Argo CD/Flux source wins)",
+    )
+    run.add_argument(
+        "--git-revert-timeout", type=float, default=300.0, metavar="SECONDS", help="one revert's deadline, start to end"
+    )
+    run.add_argument(
+        "--git-max-file-bytes",
+        type=int,
+        default=1 << 20,
+        metavar="BYTES",
+        help="blobs larger than this are never fetched; a revert that needs one is refused",
+    )
+    run.add_argument(
+        "--git-namespace-queue",
+        type=int,
+        default=1,
+        metavar="N",
+        help="reverts of one namespace running at once (the others wait their turn)",
+    )
+    run.add_argument(
+        "--no-pod-signals",
+        action="store_true",
+        help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used",
+    )
+    run.add_argument(
+        "--checkpoint-secret",
+        default=None,
+        metavar="NAME",
+        type=_secret_name,
+        help="the Secret in $POD_NAMESPACE whose `key` signs the checkpoints of measured deadlines "
+        "(created with a random key if absent); without it a key of this process only",
+    )
     return p
 
 
@@ -99,32 +184,55 @@ def main(argv: list[str] | None = None) -> int:
     from autorollback.gitrevert import worker
 
     checkpoint_key = reconcile.checkpoint_key(api, os.environ.get("POD_NAMESPACE"), args.checkpoint_secret)
-    git = worker.Settings(args.git_credentials_dir, dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
-                          argocd_namespace=args.argocd_namespace, flux=args.flux, rules=rules,
-                          sources=args.git_sources, per_namespace=max(1, args.git_namespace_queue),
-                          timeout=args.git_revert_timeout, max_file_bytes=args.git_max_file_bytes)
+    git = worker.Settings(
+        args.git_credentials_dir,
+        dict(pair.split("=", 1) for pair in args.git_api_base if "=" in pair),
+        argocd_namespace=args.argocd_namespace,
+        flux=args.flux,
+        rules=rules,
+        sources=args.git_sources,
+        per_namespace=max(1, args.git_namespace_queue),
+        timeout=args.git_revert_timeout,
+        max_file_bytes=args.git_max_file_bytes,
+    )
 
     election = None
     if args.leader_elect:
         namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE")
         if not namespace:
-            print("autorollback: error: --leader-elect needs --leader-election-namespace or $POD_NAMESPACE",
-                  file=sys.stderr)
+            print(
+                "autorollback: error: --leader-elect needs --leader-election-namespace or $POD_NAMESPACE",
+                file=sys.stderr,
+            )
             return 2
-        if not (0 < args.leader_election_retry_period * 1.2 < args.leader_election_renew_deadline
-                < args.leader_election_lease_duration):  # client-go's rules (JitterFactor 1.2)
-            print("autorollback: error: leader election needs 0 < retry period * 1.2 < renew deadline < lease "
-                  "duration", file=sys.stderr)
+        if not (
+            0
+            < args.leader_election_retry_period * 1.2
+            < args.leader_election_renew_deadline
+            < args.leader_election_lease_duration
+        ):  # client-go's rules (JitterFactor 1.2)
+            print(
+                "autorollback: error: leader election needs 0 < retry period * 1.2 < renew deadline < lease duration",
+                file=sys.stderr,
+            )
             return 2
-        election = runner.Election(namespace, args.leader_election_name, args.leader_election_lease_duration,
-                                   args.leader_election_renew_deadline, args.leader_election_retry_period)
-    return runner.run(api, runner.Options(
-        namespaces=args.namespaces or [],
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        watch_stale_seconds=args.watch_stale_seconds,
-        git=git,
-        checkpoint_key=checkpoint_key,
-        pod_signals=not args.no_pod_signals,
-        election=election,
-    ))
+        election = runner.Election(
+            namespace,
+            args.leader_election_name,
+            args.leader_election_lease_duration,
+            args.leader_election_renew_deadline,
+            args.leader_election_retry_period,
+        )
+    return runner.run(
+        api,
+        runner.Options(
+            namespaces=args.namespaces or [],
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            watch_stale_seconds=args.watch_stale_seconds,
+            git=git,
+            checkpoint_key=checkpoint_key,
+            pod_signals=not args.no_pod_signals,
+            election=election,
+        ),
+    )

@@ -1,7 +1,8 @@
 """The user's configuration: `autorollback.io/*` annotations on a Deployment."""
+
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 PREFIX = "autorollback.io/"
 ENABLED = PREFIX + "enabled"
@@ -13,19 +14,32 @@ FAIL_GRACE = PREFIX + "fail-grace-seconds"
 
 ROLLBACK, DRY_RUN = "rollback", "dry-run"
 # Fast failure signals (autorollback.io/fail-on), as Kubernetes spells them.
-SIGNALS = ("CrashLoopBackOff", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError",
-           "OOMKilled", "Unschedulable", "FailedCreate", "NotReady")
+SIGNALS = (
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "OOMKilled",
+    "Unschedulable",
+    "FailedCreate",
+    "NotReady",
+)
 RESTARTS, GRACE = 3, 30.0  # defaults of autorollback.io/fail-restarts and autorollback.io/fail-grace-seconds
 MAX_RESTARTS, MAX_GRACE = 1000, 86400.0
-ACCEPTED = {ENABLED: ("true", "false"), MODE: (ROLLBACK, DRY_RUN), FAIL_ON: ("all", *SIGNALS),
-            FAIL_RESTARTS: (f"a whole number from 1 to {MAX_RESTARTS}",),
-            FAIL_GRACE: (f"a number of seconds from 0 to {int(MAX_GRACE)}",)}
+ACCEPTED = {
+    ENABLED: ("true", "false"),
+    MODE: (ROLLBACK, DRY_RUN),
+    FAIL_ON: ("all", *SIGNALS),
+    FAIL_RESTARTS: (f"a whole number from 1 to {MAX_RESTARTS}",),
+    FAIL_GRACE: (f"a number of seconds from 0 to {int(MAX_GRACE)}",),
+}
 SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
 
 def quote(value: str, limit: int = SHOWN) -> str:
     """A user's value, safe to put in an Event or a log line: quoted, escaped, capped (escapes count)."""
-    pieces, used = [], 0
+    pieces: list[str] = []
+    used = 0
     for ch in value:
         piece = json.dumps(ch, ensure_ascii=True)[1:-1]
         if used + len(piece) > limit:
@@ -54,13 +68,16 @@ class Problem:
             accepted = ACCEPTED[self.key][0]
         else:
             accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
-        return (f"annotation {self.key}={quote(self.value)} is invalid: accepted values are {accepted} "
-                f"(case-insensitive); {self.consequence}")
+        return (
+            f"annotation {self.key}={quote(self.value)} is invalid: accepted values are {accepted} "
+            f"(case-insensitive); {self.consequence}"
+        )
 
 
 @dataclass(frozen=True)
 class FailFast:
     """Which pod-level signals count as a failed rollout, and their thresholds."""
+
     signals: frozenset[str] = frozenset()
     restarts: int = RESTARTS
     grace: float = GRACE
@@ -119,8 +136,15 @@ def _fail_fast(annotations: Mapping[str, str], problems: list[Problem]) -> FailF
     return FailFast(signals, int(restarts), grace)
 
 
-def _number(annotations: Mapping[str, str], key: str, default: float, low: float, high: float,
-            problems: list[Problem], whole: bool) -> float:
+def _number(
+    annotations: Mapping[str, str],
+    key: str,
+    default: float,
+    low: float,
+    high: float,
+    problems: list[Problem],
+    whole: bool,
+) -> float:
     raw = annotations.get(key)
     if raw is None:
         return default

@@ -2,6 +2,7 @@
 the shell explicitly, as kopf passes its own memo and settings: no module holds process state.
 
 The pure core (decision, history, ledger, config, workloads, signals' verdicts) never sees it."""
+
 from dataclasses import dataclass
 
 from autorollback import kube

@@ -1,4 +1,5 @@
 """HTTP endpoints: /metrics on one port, /healthz and /readyz on another."""
+
 import asyncio
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ def _probe(check: Callable[[], tuple[bool, str]]):
     async def handler(_: web.Request) -> web.Response:
         ok, message = check()
         return web.json_response({"ok": ok, "message": message}, status=200 if ok else 503)
+
     return handler
 
 
@@ -25,9 +27,9 @@ async def _start(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
-async def serve(metrics_port: int, health_port: int,
-                healthz: Callable[[], tuple[bool, str]],
-                readyz: Callable[[], tuple[bool, str]]) -> list[web.AppRunner]:
+async def serve(
+    metrics_port: int, health_port: int, healthz: Callable[[], tuple[bool, str]], readyz: Callable[[], tuple[bool, str]]
+) -> list[web.AppRunner]:
     metrics = web.Application()
     metrics.router.add_get("/metrics", _metrics)
     health = web.Application()

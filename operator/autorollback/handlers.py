@@ -4,6 +4,7 @@ it needs, and hand that to a worker.
 Only @kopf.on.event: it writes nothing onto Deployments (no kopf annotations, no finalizers).
 The handler itself makes no API call, so kopf's per-object stream never waits on the network.
 """
+
 import asyncio
 import copy
 import time
@@ -30,6 +31,7 @@ WORKERS = 16  # Deployments worked on at once
 @dataclass
 class Operator:
     """Everything the process shares; touched on the event loop only."""
+
     ctx: Context
     freshness: health.Freshness
     memory: state.Memory = field(default_factory=state.Memory)
@@ -63,7 +65,9 @@ class Operator:
         if memo is not None:
             telemetry.forget(memo.series)
             if memo.enabled:
-                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
+                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(
+                    self.memory.opted_in(memo.namespace)
+                )
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
         """Deployments deleted while the watch was re-listing never get a DELETED event."""
@@ -75,7 +79,11 @@ class Operator:
         if not mentioned(meta.get("annotations")):
             memo = self.memory.memos.get(uid)
             if memo is not None:
-                if memo.enabled and memo.body and memo.body["spec"].get("template") != deployment["spec"].get("template"):
+                if (
+                    memo.enabled
+                    and memo.body
+                    and memo.body["spec"].get("template") != deployment["spec"].get("template")
+                ):
                     self._opt_in_lost(deployment)
                 self.forget(uid)
             return
@@ -96,20 +104,22 @@ class Operator:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back
         to; one from before the opt-in silently takes the opt-in away. Say so, once."""
         meta = deployment["metadata"]
-        message = (f"the autorollback.io/* annotations disappeared in the same change that replaced the pod "
-                   "template, typically a `kubectl rollout undo` to a revision from before the opt-in (kubectl "
-                   "copies that ReplicaSet's annotations). autorollback no longer acts on this Deployment; opt in "
-                   f"again with `kubectl annotate deployment/{meta['name']} -n {meta['namespace']} "
-                   "autorollback.io/enabled=true`.")
+        message = (
+            f"the autorollback.io/* annotations disappeared in the same change that replaced the pod "
+            "template, typically a `kubectl rollout undo` to a revision from before the opt-in (kubectl "
+            "copies that ReplicaSet's annotations). autorollback no longer acts on this Deployment; opt in "
+            f"again with `kubectl annotate deployment/{meta['name']} -n {meta['namespace']} "
+            "autorollback.io/enabled=true`."
+        )
         log.warning("opt-in lost", message=message, namespace=meta["namespace"], deployment=meta["name"])
-        asyncio.get_running_loop().run_in_executor(self.executor, events.post, self.ctx.api, deployment, "Warning",
-                                                   "OptInLost", message)
+        asyncio.get_running_loop().run_in_executor(
+            self.executor, events.post, self.ctx.api, deployment, "Warning", "OptInLost", message
+        )
 
     def resync(self) -> None:
         """Queue every Deployment whose last known state still asks for something."""
         for uid, memo in self.memory.memos.items():
-            if memo.body is not None and memo.jobs(memo.body, parse_config(
-                    memo.body["metadata"].get("annotations"))):
+            if memo.body is not None and memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
                 self.queue.add(uid)
 
     async def process(self, uid: str) -> ApiError | None:
@@ -120,10 +130,21 @@ class Operator:
         jobs = memo.jobs(memo.body, config)
         if not jobs:
             return None
-        work = reconcile.Work(self.ctx, uid, memo.namespace, memo.name, memo.body, config, jobs,
-                              healthy_evidence=memo.healthy_evidence, api_failure_reported=memo.api_failure_reported,
-                              clocks=memo.clocks, problems_done=dict(memo.problems_done),
-                              pods=self.pods.pods(uid), pods_seen=memo.pods_seen)
+        work = reconcile.Work(
+            self.ctx,
+            uid,
+            memo.namespace,
+            memo.name,
+            memo.body,
+            config,
+            jobs,
+            healthy_evidence=memo.healthy_evidence,
+            api_failure_reported=memo.api_failure_reported,
+            clocks=memo.clocks,
+            problems_done=dict(memo.problems_done),
+            pods=self.pods.pods(uid),
+            pods_seen=memo.pods_seen,
+        )
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
             telemetry.forget(result.series)

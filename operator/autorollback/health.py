@@ -3,6 +3,7 @@
 A quiet cluster is healthy: the watch is only called stale when it has delivered nothing for
 `stale_after` seconds *and* the API server shows Deployments whose state the watch never saw.
 """
+
 from dataclasses import dataclass, field
 
 
@@ -34,8 +35,10 @@ class Freshness:
             del self.seen[uid]  # deleted while the watch re-listed: kopf sends no DELETED for those
         missed = sum(1 for uid, rv in listed.items() if self.seen.get(uid) != rv)
         if missed:
-            return False, (f"Deployment watch is stale: no event for {quiet:.0f}s "
-                           f"but {missed} Deployment change(s) were never delivered")
+            return False, (
+                f"Deployment watch is stale: no event for {quiet:.0f}s "
+                f"but {missed} Deployment change(s) were never delivered"
+            )
         return True, f"watch quiet for {quiet:.0f}s, nothing missed"
 
 

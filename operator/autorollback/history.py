@@ -11,13 +11,14 @@ Health, failure and rollbacks are ordered without clocks, by the Deployment revi
 about: the controller gives every rollout the next number, and never copies it between objects.
 The times in marks come from different clocks (the control plane's, this process's).
 """
+
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from autorollback import times
 from autorollback.config import PREFIX
 from autorollback.ledger import Entry
-from autorollback import times
 
 HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> generation <G>[ outlived <failure id>]": a completed rollout
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
@@ -51,6 +52,7 @@ class Health:
     same revision it outlived (its id, as failed-at carries it; "" if none). A mark of an earlier
     version carried a time instead (`legacy`): it is read by the old rule until the next completion
     rewrites it."""
+
     revision: int
     outlived: str = ""
     legacy: dt.datetime | None = None
@@ -58,8 +60,11 @@ class Health:
 
 
 def health_payload(revision: int, outlived: str = "", generation: int = 0) -> str:
-    return (f"revision {revision}" + (f" generation {generation}" if generation else "")
-            + (f" outlived {outlived}" if outlived else ""))
+    return (
+        f"revision {revision}"
+        + (f" generation {generation}" if generation else "")
+        + (f" outlived {outlived}" if outlived else "")
+    )
 
 
 def parse_health(payload: str) -> Health | None:
@@ -205,18 +210,27 @@ def choose_target(history: list[Revision], failing: Revision) -> Target:
     newest older one not known to have failed."""
     older = [r for r in history if r.number < failing.number and r.name != failing.name]
     if not older:
-        return Target(None, "there is no older revision to go back to (this is the first revision, "
-                            "or revisionHistoryLimit removed the older ReplicaSets)")
+        return Target(
+            None,
+            "there is no older revision to go back to (this is the first revision, "
+            "or revisionHistoryLimit removed the older ReplicaSets)",
+        )
     healthy = next((r for r in older if r.healthy), None)
     if healthy:
         return Target(healthy, f"revision {healthy.number} is the newest known to have been healthy")
     serving = next((r for r in older if r.serving and not r.failed), None)
     if serving:
-        return Target(serving, f"no older revision is known healthy; revision {serving.number} is the newest "
-                               f"whose pods are available now ({serving.available})")
+        return Target(
+            serving,
+            f"no older revision is known healthy; revision {serving.number} is the newest "
+            f"whose pods are available now ({serving.available})",
+        )
     untried = next((r for r in older if not r.failed), None)
     if untried:
-        return Target(untried, f"no older revision is known healthy or has available pods; revision "
-                               f"{untried.number} is the newest not known to have failed")
+        return Target(
+            untried,
+            f"no older revision is known healthy or has available pods; revision "
+            f"{untried.number} is the newest not known to have failed",
+        )
     numbers = ", ".join(str(r.number) for r in older)
     return Target(None, f"every older revision ({numbers}) is known to have failed")

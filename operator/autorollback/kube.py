@@ -5,6 +5,7 @@ client model silently drops fields it does not know, and the operator writes pod
 back. The official client is used for what it is good at: loading kubeconfig or in-cluster
 credentials (with token refresh) and building the TLS connection pool, shared by every call.
 """
+
 import dataclasses
 import datetime as dt
 import hashlib
@@ -12,8 +13,8 @@ import json
 import os
 import urllib.parse
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -56,6 +57,7 @@ class Client:
 
     guard: may this process write? Leader election's `leads()` (`guarded()`): a replica that is not
     (or no longer sure to be) the leader writes nothing. Without election, always."""
+
     configuration: client.Configuration
     pool: urllib3.PoolManager
     guard: Callable[[], bool] = _always
@@ -64,9 +66,17 @@ class Client:
         """The same connection, writing only while guard() says so."""
         return dataclasses.replace(self, guard=guard)
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                content_type: str = "application/json", accept: str = "application/json", unguarded: bool = False,
-                timeout: urllib3.Timeout | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        unguarded: bool = False,
+        timeout: urllib3.Timeout | None = None,
+    ) -> Any:
         """One API request; the answer's JSON as sent. Raises ApiError for anything but 2xx."""
         if method != "GET" and not unguarded and not self.guard():
             raise ApiError(0, "NotLeader", "this replica does not hold the leader Lease: it writes nothing")
@@ -80,8 +90,15 @@ class Client:
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         try:
-            r = self.pool.request(method, url, body=data, headers=headers, retries=False, preload_content=True,
-                                  timeout=timeout or urllib3.Timeout(connect=TIMEOUT, read=TIMEOUT))
+            r = self.pool.request(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                retries=False,
+                preload_content=True,
+                timeout=timeout or urllib3.Timeout(connect=TIMEOUT, read=TIMEOUT),
+            )
         except urllib3.exceptions.HTTPError as e:
             raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
         if not 200 <= r.status < 300:
@@ -99,11 +116,21 @@ class Client:
         """The events of one watch request, as sent; ends when the server closes it, when it stays
         silent for idle seconds (the caller watches again from the last version), or once stopped is set."""
         _count("WATCH")
-        url = self.configuration.host.rstrip("/") + path + "?" + urllib.parse.urlencode(
-            {**query, "watch": "true", "timeoutSeconds": 300})
+        url = (
+            self.configuration.host.rstrip("/")
+            + path
+            + "?"
+            + urllib.parse.urlencode({**query, "watch": "true", "timeoutSeconds": 300})
+        )
         try:
-            r = self.pool.request("GET", url, headers=self._headers("application/json"), retries=False,
-                                  preload_content=False, timeout=urllib3.Timeout(connect=TIMEOUT, read=idle))
+            r = self.pool.request(
+                "GET",
+                url,
+                headers=self._headers("application/json"),
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=TIMEOUT, read=idle),
+            )
         except urllib3.exceptions.HTTPError as e:
             raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
         try:
@@ -135,8 +162,9 @@ class Client:
         for ns in namespaces or [None]:
             token = None
             while True:
-                page = self.request("GET", _deployments(ns), query={"limit": 500, "continue": token},
-                                    accept=METADATA_ONLY)
+                page = self.request(
+                    "GET", _deployments(ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY
+                )
                 for item in page.get("items") or []:
                     out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
                 token = (page.get("metadata") or {}).get("continue")
@@ -150,11 +178,18 @@ class Client:
     def replicasets_of(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
         """ReplicaSets controlled by the Deployment, exactly as kubectl's rollout history finds them."""
         meta = deployment["metadata"]
-        page = self.request("GET", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
-                            query={"labelSelector": selector(deployment["spec"].get("selector") or {})})
-        return [rs for rs in page.get("items") or []
-                if any(r.get("controller") and r.get("uid") == meta["uid"]
-                       for r in rs["metadata"].get("ownerReferences") or [])]
+        page = self.request(
+            "GET",
+            f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
+            query={"labelSelector": selector(deployment["spec"].get("selector") or {})},
+        )
+        return [
+            rs
+            for rs in page.get("items") or []
+            if any(
+                r.get("controller") and r.get("uid") == meta["uid"] for r in rs["metadata"].get("ownerReferences") or []
+            )
+        ]
 
     def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -165,33 +200,62 @@ class Client:
             raise
 
     def patch_deployment(self, namespace: str, name: str, json_patch: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.request("PATCH", f"{_deployments(namespace)}/{name}", body=json_patch,
-                            query={"fieldManager": FIELD_MANAGER}, content_type="application/json-patch+json")
+        return self.request(
+            "PATCH",
+            f"{_deployments(namespace)}/{name}",
+            body=json_patch,
+            query={"fieldManager": FIELD_MANAGER},
+            content_type="application/json-patch+json",
+        )
 
     def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Merge-patch annotations onto a ReplicaSet (None removes a key)."""
-        self.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
-                     body={"metadata": {"annotations": annotations}}, query={"fieldManager": FIELD_MANAGER},
-                     content_type="application/merge-patch+json")
+        self.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
+            body={"metadata": {"annotations": annotations}},
+            query={"fieldManager": FIELD_MANAGER},
+            content_type="application/merge-patch+json",
+        )
 
-    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str,
-                   component: str = "autorollback", once: str = "") -> None:
+    def post_event(
+        self,
+        obj: dict[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        component: str = "autorollback",
+        once: str = "",
+    ) -> None:
         """A core/v1 Event on obj, as `kubectl describe` shows them. With `once`, the Event's name is
         derived from it, so a second report of the same thing (another replica, after a handover) is
         refused by the API server (409) and not told twice."""
         meta = obj["metadata"]
-        suffix = (hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once
-                  else uuid.uuid4().hex[:16])
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        suffix = (
+            hashlib.sha256(f"{meta.get('uid')} {once}".encode()).hexdigest()[:16] if once else uuid.uuid4().hex[:16]
+        )
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj.get("kind", "Deployment"),
-                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "type": type_, "reason": reason, "message": message[:1024],
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1, "source": {"component": component},
-            "reportingComponent": component, "reportingInstance": os.environ.get("POD_NAME", component),
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", "apps/v1"),
+                "kind": obj.get("kind", "Deployment"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": os.environ.get("POD_NAME", component),
         }
         try:
             self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event)
@@ -208,9 +272,7 @@ def connect() -> Client:
         else:
             config.load_kube_config()
     except (ConfigException, OSError) as e:
-        raise ConnectError(
-            f"no Kubernetes configuration found ({e}); set KUBECONFIG or run inside a cluster"
-        ) from None
+        raise ConnectError(f"no Kubernetes configuration found ({e}); set KUBECONFIG or run inside a cluster") from None
     cfg = client.Configuration.get_default_copy()
     cfg.connection_pool_maxsize = POOL
     api = Client(cfg, rest.RESTClientObject(cfg).pool_manager)
@@ -241,8 +303,9 @@ def _error(r: Any) -> ApiError:
         message = status.get("message") if isinstance(status, dict) else None
     except ValueError:
         message = None
-    return ApiError(r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500],
-                    _retry_after(r.headers))
+    return ApiError(
+        r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500], _retry_after(r.headers)
+    )
 
 
 def _deployments(namespace: str | None) -> str:
@@ -254,14 +317,21 @@ def selector(label_selector: dict[str, Any]) -> str:
     parts = [f"{k}={v}" for k, v in sorted((label_selector.get("matchLabels") or {}).items())]
     for e in label_selector.get("matchExpressions") or []:
         key, op, values = e["key"], e["operator"], ",".join(e.get("values") or [])
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": key, "DoesNotExist": f"!{key}"}[op])
+        parts.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[op]
+        )
     return ",".join(parts)
 
 
 @dataclass(frozen=True)
 class DeploymentApi:
     """The I/O of the Deployment adapter (workloads.base.Api): its ReplicaSets are its history."""
+
     api: Client
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:

@@ -37,7 +37,9 @@ class Entry:
     at: str  # when the rollback was written (this process's wall clock: for people, never compared)
     reason: str = ""
     revision: int = 0  # the Deployment revision whose rollout failed (0: written before revisions were)
-    generation: int = 0  # the Deployment's metadata.generation the rollback patched (0: written before generations were)
+    generation: int = (
+        0  # the Deployment's metadata.generation the rollback patched (0: written before generations were)
+    )
 
     @property
     def id(self) -> str:
@@ -61,7 +63,18 @@ def parse(text: str | None) -> tuple[Entry, ...]:
         if not all(_count(v) for v in numbers.values()):
             continue
         if all(isinstance(fields[k], str) and fields[k] for k in ("failed", "restored", "failure", "at")):
-            out.append(Entry(**{k: v if isinstance(v, str) else "" for k, v in fields.items()}, **numbers))
+            strings = {k: v if isinstance(v, str) else "" for k, v in fields.items()}
+            out.append(
+                Entry(
+                    strings["failed"],
+                    strings["restored"],
+                    strings["failure"],
+                    strings["at"],
+                    strings["reason"],
+                    revision=numbers["revision"],
+                    generation=numbers["generation"],
+                )
+            )
     return tuple(out)
 
 
@@ -82,7 +95,6 @@ def merge(*ledgers: tuple[Entry, ...]) -> tuple[Entry, ...]:
             if e.id not in by_id or _order(e) > _order(by_id[e.id]):
                 by_id[e.id] = e
     return tuple(sorted(by_id.values(), key=_order, reverse=True)[:LIMIT])
-
 
 
 def of(objects: list[dict[str, Any]]) -> tuple[Entry, ...]:

@@ -1,4 +1,5 @@
 """Structured logging: our own lines and kopf's, one rendered line per record."""
+
 import logging
 import sys
 from typing import Any

@@ -3,6 +3,7 @@
 Work that failed on an API error is requeued until it is done or clearly impossible: a failed
 rollout is still standing until someone changes the Deployment, so giving up would leave it.
 """
+
 import random
 
 BASE = 0.5  # seconds before the first retry
@@ -20,7 +21,7 @@ def delay(attempt: int, retry_after: float | None = None, jitter: float | None =
     """Seconds to wait before try number attempt+1: exponential with jitter, capped, and never
     sooner than the server's Retry-After."""
     j = random.uniform(0.8, 1.2) if jitter is None else jitter
-    wait = min(CAP, BASE * 2 ** min(attempt, 16)) * j
+    wait: float = min(CAP, BASE * 2 ** min(attempt, 16)) * j
     if retry_after is not None and retry_after > 0:
         wait = max(wait, min(retry_after, CAP))
     return wait

@@ -1,5 +1,6 @@
 """Runs kopf embedded, next to the work queue, our /metrics and /healthz endpoints, the watch-
 freshness check and the periodic resync."""
+
 import asyncio
 import contextlib
 import time
@@ -34,6 +35,7 @@ class Election:
 @dataclass(frozen=True)
 class Options:
     """What `autorollback run` was asked (cli.py), for the Context and the loops started here."""
+
     namespaces: list[str]
     metrics_port: int
     health_port: int
@@ -113,19 +115,26 @@ async def _main(api: kube.Client, options: Options) -> int:
     election = options.election
     if election is not None:
         # Every replica watches (a takeover starts warm); only the Lease holder works and writes.
-        elector = Elector(api, election.namespace, election.name, identity(),
-                          Timings(election.lease, election.renew_deadline, election.retry),
-                          on_change=lambda leads: op.resync() if leads else None)
+        elector = Elector(
+            api,
+            election.namespace,
+            election.name,
+            identity(),
+            Timings(election.lease, election.renew_deadline, election.retry),
+            on_change=lambda leads: op.resync() if leads else None,
+        )
         api = api.guarded(elector.leads)
         telemetry.leader.set(0)
     ctx = Context(api, gitworker.Worker(api, options.git), options.checkpoint_key, options.pod_signals)
-    op = handlers.Operator(ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds,
-                                                           last_event=time.monotonic()))
+    op = handlers.Operator(
+        ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds, last_event=time.monotonic())
+    )
     namespaces, metrics_port, health_port = options.namespaces, options.metrics_port, options.health_port
     ready = asyncio.Event()
     try:
         servers = await endpoints.serve(
-            metrics_port, health_port,
+            metrics_port,
+            health_port,
             healthz=lambda: _healthz(op, elector, election.lease if election else 0.0),
             readyz=lambda: (True, "watching") if ready.is_set() else (False, "starting"),
         )
@@ -139,8 +148,13 @@ async def _main(api: kube.Client, options: Options) -> int:
     if elector is not None:
         electing = asyncio.create_task(elector.run())
         electing.add_done_callback(_election_ended)
-    log.info("operator starting", namespaces=namespaces or "all", metrics_port=metrics_port, health_port=health_port,
-             identity=elector.me if elector else None)
+    log.info(
+        "operator starting",
+        namespaces=namespaces or "all",
+        metrics_port=metrics_port,
+        health_port=health_port,
+        identity=elector.me if elector else None,
+    )
     try:
         await kopf.operator(
             registry=handlers.registry,
@@ -175,8 +189,10 @@ async def _main(api: kube.Client, options: Options) -> int:
             if drained:
                 await elector.release()
             else:
-                log.warning("writes still in flight at the end of leadership: the Lease is not released, the "
-                            "standby takes over when it expires")
+                log.warning(
+                    "writes still in flight at the end of leadership: the Lease is not released, the "
+                    "standby takes over when it expires"
+                )
         for server in servers:
             await server.cleanup()
     log.info("operator stopped")
@@ -186,10 +202,7 @@ async def _main(api: kube.Client, options: Options) -> int:
 def _election_ended(task: "asyncio.Task[None]") -> None:
     """The election loop ends only on stop(): anything else is fatal (Elector.run exits already; this
     is the last line of defence)."""
-    if task.cancelled():
-        error = "cancelled"
-    else:
-        error = repr(task.exception())
+    error = "cancelled" if task.cancelled() else repr(task.exception())
     log.error("the leader election loop ended unexpectedly: exiting", error=error)
     _die(EXIT_BROKEN)
 

@@ -5,17 +5,18 @@ last thing done per concern (never a growing set), dropped when the Deployment i
 no longer listed. Memory only saves API calls: everything here can be lost (restart,
 failover) because the decisions rest on what is recorded in the cluster.
 """
+
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import decision, times
-from autorollback.workloads import deployment as deployments
-from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
+from autorollback.workloads import deployment as deployments
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
 
@@ -39,7 +40,9 @@ def _failure_state(deployment: dict[str, Any]) -> str:
         left = DEPLOYMENTS.left_over(deployment)
         if not left:
             return ""
-        ident = f"{left} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')} {deployments.COMPLETE}"
+        ident = (
+            f"{left} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')} {deployments.COMPLETE}"
+        )
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
     return f"{ident}|template={template_digest(deployment)}"
@@ -61,9 +64,20 @@ def stale_key(deployment: dict[str, Any]) -> str:
 
 def fast_key(deployment: dict[str, Any], config: Config) -> str:
     """What a fast verdict depends on besides the pods: the template, the status, the settings."""
-    return digest(json.dumps([(deployment.get("spec") or {}).get("template"), deployment.get("status"),
-                              sorted(config.fail_fast.signals), config.fail_fast.restarts, config.fail_fast.grace,
-                              config.dry_run, DEPLOYMENTS.paused(deployment)], sort_keys=True))
+    return digest(
+        json.dumps(
+            [
+                (deployment.get("spec") or {}).get("template"),
+                deployment.get("status"),
+                sorted(config.fail_fast.signals),
+                config.fail_fast.restarts,
+                config.fail_fast.grace,
+                config.dry_run,
+                DEPLOYMENTS.paused(deployment),
+            ],
+            sort_keys=True,
+        )
+    )
 
 
 def completion_key(deployment: dict[str, Any]) -> str:
@@ -111,7 +125,10 @@ class Memo:
         key = failure_key(deployment, config)
         if key and key != self.failure_done:
             todo.add(Job.FAILURE)
-        if signals.watched(deployment, config.fail_fast) and (self.pods_seen, fast_key(deployment, config)) != self.fast_done:
+        if (
+            signals.watched(deployment, config.fail_fast)
+            and (self.pods_seen, fast_key(deployment, config)) != self.fast_done
+        ):
             todo.add(Job.FAST)
         if self.healthy_evidence is not None:
             todo.add(Job.HEALTHY)

@@ -4,6 +4,9 @@ naming conventions.
 One label scheme for every kind of workload: per-workload series carry `kind`, `namespace` and
 `name`; per-namespace series carry `kind` and `namespace`. `kind` is the workload's Kubernetes kind
 ("Deployment"), so other kinds fit the same series without renaming them again."""
+
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from autorollback import __version__
@@ -90,8 +93,12 @@ pod_watches = Gauge(
 )
 
 
-_PER_WORKLOAD = {"invalid_annotations": invalid_annotations, "failed_rollouts": failed_rollouts,
-                 "rollbacks": rollbacks, "last_rollback": last_rollback}
+_PER_WORKLOAD = {
+    "invalid_annotations": invalid_annotations,
+    "failed_rollouts": failed_rollouts,
+    "rollbacks": rollbacks,
+    "last_rollback": last_rollback,
+}
 
 
 def forget(series: set[tuple[str, ...]]) -> None:
@@ -99,7 +106,5 @@ def forget(series: set[tuple[str, ...]]) -> None:
 
     Each entry is (metric, kind, namespace, name, *other labels), as the series were labelled."""
     for metric, *labels in series:
-        try:
+        with contextlib.suppress(KeyError):
             _PER_WORKLOAD[metric].remove(*labels)
-        except KeyError:
-            pass

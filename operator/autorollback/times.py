@@ -1,11 +1,13 @@
 """RFC 3339 times as the API server and autorollback write them; compared parsed, never as text.
 And the durations this process measures itself (Clocks), on its monotonic clock."""
+
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
-NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def parse(text: str | None) -> dt.datetime:
@@ -14,11 +16,11 @@ def parse(text: str | None) -> dt.datetime:
         t = dt.datetime.fromisoformat((text or "").strip().replace("Z", "+00:00"))
     except ValueError:
         return NEVER
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def stamp(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Clocks:
@@ -37,16 +39,17 @@ class Clocks:
         self._first: dict[str, dict[str, float]] = {}
         self._labels: dict[tuple[str, str], str] = {}
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         with self._lock:
             return {"first": self._first, "labels": self._labels}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self._lock = threading.Lock()
         self._first, self._labels = state["first"], state["labels"]
 
-    def track(self, group: str, keys: Iterable[str], now: float,
-              resume: dict[str, float] | None = None) -> dict[str, float]:
+    def track(
+        self, group: str, keys: Iterable[str], now: float, resume: dict[str, float] | None = None
+    ) -> dict[str, float]:
         """Seconds each of these states has lasted as this process saw it. States new to it start
         now, or `resume[key]` seconds ago (a checkpoint: the caller passes only one it verified, and
         only on its first look, never for a state it saw begin); the group's other states are

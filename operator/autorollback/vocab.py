@@ -1,10 +1,12 @@
 """The words decisions and jobs are told in. Each value is the string Events, metrics, marks and
 log lines have always carried, so naming a member changes nothing anyone sees."""
+
 from enum import StrEnum
 
 
 class Result(StrEnum):
     """What was done about a failure: the metric's `result` label, the start of the outcome mark."""
+
     SUCCESS = "success"
     SKIPPED = "skipped"
     IMPOSSIBLE = "impossible"
@@ -16,6 +18,7 @@ class Result(StrEnum):
 
 class Reason(StrEnum):
     """Why, when no failure reason (ProgressDeadlineExceeded, a fast signal's name) says it."""
+
     OPTED_OUT = "opted_out"
     NO_FAILURE = "no_failure"
     STALE = "stale"  # the condition is about another template, or the current one has no ReplicaSet yet
@@ -32,6 +35,7 @@ class Reason(StrEnum):
 
 class Job(StrEnum):
     """What a state of a workload asks the worker for (also the `operation` label of API errors)."""
+
     FAILURE = "failure"
     FAST = "fast"
     HEALTHY = "healthy"

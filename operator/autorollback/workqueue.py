@@ -5,6 +5,7 @@ changed while a worker had it.
 The queue holds uids, not states: a worker always takes the latest state, so a burst of
 changes to one Deployment costs one pass.
 """
+
 import asyncio
 from collections.abc import Awaitable, Callable
 
@@ -62,6 +63,7 @@ class WorkQueue:
         def fire() -> None:
             self._timers.pop(uid, None)
             self.add(uid)
+
         self._timers[uid] = asyncio.get_running_loop().call_later(delay, fire)
 
     async def _work(self) -> None:
@@ -71,7 +73,7 @@ class WorkQueue:
             self._active.add(uid)
             try:
                 error = await self._process(uid)
-            except Exception as e:  # noqa: BLE001 - a bug in one Deployment's work must not stop the others
+            except Exception as e:  # a bug in one Deployment's work must not stop the others
                 log.exception("work failed unexpectedly; will try again", uid=uid)
                 error = ApiError(0, "", f"unexpected error: {e!r}")
             finally:

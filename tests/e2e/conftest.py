@@ -47,8 +47,11 @@ def new_namespace(request: pytest.FixtureRequest) -> Iterator:
         ns = f"{base}-{uuid.uuid4().hex[:5]}"
         kit.kubectl("create", "namespace", ns)
         made.append(ns)
-        kit.wait_for(lambda: kit.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
-                     30, f"the default ServiceAccount in {ns}")
+        kit.wait_for(
+            lambda: kit.kubectl("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0,
+            30,
+            f"the default ServiceAccount in {ns}",
+        )
         return ns
 
     yield make
@@ -56,9 +59,15 @@ def new_namespace(request: pytest.FixtureRequest) -> Iterator:
         for ns in made:
             state = kit.kubectl("-n", ns, "get", "deployments,replicasets,pods,events", "-o", "wide", check=False)
             request.node.add_report_section("teardown", f"state of {ns}", state.stdout[-6000:] + state.stderr[-1000:])
-            status = kit.kubectl("-n", ns, "get", "deployments", "-o",
-                                 "jsonpath={range .items[*]}{.metadata.name} gen={.metadata.generation} "
-                                 "{.status}{'\\n'}{end}", check=False)
+            status = kit.kubectl(
+                "-n",
+                ns,
+                "get",
+                "deployments",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} gen={.metadata.generation} {.status}{'\\n'}{end}",
+                check=False,
+            )
             request.node.add_report_section("teardown", f"Deployments of {ns}", status.stdout[-4000:])
     for ns in made:
         kit.kubectl("delete", "namespace", ns, "--wait=false", check=False)
@@ -74,10 +83,21 @@ def operator_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator
     """Start `autorollback run` processes; every one still running is stopped at the end."""
     started: list[kit.Operator] = []
 
-    def start(*scope: str, extra: tuple[str, ...] = (), config: str | None = None,
-              env: dict[str, str] | None = None, python: str = sys.executable) -> kit.Operator:
-        op = kit.Operator(*scope, log_path=tmp_path / f"operator-{len(started)}.log", extra=extra, config=config,
-                          env=env, python=python)
+    def start(
+        *scope: str,
+        extra: tuple[str, ...] = (),
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> kit.Operator:
+        op = kit.Operator(
+            *scope,
+            log_path=tmp_path / f"operator-{len(started)}.log",
+            extra=extra,
+            config=config,
+            env=env,
+            python=python,
+        )
         started.append(op)
         op.wait_ready()
         return op

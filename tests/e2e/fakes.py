@@ -1,13 +1,15 @@
 """Small stateful HTTP fakes of forge APIs, built from their documented answers."""
+
 import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 
 class JsonHandler(BaseHTTPRequestHandler):
-    state: dict = {}
+    state: ClassVar[dict] = {}  # set per server by a subclass
 
     def log_message(self, *args) -> None:
         pass

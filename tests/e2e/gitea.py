@@ -1,4 +1,5 @@
 """A real Gitea (built by hack/build-tools.sh) on SQLite in a temporary folder, for the Git revert tests."""
+
 import base64
 import json
 import os
@@ -28,8 +29,10 @@ class Gitea:
         folder = binary()
         self.env = {**os.environ, "GITEA_I_AM_BEING_UNSAFE_RUNNING_AS_ROOT": "true", "HOME": str(tmp)}
         self.config = tmp / "app.ini"
-        secrets = {k: self._gitea("generate", "secret", k, config=False).stdout.strip().splitlines()[-1]
-                   for k in ("INTERNAL_TOKEN", "SECRET_KEY", "JWT_SECRET")}
+        secrets = {
+            k: self._gitea("generate", "secret", k, config=False).stdout.strip().splitlines()[-1]
+            for k in ("INTERNAL_TOKEN", "SECRET_KEY", "JWT_SECRET")
+        }
         self.config.write_text(f"""
 APP_NAME = autorollback-test
 RUN_MODE = prod
@@ -57,10 +60,10 @@ ROOT = {tmp}/repos
 DEFAULT_BRANCH = main
 [security]
 INSTALL_LOCK = true
-INTERNAL_TOKEN = {secrets['INTERNAL_TOKEN']}
-SECRET_KEY = {secrets['SECRET_KEY']}
+INTERNAL_TOKEN = {secrets["INTERNAL_TOKEN"]}
+SECRET_KEY = {secrets["SECRET_KEY"]}
 [oauth2]
-JWT_SECRET = {secrets['JWT_SECRET']}
+JWT_SECRET = {secrets["JWT_SECRET"]}
 [service]
 DISABLE_REGISTRATION = true
 [indexer]
@@ -80,23 +83,60 @@ LEVEL = Info
 ROOT_PATH = {tmp}/log
 """)
         self._gitea("migrate")
-        self._gitea("admin", "user", "create", "--admin", "--username", USER, "--password", "Passw0rd-not-secret",
-                    "--email", "forgeadmin@example.invalid", "--must-change-password=false")
-        self.token = self._gitea("admin", "user", "generate-access-token", "--username", USER, "--token-name", "t",
-                                 "--scopes", "write:repository,write:user,write:issue,write:organization", "--raw").stdout.strip().splitlines()[-1]
-        self._log = open(tmp / "web.log", "ab")
-        self.proc = subprocess.Popen([str(folder / "gitea"), "--config", str(self.config), "--work-path",
-                                      str(tmp / "work"), "web"], env=self.env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self._gitea(
+            "admin",
+            "user",
+            "create",
+            "--admin",
+            "--username",
+            USER,
+            "--password",
+            "Passw0rd-not-secret",
+            "--email",
+            "forgeadmin@example.invalid",
+            "--must-change-password=false",
+        )
+        self.token = (
+            self._gitea(
+                "admin",
+                "user",
+                "generate-access-token",
+                "--username",
+                USER,
+                "--token-name",
+                "t",
+                "--scopes",
+                "write:repository,write:user,write:issue,write:organization",
+                "--raw",
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        self._log = open(tmp / "web.log", "ab")  # noqa: SIM115 - the server's stdout until stop() closes it
+        self.proc = subprocess.Popen(
+            [str(folder / "gitea"), "--config", str(self.config), "--work-path", str(tmp / "work"), "web"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         kit.wait_for(self._up, 60, "Gitea to answer")
 
     def _gitea(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
         cfg = ["--config", str(self.config), "--work-path", str(self.tmp / "work")] if config else []
-        return subprocess.run([str(binary() / "gitea"), *cfg, *args], env=self.env, cwd=self.tmp,
-                              capture_output=True, text=True, check=True, timeout=120)
+        return subprocess.run(
+            [str(binary() / "gitea"), *cfg, *args],
+            env=self.env,
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
 
     def log_tail(self) -> str:
-        return "".join(p.read_text(errors="replace")[-2000:] for p in [self.tmp / "web.log", *(self.tmp / "log").glob("*.log")])
+        return "".join(
+            p.read_text(errors="replace")[-2000:] for p in [self.tmp / "web.log", *(self.tmp / "log").glob("*.log")]
+        )
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, self.log_tail()
@@ -106,10 +146,12 @@ ROOT_PATH = {tmp}/log
             return False
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        req = urllib.request.Request(f"{self.url}/api/v1{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"token {self.token}",
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/api/v1{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 raw = r.read()
@@ -158,10 +200,23 @@ ROOT_PATH = {tmp}/log
     def git(self, work: Path, *args: str) -> str:
         """git as the test's own user (a person or CI pushing), authenticated by header."""
         basic = base64.b64encode(f"{USER}:{self.token}".encode()).decode()
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@x.invalid",
-               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@x.invalid"}
-        return subprocess.run(["git", "-c", f"http.extraHeader=Authorization: Basic {basic}", *args], cwd=work,
-                              env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+        env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "dev",
+            "GIT_AUTHOR_EMAIL": "dev@x.invalid",
+            "GIT_COMMITTER_NAME": "dev",
+            "GIT_COMMITTER_EMAIL": "dev@x.invalid",
+        }
+        return subprocess.run(
+            ["git", "-c", f"http.extraHeader=Authorization: Basic {basic}", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -1,4 +1,6 @@
 """Helpers for end-to-end tests: kubectl, waiting on conditions, manifests, the operator process."""
+
+import contextlib
 import itertools
 import json
 import os
@@ -17,9 +19,12 @@ T = TypeVar("T")
 
 
 def _versions() -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in (ROOT / "hack/versions.env").read_text().splitlines()
-             if line and not line.startswith("#"))
-    return {k: v for k, v in pairs}
+    pairs = (
+        line.split("=", 1)
+        for line in (ROOT / "hack/versions.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    return dict(pairs)
 
 
 def kubeconfig() -> str:
@@ -27,15 +32,20 @@ def kubeconfig() -> str:
 
 
 def cache() -> Path:
-    return Path(os.environ.get("AUTOROLLBACK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorollback"))
+    return Path(
+        os.environ.get("AUTOROLLBACK_CACHE")
+        or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autorollback")
+    )
 
 
 def tool(name: str) -> str:
     """A binary that hack/build-tools.sh built for the pinned version."""
     v = _versions()
-    folder = {"kubectl": f"kubernetes-{v['KUBE_VERSION']}", "helm": f"helm-{v['HELM_VERSION']}",
-              "promtool": f"prometheus-{v['PROMETHEUS_VERSION']}"}[name]
+    folder = {
+        "kubectl": f"kubernetes-{v['KUBE_VERSION']}",
+        "helm": f"helm-{v['HELM_VERSION']}",
+        "promtool": f"prometheus-{v['PROMETHEUS_VERSION']}",
+    }[name]
     path = cache() / "bin" / folder / name
     if not path.exists():
         raise AssertionError(f"{path} is missing: run `make tools`")
@@ -51,12 +61,16 @@ def kubectl_path() -> str:
     return os.environ.get("AUTOROLLBACK_KUBECTL") or tool("kubectl")
 
 
-def run(*argv: str, input: str | None = None, check: bool = True, timeout: float = 120,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+def run(
+    *argv: str, input: str | None = None, check: bool = True, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(argv), check=False, input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv[:4])} ... failed ({proc.returncode}): {proc.stderr.strip()}"
-                             f"{proc.stdout.strip()[-2000:]}")
+        raise AssertionError(
+            f"{' '.join(argv[:4])} ... failed ({proc.returncode}): {proc.stderr.strip()}{proc.stdout.strip()[-2000:]}"
+        )
     return proc
 
 
@@ -97,9 +111,15 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
 
-def deployment(name: str, image: str = "registry.example/app:1.0.0", replicas: int = 3,
-               failure: str | None = None, progress_deadline: int = 10,
-               annotations: dict[str, str] | None = None, history_limit: int | None = None) -> dict[str, Any]:
+def deployment(
+    name: str,
+    image: str = "registry.example/app:1.0.0",
+    replicas: int = 3,
+    failure: str | None = None,
+    progress_deadline: int = 10,
+    annotations: dict[str, str] | None = None,
+    history_limit: int | None = None,
+) -> dict[str, Any]:
     """A Deployment whose pods KWOK makes Ready, or fail as the `failure` stage describes."""
     labels = {"app": name}
     if failure:
@@ -117,7 +137,8 @@ def deployment(name: str, image: str = "registry.example/app:1.0.0", replicas: i
     if history_limit is not None:
         spec["revisionHistoryLimit"] = history_limit
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "annotations": annotations or {}},
         "spec": spec,
     }
@@ -139,17 +160,22 @@ def is_available(ns: str, name: str) -> dict[str, Any] | None:
 
 def is_complete(d: dict[str, Any]) -> bool:
     s, want = d.get("status", {}), d["spec"]["replicas"]
-    return (s.get("observedGeneration", 0) >= d["metadata"]["generation"]
-            and s.get("updatedReplicas", 0) == want and s.get("availableReplicas", 0) == want
-            and s.get("replicas", 0) == want
-            and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable")
+    return (
+        s.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and s.get("updatedReplicas", 0) == want
+        and s.get("availableReplicas", 0) == want
+        and s.get("replicas", 0) == want
+        and condition(d, "Progressing").get("reason") == "NewReplicaSetAvailable"
+    )
 
 
 def is_failed(ns: str, name: str) -> dict[str, Any] | None:
     """The Deployment, once its current generation ended in ProgressDeadlineExceeded."""
     d = get_deployment(ns, name)
-    done = (d.get("status", {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
-            and condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded")
+    done = (
+        d.get("status", {}).get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and condition(d, "Progressing").get("reason") == "ProgressDeadlineExceeded"
+    )
     return d if done else None
 
 
@@ -194,16 +220,38 @@ def http_get(url: str) -> tuple[int, str]:
 class Operator:
     """`autorollback run` as a child process against the test cluster."""
 
-    def __init__(self, *scope: str, log_path: Path, extra: tuple[str, ...] = (), config: str | None = None,
-                 env: dict[str, str] | None = None, python: str = sys.executable):
+    def __init__(
+        self,
+        *scope: str,
+        log_path: Path,
+        extra: tuple[str, ...] = (),
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ):
         self.metrics_port, self.health_port = free_port(), free_port()
         self.log_path = log_path
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - the operator's stdout until stop() closes it
         env = {**os.environ, "KUBECONFIG": config or kubeconfig(), **(env or {})}
         self.proc = subprocess.Popen(
-            [python, "-m", "autorollback", "run", *scope, "--log-format", "json",
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *extra],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+            [
+                python,
+                "-m",
+                "autorollback",
+                "run",
+                *scope,
+                "--log-format",
+                "json",
+                "--metrics-port",
+                str(self.metrics_port),
+                "--health-port",
+                str(self.health_port),
+                *extra,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def url(self, path: str) -> str:
         port = self.metrics_port if path == "/metrics" else self.health_port
@@ -216,6 +264,7 @@ class Operator:
                 return http_get(self.url("/readyz"))[0] == 200
             except OSError:
                 return False
+
         wait_for(ready, timeout, "the operator to become ready")
 
     def output(self) -> str:
@@ -226,10 +275,8 @@ class Operator:
     def lines(self) -> list[dict[str, Any]]:
         out = []
         for line in self.output().splitlines():
-            try:
+            with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
-            except ValueError:
-                pass
         return out
 
     def samples(self, name: str, /, **labels: str) -> list[float]:
@@ -237,8 +284,12 @@ class Operator:
         from prometheus_client.parser import text_string_to_metric_families
 
         _, body = http_get(self.url("/metrics"))
-        return [s.value for family in text_string_to_metric_families(body) for s in family.samples
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+        return [
+            s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
 
     def metric(self, name: str, /, **labels: str) -> float:
         """The first matching sample's value (0 when absent)."""
@@ -257,11 +308,19 @@ class Operator:
         return self.proc.returncode
 
 
-def release(ns: str, name: str, image: str, failure: str | None = None, progress_deadline: int = 10,
-            annotations: dict[str, str] | None = None, **kw: Any) -> None:
+def release(
+    ns: str,
+    name: str,
+    image: str,
+    failure: str | None = None,
+    progress_deadline: int = 10,
+    annotations: dict[str, str] | None = None,
+    **kw: Any,
+) -> None:
     """`kubectl apply` a version of the Deployment, as a person or a GitOps controller would."""
-    manifest = deployment(name, image=image, failure=failure, progress_deadline=progress_deadline,
-                          annotations=annotations, **kw)
+    manifest = deployment(
+        name, image=image, failure=failure, progress_deadline=progress_deadline, annotations=annotations, **kw
+    )
     manifest["metadata"]["namespace"] = ns
     apply(manifest)
 
@@ -284,12 +343,18 @@ def token_kubeconfig(ns: str, service_account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API."""
     cluster = kubectl_json("config", "view", "--raw", "--minify")["clusters"][0]["cluster"]
     token = kubectl("-n", ns, "create", "token", service_account, "--duration", "1h").stdout.strip()
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+            }
+        )
+    )
     return path
 
 
@@ -307,8 +372,9 @@ class Component:
         pid = self.pid()
         self.argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
         self.cwd = os.readlink(f"/proc/{pid}/cwd")
-        self.env = dict(kv.decode().split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                        if b"=" in kv)
+        self.env = dict(
+            kv.decode().split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in kv
+        )
 
     def pid(self) -> int:
         return int(self.pidfile.read_text().strip())
@@ -326,9 +392,10 @@ class Component:
         wait_for(lambda: not self.alive(), 30, f"{self.name} to exit", interval=0.1)
 
     def start(self) -> None:
-        log = open(CLUSTER / "logs" / f"{self.name}.log", "ab")
-        proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        with open(CLUSTER / "logs" / f"{self.name}.log", "ab") as log:  # the process keeps its own copy
+            proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.pidfile.write_text(str(proc.pid))
 
 

@@ -1,6 +1,7 @@
 """One cluster-wide operator, many Deployments released, failing, rolled back and undone by hand at
 the same time: the way a production cluster looks. Runs alone (serial): an `-A` operator would act
 on the Deployments of tests running beside it."""
+
 import collections
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,14 +15,22 @@ ON = {"autorollback.io/enabled": "true"}
 NAMESPACES = 3
 PER_NAMESPACE = 8  # 24 Deployments
 V = {n: f"registry.example/app:{n}.0.0" for n in range(1, 5)}
-QUIET = {"KnownBadTemplate", "RollbackAbandoned", "RollbackFailed", "RollbackSkipped", "RollbackImpossible",
-         "InvalidAnnotation", "RevisionHistoryTooShort"}
+QUIET = {
+    "KnownBadTemplate",
+    "RollbackAbandoned",
+    "RollbackFailed",
+    "RollbackSkipped",
+    "RollbackImpossible",
+    "InvalidAnnotation",
+    "RevisionHistoryTooShort",
+}
 
 
 def available(ns: str, name: str, image: str, revision: int) -> None:
     def check() -> bool:
         d = kit.is_available(ns, name)
         return bool(d) and kit.image_of(d) == image and kit.revision(d) == revision
+
     kit.wait_for(check, 180, f"{ns}/{name} available on {image} (revision {revision})", interval=0.25)
 
 

@@ -1,4 +1,5 @@
 """The local control plane behaves like a real cluster: nodes, failure stages, rollouts, undo."""
+
 import pytest
 
 from . import kit
@@ -30,8 +31,9 @@ def _terminated(pod: dict) -> dict:
 FAILURES = {
     # label value -> (what the pod status must show, how to read it)
     "not-ready": lambda p: _waiting(p) == "CrashLoopBackOff" and _restarts(p) >= 2,
-    "image-pull": lambda p: _waiting(p) in ("ErrImagePull", "ImagePullBackOff")
-    and p["status"].get("phase") == "Pending",
+    "image-pull": lambda p: (
+        _waiting(p) in ("ErrImagePull", "ImagePullBackOff") and p["status"].get("phase") == "Pending"
+    ),
     "crash": lambda p: _terminated(p).get("exitCode") == 1 and _restarts(p) >= 2,
     "oom": lambda p: _terminated(p).get("reason") == "OOMKilled" and _restarts(p) >= 2,
 }
@@ -39,7 +41,9 @@ FAILURES = {
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_failure_label_gives_promised_pod_status(namespace: str, failure: str) -> None:
-    kit.apply({**kit.deployment("app", replicas=1, failure=failure), "metadata": {"name": "app", "namespace": namespace}})
+    kit.apply(
+        {**kit.deployment("app", replicas=1, failure=failure), "metadata": {"name": "app", "namespace": namespace}}
+    )
 
     def pod_shows_failure() -> dict | None:
         pods = kit.kubectl_json("-n", namespace, "get", "pods", "-l", "app=app")["items"]
@@ -50,8 +54,11 @@ def test_failure_label_gives_promised_pod_status(namespace: str, failure: str) -
     assert kit.condition(pod, "Ready").get("status") == "False"
     if failure == "image-pull":  # both reasons show up in turn, like a real kubelet's back-off
         seen = {_waiting(pod)}
-        kit.wait_for(lambda: seen.add(_waiting(pod_shows_failure() or {})) or len(seen - {""}) == 2,
-                     60, "ErrImagePull and ImagePullBackOff in turn")
+        kit.wait_for(
+            lambda: seen.add(_waiting(pod_shows_failure() or {})) or len(seen - {""}) == 2,
+            60,
+            "ErrImagePull and ImagePullBackOff in turn",
+        )
 
 
 def test_rollout_fails_and_kubectl_undo_restores(namespace: str) -> None:

@@ -3,6 +3,7 @@
 The rollback runs in this process against the real cluster; a competing write is made right
 before the operator's patch, exactly where a person or a GitOps controller could make one.
 """
+
 import pytest
 
 from autorollback import checkpoints, config as annotations, kube, reconcile, state
@@ -32,8 +33,9 @@ def failed(namespace: str, ctx: Context) -> dict:
 
 def handle(ctx: Context, deployment: dict) -> reconcile.Result:
     meta = deployment["metadata"]
-    work = reconcile.Work(ctx, meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON),
-                          {state.FAILURE})
+    work = reconcile.Work(
+        ctx, meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON), {state.FAILURE}
+    )
     return reconcile.run(work)
 
 
@@ -62,7 +64,9 @@ def test_a_newer_template_is_never_overwritten(namespace: str, ctx: Context, fai
     assert kit.events(namespace, "web") == []  # nothing to say: someone deployed a new version
 
 
-def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
+def test_an_unrelated_write_means_decide_again_and_roll_back(
+    namespace: str, ctx: Context, failed: dict, monkeypatch
+) -> None:
     attempts = race(monkeypatch, "label", "deployment/web", "team=payments")
     assert handle(ctx, failed).retry is None
     # 409, re-read, re-decided, patched (the controller's own status writes may add a conflict or two)
@@ -72,12 +76,20 @@ def test_an_unrelated_write_means_decide_again_and_roll_back(namespace: str, ctx
     assert [e["reason"] for e in kit.events(namespace, "web")].count("RolledBack") == 1
 
 
-def test_a_scale_that_counts_as_progress_restarts_the_deadline(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
+def test_a_scale_that_counts_as_progress_restarts_the_deadline(
+    namespace: str, ctx: Context, failed: dict, monkeypatch
+) -> None:
     # Scaling the old ReplicaSet down is progress to the controller: the failure is gone until the
     # new deadline runs out, and the operator follows the controller rather than its old reading.
     def progressing(ns: str) -> None:  # the controller has counted the scale-down as progress
-        kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
-                     != "ProgressDeadlineExceeded", 30, "the scale to count as progress", interval=0.1)
+        kit.wait_for(
+            lambda: (
+                kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason") != "ProgressDeadlineExceeded"
+            ),
+            30,
+            "the scale to count as progress",
+            interval=0.1,
+        )
 
     race(monkeypatch, "scale", "deployment/web", "--replicas=2", settle=progressing)
     assert handle(ctx, failed).retry is None
@@ -96,9 +108,13 @@ def test_an_opt_out_just_before_the_patch_is_honoured(namespace: str, ctx: Conte
     assert kit.events(namespace, "web") == []
 
 
-def test_a_switch_to_dry_run_just_before_the_patch_is_honoured(namespace: str, ctx: Context, failed: dict, monkeypatch) -> None:
+def test_a_switch_to_dry_run_just_before_the_patch_is_honoured(
+    namespace: str, ctx: Context, failed: dict, monkeypatch
+) -> None:
     attempts = race(monkeypatch, "annotate", "--overwrite", "deployment/web", "autorollback.io/mode=dry-run")
     assert handle(ctx, failed).retry is None
     assert len(attempts) == 1 and kit.image_of(kit.get_deployment(namespace, "web")) == V2
-    assert [e["reason"] for e in kit.events(namespace, "web")] in (["RolloutFailed", "RollbackPlanned"],
-                                                                   ["RollbackPlanned", "RolloutFailed"])
+    assert [e["reason"] for e in kit.events(namespace, "web")] in (
+        ["RolloutFailed", "RollbackPlanned"],
+        ["RollbackPlanned", "RolloutFailed"],
+    )

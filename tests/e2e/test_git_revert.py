@@ -1,9 +1,9 @@
 """Roll forward through Git, end to end: a GitOps-style sync applies the manifest from a real Gitea,
 a bad commit is rolled back, autorollback opens the revert pull request, merging it brings Git and
 the cluster back into agreement, with no second rollback."""
+
 import json
 from pathlib import Path
-
 
 from . import kit
 from .gitea import Gitea
@@ -13,16 +13,27 @@ V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
 
 
 def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: str = "rollback") -> str:
-    m = kit.deployment("shop", image=image, failure=failure, progress_deadline=20, annotations={
-        "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true", "autorollback.io/mode": mode,
-        "autorollback.io/git-repo": repo, "autorollback.io/git-path": "deploy/shop.yaml",
-        "autorollback.io/git-provider": "gitea"})
+    m = kit.deployment(
+        "shop",
+        image=image,
+        failure=failure,
+        progress_deadline=20,
+        annotations={
+            "autorollback.io/enabled": "true",
+            "autorollback.io/git-revert": "true",
+            "autorollback.io/mode": mode,
+            "autorollback.io/git-repo": repo,
+            "autorollback.io/git-path": "deploy/shop.yaml",
+            "autorollback.io/git-provider": "gitea",
+        },
+    )
     m["metadata"]["namespace"] = ns
     return json.dumps(m, indent=2) + "\n"
 
 
-def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, operator_factory, gitea: Gitea,
-                                                              tmp_path: Path) -> None:
+def test_a_rollback_opens_the_revert_and_merging_it_converges(
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     ns = namespace
     repo = gitea.create_repo("shop")
     creds = tmp_path / "credentials"
@@ -65,14 +76,17 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     assert V2 in pr["body"] and V1 in pr["body"] and "ProgressDeadlineExceeded" in pr["body"]
     failed_rs = next(rs for rs in kit.replicasets(ns, "shop") if kit.image_of({"spec": rs["spec"]}) == V2)
     assert failed_rs["metadata"]["annotations"]["autorollback.io/revert-pr"] == (
-        f"{failed_rs['metadata']['name']} {pr['html_url']}")
+        f"{failed_rs['metadata']['name']} {pr['html_url']}"
+    )
     _, commits = gitea.api("GET", f"/repos/forgeadmin/shop/git/commits/{pr['head']['sha']}")
     assert f"This reverts commit {bad}." in commits["commit"]["message"]  # git revert's own line
 
     # Before anyone merges, the GitOps sync puts the failed version back: the warning names the PR.
     kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
-    assert f"The revert pull request is open: {pr['html_url']}" in wait_event(ns, "KnownBadTemplate", name="shop")[
-        "message"]
+    assert (
+        f"The revert pull request is open: {pr['html_url']}"
+        in wait_event(ns, "KnownBadTemplate", name="shop")["message"]
+    )
     status, _ = gitea.api("POST", f"/repos/forgeadmin/shop/pulls/{pr['number']}/merge", {"Do": "merge"})
     assert status == 200
     sync()  # Git says v1 again: the sync changes nothing, the cluster runs v1 already
@@ -82,18 +96,25 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(namespace: str, op
     assert count(ns, "KnownBadTemplate", name="shop") == 1 and count(ns, "RevertProposed", name="shop") == 1
     assert op.metric("autorollback_revert_prs_total", result="opened") == 1
     # the token is nowhere the operator wrote
-    written = [op.output(), json.dumps(kit.events(ns, "shop")), json.dumps(pulls),
-               json.dumps(kit.kubectl_json("-n", ns, "get", "deployments,replicasets"))]
+    written = [
+        op.output(),
+        json.dumps(kit.events(ns, "shop")),
+        json.dumps(pulls),
+        json.dumps(kit.kubectl_json("-n", ns, "get", "deployments,replicasets")),
+    ]
     assert not [w for w in written if gitea.token in w]
 
 
-def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_factory, gitea: Gitea,
-                                                     tmp_path: Path) -> None:
+def test_dry_run_plans_the_revert_and_writes_nothing(
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     ns = namespace
     repo, creds, work = gitea.project(tmp_path, "plan")
     operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
-    for message, m in (("v1", manifest(ns, V1, repo, mode="dry-run")),
-                       ("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready", mode="dry-run"))):
+    for message, m in (
+        ("v1", manifest(ns, V1, repo, mode="dry-run")),
+        ("release shop 2.0.0", manifest(ns, V2, repo, failure="not-ready", mode="dry-run")),
+    ):
         (work / "deploy" / "shop.yaml").write_text(m.replace('"name": "shop"', '"name": "plan"', 1))
         gitea.git(work, "add", ".")
         gitea.git(work, "commit", "-q", "-m", message)
@@ -110,8 +131,9 @@ def test_dry_run_plans_the_revert_and_writes_nothing(namespace: str, operator_fa
     assert pulls == [] and kit.image_of(kit.get_deployment(ns, "plan")) == V2
 
 
-def test_a_revert_lost_to_a_crash_is_proposed_after_the_restart(namespace: str, operator_factory, gitea: Gitea,
-                                                                 tmp_path: Path) -> None:
+def test_a_revert_lost_to_a_crash_is_proposed_after_the_restart(
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     ns = namespace
     repo, creds, work = gitea.project(tmp_path, "crash")
 

@@ -1,6 +1,7 @@
 """One tenant's hostile repositories cannot exhaust the operator: a 300 MB file under git-path and
 a history of 50,000 commits, while other Deployments' rollbacks and reverts go on. The memory of the
 operator's whole process tree (git included) is read from /proc and stays below the chart's limit."""
+
 import json
 import threading
 from pathlib import Path
@@ -45,13 +46,18 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def test_huge_files_and_long_histories_stay_bounded(namespace: str, operator_factory, gitea: Gitea,
-                                                    tmp_path: Path) -> None:
+def test_huge_files_and_long_histories_stay_bounded(
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     ns = namespace
     zeros = b"\0" * HUGE
-    huge = fast_import(gitea, tmp_path, "huge", commit(1, {"deploy/shop.yaml": manifest(V1).encode(),
-                                                           "deploy/data.bin": zeros}, "v1")
-                       + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release 2.0.0"))
+    huge = fast_import(
+        gitea,
+        tmp_path,
+        "huge",
+        commit(1, {"deploy/shop.yaml": manifest(V1).encode(), "deploy/data.bin": zeros}, "v1")
+        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release 2.0.0"),
+    )
     del zeros
     parts = [commit(1, {"deploy/shop.yaml": manifest(V1).encode(), "deploy/cart.yaml": b"0\n"}, "v1")]
     parts += [commit(m, {"deploy/cart.yaml": f"{m}\n".encode()}, f"cart {m}") for m in range(2, 50_000)]
@@ -74,13 +80,21 @@ def test_huge_files_and_long_histories_stay_bounded(namespace: str, operator_fac
     for name, (repo, path) in repos.items():
         annotations = {"autorollback.io/enabled": "true"}
         if repo:
-            annotations.update({"autorollback.io/git-revert": "true", "autorollback.io/git-repo": repo,
-                                "autorollback.io/git-path": path, "autorollback.io/git-provider": "gitea"})
+            annotations.update(
+                {
+                    "autorollback.io/git-revert": "true",
+                    "autorollback.io/git-repo": repo,
+                    "autorollback.io/git-path": path,
+                    "autorollback.io/git-provider": "gitea",
+                }
+            )
         kit.release(ns, name, V1, annotations=annotations)
     for name in repos:
         kit.wait_for(lambda: kit.is_available(ns, name), 120, f"{name} v1")
-    for name, (repo, path) in repos.items():
-        kit.release(ns, name, V2, failure="not-ready", annotations=kit.get_deployment(ns, name)["metadata"]["annotations"])
+    for name in repos:
+        kit.release(
+            ns, name, V2, failure="not-ready", annotations=kit.get_deployment(ns, name)["metadata"]["annotations"]
+        )
     refused = wait_event(ns, "RevertNotProposed", name="huge", timeout=240)
     proposed = wait_event(ns, "RevertProposed", name="long", timeout=240)
     wait_event(ns, "RolledBack", name="plain", timeout=120)

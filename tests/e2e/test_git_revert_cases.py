@@ -1,4 +1,5 @@
 """The revert against a real Gitea and real pushes, case by case (no cluster needed)."""
+
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from autorollback.gitrevert import core, forge, git
 from .gitea import USER, Gitea
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
-FACTS = core.Facts("prod", "shop", 2, V2, 1, V1, "ProgressDeadlineExceeded", "ReplicaSet \"shop-x\" has timed out")
+FACTS = core.Facts("prod", "shop", 2, V2, 1, V1, "ProgressDeadlineExceeded", 'ReplicaSet "shop-x" has timed out')
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,7 @@ class Project:
         src = core.Source(self.url, path, "main", commit, "gitea", "annotations")
         work = self.tmp / f"op-{len(list(self.tmp.glob('op-*')))}"
         work.mkdir()
-        return git.Repo(work, self.url, "autorollback", self.gitea.token).prepare(src, "main", image, FACTS,
-                                                                                  **options)
+        return git.Repo(work, self.url, "autorollback", self.gitea.token).prepare(src, "main", image, FACTS, **options)
 
     def refused(self, reason: str, **options) -> str:
         with pytest.raises(git.NotProposed) as e:
@@ -60,8 +60,10 @@ class Project:
 
 
 def manifest(image: str) -> str:
-    return json.dumps({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": image}]}}}},
-                      indent=1) + "\n"
+    return (
+        json.dumps({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"image": image}]}}}}, indent=1)
+        + "\n"
+    )
 
 
 def branch(commit: str, base: str = "main") -> str:
@@ -85,7 +87,7 @@ def test_opens_one_pull_request_and_a_second_try_reuses_it(project: Project) -> 
     assert again.existed and again.branch == first.branch
     assert api.find_open(USER, project.name, again.branch, "main") == url
     assert api.open(USER, project.name, again.branch, "main", "t", "b") == url  # 409 from Gitea means "exists"
-    status, pulls = project.gitea.api("GET", f"/repos/{USER}/{project.name}/pulls?state=open")
+    _status, pulls = project.gitea.api("GET", f"/repos/{USER}/{project.name}/pulls?state=open")
     assert len(pulls) == 1
 
 
@@ -204,8 +206,10 @@ def test_a_subject_that_is_not_utf8(project: Project) -> None:
     g, w = project.gitea, project.work
     # git commit would re-encode the message as UTF-8: the object is written as is instead
     tree, parent = g.git(w, "rev-parse", "HEAD^{tree}", "HEAD^").split()
-    raw = (f"tree {tree}\nparent {parent}\nauthor dev <dev@x.invalid> 1700000000 +0000\n"
-           f"committer dev <dev@x.invalid> 1700000000 +0000\n\n").encode() + "Version f\xfcr 2.0.0\n".encode("latin-1")
+    raw = (
+        f"tree {tree}\nparent {parent}\nauthor dev <dev@x.invalid> 1700000000 +0000\n"
+        f"committer dev <dev@x.invalid> 1700000000 +0000\n\n"
+    ).encode() + "Version f\xfcr 2.0.0\n".encode("latin-1")
     (project.tmp / "raw").write_bytes(raw)
     bad = g.git(w, "hash-object", "-t", "commit", "-w", str(project.tmp / "raw")).strip()
     g.git(w, "push", "-q", "-f", "origin", f"{bad}:refs/heads/main")
@@ -287,7 +291,8 @@ def test_each_base_branch_has_its_own_branch(project: Project) -> None:
     src = core.Source(project.url, "deploy/shop.yaml", "release/v2", "", "gitea", "annotations")
     (project.tmp / "op-v2").mkdir()
     other = git.Repo(project.tmp / "op-v2", project.url, "autorollback", project.gitea.token).prepare(
-        src, "release/v2", V2, FACTS)
+        src, "release/v2", V2, FACTS
+    )
     main = project.revert()
     assert other.branch.startswith(f"autorollback/revert-{bad[:12]}-onto-release-v2-")
     assert main.branch == branch(bad) and not main.existed and not other.existed
@@ -315,8 +320,25 @@ def test_the_same_revert_is_the_same_commit_and_a_racing_push_of_it_succeeds(pro
     assert remote["commit"]["id"] == ids[0]
 
 
-@pytest.mark.parametrize("base", ["*", "ma*", "m?in", "[m]ain", "-main", "main:evil", "ma in", "main\n", "a\\b",
-                                  "refs/heads/../x", "main.lock", "@{-1}", "HEAD", ""])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "*",
+        "ma*",
+        "m?in",
+        "[m]ain",
+        "-main",
+        "main:evil",
+        "ma in",
+        "main\n",
+        "a\\b",
+        "refs/heads/../x",
+        "main.lock",
+        "@{-1}",
+        "HEAD",
+        "",
+    ],
+)
 def test_a_base_that_is_not_a_plain_branch_name_fetches_nothing(gitea: Gitea, tmp_path: Path, base: str) -> None:
     url = gitea.create_repo(f"base-{abs(hash(base)) % 10**8}")
     person = tmp_path / "person"

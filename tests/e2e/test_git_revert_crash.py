@@ -1,5 +1,6 @@
 """A revert lost to a crash at any of its steps is finished by the next process, with one pull
 request; a revert that kills the process every time is given up after a few attempts."""
+
 import pytest
 
 from . import kit
@@ -29,16 +30,25 @@ def broken_release(ns: str, gitea: Gitea, tmp_path, name: str, start) -> tuple[s
 
 def failed_rs(ns: str, name: str) -> dict:
     """The failed release's ReplicaSet (the manifest keeps its pods labelled app=shop)."""
-    return next(rs for rs in kit.replicasets(ns, "shop")
-                if rs["metadata"]["ownerReferences"][0]["name"] == name and kit.image_of({"spec": rs["spec"]}) == V2)
+    return next(
+        rs
+        for rs in kit.replicasets(ns, "shop")
+        if rs["metadata"]["ownerReferences"][0]["name"] == name and kit.image_of({"spec": rs["spec"]}) == V2
+    )
 
 
 @pytest.mark.parametrize("step", ["revert_started", "revert_pushed", "revert_opened"])
-def test_a_revert_killed_at_any_step_is_finished_once(step: str, namespace: str, operator_factory, gitea: Gitea,
-                                                      tmp_path) -> None:
+def test_a_revert_killed_at_any_step_is_finished_once(
+    step: str, namespace: str, operator_factory, gitea: Gitea, tmp_path
+) -> None:
     ns, name = namespace, "crash"
-    first, args = broken_release(ns, gitea, tmp_path, name, lambda args: operator_factory(
-        "-n", ns, extra=args, env={"AUTOROLLBACK_TEST_FAULTS": f"{step}=kill"}))
+    first, args = broken_release(
+        ns,
+        gitea,
+        tmp_path,
+        name,
+        lambda args: operator_factory("-n", ns, extra=args, env={"AUTOROLLBACK_TEST_FAULTS": f"{step}=kill"}),
+    )
     kit.wait_for(lambda: first.proc.poll() is not None, 150, f"the operator to die at {step}")
     attempts = failed_rs(ns, name)["metadata"]["annotations"]["autorollback.io/revert-attempts"]
     assert attempts.endswith(" 1")  # recorded before any Git work
@@ -47,7 +57,9 @@ def test_a_revert_killed_at_any_step_is_finished_once(step: str, namespace: str,
     _, pulls = gitea.api("GET", f"/repos/forgeadmin/{name}/pulls?state=all")
     assert [p["title"] for p in pulls] == ['Revert "release 2.0.0"']
     rs = failed_rs(ns, name)
-    assert rs["metadata"]["annotations"]["autorollback.io/revert-pr"] == f"{rs['metadata']['name']} {pulls[0]['html_url']}"
+    assert (
+        rs["metadata"]["annotations"]["autorollback.io/revert-pr"] == f"{rs['metadata']['name']} {pulls[0]['html_url']}"
+    )
     assert count(ns, "RevertFailed", name=name) == 0 and count(ns, "RolledBack", name=name) == 1
 
 
@@ -65,8 +77,9 @@ def unwatched(tmp_path):
         op.stop()
 
 
-def test_a_revert_that_kills_the_operator_every_time_is_given_up(namespace: str, operator_factory, unwatched,
-                                                                 gitea: Gitea, tmp_path) -> None:
+def test_a_revert_that_kills_the_operator_every_time_is_given_up(
+    namespace: str, operator_factory, unwatched, gitea: Gitea, tmp_path
+) -> None:
     ns, name = namespace, "doomed"
     kill = {"AUTOROLLBACK_TEST_FAULTS": "revert_started=kill"}
     op, args = broken_release(ns, gitea, tmp_path, name, lambda args: operator_factory("-n", ns, extra=args, env=kill))
@@ -78,6 +91,9 @@ def test_a_revert_that_kills_the_operator_every_time_is_given_up(namespace: str,
     failed = wait_event(ns, "RevertFailed", name=name, timeout=150)
     assert "started 3 times" in failed["message"]
     rs = failed_rs(ns, name)
-    assert rs["metadata"]["annotations"]["autorollback.io/revert-pr"] == f"{rs['metadata']['name']} none (attempts_exhausted)"
+    assert (
+        rs["metadata"]["annotations"]["autorollback.io/revert-pr"]
+        == f"{rs['metadata']['name']} none (attempts_exhausted)"
+    )
     assert gitea.api("GET", f"/repos/forgeadmin/{name}/pulls?state=all")[1] == []
     assert op.proc.poll() is None and count(ns, "RevertFailed", name=name) == 1

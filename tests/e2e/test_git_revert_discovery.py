@@ -1,9 +1,9 @@
 """Where the source lives, found from Argo CD and Flux objects (their CRDs, from their Go modules,
 installed in the local control plane), and never from an object that does not claim the Deployment."""
+
 import json
 import uuid
 from pathlib import Path
-
 
 from . import kit
 from .gitea import Gitea
@@ -14,20 +14,30 @@ V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
 
 def crds() -> Path:
     v = kit._versions()
-    folder = kit.cache() / "crds" / (f"gitops-argocd-{v['ARGOCD_VERSION']}-flux-{v['FLUX_KUSTOMIZE_VERSION']}-"
-                                     f"{v['FLUX_SOURCE_VERSION']}")
+    folder = (
+        kit.cache()
+        / "crds"
+        / (f"gitops-argocd-{v['ARGOCD_VERSION']}-flux-{v['FLUX_KUSTOMIZE_VERSION']}-{v['FLUX_SOURCE_VERSION']}")
+    )
     if not (folder / "applications.yaml").exists():
         raise AssertionError(f"{folder} is missing: run `make tools`")
     return folder
 
 
-def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_factory, gitea: Gitea,
-                                       tmp_path: Path) -> None:
+def test_sources_from_argo_cd_and_flux(
+    namespace: str, new_namespace, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     ns = namespace
     for f in ("applications.yaml", "kustomizations.yaml", "gitrepositories.yaml"):
         kit.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds() / f))
-    kit.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/applications.argoproj.io",
-                "crd/kustomizations.kustomize.toolkit.fluxcd.io", "crd/gitrepositories.source.toolkit.fluxcd.io")
+    kit.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/applications.argoproj.io",
+        "crd/kustomizations.kustomize.toolkit.fluxcd.io",
+        "crd/gitrepositories.source.toolkit.fluxcd.io",
+    )
     argocd = new_namespace()
     creds = tmp_path / "credentials"
     creds.mkdir()
@@ -46,35 +56,96 @@ def test_sources_from_argo_cd_and_flux(namespace: str, new_namespace, operator_f
         # claims the Application, which does not list it: its source must not be taken from there
         "sneaky": {"annotations": {"argocd.argoproj.io/tracking-id": f"{app}:apps/Deployment:{ns}/argo"}},
         # a repository on a host the operator has no token for
-        "nocreds": {"annotations": {"autorollback.io/git-repo": "http://localhost:9/forgeadmin/x.git",
-                                    "autorollback.io/git-path": "deploy"}},
+        "nocreds": {
+            "annotations": {
+                "autorollback.io/git-repo": "http://localhost:9/forgeadmin/x.git",
+                "autorollback.io/git-path": "deploy",
+            }
+        },
         # Flux applies it from the flux repository; its annotations name another one (allowed too)
-        "liar": {"labels": {"kustomize.toolkit.fluxcd.io/name": "shop", "kustomize.toolkit.fluxcd.io/namespace": ns},
-                 "annotations": {"autorollback.io/git-repo": repos["liar"], "autorollback.io/git-path": "deploy"}},
+        "liar": {
+            "labels": {"kustomize.toolkit.fluxcd.io/name": "shop", "kustomize.toolkit.fluxcd.io/namespace": ns},
+            "annotations": {"autorollback.io/git-repo": repos["liar"], "autorollback.io/git-path": "deploy"},
+        },
     }
-    kit.apply({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-               "metadata": {"name": app, "namespace": argocd},
-               "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc",
-                                                              "namespace": ns},
-                        "source": {"repoURL": repos["argo"], "path": "deploy", "targetRevision": "HEAD"}},
-               "status": {"resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": ns,
-                                         "name": "argo"}]}})
-    kit.apply({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-               "metadata": {"name": "shop", "namespace": ns},
-               "spec": {"url": repos["flux"], "interval": "1m", "ref": {"branch": "main"}}})
-    kit.apply({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-               "metadata": {"name": "shop", "namespace": ns},
-               "spec": {"interval": "1m", "path": "./deploy", "prune": True,
-                        "sourceRef": {"kind": "GitRepository", "name": "shop"}}})
-    kit.kubectl("-n", ns, "patch", "kustomization", "shop", "--subresource=status", "--type=merge", "-p", json.dumps(
-        {"status": {"inventory": {"entries": [{"id": f"{ns}_{d}_apps_Deployment", "v": "v1"} for d in ("flux", "liar")]}}}))
-    operator_factory("-n", ns, extra=(*gitea.revert_args(creds, ns), "--git-allowed-repo",
-                                      f"{ns}=http://localhost:9/forgeadmin/*", "--argocd-namespace", argocd, "--flux"))
+    kit.apply(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": app, "namespace": argocd},
+            "spec": {
+                "project": "default",
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
+                "source": {"repoURL": repos["argo"], "path": "deploy", "targetRevision": "HEAD"},
+            },
+            "status": {
+                "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": ns, "name": "argo"}]
+            },
+        }
+    )
+    kit.apply(
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "shop", "namespace": ns},
+            "spec": {"url": repos["flux"], "interval": "1m", "ref": {"branch": "main"}},
+        }
+    )
+    kit.apply(
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "shop", "namespace": ns},
+            "spec": {
+                "interval": "1m",
+                "path": "./deploy",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": "shop"},
+            },
+        }
+    )
+    kit.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "kustomization",
+        "shop",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "inventory": {"entries": [{"id": f"{ns}_{d}_apps_Deployment", "v": "v1"} for d in ("flux", "liar")]}
+                }
+            }
+        ),
+    )
+    operator_factory(
+        "-n",
+        ns,
+        extra=(
+            *gitea.revert_args(creds, ns),
+            "--git-allowed-repo",
+            f"{ns}=http://localhost:9/forgeadmin/*",
+            "--argocd-namespace",
+            argocd,
+            "--flux",
+        ),
+    )
 
     def release(name: str, image: str, message: str, failure: str | None = None) -> None:
-        m = kit.deployment(name, image=image, failure=failure, annotations={
-            "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true",
-            "autorollback.io/git-provider": "gitea", **meta[name].get("annotations", {})})
+        m = kit.deployment(
+            name,
+            image=image,
+            failure=failure,
+            annotations={
+                "autorollback.io/enabled": "true",
+                "autorollback.io/git-revert": "true",
+                "autorollback.io/git-provider": "gitea",
+                **meta[name].get("annotations", {}),
+            },
+        )
         m["metadata"].update(namespace=ns, labels=meta[name].get("labels", {}))
         (clones[name] / "deploy").mkdir(exist_ok=True)
         (clones[name] / "deploy" / f"{name}.yaml").write_text(json.dumps(m, indent=1) + "\n")

@@ -1,4 +1,5 @@
 """The revert's bounds against a real Gitea: a huge file, a long history, a deadline (no cluster needed)."""
+
 import json
 import os
 import socket
@@ -36,18 +37,28 @@ def fast_import(gitea: Gitea, tmp: Path, name: str, stream: bytes) -> str:
 
 def commit(mark: int, files: dict[str, bytes], message: str) -> bytes:
     parent = f"from :{mark - 1}\n" if mark > 1 else ""
-    out = [f"commit refs/heads/main\nmark :{mark}\ncommitter dev <dev@x.invalid> {1700000000 + mark} +0000\n"
-           f"data {len(message)}\n{message}\n{parent}".encode()]
+    out = [
+        f"commit refs/heads/main\nmark :{mark}\ncommitter dev <dev@x.invalid> {1700000000 + mark} +0000\n"
+        f"data {len(message)}\n{message}\n{parent}".encode()
+    ]
     for path, data in files.items():
         out.append(f"M 100644 inline {path}\ndata {len(data)}\n".encode() + data + b"\n")
     return b"".join(out)
 
 
-def prepare(url: str, token: str, work: Path, path: str = "deploy/shop.yaml", commit_: str = "",
-            limits: "git.Limits | None" = None) -> git.Revert:
+def prepare(
+    url: str,
+    token: str,
+    work: Path,
+    path: str = "deploy/shop.yaml",
+    commit_: str = "",
+    limits: "git.Limits | None" = None,
+) -> git.Revert:
     work.mkdir()
     src = core.Source(url, path, "main", commit_, "gitea", "annotations")
-    return git.Repo(work, url, "autorollback", token, *[limits] if limits else []).prepare(src, "main", V2, FACTS, push=False)
+    return git.Repo(work, url, "autorollback", token, *[limits] if limits else []).prepare(
+        src, "main", V2, FACTS, push=False
+    )
 
 
 MEASURE = """
@@ -86,31 +97,43 @@ def test_a_300_mb_file_under_the_path_is_refused_and_never_fetched(gitea: Gitea,
     work = tmp_path / "op"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run([sys.executable, "-c", MEASURE, url, gitea.token, str(work), V2], env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE, url, gitea.token, str(work), V2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     seen = json.loads(run.stdout.splitlines()[-1])
     assert seen["outcome"].startswith("file_too_large: deploy/model.bin"), seen
     assert "limit" in seen["outcome"]
     assert seen["git_kib"] < 100 * 1024 and seen["self_kib"] < 100 * 1024, seen
     clone = work / "repo"
-    present = subprocess.run(["git", "cat-file", "-e", huge], cwd=clone, capture_output=True)
+    present = subprocess.run(["git", "cat-file", "-e", huge], cwd=clone, capture_output=True, check=False)
     assert present.returncode != 0  # never fetched, and plain git here does not fetch it either
     assert sum(f.stat().st_size for f in clone.rglob("*") if f.is_file()) < 10 * 1024 * 1024
 
 
 def test_nothing_fetches_a_left_out_blob_later(gitea: Gitea, tmp_path: Path) -> None:
     big = b"x" * (2 * 1024 * 1024)
-    url = fast_import(gitea, tmp_path, "lazy", commit(1, {"deploy/shop.yaml": manifest(V1).encode(),
-                                                          "data/big.bin": big}, "v1")
-                      + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"))
+    url = fast_import(
+        gitea,
+        tmp_path,
+        "lazy",
+        commit(1, {"deploy/shop.yaml": manifest(V1).encode(), "data/big.bin": big}, "v1")
+        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"),
+    )
     (tmp_path / "op").mkdir()
     repo = git.Repo(tmp_path / "op", url, "autorollback", gitea.token)
     src = core.Source(url, "deploy/shop.yaml", "main", "", "gitea", "annotations")
     assert repo.prepare(src, "main", V2, FACTS, push=False).commit  # a big file elsewhere does not matter
-    for args in (("cat-file", "-p", "refs/remotes/origin/main:data/big.bin"),
-                 ("grep", "-e", "x", "refs/remotes/origin/main", "--", "data"),
-                 ("checkout", "-q", "refs/remotes/origin/main", "--", "data/big.bin")):
+    for args in (
+        ("cat-file", "-p", "refs/remotes/origin/main:data/big.bin"),
+        ("grep", "-e", "x", "refs/remotes/origin/main", "--", "data"),
+        ("checkout", "-q", "refs/remotes/origin/main", "--", "data/big.bin"),
+    ):
         assert repo.run(*args).code != 0
         assert repo.run(*args, network=True).code != 0  # even with the token and network protocols
         assert repo.run(*args, partial=True).code != 0  # a promisor that cannot be reached
@@ -138,8 +161,13 @@ def long_history(gitea: Gitea, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_a_recent_commit_in_50000_is_found_cheaply(gitea: Gitea, long_history, tmp_path: Path) -> None:
     url, bad, _ = long_history
     assert prepare(url, gitea.token, tmp_path / "op").commit == bad  # cheap: only the bounded history is fetched
-    fetched = subprocess.run(["git", "rev-list", "--count", "--all"], cwd=tmp_path / "op" / "repo",
-                             capture_output=True, text=True, check=True).stdout
+    fetched = subprocess.run(
+        ["git", "rev-list", "--count", "--all"],
+        cwd=tmp_path / "op" / "repo",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert int(fetched) <= git.Limits().history + 1
 
 
@@ -173,17 +201,26 @@ def test_a_revert_past_its_deadline_stops(tmp_path: Path) -> None:
 def test_a_repository_too_large_in_its_history_is_refused_while_fetching(gitea: Gitea, tmp_path: Path) -> None:
     """Each file under the blob limit, 100 MiB in all, none under the path: the clone stops at its disk cap."""
     assets = {f"assets/{n:03}.bin": os.urandom(900 * 1024) for n in range(120)}  # incompressible
-    url = fast_import(gitea, tmp_path, "wide", commit(1, {"deploy/shop.yaml": manifest(V1).encode(), **assets}, "v1")
-                      + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"))
+    url = fast_import(
+        gitea,
+        tmp_path,
+        "wide",
+        commit(1, {"deploy/shop.yaml": manifest(V1).encode(), **assets}, "v1")
+        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"),
+    )
     cap = 32 * 1024 * 1024
     with pytest.raises(git.NotProposed) as e:
         prepare(url, gitea.token, tmp_path / "op", limits=git.Limits(disk=cap))
     assert e.value.reason == "repository_too_large" and "32 MiB" in str(e.value), e.value
     held = sum(f.stat().st_size for f in (tmp_path / "op" / "repo" / ".git").rglob("*") if f.is_file())
     assert held < cap + 4 * 1024 * 1024, held  # stopped on the way, not after the whole 105 MiB
-    small = fast_import(gitea, tmp_path, "narrow", commit(1, {"deploy/shop.yaml": manifest(V1).encode(),
-                                                              "assets/a.bin": os.urandom(900 * 1024)}, "v1")
-                        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"))
+    small = fast_import(
+        gitea,
+        tmp_path,
+        "narrow",
+        commit(1, {"deploy/shop.yaml": manifest(V1).encode(), "assets/a.bin": os.urandom(900 * 1024)}, "v1")
+        + commit(2, {"deploy/shop.yaml": manifest(V2).encode()}, "release"),
+    )
     assert prepare(small, gitea.token, tmp_path / "op2", limits=git.Limits(disk=cap)).commit
 
 

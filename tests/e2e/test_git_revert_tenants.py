@@ -1,5 +1,6 @@
 """Tenants are adversaries: a namespace reverts only where the platform's rules let it, and learns
 nothing about any other repository (a real Gitea with one private organisation per team)."""
+
 import json
 import sys
 import uuid
@@ -44,24 +45,48 @@ class Clone:
 
 
 def manifest(ns: str, name: str, image: str, repo: str, failure: str | None = None, mode: str = "rollback") -> dict:
-    m = kit.deployment(name, image=image, failure=failure, progress_deadline=15, annotations={
-        "autorollback.io/enabled": "true", "autorollback.io/git-revert": "true", "autorollback.io/mode": mode,
-        "autorollback.io/git-repo": repo, "autorollback.io/git-path": "deploy/app.yaml",
-        "autorollback.io/git-provider": "gitea"})
+    m = kit.deployment(
+        name,
+        image=image,
+        failure=failure,
+        progress_deadline=15,
+        annotations={
+            "autorollback.io/enabled": "true",
+            "autorollback.io/git-revert": "true",
+            "autorollback.io/mode": mode,
+            "autorollback.io/git-repo": repo,
+            "autorollback.io/git-path": "deploy/app.yaml",
+            "autorollback.io/git-provider": "gitea",
+        },
+    )
     m["metadata"]["namespace"] = ns
     return m
 
 
-def test_a_namespace_reverts_only_where_the_platform_lets_it(teams, operator_factory, gitea: Gitea,
-                                                             tmp_path: Path) -> None:
+def test_a_namespace_reverts_only_where_the_platform_lets_it(
+    teams, operator_factory, gitea: Gitea, tmp_path: Path
+) -> None:
     a, b, c = teams
     creds = tmp_path / "credentials"
     creds.mkdir()
     (creds / gitea.credential_key).write_text(gitea.token)  # one token that can write everywhere
     pattern = f"http://127.0.0.1:{gitea.port}/{{namespace}}/*"
-    op = operator_factory("-n", a, "-n", b, "-n", c, extra=(
-        "--git-credentials-dir", str(creds), "--git-allowed-repo", f"ta-*={pattern}",
-        "--git-allowed-repo", f"tb-*={pattern}"))
+    op = operator_factory(
+        "-n",
+        a,
+        "-n",
+        b,
+        "-n",
+        c,
+        extra=(
+            "--git-credentials-dir",
+            str(creds),
+            "--git-allowed-repo",
+            f"ta-*={pattern}",
+            "--git-allowed-repo",
+            f"tb-*={pattern}",
+        ),
+    )
     own, theirs = Clone(gitea, tmp_path, a, "app"), Clone(gitea, tmp_path, b, "app")
     own.commit("release 1.0.0", json.dumps(manifest(a, "own", V1, own.url)))
     theirs.commit("release 1.0.0", json.dumps(manifest(b, "app", V1, theirs.url)))
@@ -83,8 +108,10 @@ def test_a_namespace_reverts_only_where_the_platform_lets_it(teams, operator_fac
 
     proposed = wait_event(a, "RevertProposed", name="own", timeout=150)
     assert own_bad[:12] in proposed["message"]
-    refused = {name: wait_event(cases[name][0], "RevertNotProposed", name=name, timeout=150)["message"]
-               for name in ("thief", "dots", "peek", "norule")}
+    refused = {
+        name: wait_event(cases[name][0], "RevertNotProposed", name=name, timeout=150)["message"]
+        for name in ("thief", "dots", "peek", "norule")
+    }
     assert f"is not among the repositories namespace {a} may revert in" in refused["thief"]
     assert "is not a plain clone URL" in refused["dots"]
     assert "no rule allows Git reverts from namespace" in refused["norule"]
@@ -99,11 +126,20 @@ def test_a_namespace_reverts_only_where_the_platform_lets_it(teams, operator_fac
     # the refusals are decided, not retried: recorded on the failed ReplicaSet
     failed = next(rs for rs in kit.replicasets(a, "thief") if kit.image_of({"spec": rs["spec"]}) == V2)
     assert failed["metadata"]["annotations"]["autorollback.io/revert-pr"] == (
-        f"{failed['metadata']['name']} none (repo_not_allowed)")
+        f"{failed['metadata']['name']} none (repo_not_allowed)"
+    )
 
 
 def test_an_old_style_rule_is_refused_at_start_with_the_new_form(tmp_path: Path) -> None:
-    out = kit.run(sys.executable, "-m", "autorollback", "run", "-A", "--git-allowed-repo",
-                  "https://git.example.com/*", check=False)
+    out = kit.run(
+        sys.executable,
+        "-m",
+        "autorollback",
+        "run",
+        "-A",
+        "--git-allowed-repo",
+        "https://git.example.com/*",
+        check=False,
+    )
     assert out.returncode == 2
     assert "NAMESPACE=URL" in out.stderr and "{namespace}" in out.stderr

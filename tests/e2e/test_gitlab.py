@@ -1,5 +1,6 @@
 """The GitLab adapter (python-gitlab) against a stateful fake built from GitLab's documented
 merge request API (https://docs.gitlab.com/api/merge_requests/): a duplicate is 409."""
+
 import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -13,7 +14,6 @@ PROJECT = "/api/v4/projects/octo%2Fshop"
 
 
 class Fake(JsonHandler):
-
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         q = parse_qs(url.query)
@@ -21,27 +21,40 @@ class Fake(JsonHandler):
         if url.path == PROJECT:
             return self._send(200, {"id": 7, "path_with_namespace": "octo/shop", "default_branch": "develop"})
         if url.path == PROJECT + "/merge_requests":
-            found = [m for m in self.state["mrs"] if m["state"] == q.get("state", ["opened"])[0]
-                     and m["source_branch"] == q.get("source_branch", [""])[0]
-                     and m["target_branch"] == q.get("target_branch", [""])[0]]
+            found = [
+                m
+                for m in self.state["mrs"]
+                if m["state"] == q.get("state", ["opened"])[0]
+                and m["source_branch"] == q.get("source_branch", [""])[0]
+                and m["target_branch"] == q.get("target_branch", [""])[0]
+            ]
             return self._send(200, found)
         self._send(404, {"message": "404 Project Not Found"})
 
     def do_POST(self) -> None:
         body = self._body()
-        self.state["requests"].append(("POST", unquote(urlsplit(self.path).path), body, self.headers.get("PRIVATE-TOKEN")))
+        self.state["requests"].append(
+            ("POST", unquote(urlsplit(self.path).path), body, self.headers.get("PRIVATE-TOKEN"))
+        )
         if self.state["limits"]:
             self.state["limits"].pop()
             return self._send(429, {"message": "429 Too Many Requests"}, {"Retry-After": "1"})
         if urlsplit(self.path).path != PROJECT + "/merge_requests":
             return self._send(404, {"message": "404 Not Found"})
         if any(m["source_branch"] == body["source_branch"] and m["state"] == "opened" for m in self.state["mrs"]):
-            return self._send(409, {"message": ["Another open merge request already exists for this source "
-                                                "branch: !1"]})
+            return self._send(
+                409, {"message": ["Another open merge request already exists for this source branch: !1"]}
+            )
         n = len(self.state["mrs"]) + 1
-        mr = {"iid": n, "state": "opened", "web_url": f"https://gitlab.example.com/octo/shop/-/merge_requests/{n}",
-              "source_branch": body["source_branch"], "target_branch": body["target_branch"], "title": body["title"],
-              "description": body["description"]}
+        mr = {
+            "iid": n,
+            "state": "opened",
+            "web_url": f"https://gitlab.example.com/octo/shop/-/merge_requests/{n}",
+            "source_branch": body["source_branch"],
+            "target_branch": body["target_branch"],
+            "title": body["title"],
+            "description": body["description"],
+        }
         self.state["mrs"].append(mr)
         self._send(201, mr)
 
@@ -63,8 +76,12 @@ def test_opens_one_merge_request_and_a_duplicate_is_the_existing_one(fake) -> No
     assert gl.open("octo", "shop", "autorollback/revert-abc", "develop", 'Revert "x"', "why") == url  # 409
     assert len(state["mrs"]) == 1
     posts = [r for r in state["requests"] if r[0] == "POST"]
-    assert posts[0][2] == {"source_branch": "autorollback/revert-abc", "target_branch": "develop",
-                           "title": 'Revert "x"', "description": "why"}
+    assert posts[0][2] == {
+        "source_branch": "autorollback/revert-abc",
+        "target_branch": "develop",
+        "title": 'Revert "x"',
+        "description": "why",
+    }
     assert all(r[3] == "glpat-token" for r in state["requests"])  # the token in its header, nowhere else
 
 
@@ -77,11 +94,15 @@ def test_a_429_is_waited_out(fake) -> None:
 
 
 def test_the_api_base_follows_the_convention() -> None:
-    assert forge.api_base("gitlab", "https://gitlab.example.com/octo/shop.git", {}) == "https://gitlab.example.com/api/v4"
+    assert (
+        forge.api_base("gitlab", "https://gitlab.example.com/octo/shop.git", {}) == "https://gitlab.example.com/api/v4"
+    )
     assert forge.api_base("github", "https://github.com/octo/shop.git", {}) == "https://api.github.com"
     assert forge.api_base("github", "https://ghe.example.com/octo/shop.git", {}) == "https://ghe.example.com/api/v3"
-    assert forge.api_base("gitea", "https://git.example.com/octo/shop.git", {"git.example.com": "https://x/api"}) \
+    assert (
+        forge.api_base("gitea", "https://git.example.com/octo/shop.git", {"git.example.com": "https://x/api"})
         == "https://x/api"
+    )
 
 
 class Elsewhere(JsonHandler):
@@ -115,9 +136,11 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_token(call: str) ->
         with serve(Redirecting, state) as url:
             gl = forge.GitLab(f"{url}/api/v4", "glpat-secret")
             with pytest.raises(forge.ForgeError) as e:
-                {"default_branch": lambda: gl.default_branch("octo", "shop"),
-                 "find_open": lambda: gl.find_open("octo", "shop", "b", "develop"),
-                 "open": lambda: gl.open("octo", "shop", "b", "develop", "t", "d")}[call]()
+                {
+                    "default_branch": lambda: gl.default_branch("octo", "shop"),
+                    "find_open": lambda: gl.find_open("octo", "shop", "b", "develop"),
+                    "open": lambda: gl.open("octo", "shop", "b", "develop", "t", "d"),
+                }[call]()
     assert state["requests"] and state["requests"][0][2] == "glpat-secret"  # it did ask the forge
     assert elsewhere["reached"] == []  # and nothing, token or not, went to the other host
     assert e.value.status == 302 and "redirect" in str(e.value) and "glpat-secret" not in str(e.value)

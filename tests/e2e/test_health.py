@@ -1,4 +1,6 @@
 """/healthz reports a Deployment watch that has gone silent while Deployments changed."""
+
+import contextlib
 import json
 import socket
 import threading
@@ -44,10 +46,8 @@ class FreezableProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.closed = True
@@ -76,8 +76,7 @@ def test_healthz_fails_when_the_watch_misses_changes(namespace: str, operator_fa
 
         proxy.freeze()  # the watch connection stalls, as a half-dead TCP connection would
         kit.kubectl("-n", namespace, "annotate", "deployment/web", "example.com/touched=yes")
-        status, body = kit.wait_for(lambda: (lambda r: r if r[0] == 503 else None)(healthz()), 60,
-                                    "/healthz to fail")
+        _status, body = kit.wait_for(lambda: r if (r := healthz())[0] == 503 else None, 60, "/healthz to fail")
         assert body["ok"] is False
         assert "stale" in body["message"] or "cannot list" in body["message"], body
         assert op.metric("autorollback_watch_healthy") == 0

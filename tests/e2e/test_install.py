@@ -1,4 +1,5 @@
 """The install story on the local control plane: Helm chart, least-privilege RBAC, deploy/."""
+
 import base64
 import filecmp
 import json
@@ -40,24 +41,54 @@ def test_helm_lint() -> None:
         assert "0 chart(s) failed" in out
 
 
-@pytest.mark.parametrize("values,message", [
-    (["--set", "imagee.tag=1.0"], "additional properties 'imagee' not allowed"),
-    (["--set", "logFormat=xml"], "value must be one of 'json', 'console'"),
-    (["--set", "watchNamespaces={Not_A_Namespace}"], "does not match pattern"),
-    (["--set", "serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["--set", "imagee.tag=1.0"], "additional properties 'imagee' not allowed"),
+        (["--set", "logFormat=xml"], "value must be one of 'json', 'console'"),
+        (["--set", "watchNamespaces={Not_A_Namespace}"], "does not match pattern"),
+        (["--set", "serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
+    ],
+)
 def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message: str) -> None:
     proc = kit.helm("template", "autorollback", str(CHART), *values, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("values,expected", [
-    ([], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
-          "PodDisruptionBudget"}),
-    (["-f", str(ALL_FEATURES)], {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                                 "Service", "Deployment", "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
-                                 "PodDisruptionBudget"}),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            [],
+            {
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment",
+                "PodDisruptionBudget",
+            },
+        ),
+        (
+            ["-f", str(ALL_FEATURES)],
+            {
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+            },
+        ),
+    ],
+)
 def test_rendered_chart_is_accepted_by_the_api_server(namespace: str, monitoring_crds, values, expected) -> None:
     manifests = render(namespace, *values)
     assert set(kinds(manifests)) == expected
@@ -72,10 +103,17 @@ def test_hardened_pod_spec() -> None:
     args = spec["template"]["spec"]["containers"][0]["args"]
     assert "--leader-elect" in args and "--leader-election-lease-duration=15" in args
     assert "--checkpoint-secret=autorollback-checkpoint" in args  # <fullname>-checkpoint, in the Role by name
-    rules = [r for d in yaml.safe_load_all(render("ops", "--set", "checkpointSecret=my-key")) if d and d["kind"] == "Role"
-             for r in d["rules"] if r["resources"] == ["secrets"]]
-    assert rules == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["my-key"], "verbs": ["get"]},
-                     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
+    rules = [
+        r
+        for d in yaml.safe_load_all(render("ops", "--set", "checkpointSecret=my-key"))
+        if d and d["kind"] == "Role"
+        for r in d["rules"]
+        if r["resources"] == ["secrets"]
+    ]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["my-key"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
     anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pod = spec["template"]["spec"]
@@ -101,13 +139,28 @@ def git_values(tmp_path: Path, git: dict) -> list[str]:
 
 
 def test_git_rules_render_one_flag_per_rule(tmp_path: Path) -> None:
-    args = operator_args(*git_values(tmp_path, {"allowedRepos": {
-        "*": ["https://git.example.com/{namespace}/*",
-              {"url": "https://git.example.com/platform/gitops.git", "paths": ["apps/{namespace}/**", "base/*.yaml"],
-               "credential": "gitops-bot"}],
-        "payments-*": [{"url": "https://gitlab.example.com/payments/**"},
-                       {"url": "https://git.example.com:8443/pay/*.git", "credential": "pay"}],
-    }, "sources": "discovered"}))
+    args = operator_args(
+        *git_values(
+            tmp_path,
+            {
+                "allowedRepos": {
+                    "*": [
+                        "https://git.example.com/{namespace}/*",
+                        {
+                            "url": "https://git.example.com/platform/gitops.git",
+                            "paths": ["apps/{namespace}/**", "base/*.yaml"],
+                            "credential": "gitops-bot",
+                        },
+                    ],
+                    "payments-*": [
+                        {"url": "https://gitlab.example.com/payments/**"},
+                        {"url": "https://git.example.com:8443/pay/*.git", "credential": "pay"},
+                    ],
+                },
+                "sources": "discovered",
+            },
+        )
+    )
     assert [a for a in args if a.startswith("--git-allowed-repo")] == [
         "--git-allowed-repo=*=https://git.example.com/{namespace}/*",
         "--git-allowed-repo=*=https://git.example.com/platform/gitops.git paths=apps/{namespace}/**,base/*.yaml "
@@ -134,17 +187,24 @@ def test_the_old_list_of_repositories_fails_with_the_new_form(tmp_path: Path) ->
     assert '"*": ["https://git.example.com/platform/*"]' in proc.stderr, proc.stderr  # the same rules, new form
 
 
-@pytest.mark.parametrize("git,message", [
-    ({"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "path": ["apps/**"]}]}},
-     "additional properties 'path' not allowed"),
-    ({"allowedRepos": {"*": [{"paths": ["apps/**"]}]}}, "missing property 'url'"),
-    ({"allowedRepos": {"*": ["git@git.example.com:team/app.git"]}}, "does not match pattern"),
-    ({"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "credential": "a b"}]}},
-     "does not match pattern"),
-    ({"allowedRepos": {"Team A": ["https://git.example.com/a/*"]}}, "does not match pattern"),
-    ({"sources": "all"}, "value must be one of 'discovered', 'annotations', 'any'"),
-    ({"maxFileBytes": 0}, "minimum"),
-])
+@pytest.mark.parametrize(
+    ("git", "message"),
+    [
+        (
+            {"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "path": ["apps/**"]}]}},
+            "additional properties 'path' not allowed",
+        ),
+        ({"allowedRepos": {"*": [{"paths": ["apps/**"]}]}}, "missing property 'url'"),
+        ({"allowedRepos": {"*": ["git@git.example.com:team/app.git"]}}, "does not match pattern"),
+        (
+            {"allowedRepos": {"*": [{"url": "https://git.example.com/a/*", "credential": "a b"}]}},
+            "does not match pattern",
+        ),
+        ({"allowedRepos": {"Team A": ["https://git.example.com/a/*"]}}, "does not match pattern"),
+        ({"sources": "all"}, "value must be one of 'discovered', 'annotations', 'any'"),
+        ({"maxFileBytes": 0}, "minimum"),
+    ],
+)
 def test_git_rules_are_checked_by_the_schema(tmp_path: Path, git: dict, message: str) -> None:
     proc = kit.helm("template", "autorollback", str(CHART), *git_values(tmp_path, git), check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
@@ -153,17 +213,21 @@ def test_git_rules_are_checked_by_the_schema(tmp_path: Path, git: dict, message:
 def test_install_creates_everything_and_uninstall_removes_it(namespace: str) -> None:
     release = f"ar-{namespace[-5:]}"
     kit.helm("install", release, str(CHART), "--namespace", namespace, "--wait", "--timeout", "120s")
-    objects = kit.kubectl_json("-n", namespace, "get", "deployment,serviceaccount,service",
-                               "-l", f"app.kubernetes.io/instance={release}")["items"]
+    objects = kit.kubectl_json(
+        "-n", namespace, "get", "deployment,serviceaccount,service", "-l", f"app.kubernetes.io/instance={release}"
+    )["items"]
     assert {o["kind"] for o in objects} == {"Deployment", "ServiceAccount", "Service"}
     assert kit.kubectl("get", "clusterrole", f"{release}-autorollback").returncode == 0
     assert kit.kubectl("get", "clusterrolebinding", f"{release}-autorollback").returncode == 0
-    assert "kubectl annotate deployment/<name> autorollback.io/enabled=true" in kit.helm(
-        "get", "notes", release, "-n", namespace).stdout
+    assert (
+        "kubectl annotate deployment/<name> autorollback.io/enabled=true"
+        in kit.helm("get", "notes", release, "-n", namespace).stdout
+    )
 
     kit.helm("uninstall", release, "--namespace", namespace, "--wait")
-    left = kit.kubectl_json("-n", namespace, "get", "deployment,serviceaccount,service",
-                            "-l", f"app.kubernetes.io/instance={release}")["items"]
+    left = kit.kubectl_json(
+        "-n", namespace, "get", "deployment,serviceaccount,service", "-l", f"app.kubernetes.io/instance={release}"
+    )["items"]
     assert left == []
     assert kit.kubectl("get", "clusterrole", f"{release}-autorollback", check=False).returncode != 0
     assert kit.kubectl("get", "clusterrolebinding", f"{release}-autorollback", check=False).returncode != 0
@@ -203,23 +267,40 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         config = kit.token_kubeconfig(ns, sa_name, tmp_path / "chart-sa.kubeconfig")
         kit.release(ns, "web", V1, annotations={"autorollback.io/enabled": "true"})
         # as the chart runs it: leader election on, with a Lease the chart's Role allows
-        op = operator_factory("-n", ns, config=str(config), extra=(
-            "--leader-elect", "--leader-election-name", sa_name, "--checkpoint-secret", f"{sa_name}-checkpoint"),
-            env={"POD_NAMESPACE": ns})
+        op = operator_factory(
+            "-n",
+            ns,
+            config=str(config),
+            extra=("--leader-elect", "--leader-election-name", sa_name, "--checkpoint-secret", f"{sa_name}-checkpoint"),
+            env={"POD_NAMESPACE": ns},
+        )
         key = kit.kubectl_json("-n", ns, "get", "secret", f"{sa_name}-checkpoint")["data"]["key"]  # created by it
         assert len(base64.b64decode(key)) == 32
         kit.wait_for(lambda: kit.is_available(ns, "web"), 90, "revision 1")
         # pod-level fail-fast signals with the chart's RBAC (the deadline is 600 s)
-        kit.release(ns, "web", V2, failure="crash", progress_deadline=600,
-                    annotations={"autorollback.io/enabled": "true", "autorollback.io/fail-on": "CrashLoopBackOff"})
-        d = kit.wait_for(lambda: (lambda d: d if d and kit.revision(d) == 3 else None)(kit.is_available(ns, "web")),
-                         120, "the rollback to revision 3")
+        kit.release(
+            ns,
+            "web",
+            V2,
+            failure="crash",
+            progress_deadline=600,
+            annotations={"autorollback.io/enabled": "true", "autorollback.io/fail-on": "CrashLoopBackOff"},
+        )
+        d = kit.wait_for(
+            lambda: d if (d := kit.is_available(ns, "web")) and kit.revision(d) == 3 else None,
+            120,
+            "the rollback to revision 3",
+        )
         assert kit.image_of(d) == V1
         reasons = kit.reasons(ns, "web")
         assert "RolloutFailed" in reasons and "RolledBack" in reasons
         assert kit.get_deployment(ns, "web")["metadata"]["annotations"]["kubernetes.io/change-cause"].endswith(
-            ": CrashLoopBackOff")
-        assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success") == 1
+            ": CrashLoopBackOff"
+        )
+        assert (
+            op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success")
+            == 1
+        )
         assert op.metric("autorollback_leader") == 1
         assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
     finally:
@@ -229,8 +310,17 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
 def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
     home, watched, other = new_namespace(), new_namespace(), new_namespace()
     release = f"ar-{home[-5:]}"
-    kit.helm("install", release, str(CHART), "--namespace", home, "--set", f"watchNamespaces={{{watched}}}",
-             "--set", "failFast.podSignals=false")
+    kit.helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        home,
+        "--set",
+        f"watchNamespaces={{{watched}}}",
+        "--set",
+        "failFast.podSignals=false",
+    )
     try:
         sa = f"system:serviceaccount:{home}:{release}-autorollback"
         assert can_i(sa, "patch", "deployments", "-n", watched) and can_i(sa, "list", "replicasets", "-n", watched)
@@ -238,8 +328,9 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
         assert not can_i(sa, "list", "deployments", "-n", other)
         assert not can_i(sa, "list", "deployments", "-A")
         assert kit.kubectl("get", "clusterrole", f"{release}-autorollback", check=False).returncode != 0
-        args = kit.kubectl_json("-n", home, "get", "deployment", f"{release}-autorollback")[
-            "spec"]["template"]["spec"]["containers"][0]["args"]
+        args = kit.kubectl_json("-n", home, "get", "deployment", f"{release}-autorollback")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"]
         assert f"--namespace={watched}" in args and "--all-namespaces" not in args
         assert "--no-pod-signals" in args and not can_i(sa, "list", "pods", "-n", watched)
         assert f"--checkpoint-secret={release}-autorollback-checkpoint" in args

@@ -3,6 +3,7 @@ Deployment's worker as soon as its event is handled, and nothing is kept for a D
 not opt in. None of it may cost a decision: a failure in the last page of the first list is handled,
 and an opt-out and the opt-in again are noticed from the latest state. (The memory itself is measured
 by `make bench`, scenarios scale and memory: a number that depends on the machine is no test.)"""
+
 import json
 import time
 

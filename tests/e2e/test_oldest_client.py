@@ -5,6 +5,7 @@ template back, so it must write exactly what the API server sent: pod-level `res
 default in Kubernetes 1.34) is unknown to client 31, and a template written through its models
 would lose it, and make the controller create a new ReplicaSet instead of reusing the good one.
 """
+
 import subprocess
 
 from . import kit
@@ -23,8 +24,12 @@ def release(ns: str, image: str, failure: str | None = None) -> None:
 
 def test_the_oldest_client_rolls_back_to_the_template_it_read(namespace: str, operator_factory) -> None:
     assert PYTHON.exists(), f"{PYTHON} is missing: `make venv` installs it"
-    version = subprocess.run([str(PYTHON), "-c", "import kubernetes; print(kubernetes.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(PYTHON), "-c", "import kubernetes; print(kubernetes.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert version.startswith("31."), version
     ns = namespace
     op = operator_factory("-n", ns, python=str(PYTHON))
@@ -40,7 +45,14 @@ def test_the_oldest_client_rolls_back_to_the_template_it_read(namespace: str, op
     reused = next(rs for rs in after if kit.revision(rs) == 3)
     assert reused["metadata"]["name"] == good["metadata"]["name"]  # ... under its own name
     assert d["spec"]["template"]["spec"]["resources"] == POD_RESOURCES
-    written = dict(good["spec"]["template"], metadata={**good["spec"]["template"]["metadata"], "labels": {
-        k: v for k, v in good["spec"]["template"]["metadata"]["labels"].items() if k != "pod-template-hash"}})
+    written = dict(
+        good["spec"]["template"],
+        metadata={
+            **good["spec"]["template"]["metadata"],
+            "labels": {
+                k: v for k, v in good["spec"]["template"]["metadata"]["labels"].items() if k != "pod-template-hash"
+            },
+        },
+    )
     assert d["spec"]["template"] == written  # byte for byte what the API server sent for revision 1
     assert [line["result"] for line in op.lines() if line.get("event") == "rollback decision"] == ["success"]

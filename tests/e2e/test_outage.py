@@ -1,4 +1,5 @@
 """The API server goes away in the middle of a rollback. Runs alone: it stops kube-apiserver."""
+
 import json
 import signal
 
@@ -10,17 +11,19 @@ from .test_rollback import ON, V1, V2, available, count
 pytestmark = pytest.mark.serial
 
 
-def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(namespace: str, operator_factory,
-                                                                                tmp_path) -> None:
+def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(
+    namespace: str, operator_factory, tmp_path
+) -> None:
     ns = namespace
     hold = tmp_path / "hold"
     hold.touch()
-    op = operator_factory("-n", ns, extra=("--watch-stale-seconds", "2"),
-                          env={"AUTOROLLBACK_TEST_FAULTS": f"before_patch=pause:{hold}"})
+    op = operator_factory(
+        "-n", ns, extra=("--watch-stale-seconds", "2"), env={"AUTOROLLBACK_TEST_FAULTS": f"before_patch=pause:{hold}"}
+    )
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to be about to patch")
+    kit.wait_for((tmp_path / "hold.reached").exists, 90, "the operator to be about to patch")
     health = []
 
     def during() -> None:
@@ -39,13 +42,21 @@ def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(n
     assert [line["result"] for line in op.lines() if line.get("event") == "rollback decision"] == ["success"]
 
 
-def test_two_replicas_ride_out_an_outage_and_one_handles_what_failed_meanwhile(namespace: str,
-                                                                              operator_factory) -> None:
+def test_two_replicas_ride_out_an_outage_and_one_handles_what_failed_meanwhile(
+    namespace: str, operator_factory
+) -> None:
     from .test_leader import FAST, holder
 
     ns = namespace
-    ops = [operator_factory("-n", ns, extra=(*FAST, "--leader-election-namespace", ns, "--watch-stale-seconds", "2"),
-                            env={"POD_NAME": name}) for name in ("replica-a", "replica-b")]
+    ops = [
+        operator_factory(
+            "-n",
+            ns,
+            extra=(*FAST, "--leader-election-namespace", ns, "--watch-stale-seconds", "2"),
+            env={"POD_NAME": name},
+        )
+        for name in ("replica-a", "replica-b")
+    ]
     kit.wait_for(lambda: holder(ns), 30, "a leader")
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
@@ -76,8 +87,9 @@ def test_two_replicas_ride_out_an_outage_and_one_handles_what_failed_meanwhile(n
     assert sum(op.metric("autorollback_leader") for op in ops if op.proc.poll() is None) == 1
 
 
-def test_a_failure_while_the_watch_is_gone_is_found_when_the_expired_watch_lists_again(namespace: str,
-                                                                                      operator_factory) -> None:
+def test_a_failure_while_the_watch_is_gone_is_found_when_the_expired_watch_lists_again(
+    namespace: str, operator_factory
+) -> None:
     # The operator is frozen while kube-apiserver restarts and the release fails. When it wakes, its
     # watch resumes from a resourceVersion older than the new API server's watch cache: 410 Gone,
     # and the failure is only in the list that follows.
@@ -89,8 +101,13 @@ def test_a_failure_while_the_watch_is_gone_is_found_when_the_expired_watch_lists
     try:
         kit.api_outage(3)
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-        kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
-                     == "ProgressDeadlineExceeded", 90, "the release to fail")
+        kit.wait_for(
+            lambda: (
+                kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason") == "ProgressDeadlineExceeded"
+            ),
+            90,
+            "the release to fail",
+        )
     finally:
         op.proc.send_signal(signal.SIGCONT)
     available(ns, V1, 3)

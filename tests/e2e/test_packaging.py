@@ -1,4 +1,5 @@
 """Image, alerts and kind config: what can be proven without a container engine or Prometheus."""
+
 import re
 import sys
 from pathlib import Path
@@ -33,8 +34,11 @@ def test_wheel_installs_into_a_fresh_virtualenv_like_the_image(tmp_path: Path) -
     chart = yaml.safe_load((ROOT / "charts/autorollback/Chart.yaml").read_text())
     assert out == f"autorollback {chart['appVersion']}"
     freeze = kit.run(str(venv / "bin/pip"), "freeze").stdout.splitlines()
-    pins = {line.split("==")[0].lower(): line for line in (ROOT / "constraints.txt").read_text().splitlines()
-            if "==" in line}
+    pins = {
+        line.split("==")[0].lower(): line
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
     for line in freeze:  # every dependency at the pinned version
         name = re.split(r"[=@ ]", line)[0].lower()
         if name != "autorollback":
@@ -59,9 +63,16 @@ def test_alert_rules_pass_promtool() -> None:
 def test_every_alert_has_summary_description_and_runbook() -> None:
     rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
-    assert names == {"AutoRollbackPerformed", "AutoRollbackFailed", "AutoRollbackLoop", "AutoRollbackOperatorDown",
-                     "AutoRollbackWatchStale", "AutoRollbackAPIErrors", "AutoRollbackRevertFailed",
-                     "AutoRollbackNoLeader"}
+    assert names == {
+        "AutoRollbackPerformed",
+        "AutoRollbackFailed",
+        "AutoRollbackLoop",
+        "AutoRollbackOperatorDown",
+        "AutoRollbackWatchStale",
+        "AutoRollbackAPIErrors",
+        "AutoRollbackRevertFailed",
+        "AutoRollbackNoLeader",
+    }
     readme = (ROOT / "README.md").read_text().lower()
     for r in rules:
         assert r["annotations"]["summary"] and r["annotations"]["description"]

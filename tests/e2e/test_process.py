@@ -1,9 +1,9 @@
 """`autorollback run` as a process: endpoints, logging, clean shutdown."""
+
 import json
 import signal
 import subprocess
 import sys
-
 from collections.abc import Iterator
 
 import pytest
@@ -48,9 +48,16 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path) -> None:
     cfg.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n")
-    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True,
-                          env={"KUBECONFIG": str(cfg), "PATH": "/usr/bin:/bin"}, timeout=60)
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorollback", "run", "-A"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"KUBECONFIG": str(cfg), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -58,9 +65,14 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path) -> None:
 
 
 def test_missing_kubeconfig_is_one_clear_line(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "autorollback", "run", "-A"], capture_output=True, text=True,
-                          env={"KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autorollback", "run", "-A"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"KUBECONFIG": str(tmp_path / "absent"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("autorollback: error: no Kubernetes configuration found")
     assert proc.stderr.count("\n") == 1

@@ -1,10 +1,10 @@
 """The shapes a production cluster has and the happy path does not: Recreate, a person's
 `kubectl rollout undo`, garbage-collected history, hostile annotation values."""
+
 import contextlib
 import json
 import time
 from collections.abc import Iterator
-
 
 from . import kit
 from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
@@ -14,15 +14,30 @@ HOLD = "autorollback.test/undeletable"
 
 def admission_policy(ns: str, name: str, rule: dict, expression: str) -> None:
     """A real admission denial, in namespace ns only: requests matching rule are refused unless expression holds."""
-    kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-               "metadata": {"name": name},
-               "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [rule]},
-                        "validations": [{"expression": expression, "message": "held by the test"}]}})
-    kit.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-               "metadata": {"name": name},
-               "spec": {"policyName": name, "validationActions": ["Deny"],
-                        "matchResources": {"namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": ns}}}}})
+    kit.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [{"expression": expression, "message": "held by the test"}],
+            },
+        }
+    )
+    kit.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+            },
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -30,21 +45,33 @@ def undeletable_pods(ns: str) -> Iterator[None]:
     """While open, pods labelled autorollback.test/undeletable in ns cannot be deleted (a real
     admission denial), so the ReplicaSet controller cannot scale their ReplicaSet down."""
     name = f"undeletable-{ns}"
-    admission_policy(ns, name, {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["pods"]},
-                     f"!has(oldObject.metadata.labels) || !('{HOLD}' in oldObject.metadata.labels)")
-    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": ns, "labels": {HOLD: "x"}},
-             "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    admission_policy(
+        ns,
+        name,
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["pods"]},
+        f"!has(oldObject.metadata.labels) || !('{HOLD}' in oldObject.metadata.labels)",
+    )
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": ns, "labels": {HOLD: "x"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+    }
     kit.apply(probe)
-    kit.wait_for(lambda: kit.kubectl("-n", ns, "delete", "pod", "probe", "--dry-run=server",
-                                     check=False).returncode != 0, 30, "the policy to take effect")
+    kit.wait_for(
+        lambda: kit.kubectl("-n", ns, "delete", "pod", "probe", "--dry-run=server", check=False).returncode != 0,
+        30,
+        "the policy to take effect",
+    )
     try:
         yield
     finally:
         kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
 
 
-def recreate(ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None,
-             deadline: int = 10) -> None:
+def recreate(
+    ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None, deadline: int = 10
+) -> None:
     m = kit.deployment(name, image=image, failure=failure, annotations=annotations or ON, progress_deadline=deadline)
     m["metadata"]["namespace"] = ns
     m["spec"]["strategy"] = {"type": "Recreate"}
@@ -58,10 +85,21 @@ def stale(ns: str, name: str) -> dict | None:
     the new generation observed, and the old ProgressDeadlineExceeded naming the failed ReplicaSet."""
     d = kit.get_deployment(ns, name)
     c = kit.condition(d, "Progressing")
-    current = next((rs["metadata"]["name"] for rs in kit.replicasets(ns, name)
-                    if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"]), None)
-    is_stale = (current is not None and kit.image_of(d) == V1 and d["status"].get("observedGeneration") == d["metadata"]["generation"]
-                and c.get("reason") == "ProgressDeadlineExceeded" and f'"{current}"' not in c.get("message", ""))
+    current = next(
+        (
+            rs["metadata"]["name"]
+            for rs in kit.replicasets(ns, name)
+            if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"]
+        ),
+        None,
+    )
+    is_stale = (
+        current is not None
+        and kit.image_of(d) == V1
+        and d["status"].get("observedGeneration") == d["metadata"]["generation"]
+        and c.get("reason") == "ProgressDeadlineExceeded"
+        and f'"{current}"' not in c.get("message", "")
+    )
     return d if is_stale else None
 
 
@@ -92,7 +130,9 @@ def test_a_stale_deadline_condition_is_not_blamed_on_the_restored_revision(names
     assert sorted(kit.reasons(ns, "manual")) == ["RollbackPlanned", "RolloutFailed"]
     decisions = [line for line in op.lines() if line.get("event") == "rollback decision"]
     assert [(d["deployment"], d["result"]) for d in decisions] in (
-        [("web", "success"), ("manual", "dry_run")], [("manual", "dry_run"), ("web", "success")])
+        [("web", "success"), ("manual", "dry_run")],
+        [("manual", "dry_run"), ("web", "success")],
+    )
 
 
 def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: str, operator_factory) -> None:
@@ -114,8 +154,17 @@ def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: s
     available(ns, V1, 3)  # once the old pods can go, the restored revision comes up after all
     time.sleep(2)
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
-    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned",
-                     reason="restored_revision_failed") == 1
+    assert (
+        op.metric(
+            "autorollback_rollbacks_total",
+            kind="Deployment",
+            namespace=ns,
+            name="web",
+            result="abandoned",
+            reason="restored_revision_failed",
+        )
+        == 1
+    )
 
 
 def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: str, operator_factory) -> None:
@@ -132,8 +181,17 @@ def test_marks_copied_by_a_manual_undo_do_not_poison_later_releases(namespace: s
     # autorollback's marks included, onto the Deployment; the controller copies them onward.
     kit.kubectl("-n", ns, "rollout", "undo", "deployment/web", "--to-revision=2")
     assert "revert it at its source" in wait_event(ns, "KnownBadTemplate")["message"]
-    kit.wait_for(lambda: not [k for k in kit.get_deployment(ns, "web")["metadata"]["annotations"]
-                              if k.endswith(("-at", "outcome", "failed-reason"))], 30, "the copied marks to go")
+    kit.wait_for(
+        lambda: (
+            not [
+                k
+                for k in kit.get_deployment(ns, "web")["metadata"]["annotations"]
+                if k.endswith(("-at", "outcome", "failed-reason"))
+            ]
+        ),
+        30,
+        "the copied marks to go",
+    )
     assert "re-applied" in wait_event(ns, "RollbackAbandoned")["message"]  # a person's choice is not fought
     kit.release(ns, "web", V3, annotations=on)  # a brand-new good release
     available(ns, V3, 5)
@@ -207,38 +265,77 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     name = f"first-status-{ns}"
-    admission_policy(ns, name, {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
-                                "resources": ["deployments/status"]},
-                     "object.metadata.name != 'probe' && (object.metadata.generation != 2 || "
-                     "(has(object.status.updatedReplicas) && "
-                     "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated')))")
+    admission_policy(
+        ns,
+        name,
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/status"]},
+        "object.metadata.name != 'probe' && (object.metadata.generation != 2 || "
+        "(has(object.status.updatedReplicas) && "
+        "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated')))",
+    )
     try:
         kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
-        kit.wait_for(lambda: kit.kubectl("-n", ns, "patch", "deployment/probe", "--subresource=status", "--type=merge",
-                                         "-p", '{"status":{"observedGeneration":1}}', "--dry-run=server",
-                                         check=False).returncode != 0, 30, "the policy to take effect")
+        kit.wait_for(
+            lambda: (
+                kit.kubectl(
+                    "-n",
+                    ns,
+                    "patch",
+                    "deployment/probe",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    '{"status":{"observedGeneration":1}}',
+                    "--dry-run=server",
+                    check=False,
+                ).returncode
+                != 0
+            ),
+            30,
+            "the policy to take effect",
+        )
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
 
         def stuck() -> dict | None:
             d = kit.get_deployment(ns, "web")
             c = kit.condition(d, "Progressing")
-            return d if (d["status"].get("observedGeneration") == 2 and d["status"].get("updatedReplicas") == 1
-                         and c.get("reason") == "NewReplicaSetAvailable") else None
+            return (
+                d
+                if (
+                    d["status"].get("observedGeneration") == 2
+                    and d["status"].get("updatedReplicas") == 1
+                    and c.get("reason") == "NewReplicaSetAvailable"
+                )
+                else None
+            )
+
         kit.wait_for(stuck, 60, "the controller to keep revision 1's condition for revision 2")
     finally:
         kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
     d = available(ns, V1, 3)  # 10 s without progress, timed by autorollback
-    assert "from revision 2 (registry.example/web:2.0.0) to revision 1" in d["metadata"]["annotations"][
-        "kubernetes.io/change-cause"]
+    assert (
+        "from revision 2 (registry.example/web:2.0.0) to revision 1"
+        in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    )
     failed = wait_event(ns, "RolloutFailed")["message"]
     assert "made no progress for 10s" in failed and "will not time this rollout out" in failed, failed
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
-    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="success",
-                     reason="ProgressDeadlineExceeded") == 1
+    assert (
+        op.metric(
+            "autorollback_rollbacks_total",
+            kind="Deployment",
+            namespace=ns,
+            name="web",
+            result="success",
+            reason="ProgressDeadlineExceeded",
+        )
+        == 1
+    )
 
 
 def test_a_recreate_rollout_the_controller_never_looks_at_is_timed_and_proven_by_autorollback(
-        namespace: str, operator_factory) -> None:
+    namespace: str, operator_factory
+) -> None:
     # The same lost status write under Recreate: the old pods go first, so replicas == updatedReplicas
     # and syncRolloutStatus never even checks progress under revision 1's condition (seen in CI, where
     # the controller's own write conflicted). No condition will ever say that revision 2 failed, nor
@@ -248,15 +345,34 @@ def test_a_recreate_rollout_the_controller_never_looks_at_is_timed_and_proven_by
     recreate(ns, "web", V1)
     available(ns, V1, 1)
     name = f"lost-status-{ns}"
-    admission_policy(ns, name, {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
-                                "resources": ["deployments/status"]},
-                     "object.metadata.name != 'probe' && !(has(object.status.conditions) && "
-                     "object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))")
+    admission_policy(
+        ns,
+        name,
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/status"]},
+        "object.metadata.name != 'probe' && !(has(object.status.conditions) && "
+        "object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))",
+    )
     try:
         kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
-        kit.wait_for(lambda: kit.kubectl("-n", ns, "patch", "deployment/probe", "--subresource=status", "--type=merge",
-                                         "-p", '{"status":{"observedGeneration":1}}', "--dry-run=server",
-                                         check=False).returncode != 0, 30, "the policy to take effect")
+        kit.wait_for(
+            lambda: (
+                kit.kubectl(
+                    "-n",
+                    ns,
+                    "patch",
+                    "deployment/probe",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    '{"status":{"observedGeneration":1}}',
+                    "--dry-run=server",
+                    check=False,
+                ).returncode
+                != 0
+            ),
+            30,
+            "the policy to take effect",
+        )
         recreate(ns, "web", V2, failure="not-ready")
         d = available(ns, V1, 3)  # 10 s without progress, timed by autorollback
         assert kit.condition(d, "Progressing")["reason"] == "NewReplicaSetAvailable"  # never anything else
@@ -266,16 +382,24 @@ def test_a_recreate_rollout_the_controller_never_looks_at_is_timed_and_proven_by
         d = available(ns, V3, 4)
         good = next(rs["metadata"]["name"] for rs in kit.replicasets(ns, "web") if kit.image_of(rs) == V3)
         assert good not in kit.condition(d, "Progressing")["message"]  # still revision 1's condition
-        kit.wait_for(lambda: any((rs["metadata"].get("annotations") or {}).get("autorollback.io/healthy-at", "")
-                                 .startswith(good + " revision 4") for rs in kit.replicasets(ns, "web")),
-                     30, "revision 4 marked healthy")
+        kit.wait_for(
+            lambda: any(
+                (rs["metadata"].get("annotations") or {})
+                .get("autorollback.io/healthy-at", "")
+                .startswith(good + " revision 4")
+                for rs in kit.replicasets(ns, "web")
+            ),
+            30,
+            "revision 4 marked healthy",
+        )
     finally:
         kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
 
 
-def test_a_failure_a_person_undid_while_autorollback_was_busy_is_left_alone(namespace: str, operator_factory,
-                                                                          tmp_path) -> None:
+def test_a_failure_a_person_undid_while_autorollback_was_busy_is_left_alone(
+    namespace: str, operator_factory, tmp_path
+) -> None:
     # Under load the worker takes up a failure seconds after the watch showed it; meanwhile a person
     # ran `kubectl rollout undo`. Decided on the failure as watched, with the ReplicaSets as they are
     # now, revision 2 has no older revision (revision 1 became 3): a false RollbackImpossible, and
@@ -287,9 +411,12 @@ def test_a_failure_a_person_undid_while_autorollback_was_busy_is_left_alone(name
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-    kit.wait_for(lambda: (tmp_path / "hold.reached").exists(), 90, "the operator to take up the failure")
-    kit.wait_for(lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason")
-                 == "ProgressDeadlineExceeded", 30, "the failure to be what the operator holds")
+    kit.wait_for((tmp_path / "hold.reached").exists, 90, "the operator to take up the failure")
+    kit.wait_for(
+        lambda: kit.condition(kit.get_deployment(ns, "web"), "Progressing").get("reason") == "ProgressDeadlineExceeded",
+        30,
+        "the failure to be what the operator holds",
+    )
     kit.kubectl("-n", ns, "rollout", "undo", "deployment/web")
     available(ns, V1, 3)
     hold.unlink()

@@ -1,4 +1,5 @@
 """Automatic rollback, end to end on the local control plane: one namespace and operator per test."""
+
 import collections
 import json
 
@@ -15,6 +16,7 @@ def available(ns: str, image: str, revision: int | None = None, name: str = "web
         if d and kit.image_of(d) == image and (revision is None or kit.revision(d) == revision):
             return d
         return None
+
     return kit.wait_for(check, 120, f"{name} available on {image} (revision {revision})")
 
 
@@ -53,15 +55,23 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     d = available(ns, V1, 3)  # rolled back: revision 1's template is revision 3 now
 
     assert d["metadata"]["annotations"][CHANGE_CAUSE] == (
-        f"autorollback: rolled back from revision 2 ({V2}) to revision 1 ({V1}): ProgressDeadlineExceeded")
+        f"autorollback: rolled back from revision 2 ({V2}) to revision 1 ({V1}): ProgressDeadlineExceeded"
+    )
     assert d["metadata"]["annotations"]["autorollback.io/enabled"] == "true"
     assert "pod-template-hash" not in d["spec"]["template"]["metadata"]["labels"]
     assert not [k for k in d["metadata"]["annotations"] if "kopf" in k] and "finalizers" not in d["metadata"]
-    assert not any(k in d["metadata"]["annotations"] for k in ("autorollback.io/healthy-at", "autorollback.io/failed-at"))
+    assert not any(
+        k in d["metadata"]["annotations"] for k in ("autorollback.io/healthy-at", "autorollback.io/failed-at")
+    )
     by_revision = {kit.revision(rs): rs for rs in kit.replicasets(ns, "web")}
     bad, good = by_revision[2]["metadata"]["name"], by_revision[3]["metadata"]["name"]
     (entry,) = json.loads(d["metadata"]["annotations"]["autorollback.io/rollbacks"])  # recorded in the rollback
-    assert (entry["failed"], entry["restored"], entry["reason"], entry["revision"]) == (bad, good, "ProgressDeadlineExceeded", 2)
+    assert (entry["failed"], entry["restored"], entry["reason"], entry["revision"]) == (
+        bad,
+        good,
+        "ProgressDeadlineExceeded",
+        2,
+    )
 
     failed = wait_event(ns, "RolloutFailed")
     assert failed["type"] == "Warning" and "revision 2" in failed["message"] and V2 in failed["message"]
@@ -77,8 +87,11 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     assert marks.startswith(f"{bad} success")  # every mark names the ReplicaSet it was written for
     assert by_name(ns)[bad]["autorollback.io/failed-at"] == f"{bad} {entry['failure']} revision 2"
     assert "ProgressDeadlineExceeded" in by_name(ns)[bad]["autorollback.io/failed-reason"]
-    kit.wait_for(lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " revision 3"), 60,
-                 "revision 3 marked healthy")
+    kit.wait_for(
+        lambda: by_name(ns)[good].get("autorollback.io/healthy-at", "").startswith(good + " revision 3"),
+        60,
+        "revision 3 marked healthy",
+    )
 
     labels = {"kind": "Deployment", "namespace": ns, "name": "web"}
     assert op.metric("autorollback_failed_rollouts_total", **labels) == 1
@@ -86,19 +99,31 @@ def test_rolls_back_and_tells_everyone(namespace: str, operator_factory) -> None
     assert op.metric("autorollback_reaction_seconds_count", namespace=ns) == 1
     assert op.metric("autorollback_last_rollback_timestamp_seconds", **labels) > 0
     assert op.metric("autorollback_opted_in_workloads", kind="Deployment", namespace=ns) == 1
-    kit.wait_for(lambda: op.metric("autorollback_recovery_seconds_count", namespace=ns) == 1, 60,
-                 "the recovery to be measured")
+    kit.wait_for(
+        lambda: op.metric("autorollback_recovery_seconds_count", namespace=ns) == 1, 60, "the recovery to be measured"
+    )
 
     decisions = [line for line in op.lines() if line.get("event") == "rollback decision"]
     assert len(decisions) == 1
     line = decisions[0]
     assert (line["namespace"], line["deployment"], line["result"], line["from_revision"], line["to_revision"]) == (
-        ns, "web", "success", 2, 1)
+        ns,
+        "web",
+        "success",
+        2,
+        1,
+    )
     assert line["from_images"] == V2 and line["to_images"] == V1 and line["reason"] == "ProgressDeadlineExceeded"
 
     kit.kubectl("-n", ns, "delete", "deployment", "web")  # its series go with it: their number follows the live ones
-    kit.wait_for(lambda: not op.samples("autorollback_rollbacks_total", **labels)
-                 and not op.samples("autorollback_last_rollback_timestamp_seconds", **labels), 30, "the series to go")
+    kit.wait_for(
+        lambda: (
+            not op.samples("autorollback_rollbacks_total", **labels)
+            and not op.samples("autorollback_last_rollback_timestamp_seconds", **labels)
+        ),
+        30,
+        "the series to go",
+    )
     assert op.metric("autorollback_opted_in_workloads", kind="Deployment", namespace=ns) == 0
 
     after = kit.get_deployment(ns, "bystander")  # never touched: same object, same resourceVersion
@@ -165,7 +190,9 @@ def test_invalid_annotations_are_reported_once_and_fall_to_the_safe_side(namespa
     kit.wait_for(lambda: kit.is_failed(ns, "maybe"), 60, "maybe to fail")
     invalid = kit.event(ns, "maybe", "InvalidAnnotation")
     assert invalid["type"] == "Warning"
-    assert 'autorollback.io/enabled="yes" is invalid' in invalid["message"] and '"true" or "false"' in invalid["message"]
+    assert (
+        'autorollback.io/enabled="yes" is invalid' in invalid["message"] and '"true" or "false"' in invalid["message"]
+    )
     assert 'autorollback.io/mode="yolo"' in kit.event(ns, "bogus", "InvalidAnnotation")["message"]
     # many watch events later, still one Event per distinct bad value, and nothing rolled back
     assert kit.reasons(ns, "maybe") == ["InvalidAnnotation"]
@@ -186,8 +213,17 @@ def test_paused_deployment_is_skipped_with_the_resume_command(namespace: str, op
     skipped = wait_event(ns, "RollbackSkipped")
     assert skipped["type"] == "Warning" and f"kubectl rollout resume deployment/web -n {ns}" in skipped["message"]
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
-    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="skipped",
-                     reason="paused") == 1
+    assert (
+        op.metric(
+            "autorollback_rollbacks_total",
+            kind="Deployment",
+            namespace=ns,
+            name="web",
+            result="skipped",
+            reason="paused",
+        )
+        == 1
+    )
     kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")  # as the Event says
     available(ns, V1, 3)
     assert count(ns, "RolledBack") == 1 and count(ns, "RollbackSkipped") == 1 and count(ns, "RolloutFailed") == 1
@@ -201,10 +237,22 @@ def test_first_revision_failing_is_impossible(namespace: str, operator_factory) 
     assert impossible["type"] == "Warning" and "no older revision" in impossible["message"]
     kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
     kit.wait_for(lambda: count(ns, "RollbackImpossible") == 2, 90, "a second RollbackImpossible")
-    assert any("every older revision (1) is known to have failed" in e["message"]
-               for e in kit.events(ns, "web") if e["reason"] == "RollbackImpossible")
-    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="impossible",
-                     reason="no_target") == 2
+    assert any(
+        "every older revision (1) is known to have failed" in e["message"]
+        for e in kit.events(ns, "web")
+        if e["reason"] == "RollbackImpossible"
+    )
+    assert (
+        op.metric(
+            "autorollback_rollbacks_total",
+            kind="Deployment",
+            namespace=ns,
+            name="web",
+            result="impossible",
+            reason="no_target",
+        )
+        == 2
+    )
     assert count(ns, "RolledBack") == 0
 
 
@@ -221,8 +269,17 @@ def test_restored_revision_failing_too_is_abandoned(namespace: str, operator_fac
     d = kit.get_deployment(ns, "web")
     assert kit.image_of(d) == V1 and kit.revision(d) == 3  # no further walk back, no ping-pong
     assert count(ns, "RolledBack") == 1
-    assert op.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned",
-                     reason="restored_revision_failed") == 1
+    assert (
+        op.metric(
+            "autorollback_rollbacks_total",
+            kind="Deployment",
+            namespace=ns,
+            name="web",
+            result="abandoned",
+            reason="restored_revision_failed",
+        )
+        == 1
+    )
 
 
 def test_known_bad_template_reapplied_is_not_rolled_back_again(namespace: str, operator_factory) -> None:
@@ -256,15 +313,22 @@ def test_restart_between_failure_and_action_acts_exactly_once(namespace: str, op
     assert not [line for line in third.lines() if line.get("event") == "rollback decision"]
 
 
-def test_a_forbidden_rollback_is_told_and_tried_again_until_it_works(namespace: str, operator_factory,
-                                                                      tmp_path) -> None:
+def test_a_forbidden_rollback_is_told_and_tried_again_until_it_works(
+    namespace: str, operator_factory, tmp_path
+) -> None:
     ns = namespace
     # The operator runs as a ServiceAccount that may read Deployments but not patch them: a real 403.
-    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-             {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch", "patch"]},
-             {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": "limited", "namespace": ns}, "rules": rules}
+    rules = [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "limited", "namespace": ns},
+        "rules": rules,
+    }
     kit.kubectl("-n", ns, "create", "serviceaccount", "limited")
     kit.apply(role)
     kit.kubectl("-n", ns, "create", "rolebinding", "limited", "--role=limited", f"--serviceaccount={ns}:limited")
@@ -277,8 +341,11 @@ def test_a_forbidden_rollback_is_told_and_tried_again_until_it_works(namespace: 
     assert failed["type"] == "Warning"
     assert "403" in failed["message"] and "cannot patch resource" in failed["message"]
     assert "keeps trying" in failed["message"] and "kubectl rollout undo" in failed["message"]
-    kit.wait_for(lambda: op.metric("autorollback_api_errors_total", operation="failure", code="403") >= 2, 30,
-                 "the patch to be tried again")
+    kit.wait_for(
+        lambda: op.metric("autorollback_api_errors_total", operation="failure", code="403") >= 2,
+        30,
+        "the patch to be tried again",
+    )
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2 and op.proc.poll() is None
 
     rules[0]["verbs"].append("patch")  # the RBAC is fixed: the standing failure is rolled back, not given up

@@ -2,6 +2,7 @@
 graces and the deadlines autorollback measures itself run on its monotonic clock from when it
 first saw the state, so they neither run out at once nor stretch by the skew. Debian's faketime
 (libfaketime) skews the wall clock only: FAKETIME_DONT_FAKE_MONOTONIC=1."""
+
 import base64
 import glob
 import os
@@ -18,7 +19,9 @@ from .test_fail_fast import release
 from .test_real_world import recreate, undeletable_pods
 from .test_rollback import ON, V1, V2, available, wait_event
 
-LIBFAKETIME = Path(next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "/usr/lib/faketime/libfaketime.so.1"))
+LIBFAKETIME = Path(
+    next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "/usr/lib/faketime/libfaketime.so.1")
+)
 NO_PROGRESS = "autorollback.io/no-progress"
 SECRET = "ar-checkpoint"
 REVISION = "deployment.kubernetes.io/revision"
@@ -27,17 +30,27 @@ REVISION = "deployment.kubernetes.io/revision"
 def skewed(offset: str) -> dict[str, str]:
     if not LIBFAKETIME.exists():
         pytest.fail(f"{LIBFAKETIME} is missing: install Debian's faketime (hack/system-packages.sh)", pytrace=False)
-    return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "FAKETIME_NO_CACHE": "1"}
+    return {
+        "LD_PRELOAD": str(LIBFAKETIME),
+        "FAKETIME": offset,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }
 
 
 def test_the_skew_is_real() -> None:
     """The tests below mean something only if the operator's process really sees another time."""
     probe = [sys.executable, "-c", "import time; print(time.time(), time.monotonic())"]
     for offset, sign in (("+120s", 1), ("-120s", -1)):
-        wall, mono = (float(v) for v in subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split())
-        skew_wall, skew_mono = (float(v) for v in subprocess.run(
-            probe, env={**os.environ, **skewed(offset)}, capture_output=True, text=True, check=True).stdout.split())
+        wall, mono = (
+            float(v) for v in subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split()
+        )
+        skew_wall, skew_mono = (
+            float(v)
+            for v in subprocess.run(
+                probe, env={**os.environ, **skewed(offset)}, capture_output=True, text=True, check=True
+            ).stdout.split()
+        )
         assert abs(skew_wall - wall - sign * 120) < 5, (offset, wall, skew_wall)
         assert abs(skew_mono - mono) < 5, "the monotonic clock must not be skewed"
 
@@ -58,7 +71,8 @@ def checkpoint(ns: str) -> int:
 
 
 def test_a_slow_start_within_the_default_grace_is_not_rolled_back_with_the_clock_ahead(
-        namespace: str, operator_factory) -> None:
+    namespace: str, operator_factory
+) -> None:
     # The issue's case: each new pod runs but is not Ready for ~8 s (KWOK stage slow-start), well
     # inside NotReady's default 30 s grace. Judged against the kubelet's timestamps with its clock
     # 120 s ahead, the operator rolled this healthy release back at once.
@@ -82,9 +96,12 @@ def test_a_fast_signal_waits_its_grace_whatever_the_clock(namespace: str, operat
     release(ns, V2, fail_on="ImagePullBackOff", failure="image-pull")
 
     def pulling() -> bool:
-        return any(((cs.get("state") or {}).get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff")
-                   for p in kit.kubectl_json("-n", ns, "get", "pods", "-l", "autorollback.test/failure=image-pull")
-                   ["items"] for cs in p.get("status", {}).get("containerStatuses") or [])
+        return any(
+            ((cs.get("state") or {}).get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff")
+            for p in kit.kubectl_json("-n", ns, "get", "pods", "-l", "autorollback.test/failure=image-pull")["items"]
+            for cs in p.get("status", {}).get("containerStatuses") or []
+        )
+
     kit.wait_for(pulling, 60, "the new pod to fail pulling its image")
     seen = time.monotonic()
     kit.wait_for(lambda: kit.event(ns, "web", "RolledBack"), 90, "the rollback (default grace: 30 s)")
@@ -94,8 +111,9 @@ def test_a_fast_signal_waits_its_grace_whatever_the_clock(namespace: str, operat
 
 
 @pytest.mark.parametrize("offset", ["+120s", "-120s"])
-def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(namespace: str, operator_factory,
-                                                                   offset: str) -> None:
+def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(
+    namespace: str, operator_factory, offset: str
+) -> None:
     # The restored revision makes no progress (its old pods cannot go) and no condition will ever
     # say so: the operator measures the 40 s deadline. The process that rolled back stops; the next
     # one's wall clock is 120 s off. Ahead, it must not call the deadline over at once; behind, it
@@ -150,8 +168,9 @@ def forge(ns: str, seconds: int) -> str:
     from autorollback import state  # the operator's own digest, as a tenant would compute it
 
     d = kit.get_deployment(ns, "web")
-    current = next(rs for rs in kit.replicasets(ns, "web")
-                   if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"])
+    current = next(
+        rs for rs in kit.replicasets(ns, "web") if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"]
+    )
     name = current["metadata"]["name"]
     value = f"{name} {state.digest(state.stale_key(d))} {seconds}"
     kit.kubectl("-n", ns, "annotate", "--overwrite", f"replicaset/{name}", f"{NO_PROGRESS}={value}")
@@ -177,21 +196,26 @@ def test_a_tenants_checkpoint_does_not_end_a_measured_deadline_sooner(namespace:
         wait_event(ns, "RolledBack", timeout=120)
         first.stop()
         saved = checkpoint(ns)  # a genuine one, if the first process got that far (it may be resumed)
-        forged = forge(ns, 10 ** 7)
+        forged = forge(ns, 10**7)
         second = operator_factory("-n", ns, **keyed(ns))
         started = time.monotonic()
         abandoned = wait_event(ns, "RollbackAbandoned", timeout=100)
         waited = time.monotonic() - started
         assert "made no progress for 40s" in abandoned["message"] or "failed as well" in abandoned["message"]
         assert waited >= 40 - saved - 3, f"abandoned {waited:.1f}s after the restart: the forged checkpoint counted"
-        assert all((rs["metadata"].get("annotations") or {}).get(NO_PROGRESS) != forged
-                   for rs in kit.replicasets(ns, "web")), "the forged checkpoint was left in place"
+        assert all(
+            (rs["metadata"].get("annotations") or {}).get(NO_PROGRESS) != forged for rs in kit.replicasets(ns, "web")
+        ), "the forged checkpoint was left in place"
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
-    assert second.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned") == 1
+    assert (
+        second.metric("autorollback_rollbacks_total", kind="Deployment", namespace=ns, name="web", result="abandoned")
+        == 1
+    )
 
 
 def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behind(
-        namespace: str, operator_factory) -> None:
+    namespace: str, operator_factory
+) -> None:
     # Revision 1 times out (its one pod is Ready only after ~8 s: deadline 2 s; there is nothing to
     # roll back to) and then completes. It is healthy: the health mark outlived the failure of that
     # same revision. Ordered by time, the completion (this process's clock, 120 s behind) looked
@@ -206,6 +230,7 @@ def test_a_release_that_failed_and_then_completed_is_healthy_with_the_clock_behi
     def marks() -> dict[str, str]:
         rs = next(r for r in kit.replicasets(ns, "web") if r["metadata"]["annotations"].get(REVISION) == "1")
         return rs["metadata"].get("annotations") or {}
+
     mark = kit.wait_for(lambda: marks().get("autorollback.io/healthy-at"), 60, "revision 1 marked healthy")
     failure = marks()["autorollback.io/failed-at"].split(" ")[1]  # "<rs> <failure id> revision 1"
     # "<rs> revision 1 generation <G> outlived <failure>"

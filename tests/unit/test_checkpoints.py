@@ -1,13 +1,15 @@
 """Checkpoints of a measured deadline (autorollback.io/no-progress): signed with the operator's key,
 bound to the ReplicaSet's uid and the state; one episode's seconds are never resumed in another."""
+
 import base64
 from typing import Any
 
 import pytest
 
 from autorollback import checkpoints, decision, history, kube, reconcile, state
-from autorollback.reconcile import measure, recovery
 from autorollback.context import Context
+from autorollback.reconcile import measure, recovery
+
 from factories import deployment, replicaset, rs_name
 
 KEY = bytes(range(32))
@@ -20,13 +22,18 @@ def test_a_genuine_checkpoint_resumes() -> None:
     assert checkpoints.resumed(KEY, value, NAME, UID, STATE) == 42
 
 
-@pytest.mark.parametrize("forged", [
-    f"{NAME} {STATE} 10000000",  # the format before signatures: anyone could write it
-    checkpoints.mark(b"a tenant's guess of the key.....", NAME, UID, STATE, 10 ** 7),  # without the key
-    checkpoints.mark(KEY, NAME, UID, STATE, 40).rsplit(" ", 1)[0] + " " + "0" * 64,  # a made-up signature
-    checkpoints.mark(KEY, NAME, UID, STATE, 40) + " 1",  # anything added
-    "", "garbage", f"{NAME} {STATE} 40 ",
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        f"{NAME} {STATE} 10000000",  # the format before signatures: anyone could write it
+        checkpoints.mark(b"a tenant's guess of the key.....", NAME, UID, STATE, 10**7),  # without the key
+        checkpoints.mark(KEY, NAME, UID, STATE, 40).rsplit(" ", 1)[0] + " " + "0" * 64,  # a made-up signature
+        checkpoints.mark(KEY, NAME, UID, STATE, 40) + " 1",  # anything added
+        "",
+        "garbage",
+        f"{NAME} {STATE} 40 ",
+    ],
+)
 def test_a_value_not_signed_with_the_key_counts_for_nothing(forged: str) -> None:
     assert checkpoints.resumed(KEY, forged, NAME, UID, STATE) == 0
 
@@ -47,11 +54,14 @@ def test_tampered_seconds_count_for_nothing(seconds: str) -> None:
 
 
 def test_a_resumed_checkpoint_is_bounded() -> None:
-    assert checkpoints.resumed(KEY, checkpoints.mark(KEY, NAME, UID, STATE, 10 ** 9), NAME, UID, STATE) \
+    assert (
+        checkpoints.resumed(KEY, checkpoints.mark(KEY, NAME, UID, STATE, 10**9), NAME, UID, STATE)
         == checkpoints.MAX_SECONDS
+    )
 
 
 # --- the shell: measuring, checkpointing, episodes (reconcile.measure), with the API faked ------------
+
 
 class FakeReplicaSets:
     """The API (kube.Client) as far as these tests use it: annotate_replicaset onto ReplicaSet dicts,
@@ -87,8 +97,9 @@ class Clock:
 def cluster(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeReplicaSets, Clock]:
     stuck_rs = replicaset(2, "app:2.0.0")
     stuck_rs["metadata"]["uid"] = "uid-of-2"
-    fake = FakeReplicaSets([replicaset(1, "app:1.0.0", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"},
-                                       available=3), stuck_rs])
+    fake = FakeReplicaSets(
+        [replicaset(1, "app:1.0.0", {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}, available=3), stuck_rs]
+    )
     clock = Clock()
     monkeypatch.setattr(measure.times, "monotonic", clock)
     return fake, clock
@@ -135,18 +146,21 @@ def test_a_restart_resumes_a_genuine_checkpoint(cluster) -> None:
 
 
 def test_a_tenants_checkpoint_does_not_end_the_deadline_sooner(cluster) -> None:
-    fake, clock = cluster
+    fake, _clock = cluster
     d = stuck()
     digest_ = state.digest(state.stale_key(d))  # readable to anyone who can read the Deployment
-    for forged in (f"{rs_name('app:2.0.0')} {digest_} 10000000",
-                   checkpoints.mark(b"guessed".ljust(32), rs_name("app:2.0.0"), "uid-of-2", digest_, 10 ** 7)):
+    for forged in (
+        f"{rs_name('app:2.0.0')} {digest_} 10000000",
+        checkpoints.mark(b"guessed".ljust(32), rs_name("app:2.0.0"), "uid-of-2", digest_, 10**7),
+    ):
         fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = forged
         w = work(fake)
         assert look(w, d, fake) == 0
         assert mark(fake) == ""  # and it is gone
     # signed under another process's own key (no shared Secret): ignored as well
     fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = checkpoints.mark(
-        checkpoints.new_key(), rs_name("app:2.0.0"), "uid-of-2", digest_, 40)
+        checkpoints.new_key(), rs_name("app:2.0.0"), "uid-of-2", digest_, 40
+    )
     assert look(work(fake), d, fake) == 0
 
 
@@ -193,8 +207,10 @@ def test_a_new_episode_does_not_start_until_the_old_mark_is_gone(cluster, monkey
 
     def refused(*_: Any) -> None:
         raise kube.ApiError(503, "Service Unavailable", "try later")
+
     fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = checkpoints.mark(
-        KEY, rs_name("app:2.0.0"), "uid-of-2", state.digest(state.stale_key(a)), 30)  # (as if B's removal was lost)
+        KEY, rs_name("app:2.0.0"), "uid-of-2", state.digest(state.stale_key(a)), 30
+    )  # (as if B's removal was lost)
     fake.annotate_replicaset = refused  # type: ignore[method-assign]
     with pytest.raises(kube.ApiError):
         look(first, a, fake)  # the pass is retried: A is not timed before A1's mark is gone
@@ -221,6 +237,7 @@ def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -
 
 
 # --- the key: a Secret in the operator's namespace, created once, shared by the replicas ------------------
+
 
 class FakeSecrets:
     def __init__(self, existing: bytes | None = None, race: bool = False) -> None:
@@ -276,6 +293,7 @@ def test_a_secret_that_cannot_be_had_leaves_a_key_of_this_process() -> None:
     class Forbidden:
         def request(self, *_: Any, **__: Any) -> None:
             raise kube.ApiError(422, "Invalid", "no")
+
     key = reconcile.checkpoint_key(Forbidden(), "ops", "ar-checkpoint")  # type: ignore[arg-type]
     assert len(key) == 32
     bad = FakeSecrets(existing=b"short")

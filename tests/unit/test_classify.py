@@ -1,10 +1,12 @@
 """classify: which failure stands against the current template, if any (no target, no patch yet)."""
+
 from autorollback import history, ledger
 from autorollback.decision import Decision, Measured, classify
 from autorollback.signals.base import Facts
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import Failure
 from autorollback.workloads.deployment import DEPLOYMENTS
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 HEALTHY = {history.HEALTHY_AT: "revision 1"}
@@ -58,20 +60,21 @@ def test_a_left_over_condition_of_a_completed_rollout_is_no_failure() -> None:
 def test_a_left_over_condition_completes_only_a_template_proven_since_its_restore() -> None:
     entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, "2026-11-26T10:00:05Z", revision=2)
     rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
-    restored, = [r for r in DEPLOYMENTS.revisions(rs, (entry,)) if r.number == 3]
+    (restored,) = [r for r in DEPLOYMENTS.revisions(rs, (entry,)) if r.number == 3]
     # the condition naming revision 1's ReplicaSet is from before autorollback restored it
     assert restored.restored_and_unproven and not classify.completed_under(restored.name, restored)
-    unrelated, = [r for r in DEPLOYMENTS.revisions(rs) if r.number == 3]
+    (unrelated,) = [r for r in DEPLOYMENTS.revisions(rs) if r.number == 3]
     assert classify.completed_under(unrelated.name, unrelated)
     assert not classify.completed_under("web-earlier", unrelated)  # seen complete, but in an earlier revision
-    proven, = [r for r in DEPLOYMENTS.revisions([replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})])]
+    (proven,) = DEPLOYMENTS.revisions([replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})])
     assert classify.completed_under("web-earlier", proven)  # seen complete in this revision
 
 
 def test_a_failure_rolled_back_already_is_reported_only_when_its_report_was_lost() -> None:
     entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, "2026-11-26T10:00:05Z", revision=2)
-    d = deployment("app:1.0.0", revision=3, failed=True, blamed="app:2.0.0",
-                   annotations={ledger.KEY: ledger.dump((entry,))})
+    d = deployment(
+        "app:1.0.0", revision=3, failed=True, blamed="app:2.0.0", annotations={ledger.KEY: ledger.dump((entry,))}
+    )
     lost = standing(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, [], True)
     reported = standing(d, [replicaset(2, "app:2.0.0", REPORTED), replicaset(3, "app:1.0.0", HEALTHY)])

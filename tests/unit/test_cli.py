@@ -18,17 +18,22 @@ def test_defaults() -> None:
 
 
 def test_namespaces_repeat() -> None:
-    args = parser().parse_args(["run", "-n", "a", "--namespace", "b", "--log-format", "console", "--log-level", "debug"])
+    args = parser().parse_args(
+        ["run", "-n", "a", "--namespace", "b", "--log-format", "console", "--log-level", "debug"]
+    )
     assert args.namespaces == ["a", "b"] and args.log_format == "console" and args.log_level == "DEBUG"
 
 
-@pytest.mark.parametrize("argv", [
-    ["run"],  # a scope is required
-    ["run", "-A", "-n", "a"],  # not both
-    ["run", "-n", "team-*"],  # no patterns
-    ["run", "-A", "--metrics-port", "70000"],
-    ["run", "-A", "--log-format", "xml"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run"],  # a scope is required
+        ["run", "-A", "-n", "a"],  # not both
+        ["run", "-n", "team-*"],  # no patterns
+        ["run", "-A", "--metrics-port", "70000"],
+        ["run", "-A", "--log-format", "xml"],
+    ],
+)
 def test_bad_arguments_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
         parser().parse_args(argv)

@@ -3,8 +3,9 @@ import pytest
 from autorollback.config import DRY_RUN, ENABLED, MODE, ROLLBACK, mentioned, parse
 
 
-@pytest.mark.parametrize("value,enabled", [("true", True), ("TRUE", True), (" True ", True), ("false", False),
-                                           ("False", False)])
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("true", True), ("TRUE", True), (" True ", True), ("false", False), ("False", False)]
+)
 def test_enabled_values(value: str, enabled: bool) -> None:
     c = parse({ENABLED: value})
     assert c.enabled is enabled and c.problems == () and c.mode == ROLLBACK
@@ -38,7 +39,7 @@ def test_invalid_mode_is_the_safe_side() -> None:
 
 
 def test_user_values_are_quoted_escaped_and_capped_in_messages() -> None:
-    value = "x\n{\"level\": \"error\"}" + "y" * 300_000
+    value = 'x\n{"level": "error"}' + "y" * 300_000
     (p,) = parse({ENABLED: value}).problems
     message = p.message()
     assert "\n" not in message and len(message) < 400 and f"({len(value)} characters)" in message
@@ -50,8 +51,17 @@ def test_label_selectors_as_the_api_takes_them() -> None:
     from autorollback import kube
 
     assert kube.selector({"matchLabels": {"b": "2", "a": "1"}}) == "a=1,b=2"
-    assert kube.selector({"matchLabels": {"app": "web"}, "matchExpressions": [
-        {"key": "tier", "operator": "In", "values": ["front", "edge"]},
-        {"key": "canary", "operator": "DoesNotExist"},
-        {"key": "zone", "operator": "NotIn", "values": ["x"]},
-        {"key": "team", "operator": "Exists"}]}) == "app=web,tier in (front,edge),!canary,zone notin (x),team"
+    assert (
+        kube.selector(
+            {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["front", "edge"]},
+                    {"key": "canary", "operator": "DoesNotExist"},
+                    {"key": "zone", "operator": "NotIn", "values": ["x"]},
+                    {"key": "team", "operator": "Exists"},
+                ],
+            }
+        )
+        == "app=web,tier in (front,edge),!canary,zone notin (x),team"
+    )

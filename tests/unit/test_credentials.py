@@ -1,5 +1,6 @@
 """The credentials directory: entry names, the token file and folder forms, GitHub Apps scoped to one
 repository, and errors that never show a token or a key."""
+
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,16 @@ from autorollback.gitrevert import credentials, forge
 API = "https://api.github.com"
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("https://git.example.com/team/shop.git", "git.example.com"),
-    ("https://Git.Example.COM/team/shop.git", "git.example.com"),
-    ("http://127.0.0.1:3000/team/shop.git", "127.0.0.1_3000"),
-    ("https://git.example.com:443/team/shop.git", "git.example.com_443"),  # named, so part of the key
-    ("https://gitlab.example.com:8443/a/b/c.git", "gitlab.example.com_8443"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://git.example.com/team/shop.git", "git.example.com"),
+        ("https://Git.Example.COM/team/shop.git", "git.example.com"),
+        ("http://127.0.0.1:3000/team/shop.git", "127.0.0.1_3000"),
+        ("https://git.example.com:443/team/shop.git", "git.example.com_443"),  # named, so part of the key
+        ("https://gitlab.example.com:8443/a/b/c.git", "gitlab.example.com_8443"),
+    ],
+)
 def test_key_is_the_host_and_the_port_when_named(url: str, expected: str) -> None:
     assert credentials.key(url) == expected
 
@@ -77,7 +81,7 @@ def test_an_empty_token_in_a_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_entry_says_what_is_expected(tmp_path: Path) -> None:
-    with pytest.raises(forge.ForgeError, match="no credentials entry git.example.com_8443"):
+    with pytest.raises(forge.ForgeError, match=r"no credentials entry git\.example\.com_8443"):
         credentials.lookup(tmp_path, "git.example.com_8443", "gitea", "", "a", "b")
     (tmp_path / "folder").mkdir()
     with pytest.raises(forge.ForgeError, match="folder without a token"):
@@ -86,8 +90,10 @@ def test_a_missing_entry_says_what_is_expected(tmp_path: Path) -> None:
         credentials.lookup(None, "git.example.com", "gitea", "", "a", "b")
 
 
-@pytest.mark.parametrize("entry", ["..", ".", "../outside", "a/b", "/etc/passwd", ".hidden", "..data", "a..b",
-                                   "", "a b", "a:3000", "a\\b", "a\x00b"])
+@pytest.mark.parametrize(
+    "entry",
+    ["..", ".", "../outside", "a/b", "/etc/passwd", ".hidden", "..data", "a..b", "", "a b", "a:3000", "a\\b", "a\x00b"],
+)
 def test_names_that_could_leave_the_directory_are_refused(tmp_path: Path, entry: str) -> None:
     inside = tmp_path / "creds"
     inside.mkdir()
@@ -104,6 +110,7 @@ def minted(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     def fake(*args):
         calls.append(args)
         return "ghs_minted"
+
     monkeypatch.setattr(forge, "github_app_token", fake)
     return calls
 
@@ -111,8 +118,9 @@ def minted(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def app(tmp_path: Path, name: str = "github.com", **files: str) -> Path:
     entry = tmp_path / name
     entry.mkdir()
-    for f, v in ({"app_id": "123\n", "private_key": "-----BEGIN KEY-----\nabc\n", "installation_id": "456\n"}
-                 | files).items():
+    for f, v in (
+        {"app_id": "123\n", "private_key": "-----BEGIN KEY-----\nabc\n", "installation_id": "456\n"} | files
+    ).items():
         if v is not None:
             (entry / f.replace("_", "-")).write_text(v)
     return entry
@@ -121,17 +129,21 @@ def app(tmp_path: Path, name: str = "github.com", **files: str) -> Path:
 def test_a_github_app_mints_a_token_for_the_one_repository(tmp_path: Path, minted: list) -> None:
     app(tmp_path)
     assert credentials.lookup(tmp_path, "github.com", "github", API, "octo", "shop") == ("x-access-token", "ghs_minted")
-    assert minted == [(API, "123", "-----BEGIN KEY-----\nabc", "456", "octo", "shop",
-                       {"contents": "write", "pull_requests": "write"})]
+    assert minted == [
+        (API, "123", "-----BEGIN KEY-----\nabc", "456", "octo", "shop", {"contents": "write", "pull_requests": "write"})
+    ]
 
 
-@pytest.mark.parametrize("files,why", [
-    ({"installation_id": None}, "needs app-id, private-key and installation-id"),
-    ({"token": "tok"}, "no token beside them"),
-    ({"installation_id": "45 6"}, "installation-id a number"),
-    ({"app_id": "1/2"}, "app-id must be"),
-    ({"private_key": ""}, "private-key is empty"),
-])
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [
+        ({"installation_id": None}, "needs app-id, private-key and installation-id"),
+        ({"token": "tok"}, "no token beside them"),
+        ({"installation_id": "45 6"}, "installation-id a number"),
+        ({"app_id": "1/2"}, "app-id must be"),
+        ({"private_key": ""}, "private-key is empty"),
+    ],
+)
 def test_an_incomplete_github_app_is_refused(tmp_path: Path, minted: list, files: dict, why: str) -> None:
     app(tmp_path, **files)
     with pytest.raises(forge.ForgeError, match=why) as e:

@@ -1,8 +1,8 @@
-from autorollback import decision, history, ledger
-from autorollback.workloads import deployment as deployments
-from autorollback import config as annotations
-from autorollback.vocab import Result
+from autorollback import config as annotations, decision, history, ledger
 from autorollback.gitrevert import core as gitcore
+from autorollback.vocab import Result
+from autorollback.workloads import deployment as deployments
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})
@@ -25,10 +25,20 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     assert out.result == Result.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
     assert out.target.number == 4 and out.failing.number == 5 and out.first_report
     cause = out.patch[2]["value"]["kubernetes.io/change-cause"]
-    assert cause == ("autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): "
-                     "ProgressDeadlineExceeded")
-    assert entries(out.patch) == (ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, NOW,
-                                               "ProgressDeadlineExceeded", revision=5, generation=2),)
+    assert cause == (
+        "autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): ProgressDeadlineExceeded"
+    )
+    assert entries(out.patch) == (
+        ledger.Entry(
+            rs_name("app:1.1.0"),
+            rs_name("app:1.0.0"),
+            UPDATED,
+            NOW,
+            "ProgressDeadlineExceeded",
+            revision=5,
+            generation=2,
+        ),
+    )
 
 
 def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() -> None:
@@ -36,8 +46,14 @@ def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() ->
     d = deployment("app:1.1.0", revision=5, failed=True)
     rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
     first = decide(d, rs)
-    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
-                       annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
+    after = deployment(
+        "app:1.0.0",
+        revision=6,
+        failed=True,
+        generation=3,
+        blamed="app:1.1.0",
+        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+    )
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     late = decide(after, rs)
     assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, [], True)  # report, do not patch
@@ -50,27 +66,43 @@ def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline(
     # The controller keeps the old timeout until it sees progress; if none comes, the restored
     # template has failed too, though no condition will ever say so.
     entry = ledger.Entry(rs_name("app:1.1.0"), rs_name("app:1.0.0"), UPDATED, "2026-11-26T10:00:05.000000Z")
-    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
-                       annotations={ledger.KEY: ledger.dump((entry,))})
+    after = deployment(
+        "app:1.0.0",
+        revision=6,
+        failed=True,
+        generation=3,
+        blamed="app:1.1.0",
+        annotations={ledger.KEY: ledger.dump((entry,))},
+    )
     after["spec"]["progressDeadlineSeconds"] = 60
-    rs = [replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}),
-          replicaset(6, "app:1.0.0", HEALTHY)]
+    rs = [
+        replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}),
+        replicaset(6, "app:1.0.0", HEALTHY),
+    ]
     # measured by the operator on its own clock from when it first saw this state (not from the
     # ledger's time, which another replica's clock may have written)
     assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == Result.NOTHING
-    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z",
-                           measured=decision.Measured(59, "2026-11-26T10:00:05Z")).result == Result.NOTHING
-    late = decision.decide(after, rs, ON, "2026-11-26T10:01:06Z",
-                           measured=decision.Measured(60, "2026-11-26T10:00:05Z"))
+    assert (
+        decision.decide(
+            after, rs, ON, "2026-11-26T10:00:50Z", measured=decision.Measured(59, "2026-11-26T10:00:05Z")
+        ).result
+        == Result.NOTHING
+    )
+    late = decision.decide(
+        after, rs, ON, "2026-11-26T10:01:06Z", measured=decision.Measured(60, "2026-11-26T10:00:05Z")
+    )
     assert (late.result, late.reason) == (Result.ABANDONED, "restored_revision_failed")
     assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
     # a person's undo: the same
     manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     manual["spec"]["progressDeadlineSeconds"] = 60
     assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == Result.NOTHING
-    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z",
-                              measured=decision.Measured(120, "2026-11-26T10:03:00Z")).result \
-        == Result.IMPOSSIBLE  # its only older revision is known to have failed
+    assert (
+        decision.decide(
+            manual, rs, ON, "2026-11-26T10:05:00Z", measured=decision.Measured(120, "2026-11-26T10:03:00Z")
+        ).result
+        == Result.IMPOSSIBLE
+    )  # its only older revision is known to have failed
 
 
 def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
@@ -115,12 +147,16 @@ def test_first_revision_is_impossible() -> None:
 
 
 def test_restored_revision_failing_again_is_abandoned() -> None:
-    restored = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z",
-                            "2026-11-26T09:10:00.000000Z")
+    restored = ledger.Entry(
+        rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00.000000Z"
+    )
     d = deployment("app:1.0.0", revision=3, failed=True, annotations={ledger.KEY: ledger.dump((restored,))})
     out = decide(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
-    assert (out.result, out.reason, out.event_reason) == (Result.ABANDONED, "restored_revision_failed",
-                                                          "RollbackAbandoned")
+    assert (out.result, out.reason, out.event_reason) == (
+        Result.ABANDONED,
+        "restored_revision_failed",
+        "RollbackAbandoned",
+    )
     assert "manual intervention" in out.message and out.patch == []
 
 
@@ -137,16 +173,20 @@ def test_the_ledger_is_merged_from_every_copy() -> None:
     # kubectl undo copied an older ReplicaSet's copy of the ledger onto the Deployment
     entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z")
     d = deployment("app:2.0.0", revision=4, failed=True, annotations={ledger.KEY: "[]"})
-    rs = [replicaset(3, "app:1.0.0", HEALTHY, annotations={ledger.KEY: ledger.dump((entry,))}),
-          replicaset(4, "app:2.0.0")]
+    rs = [
+        replicaset(3, "app:1.0.0", HEALTHY, annotations={ledger.KEY: ledger.dump((entry,))}),
+        replicaset(4, "app:2.0.0"),
+    ]
     assert decide(d, rs).reason == "reapplied"
 
 
 def test_template_already_matching_is_skipped() -> None:
     # like kubectl's "skipped rollback (current template already matches revision N)"
     d = deployment("app:1.0.0", revision=2, failed=True, blamed="app:1.0.0")
-    rs = [replicaset(1, "app:1.0.0", HEALTHY, name="web-old", created="2026-11-26T09:00:00Z"),
-          replicaset(2, "app:1.0.0", created="2026-11-26T08:00:00Z")]
+    rs = [
+        replicaset(1, "app:1.0.0", HEALTHY, name="web-old", created="2026-11-26T09:00:00Z"),
+        replicaset(2, "app:1.0.0", created="2026-11-26T08:00:00Z"),
+    ]
     out = decide(d, rs)
     assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "template_matches", "RollbackSkipped")
     assert out.patch == [] and "already matches revision 1" in out.message
@@ -154,20 +194,36 @@ def test_template_already_matching_is_skipped() -> None:
 
 def test_already_handled() -> None:
     d = deployment(failed=True)
-    out = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
-        history.FAILED_AT: UPDATED, history.OUTCOME: "impossible (no_target) at t"})])
+    out = decide(
+        d,
+        [
+            replicaset(1, "app:1.0.0"),
+            replicaset(2, "app:2.0.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "impossible (no_target) at t"}),
+        ],
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "handled")
-    older = decide(d, [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", {
-        history.FAILED_AT: "2026-11-26T09:00:00Z", history.OUTCOME: "impossible (no_target) at t"})])
+    older = decide(
+        d,
+        [
+            replicaset(1, "app:1.0.0"),
+            replicaset(
+                2,
+                "app:2.0.0",
+                {history.FAILED_AT: "2026-11-26T09:00:00Z", history.OUTCOME: "impossible (no_target) at t"},
+            ),
+        ],
+    )
     assert older.result == Result.SUCCESS and older.first_report
 
 
 def test_a_rollout_reported_by_a_fast_signal_is_not_reported_again_when_it_times_out() -> None:
     # revision 4 re-applied a template rolled back before: a fast signal abandoned it, then the
     # controller's deadline ran out on the same deployments. One rollout, one failure.
-    fast = {history.FAILED_AT: history.failure_payload("2026-11-26T09:58:00Z", 4),
-            history.FAILED_REASON: "CrashLoopBackOff: pod web-x container app restarted 3 times",
-            history.OUTCOME: "abandoned (reapplied) at t"}
+    fast = {
+        history.FAILED_AT: history.failure_payload("2026-11-26T09:58:00Z", 4),
+        history.FAILED_REASON: "CrashLoopBackOff: pod web-x container app restarted 3 times",
+        history.OUTCOME: "abandoned (reapplied) at t",
+    }
     rs = [replicaset(1, "app:1.0.0"), replicaset(4, "app:2.0.0", fast)]
     out = decide(deployment(revision=4, failed=True), rs)
     assert (out.result, out.reason) == (Result.NOTHING, "handled")
@@ -198,11 +254,22 @@ def test_a_failure_planned_in_dry_run_is_due_once_the_mode_is_rollback() -> None
 
 
 def test_known_bad_template_rolled_out_again_is_named() -> None:
-    entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:06:00Z",
-                         "ProgressDeadlineExceeded")
+    entry = ledger.Entry(
+        rs_name("app:2.0.0"),
+        rs_name("app:1.0.0"),
+        "2026-11-26T09:05:00Z",
+        "2026-11-26T09:06:00Z",
+        "ProgressDeadlineExceeded",
+    )
     d = deployment("app:2.0.0", revision=4, annotations={ledger.KEY: ledger.dump((entry,))})
-    d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                                  "message": f'ReplicaSet "{rs_name("app:2.0.0")}" is progressing.'}]
+    d["status"]["conditions"] = [
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "ReplicaSetUpdated",
+            "message": f'ReplicaSet "{rs_name("app:2.0.0")}" is progressing.',
+        }
+    ]
     rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0"), replicaset(2, "app:3.0.0")]
     message = decision.known_bad(d, rs)
     assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
@@ -249,15 +316,17 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     d = deployment("app:2.0.0", complete=True, revision=2)
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 2)})
     mark = decision.healthy_mark(d, failed)
-    assert mark == {history.HEALTHY_AT: history.bind(
-        rs_name("app:2.0.0"), "revision 2 generation 2 outlived 2026-11-26T09:05:00Z")}
+    assert mark == {
+        history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2 outlived 2026-11-26T09:05:00Z")
+    }
     assert decision.outlives_failure(mark)
     # the ReplicaSet was reused by revision 3 since (read now): the mark is about revision 2, seen complete
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
     later = decision.healthy_mark(d, reused)
     assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
-    assert not deployments.revisions([{**reused, "metadata": {**reused["metadata"], "annotations": {
-        **reused["metadata"]["annotations"], **later}}}])[0].healthy  # revision 3's failure came after
+    assert not deployments.revisions(
+        [{**reused, "metadata": {**reused["metadata"], "annotations": {**reused["metadata"]["annotations"], **later}}}]
+    )[0].healthy  # revision 3's failure came after
     assert decision.still_complete(d, d)
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True))
 
@@ -268,8 +337,14 @@ def test_a_healthy_mark_never_names_a_revision_above_the_replicasets_own() -> No
     forged = deployment("app:2.0.0", complete=True, revision=99)
     mark = decision.healthy_mark(forged, replicaset(2, "app:2.0.0"))
     assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
-    failed = replicaset(4, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 4),
-                                         **{k: v.partition(" ")[2] for k, v in mark.items()}})
+    failed = replicaset(
+        4,
+        "app:2.0.0",
+        {
+            history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 4),
+            **{k: v.partition(" ")[2] for k, v in mark.items()},
+        },
+    )
     assert not deployments.revisions([failed])[0].healthy
 
 
@@ -277,17 +352,29 @@ def test_a_rollback_undone_before_the_controller_saw_it_does_not_disown_the_temp
     # 2.0.0 (revision 2) timed out at generation 2 and was rolled back to 1.0.0, but GitOps re-applied 2.0.0
     # before the controller synced: 2.0.0 stayed revision 2 and completed in it, at generation 4
     undone = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, NOW, revision=2, generation=2)
-    seen = deployment("app:2.0.0", revision=2, complete=True, generation=4,
-                      annotations={ledger.KEY: ledger.dump((undone,))})
+    seen = deployment(
+        "app:2.0.0", revision=2, complete=True, generation=4, annotations={ledger.KEY: ledger.dump((undone,))}
+    )
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload(UPDATED, 2)})
     mark = decision.healthy_mark(seen, failed)
-    assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), f"revision 2 generation 4 outlived {UPDATED}")}
+    assert mark == {
+        history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), f"revision 2 generation 4 outlived {UPDATED}")
+    }
     # the next release fails: back to 2.0.0, the release that ran before it, not two releases back
-    proven = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload(UPDATED, 2),
-                                         **{k: v.partition(" ")[2] for k, v in mark.items()}})
+    proven = replicaset(
+        2,
+        "app:2.0.0",
+        {history.FAILED_AT: history.failure_payload(UPDATED, 2), **{k: v.partition(" ")[2] for k, v in mark.items()}},
+    )
     d = deployment("app:3.0.0", revision=3, failed=True, generation=5, annotations={ledger.KEY: ledger.dump((undone,))})
-    out = decide(d, [replicaset(1, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1, "", 1)}),
-                     proven, replicaset(3, "app:3.0.0")])
+    out = decide(
+        d,
+        [
+            replicaset(1, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1, "", 1)}),
+            proven,
+            replicaset(3, "app:3.0.0"),
+        ],
+    )
     assert out.result == Result.SUCCESS and out.target.name == rs_name("app:2.0.0")
     assert decision.known_bad(seen, [proven]) is None
 
@@ -314,12 +401,14 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
     assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
-    early = decision.decide(stuck, rs, ON, "2026-11-26T10:00:09Z",
-                              measured=decision.Measured(9, "2026-11-26T10:00:00Z"))
+    early = decision.decide(
+        stuck, rs, ON, "2026-11-26T10:00:09Z", measured=decision.Measured(9, "2026-11-26T10:00:00Z")
+    )
     assert (early.result, early.reason) == (Result.NOTHING, "stale")
     assert "completed rollout" in early.message
-    late = decision.decide(stuck, rs, ON, "2026-11-26T10:10:01Z",
-                              measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
+    late = decision.decide(
+        stuck, rs, ON, "2026-11-26T10:10:01Z", measured=decision.Measured(601, "2026-11-26T10:00:00Z")
+    )
     assert (late.result, late.target.number) == (Result.SUCCESS, 1)
     assert "will not time this rollout out" in late.failure.message
     assert late.failure.replicaset == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
@@ -330,20 +419,24 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     done["status"]["availableReplicas"] = 2  # a node went away
     assert deployments.complete_left_over(done) == rs_name("app:2.0.0")
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=2)]
-    out = decision.decide(done, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        done, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     # revision 1's condition left over (a Recreate rollout): revision 2 was seen complete, then lost pods
     recreated = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     recreated["status"]["availableReplicas"] = 0
     proven = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})]
-    out = decision.decide(recreated, proven, ON, "2026-11-26T11:00:00Z",
-                          measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        recreated, proven, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
-    out = decision.decide(surge, rs, ON, "2026-11-26T11:00:00Z",
-                              measured=decision.Measured(3600, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        surge, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
     assert deployments.complete_left_over(surge) == ""
@@ -382,8 +475,10 @@ def test_a_reused_replicaset_is_proven_only_by_a_completion_in_its_current_revis
     # the controller keeps revision 2's condition and, under Recreate, never checks progress. Its pods crash.
     undone = deployment("app:1.0.0", revision=3, complete=True, blamed="app:2.0.0")
     undone["status"].update(replicas=3, updatedReplicas=3, availableReplicas=0)
-    rs = [replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"}),
-          replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})]
+    rs = [
+        replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"}),
+        replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}),
+    ]
     out = decision.decide(undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
     assert (out.result, out.target.number) == (Result.SUCCESS, 2)
     rs[0] = replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})  # seen complete in revision 3
@@ -402,12 +497,12 @@ def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None
     # Days ago autorollback restored app:1.0.0; since then 3.0.0 completed, and now a person undoes
     # back to 1.0.0: the controller's first look shows 3.0.0's condition. Only now counts.
     old = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-20T10:00:00Z", "2026-11-20T10:01:00Z")
-    undone = deployment("app:1.0.0", revision=5, complete=True, blamed="app:3.0.0",
-                        annotations={ledger.KEY: ledger.dump((old,))})
+    undone = deployment(
+        "app:1.0.0", revision=5, complete=True, blamed="app:3.0.0", annotations={ledger.KEY: ledger.dump((old,))}
+    )
     undone["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(5, "app:1.0.0"), replicaset(4, "app:3.0.0", HEALTHY, available=3)]
-    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z",
-                              measured=decision.Measured(1, "2026-11-26T10:00:00Z"))
+    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z", measured=decision.Measured(1, "2026-11-26T10:00:00Z"))
     assert (out.result, out.reason) == (Result.NOTHING, "stale")
 
 
@@ -415,31 +510,51 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
-    planned = decision.decide(stuck, rs, DRY, "2026-11-26T10:10:01Z",
-                              measured=decision.Measured(601, "2026-11-26T10:00:00Z"))
+    planned = decision.decide(
+        stuck, rs, DRY, "2026-11-26T10:10:01Z", measured=decision.Measured(601, "2026-11-26T10:00:00Z")
+    )
     assert planned.result == Result.DRY_RUN and planned.first_report
-    marks = {history.FAILED_AT: history.failure_payload(planned.failure.updated, 2),
-             history.FAILED_REASON: f"{planned.failure.reason}: {planned.failure.message}",
-             history.OUTCOME: decision.outcome(planned, "t")}
+    marks = {
+        history.FAILED_AT: history.failure_payload(planned.failure.updated, 2),
+        history.FAILED_REASON: f"{planned.failure.reason}: {planned.failure.message}",
+        history.OUTCOME: decision.outcome(planned, "t"),
+    }
     rs[1] = replicaset(2, "app:2.0.0", marks)
     # another process (a restart, a failover) measures again from later: still the same failure
-    again = decision.decide(stuck, rs, DRY, "2026-11-26T10:30:01Z",
-                              measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
+    again = decision.decide(
+        stuck, rs, DRY, "2026-11-26T10:30:01Z", measured=decision.Measured(601, "2026-11-26T10:20:00Z")
+    )
     assert (again.result, again.reason) == (Result.NOTHING, "handled")
-    enabled = decision.decide(stuck, rs, ON, "2026-11-26T10:30:01Z",
-                              measured=decision.Measured(601, "2026-11-26T10:20:00Z"))
+    enabled = decision.decide(
+        stuck, rs, ON, "2026-11-26T10:30:01Z", measured=decision.Measured(601, "2026-11-26T10:20:00Z")
+    )
     assert enabled.result == Result.SUCCESS and not enabled.first_report
 
 
 def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan() -> None:
     d = deployment("app:1.1.0", revision=5, failed=True)
-    rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0", {
-        history.FAILED_AT: history.failure_payload("2026-11-26T09:59:00Z", 5),
-        history.FAILED_REASON: "CrashLoopBackOff: planned in dry-run", history.OUTCOME: "dry_run (dry_run) at t"})]
+    rs = [
+        replicaset(4, "app:1.0.0", HEALTHY),
+        replicaset(
+            5,
+            "app:1.1.0",
+            {
+                history.FAILED_AT: history.failure_payload("2026-11-26T09:59:00Z", 5),
+                history.FAILED_REASON: "CrashLoopBackOff: planned in dry-run",
+                history.OUTCOME: "dry_run (dry_run) at t",
+            },
+        ),
+    ]
     first = decide(d, rs)
     assert first.result == Result.SUCCESS and not first.first_report  # the plan said it already
-    after = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0",
-                       annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]})
+    after = deployment(
+        "app:1.0.0",
+        revision=6,
+        failed=True,
+        generation=3,
+        blamed="app:1.1.0",
+        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+    )
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
     assert (late.result, late.patch) == (Result.SUCCESS, [])
 
@@ -456,8 +571,15 @@ def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
     assert decision.checkpointed(rs, template, "abc", key) == 42
     assert decision.checkpointed(rs, template, "other", key) == 0  # progress since: another state
     assert decision.checkpointed(rs, template, "abc", b"another key".ljust(32)) == 0  # not the operator's key
-    copied = replicaset(2, "app:2.0.0", annotations={decision.NO_PROGRESS: decision.checkpoint(
-        key, decision.Checkpointed(rs_name("app:1.0.0"), "rs-uid-2", ""), "abc", 42)})
+    copied = replicaset(
+        2,
+        "app:2.0.0",
+        annotations={
+            decision.NO_PROGRESS: decision.checkpoint(
+                key, decision.Checkpointed(rs_name("app:1.0.0"), "rs-uid-2", ""), "abc", 42
+            )
+        },
+    )
     copied["metadata"]["uid"] = "rs-uid-2"
     assert decision.checkpointed([copied], template, "abc", key) == 0  # a copy from another ReplicaSet
     assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc", key) == 0

@@ -1,11 +1,17 @@
 from autorollback.workloads import base, deployment as deployments
+
 from factories import UPDATED, deployment, rs_name, template
 
 
 def test_failure_is_read_from_the_progressing_condition() -> None:
     f = deployments.failure(deployment(failed=True, revision=5))
-    assert f == base.Failure(rs_name("app:2.0.0"), "ProgressDeadlineExceeded",
-                                f'ReplicaSet "{rs_name("app:2.0.0")}" has timed out progressing.', UPDATED, 5)
+    assert f == base.Failure(
+        rs_name("app:2.0.0"),
+        "ProgressDeadlineExceeded",
+        f'ReplicaSet "{rs_name("app:2.0.0")}" has timed out progressing.',
+        UPDATED,
+        5,
+    )
     assert f.id == f"{rs_name('app:2.0.0')} {UPDATED}"
 
 
@@ -31,8 +37,14 @@ def test_no_failure_while_a_newer_generation_is_not_observed() -> None:
 
 def test_other_progressing_states_are_not_failures() -> None:
     d = deployment()
-    d["status"]["conditions"] = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-                                  "message": 'ReplicaSet "web-1" is progressing.'}]
+    d["status"]["conditions"] = [
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "ReplicaSetUpdated",
+            "message": 'ReplicaSet "web-1" is progressing.',
+        }
+    ]
     assert deployments.failure(d) is None and deployments.progressing_replicaset(d) == "web-1"
     d["status"]["conditions"] = [{"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused"}]
     assert deployments.failure(d) is None

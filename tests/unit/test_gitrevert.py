@@ -3,8 +3,16 @@ import pytest
 from autorollback.gitrevert import core
 
 REPO = "https://git.example.com/team/shop.git"
-FACTS = core.Facts("prod", "shop", 5, "shop:2.0.0", 4, "shop:1.0.0", "ProgressDeadlineExceeded",
-                   'ReplicaSet "shop-5d8f" has timed out progressing.')
+FACTS = core.Facts(
+    "prod",
+    "shop",
+    5,
+    "shop:2.0.0",
+    4,
+    "shop:1.0.0",
+    "ProgressDeadlineExceeded",
+    'ReplicaSet "shop-5d8f" has timed out progressing.',
+)
 
 
 def ann(**kw: str) -> dict[str, str]:
@@ -17,14 +25,17 @@ def test_source_from_annotations_the_failed_replicasets_copy_first() -> None:
     assert src.host == "git.example.com" and src.owner_and_name == ("team", "shop")
 
 
-@pytest.mark.parametrize("annotations,why", [
-    ({}, "no autorollback.io/git-repo"),
-    (ann(**{core.REPO: "https://user:secret@git.example.com/a/b.git"}), "must not carry credentials"),
-    (ann(**{core.REPO: "git@github.com:a/b.git"}), "not an HTTPS clone URL"),
-    (ann(**{core.PATH: "../etc"}), "must name the manifest"),
-    (ann(**{core.COMMIT: "HEAD~1"}), "is not a commit SHA"),
-    (ann(**{core.PROVIDER: ""}), "cannot tell which forge"),
-])
+@pytest.mark.parametrize(
+    ("annotations", "why"),
+    [
+        ({}, "no autorollback.io/git-repo"),
+        (ann(**{core.REPO: "https://user:secret@git.example.com/a/b.git"}), "must not carry credentials"),
+        (ann(**{core.REPO: "git@github.com:a/b.git"}), "not an HTTPS clone URL"),
+        (ann(**{core.PATH: "../etc"}), "must name the manifest"),
+        (ann(**{core.COMMIT: "HEAD~1"}), "is not a commit SHA"),
+        (ann(**{core.PROVIDER: ""}), "cannot tell which forge"),
+    ],
+)
 def test_unusable_sources_say_why(annotations, why: str) -> None:
     out = core.source(annotations, {})
     assert isinstance(out, str) and why in out
@@ -65,6 +76,7 @@ def test_the_images_a_release_changed() -> None:
         if init:
             spec["initContainers"] = [{"name": "init", "image": init}]
         return {"spec": spec}
+
     assert core.changed_images(tpl("shop:2", "proxy:1"), tpl("shop:1", "proxy:1")) == ["shop:2"]
     assert core.changed_images(tpl("shop:1", "proxy:2"), tpl("shop:1", "proxy:1")) == ["proxy:2"]  # a sidecar
     assert core.changed_images(tpl("shop:1", init="migrate:2"), tpl("shop:1", init="migrate:1")) == ["migrate:2"]

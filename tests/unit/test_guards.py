@@ -1,9 +1,11 @@
 """guards: what stops a failure that stands from being rolled back (now)."""
+
 from autorollback import history, ledger
 from autorollback.decision import classify, guards
 from autorollback.signals.base import Facts
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.deployment import DEPLOYMENTS
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 HEALTHY = {history.HEALTHY_AT: "revision 1"}
@@ -21,13 +23,15 @@ def test_a_new_failure_is_not_stopped() -> None:
 
 
 def test_a_failure_deferred_while_paused_or_in_dry_run_is_due_once_that_ends() -> None:
-    failing = DEPLOYMENTS.revisions([replicaset(2, "app:2.0.0", {
-        history.FAILED_AT: UPDATED, history.OUTCOME: "skipped (paused) at t"})])[0]
+    failing = DEPLOYMENTS.revisions(
+        [replicaset(2, "app:2.0.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "skipped (paused) at t"})]
+    )[0]
     failure = DEPLOYMENTS.failure(deployment(failed=True))
     assert guards.already_handled(failing, failure, paused=True, dry_run=False)
     assert not guards.already_handled(failing, failure, paused=False, dry_run=False)
-    planned = DEPLOYMENTS.revisions([replicaset(2, "app:2.0.0", {
-        history.FAILED_AT: UPDATED, history.OUTCOME: "dry_run (dry_run) at t"})])[0]
+    planned = DEPLOYMENTS.revisions(
+        [replicaset(2, "app:2.0.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "dry_run (dry_run) at t"})]
+    )[0]
     assert guards.already_handled(planned, failure, paused=False, dry_run=True)
     assert not guards.already_handled(planned, failure, paused=False, dry_run=False)
 

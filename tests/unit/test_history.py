@@ -2,6 +2,7 @@ import pytest
 
 from autorollback import history, ledger
 from autorollback.workloads import deployment as deployments
+
 from factories import replicaset, rs_name, template
 
 HEALTHY = {history.HEALTHY_AT: "2026-11-26T09:00:00.000000Z"}
@@ -59,8 +60,10 @@ def test_current_is_the_oldest_replicaset_with_the_template() -> None:
 def test_marks_are_bound_to_their_replicaset() -> None:
     # kubectl undo copies a ReplicaSet's marks onto the Deployment; the controller copies them
     # onto the next ReplicaSet. There they name another ReplicaSet and mean nothing.
-    leaked = {history.HEALTHY_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z"),
-              history.FAILED_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z")}
+    leaked = {
+        history.HEALTHY_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z"),
+        history.FAILED_AT: history.bind(rs_name("a:1"), "2026-11-26T09:00:00Z"),
+    }
     r = revs(replicaset(4, "a:4", annotations=leaked))[0]
     assert not r.healthy and not r.failed and r.mark(history.HEALTHY_AT) == ""
     assert revs(replicaset(1, "a:1", annotations=leaked))[0].mark(history.HEALTHY_AT)
@@ -101,12 +104,17 @@ def test_skips_known_failed_without_healthy() -> None:
     assert history.choose_target(h, failing(h, "a:3")).revision.number == 1
 
 
-@pytest.mark.parametrize("replicasets,why", [
-    ([replicaset(1, "a:1")], "no older revision"),  # first revision
-    ([replicaset(3, "a:3")], "no older revision"),  # revisionHistoryLimit: 0 removed the rest
-    ([replicaset(1, "a:1", FAILED), replicaset(2, "a:2", FAILED), replicaset(3, "a:3")],
-     "every older revision (2, 1) is known to have failed"),
-])
+@pytest.mark.parametrize(
+    ("replicasets", "why"),
+    [
+        ([replicaset(1, "a:1")], "no older revision"),  # first revision
+        ([replicaset(3, "a:3")], "no older revision"),  # revisionHistoryLimit: 0 removed the rest
+        (
+            [replicaset(1, "a:1", FAILED), replicaset(2, "a:2", FAILED), replicaset(3, "a:3")],
+            "every older revision (2, 1) is known to have failed",
+        ),
+    ],
+)
 def test_no_target(replicasets, why: str) -> None:
     h = revs(*replicasets)
     t = history.choose_target(h, h[0])
@@ -182,8 +190,13 @@ def test_healthy_marks_with_and_without_a_generation_are_read() -> None:
     assert history.parse_health("revision 3 generation 7 outlived t1") == history.Health(3, "t1", generation=7)
     assert history.health_payload(3, "t1", 7) == "revision 3 generation 7 outlived t1"
     assert history.health_payload(3) == "revision 3"
-    for garbage in ("revision 3 generation", "revision 3 generation x", "revision 3 outlived t1 generation 7",
-                    "revision 3 generation 7 outlived", "revision 3 generation 7 8"):
+    for garbage in (
+        "revision 3 generation",
+        "revision 3 generation x",
+        "revision 3 outlived t1 generation 7",
+        "revision 3 generation 7 outlived",
+        "revision 3 generation 7 8",
+    ):
         assert history.parse_health(garbage) is None, garbage
 
 
@@ -198,8 +211,11 @@ def test_marks_of_the_version_that_wrote_times_keep_the_old_rule() -> None:
     current = ledger.Entry("web-x", rs_name("a:1"), "2026-11-26T09:00:00Z", "1999-01-01T00:00:00Z", revision=2)
     assert revs(replicaset(1, "a:1", legacy), entries=[current])[0].restored_and_unproven  # written since
     assert not revs(replicaset(1, "a:1", health(1)), entries=[before, after])[0].restored_and_unproven
-    r = revs(replicaset(1, "a:1", {history.FAILED_AT: "2026-11-26T09:00:00Z",
-                                   history.HEALTHY_AT: "2026-11-26T09:00:00.500000Z"}))[0]
+    r = revs(
+        replicaset(
+            1, "a:1", {history.FAILED_AT: "2026-11-26T09:00:00Z", history.HEALTHY_AT: "2026-11-26T09:00:00.500000Z"}
+        )
+    )[0]
     assert r.healthy and not r.failed
     for garbage in ("garbage", "revision x", "revision 1 over t", "revision", "revision 1 outlived"):
         assert revs(replicaset(1, "a:1", {history.HEALTHY_AT: garbage}))[0].health is None

@@ -1,6 +1,7 @@
 """A rollback whose patch went through but whose report was lost is reported when the revision it
 restored completes: decided from state that lasts (the failed ReplicaSet's marks), so a retry or
 another process decides the same, whatever was written about the restored ReplicaSet meanwhile."""
+
 import copy
 from typing import Any
 
@@ -10,6 +11,7 @@ from autorollback import config, decision, history, kube, ledger, reconcile
 from autorollback.context import Context
 from autorollback.vocab import Job, Result
 from autorollback.workloads import deployment as deployments
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 GOOD, BAD = rs_name("app:1.0.0"), rs_name("app:2.0.0")
@@ -21,8 +23,11 @@ def revision(rs: dict[str, Any]) -> history.Revision:
 
 
 def failure_marks(updated: str, number: int, outcome: str) -> dict[str, str]:
-    return {history.FAILED_AT: history.failure_payload(updated, number),
-            history.FAILED_REASON: "ProgressDeadlineExceeded: timed out", history.OUTCOME: outcome}
+    return {
+        history.FAILED_AT: history.failure_payload(updated, number),
+        history.FAILED_REASON: "ProgressDeadlineExceeded: timed out",
+        history.OUTCOME: outcome,
+    }
 
 
 def test_a_lost_rollback_is_reported_when_the_revision_it_restored_completes() -> None:
@@ -69,6 +74,7 @@ def test_a_later_failure_of_the_same_revision_is_not_overwritten() -> None:
 
 # --- the shell: _healthy, with the API faked ---------------------------------------------------------
 
+
 class FakeApi:
     """The Deployment and its ReplicaSets; `fail` makes the next GETs of a ReplicaSet fail (503)."""
 
@@ -92,8 +98,9 @@ class FakeApi:
         for k, v in annotations.items():
             ann.pop(k, None) if v is None else ann.__setitem__(k, v)
 
-    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "",
-                   once: str = "") -> None:
+    def post_event(
+        self, obj: dict[str, Any], type_: str, reason: str, message: str, component: str = "", once: str = ""
+    ) -> None:
         if once and once in self.once:
             raise kube.ApiError(409, "Conflict", "told already")
         self.once.add(once)
@@ -111,18 +118,30 @@ class NoGit:
 def api() -> FakeApi:
     """The rollback 2 -> 1 was patched (revision 3 restores app:1.0.0), then the process stopped: no
     Events, no marks on the failed ReplicaSet. Revision 3 has just completed."""
-    d = deployment("app:1.0.0", revision=3, complete=True, generation=3,
-                   annotations={ledger.KEY: ledger.dump((LOST,))})
-    fake = FakeApi(d, [replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1)}, available=3),
-                       replicaset(2, "app:2.0.0")])
+    d = deployment("app:1.0.0", revision=3, complete=True, generation=3, annotations={ledger.KEY: ledger.dump((LOST,))})
+    fake = FakeApi(
+        d,
+        [
+            replicaset(3, "app:1.0.0", {history.HEALTHY_AT: history.health_payload(1)}, available=3),
+            replicaset(2, "app:2.0.0"),
+        ],
+    )
     return fake
 
 
 def healthy_pass(fake: FakeApi) -> reconcile.Result:
     d = fake.get_deployment("ns", "web")
     ctx = Context(fake, NoGit(), b"key")  # type: ignore[arg-type]  # the Client's calls, faked
-    work = reconcile.Work(ctx, "d-uid", "ns", "web", d, config.parse(d["metadata"]["annotations"]), {Job.HEALTHY},
-                          healthy_evidence=(GOOD, d))
+    work = reconcile.Work(
+        ctx,
+        "d-uid",
+        "ns",
+        "web",
+        d,
+        config.parse(d["metadata"]["annotations"]),
+        {Job.HEALTHY},
+        healthy_evidence=(GOOD, d),
+    )
     return reconcile.run(work)
 
 
@@ -143,8 +162,9 @@ def test_a_late_report_leaves_a_newer_failure_of_the_template_alone(api: FakeApi
     # meanwhile the template was re-applied (revision 4), failed and was abandoned; a person undid to 1.0.0
     again = failure_marks("2026-11-26T11:00:00Z", 4, "abandoned (reapplied) at t")
     api.rs[BAD] = replicaset(4, "app:2.0.0", again)
-    api.d = deployment("app:1.0.0", revision=5, complete=True, generation=7,
-                       annotations={ledger.KEY: ledger.dump((LOST,))})
+    api.d = deployment(
+        "app:1.0.0", revision=5, complete=True, generation=7, annotations={ledger.KEY: ledger.dump((LOST,))}
+    )
     healthy_pass(api)
     assert api.events == []
     assert revision(api.rs[BAD]).mark(history.FAILED_AT) == history.failure_payload("2026-11-26T11:00:00Z", 4)
@@ -153,8 +173,9 @@ def test_a_late_report_leaves_a_newer_failure_of_the_template_alone(api: FakeApi
 def test_a_late_report_names_the_revision_that_failed(api: FakeApi) -> None:
     # meanwhile the template was re-applied as revision 4 and completed: the rollback was of revision 2
     api.rs[BAD] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4)})
-    api.d = deployment("app:1.0.0", revision=5, complete=True, generation=7,
-                       annotations={ledger.KEY: ledger.dump((LOST,))})
+    api.d = deployment(
+        "app:1.0.0", revision=5, complete=True, generation=7, annotations={ledger.KEY: ledger.dump((LOST,))}
+    )
     api.rs[GOOD] = replicaset(5, "app:1.0.0", available=3)
     late = decision.late_report(LOST, revision(api.rs[BAD]), revision(api.rs[GOOD]))
     assert late.failing.number == 2 and late.message.startswith("rolled back from revision 2 (app:2.0.0) to revision 5")

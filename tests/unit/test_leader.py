@@ -1,5 +1,6 @@
 """The elector's rules with a fake monotonic clock: expiry from this process's observation of a
 change, never from the times another process wrote."""
+
 import asyncio
 import datetime as dt
 import threading
@@ -11,17 +12,25 @@ from autorollback import kube
 from autorollback.leader import core, elector
 
 T = core.Timings(lease=15, renew_deadline=10, retry=2)
-WALL = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.timezone.utc)
+WALL = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def lease(holder: str, renewed: dt.datetime = WALL, transitions: int = 0, rv: str = "1", duration: int = 15) -> dict:
-    return {"metadata": {"name": "autorollback", "resourceVersion": rv},
-            "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "leaseTransitions": transitions,
-                     "acquireTime": core.micro(renewed), "renewTime": core.micro(renewed)}}
+    return {
+        "metadata": {"name": "autorollback", "resourceVersion": rv},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": duration,
+            "leaseTransitions": transitions,
+            "acquireTime": core.micro(renewed),
+            "renewTime": core.micro(renewed),
+        },
+    }
 
 
-def decide(obj: dict | None, observed: core.Observed | None, now: float, me: str = "a",
-           wall: dt.datetime = WALL) -> tuple[core.Step, core.Observed]:
+def decide(
+    obj: dict | None, observed: core.Observed | None, now: float, me: str = "a", wall: dt.datetime = WALL
+) -> tuple[core.Step, core.Observed]:
     seen = core.observe(observed, obj, now, T)
     return core.step(obj, seen, me, now, wall, T), seen
 
@@ -55,7 +64,7 @@ def test_any_change_of_the_record_is_a_sign_of_life_even_with_the_same_times() -
 
 
 def test_the_observed_records_own_duration_counts_as_upstream() -> None:
-    s, seen = decide(lease("b", duration=60), None, 0.0)
+    _s, seen = decide(lease("b", duration=60), None, 0.0)
     assert decide(lease("b", duration=60), seen, 59.0)[0].spec is None
     assert decide(lease("b", duration=60), seen, 60.0)[0].leads
 
@@ -103,15 +112,26 @@ class FakeApi:
     def write(self, old: dict | None, spec: dict) -> None:
         self.during()
         rv = int(old["metadata"]["resourceVersion"]) + 1 if old else 1
-        if self.obj is not None and old is not None and old["metadata"]["resourceVersion"] != self.obj["metadata"]["resourceVersion"]:
+        if (
+            self.obj is not None
+            and old is not None
+            and old["metadata"]["resourceVersion"] != self.obj["metadata"]["resourceVersion"]
+        ):
             raise kube.ApiError(409, "Conflict", "")
         self.obj = {"metadata": {"name": "autorollback", "resourceVersion": str(rv)}, "spec": spec}
         self.writes.append(spec)
 
 
 def make(clock: Clock, exits: list) -> elector.Elector:
-    return elector.Elector(None, "ns", "autorollback", "a_1", T, clock=clock,  # type: ignore[arg-type]  # FakeApi
-                           exit=exits.append)
+    return elector.Elector(
+        None,
+        "ns",
+        "autorollback",
+        "a_1",
+        T,
+        clock=clock,  # type: ignore[arg-type]  # FakeApi
+        exit=exits.append,
+    )
 
 
 def test_the_renew_deadline_counts_from_before_the_request() -> None:
@@ -120,6 +140,7 @@ def test_the_renew_deadline_counts_from_before_the_request() -> None:
 
     def slow() -> None:
         clock.t += 3  # each request takes 3 s
+
     FakeApi(e, None, during=slow)
     assert e.attempt()
     e._set(True)
@@ -164,6 +185,7 @@ def test_a_lease_taken_while_stopping_is_handed_back_too() -> None:
 
 def test_a_lease_request_has_an_overall_deadline() -> None:
     import threading
+
     gate = threading.Event()
     with pytest.raises(kube.ApiError) as e:
         elector.within(0.2, gate.wait)  # an answer that never ends, whatever each read's timeout
@@ -189,6 +211,7 @@ def test_an_unexpected_error_in_the_election_loop_ends_the_process() -> None:
 
     def broken() -> None:
         raise KeyError("bug")
+
     e._get = broken
     with pytest.raises(KeyError):
         asyncio.run(e.run())
@@ -198,19 +221,27 @@ def test_an_unexpected_error_in_the_election_loop_ends_the_process() -> None:
 def test_the_watchdog_ends_the_process_when_the_renew_deadline_passes() -> None:
     exits: list = []
     done = threading.Event()
-    e = elector.Elector(None, "ns", "autorollback", "a_1", core.Timings(lease=0.6, renew_deadline=0.3, retry=0.05),
-                        exit=lambda code: (exits.append(code), done.set()))
+    e = elector.Elector(
+        None,
+        "ns",
+        "autorollback",
+        "a_1",
+        core.Timings(lease=0.6, renew_deadline=0.3, retry=0.05),
+        exit=lambda code: (exits.append(code), done.set()),
+    )
     api = FakeApi(e)
 
     def outage() -> None:
         if api.writes:
             raise kube.ApiError(0, "", "no answer")
+
     api.during = outage
 
     async def main() -> None:
         task = asyncio.create_task(e.run())
         await asyncio.to_thread(done.wait, 5)
         task.cancel()
+
     started = time.monotonic()
     asyncio.run(main())
     assert exits and exits[0] == elector.EXIT_LOST

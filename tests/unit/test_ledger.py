@@ -10,26 +10,41 @@ def test_round_trip() -> None:
     assert ledger.parse(ledger.dump((A, B))) == (A, B)
 
 
-@pytest.mark.parametrize("text", [None, "", "{", "{}", "[1, \"x\", null]", '[{"failed": 3}]', "x" * 100_000,
-                                  '[{"failed": "a", "restored": "b", "failure": "", "at": "t"}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t",  "revision": -1}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": true}]',
-                                  '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": "2"}]'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "{",
+        "{}",
+        '[1, "x", null]',
+        '[{"failed": 3}]',
+        "x" * 100_000,
+        '[{"failed": "a", "restored": "b", "failure": "", "at": "t"}]',
+        '[{"failed": "a", "restored": "b", "failure": "f", "at": "t",  "revision": -1}]',
+        '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": true}]',
+        '[{"failed": "a", "restored": "b", "failure": "f", "at": "t", "revision": "2"}]',
+    ],
+)
 def test_anything_else_is_no_ledger(text) -> None:
     assert ledger.parse(text) == ()
 
 
 def test_merge_keeps_each_failure_once_newest_first_and_bounded() -> None:
     assert ledger.merge((A,), (B, A), ()) == (B, A)
-    many = tuple(ledger.Entry(f"web-{i}", "web-b", f"2026-11-26T10:{i:02d}:00Z", f"2026-11-26T10:{i:02d}:01Z")
-                 for i in range(40))
+    many = tuple(
+        ledger.Entry(f"web-{i}", "web-b", f"2026-11-26T10:{i:02d}:00Z", f"2026-11-26T10:{i:02d}:01Z") for i in range(40)
+    )
     merged = ledger.merge(many)
     assert len(merged) == ledger.LIMIT and merged[0].failed == "web-39"
 
 
 def test_of_reads_every_copy() -> None:
-    objs = [{"metadata": {"annotations": {ledger.KEY: ledger.dump((A,))}}}, {"metadata": {}},
-            {"metadata": {"annotations": {ledger.KEY: ledger.dump((B,))}}}]
+    objs = [
+        {"metadata": {"annotations": {ledger.KEY: ledger.dump((A,))}}},
+        {"metadata": {}},
+        {"metadata": {"annotations": {ledger.KEY: ledger.dump((B,))}}},
+    ]
     assert ledger.of(objs) == (B, A)
     assert ledger.find(ledger.of(objs), "web-a 2026-11-26T10:00:00Z") == A
 
@@ -50,7 +65,8 @@ def test_within_a_revision_the_generation_orders_entries() -> None:
     assert ledger.parse(ledger.dump((again, undone))) == (again, undone)
     # an entry of an earlier version (no generation) is read as generation 0; a bad one is no entry
     assert ledger.parse('[{"failed":"a","restored":"b","failure":"t","at":"t","revision":2}]') == (
-        ledger.Entry("a", "b", "t", "t", revision=2),)
+        ledger.Entry("a", "b", "t", "t", revision=2),
+    )
     for bad in ('"4"', "-1", "true", "1.5", str(2**63)):
-        assert ledger.parse('[{"failed":"a","restored":"b","failure":"t","at":"t","revision":2,"generation":%s}]'
-                            % bad) == ()
+        entry = '{"failed":"a","restored":"b","failure":"t","at":"t","revision":2,"generation":' + bad + "}"
+        assert ledger.parse(f"[{entry}]") == ()

@@ -1,9 +1,11 @@
 """plan: the target and the one write that rolls back and records it."""
+
 from autorollback import history, ledger
 from autorollback.decision import classify, plan
 from autorollback.signals.base import Facts
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.deployment import DEPLOYMENTS
+
 from factories import UPDATED, deployment, replicaset, rs_name
 
 HEALTHY = {history.HEALTHY_AT: "revision 1"}
@@ -23,9 +25,20 @@ def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_chang
     precondition, template, annotations = out.patch
     assert precondition == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
     assert template["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
-    assert ledger.parse(annotations["value"][ledger.KEY]) == (ledger.Entry(
-        rs_name("app:2.0.0"), rs_name("app:1.0.0"), UPDATED, NOW, "ProgressDeadlineExceeded", revision=2, generation=7),)
-    assert rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")], dry_run=True).patch == out.patch
+    assert ledger.parse(annotations["value"][ledger.KEY]) == (
+        ledger.Entry(
+            rs_name("app:2.0.0"),
+            rs_name("app:1.0.0"),
+            UPDATED,
+            NOW,
+            "ProgressDeadlineExceeded",
+            revision=2,
+            generation=7,
+        ),
+    )
+    assert (
+        rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")], dry_run=True).patch == out.patch
+    )
 
 
 def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -> None:

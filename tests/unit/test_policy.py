@@ -1,4 +1,5 @@
 """The platform's rules: which namespace may revert in which repository and path."""
+
 import pytest
 
 from autorollback.gitrevert import policy
@@ -23,31 +24,34 @@ def test_a_namespace_reverts_in_its_own_repositories_only() -> None:
     assert not allowed("team-a", "https://git.example.com/Team-A/app.git")  # path segments are not
 
 
-@pytest.mark.parametrize("repo", [
-    "https://git.example.com/team-a/../team-b/app.git",  # the review's bypass
-    "https://git.example.com/team-a/./app.git",
-    "https://git.example.com/team-a/%2e%2e/team-b/app.git",
-    "https://git.example.com/team-a/app%2Egit",
-    "https://git.example.com/team-a/app.git?x=1",
-    "https://git.example.com/team-a/app.git#frag",
-    "https://user@git.example.com/team-a/app.git",
-    "https://user:pw@git.example.com/team-a/app.git",
-    "https://git.example.com:8443/team-a/app.git",  # a port the rule does not name
-    "https://git.example.com:/team-a/app.git",
-    "https://git.example.com/team-a//app.git",
-    "https://git.example.com/team-a/app.git/",
-    "https://git.example.com/team-a/sub/app.git",  # `*` never crosses `/`
-    "https://git.example.com\\@evil.example/team-a/app.git",
-    "https://git.example.com./team-a/app.git",
-    "https://[::1]/team-a/app.git",
-    "https://git.example.com:0/team-a/app.git",
-    "http://git.example.com/team-a/app.git",  # a token never crosses the network unencrypted
-    "https://git.exam\u0440le.com/team-a/app.git",
-    "https://git.example.com/team-a/app.git\n",
-    "git@git.example.com:team-a/app.git",
-    "ssh://git.example.com/team-a/app.git",
-    "file:///srv/git/team-a/app.git",
-])
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "https://git.example.com/team-a/../team-b/app.git",  # the review's bypass
+        "https://git.example.com/team-a/./app.git",
+        "https://git.example.com/team-a/%2e%2e/team-b/app.git",
+        "https://git.example.com/team-a/app%2Egit",
+        "https://git.example.com/team-a/app.git?x=1",
+        "https://git.example.com/team-a/app.git#frag",
+        "https://user@git.example.com/team-a/app.git",
+        "https://user:pw@git.example.com/team-a/app.git",
+        "https://git.example.com:8443/team-a/app.git",  # a port the rule does not name
+        "https://git.example.com:/team-a/app.git",
+        "https://git.example.com/team-a//app.git",
+        "https://git.example.com/team-a/app.git/",
+        "https://git.example.com/team-a/sub/app.git",  # `*` never crosses `/`
+        "https://git.example.com\\@evil.example/team-a/app.git",
+        "https://git.example.com./team-a/app.git",
+        "https://[::1]/team-a/app.git",
+        "https://git.example.com:0/team-a/app.git",
+        "http://git.example.com/team-a/app.git",  # a token never crosses the network unencrypted
+        "https://git.exam\u0440le.com/team-a/app.git",
+        "https://git.example.com/team-a/app.git\n",
+        "git@git.example.com:team-a/app.git",
+        "ssh://git.example.com/team-a/app.git",
+        "file:///srv/git/team-a/app.git",
+    ],
+)
 def test_hostile_urls_match_nothing(repo: str) -> None:
     assert not allowed("team-a", repo)
 
@@ -88,7 +92,7 @@ def test_a_folder_in_paths_covers_what_is_under_it() -> None:
 
 
 def test_rules_add_up_for_a_namespace() -> None:
-    rules = RULES + (policy.parse_rule("team-a=https://github.com/acme/shared.git"),)
+    rules = (*RULES, policy.parse_rule("team-a=https://github.com/acme/shared.git"))
     assert isinstance(policy.grant(rules, "team-a", "https://github.com/acme/shared.git", "x"), policy.Grant)
     assert isinstance(policy.grant(rules, "team-a", "https://git.example.com/team-a/a.git", "x"), policy.Grant)
     assert isinstance(policy.grant(rules, "team-b", "https://github.com/acme/shared.git", "x"), str)
@@ -101,17 +105,20 @@ def test_refusals_say_what_the_platform_must_set() -> None:
     assert isinstance(out, str) and "is not among the repositories namespace team-a may revert in" in out
 
 
-@pytest.mark.parametrize("text,why", [
-    ("https://git.example.com/*", "rules name the namespaces"),
-    ("team-a=git@github.com:a/b.git", "is not an https:// URL pattern"),
-    ("team-a=https://git.example.com/a/../b", "is not an https:// URL pattern"),
-    ("team-a=https://git.example.com/a/* paths=../x", "must be relative globs"),
-    ("team-a=https://git.example.com/a/* color=red", "unknown option"),
-    ("Team_A=https://git.example.com/a/*", "is not a glob over namespace names"),
-    ("", "rules name the namespaces"),
-    ("a=https://git.example.com/a/* paths=x paths=y", "given twice"),
-    ("a=https://git.example.com:0/a/*", "is not an https:// URL pattern"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("https://git.example.com/*", "rules name the namespaces"),
+        ("team-a=git@github.com:a/b.git", "is not an https:// URL pattern"),
+        ("team-a=https://git.example.com/a/../b", "is not an https:// URL pattern"),
+        ("team-a=https://git.example.com/a/* paths=../x", "must be relative globs"),
+        ("team-a=https://git.example.com/a/* color=red", "unknown option"),
+        ("Team_A=https://git.example.com/a/*", "is not a glob over namespace names"),
+        ("", "rules name the namespaces"),
+        ("a=https://git.example.com/a/* paths=x paths=y", "given twice"),
+        ("a=https://git.example.com:0/a/*", "is not an https:// URL pattern"),
+    ],
+)
 def test_bad_rules_are_refused_with_the_form(text: str, why: str) -> None:
     with pytest.raises(policy.RuleError, match=why):
         policy.parse_rule(text)

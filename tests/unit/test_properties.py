@@ -1,10 +1,10 @@
 """Properties of the pure core for any history, marks, ledger and annotation values (Hypothesis)."""
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from autorollback import decision, history, ledger, times
-from autorollback.workloads import deployment as deployments
-from autorollback.workloads import base
-from autorollback import config as annotations
+from autorollback import config as annotations, decision, history, ledger, times
+from autorollback.workloads import base, deployment as deployments
+
 from factories import deployment, replicaset, rs_name
 
 IMAGES = [f"app:{n}.0.0" for n in range(1, 7)]
@@ -24,18 +24,33 @@ def histories(draw):
                 marks[key] = draw(st.sampled_from(TIMES))
         raw = {}
         if draw(st.booleans()):  # a copy of another ReplicaSet's mark, or garbage
-            raw[history.HEALTHY_AT] = draw(st.one_of(text, st.sampled_from(
-                [history.bind(rs_name(i), TIMES[0]) for i in IMAGES])))
+            raw[history.HEALTHY_AT] = draw(
+                st.one_of(text, st.sampled_from([history.bind(rs_name(i), TIMES[0]) for i in IMAGES]))
+            )
         rs = replicaset(number, image, marks, annotations=raw, available=draw(st.integers(0, 3)))
         replicasets.append(rs)
     current = draw(st.sampled_from(images))
-    entries = tuple(ledger.Entry(rs_name(draw(st.sampled_from(images))), rs_name(draw(st.sampled_from(images))),
-                                 draw(st.sampled_from(TIMES)), draw(st.sampled_from(TIMES)))
-                    for _ in range(draw(st.integers(0, 3))))
-    user = {k: v for k, v in draw(st.dictionaries(st.sampled_from(
-        ["autorollback.io/enabled", "autorollback.io/mode", "autorollback.io/git-revert", "team"]), text)).items()}
-    d = deployment(current, revision=images.index(current) + 1, failed=True,
-                   annotations={**user, "autorollback.io/enabled": "true", ledger.KEY: ledger.dump(entries)})
+    entries = tuple(
+        ledger.Entry(
+            rs_name(draw(st.sampled_from(images))),
+            rs_name(draw(st.sampled_from(images))),
+            draw(st.sampled_from(TIMES)),
+            draw(st.sampled_from(TIMES)),
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    )
+    user = draw(
+        st.dictionaries(
+            st.sampled_from(["autorollback.io/enabled", "autorollback.io/mode", "autorollback.io/git-revert", "team"]),
+            text,
+        )
+    )
+    d = deployment(
+        current,
+        revision=images.index(current) + 1,
+        failed=True,
+        annotations={**user, "autorollback.io/enabled": "true", ledger.KEY: ledger.dump(entries)},
+    )
     return d, replicasets
 
 
@@ -43,8 +58,9 @@ def histories(draw):
 @given(histories(), st.booleans())
 def test_the_target_is_never_the_current_template_nor_known_failed(case, dry_run) -> None:
     d, replicasets = case
-    config = annotations.parse({**d["metadata"]["annotations"], "autorollback.io/mode":
-                                "dry-run" if dry_run else "rollback"})
+    config = annotations.parse(
+        {**d["metadata"]["annotations"], "autorollback.io/mode": "dry-run" if dry_run else "rollback"}
+    )
     out = decision.decide(d, replicasets, config, "2026-11-26T15:00:00Z")
     if out.target is not None and out.patch:
         assert not deployments.same_template(out.target.template, d["spec"]["template"])

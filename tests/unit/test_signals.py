@@ -1,8 +1,9 @@
 """Fast failure signals: which pods count, thresholds, grace periods, and the failure they stand for."""
-from autorollback import decision, times
-from autorollback import config as annotations
-from autorollback.vocab import Result
+
+from autorollback import config as annotations, decision, times
 from autorollback.signals import core
+from autorollback.vocab import Result
+
 from factories import deployment, pod_hash, replicaset, rs_name
 
 STARTED = "2026-11-26T10:00:00Z"  # the kubelet's and the API server's times: identities, never compared with a clock
@@ -15,21 +16,39 @@ def settings(fail_on: str = "all", **more: str) -> annotations.FailFast:
     return config.fail_fast
 
 
-def pod(image: str = "app:2.0.0", restarts: int = 0, waiting: str | None = None, last: str | None = None,
-        phase: str = "Running", conditions: list | None = None, **meta) -> dict:
+def pod(
+    image: str = "app:2.0.0",
+    restarts: int = 0,
+    waiting: str | None = None,
+    last: str | None = None,
+    phase: str = "Running",
+    conditions: list | None = None,
+    **meta,
+) -> dict:
     state = {"waiting": {"reason": waiting, "message": "because"}} if waiting else {"running": {"startedAt": STARTED}}
     cs = {"name": "app", "restartCount": restarts, "state": state}
     if last:
-        cs["lastState"] = {"terminated": {"reason": last, "exitCode": 137 if last == "OOMKilled" else 1,
-                                          "message": "line one\nline two"}}
-    return {"metadata": {"name": f"web-{pod_hash(image)}-x", "creationTimestamp": STARTED,
-                         "labels": {"app": "web", "pod-template-hash": pod_hash(image)}, **meta},
-            "status": {"phase": phase, "startTime": STARTED, "containerStatuses": [cs],
-                       "conditions": conditions or []}}
+        cs["lastState"] = {
+            "terminated": {
+                "reason": last,
+                "exitCode": 137 if last == "OOMKilled" else 1,
+                "message": "line one\nline two",
+            }
+        }
+    return {
+        "metadata": {
+            "name": f"web-{pod_hash(image)}-x",
+            "creationTimestamp": STARTED,
+            "labels": {"app": "web", "pod-template-hash": pod_hash(image)},
+            **meta,
+        },
+        "status": {"phase": phase, "startTime": STARTED, "containerStatuses": [cs], "conditions": conditions or []},
+    }
 
 
-def judge(pods: list, fail_fast=None, d=None, replicasets=None, lasted: float = 30.0,
-          clocks: times.Clocks | None = None) -> core.Verdict:
+def judge(
+    pods: list, fail_fast=None, d=None, replicasets=None, lasted: float = 30.0, clocks: times.Clocks | None = None
+) -> core.Verdict:
     """The verdict once the pods have looked like this for `lasted` seconds, as this process saw them."""
     d = d or deployment("app:2.0.0")
     replicasets = replicasets or [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", created=STARTED)]
@@ -41,8 +60,13 @@ def judge(pods: list, fail_fast=None, d=None, replicasets=None, lasted: float = 
 def test_parsing_the_annotations() -> None:
     assert settings("crashloopbackoff, ImagePullBackOff").signals == {"CrashLoopBackOff", "ImagePullBackOff"}
     assert settings("ALL").signals == set(annotations.SIGNALS)
-    c = annotations.parse({"autorollback.io/fail-on": "CrashLoop", "autorollback.io/fail-restarts": "0",
-                           "autorollback.io/fail-grace-seconds": "inf"})
+    c = annotations.parse(
+        {
+            "autorollback.io/fail-on": "CrashLoop",
+            "autorollback.io/fail-restarts": "0",
+            "autorollback.io/fail-grace-seconds": "inf",
+        }
+    )
     assert c.fail_fast == annotations.FailFast() and len(c.problems) == 3  # nothing used, defaults kept, all told
     assert all("accepted values are" in p.message() for p in c.problems)
     assert annotations.parse({"autorollback.io/fail-grace-seconds": "45s"}).fail_fast.grace == 45
@@ -83,8 +107,12 @@ def test_each_signal() -> None:
         "ImagePullBackOff": pod(waiting="ImagePullBackOff", phase="Pending"),
         "CreateContainerConfigError": pod(waiting="CreateContainerConfigError", phase="Pending"),
         "CreateContainerError": pod(waiting="CreateContainerError", phase="Pending"),
-        "Unschedulable": pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False",
-                                                           "reason": "Unschedulable", "lastTransitionTime": STARTED}]),
+        "Unschedulable": pod(
+            phase="Pending",
+            conditions=[
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": STARTED}
+            ],
+        ),
         "NotReady": pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": STARTED}]),
     }
     for signal, p in cases.items():
@@ -92,8 +120,15 @@ def test_each_signal() -> None:
         if signal != "OOMKilled":  # counted in restarts, not time
             assert judge([p], settings(signal), lasted=25).failure is None, signal  # in grace
     rs = replicaset(2, "app:2.0.0", created=STARTED)
-    rs["status"]["conditions"] = [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-                                   "lastTransitionTime": STARTED, "message": 'pods "x" is forbidden: exceeded quota'}]
+    rs["status"]["conditions"] = [
+        {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "lastTransitionTime": STARTED,
+            "message": 'pods "x" is forbidden: exceeded quota',
+        }
+    ]
     v = judge([], settings("FailedCreate"), replicasets=[replicaset(1, "app:1.0.0"), rs])
     assert v.failure.reason == "FailedCreate" and "exceeded quota" in v.failure.message
     rs["status"]["conditions"][0]["reason"] = "FailedDelete"  # the controller's trouble deleting: not a failed release
@@ -104,8 +139,9 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
     replicasets = [replicaset(1, "app:1.0.0", available=3), replicaset(2, "app:2.0.0", created=STARTED)]
     d = deployment("app:2.0.0")
     signal = judge([pod(restarts=3, last="Error")]).failure
-    decided = decision.decide(d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T10:00:31Z",
-                              signal=signal)
+    decided = decision.decide(
+        d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T10:00:31Z", signal=signal
+    )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
     assert decided.target.number == 1 and decided.patch
 
@@ -123,12 +159,19 @@ def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:
     starting = pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": STARTED}])
     starting["status"]["containerStatuses"][0]["started"] = False  # its startup probe is still running
     assert judge([starting], settings("NotReady")).failure is None
-    preempting = pod(phase="Pending", conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                                   "lastTransitionTime": STARTED}])
+    preempting = pod(
+        phase="Pending",
+        conditions=[
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": STARTED}
+        ],
+    )
     preempting["status"]["nominatedNodeName"] = "node-1"
     assert judge([preempting], settings("Unschedulable")).failure is None
-    pulled_late = pod(waiting="ErrImagePull", phase="Pending", conditions=[
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-26T10:00:20Z"}])
+    pulled_late = pod(
+        waiting="ErrImagePull",
+        phase="Pending",
+        conditions=[{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-26T10:00:20Z"}],
+    )
     assert judge([pulled_late], settings("ImagePullBackOff"), lasted=10).recheck_in > 15  # seen 10 s: 20 s to go
     timed_out = deployment("app:2.0.0", failed=True)  # the deadline path has it
     assert judge([pod(restarts=9, last="Error")], d=timed_out).failure is None
@@ -159,20 +202,32 @@ def test_a_state_that_ends_is_timed_anew() -> None:
     pulling = pod(waiting="ErrImagePull", phase="Pending")
     assert judge([pulling], settings("ImagePullBackOff"), lasted=20, clocks=clocks).failure is None
     backoff = pod(waiting="ImagePullBackOff", phase="Pending")  # the kubelet alternates: still one state
-    assert core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")],
-                      [backoff], clocks, T0 + 30).failure.reason == "ImagePullBackOff"
+    assert (
+        core.judge(
+            settings("ImagePullBackOff"),
+            deployment("app:2.0.0"),
+            [replicaset(2, "app:2.0.0")],
+            [backoff],
+            clocks,
+            T0 + 30,
+        ).failure.reason
+        == "ImagePullBackOff"
+    )
     clocks = times.Clocks()
     judge([pulling], settings("ImagePullBackOff"), lasted=20, clocks=clocks)
-    core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pod()],
-               clocks, T0 + 25)  # pulled and running: that state ended
-    again = core.judge(settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")],
-                       [pulling], clocks, T0 + 31)
+    core.judge(
+        settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pod()], clocks, T0 + 25
+    )  # pulled and running: that state ended
+    again = core.judge(
+        settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pulling], clocks, T0 + 31
+    )
     assert again.failure is None and again.recheck_in == 30
     # a container started again (a new startedAt from the kubelet) is a new NotReady episode
     clocks = times.Clocks()
     unready = pod(conditions=[{"type": "Ready", "status": "False", "lastTransitionTime": STARTED}])
     judge([unready], settings("NotReady"), lasted=20, clocks=clocks)
     unready["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] = "2026-11-26T10:00:25Z"
-    restarted = core.judge(settings("NotReady"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [unready],
-                           clocks, T0 + 40)
+    restarted = core.judge(
+        settings("NotReady"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [unready], clocks, T0 + 40
+    )
     assert restarted.failure is None and restarted.recheck_in == 30

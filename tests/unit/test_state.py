@@ -1,10 +1,11 @@
 """What the operator remembers stays bounded by the live Deployments, whatever they go through."""
+
 import copy
 import pickle
 
-from autorollback import state
-from autorollback import config as annotations
+from autorollback import config as annotations, state
 from autorollback.vocab import Job
+
 from factories import deployment, rs_name
 
 ON = annotations.parse({"autorollback.io/enabled": "true"})

@@ -1,12 +1,17 @@
 """The metric label scheme (one for every kind) and forget() with its label tuples."""
+
 from prometheus_client import REGISTRY
 
 from autorollback import telemetry
 
 
 def _samples(metric_name: str, /, **labels: str) -> list[dict[str, str]]:
-    return [s.labels for metric in REGISTRY.collect() for s in metric.samples
-            if s.name == metric_name and labels.items() <= s.labels.items()]
+    return [
+        s.labels
+        for metric in REGISTRY.collect()
+        for s in metric.samples
+        if s.name == metric_name and labels.items() <= s.labels.items()
+    ]
 
 
 def test_every_per_workload_series_is_labelled_kind_namespace_name() -> None:
@@ -29,15 +34,29 @@ def test_forget_removes_the_series_of_one_workload_only() -> None:
         telemetry.last_rollback.labels(kind, ns, name).set(1)
         telemetry.invalid_annotations.labels(kind, ns, name, "autorollback.io/mode").inc()
         if name == "web":
-            series |= {("rollbacks", kind, ns, name, "success", "ProgressDeadlineExceeded"),
-                       ("failed_rollouts", kind, ns, name), ("last_rollback", kind, ns, name),
-                       ("invalid_annotations", kind, ns, name, "autorollback.io/mode")}
+            series |= {
+                ("rollbacks", kind, ns, name, "success", "ProgressDeadlineExceeded"),
+                ("failed_rollouts", kind, ns, name),
+                ("last_rollback", kind, ns, name),
+                ("invalid_annotations", kind, ns, name, "autorollback.io/mode"),
+            }
     sample = _samples("autorollback_rollbacks_total", namespace=ns, name="web")
-    assert sample == [{"kind": "Deployment", "namespace": ns, "name": "web", "result": "success",
-                       "reason": "ProgressDeadlineExceeded"}]
+    assert sample == [
+        {
+            "kind": "Deployment",
+            "namespace": ns,
+            "name": "web",
+            "result": "success",
+            "reason": "ProgressDeadlineExceeded",
+        }
+    ]
     telemetry.forget(series | {("rollbacks", kind, ns, "web", "skipped", "paused")})  # never set: ignored
-    for metric in ("autorollback_rollbacks_total", "autorollback_failed_rollouts_total",
-                   "autorollback_last_rollback_timestamp_seconds", "autorollback_invalid_annotations_total"):
+    for metric in (
+        "autorollback_rollbacks_total",
+        "autorollback_failed_rollouts_total",
+        "autorollback_last_rollback_timestamp_seconds",
+        "autorollback_invalid_annotations_total",
+    ):
         assert not _samples(metric, namespace=ns, name="web")
         assert len(_samples(metric, kind=kind, namespace=ns, name="api")) == 1
     telemetry.forget(series)  # twice: nothing left to remove, no error

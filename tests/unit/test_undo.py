@@ -1,5 +1,6 @@
 from autorollback import history, ledger
 from autorollback.workloads import deployment as deployments
+
 from factories import deployment, replicaset, rs_name
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -11,26 +12,55 @@ def target(**annotations: str):
 
 
 def test_kubectl_rules_for_annotations() -> None:
-    dep = {LAST_APPLIED: "{dep}", "deployment.kubernetes.io/revision": "5", "team": "dep-only",
-           "kubernetes.io/change-cause": "v2"}
-    rs = {LAST_APPLIED: "{rs}", "deployment.kubernetes.io/revision": "4", "deployment.kubernetes.io/desired-replicas": "3",
-          "team": "rs-value", "kubernetes.io/change-cause": "v1", "only.rs/key": "x"}
+    dep = {
+        LAST_APPLIED: "{dep}",
+        "deployment.kubernetes.io/revision": "5",
+        "team": "dep-only",
+        "kubernetes.io/change-cause": "v2",
+    }
+    rs = {
+        LAST_APPLIED: "{rs}",
+        "deployment.kubernetes.io/revision": "4",
+        "deployment.kubernetes.io/desired-replicas": "3",
+        "team": "rs-value",
+        "kubernetes.io/change-cause": "v1",
+        "only.rs/key": "x",
+    }
     assert deployments.kubectl_annotations(dep, rs) == {
-        LAST_APPLIED: "{dep}", "deployment.kubernetes.io/revision": "5",  # the Deployment's skip-list values
-        "team": "rs-value", "kubernetes.io/change-cause": "v1", "only.rs/key": "x",  # the rest from the ReplicaSet
+        LAST_APPLIED: "{dep}",
+        "deployment.kubernetes.io/revision": "5",  # the Deployment's skip-list values
+        "team": "rs-value",
+        "kubernetes.io/change-cause": "v1",
+        "only.rs/key": "x",  # the rest from the ReplicaSet
     }
 
 
 def test_keeps_user_config_drops_marks_and_writes_the_ledger() -> None:
     name = rs_name("app:1.0.0")
-    dep = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "dep",
-           history.HEALTHY_AT: history.bind("web-other", "t"),  # leaked onto the Deployment by a kubectl undo
-           ledger.KEY: "[]"}
-    t = target(**{"autorollback.io/enabled": "false", history.HEALTHY_AT: history.bind(name, "t"),
-                  history.FAILED_AT: history.bind(name, "t"), ledger.KEY: "[old copy]", "x": "rs"})
+    dep = {
+        "autorollback.io/enabled": "true",
+        "autorollback.io/mode": "rollback",
+        "x": "dep",
+        history.HEALTHY_AT: history.bind("web-other", "t"),  # leaked onto the Deployment by a kubectl undo
+        ledger.KEY: "[]",
+    }
+    t = target(
+        **{
+            "autorollback.io/enabled": "false",
+            history.HEALTHY_AT: history.bind(name, "t"),
+            history.FAILED_AT: history.bind(name, "t"),
+            ledger.KEY: "[old copy]",
+            "x": "rs",
+        }
+    )
     out = deployments.annotations(dep, t, "why", (ENTRY,))
-    assert out == {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "x": "rs",
-                   ledger.KEY: ledger.dump((ENTRY,)), "kubernetes.io/change-cause": "why"}
+    assert out == {
+        "autorollback.io/enabled": "true",
+        "autorollback.io/mode": "rollback",
+        "x": "rs",
+        ledger.KEY: ledger.dump((ENTRY,)),
+        "kubernetes.io/change-cause": "why",
+    }
 
 
 def test_patch_is_one_conditional_json_patch() -> None:

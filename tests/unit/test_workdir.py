@@ -1,5 +1,6 @@
 """Clones live under a per-process random folder; a folder is removed at start only once the
 process that made it is gone (its lock is free), never because it has another process's number."""
+
 import os
 import subprocess
 import sys
@@ -41,11 +42,26 @@ def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) ->
 
     w = worker.Worker(None, worker.Settings(workdir=tmp_path, workers=0))  # type: ignore[arg-type]  # no API call
     huge = "x" * 200_000
-    deployment = {"metadata": {"name": "shop", "namespace": "team-a", "uid": "u", "annotations": {
-        core.ENABLED: "true", core.REPO: "https://git.example.com/team-a/shop.git" + huge, "other": huge},
-        "labels": {"app": huge}}, "spec": {"template": {"spec": {"containers": [{"image": huge}]}}}}
-    failing = history.Revision(2, "shop-2", {"spec": {"containers": [{"image": "shop:2"}]}},
-                               {core.PATH: "deploy", "kubectl.kubernetes.io/last-applied-configuration": huge})
+    deployment = {
+        "metadata": {
+            "name": "shop",
+            "namespace": "team-a",
+            "uid": "u",
+            "annotations": {
+                core.ENABLED: "true",
+                core.REPO: "https://git.example.com/team-a/shop.git" + huge,
+                "other": huge,
+            },
+            "labels": {"app": huge},
+        },
+        "spec": {"template": {"spec": {"containers": [{"image": huge}]}}},
+    }
+    failing = history.Revision(
+        2,
+        "shop-2",
+        {"spec": {"containers": [{"image": "shop:2"}]}},
+        {core.PATH: "deploy", "kubectl.kubernetes.io/last-applied-configuration": huge},
+    )
     facts = core.Facts("team-a", "shop", 2, "shop:2", 1, "shop:1", "r", "m", {"spec": {"containers": []}})
     w.submit(deployment, failing, facts, None)
     _, _, job = w.queue.take(0)

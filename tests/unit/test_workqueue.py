@@ -1,4 +1,5 @@
 """The work queue's timers: a later look never postpones an earlier one."""
+
 import asyncio
 
 from autorollback.workqueue import WorkQueue

@@ -6,33 +6,70 @@ next step what it needs: `classify` (which failure stands, if any), `guards` (lo
 `measured` (the deadline autorollback measures, and its checkpoint), `reports` (what was reported,
 and the report of a rollback whose report was lost), `upkeep` (marks and warnings).
 """
+
 from typing import Any
 
 from autorollback.config import Config
 from autorollback.decision import classify, guards, plan
 from autorollback.decision.base import Decision, change_cause, describe, nothing, outcome
-from autorollback.decision.measured import (NO_PROGRESS, Checkpointed, Measured, checkpoint, checkpoint_holder,
-                                            checkpointed)
+from autorollback.decision.measured import (
+    NO_PROGRESS,
+    Checkpointed,
+    Measured,
+    checkpoint,
+    checkpoint_holder,
+    checkpointed,
+)
 from autorollback.decision.reports import late_report, ledger_failure, restoring, rollback_reported
-from autorollback.decision.upkeep import (healthy_mark, history_too_short, known_bad, outlives_failure,
-                                          recovered_since, still_complete, stray_marks)
+from autorollback.decision.upkeep import (
+    healthy_mark,
+    history_too_short,
+    known_bad,
+    outlives_failure,
+    recovered_since,
+    still_complete,
+    stray_marks,
+)
 from autorollback.signals.base import Facts
 from autorollback.vocab import Reason
 from autorollback.workloads.base import Failure, Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
 
 __all__ = [
-    "Decision", "decide", "change_cause", "describe", "outcome",
-    "NO_PROGRESS", "Checkpointed", "Measured", "checkpoint", "checkpoint_holder", "checkpointed",
-    "late_report", "ledger_failure", "restoring", "rollback_reported",
-    "healthy_mark", "history_too_short", "known_bad", "outlives_failure", "recovered_since", "still_complete",
+    "NO_PROGRESS",
+    "Checkpointed",
+    "Decision",
+    "Measured",
+    "change_cause",
+    "checkpoint",
+    "checkpoint_holder",
+    "checkpointed",
+    "decide",
+    "describe",
+    "healthy_mark",
+    "history_too_short",
+    "known_bad",
+    "late_report",
+    "ledger_failure",
+    "outcome",
+    "outlives_failure",
+    "recovered_since",
+    "restoring",
+    "rollback_reported",
+    "still_complete",
     "stray_marks",
 ]
 
 
-def decide(deployment: dict[str, Any], replicasets: list[dict[str, Any]], config: Config, now: str,
-           measured: Measured | None = None, signal: Failure | None = None,
-        workload: Workload = DEPLOYMENTS) -> Decision:
+def decide(
+    deployment: dict[str, Any],
+    replicasets: list[dict[str, Any]],
+    config: Config,
+    now: str,
+    measured: Measured | None = None,
+    signal: Failure | None = None,
+    workload: Workload = DEPLOYMENTS,
+) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
     now: this process's wall clock, only written down (the ledger's `at`), never compared here.

@@ -1,5 +1,6 @@
 """A decision as data, and what its steps share: how revisions and outcomes are worded, and how a
 generation is read."""
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,14 @@ class Decision:
 
     @property
     def event_reason(self) -> str:
-        return {Result.SUCCESS: "RolledBack", Result.SKIPPED: "RollbackSkipped",
-                Result.IMPOSSIBLE: "RollbackImpossible", Result.ABANDONED: "RollbackAbandoned",
-                Result.FAILED: "RollbackFailed", Result.DRY_RUN: "RollbackPlanned"}[self.result]
+        return {
+            Result.SUCCESS: "RolledBack",
+            Result.SKIPPED: "RollbackSkipped",
+            Result.IMPOSSIBLE: "RollbackImpossible",
+            Result.ABANDONED: "RollbackAbandoned",
+            Result.FAILED: "RollbackFailed",
+            Result.DRY_RUN: "RollbackPlanned",
+        }[self.result]
 
     @property
     def event_type(self) -> str:

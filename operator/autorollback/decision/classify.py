@@ -3,6 +3,7 @@ its pods, else the controller's Progressing condition), or a deadline autorollba
 condition is left over from another template. A condition left over from a completed rollout is no
 failure, one about an earlier template is stale, and a failure rolled back already is at most
 reported (when its report was lost)."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from autorollback.workloads.base import Failure
 class Shown:
     """What the Deployment shows: the failure reported, and without one the ReplicaSet that a
     leftover condition names (the controller keeps it until it sees progress)."""
+
     failure: Failure | None  # a fast signal stands for the controller's condition
     by_controller: Failure | None
     left_over: str
@@ -28,6 +30,7 @@ class Shown:
 @dataclass(frozen=True)
 class Standing:
     """A failure that stands against the current template's revision, and the history it was judged on."""
+
     failure: Failure
     failing: history.Revision
     revisions: list[history.Revision]
@@ -37,10 +40,24 @@ class Standing:
     def first_report(self) -> bool:
         return not reports.seen_before(self.failing, self.failure)
 
-    def conclude(self, result: Result, reason: str, message: str, target: history.Revision | None = None,
-                 patch: list[dict[str, Any]] | None = None) -> Decision:
-        return Decision(result, reason, message, failure=self.failure, failing=self.failing, target=target,
-                        patch=[] if patch is None else patch, first_report=self.first_report)
+    def conclude(
+        self,
+        result: Result,
+        reason: str,
+        message: str,
+        target: history.Revision | None = None,
+        patch: list[dict[str, Any]] | None = None,
+    ) -> Decision:
+        return Decision(
+            result,
+            reason,
+            message,
+            failure=self.failure,
+            failing=self.failing,
+            target=target,
+            patch=[] if patch is None else patch,
+            first_report=self.first_report,
+        )
 
 
 def what_is_shown(facts: Facts, signal: Failure | None) -> Shown:
@@ -61,8 +78,8 @@ def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> D
     failing = workload.current(revisions, deployment["spec"]["template"])
     if left_over and failing is not None and completed_under(left_over, failing):
         return nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
-    done = ledger.find(entries, failure.id) if failure else None
-    if done is not None:
+    done = ledger.find(entries, failure.id) if failure is not None else None
+    if failure is not None and done is not None:
         lost = reports.lost_report(done, revisions, failure)
         if lost is not None:
             return lost
@@ -75,10 +92,15 @@ def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> D
         return Standing(failure, failing, revisions, entries)
     instead = _shown_instead(failing, failure, left_over, done)
     timed_out = MeasuredDeadline(measured.seconds, measured.since, instead).verdict(facts) if measured else None
-    if timed_out is None:
-        return nothing(Reason.STALE, (
-            f"the Progressing condition still shows {instead}, not the current template's ReplicaSet "
-            f"({failing.name}): it was left over from an earlier template"), shown.by_controller)
+    if timed_out is None or timed_out.failure is None:
+        return nothing(
+            Reason.STALE,
+            (
+                f"the Progressing condition still shows {instead}, not the current template's ReplicaSet "
+                f"({failing.name}): it was left over from an earlier template"
+            ),
+            shown.by_controller,
+        )
     if ledger.find(entries, timed_out.failure.id):
         return _rolled_back_already(timed_out.failure)
     return Standing(timed_out.failure, failing, revisions, entries)
@@ -94,8 +116,9 @@ def completed_under(left_over: str, current: history.Revision) -> bool:
     return left_over == current.name or current.healthy_in_this_revision
 
 
-def _shown_instead(failing: history.Revision, failure: Failure | None, left_over: str,
-                   done: ledger.Entry | None) -> str:
+def _shown_instead(
+    failing: history.Revision, failure: Failure | None, left_over: str, done: ledger.Entry | None
+) -> str:
     """What the controller's condition still shows instead of the current template's rollout."""
     carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
     if not left_over:

@@ -1,6 +1,7 @@
 """The rollback of a failure that stands: the target revision, and one patch that restores its
 template and records the rollback in the ledger in the same write, guarded by the resourceVersion
 read. Skipped when the template already matches the target; impossible with no target."""
+
 from typing import Any
 
 from autorollback import history, ledger
@@ -12,33 +13,60 @@ from autorollback.workloads.base import Workload
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
 
-def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now: str,
-             workload: Workload) -> Decision:
+def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now: str, workload: Workload) -> Decision:
     """now: only written down (the ledger's `at`), never compared."""
     meta, template = deployment["metadata"], deployment["spec"]["template"]
     failing, failure = standing.failing, standing.failure
     from_text = describe(failing.number, template)
     target = history.choose_target(standing.revisions, failing)
     if target.revision is None:
-        return standing.conclude(Result.IMPOSSIBLE, Reason.NO_TARGET, (
-            f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
-            f"spec.revisionHistoryLimit at {HISTORY_NEEDED} or more so autorollback has something to return to."))
+        return standing.conclude(
+            Result.IMPOSSIBLE,
+            Reason.NO_TARGET,
+            (
+                f"{from_text} failed and cannot be rolled back: {target.why}. Roll out a fixed version; keep "
+                f"spec.revisionHistoryLimit at {HISTORY_NEEDED} or more so autorollback has something to return to."
+            ),
+        )
     to_text = describe(target.revision.number, target.revision.template)
     if workload.same_template(target.revision.template, template):
-        return standing.conclude(Result.SKIPPED, Reason.TEMPLATE_MATCHES, (
-            f"{from_text} failed but its template already matches {to_text}: there is nothing different to "
-            "roll back to"), target=target.revision)
+        return standing.conclude(
+            Result.SKIPPED,
+            Reason.TEMPLATE_MATCHES,
+            (
+                f"{from_text} failed but its template already matches {to_text}: there is nothing different to "
+                "roll back to"
+            ),
+            target=target.revision,
+        )
 
     cause = change_cause(from_text, to_text, failure)
-    entry = ledger.Entry(failed=failing.name, restored=target.revision.name, failure=failure.updated, at=now,
-                         reason=failure.reason, revision=failing.number,
-                         generation=as_generation(meta.get("generation")))
+    entry = ledger.Entry(
+        failed=failing.name,
+        restored=target.revision.name,
+        failure=failure.updated,
+        at=now,
+        reason=failure.reason,
+        revision=failing.number,
+        generation=as_generation(meta.get("generation")),
+    )
     patch = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), standing.entries))
     if dry_run:
-        return standing.conclude(Result.DRY_RUN, Reason.DRY_RUN, (
-            f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
-            f"to ReplicaSet {target.revision.name}'s template and kubernetes.io/change-cause to \"{cause}\"; "
-            "nothing was changed"), target=target.revision, patch=patch)
-    return standing.conclude(Result.SUCCESS, failure.reason, (
-        f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
-        target=target.revision, patch=patch)
+        return standing.conclude(
+            Result.DRY_RUN,
+            Reason.DRY_RUN,
+            (
+                f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
+                f'to ReplicaSet {target.revision.name}\'s template and kubernetes.io/change-cause to "{cause}"; '
+                "nothing was changed"
+            ),
+            target=target.revision,
+            patch=patch,
+        )
+    return standing.conclude(
+        Result.SUCCESS,
+        failure.reason,
+        (f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
+        target=target.revision,
+        patch=patch,
+    )

@@ -1,6 +1,7 @@
 """What was reported, as the failing ReplicaSet's marks record it, and the report of a rollback whose
 patch went through but whose report was lost (a crash, a lost answer): made as soon as its failure is
 seen again, or when the revision it restored completes."""
+
 from dataclasses import replace
 from typing import Any
 
@@ -31,8 +32,9 @@ def seen_before(failing: history.Revision | None, failure: Failure) -> bool:
 
 def rollback_reported(failed: history.Revision, failure: Failure) -> bool:
     """The rollback of this failure was reported (its marks say so), not merely the failure."""
-    return (failed.at(history.FAILED_AT) == times.parse(failure.updated)
-            and failed.mark(history.OUTCOME).startswith(Result.SUCCESS))
+    return failed.at(history.FAILED_AT) == times.parse(failure.updated) and failed.mark(history.OUTCOME).startswith(
+        Result.SUCCESS
+    )
 
 
 def lost_report(done: ledger.Entry, revisions: list[history.Revision], failure: Failure) -> Decision | None:
@@ -43,10 +45,18 @@ def lost_report(done: ledger.Entry, revisions: list[history.Revision], failure: 
     if rolled_from is None or rollback_reported(rolled_from, failure):
         return None
     restored = next((r for r in revisions if r.name == done.restored), None)
-    return Decision(Result.SUCCESS, failure.reason, (
-        f"rolled back from {describe(rolled_from.number, rolled_from.template)} to "
-        f"{describe(restored.number, restored.template) if restored else done.restored}: {failure.reason}"),
-        failure=failure, failing=rolled_from, target=restored, first_report=True)
+    return Decision(
+        Result.SUCCESS,
+        failure.reason,
+        (
+            f"rolled back from {describe(rolled_from.number, rolled_from.template)} to "
+            f"{describe(restored.number, restored.template) if restored else done.restored}: {failure.reason}"
+        ),
+        failure=failure,
+        failing=rolled_from,
+        target=restored,
+        first_report=True,
+    )
 
 
 def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | None:
@@ -57,8 +67,13 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
 
 def ledger_failure(entry: ledger.Entry, failed: history.Revision) -> Failure:
     """The failure a ledger entry rolled back, as far as the ledger tells it."""
-    return Failure(replicaset=entry.failed, reason=entry.reason or DEADLINE_EXCEEDED,
-                   message="(from the rollback ledger)", updated=entry.failure, revision=entry.revision or failed.number)
+    return Failure(
+        replicaset=entry.failed,
+        reason=entry.reason or DEADLINE_EXCEEDED,
+        message="(from the rollback ledger)",
+        updated=entry.failure,
+        revision=entry.revision or failed.number,
+    )
 
 
 def unreported(failed: history.Revision, entry: ledger.Entry) -> bool:
@@ -96,7 +111,16 @@ def late_report(entry: ledger.Entry, failed: history.Revision, restored: history
     if entry.revision:
         failed = replace(failed, number=entry.revision)
     failure = ledger_failure(entry, failed)
-    return Decision(Result.SUCCESS, failure.reason, (
-        f"rolled back from {describe(failed.number, failed.template)} to {describe(restored.number, restored.template)}"
-        f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
-        "or the patch's answer never comes)"), failure=failure, failing=failed, target=restored, first_report=True)
+    return Decision(
+        Result.SUCCESS,
+        failure.reason,
+        (
+            f"rolled back from {describe(failed.number, failed.template)} to {describe(restored.number, restored.template)}"
+            f": {failure.reason} (reported late: what follows a rollback patch was lost, as when the operator stops "
+            "or the patch's answer never comes)"
+        ),
+        failure=failure,
+        failing=failed,
+        target=restored,
+        first_report=True,
+    )

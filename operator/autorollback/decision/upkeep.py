@@ -1,6 +1,7 @@
 """Upkeep around the rollbacks: the healthy mark of a completed rollout, the marks kubectl undo
 strays onto the Deployment, and warnings (a known-bad template rolled out again, a revision history
 too short to roll back)."""
+
 from typing import Any
 
 from autorollback import history, ledger
@@ -18,8 +19,9 @@ def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | No
     return any(r.get("controller") and r.get("uid") == deployment["metadata"]["uid"] for r in refs)
 
 
-def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
-        workload: Workload = DEPLOYMENTS) -> dict[str, str] | None:
+def healthy_mark(
+    deployment: dict[str, Any], replicaset: dict[str, Any] | None, workload: Workload = DEPLOYMENTS
+) -> dict[str, str] | None:
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
     (the Deployment's, as seen complete: the ReplicaSet may have been reused by a later rollout
@@ -29,8 +31,12 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     (`outlives_failure`): a failure recorded after the completion was seen must not be outlived."""
     # the counts say the current template's pods are all there and available; the condition may
     # still name an earlier ReplicaSet (complete_left_over): the template tells which one completed
-    if not (workload.completed(deployment) and replicaset and owned_replicaset(deployment, replicaset)
-            and workload.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])):
+    if not (
+        workload.completed(deployment)
+        and replicaset
+        and owned_replicaset(deployment, replicaset)
+        and workload.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])
+    ):
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
     rev = workload.revisions([replicaset], entries)
@@ -41,12 +47,19 @@ def healthy_mark(deployment: dict[str, Any], replicaset: dict[str, Any] | None,
     # (a re-applied export), and a number too high would make every later failure look older
     number = min(workload.revision_of(deployment) or rev[0].number, rev[0].number)
     health = rev[0].health
-    if (rev[0].healthy and not rev[0].restored_and_unproven and health is not None and not health.legacy
-            and health.revision >= number):
+    if (
+        rev[0].healthy
+        and not rev[0].restored_and_unproven
+        and health is not None
+        and not health.legacy
+        and health.revision >= number
+    ):
         return None  # known healthy in this revision, since it last failed or was restored
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     seen = as_generation((deployment.get("status") or {}).get("observedGeneration"))
-    return {history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))}
+    return {
+        history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))
+    }
 
 
 def outlives_failure(mark: dict[str, str]) -> bool:
@@ -56,8 +69,9 @@ def outlives_failure(mark: dict[str, str]) -> bool:
 
 def still_complete(seen: dict[str, Any], now: dict[str, Any], workload: Workload = DEPLOYMENTS) -> bool:
     """The rollout seen complete is complete now, in the same revision."""
-    return (workload.completed(now) == workload.completed(seen)
-            and workload.revision_of(now) == workload.revision_of(seen))
+    return workload.completed(now) == workload.completed(seen) and workload.revision_of(now) == workload.revision_of(
+        seen
+    )
 
 
 def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
@@ -66,8 +80,9 @@ def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
     return entry.at if entry else ""
 
 
-def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
-        workload: Workload = DEPLOYMENTS) -> str | None:
+def known_bad(
+    deployment: dict[str, Any], replicasets: list[dict[str, Any]], workload: Workload = DEPLOYMENTS
+) -> str | None:
     """A warning when the template is one autorollback rolled back away from (and not proven since)."""
     entries = ledger.of([deployment, *replicasets])
     revs = workload.revisions(replicasets, entries)
@@ -76,10 +91,12 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
         return None  # (newer: the Deployment was read before the change its ReplicaSets show)
     name = rs.name
     entry = next(e for e in entries if e.failed == name)
-    return (f"ReplicaSet {name} ({images(rs.template)}) is being rolled out again, but autorollback "
-            f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
-            "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
-            f"re-applying it.{revert_pr(rs)}")
+    return (
+        f"ReplicaSet {name} ({images(rs.template)}) is being rolled out again, but autorollback "
+        f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
+        "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
+        f"re-applying it.{revert_pr(rs)}"
+    )
 
 
 def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,7 +105,7 @@ def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     of its value, so that nothing newer is removed. Empty when there are none."""
     ann = deployment["metadata"].get("annotations") or {}
     ops: list[dict[str, Any]] = []
-    for key in history.MARKS + (gitcore.PR_MARK, NO_PROGRESS):
+    for key in (*history.MARKS, gitcore.PR_MARK, NO_PROGRESS):
         if key in ann:
             path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
             ops += [{"op": "test", "path": path, "value": ann[key]}, {"op": "remove", "path": path}]
@@ -99,6 +116,8 @@ def history_too_short(deployment: dict[str, Any]) -> str | None:
     limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
     if limit is None or limit >= HISTORY_NEEDED:
         return None
-    return (f"spec.revisionHistoryLimit is {limit}: the controller deletes old ReplicaSets as soon as a rollout "
-            "completes, so after a completed rollout there may be no revision to roll back to. Set it to "
-            f"{HISTORY_NEEDED} or more.")
+    return (
+        f"spec.revisionHistoryLimit is {limit}: the controller deletes old ReplicaSets as soon as a rollout "
+        "completes, so after a completed rollout there may be no revision to roll back to. Set it to "
+        f"{HISTORY_NEEDED} or more."
+    )

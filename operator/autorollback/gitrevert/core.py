@@ -1,9 +1,11 @@
 """What to revert and how to say it: pure decisions, no I/O."""
+
 import hashlib
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any
 
 from autorollback.config import PREFIX, quote
 
@@ -56,8 +58,10 @@ def source(deployment: Mapping[str, str] | None, replicaset: Mapping[str, str] |
     if url.username or url.password:  # never repeat a credential, not even in the Event that refuses it
         return f"{REPO} must not carry credentials: put the token in --git-credentials-dir instead"
     if url.scheme not in ("https", "http") or not url.hostname or url.username or url.password or url.query:
-        return (f"{REPO}={quote(repo)} is not an HTTPS clone URL without credentials "
-                "(https://host/owner/name.git); credentials come from --git-credentials-dir")
+        return (
+            f"{REPO}={quote(repo)} is not an HTTPS clone URL without credentials "
+            "(https://host/owner/name.git); credentials come from --git-credentials-dir"
+        )
     path = ann.get(PATH, "").strip().strip("/")
     if not path or ".." in path.split("/"):
         return f"{PATH}={quote(ann.get(PATH, ''))} must name the manifest's file or folder inside the repository"
@@ -66,9 +70,15 @@ def source(deployment: Mapping[str, str] | None, replicaset: Mapping[str, str] |
         return f"{COMMIT}={quote(commit)} is not a commit SHA"
     provider = ann.get(PROVIDER, "").strip().lower() or _HOSTS.get(url.hostname, "")
     if provider not in PROVIDERS:
-        return (f"cannot tell which forge {url.hostname} is: set {PROVIDER} to one of {', '.join(PROVIDERS)}")
-    return Source(repo=repo, path=path, branch=ann.get(BRANCH, "").strip(), commit=commit, provider=provider,
-                  found_by="annotations")
+        return f"cannot tell which forge {url.hostname} is: set {PROVIDER} to one of {', '.join(PROVIDERS)}"
+    return Source(
+        repo=repo,
+        path=path,
+        branch=ann.get(BRANCH, "").strip(),
+        commit=commit,
+        provider=provider,
+        found_by="annotations",
+    )
 
 
 def branch_name(commit: str, base: str) -> str:
@@ -86,6 +96,7 @@ class Disagreement(str):
 @dataclass(frozen=True)
 class Facts:
     """What the rollback's Events said, for the pull request."""
+
     namespace: str
     deployment: str
     failed_revision: int
@@ -94,7 +105,7 @@ class Facts:
     restored_images: str
     reason: str
     message: str
-    restored_template: dict | None = None
+    restored_template: dict[str, Any] | None = None
 
 
 def title(subject: str) -> str:
@@ -103,32 +114,36 @@ def title(subject: str) -> str:
 
 def commit_message(subject: str, commit: str, facts: Facts) -> str:
     """git revert's own message, plus why."""
-    return (f'Revert "{subject}"\n\nThis reverts commit {commit}.\n\n'
-            f"autorollback rolled Deployment {facts.namespace}/{facts.deployment} back from revision "
-            f"{facts.failed_revision} ({facts.failed_images}) to revision {facts.restored_revision} "
-            f"({facts.restored_images}): {facts.reason}.\n")
+    return (
+        f'Revert "{subject}"\n\nThis reverts commit {commit}.\n\n'
+        f"autorollback rolled Deployment {facts.namespace}/{facts.deployment} back from revision "
+        f"{facts.failed_revision} ({facts.failed_images}) to revision {facts.restored_revision} "
+        f"({facts.restored_images}): {facts.reason}.\n"
+    )
 
 
 def body(commit: str, facts: Facts, found_by: str) -> str:
-    return (f"autorollback rolled **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
-            f"this reverts the commit that introduced the failed version, so that Git matches the cluster again.\n\n"
-            f"| | |\n|---|---|\n"
-            f"| failed | revision {facts.failed_revision}: `{facts.failed_images}` |\n"
-            f"| restored | revision {facts.restored_revision}: `{facts.restored_images}` |\n"
-            f"| reason | {facts.reason} |\n"
-            f"| controller said | {facts.message[:300]} |\n"
-            f"| reverted commit | {commit} |\n"
-            f"| source found by | {found_by} |\n\n"
-            "Review and merge it yourself: autorollback never merges. Until it is merged, a GitOps sync "
-            "re-applies the failed version (autorollback warns `KnownBadTemplate` and does not roll back twice).")
+    return (
+        f"autorollback rolled **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
+        f"this reverts the commit that introduced the failed version, so that Git matches the cluster again.\n\n"
+        f"| | |\n|---|---|\n"
+        f"| failed | revision {facts.failed_revision}: `{facts.failed_images}` |\n"
+        f"| restored | revision {facts.restored_revision}: `{facts.restored_images}` |\n"
+        f"| reason | {facts.reason} |\n"
+        f"| controller said | {facts.message[:300]} |\n"
+        f"| reverted commit | {commit} |\n"
+        f"| source found by | {found_by} |\n\n"
+        "Review and merge it yourself: autorollback never merges. Until it is merged, a GitOps sync "
+        "re-applies the failed version (autorollback warns `KnownBadTemplate` and does not roll back twice)."
+    )
 
 
-def _images(template: Mapping) -> list[str]:
+def _images(template: Mapping[str, Any]) -> list[str]:
     spec = template.get("spec") or {}
     return [c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
 
 
-def changed_images(failed: Mapping, restored: Mapping) -> list[str]:
+def changed_images(failed: Mapping[str, Any], restored: Mapping[str, Any]) -> list[str]:
     """The images of the failed template that the restored one does not have: what a release
     commit changed. Empty when the failure came from something else (env, probes, resources)."""
     before = set(_images(restored))
@@ -152,7 +167,7 @@ FLUX_NAME = "kustomize.toolkit.fluxcd.io/name"
 FLUX_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
 
 
-def argo_application(meta: Mapping, argocd_namespace: str) -> tuple[str, str] | None:
+def argo_application(meta: Mapping[str, Any], argocd_namespace: str) -> tuple[str, str] | None:
     """(namespace, name) of the Application that manages the object, from Argo CD's tracking
     annotation (`app:group/Kind:ns/name`, app as `ns_app` with apps in any namespace) or label."""
     tracking = ((meta.get("annotations") or {}).get(ARGO_TRACKING) or "").split(":", 1)[0]
@@ -163,25 +178,34 @@ def argo_application(meta: Mapping, argocd_namespace: str) -> tuple[str, str] | 
     return namespace or argocd_namespace, name
 
 
-def flux_kustomization(meta: Mapping) -> tuple[str, str] | None:
+def flux_kustomization(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     labels = meta.get("labels") or {}
     name, namespace = labels.get(FLUX_NAME), labels.get(FLUX_NAMESPACE)
     return (namespace, name) if name and namespace else None
 
 
 def _git_source(repo: str, path: str, branch: str, provider: str, found_by: str) -> Source | str:
-    ann = {REPO: repo, PATH: path.removeprefix("./") or ".", BRANCH: "" if branch in ("", "HEAD") else branch,
-           PROVIDER: provider}
+    ann = {
+        REPO: repo,
+        PATH: path.removeprefix("./") or ".",
+        BRANCH: "" if branch in ("", "HEAD") else branch,
+        PROVIDER: provider,
+    }
     out = source(ann, {})
     return out if isinstance(out, str) else Source(out.repo, out.path, out.branch, "", out.provider, found_by)
 
 
-def from_argo(app: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+def from_argo(app: Mapping[str, Any], deployment: Mapping[str, Any], provider: str = "") -> Source | str:
     meta, spec, status = app.get("metadata") or {}, app.get("spec") or {}, app.get("status") or {}
     who = f"Argo CD Application {meta.get('namespace')}/{meta.get('name')}"
     mine = deployment["metadata"]
-    if not any(r.get("kind") == "Deployment" and r.get("group") == "apps" and r.get("name") == mine["name"]
-               and r.get("namespace") == mine["namespace"] for r in status.get("resources") or []):
+    if not any(
+        r.get("kind") == "Deployment"
+        and r.get("group") == "apps"
+        and r.get("name") == mine["name"]
+        and r.get("namespace") == mine["namespace"]
+        for r in status.get("resources") or []
+    ):
         return f"{who} does not list this Deployment among its resources: not using it"
     sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
     src = next((s for s in sources if s.get("path")), None)
@@ -190,13 +214,18 @@ def from_argo(app: Mapping, deployment: Mapping, provider: str = "") -> Source |
     return _git_source(src.get("repoURL", ""), src["path"], src.get("targetRevision", ""), provider, who)
 
 
-def from_flux(kustomization: Mapping, repository: Mapping, deployment: Mapping, provider: str = "") -> Source | str:
+def from_flux(
+    kustomization: Mapping[str, Any], repository: Mapping[str, Any], deployment: Mapping[str, Any], provider: str = ""
+) -> Source | str:
     meta, spec = kustomization.get("metadata") or {}, kustomization.get("spec") or {}
     who = f"Flux Kustomization {meta.get('namespace')}/{meta.get('name')}"
     mine = deployment["metadata"]
     entry = f"{mine['namespace']}_{mine['name']}_apps_Deployment"
-    if entry not in [e.get("id") for e in ((kustomization.get("status") or {}).get("inventory") or {}).get("entries") or []]:
+    if entry not in [
+        e.get("id") for e in ((kustomization.get("status") or {}).get("inventory") or {}).get("entries") or []
+    ]:
         return f"{who} does not list this Deployment in its inventory: not using it"
     ref = (repository.get("spec") or {}).get("ref") or {}
-    return _git_source((repository.get("spec") or {}).get("url", ""), spec.get("path") or ".", ref.get("branch", ""),
-                       provider, who)
+    return _git_source(
+        (repository.get("spec") or {}).get("url", ""), spec.get("path") or ".", ref.get("branch", ""), provider, who
+    )

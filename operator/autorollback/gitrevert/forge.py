@@ -1,4 +1,5 @@
 """The forges' pull request APIs behind one small interface, one adapter per forge."""
+
 import json
 import time
 import urllib.parse
@@ -27,19 +28,26 @@ class Forge(Protocol):
 
 
 _http = urllib3.PoolManager(num_pools=4, maxsize=4)
-REDIRECTED = "the server answered with a redirect, which is not followed (a token goes to no other address): " \
-             "is the API base right?"
+REDIRECTED = (
+    "the server answered with a redirect, which is not followed (a token goes to no other address): "
+    "is the API base right?"
+)
 
 
-def _request(method: str, url: str, headers: dict[str, str],
-             body: dict | None = None) -> tuple[int, object, float | None]:
+def _request(
+    method: str, url: str, headers: dict[str, str], body: dict | None = None
+) -> tuple[int, object, float | None]:
     try:
-        r = _http.request(method, url, headers={**headers, "Accept": "application/json",
-                                                "Content-Type": "application/json"},
-                          body=json.dumps(body).encode() if body is not None else None, retries=False,
-                          timeout=urllib3.Timeout(connect=10, read=TIMEOUT))
+        r = _http.request(
+            method,
+            url,
+            headers={**headers, "Accept": "application/json", "Content-Type": "application/json"},
+            body=json.dumps(body).encode() if body is not None else None,
+            retries=False,
+            timeout=urllib3.Timeout(connect=10, read=TIMEOUT),
+        )
     except urllib3.exceptions.HTTPError as e:
-        raise ForgeError(0, f"no answer from {url.split('/api/')[0]}: {type(e).__name__}") from None
+        raise ForgeError(0, f"no answer from {url.split('/api/', maxsplit=1)[0]}: {type(e).__name__}") from None
     try:
         data = json.loads(r.data) if r.data else None
     except ValueError:
@@ -51,8 +59,9 @@ def _request(method: str, url: str, headers: dict[str, str],
     return r.status, data, retry_after
 
 
-def _call(method: str, url: str, headers: dict[str, str], body: dict | None = None,
-          ok: tuple[int, ...] = (200, 201)) -> tuple[int, object]:
+def _call(
+    method: str, url: str, headers: dict[str, str], body: dict | None = None, ok: tuple[int, ...] = (200, 201)
+) -> tuple[int, object]:
     """One request, tried again on the server's trouble or a rate limit; a redirect is an error."""
     for attempt in range(RETRIES):
         status, data, retry_after = _request(method, url, headers, body)
@@ -97,14 +106,17 @@ class Gitea:
         return None
 
     def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
-        status, data = self._call("POST", f"/repos/{_q(owner)}/{_q(name)}/pulls",
-                                  {"head": head, "base": base, "title": title, "body": body}, ok=(201, 409))
+        status, data = self._call(
+            "POST",
+            f"/repos/{_q(owner)}/{_q(name)}/pulls",
+            {"head": head, "base": base, "title": title, "body": body},
+            ok=(201, 409),
+        )
         if status == 409:  # "pull request already exists for these targets"
             url = self.find_open(owner, name, head, base)
             if url:
                 return url
-            raise ForgeError(409, "a pull request for this branch exists but is closed: reopen it or delete the "
-                                  "branch")
+            raise ForgeError(409, "a pull request for this branch exists but is closed: reopen it or delete the branch")
         return data["html_url"]
 
 
@@ -115,9 +127,14 @@ class GitHub:
     def __init__(self, api: str, token: str):
         from github import Auth, Github, GithubRetry
 
-        self._gh = Github(base_url=api.rstrip("/"), auth=Auth.Token(token), timeout=TIMEOUT,
-                          retry=GithubRetry(total=5, backoff_factor=1, max_rate_limit_wait=120, secondary_rate_wait=60),
-                          per_page=30, lazy=True)
+        self._gh = Github(
+            base_url=api.rstrip("/"),
+            auth=Auth.Token(token),
+            timeout=TIMEOUT,
+            retry=GithubRetry(total=5, backoff_factor=1, max_rate_limit_wait=120, secondary_rate_wait=60),
+            per_page=30,
+            lazy=True,
+        )
 
     def _repo(self, owner: str, name: str):
         return self._gh.get_repo(f"{owner}/{name}")  # lazy: paths from our base URL, not from answers
@@ -132,6 +149,7 @@ class GitHub:
 
     def default_branch(self, owner: str, name: str) -> str:
         from github import GithubException
+
         try:
             return self._repo(owner, name).default_branch
         except GithubException as e:
@@ -139,6 +157,7 @@ class GitHub:
 
     def find_open(self, owner: str, name: str, head: str, base: str) -> str | None:
         from github import GithubException
+
         try:
             for pr in self._repo(owner, name).get_pulls(state="open", head=f"{owner}:{head}", base=base):
                 return pr.html_url
@@ -148,6 +167,7 @@ class GitHub:
 
     def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
         from github import GithubException
+
         try:
             return self._repo(owner, name).create_pull(base=base, head=head, title=title, body=body).html_url
         except GithubException as e:
@@ -181,8 +201,14 @@ class GitLab:
         # Its requests.Session would follow redirects, to any host, with PRIVATE-TOKEN (requests drops
         # only Authorization on a cross-host redirect): this one follows none, so a 3xx is an error;
         # keep_base_url: pagination links from answers are put back on our base URL.
-        self._gl = gitlab.Gitlab(url=root, private_token=token, timeout=TIMEOUT, retry_transient_errors=True,
-                                 keep_base_url=True, session=_no_redirects_session())
+        self._gl = gitlab.Gitlab(
+            url=root,
+            private_token=token,
+            timeout=TIMEOUT,
+            retry_transient_errors=True,
+            keep_base_url=True,
+            session=_no_redirects_session(),
+        )
 
     def _project(self, owner: str, name: str):
         return self._gl.projects.get(f"{owner}/{name}", lazy=True)
@@ -196,6 +222,7 @@ class GitLab:
 
     def default_branch(self, owner: str, name: str) -> str:
         import gitlab
+
         try:
             return self._gl.projects.get(f"{owner}/{name}").default_branch
         except gitlab.GitlabError as e:
@@ -203,18 +230,26 @@ class GitLab:
 
     def find_open(self, owner: str, name: str, head: str, base: str) -> str | None:
         import gitlab
+
         try:
-            found = self._project(owner, name).mergerequests.list(state="opened", source_branch=head,
-                                                                  target_branch=base, get_all=False)
+            found = self._project(owner, name).mergerequests.list(
+                state="opened", source_branch=head, target_branch=base, get_all=False
+            )
         except gitlab.GitlabError as e:
             raise self._error(e) from None
         return found[0].web_url if found else None
 
     def open(self, owner: str, name: str, head: str, base: str, title: str, body: str) -> str:
         import gitlab
+
         try:
-            return self._project(owner, name).mergerequests.create(
-                {"source_branch": head, "target_branch": base, "title": title, "description": body}).web_url
+            return (
+                self._project(owner, name)
+                .mergerequests.create(
+                    {"source_branch": head, "target_branch": base, "title": title, "description": body}
+                )
+                .web_url
+            )
         except gitlab.GitlabError as e:
             if getattr(e, "response_code", None) == 409:  # "Another open merge request already exists"
                 url = self.find_open(owner, name, head, base)
@@ -223,8 +258,9 @@ class GitLab:
             raise self._error(e) from None
 
 
-def github_app_token(api: str, app_id: str, private_key: str, installation_id: str, owner: str, name: str,
-                     permissions: dict[str, str]) -> str:
+def github_app_token(
+    api: str, app_id: str, private_key: str, installation_id: str, owner: str, name: str, permissions: dict[str, str]
+) -> str:
     """A GitHub App installation token (valid for an hour), minted for one revert: for the one
     repository `name` (of the installation's account, which must be `owner`) and only `permissions`.
     PyGithub's GithubIntegration.get_access_token cannot name repositories (PyGithub 2.10), so the
@@ -236,16 +272,29 @@ def github_app_token(api: str, app_id: str, private_key: str, installation_id: s
     except Exception as e:  # noqa: BLE001 - a malformed key or id (jwt, cryptography): say which, never what
         raise ForgeError(0, f"the GitHub App credentials are unusable ({type(e).__name__})") from None
     url = f"{api.rstrip('/')}/app/installations/{_q(str(installation_id))}/access_tokens"
-    _, data = _call("POST", url, {"Authorization": f"Bearer {jwt}", "X-GitHub-Api-Version": "2022-11-28"},
-                    {"repositories": [name], "permissions": dict(permissions)}, ok=(201,))
+    _, data = _call(
+        "POST",
+        url,
+        {"Authorization": f"Bearer {jwt}", "X-GitHub-Api-Version": "2022-11-28"},
+        {"repositories": [name], "permissions": dict(permissions)},
+        ok=(201,),
+    )
     token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token:
         raise ForgeError(0, "GitHub's answer to the installation token request has no token")
     granted = data.get("repositories")
-    if isinstance(granted, list) and granted and not any(
-            isinstance(r, dict) and str(r.get("full_name", "")).lower() == f"{owner}/{name}".lower() for r in granted):
-        raise ForgeError(0, f"the GitHub App installation {installation_id} gave a token for another repository "
-                            f"than {owner}/{name}: is it installed on {owner}?")
+    if (
+        isinstance(granted, list)
+        and granted
+        and not any(
+            isinstance(r, dict) and str(r.get("full_name", "")).lower() == f"{owner}/{name}".lower() for r in granted
+        )
+    ):
+        raise ForgeError(
+            0,
+            f"the GitHub App installation {installation_id} gave a token for another repository "
+            f"than {owner}/{name}: is it installed on {owner}?",
+        )
     return token
 
 
@@ -255,6 +304,7 @@ USERNAMES = {"github": "x-access-token", "gitlab": "oauth2", "gitea": "autorollb
 def api_base(provider: str, repo_url: str, api_bases: dict[str, str]) -> str:
     """Each forge's convention from the repository's host, unless configured for that host."""
     import urllib.parse
+
     url = urllib.parse.urlsplit(repo_url)
     if api_bases.get(url.hostname or ""):
         return api_bases[url.hostname]

@@ -4,6 +4,7 @@ A rule is `NAMESPACE=URL[ paths=GLOB,...][ credential=NAME]`. URLs are parsed an
 part, never as strings: a URL that could mean something else to git, curl or a forge's client
 (`..`, percent-encoding, a query, a port the rule does not name) matches nothing.
 """
+
 import fnmatch
 import re
 import urllib.parse
@@ -57,7 +58,9 @@ class Grant:
         segments = path_segments(path)
         return segments is not None and any(
             _match(_glob(p.replace(NAMESPACE, self.namespace)), segments[:n])
-            for p in self.rule.paths for n in range(1, len(segments) + 1))
+            for p in self.rule.paths
+            for n in range(1, len(segments) + 1)
+        )
 
 
 def parse_rule(text: str) -> Rule:
@@ -78,15 +81,19 @@ def parse_rule(text: str) -> Rule:
         if key == "paths" and value:
             paths = tuple(p.strip("/") for p in value.split(",") if p.strip("/"))
             if not paths or any(path_segments(p.replace(NAMESPACE, "ns")) is None for p in paths):
-                raise RuleError(f"--git-allowed-repo {text!r}: paths={value} must be relative globs without '.' "
-                                "or '..' segments")
+                raise RuleError(
+                    f"--git-allowed-repo {text!r}: paths={value} must be relative globs without '.' or '..' segments"
+                )
         elif key == "credential" and _NAME.match(value):
             credential = value
         else:
             raise RuleError(f"--git-allowed-repo {text!r}: unknown option {option!r}: {FORM}")
-    if pattern(url.replace(NAMESPACE, "ns")) is None or pattern(url.replace(NAMESPACE, "ns")).port == 0:
-        raise RuleError(f"--git-allowed-repo {text!r}: {url!r} is not an https:// URL pattern "
-                        "(https://host[:port]/segments, '*' within a segment, '**' for any number of them)")
+    parsed = pattern(url.replace(NAMESPACE, "ns"))
+    if parsed is None or parsed.port == 0:
+        raise RuleError(
+            f"--git-allowed-repo {text!r}: {url!r} is not an https:// URL pattern "
+            "(https://host[:port]/segments, '*' within a segment, '**' for any number of them)"
+        )
     return Rule(namespaces, url, paths, credential)
 
 
@@ -120,7 +127,7 @@ def _parse(text: str, allow_glob: bool) -> Url | None:
         return None
     for s in segments:
         plain = s.replace("*", "") if allow_glob else s
-        if plain and not _SEGMENT.match(plain) or (not plain and not allow_glob):
+        if (plain and not _SEGMENT.match(plain)) or (not plain and not allow_glob):
             return None
     return Url(scheme, host, port, segments)
 
@@ -155,8 +162,13 @@ def _match(globs: tuple[str, ...], segments: tuple[str, ...]) -> bool:
 
 def matches(rule_url: str, namespace: str, url: Url) -> bool:
     want = pattern(rule_url.replace(NAMESPACE, namespace))
-    return (want is not None and want.scheme == url.scheme and want.host == url.host and want.port == url.port
-            and _match(want.segments, url.segments))
+    return (
+        want is not None
+        and want.scheme == url.scheme
+        and want.host == url.host
+        and want.port == url.port
+        and _match(want.segments, url.segments)
+    )
 
 
 def rules_for(rules: tuple[Rule, ...], namespace: str) -> list[Rule]:
@@ -165,6 +177,7 @@ def rules_for(rules: tuple[Rule, ...], namespace: str) -> list[Rule]:
 
 class Refusal(str):
     """Why no rule lets it, for a person; `reason` for the metric and the Event."""
+
     reason: str
 
     def __new__(cls, reason: str, message: str) -> "Refusal":
@@ -178,22 +191,34 @@ def grant(rules: tuple[Rule, ...], namespace: str, repo: str, path: str) -> Gran
     answer never depends on anything in the repository: it is decided before a token is used."""
     mine = rules_for(rules, namespace)
     if not mine:
-        return Refusal("no_rule", f"no rule allows Git reverts from namespace {namespace}: the platform team sets one with "
-                "--git-allowed-repo (chart: gitRevert.allowedRepos), e.g. "
-                f"'{namespace}=https://git.example.com/{{namespace}}/*'")
+        return Refusal(
+            "no_rule",
+            f"no rule allows Git reverts from namespace {namespace}: the platform team sets one with "
+            "--git-allowed-repo (chart: gitRevert.allowedRepos), e.g. "
+            f"'{namespace}=https://git.example.com/{{namespace}}/*'",
+        )
     url = parse_url(repo)
     if url is None:
-        return Refusal("repo_not_allowed", f"{repo} is not a plain clone URL (https://host/owner/name.git without '.' or '..' segments, "
-                "percent-encoding, query, fragment or credentials)")
+        return Refusal(
+            "repo_not_allowed",
+            f"{repo} is not a plain clone URL (https://host/owner/name.git without '.' or '..' segments, "
+            "percent-encoding, query, fragment or credentials)",
+        )
     by_url = [r for r in mine if matches(r.url, namespace, url)]
     if not by_url:
-        return Refusal("repo_not_allowed", f"{repo} is not among the repositories namespace {namespace} may revert in "
-                f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in mine)})")
+        return Refusal(
+            "repo_not_allowed",
+            f"{repo} is not among the repositories namespace {namespace} may revert in "
+            f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in mine)})",
+        )
     for rule in by_url:
         if Grant(rule, namespace).allows_path(path):
             return Grant(rule, namespace)
-    return Refusal("outside_paths", f"{path} is not among the paths namespace {namespace} may revert in {repo} "
-            f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in by_url)})")
+    return Refusal(
+        "outside_paths",
+        f"{path} is not among the paths namespace {namespace} may revert in {repo} "
+        f"(--git-allowed-repo rules for it: {'; '.join(str(r) for r in by_url)})",
+    )
 
 
 def canonical(url: Url) -> str:

@@ -5,6 +5,7 @@ one tenant's many failures wait behind each other, never in front of another ten
 dropped: a job waits until its namespace's turn comes. Jobs are small (no Deployment bodies) and
 there is at most one per failed ReplicaSet, so the queue is bounded by the live objects.
 """
+
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable

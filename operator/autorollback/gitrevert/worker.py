@@ -5,6 +5,7 @@ A revert is allowed by the platform's rules before anything is fetched or a toke
 attempt is recorded on the failed ReplicaSet before it starts, so a revert lost to a crash is
 finished by the next process, and one that kills the process is given up after a few attempts.
 """
+
 import dataclasses
 import fcntl
 import os
@@ -49,6 +50,7 @@ class Settings:
 @dataclass(frozen=True)
 class Job:
     """What a revert needs, without the Deployment's body: small, whatever the tenant wrote."""
+
     deployment: dict[str, Any]  # apiVersion, kind and the metadata the sources are found from
     failing: history.Revision
     facts: core.Facts
@@ -92,15 +94,26 @@ _SOURCE_KEYS = {core.ARGO_TRACKING, core.ARGO_INSTANCE, core.FLUX_NAME, core.FLU
 
 def _small(values: dict[str, str] | None) -> dict[str, str]:
     """Only the keys a revert reads, each value bounded: a queued job is small whatever a tenant wrote."""
-    return {k: v if len(v) <= VALUE_LIMIT else TOO_LONG for k, v in (values or {}).items()
-            if k.startswith(core.PREFIX + "git-") or k in _SOURCE_KEYS}
+    return {
+        k: v if len(v) <= VALUE_LIMIT else TOO_LONG
+        for k, v in (values or {}).items()
+        if k.startswith(core.PREFIX + "git-") or k in _SOURCE_KEYS
+    }
 
 
 def _compact(deployment: dict[str, Any]) -> dict[str, Any]:
     meta = deployment["metadata"]
-    return {"apiVersion": deployment.get("apiVersion", "apps/v1"), "kind": deployment.get("kind", "Deployment"),
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
-                         "annotations": _small(meta.get("annotations")), "labels": _small(meta.get("labels"))}}
+    return {
+        "apiVersion": deployment.get("apiVersion", "apps/v1"),
+        "kind": deployment.get("kind", "Deployment"),
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "annotations": _small(meta.get("annotations")),
+            "labels": _small(meta.get("labels")),
+        },
+    }
 
 
 def _key(job: Job) -> str:
@@ -132,15 +145,22 @@ class Worker:
                 shutil.rmtree(old, ignore_errors=True)
         self.queue = Queue(settings.per_namespace)
         for i in range(settings.workers):
-            threading.Thread(target=serve, args=(self.queue, self._run), name=f"autorollback-git-{i}",
-                             daemon=True).start()
+            threading.Thread(
+                target=serve, args=(self.queue, self._run), name=f"autorollback-git-{i}", daemon=True
+            ).start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.queue.close()
 
-    def submit(self, deployment: dict[str, Any], failing: history.Revision, facts: core.Facts,
-               rolled_back_at: float | None, dry_run: bool = False) -> None:
+    def submit(
+        self,
+        deployment: dict[str, Any],
+        failing: history.Revision,
+        facts: core.Facts,
+        rolled_back_at: float | None,
+        dry_run: bool = False,
+    ) -> None:
         """Queue the revert of a rollback (never blocks; one job per failed ReplicaSet)."""
         if not core.wanted(deployment["metadata"].get("annotations")):
             return
@@ -154,25 +174,44 @@ class Worker:
                 del self._submitted[next(iter(self._submitted))]
         images = tuple(core.changed_images(failing.template, facts.restored_template or {}))
         failing = history.Revision(failing.number, failing.name, {}, _small(failing.annotations))
-        facts = core.Facts(facts.namespace, facts.deployment, facts.failed_revision, facts.failed_images,
-                           facts.restored_revision, facts.restored_images, facts.reason, facts.message)
+        facts = core.Facts(
+            facts.namespace,
+            facts.deployment,
+            facts.failed_revision,
+            facts.failed_images,
+            facts.restored_revision,
+            facts.restored_images,
+            facts.reason,
+            facts.message,
+        )
         job = Job(_compact(deployment), failing, facts, images, rolled_back_at, dry_run)
         if self.queue.put(namespace, _key(job), job):
             waiting = self.queue.waiting(namespace)
             if waiting > self.settings.per_namespace:
-                log.info("revert waits for its namespace's turn", waiting=waiting, namespace=namespace,
-                         deployment=facts.deployment)
+                log.info(
+                    "revert waits for its namespace's turn",
+                    waiting=waiting,
+                    namespace=namespace,
+                    deployment=facts.deployment,
+                )
 
     def _sources(self, deployment: dict[str, Any], failing: history.Revision) -> tuple[core.Source | None, list[str]]:
         """The source the GitOps controller says it applies from (Argo CD, then Flux), if any, and
         why the others gave none."""
         meta, reasons = deployment["metadata"], []
         provider = (meta.get("annotations") or {}).get(core.PROVIDER, "")
-        app = core.argo_application(meta, self.settings.argocd_namespace or "") if self.settings.argocd_namespace else None
+        app = (
+            core.argo_application(meta, self.settings.argocd_namespace or "")
+            if self.settings.argocd_namespace
+            else None
+        )
         if app:
             try:
-                found = core.from_argo(self.api.request("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{app[0]}/applications/"
-                                                           f"{app[1]}"), deployment, provider)
+                found = core.from_argo(
+                    self.api.request("GET", f"/apis/argoproj.io/v1alpha1/namespaces/{app[0]}/applications/{app[1]}"),
+                    deployment,
+                    provider,
+                )
             except kube.ApiError as e:
                 found = f"cannot read Argo CD Application {app[0]}/{app[1]} ({e.status})"
             if not isinstance(found, str):
@@ -182,15 +221,23 @@ class Worker:
         if ks:
             try:
                 kustomization = self.api.request(
-                    "GET", f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ks[0]}/kustomizations/{ks[1]}")
+                    "GET", f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{ks[0]}/kustomizations/{ks[1]}"
+                )
                 ref = (kustomization.get("spec") or {}).get("sourceRef") or {}
                 if ref.get("kind") != "GitRepository":
                     raise kube.ApiError(0, "", f"its source is a {ref.get('kind')}, not a GitRepository")
                 if ref.get("namespace") not in (None, "", ks[0]) or ks[0] != meta["namespace"]:
-                    raise kube.ApiError(0, "", "it or its GitRepository is in another namespace (not followed: "
-                                               "like Flux's --no-cross-namespace-refs)")
-                repository = self.api.request("GET", f"/apis/source.toolkit.fluxcd.io/v1/namespaces/"
-                                                 f"{ref.get('namespace') or ks[0]}/gitrepositories/{ref.get('name')}")
+                    raise kube.ApiError(
+                        0,
+                        "",
+                        "it or its GitRepository is in another namespace (not followed: "
+                        "like Flux's --no-cross-namespace-refs)",
+                    )
+                repository = self.api.request(
+                    "GET",
+                    f"/apis/source.toolkit.fluxcd.io/v1/namespaces/"
+                    f"{ref.get('namespace') or ks[0]}/gitrepositories/{ref.get('name')}",
+                )
                 found = core.from_flux(kustomization, repository, deployment, provider)
             except kube.ApiError as e:
                 found = f"cannot use Flux Kustomization {ks[0]}/{ks[1]} ({e.status or e})"
@@ -209,24 +256,33 @@ class Worker:
         if self.settings.sources == "discovered":
             if found is None:
                 return "; ".join(reasons or ["no Argo CD Application or Flux Kustomization lists this Deployment"]) + (
-                    " (--git-sources=discovered: the autorollback.io/git-* annotations are not used)")
+                    " (--git-sources=discovered: the autorollback.io/git-* annotations are not used)"
+                )
             return found
         from_annotations = core.source(meta.get("annotations"), failing.annotations) if named or found is None else None
         if found is None:
-            return from_annotations if not reasons or not isinstance(from_annotations, str) else "; ".join(
-                [from_annotations, *reasons])
-        if named and (isinstance(from_annotations, str) or policy.parse_url(from_annotations.repo) is None
-                      or policy.lock_key(policy.parse_url(from_annotations.repo)) != policy.lock_key(
-                          policy.parse_url(found.repo) or policy.Url("", "", None, ()))
-                      or policy.path_segments(from_annotations.path) != policy.path_segments(found.path)):
+            return (
+                from_annotations
+                if not reasons or not isinstance(from_annotations, str)
+                else "; ".join([from_annotations, *reasons])
+            )
+        if named and (
+            isinstance(from_annotations, str)
+            or policy.parse_url(from_annotations.repo) is None
+            or policy.lock_key(policy.parse_url(from_annotations.repo))
+            != policy.lock_key(policy.parse_url(found.repo) or policy.Url("", "", None, ()))
+            or policy.path_segments(from_annotations.path) != policy.path_segments(found.path)
+        ):
             named_repo = annotated.get(core.REPO, "")
             return core.Disagreement(
                 f"the annotations name {core.quote(named_repo)} path {core.quote(annotated.get(core.PATH, ''))} but "
                 f"{found.found_by} applies this Deployment from {found.repo} path {found.path}: the source that "
-                f"really applies it wins; remove or correct the {core.REPO}/{core.PATH} annotations")
+                f"really applies it wins; remove or correct the {core.REPO}/{core.PATH} annotations"
+            )
         if named and not isinstance(from_annotations, str) and from_annotations.commit:
-            return core.Source(found.repo, found.path, found.branch, from_annotations.commit, found.provider,
-                               found.found_by)
+            return core.Source(
+                found.repo, found.path, found.branch, from_annotations.commit, found.provider, found.found_by
+            )
         return found
 
     def _lock(self, repo: policy.Url) -> threading.Lock:
@@ -236,8 +292,9 @@ class Worker:
     def _not_proposed(self, job: Job, reason: str, message: str, record: bool = True) -> None:
         meta = job.deployment["metadata"]
         telemetry.reverts.labels("not_proposed", reason).inc()
-        log.warning("revert not proposed", reason=reason, message=message, namespace=meta["namespace"],
-                    deployment=meta["name"])
+        log.warning(
+            "revert not proposed", reason=reason, message=message, namespace=meta["namespace"], deployment=meta["name"]
+        )
         _post(self.api, job.deployment, "Warning", "RevertNotProposed", f"no revert pull request ({reason}): {message}")
         if record and not job.dry_run:  # decided: not to be tried again after a restart
             self._record(meta, job.failing, f"none ({reason})")
@@ -246,15 +303,22 @@ class Worker:
         meta = job.deployment["metadata"]
         telemetry.reverts.labels("failed", reason).inc()
         log.error("revert failed", reason=reason, error=message, namespace=meta["namespace"], deployment=meta["name"])
-        _post(self.api, job.deployment, "Warning", "RevertFailed", f"{message}. The rollback stands; revert the commit in Git "
-                                                         "by hand.")
+        _post(
+            self.api,
+            job.deployment,
+            "Warning",
+            "RevertFailed",
+            f"{message}. The rollback stands; revert the commit in Git by hand.",
+        )
 
     def _pending(self, job: Job) -> bool:
         """The failed ReplicaSet as it is now still waits for its revert (another process, or this one
         before a restart, may have proposed it or decided against it)."""
         meta = job.deployment["metadata"]
         rs = self.deployments.get_revision(meta["namespace"], job.failing.name)
-        mark = history.bound(job.failing.name, ((rs or {}).get("metadata", {}).get("annotations") or {}).get(core.PR_MARK))
+        mark = history.bound(
+            job.failing.name, ((rs or {}).get("metadata", {}).get("annotations") or {}).get(core.PR_MARK)
+        )
         if mark:
             log.info("revert already proposed", url=mark, namespace=meta["namespace"], deployment=meta["name"])
         return rs is not None and not mark
@@ -273,17 +337,29 @@ class Worker:
             done = history.bound(job.failing.name, annotations.get(ATTEMPTS))
             attempts = int(done) if done.isdigit() else 0
             if attempts >= MAX_ATTEMPTS:
-                self._failed(job, "attempts_exhausted", f"the revert was started {attempts} times (by this or earlier "
-                                                   "operator processes) and none of them opened a pull request: each "
-                                                   "failed or the operator stopped during it (killed, out of memory, "
-                                                   "restarted); not trying again")
+                self._failed(
+                    job,
+                    "attempts_exhausted",
+                    f"the revert was started {attempts} times (by this or earlier "
+                    "operator processes) and none of them opened a pull request: each "
+                    "failed or the operator stopped during it (killed, out of memory, "
+                    "restarted); not trying again",
+                )
                 self._record(meta, job.failing, "none (attempts_exhausted)")
                 return False
             try:
-                self.api.request("PATCH", f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{job.failing.name}",
-                             body={"metadata": {"resourceVersion": rs["metadata"]["resourceVersion"], "annotations": {
-                                 ATTEMPTS: history.bind(job.failing.name, str(attempts + 1))}}},
-                             query={"fieldManager": kube.FIELD_MANAGER}, content_type="application/merge-patch+json")
+                self.api.request(
+                    "PATCH",
+                    f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{job.failing.name}",
+                    body={
+                        "metadata": {
+                            "resourceVersion": rs["metadata"]["resourceVersion"],
+                            "annotations": {ATTEMPTS: history.bind(job.failing.name, str(attempts + 1))},
+                        }
+                    },
+                    query={"fieldManager": kube.FIELD_MANAGER},
+                    content_type="application/merge-patch+json",
+                )
                 return True
             except kube.ApiError as e:
                 if e.status != 409:
@@ -297,12 +373,18 @@ class Worker:
             self._attempt(job)
         except Exception as e:  # noqa: BLE001 - whatever it was, it is said: Event, metric, log line
             if self.stopping.is_set():  # stopped by shutdown: the next leader resumes it from the marks
-                log.info("revert left to the next process", namespace=job.deployment["metadata"]["namespace"],
-                         deployment=job.deployment["metadata"]["name"])
+                log.info(
+                    "revert left to the next process",
+                    namespace=job.deployment["metadata"]["namespace"],
+                    deployment=job.deployment["metadata"]["name"],
+                )
                 return
             known = isinstance(e, (git.GitError, forge.ForgeError, kube.ApiError))
-            self._failed(job, type(e).__name__, f"could not open the revert pull request: "
-                                           f"{e if known else 'unexpected ' + type(e).__name__}")
+            self._failed(
+                job,
+                type(e).__name__,
+                f"could not open the revert pull request: {e if known else 'unexpected ' + type(e).__name__}",
+            )
         finally:
             with self._idle:
                 self._busy -= 1
@@ -328,9 +410,13 @@ class Worker:
         url = policy.parse_url(src.repo)
         src = dataclasses.replace(src, repo=policy.canonical(url))
         if not job.images and not src.commit:
-            return self._not_proposed(job, "no_image_change", "the failed revision runs the same images as the restored "
-                                                         "one, so no commit can be found by its image; stamp the "
-                                                         f"commit with {core.COMMIT} from CI, or revert by hand")
+            return self._not_proposed(
+                job,
+                "no_image_change",
+                "the failed revision runs the same images as the restored "
+                "one, so no commit can be found by its image; stamp the "
+                f"commit with {core.COMMIT} from CI, or revert by hand",
+            )
         lock = self._lock(url)
         if not lock.acquire(blocking=False):  # another revert in this repository: wait behind it, not in a worker
             later = threading.Timer(RETRY_BUSY, self.queue.put, (meta["namespace"], _key(job), job))
@@ -353,29 +439,54 @@ class Worker:
         try:
             api_base = forge.api_base(src.provider, src.repo, self.settings.api_bases or {})
             owner, name = src.owner_and_name
-            user, token = credentials.lookup(self.settings.credentials_dir, allowed.credential or credentials.key(src.repo),
-                                             src.provider, api_base, owner, name)
+            user, token = credentials.lookup(
+                self.settings.credentials_dir,
+                allowed.credential or credentials.key(src.repo),
+                src.provider,
+                api_base,
+                owner,
+                name,
+            )
             api = forge.for_source(src.provider, src.repo, token, self.settings.api_bases or {})
             base = src.branch or api.default_branch(owner, name)
             with tempfile.TemporaryDirectory(dir=self.workdir) as work:
-                limits = git.Limits(blob=self.settings.max_file_bytes, deadline=max(1.0, deadline - time.monotonic()),
-                                    stopping=self.stopping)
+                limits = git.Limits(
+                    blob=self.settings.max_file_bytes,
+                    deadline=max(1.0, deadline - time.monotonic()),
+                    stopping=self.stopping,
+                )
                 revert = git.Repo(Path(work), src.repo, user, token, limits).prepare(
-                    src, base, failed_image, job.facts, push=not job.dry_run, allowed_path=allowed.allows_path,
-                    image_changed=bool(job.images))
+                    src,
+                    base,
+                    failed_image,
+                    job.facts,
+                    push=not job.dry_run,
+                    allowed_path=allowed.allows_path,
+                    image_changed=bool(job.images),
+                )
             if job.dry_run:  # read, never written: no push, no pull request, no mark
                 telemetry.reverts.labels("planned", "").inc()
                 log.info("revert planned", commit=revert.commit, branch=revert.branch, **who)
-                _post(self.api, job.deployment, "Normal", "RevertPlanned",
-                      f"dry-run: would open a pull request in {src.repo} from branch {revert.branch} to {base} that "
-                      f"reverts commit {revert.commit[:12]} ({core.title(revert.subject)}); source from {src.found_by}")
+                _post(
+                    self.api,
+                    job.deployment,
+                    "Normal",
+                    "RevertPlanned",
+                    f"dry-run: would open a pull request in {src.repo} from branch {revert.branch} to {base} that "
+                    f"reverts commit {revert.commit[:12]} ({core.title(revert.subject)}); source from {src.found_by}",
+                )
                 return
             faults.point("revert_pushed")
             if not self.api.guard():
                 return  # lost the Lease after the push: the next leader finds the branch and opens the pull request
             pr = api.find_open(owner, name, revert.branch, base) or api.open(
-                owner, name, revert.branch, base, core.title(revert.subject),
-                core.body(revert.commit, job.facts, src.found_by))
+                owner,
+                name,
+                revert.branch,
+                base,
+                core.title(revert.subject),
+                core.body(revert.commit, job.facts, src.found_by),
+            )
             faults.point("revert_opened")
         except git.NotProposed as e:
             return self._not_proposed(job, e.reason, str(e))
@@ -386,14 +497,25 @@ class Worker:
         if job.rolled_back_at is not None:
             telemetry.revert_seconds.observe(max(0.0, time.monotonic() - job.rolled_back_at))
         log.info("revert proposed", url=pr, commit=revert.commit, branch=revert.branch, result=result, **who)
-        _post(self.api, job.deployment, "Normal", "RevertProposed",
-              f"revert pull request {pr} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
-              f"{base}; source from {src.found_by}")
+        _post(
+            self.api,
+            job.deployment,
+            "Normal",
+            "RevertProposed",
+            f"revert pull request {pr} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
+            f"{base}; source from {src.found_by}",
+        )
         self._record(meta, job.failing, pr)
 
     def _record(self, meta: dict[str, Any], failing: history.Revision, value: str) -> None:
         try:
-            self.deployments.mark_revision(meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)})
+            self.deployments.mark_revision(
+                meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)}
+            )
         except kube.ApiError as e:
-            log.warning("cannot record the pull request on the ReplicaSet", error=str(e), namespace=meta["namespace"],
-                        deployment=meta["name"])
+            log.warning(
+                "cannot record the pull request on the ReplicaSet",
+                error=str(e),
+                namespace=meta["namespace"],
+                deployment=meta["name"],
+            )

@@ -12,6 +12,7 @@ write reached the API server after that moment, and any other process observed i
 the leader stops (renew deadline < lease duration) before anyone can take over, whatever the wall
 clocks say (rates of time may differ by at most leaseDuration/renewDeadline).
 """
+
 import datetime as dt
 import math
 import random
@@ -54,14 +55,20 @@ def record(lease: dict[str, Any] | None) -> tuple[Any, ...] | None:
     if lease is None:
         return None
     spec = lease.get("spec") or {}
-    return ((lease.get("metadata") or {}).get("resourceVersion"), spec.get("holderIdentity") or "",
-            spec.get("renewTime"), spec.get("acquireTime"), spec.get("leaseDurationSeconds"),
-            spec.get("leaseTransitions"))
+    return (
+        (lease.get("metadata") or {}).get("resourceVersion"),
+        spec.get("holderIdentity") or "",
+        spec.get("renewTime"),
+        spec.get("acquireTime"),
+        spec.get("leaseDurationSeconds"),
+        spec.get("leaseTransitions"),
+    )
 
 
 @dataclass(frozen=True)
 class Observed:
     """The Lease record as this process last saw it, and when it first saw it so (monotonic seconds)."""
+
     record: tuple[Any, ...] | None
     at: float
     holder: str = ""
@@ -95,28 +102,44 @@ def expired(observed: Observed, now: float) -> bool:
 class Step:
     """What to write (None: nothing; create: the Lease does not exist yet) and whether this process
     leads once it is written."""
+
     spec: dict[str, Any] | None
     leads: bool
     holder: str
     create: bool = False
 
 
-def step(lease: dict[str, Any] | None, observed: Observed, identity: str, now: float, wall: dt.datetime,
-         timings: Timings) -> Step:
+def step(
+    lease: dict[str, Any] | None, observed: Observed, identity: str, now: float, wall: dt.datetime, timings: Timings
+) -> Step:
     """Acquire a free or expired Lease, renew one we hold, or wait for one another process holds.
 
     `observed` is `observe(...)` of this very `lease`; `now` is monotonic, `wall` only fills in the
     timestamps written for people to read."""
     stamp = micro(wall)
-    fresh = {"holderIdentity": identity, "leaseDurationSeconds": timings.lease_seconds,
-             "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 0}
+    fresh = {
+        "holderIdentity": identity,
+        "leaseDurationSeconds": timings.lease_seconds,
+        "acquireTime": stamp,
+        "renewTime": stamp,
+        "leaseTransitions": 0,
+    }
     if lease is None:
         return Step(fresh, True, identity, create=True)
     spec = lease.get("spec") or {}
     holder = spec.get("holderIdentity") or ""
     if holder == identity:  # ours: renew, keeping acquireTime and the count of transitions
-        return Step({**spec, "holderIdentity": identity, "leaseDurationSeconds": timings.lease_seconds,
-                     "renewTime": stamp, "leaseTransitions": observed.transitions}, True, identity)
+        return Step(
+            {
+                **spec,
+                "holderIdentity": identity,
+                "leaseDurationSeconds": timings.lease_seconds,
+                "renewTime": stamp,
+                "leaseTransitions": observed.transitions,
+            },
+            True,
+            identity,
+        )
     if holder and not expired(observed, now):
         return Step(None, False, holder)
     # free (released) or expired: take it; every change of holder counts, a released Lease's too

@@ -16,8 +16,10 @@ kube-controller-manager does (`leaderelection lost`): the chart restarts it as a
 - A clean stop (SIGTERM): `stop()` ends the loop for good (this process never takes the Lease again),
   the runner lets the writes in flight finish, then `release()` hands the Lease back at once.
 """
+
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -46,10 +48,8 @@ def identity() -> str:
 
 def _die(code: int) -> None:
     for handler in logging.getLogger().handlers:
-        try:
+        with contextlib.suppress(Exception):  # exiting anyway
             handler.flush()
-        except Exception:  # noqa: BLE001 - exiting anyway
-            pass
     os._exit(code)
 
 
@@ -63,6 +63,7 @@ def within(seconds: float, call: Callable[[], Any]) -> Any:
             done.set_result(call())
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             done.set_exception(e)
+
     threading.Thread(target=run, name="lease-request", daemon=True).start()
     try:
         return done.result(timeout=seconds)
@@ -71,9 +72,17 @@ def within(seconds: float, call: Callable[[], Any]) -> Any:
 
 
 class Elector:
-    def __init__(self, api: kube.Client, namespace: str, name: str, me: str, timings: core.Timings,
-                 on_change: Callable[[bool], None] = lambda leads: None,
-                 clock: Callable[[], float] = time.monotonic, exit: Callable[[int], None] = _die):
+    def __init__(
+        self,
+        api: kube.Client,
+        namespace: str,
+        name: str,
+        me: str,
+        timings: core.Timings,
+        on_change: Callable[[bool], None] = lambda leads: None,
+        clock: Callable[[], float] = time.monotonic,
+        exit: Callable[[int], None] = _die,
+    ):
         self.api = api  # unguarded: the Lease is written to become and stay the leader
         self.namespace, self.name, self.me, self.timings = namespace, name, me, timings
         self.on_change = on_change
@@ -126,8 +135,9 @@ class Elector:
         return within(self.timings.request_timeout, lambda: self._send(method, path, body))
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
-        return self.api.request(method, path, body=body, unguarded=True,
-                                timeout=urllib3.Timeout(total=self.timings.request_timeout))
+        return self.api.request(
+            method, path, body=body, unguarded=True, timeout=urllib3.Timeout(total=self.timings.request_timeout)
+        )
 
     def _get(self) -> dict[str, Any] | None:
         try:
@@ -156,8 +166,7 @@ class Elector:
             started = self.clock()  # the renew deadline counts from before the request
             lease = self._get()
             self._observed = core.observe(self._observed, lease, self.clock(), self.timings)
-            s = core.step(lease, self._observed, self.me, self.clock(), dt.datetime.now(dt.timezone.utc),
-                          self.timings)
+            s = core.step(lease, self._observed, self.me, self.clock(), dt.datetime.now(dt.UTC), self.timings)
             self.holder = s.holder
             if s.spec is None:
                 if self._leading and self._observed.holder != self.me:
@@ -176,15 +185,24 @@ class Elector:
             self._leading = leading
             self._state.notify_all()
         telemetry.leader.set(1 if leading else 0)
-        log.info("leadership changed", leader=leading, identity=self.me, holder=self.holder,
-                 lease=f"{self.namespace}/{self.name}")
+        log.info(
+            "leadership changed",
+            leader=leading,
+            identity=self.me,
+            holder=self.holder,
+            lease=f"{self.namespace}/{self.name}",
+        )
         self.on_change(leading)
 
     def _lost(self, why: str) -> None:
         """Stop acting at once: the process ends (kube-controller-manager's `leaderelection lost`)."""
         telemetry.leader.set(0)
-        log.error("leader election lost: exiting at once so that this replica acts no more; it comes back as a "
-                  "standby", reason=why, identity=self.me, lease=f"{self.namespace}/{self.name}")
+        log.error(
+            "leader election lost: exiting at once so that this replica acts no more; it comes back as a standby",
+            reason=why,
+            identity=self.me,
+            lease=f"{self.namespace}/{self.name}",
+        )
         self.exit(EXIT_LOST)
 
     def _watch(self) -> None:
@@ -220,7 +238,7 @@ class Elector:
                 await asyncio.sleep(self.timings.retry if self._leading else core.candidate_wait(self.timings))
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # noqa: BLE001 - a dead election loop must never go unnoticed
+        except Exception as e:  # a dead election loop must never go unnoticed
             log.exception("the leader election loop failed: exiting", error=repr(e), identity=self.me)
             self.exit(EXIT_BROKEN)
             raise
@@ -246,7 +264,7 @@ class Elector:
             return False
         try:
             lease = await asyncio.to_thread(self._get)
-            spec = core.release(lease, self.me, dt.datetime.now(dt.timezone.utc)) if lease else None
+            spec = core.release(lease, self.me, dt.datetime.now(dt.UTC)) if lease else None
             if spec:
                 await asyncio.to_thread(self._write, lease, spec)
                 log.info("leader Lease released", identity=self.me, lease=f"{self.namespace}/{self.name}")

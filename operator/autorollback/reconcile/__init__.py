@@ -20,6 +20,7 @@ again on a conflict), `reads` (consistent reads), `report` (telling an outcome),
 rollout completes), `measure` (the measured deadline), `upkeep` (configuration Warnings), `secret`
 (the checkpoint key), `work` (what a pass is given and returns).
 """
+
 from autorollback.reconcile.attempt import CONFLICT_ATTEMPTS
 from autorollback.reconcile.jobs import run
 from autorollback.reconcile.secret import checkpoint_key

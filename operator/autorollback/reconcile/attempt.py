@@ -5,6 +5,7 @@ The watch's state may be seconds old when a busy operator gets to it, older than
 listed now (a rollback, or a person's undo, since). So a decision counts only if the Deployment did
 not change from the state it was made on until after the list: the rollback PATCH's resourceVersion
 precondition proves that for a rollback, a GET for any other outcome before it is told."""
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ Signal = Callable[[dict[str, Any], list[dict[str, Any]]], Failure | None]  # a f
 @dataclass(frozen=True)
 class Snapshot:
     """The Deployment and its ReplicaSets, as a decision is made on them."""
+
     deployment: dict[str, Any]
     replicasets: list[dict[str, Any]]
     fresh: bool = False  # read again after an earlier decision (not the watch's state): nothing to confirm
@@ -33,6 +35,7 @@ class Snapshot:
 @dataclass(frozen=True)
 class Outcome:
     """The decision that counts, carried out if it is a rollback, and what it was decided on."""
+
     decision: Decision
     snapshot: Snapshot
     measured: Measured | None  # the measured deadline (None: a fast signal's decision)
@@ -49,11 +52,12 @@ def rollback(work: Work, result: Result, signal: Signal | None) -> Outcome | Non
         if not isinstance(step, Snapshot):
             return step
         snapshot = step
-    raise kube.ApiError(0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date")
+    raise kube.ApiError(
+        0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date"
+    )
 
 
-def _decide(work: Work, result: Result, snapshot: Snapshot,
-            signal: Signal | None) -> Outcome | Snapshot | None:
+def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | None) -> Outcome | Snapshot | None:
     """One decision, carried out if it is a rollback: its Outcome if it counts, or a newer Snapshot to
     decide on again, or None (nothing to decide about)."""
     deployment, replicasets = snapshot.deployment, snapshot.replicasets
@@ -76,17 +80,29 @@ def _decide(work: Work, result: Result, snapshot: Snapshot,
                 return None  # deleted meanwhile
             if retry.retryable(e.status):
                 key = state.failure_key(deployment, config)
-                if e.status in (401, 403, 429) and key != work.api_failure_reported and reads.unchanged(work, deployment):
+                if (
+                    e.status in (401, 403, 429)
+                    and key != work.api_failure_reported
+                    and reads.unchanged(work, deployment)
+                ):
                     report.api_trouble(work, d, e)  # refused, not lost (and about a state still current)
                     result.done["api_failure_reported"] = key
                 raise
             # the API will never take this patch: say so, for good (refused before its
             # precondition was checked, so it is confirmed below like any other outcome)
             telemetry.api_errors.labels("failure", str(e.status)).inc()
-            d = Decision(vocab.Result.FAILED, Reason.API_ERROR, (
-                f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
-                "`kubectl rollout undo`."), failure=d.failure, failing=d.failing, target=d.target,
-                first_report=d.first_report)
+            d = Decision(
+                vocab.Result.FAILED,
+                Reason.API_ERROR,
+                (
+                    f"rollback to revision {d.target.number} was refused: {e}. Roll back by hand with "
+                    "`kubectl rollout undo`."
+                ),
+                failure=d.failure,
+                failing=d.failing,
+                target=d.target,
+                first_report=d.first_report,
+            )
         else:
             result.patched = True
             return Outcome(d, snapshot, measured, starting)

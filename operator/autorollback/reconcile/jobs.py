@@ -1,5 +1,6 @@
 """One pass over a Deployment: runs the jobs its state asks for, in order, and merges what they did
 into one Result; an API error worth another try sends the work back to the queue."""
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +17,26 @@ from autorollback.workloads.base import Failure
 
 def run(work: Work) -> Result:
     result = Result()
-    for job, fn in ((Job.PROBLEMS, upkeep.problems), (Job.HISTORY_LIMIT, upkeep.history_limit),
-                    (Job.KNOWN_BAD, upkeep.known_bad), (Job.HEALTHY, recovery.healthy), (Job.FAILURE, _failure),
-                    (Job.FAST, _fast), (Job.STRAYS, upkeep.strays)):
+    for job, fn in (
+        (Job.PROBLEMS, upkeep.problems),
+        (Job.HISTORY_LIMIT, upkeep.history_limit),
+        (Job.KNOWN_BAD, upkeep.known_bad),
+        (Job.HEALTHY, recovery.healthy),
+        (Job.FAILURE, _failure),
+        (Job.FAST, _fast),
+        (Job.STRAYS, upkeep.strays),
+    ):
         if job not in work.jobs:
             continue
         try:
             fn(work, result)
         except Unsettled as e:
-            log.info("the Deployment kept changing while it was read; looking again shortly", job=job,
-                     message=str(e), **who(work))
+            log.info(
+                "the Deployment kept changing while it was read; looking again shortly",
+                job=job,
+                message=str(e),
+                **who(work),
+            )
             result.recheck(1.0)
         except kube.ApiError as e:
             telemetry.api_errors.labels(job, str(e.status)).inc()
@@ -33,8 +44,7 @@ def run(work: Work) -> Result:
                 log.warning("API error, will try again", job=job, error=str(e), **who(work))
                 result.retry = e
             else:
-                log.error("API error that another try cannot fix; giving up on it", job=job, error=str(e),
-                          **who(work))
+                log.error("API error that another try cannot fix; giving up on it", job=job, error=str(e), **who(work))
     return result
 
 
@@ -50,8 +60,7 @@ def _failure(work: Work, result: Result) -> None:
         return
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
-    result.done["failure_done"] = state.failure_key(deployment, parse_config(
-        deployment["metadata"].get("annotations")))
+    result.done["failure_done"] = state.failure_key(deployment, parse_config(deployment["metadata"].get("annotations")))
 
 
 def _fast(work: Work, result: Result) -> None:
@@ -70,6 +79,7 @@ def _fast(work: Work, result: Result) -> None:
 @dataclass
 class _PodSignal:
     """The pods' verdict on each state decided on; a grace still running asks for another look."""
+
     work: Work
     result: Result
     grace_running: bool = False

@@ -1,5 +1,6 @@
 """The measured deadline: how long a rollout the controller will never time out has made no progress,
 on this process's monotonic clock, and the signed checkpoints that let the next process resume it."""
+
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -15,14 +16,18 @@ CHECKPOINT_EVERY = 30.0  # seconds between checkpoints of a measured deadline (a
 @dataclass(frozen=True)
 class Start:
     """A measurement this pass would start (carried out only where the decision finds the state stale)."""
+
     key: str  # state.stale_key()
     resume: float  # seconds resumed from a genuine checkpoint (0: from now)
     since: str  # the measurement's name (decision.Measured.since)
-    clear: decision.Checkpointed | None  # the mark to remove before it starts (an older episode's, or one that does not count)
+    clear: (
+        decision.Checkpointed | None
+    )  # the mark to remove before it starts (an older episode's, or one that does not count)
 
 
-def elapsed(work: Work, deployment: dict[str, Any],
-            replicasets: list[dict[str, Any]]) -> tuple[decision.Measured, Start | None]:
+def elapsed(
+    work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]]
+) -> tuple[decision.Measured, Start | None]:
     """How long this state of no progress has lasted: on this process's monotonic clock from when it
     first saw it, or, on this process's first look only, from a checkpoint a previous process left
     on the ReplicaSet that the operator's key signed for this ReplicaSet and state (later, never
@@ -35,21 +40,30 @@ def elapsed(work: Work, deployment: dict[str, Any],
         seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
         # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
         # process's wall clock, written down like every time autorollback records, compared with nothing here
-        since = work.clocks.label(STALE, key, lambda: times.stamp(
-            dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)))
+        since = work.clocks.label(
+            STALE, key, lambda: times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
+        )
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
     holder = decision.checkpoint_holder(replicasets, template)
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
-    resume = decision.checkpointed(replicasets, template, state.digest(key), work.ctx.checkpoint_key) if not timing else 0.0
-    since = times.stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=resume))
+    resume = (
+        decision.checkpointed(replicasets, template, state.digest(key), work.ctx.checkpoint_key) if not timing else 0.0
+    )
+    since = times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
     return decision.Measured(resume, since), Start(key, resume, since, clear)
 
 
-def keep_timing(work: Work, result: Result, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
-                measured: decision.Measured, starting: Start | None) -> None:
+def keep_timing(
+    work: Work,
+    result: Result,
+    deployment: dict[str, Any],
+    replicasets: list[dict[str, Any]],
+    measured: decision.Measured,
+    starting: Start | None,
+) -> None:
     """The state of no progress stands (decided stale): time it, checkpoint it now and then, and look
     again when the next checkpoint is due or the deadline runs out, even if nothing changes."""
     deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
@@ -82,14 +96,23 @@ def ended(work: Work, replicaset: str, value: str | None) -> None:
             work.ctx.deployments.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
             telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
-            log.warning("cannot remove the no-progress checkpoint (removed when the next measurement starts)",
-                        replicaset=replicaset, error=str(e), **who(work))
+            log.warning(
+                "cannot remove the no-progress checkpoint (removed when the next measurement starts)",
+                replicaset=replicaset,
+                error=str(e),
+                **who(work),
+            )
     work.clocks.track(STALE, [ENDED], times.monotonic())
     work.clocks.forget(CHECKPOINTS)
 
 
-def checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
-               measured: decision.Measured | None, every: float) -> None:
+def checkpoint(
+    work: Work,
+    deployment: dict[str, Any],
+    replicasets: list[dict[str, Any]],
+    measured: decision.Measured | None,
+    every: float,
+) -> None:
     """Now and then, the elapsed seconds of a measured deadline go onto the current template's
     ReplicaSet, signed, so that the next process (a restart, another replica) resumes from them
     instead of starting again. Elapsed seconds only: no clock is compared across processes. Best effort."""
@@ -101,12 +124,23 @@ def checkpoint(work: Work, deployment: dict[str, Any], replicasets: list[dict[st
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        work.ctx.deployments.mark_revision(work.namespace, holder.name, {
-            decision.NO_PROGRESS: decision.checkpoint(work.ctx.checkpoint_key, holder, state.digest(key), measured.seconds)})
+        work.ctx.deployments.mark_revision(
+            work.namespace,
+            holder.name,
+            {
+                decision.NO_PROGRESS: decision.checkpoint(
+                    work.ctx.checkpoint_key, holder, state.digest(key), measured.seconds
+                )
+            },
+        )
     except kube.ApiError as e:
         telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
-        log.warning("cannot record how long the rollout made no progress (measured again after a restart)",
-                    replicaset=holder.name, error=str(e), **who(work))
+        log.warning(
+            "cannot record how long the rollout made no progress (measured again after a restart)",
+            replicaset=holder.name,
+            error=str(e),
+            **who(work),
+        )
         return
     work.clocks.forget(CHECKPOINTS)
     work.clocks.note(CHECKPOINTS, key, times.monotonic())

@@ -1,5 +1,6 @@
 """Consistent reads: the Deployment and its ReplicaSets as they were at one moment, and whether the
 Deployment is still at the state a decision was made on."""
+
 import time
 from typing import Any
 

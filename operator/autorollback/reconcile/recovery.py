@@ -1,5 +1,6 @@
 """After a rollout completes: the healthy mark on its ReplicaSet, the recovery time after a rollback,
 and whatever of a rollback the process that patched it did not live to finish."""
+
 from typing import Any
 
 from autorollback import decision, ledger, state, telemetry
@@ -26,8 +27,11 @@ def healthy(work: Work, result: Result) -> None:
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
         name = rs["metadata"]["name"] if rs is not None else name
     mark = decision.healthy_mark(evidence, rs)
-    if mark and decision.outlives_failure(mark) and not decision.still_complete(
-            evidence, work.ctx.deployments.get(work.namespace, work.name)):
+    if (
+        mark
+        and decision.outlives_failure(mark)
+        and not decision.still_complete(evidence, work.ctx.deployments.get(work.namespace, work.name))
+    ):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
         # measured only by the process that rolled back (on its monotonic clock), never from the ledger's time
@@ -35,8 +39,13 @@ def healthy(work: Work, result: Result) -> None:
         work.clocks.forget(RESTORED, name)
         if age is not None:
             telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
-            log.info("recovered after rollback", replicaset=name, images=images(rs["spec"]["template"]),
-                     seconds=age, **who(work))
+            log.info(
+                "recovered after rollback",
+                replicaset=name,
+                images=images(rs["spec"]["template"]),
+                seconds=age,
+                **who(work),
+            )
     # progress, to the end: a measured deadline's checkpoint on this ReplicaSet is over (never resumed)
     checkpointed = rs is not None and decision.NO_PROGRESS in (rs["metadata"].get("annotations") or {})
     # a lost rollback's report first: it is decided on the restored ReplicaSet as read before its mark,
@@ -50,8 +59,7 @@ def healthy(work: Work, result: Result) -> None:
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
-def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None,
-                   result: Result) -> None:
+def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None, result: Result) -> None:
     """A rollback settled. If what follows its patch was lost (the process that rolled back died
     first), finish it now: the Events, the failed revision's marks, the revert pull request. The
     ledger says it happened; each step is idempotent or guarded by the marks."""
@@ -68,6 +76,19 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
     elif gitcore.wanted(deployment["metadata"].get("annotations")) and not f.mark(gitcore.PR_MARK):
         failure = decision.ledger_failure(entry, f)
         if decision.rollback_reported(f, failure):
-            work.ctx.git.submit(deployment, f, gitcore.Facts(
-                work.namespace, work.name, entry.revision or f.number, images(f.template), r.number, images(r.template),
-                failure.reason, failure.message, r.template), None)
+            work.ctx.git.submit(
+                deployment,
+                f,
+                gitcore.Facts(
+                    work.namespace,
+                    work.name,
+                    entry.revision or f.number,
+                    images(f.template),
+                    r.number,
+                    images(r.template),
+                    failure.reason,
+                    failure.message,
+                    r.template,
+                ),
+                None,
+            )

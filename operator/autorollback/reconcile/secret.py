@@ -1,4 +1,5 @@
 """The key that signs measured-deadline checkpoints, kept in a Secret that every replica shares."""
+
 import base64
 import time
 
@@ -14,8 +15,10 @@ def checkpoint_key(api: kube.Client, namespace: str | None, secret: str | None) 
     or when the Secret cannot be had, a key of this process's own, so that no other process's
     checkpoint counts (its checkpoints are then not resumed by another process): later, never sooner."""
     if not namespace or not secret:
-        log.info("measured deadlines are checkpointed under a key of this process only (no --checkpoint-secret "
-                 "or $POD_NAMESPACE): another process starts them again")
+        log.info(
+            "measured deadlines are checkpointed under a key of this process only (no --checkpoint-secret "
+            "or $POD_NAMESPACE): another process starts them again"
+        )
         return checkpoints.new_key()
     for attempt in range(KEY_ATTEMPTS):
         try:
@@ -30,9 +33,13 @@ def checkpoint_key(api: kube.Client, namespace: str | None, secret: str | None) 
         except ValueError as e:  # a Secret that is not ours to repair
             why = str(e)
             break
-    log.error("cannot read or create the checkpoint Secret: measured deadlines are checkpointed under a key "
-              "of this process only (after a restart or failover they start again: later, never sooner)",
-              secret=secret, namespace=namespace, error=why)
+    log.error(
+        "cannot read or create the checkpoint Secret: measured deadlines are checkpointed under a key "
+        "of this process only (after a restart or failover they start again: later, never sooner)",
+        secret=secret,
+        namespace=namespace,
+        error=why,
+    )
     return checkpoints.new_key()
 
 
@@ -56,10 +63,17 @@ def _checkpoint_secret(api: kube.Client, namespace: str, name: str) -> bytes:
                 raise ValueError(f"Secret {namespace}/{name} has no `key` of {checkpoints.MIN_KEY_BYTES} bytes or more")
             return key
         key = checkpoints.new_key()
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": name, "namespace": namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "autorollback"}},
-                "data": {"key": base64.b64encode(key).decode()}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "autorollback"},
+            },
+            "data": {"key": base64.b64encode(key).decode()},
+        }
         try:
             api.request("POST", path, body=body, query={"fieldManager": kube.FIELD_MANAGER}, unguarded=True)
             return key

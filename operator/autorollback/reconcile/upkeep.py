@@ -1,6 +1,7 @@
 """The jobs about a Deployment's configuration rather than a rollout: Warnings about invalid
 annotations, a revision history too short and a known-bad template re-applied (once each), and the
 removal of ReplicaSet marks copied onto the Deployment."""
+
 from autorollback import decision, kube, state, telemetry
 from autorollback.config import quote
 from autorollback.events import post
@@ -14,8 +15,7 @@ def problems(work: Work, result: Result) -> None:
             continue  # this value was reported already; another key changed
         telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
         result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
-        log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(),
-                    **who(work))
+        log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(), **who(work))
         post(work.ctx.api, d, "Warning", "InvalidAnnotation", p.message())
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
 

@@ -1,4 +1,5 @@
 """What one pass over a Deployment is given (Work) and what it hands back to the event loop (Result)."""
+
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ def who(work: Work) -> dict[str, str]:
 
 
 def now() -> str:
-    return times.stamp(dt.datetime.now(dt.timezone.utc))
+    return times.stamp(dt.datetime.now(dt.UTC))
 
 
 def since(clocks: times.Clocks, group: str, key: str) -> float | None:

@@ -1,6 +1,7 @@
 """The seam for verdict sources: everything that can say "this rollout failed" (the controller's
 deadline, a deadline autorollback measures, the pods' fast signals; next, metric checks) answers
 the same question the same way, and every answer goes through the same decision. Pure."""
+
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from autorollback.workloads.deployment import DEPLOYMENTS
 class Facts:
     """What a source may judge: the workload and its history as read together, its pods (when
     watched), and this process's clocks (monotonic) for graces and measured deadlines."""
+
     workload: dict[str, Any]
     history: list[dict[str, Any]]
     pods: list[dict[str, Any]] = field(default_factory=list)

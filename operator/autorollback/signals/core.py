@@ -4,19 +4,24 @@ Only the rollout in progress counts: pods of the current template's ReplicaSet (
 `pod-template-hash`) while that ReplicaSet has not completed a rollout. Old ReplicaSets' pods,
 completed rollouts and Deployments without autorollback.io/fail-on never trigger.
 """
+
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from autorollback import times
+from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
-from autorollback.config import FailFast, shown
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
-CREATE = {"CreateContainerConfigError": "CreateContainerConfigError", "CreateContainerError": "CreateContainerError",
-          "RunContainerError": "CreateContainerError"}
+CREATE = {
+    "CreateContainerConfigError": "CreateContainerConfigError",
+    "CreateContainerError": "CreateContainerError",
+    "RunContainerError": "CreateContainerError",
+}
 SHOWN_TERMINATION = 200  # characters of a container's last termination message
 
 
@@ -36,6 +41,7 @@ def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
 @dataclass(frozen=True)
 class PodSignals:
     """The verdict source of the fast signals (autorollback.io/fail-on) of the rollout in progress."""
+
     fail_fast: FailFast
 
     def verdict(self, facts: Facts) -> Verdict:
@@ -43,8 +49,14 @@ class PodSignals:
         return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now)
 
 
-def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dict[str, Any]],
-          pods: list[dict[str, Any]], clocks: times.Clocks, now: float) -> Verdict:
+def judge(
+    fail_fast: FailFast,
+    deployment: dict[str, Any],
+    replicasets: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    clocks: times.Clocks,
+    now: float,
+) -> Verdict:
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
     new = DEPLOYMENTS.current(DEPLOYMENTS.revisions(replicasets), deployment["spec"]["template"])
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)
@@ -54,9 +66,15 @@ def judge(fail_fast: FailFast, deployment: dict[str, Any], replicasets: list[dic
 GRACES = "fast"  # the Clocks group of the fast signals' graces
 
 
-def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, Any] | None,
-             pods: list[dict[str, Any]], clocks: times.Clocks, now: float,
-             workload: Workload = DEPLOYMENTS) -> Verdict:
+def evaluate(
+    fail_fast: FailFast,
+    deployment: dict[str, Any],
+    new_rs: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    clocks: times.Clocks,
+    now: float,
+    workload: Workload = DEPLOYMENTS,
+) -> Verdict:
     """The first signal past its threshold, else when to look again. new_rs: the current template's ReplicaSet.
 
     A grace runs on this process's monotonic clock (now) from when it first saw that state
@@ -80,9 +98,15 @@ def evaluate(fail_fast: FailFast, deployment: dict[str, Any], new_rs: dict[str, 
     for s in found:
         wait = fail_fast.grace - lasted[s.key] if s.graced else 0.0
         if wait <= 0:
-            return Verdict(Failure(
-                replicaset=meta["name"], reason=s.signal, message=shown(s.message, SHOWN_MESSAGE),
-                updated=_began(new_rs, new_pods), revision=workload.revision_of(new_rs) or 0))
+            return Verdict(
+                Failure(
+                    replicaset=meta["name"],
+                    reason=s.signal,
+                    message=shown(s.message, SHOWN_MESSAGE),
+                    updated=_began(new_rs, new_pods),
+                    revision=workload.revision_of(new_rs) or 0,
+                )
+            )
         due.append(wait)
     return Verdict(recheck_in=min(due) if due else None)
 
@@ -92,6 +116,7 @@ class Shown:
     """A signal a pod (or the ReplicaSet) shows now. key names that state (the pod's uid, the
     container, and the kubelet's or scheduler's own timestamps that tell one episode from the next):
     an identity, never a time compared with this process's clock."""
+
     signal: str
     key: str
     graced: bool  # counts once it has lasted the grace; else at once
@@ -103,62 +128,104 @@ def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     creation (a re-applied template gets new pods, so a new failure id), else the ReplicaSet's
     ReplicaFailure condition, else the ReplicaSet's creation. The same whichever signal shows first."""
     stamps = [p["metadata"].get("creationTimestamp") or "" for p in pods]
-    stamps += [c.get("lastTransitionTime") or "" for c in (rs.get("status") or {}).get("conditions") or []
-               if c.get("type") == "ReplicaFailure"][:0 if stamps else 1]
+    stamps += [
+        c.get("lastTransitionTime") or ""
+        for c in (rs.get("status") or {}).get("conditions") or []
+        if c.get("type") == "ReplicaFailure"
+    ][: 0 if stamps else 1]
     stamps = [t for t in stamps if times.parse(t) > times.NEVER]
     return min(stamps, key=times.parse) if stamps else rs["metadata"].get("creationTimestamp") or ""
 
 
-def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]):
+def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["Shown"]:
     """Everything wrong with the new ReplicaSet's pods, as Shown states."""
     for c in (rs.get("status") or {}).get("conditions") or []:
         if c.get("type") == "ReplicaFailure" and c.get("status") == "True" and c.get("reason") == "FailedCreate":
-            yield Shown("FailedCreate", f"FailedCreate {rs['metadata']['name']} {c.get('lastTransitionTime')}", True,
-                        f"ReplicaSet {rs['metadata']['name']} cannot create pods: {c.get('message', '')}")
+            yield Shown(
+                "FailedCreate",
+                f"FailedCreate {rs['metadata']['name']} {c.get('lastTransitionTime')}",
+                True,
+                f"ReplicaSet {rs['metadata']['name']} cannot create pods: {c.get('message', '')}",
+            )
     for pod in pods:
         name = pod["metadata"]["name"]
         uid = pod["metadata"].get("uid") or name
         status = pod.get("status") or {}
         conditions = {c.get("type"): c for c in status.get("conditions") or []}
         scheduled = conditions.get("PodScheduled") or {}
-        if (scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
-                and not status.get("nominatedNodeName")):  # a preemption under way will place it
-            yield Shown("Unschedulable", f"Unschedulable {uid} {scheduled.get('lastTransitionTime')}", True,
-                        f"pod {name} cannot be scheduled: {scheduled.get('message', '')}")
+        if (
+            scheduled.get("status") == "False"
+            and scheduled.get("reason") == "Unschedulable"
+            and not status.get("nominatedNodeName")
+        ):  # a preemption under way will place it
+            yield Shown(
+                "Unschedulable",
+                f"Unschedulable {uid} {scheduled.get('lastTransitionTime')}",
+                True,
+                f"pod {name} cannot be scheduled: {scheduled.get('message', '')}",
+            )
         statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
         for cs in statuses:
             restarts = cs.get("restartCount") or 0
-            waiting = ((cs.get("state") or {}).get("waiting") or {})
-            last = ((cs.get("lastState") or {}).get("terminated") or
-                    (cs.get("state") or {}).get("terminated") or {})
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            last = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") or {}
             where = f"pod {name} container {cs.get('name')}"
             container = f"{uid} {cs.get('name')}"
-            ended = (f"exit code {last.get('exitCode')}, reason {last.get('reason') or 'none'}"
-                     + (f", message {shown(last['message'], SHOWN_TERMINATION)}" if last.get("message") else ""))
+            ended = f"exit code {last.get('exitCode')}, reason {last.get('reason') or 'none'}" + (
+                f", message {shown(last['message'], SHOWN_TERMINATION)}" if last.get("message") else ""
+            )
             if not cs.get("ready"):  # restarts of a container that is up and ready again are history
                 if last.get("reason") == "OOMKilled" and restarts >= ff.restarts:
-                    yield Shown("OOMKilled", f"OOMKilled {container}", False,
-                                f"{where} was OOMKilled and restarted {restarts} times ({ended})")
+                    yield Shown(
+                        "OOMKilled",
+                        f"OOMKilled {container}",
+                        False,
+                        f"{where} was OOMKilled and restarted {restarts} times ({ended})",
+                    )
                 if restarts >= ff.restarts:
-                    yield Shown("CrashLoopBackOff", f"CrashLoopBackOff {container}", False,
-                                f"{where} restarted {restarts} times ({ended})")
+                    yield Shown(
+                        "CrashLoopBackOff",
+                        f"CrashLoopBackOff {container}",
+                        False,
+                        f"{where} restarted {restarts} times ({ended})",
+                    )
                 elif waiting.get("reason") == "CrashLoopBackOff" and restarts > 0:
                     # each exit starts the grace again: the kubelet's time of the last exit tells them apart
-                    yield Shown("CrashLoopBackOff", f"CrashLoopBackOff {container} {restarts} {last.get('finishedAt')}",
-                                True, f"{where} is in CrashLoopBackOff after {restarts} restarts ({ended})")
+                    yield Shown(
+                        "CrashLoopBackOff",
+                        f"CrashLoopBackOff {container} {restarts} {last.get('finishedAt')}",
+                        True,
+                        f"{where} is in CrashLoopBackOff after {restarts} restarts ({ended})",
+                    )
             reason = waiting.get("reason")
             if reason in PULL:  # ErrImagePull and ImagePullBackOff alternate: one state
-                yield Shown("ImagePullBackOff", f"ImagePullBackOff {container}", True,
-                            f"{where}: {reason}: {waiting.get('message', '')}")
+                yield Shown(
+                    "ImagePullBackOff",
+                    f"ImagePullBackOff {container}",
+                    True,
+                    f"{where}: {reason}: {waiting.get('message', '')}",
+                )
             if reason in CREATE:
-                yield Shown(CREATE[reason], f"{CREATE[reason]} {container}", True,
-                            f"{where}: {reason}: {waiting.get('message', '')}")
+                yield Shown(
+                    CREATE[reason],
+                    f"{CREATE[reason]} {container}",
+                    True,
+                    f"{where}: {reason}: {waiting.get('message', '')}",
+                )
         # NotReady: every container started (startup probes passed) yet the pod is not ready
         containers = status.get("containerStatuses") or []
         ready = conditions.get("ContainersReady") or conditions.get("Ready") or {}
-        if (status.get("phase") == "Running" and containers and ready.get("status") == "False"
-                and all("running" in (cs.get("state") or {}) and cs.get("started", True) for cs in containers)):
+        if (
+            status.get("phase") == "Running"
+            and containers
+            and ready.get("status") == "False"
+            and all("running" in (cs.get("state") or {}) and cs.get("started", True) for cs in containers)
+        ):
             # a container started again, or the pod was Ready in between: a new episode
             starts = " ".join(f"{cs.get('name')}@{cs['state']['running'].get('startedAt')}" for cs in containers)
-            yield Shown("NotReady", f"NotReady {uid} {ready.get('lastTransitionTime')} {starts}", True,
-                        f"pod {name} is running but not Ready: {ready.get('message', '')}")
+            yield Shown(
+                "NotReady",
+                f"NotReady {uid} {ready.get('lastTransitionTime')} {starts}",
+                True,
+                f"pod {name} is running but not Ready: {ready.get('message', '')}",
+            )

@@ -1,5 +1,6 @@
 """Deadline sources: the controller's progress deadline, and the one autorollback measures when
 the controller will not time a rollout out (a leftover condition). Pure."""
+
 from dataclasses import dataclass
 
 from autorollback.signals.base import Facts, Verdict
@@ -18,6 +19,7 @@ class ControllerDeadline:
 class MeasuredDeadline:
     """progressDeadlineSeconds without progress, as this process measured it (decision.Measured);
     `shown`: what the controller's condition still shows instead."""
+
     seconds: float
     since: str
     shown: str
@@ -28,8 +30,16 @@ class MeasuredDeadline:
         deadline = facts.workload["spec"].get("progressDeadlineSeconds") or 600
         if current is None or self.seconds < deadline:
             return None
-        return Verdict(Failure(
-            replicaset=current.name, reason=DEADLINE_EXCEEDED, revision=current.number, updated=self.since,
-            measured=True,
-            message=(f"ReplicaSet {current.name} made no progress for {deadline}s (measured by autorollback: the "
-                     f"controller still shows {self.shown} and will not time this rollout out)")))
+        return Verdict(
+            Failure(
+                replicaset=current.name,
+                reason=DEADLINE_EXCEEDED,
+                revision=current.number,
+                updated=self.since,
+                measured=True,
+                message=(
+                    f"ReplicaSet {current.name} made no progress for {deadline}s (measured by autorollback: the "
+                    f"controller still shows {self.shown} and will not time this rollout out)"
+                ),
+            )
+        )

@@ -1,6 +1,7 @@
 """Pod watches, only where they are needed: one per opted-in fail-fast Deployment whose rollout
 is in progress, selected by the Deployment's own label selector, stopped when the rollout ends.
 Each keeps that Deployment's live pods (and nothing else) and calls back on every change."""
+
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -39,23 +40,31 @@ class PodWatch(threading.Thread):
                 status = e.status if isinstance(e, kube.ApiError) else 0
                 if status != 410:  # 410 Gone: the version expired, list again at once
                     telemetry.api_errors.labels("pods", str(status)).inc()
-                    log.warning("cannot watch pods for fast failure signals; trying again", namespace=self.namespace,
-                                selector=self.selector, error=str(e))
+                    log.warning(
+                        "cannot watch pods for fast failure signals; trying again",
+                        namespace=self.namespace,
+                        selector=self.selector,
+                        error=str(e),
+                    )
                     self.stopped.wait(retry.delay(attempt, e.retry_after if isinstance(e, kube.ApiError) else None))
                     attempt += 1
 
     def _list(self) -> str:
-        page = self.api.request("GET", f"/api/v1/namespaces/{self.namespace}/pods",
-                                query={"labelSelector": self.selector})
+        page = self.api.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/pods", query={"labelSelector": self.selector}
+        )
         with self._lock:
             self._pods = {p["metadata"]["name"]: p for p in (page or {}).get("items") or []}
         self._changed(self.uid)
         return ((page or {}).get("metadata") or {}).get("resourceVersion", "")
 
     def _watch(self, version: str) -> str:
-        for event in self.api.watch(f"/api/v1/namespaces/{self.namespace}/pods",
-                                    {"labelSelector": self.selector, "resourceVersion": version,
-                                     "allowWatchBookmarks": "true"}, IDLE, self.stopped):
+        for event in self.api.watch(
+            f"/api/v1/namespaces/{self.namespace}/pods",
+            {"labelSelector": self.selector, "resourceVersion": version, "allowWatchBookmarks": "true"},
+            IDLE,
+            self.stopped,
+        ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 raise kube.ApiError(int(obj.get("code") or 0), obj.get("reason", ""), obj.get("message", ""))
@@ -105,5 +114,3 @@ class PodWatches:
     def pods(self, uid: str) -> list[dict[str, Any]]:
         w = self._watches.get(uid)
         return w.pods() if w is not None else []
-
-

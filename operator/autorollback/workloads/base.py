@@ -6,6 +6,7 @@ how `kubectl rollout undo` restores a revision, and which pods belong to a revis
 the loop guards and the ledger are written once against `Workload`; only the adapter knows the
 kind. Adapters are pure; the I/O for a kind goes through `kube` (`Api`).
 """
+
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,8 +82,9 @@ class Workload(Protocol):
     def observed(self, workload: dict[str, Any]) -> bool:
         """The controller has looked at the latest spec: before that, its status says nothing about it."""
 
-    def undo_patch(self, workload: dict[str, Any], target: Revision, change_cause: str,
-                   entries: tuple[ledger.Entry, ...]) -> list[dict[str, Any]]:
+    def undo_patch(
+        self, workload: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
+    ) -> list[dict[str, Any]]:
         """The rollback to `target` as one write: kubectl's rules, a resourceVersion precondition
         and the ledger `entries` in the same patch."""
 

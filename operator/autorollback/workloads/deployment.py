@@ -11,14 +11,15 @@ template goes back to an existing ReplicaSet (every rollback), the controller ke
 condition until it sees progress. So a condition only describes the current template when the
 ReplicaSet it names is the current new ReplicaSet; callers check that against the ReplicaSets.
 """
+
 import copy
 import re
 from typing import Any
 
 from autorollback import ledger, times
-from autorollback.ledger import Entry
 from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
+from autorollback.ledger import Entry
 from autorollback.workloads.base import DEADLINE_EXCEEDED, SHOWN_MESSAGE, Failure
 
 COMPLETE = "NewReplicaSetAvailable"
@@ -30,6 +31,7 @@ _NAMED = re.compile(r'[Rr]eplica ?[Ss]et "([a-z0-9][-a-z0-9.]{0,252})"')  # a DN
 
 
 def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
+    c: dict[str, Any]
     for c in (deployment.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
             return c
@@ -38,7 +40,7 @@ def condition(deployment: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def observed(deployment: dict[str, Any]) -> bool:
     status = deployment.get("status") or {}
-    return status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    return bool(status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0))
 
 
 def named_replicaset(message: str) -> str:
@@ -53,7 +55,7 @@ def revision_of(obj: dict[str, Any]) -> int | None:
     raw = (obj["metadata"].get("annotations") or {}).get(REVISION)
     if raw is None:
         return 0
-    if not isinstance(raw, str) or not _INT64.fullmatch(raw) or not -2**63 <= int(raw) < 2**63:
+    if not isinstance(raw, str) or not _INT64.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
         return None
     return int(raw)
 
@@ -63,9 +65,13 @@ def failure(deployment: dict[str, Any]) -> Failure | None:
     c = condition(deployment, "Progressing")
     if not (observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
         return None
-    return Failure(replicaset=named_replicaset(c.get("message", "")), reason=DEADLINE_EXCEEDED,
-                   message=shown(c.get("message", ""), SHOWN_MESSAGE), updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
-                   revision=revision_of(deployment) or 0)
+    return Failure(
+        replicaset=named_replicaset(c.get("message", "")),
+        reason=DEADLINE_EXCEEDED,
+        message=shown(c.get("message", ""), SHOWN_MESSAGE),
+        updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
+        revision=revision_of(deployment) or 0,
+    )
 
 
 def completed_replicaset(deployment: dict[str, Any]) -> str:
@@ -77,11 +83,13 @@ def completed_replicaset(deployment: dict[str, Any]) -> str:
     status = deployment.get("status") or {}
     want = (deployment.get("spec") or {}).get("replicas", 1)
     c = condition(deployment, "Progressing")
-    done = (want > 0
-            and status.get("updatedReplicas", 0) >= want
-            and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
-            and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
-            and c.get("reason") == COMPLETE)
+    done = (
+        want > 0
+        and status.get("updatedReplicas", 0) >= want
+        and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
+        and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
+        and c.get("reason") == COMPLETE
+    )
     return named_replicaset(c.get("message", "")) if done else ""
 
 
@@ -111,8 +119,9 @@ def complete_left_over(deployment: dict[str, Any]) -> str:
     status = deployment.get("status") or {}
     want = (deployment.get("spec") or {}).get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
-    unfinished = want > 0 and (updated < want or status.get("replicas", 0) > updated
-                               or status.get("availableReplicas", 0) < updated)
+    unfinished = want > 0 and (
+        updated < want or status.get("replicas", 0) > updated or status.get("availableReplicas", 0) < updated
+    )
     return named_replicaset(c.get("message", "")) if unfinished else ""
 
 
@@ -136,6 +145,7 @@ def paused(deployment: dict[str, Any]) -> bool:
 
 # --- templates and revisions (the controller's and kubectl's rules)
 
+
 def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     t = copy.deepcopy(template)
     labels = (t.get("metadata") or {}).get("labels")
@@ -151,8 +161,8 @@ def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
     volume's `emptyDir: {}`) is not nothing."""
     if isinstance(value, dict):
         out = {}
-        for k, v in value.items():
-            v = _semantic(v, (*path, k))
+        for k, item in value.items():
+            v = _semantic(item, (*path, k))
             if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
                 continue
             out[k] = v
@@ -173,7 +183,7 @@ def _empty_is_nothing(path: tuple[str, ...]) -> bool:
 
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
-    return _semantic(without_hash(a)) == _semantic(without_hash(b))
+    return bool(_semantic(without_hash(a)) == _semantic(without_hash(b)))
 
 
 def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
@@ -184,10 +194,17 @@ def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ())
         if number is None:
             continue
         meta = rs["metadata"]
-        out.append(Revision(number, meta["name"], rs["spec"]["template"], dict(meta.get("annotations") or {}),
-                            created=meta.get("creationTimestamp") or "",
-                            available=int((rs.get("status") or {}).get("availableReplicas") or 0),
-                            ledger=ledger))
+        out.append(
+            Revision(
+                number,
+                meta["name"],
+                rs["spec"]["template"],
+                dict(meta.get("annotations") or {}),
+                created=meta.get("creationTimestamp") or "",
+                available=int((rs.get("status") or {}).get("availableReplicas") or 0),
+                ledger=ledger,
+            )
+        )
     return sorted(out, key=lambda r: r.number, reverse=True)
 
 
@@ -201,14 +218,16 @@ def current(history: list[Revision], template: dict[str, Any]) -> Revision | Non
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 # kubectl keeps the Deployment's own values for these and never copies them from the ReplicaSet.
-SKIP = frozenset({
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "deployment.kubernetes.io/revision",
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
-    "deprecated.deployment.rollback.to",
-})
+SKIP = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "deployment.kubernetes.io/revision",
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
 
 
 def kubectl_annotations(deployment: dict[str, str], replicaset: dict[str, str]) -> dict[str, str]:
@@ -223,37 +242,47 @@ def is_configuration(key: str) -> bool:
     return key.startswith(PREFIX) and key not in MARKS and key != ledger.KEY
 
 
-def annotations(deployment: dict[str, str], target: Revision, change_cause: str,
-                entries: tuple[ledger.Entry, ...]) -> dict[str, str]:
+def annotations(
+    deployment: dict[str, str], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
+) -> dict[str, str]:
     """kubectl's annotations, plus the user's autorollback.io/* configuration and the ledger;
     no marks (they belong on ReplicaSets) and nothing of autorollback's copied from the ReplicaSet."""
-    out = {k: v for k, v in kubectl_annotations(deployment, target.annotations).items()
-           if not k.startswith(PREFIX)}
+    out = {k: v for k, v in kubectl_annotations(deployment, target.annotations).items() if not k.startswith(PREFIX)}
     out.update({k: v for k, v in deployment.items() if is_configuration(k)})
     out[ledger.KEY] = ledger.dump(entries)
     out[CHANGE_CAUSE] = change_cause
     return out
 
 
-def patch(deployment: dict[str, Any], target: Revision, change_cause: str,
-          entries: tuple[ledger.Entry, ...]) -> list[dict[str, Any]]:
+def patch(
+    deployment: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
+) -> list[dict[str, Any]]:
     """One JSON Patch: the template, the annotations and the ledger entry that records this
     rollback. Replacing resourceVersion makes it fail with 409 if anyone wrote in between."""
     meta = deployment["metadata"]
     return [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
         {"op": "replace", "path": "/spec/template", "value": without_hash(target.template)},
-        {"op": "replace", "path": "/metadata/annotations",
-         "value": annotations(meta.get("annotations") or {}, target, change_cause, entries)},
+        {
+            "op": "replace",
+            "path": "/metadata/annotations",
+            "value": annotations(meta.get("annotations") or {}, target, change_cause, entries),
+        },
     ]
 
 
 def pods_of(replicaset: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The live pods of this ReplicaSet: those with its pod-template-hash, not being deleted."""
-    template_hash = (((replicaset.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
-        "labels", {}).get(HASH_LABEL)
-    return [p for p in pods if template_hash and (p["metadata"].get("labels") or {}).get(HASH_LABEL) == template_hash
-            and not p["metadata"].get("deletionTimestamp")]
+    template_hash = (
+        (((replicaset.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}).get(HASH_LABEL)
+    )
+    return [
+        p
+        for p in pods
+        if template_hash
+        and (p["metadata"].get("labels") or {}).get(HASH_LABEL) == template_hash
+        and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 class Deployments:
@@ -263,7 +292,8 @@ class Deployments:
     pod_label = HASH_LABEL
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
-        return workload["spec"]["template"]
+        template: dict[str, Any] = workload["spec"]["template"]
+        return template
 
     revisions = staticmethod(revisions)
     current = staticmethod(current)
