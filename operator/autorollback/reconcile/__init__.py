@@ -12,8 +12,8 @@ Order of writes for a rollback, and why a crash anywhere is safe:
 3. the failing ReplicaSet's marks (failed-at, outcome): only for people and for the outcomes that
    do not patch the Deployment; a rollback is known from the ledger without them. A rollback whose
    marks are missing (a crash before 2 or 3) is reported late when the revision it restored
-   completes (`decision.late_report`), decided from those marks alone, so that the restored
-   ReplicaSet's healthy mark, written first, cannot stop a report that failed from being retried.
+   completes (`decision.late_report`), before the restored ReplicaSet's healthy mark is written,
+   so a report that fails leaves that ReplicaSet unproven and the next try decides the same.
 
 Modules: `jobs` (one pass: which jobs run, their results merged), `attempt` (decide, patch, decide
 again on a conflict), `reads` (consistent reads), `report` (telling an outcome), `recovery` (after a
