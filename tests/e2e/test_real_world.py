@@ -82,7 +82,10 @@ def recreate(
 
 def stale(ns: str, name: str) -> dict | None:
     """The state the controller writes right after a template goes back to an existing ReplicaSet:
-    the new generation observed, and the old ProgressDeadlineExceeded naming the failed ReplicaSet."""
+    the new generation observed, and a leftover condition: the old ProgressDeadlineExceeded naming the
+    failed ReplicaSet or, when the controller's status write for the failed revision was lost (it
+    happens under load), the restored ReplicaSet's own "successfully progressed" from before, while
+    none of its pods is available."""
     d = kit.get_deployment(ns, name)
     c = kit.condition(d, "Progressing")
     current = next(
@@ -97,8 +100,14 @@ def stale(ns: str, name: str) -> dict | None:
         current is not None
         and kit.image_of(d) == V1
         and d["status"].get("observedGeneration") == d["metadata"]["generation"]
-        and c.get("reason") == "ProgressDeadlineExceeded"
-        and f'"{current}"' not in c.get("message", "")
+        and (
+            (c.get("reason") == "ProgressDeadlineExceeded" and f'"{current}"' not in c.get("message", ""))
+            or (
+                c.get("reason") == "NewReplicaSetAvailable"
+                and f'"{current}"' in c.get("message", "")
+                and not d["status"].get("availableReplicas")
+            )
+        )
     )
     return d if is_stale else None
 
