@@ -1,0 +1,131 @@
+"""The bake of one revision: its checks run while the rollout goes on and for `bake-seconds` after
+it completed, then stop. Pure: the shell says when the rollout is complete and how many seconds
+passed (this process's monotonic clock), and hands in each evaluation's outcome.
+
+A bake ends one way:
+
+- Failed: a check reached its consecutive failures (at any time, during the rollout too): roll back,
+  with the check, its value, the limit, the consecutive count and Prometheus's evaluation time;
+- Passed: the bake time ran out after completion and every check passed at least once;
+- Unverified: the bake time ran out and some check never passed (only no data, errors, or fewer
+  failures than needed): nothing showed it healthy, so the shell says so (a `BakeUnverified` Warning)
+  instead of a silent success.
+
+An evaluation that arrives after the end changes nothing: a release that baked is never rolled back
+by a late answer. The elapsed seconds count only while the rollout is complete; the checkpoint
+(streak.State) keeps them, and a resumed bake goes on from it (later, never sooner: whole seconds).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from autorollback.checks.outcome import Kind, Outcome
+from autorollback.checks.streak import State, Streak, counts_as, step
+from autorollback.checks.templates import Check
+
+
+@dataclass(frozen=True)
+class Failed:
+    check: str
+    value: float | None
+    bound: float | None
+    op: str
+    consecutive: int
+    at: float | None  # Prometheus's evaluation time of the last failed evaluation
+    detail: str = ""
+    baseline: float | None = None
+
+    def reason(self) -> str:
+        """The failure as the rollback's reason says it."""
+        if self.value is not None and self.bound is not None:
+            what = f"{self.value:g} {self.op} {self.bound:g}"
+            if self.baseline is not None:
+                what += f" (previous revision {self.baseline:g})"
+        else:
+            what = self.detail or "counted as a failure"
+        return f"MetricCheckFailed: {self.check} {what} ({self.consecutive} consecutive)"
+
+
+@dataclass(frozen=True)
+class Passed:
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unverified:
+    checks: tuple[str, ...]  # the checks that never passed
+
+    def reason(self) -> str:
+        return f"BakeUnverified: no passing evaluation of {', '.join(self.checks)} during the bake"
+
+
+Result = Failed | Passed | Unverified
+
+
+@dataclass(frozen=True)
+class Bake:
+    state: State
+    seconds: float = 0.0  # elapsed bake seconds after completion, with fractions (state has whole ones)
+    result: Result | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the checks are to be evaluated now."""
+        return self.result is None
+
+
+def begin(checks: Sequence[Check], resumed: State | None = None) -> Bake:
+    """A bake of these checks: new, or resumed from a checkpoint (the checks no longer selected are
+    forgotten; a check newly selected starts from nothing)."""
+    names = frozenset(c.name for c in checks)
+    state = resumed.only(names) if resumed is not None else State()
+    return Bake(state, float(state.elapsed))
+
+
+def observe(bake: Bake, check: Check, outcome: Outcome) -> Bake:
+    """The bake after one evaluation of one check."""
+    if bake.result is not None:
+        return bake
+    template = check.template
+    streak = step(bake.state.streak(check.name), outcome.kind, template.on_no_data, template.on_error)
+    state = bake.state.with_streak(check.name, streak)
+    result: Result | None = None
+    if (
+        counts_as(outcome.kind, template.on_no_data, template.on_error) is Kind.FAIL
+        and streak.fails >= template.failures
+    ):
+        result = Failed(
+            check.name, outcome.value, outcome.bound, check.limit.op, streak.fails, outcome.at,
+            _detail(outcome), outcome.baseline,
+        )  # fmt: skip
+    return replace(bake, state=state, result=result)
+
+
+def _detail(outcome: Outcome) -> str:
+    if outcome.kind is Kind.FAIL:
+        return ""
+    label = "no data" if outcome.kind is Kind.NO_DATA else "error"
+    return f"{label} counted as a failure: {outcome.detail}" if outcome.detail else f"{label} counted as a failure"
+
+
+def advance(bake: Bake, checks: Sequence[Check], complete: bool, seconds: float, bake_seconds: int) -> Bake:
+    """The bake after `seconds` more of this process's monotonic time; the rollout `complete` or not.
+    Ends it (Passed or Unverified) once complete and the bake time has run out."""
+    if bake.result is not None:
+        return bake
+    total = bake.seconds + max(0.0, seconds) if complete else bake.seconds
+    state = bake.state.with_elapsed(total)
+    if not complete or total < bake_seconds:
+        return replace(bake, state=state, seconds=total)
+    unproven = tuple(c.name for c in checks if not bake.state.streak(c.name).passed)
+    result: Result = Unverified(unproven) if unproven else Passed(tuple(c.name for c in checks))
+    return Bake(state, total, result)
+
+
+def remaining(bake: Bake, bake_seconds: int) -> float:
+    """Seconds of bake left after completion (0 once ended)."""
+    return 0.0 if bake.result is not None else max(0.0, bake_seconds - bake.seconds)
+
+
+def streaks(bake: Bake) -> dict[str, Streak]:
+    return dict(bake.state.streaks)
