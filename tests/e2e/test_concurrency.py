@@ -43,13 +43,13 @@ def race(monkeypatch: pytest.MonkeyPatch, *competing: str, settle=None) -> list[
     """Run `kubectl competing...` just before the operator's first patch; return the patch attempts."""
     real, attempts = kube.Client.patch_deployment, []
 
-    def patch(api: kube.Client, namespace: str, name: str, ops: list) -> dict:
+    def patch(api: kube.Client, namespace: str, name: str, ops: list, **kw: str) -> dict:
         if not attempts:
             kit.kubectl("-n", namespace, *competing)
             if settle:
                 settle(namespace)
         attempts.append(1)
-        return real(api, namespace, name, ops)
+        return real(api, namespace, name, ops, **kw)
 
     monkeypatch.setattr(kube.Client, "patch_deployment", patch)
     return attempts

@@ -76,7 +76,7 @@ def test_a_failure_rolled_back_already_is_reported_only_when_its_report_was_lost
         "app:1.0.0", revision=3, failed=True, blamed="app:2.0.0", annotations={ledger.KEY: ledger.dump((entry,))}
     )
     lost = standing(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
-    assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, [], True)
+    assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, None, True)
     reported = standing(d, [replicaset(2, "app:2.0.0", REPORTED), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (reported.result, reported.reason) == (Result.NOTHING, Reason.STALE)  # carried over to the restored one
     # the template that failed re-applied under the same condition: rolled back already, nothing to do

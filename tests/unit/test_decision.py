@@ -2,6 +2,7 @@ from autorollback import config as annotations, decision, history, ledger
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Result
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import JSON_PATCH
 
 from factories import UPDATED, deployment, replicaset, rs_name
 
@@ -15,8 +16,9 @@ def decide(d, replicasets, config=ON):
     return decision.decide(d, replicasets, config, NOW)
 
 
-def entries(d):
-    return ledger.parse(d[2]["value"][ledger.KEY])
+def entries(undo):
+    assert undo.content_type == JSON_PATCH
+    return ledger.parse(undo.body[2]["value"][ledger.KEY])
 
 
 def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patch() -> None:
@@ -24,7 +26,7 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     out = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
     assert out.result == Result.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
     assert out.target.number == 4 and out.failing.number == 5 and out.first_report
-    cause = out.patch[2]["value"]["kubernetes.io/change-cause"]
+    cause = out.patch.body[2]["value"]["kubernetes.io/change-cause"]
     assert cause == (
         "autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): ProgressDeadlineExceeded"
     )
@@ -52,11 +54,11 @@ def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() ->
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
     )
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     late = decide(after, rs)
-    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, [], True)  # report, do not patch
+    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, None, True)  # report, do not patch
     assert late.failing.name == rs_name("app:1.1.0") and late.target.name == rs_name("app:1.0.0")
     rs[0] = replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"})
     assert decide(after, rs).result == Result.NOTHING
@@ -115,7 +117,7 @@ def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
     assert rs_name("app:1.1.0") in out.message
     # the same without any marks (crash before marking, a second process, a person's undo)
     out = decide(rolled, [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0")])
-    assert out.result == Result.NOTHING and out.patch == []
+    assert out.result == Result.NOTHING and out.patch is None
 
 
 def test_dry_run_plans_the_same_patch() -> None:
@@ -123,7 +125,7 @@ def test_dry_run_plans_the_same_patch() -> None:
     rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
     plan, real = decide(d, rs, DRY), decide(d, rs)
     assert plan.result == Result.DRY_RUN and plan.event_reason == "RollbackPlanned"
-    assert plan.patch == real.patch
+    assert real.patch is not None and plan.patch == real.patch  # the same body and content type
     assert "would roll back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0)" in plan.message
     assert "nothing was changed" in plan.message
 
@@ -157,7 +159,7 @@ def test_restored_revision_failing_again_is_abandoned() -> None:
         "restored_revision_failed",
         "RollbackAbandoned",
     )
-    assert "manual intervention" in out.message and out.patch == []
+    assert "manual intervention" in out.message and out.patch is None
 
 
 def test_reapplied_known_bad_template_is_abandoned_even_after_its_replicaset_was_deleted() -> None:
@@ -189,7 +191,7 @@ def test_template_already_matching_is_skipped() -> None:
     ]
     out = decide(d, rs)
     assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "template_matches", "RollbackSkipped")
-    assert out.patch == [] and "already matches revision 1" in out.message
+    assert out.patch is None and "already matches revision 1" in out.message
 
 
 def test_already_handled() -> None:
@@ -553,10 +555,10 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
     )
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
-    assert (late.result, late.patch) == (Result.SUCCESS, [])
+    assert (late.result, late.patch) == (Result.SUCCESS, None)
 
 
 def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:

@@ -143,7 +143,7 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
         d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T10:00:31Z", signal=signal
     )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
-    assert decided.target.number == 1 and decided.patch
+    assert decided.target.number == 1 and decided.patch is not None
 
 
 def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:

@@ -5,7 +5,6 @@ failure, one about an earlier template is stale, and a failure rolled back alrea
 reported (when its report was lost)."""
 
 from dataclasses import dataclass
-from typing import Any
 
 from autorollback import history, ledger
 from autorollback.decision import reports
@@ -14,7 +13,7 @@ from autorollback.decision.measured import Measured
 from autorollback.signals.base import Facts
 from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, Undo
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Standing:
         reason: str,
         message: str,
         target: history.Revision | None = None,
-        patch: list[dict[str, Any]] | None = None,
+        patch: Undo | None = None,
     ) -> Decision:
         return Decision(
             result,
@@ -55,7 +54,7 @@ class Standing:
             failure=self.failure,
             failing=self.failing,
             target=target,
-            patch=[] if patch is None else patch,
+            patch=patch,
             first_report=self.first_report,
         )
 

@@ -67,7 +67,7 @@ def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | Non
         return None  # no fast signal (yet): the deadline path decides about the condition
     measured, starting = (None, None) if signal else measure.elapsed(work, deployment, replicasets)
     d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
-    if d.result == vocab.Result.SUCCESS and d.patch:
+    if d.result == vocab.Result.SUCCESS and d.patch is not None:
         faults.point("before_patch")
         try:
             work.ctx.deployments.undo(work.namespace, work.name, d.patch)
