@@ -9,6 +9,7 @@ import pytest
 from autorollback import checkpoints, config as annotations, kube, reconcile, state
 from autorollback.context import Context
 from autorollback.gitrevert import worker
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from . import kit
 
@@ -34,7 +35,14 @@ def failed(namespace: str, ctx: Context) -> dict:
 def handle(ctx: Context, deployment: dict) -> reconcile.Result:
     meta = deployment["metadata"]
     work = reconcile.Work(
-        ctx, meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON), {state.FAILURE}
+        ctx,
+        meta["uid"],
+        meta["namespace"],
+        meta["name"],
+        deployment,
+        annotations.parse(ON),
+        {state.FAILURE},
+        DEPLOYMENTS,
     )
     return reconcile.run(work)
 

@@ -14,7 +14,7 @@ REPORTED = {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}
 
 
 def standing(d, replicasets, measured=None, signal=None):
-    facts = Facts(d, replicasets)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
     return classify.standing_failure(facts, classify.what_is_shown(facts, signal), measured)
 
 
@@ -27,7 +27,7 @@ def test_a_timeout_of_the_current_template_stands() -> None:
 def test_a_fast_signal_stands_for_the_condition_which_is_kept_aside() -> None:
     d = deployment("app:2.0.0", failed=True, blamed="app:1.0.0")
     signal = Failure(rs_name("app:2.0.0"), "CrashLoopBackOff", "restarted 3 times", "2026-11-26T10:01:00Z", 2)
-    shown = classify.what_is_shown(Facts(d, []), signal)
+    shown = classify.what_is_shown(Facts(d, [], kind=DEPLOYMENTS), signal)
     assert shown.failure == signal and shown.by_controller.replicaset == rs_name("app:1.0.0")
     assert shown.left_over == ""
 

@@ -12,7 +12,7 @@ HEALTHY = {history.HEALTHY_AT: "revision 1"}
 
 
 def refusal(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
     standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
     assert isinstance(standing, classify.Standing)
     return guards.refusal(d, standing, dry_run, DEPLOYMENTS)

@@ -14,7 +14,7 @@ NOW = "2026-11-26T10:00:05Z"
 
 
 def rollback(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
     standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
     return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
 

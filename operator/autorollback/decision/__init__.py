@@ -33,7 +33,6 @@ from autorollback.decision.upkeep import (
 from autorollback.signals.base import Facts
 from autorollback.vocab import Reason
 from autorollback.workloads.base import Failure, Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 __all__ = [
     "NO_PROGRESS",
@@ -68,7 +67,8 @@ def decide(
     now: str,
     measured: Measured | None = None,
     signal: Failure | None = None,
-    workload: Workload = DEPLOYMENTS,
+    *,
+    workload: Workload,
 ) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
@@ -76,7 +76,8 @@ def decide(
     measured: how long the operator has seen the current template make no progress under a
     condition carried over from an earlier one (the controller keeps it until it sees progress).
     signal: a fast failure signal of the current template's pods (autorollback.io/fail-on), which
-    then stands for the failure instead of the Progressing condition."""
+    then stands for the failure instead of the Progressing condition.
+    workload: the adapter of its kind (workloads.KINDS), chosen by the shell."""
     facts = Facts(deployment, replicasets, kind=workload)
     shown = classify.what_is_shown(facts, signal)
     if not config.enabled:

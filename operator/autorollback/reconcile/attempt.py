@@ -46,7 +46,7 @@ def rollback(work: Work, result: Result, signal: Signal | None) -> Outcome | Non
     """The outcome of deciding on the failure, the Progressing condition's (signal None) or the fast
     signal's. None: nothing to decide about (the Deployment is gone, or there is no fast signal)."""
     faults.point("before_read")
-    snapshot = Snapshot(work.deployment, work.ctx.deployments.history(work.deployment))
+    snapshot = Snapshot(work.deployment, work.api.history(work.deployment))
     for _ in range(CONFLICT_ATTEMPTS):
         step = _decide(work, result, snapshot, signal)
         if not isinstance(step, Snapshot):
@@ -66,11 +66,11 @@ def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | Non
     if signal and fast is None:
         return None  # no fast signal (yet): the deadline path decides about the condition
     measured, starting = (None, None) if signal else measure.elapsed(work, deployment, replicasets)
-    d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
+    d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast, workload=work.workload)
     if d.result == vocab.Result.SUCCESS and d.patch is not None:
         faults.point("before_patch")
         try:
-            work.ctx.deployments.undo(work.namespace, work.name, d.patch)
+            work.api.undo(work.namespace, work.name, d.patch)
             faults.point("after_patch")
         except kube.ApiError as e:
             if e.status == 409:  # someone wrote in between: decide again on what is there now
