@@ -3,6 +3,7 @@
 from autorollback import history, ledger
 from autorollback.decision import classify, plan
 from autorollback.signals.base import Facts
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import JSON_PATCH
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -15,7 +16,7 @@ NOW = "2026-11-26T10:00:05Z"
 
 def rollback(d, replicasets, dry_run=False):
     facts = Facts(d, replicasets, kind=DEPLOYMENTS)
-    standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
 
 

@@ -2,6 +2,8 @@
 
 from autorollback import config as annotations, decision, times
 from autorollback.signals import core
+from autorollback.signals.base import Judged
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Result
 from autorollback.workloads.deployment import DEPLOYMENTS
 
@@ -145,7 +147,7 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
         replicasets,
         annotations.parse(d["metadata"]["annotations"]),
         "2026-11-26T10:00:31Z",
-        signal=signal,
+        sources=(Judged(signal), ControllerDeadline()),
         workload=DEPLOYMENTS,
     )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"

@@ -16,7 +16,7 @@ from autorollback import config as annotations, decision, kube, ledger, workload
 from autorollback.context import Context
 from autorollback.decision import Decision
 from autorollback.history import Revision
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import MeasuredDeadline
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import (
@@ -273,7 +273,7 @@ def crash(kind: Kind) -> Failure:
 
 def decide(kind: Kind, config: annotations.Config = ON, workload: dict[str, Any] | None = None) -> Decision:
     return decision.decide(
-        workload or kind.workload, kind.history, config, NOW, signal=crash(kind), workload=kind.adapter
+        workload or kind.workload, kind.history, config, NOW, sources=[Judged(crash(kind))], workload=kind.adapter
     )
 
 
@@ -325,7 +325,7 @@ def test_a_failure_in_the_ledger_the_undo_wrote_is_never_undone_again(make) -> N
 def test_nothing_older_is_impossible_and_writes_nothing(make) -> None:
     kind = make()
     only = [h for h in kind.history if h["metadata"]["name"] == kind.failing]
-    d = decision.decide(kind.workload, only, ON, NOW, signal=crash(kind), workload=kind.adapter)
+    d = decision.decide(kind.workload, only, ON, NOW, sources=[Judged(crash(kind))], workload=kind.adapter)
     assert (d.result, d.reason, d.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
 
 

@@ -15,6 +15,8 @@ from autorollback.config import parse as parse_config
 from autorollback.decision import Decision, Measured
 from autorollback.reconcile import measure, reads, report
 from autorollback.reconcile.work import Result, Work, now
+from autorollback.signals.base import Judged
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason
 from autorollback.workloads.base import Failure
 
@@ -66,7 +68,11 @@ def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | Non
     if signal and fast is None:
         return None  # no fast signal (yet): the deadline path decides about the condition
     measured, starting = (None, None) if signal else measure.elapsed(work, deployment, replicasets)
-    d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast, workload=work.workload)
+    # the fast signal, judged here on its clocks, stands for the controller's condition
+    sources = (Judged(fast), ControllerDeadline()) if fast is not None else (ControllerDeadline(),)
+    d = decision.decide(
+        deployment, replicasets, config, now(), measured=measured, sources=sources, workload=work.workload
+    )
     if d.result == vocab.Result.SUCCESS and d.patch is not None:
         faults.point("before_patch")
         try:

@@ -31,3 +31,14 @@ class Verdict:
 class Source(Protocol):
     def verdict(self, facts: Facts) -> Verdict | None:
         """The failure this source sees (or when to look again); None: nothing to say."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A verdict the shell reached on this very state, as a source (the pods' fast signals: their
+    graces run on the shell's clocks, so it judges them and hands the decision the failure)."""
+
+    failure: Failure
+
+    def verdict(self, facts: Facts) -> Verdict:
+        return Verdict(self.failure)
