@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from autorollback import kube
 from autorollback.gitrevert.worker import Worker
+from autorollback.workloads.base import Api
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class Context:
     checkpoint_key: bytes  # signs the checkpoints of measured deadlines (--checkpoint-secret, else this process's)
     pod_signals: bool = True  # --no-pod-signals: no pod is ever read
 
-    @property
-    def deployments(self) -> kube.DeploymentApi:
-        """The Deployment adapter's I/O (workloads.base.Api)."""
-        return kube.DeploymentApi(self.api)
+    def api_for(self, kind: str) -> Api:
+        """The I/O of one kind's adapter (workloads.base.Api), on this process's client."""
+        return _APIS[kind](self.api)
+
+
+_APIS = {"Deployment": kube.DeploymentApi}  # the kinds of workloads.KINDS

@@ -21,6 +21,7 @@ from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
 from autorollback.vocab import Job
+from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workqueue import WorkQueue
 
 registry = kopf.OperatorRegistry()
@@ -138,6 +139,7 @@ class Operator:
             memo.body,
             config,
             jobs,
+            DEPLOYMENTS,  # the only kind watched
             healthy_evidence=memo.healthy_evidence,
             api_failure_reported=memo.api_failure_reported,
             clocks=memo.clocks,

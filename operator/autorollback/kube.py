@@ -23,6 +23,7 @@ from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
 from autorollback import telemetry
+from autorollback.workloads.base import Undo
 
 TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
@@ -199,13 +200,16 @@ class Client:
                 return None
             raise
 
-    def patch_deployment(self, namespace: str, name: str, json_patch: list[dict[str, Any]]) -> dict[str, Any]:
+    def patch_deployment(
+        self, namespace: str, name: str, body: Any, content_type: str = "application/json-patch+json"
+    ) -> dict[str, Any]:
+        """A JSON patch of a Deployment (or a body of another patch type, with its content type)."""
         return self.request(
             "PATCH",
             f"{_deployments(namespace)}/{name}",
-            body=json_patch,
+            body=body,
             query={"fieldManager": FIELD_MANAGER},
-            content_type="application/json-patch+json",
+            content_type=content_type,
         )
 
     def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
@@ -349,6 +353,6 @@ class DeploymentApi:
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         return self.api.patch_deployment(namespace, name, ops)
 
-    def undo(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
-        """The rollback patch (Workload.undo_patch): a JSON patch for Deployments."""
-        return self.api.patch_deployment(namespace, name, patch)
+    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
+        """The rollback write (Workload.undo_patch), with its content type (a JSON patch for Deployments)."""
+        return self.api.patch_deployment(namespace, name, undo.body, content_type=undo.content_type)

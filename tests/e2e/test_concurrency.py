@@ -9,6 +9,7 @@ import pytest
 from autorollback import checkpoints, config as annotations, kube, reconcile, state
 from autorollback.context import Context
 from autorollback.gitrevert import worker
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from . import kit
 
@@ -34,7 +35,14 @@ def failed(namespace: str, ctx: Context) -> dict:
 def handle(ctx: Context, deployment: dict) -> reconcile.Result:
     meta = deployment["metadata"]
     work = reconcile.Work(
-        ctx, meta["uid"], meta["namespace"], meta["name"], deployment, annotations.parse(ON), {state.FAILURE}
+        ctx,
+        meta["uid"],
+        meta["namespace"],
+        meta["name"],
+        deployment,
+        annotations.parse(ON),
+        {state.FAILURE},
+        DEPLOYMENTS,
     )
     return reconcile.run(work)
 
@@ -43,13 +51,13 @@ def race(monkeypatch: pytest.MonkeyPatch, *competing: str, settle=None) -> list[
     """Run `kubectl competing...` just before the operator's first patch; return the patch attempts."""
     real, attempts = kube.Client.patch_deployment, []
 
-    def patch(api: kube.Client, namespace: str, name: str, ops: list) -> dict:
+    def patch(api: kube.Client, namespace: str, name: str, ops: list, **kw: str) -> dict:
         if not attempts:
             kit.kubectl("-n", namespace, *competing)
             if settle:
                 settle(namespace)
         attempts.append(1)
-        return real(api, namespace, name, ops)
+        return real(api, namespace, name, ops, **kw)
 
     monkeypatch.setattr(kube.Client, "patch_deployment", patch)
     return attempts

@@ -9,6 +9,7 @@ import pytest
 from autorollback import checkpoints, decision, history, kube, reconcile, state
 from autorollback.context import Context
 from autorollback.reconcile import measure, recovery
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import deployment, replicaset, rs_name
 
@@ -116,7 +117,7 @@ def stuck(updated: int = 1) -> dict[str, Any]:
 def work(fake: FakeReplicaSets) -> reconcile.Work:
     d = stuck()
     ctx = Context(fake, None, KEY)  # type: ignore[arg-type]  # no Git worker: nothing here reverts
-    return reconcile.Work(ctx, "d-uid", "ns", "web", d, None, set())  # type: ignore[arg-type]
+    return reconcile.Work(ctx, "d-uid", "ns", "web", d, None, set(), DEPLOYMENTS)  # type: ignore[arg-type]
 
 
 def look(w: reconcile.Work, d: dict[str, Any], fake: FakeReplicaSets) -> float:

@@ -2,7 +2,8 @@
 
 from autorollback import history, ledger
 from autorollback.decision import Decision, Measured, classify
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Judged, Verdict
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import Failure
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -13,9 +14,13 @@ HEALTHY = {history.HEALTHY_AT: "revision 1"}
 REPORTED = {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"}
 
 
+def sources(signal=None):
+    return (Judged(signal), ControllerDeadline()) if signal is not None else (ControllerDeadline(),)
+
+
 def standing(d, replicasets, measured=None, signal=None):
-    facts = Facts(d, replicasets)
-    return classify.standing_failure(facts, classify.what_is_shown(facts, signal), measured)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    return classify.standing_failure(facts, classify.what_is_shown(facts, sources(signal)), measured)
 
 
 def test_a_timeout_of_the_current_template_stands() -> None:
@@ -27,7 +32,7 @@ def test_a_timeout_of_the_current_template_stands() -> None:
 def test_a_fast_signal_stands_for_the_condition_which_is_kept_aside() -> None:
     d = deployment("app:2.0.0", failed=True, blamed="app:1.0.0")
     signal = Failure(rs_name("app:2.0.0"), "CrashLoopBackOff", "restarted 3 times", "2026-11-26T10:01:00Z", 2)
-    shown = classify.what_is_shown(Facts(d, []), signal)
+    shown = classify.what_is_shown(Facts(d, [], kind=DEPLOYMENTS), sources(signal))
     assert shown.failure == signal and shown.by_controller.replicaset == rs_name("app:1.0.0")
     assert shown.left_over == ""
 
@@ -76,10 +81,32 @@ def test_a_failure_rolled_back_already_is_reported_only_when_its_report_was_lost
         "app:1.0.0", revision=3, failed=True, blamed="app:2.0.0", annotations={ledger.KEY: ledger.dump((entry,))}
     )
     lost = standing(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
-    assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, [], True)
+    assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, None, True)
     reported = standing(d, [replicaset(2, "app:2.0.0", REPORTED), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (reported.result, reported.reason) == (Result.NOTHING, Reason.STALE)  # carried over to the restored one
     # the template that failed re-applied under the same condition: rolled back already, nothing to do
     again = deployment("app:2.0.0", revision=4, failed=True, annotations={ledger.KEY: ledger.dump((entry,))})
     out = standing(again, [replicaset(4, "app:2.0.0", REPORTED), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (out.result, out.reason) == (Result.NOTHING, Reason.ROLLED_BACK)
+
+
+def test_the_sources_are_asked_in_order_and_the_first_failure_stands() -> None:
+    # a verdict source the decision does not know by name (a metric check, say) goes through it the same way
+    metric = Failure(rs_name("app:2.0.0"), "ErrorRate", "5xx above 5%", "2026-11-26T10:02:00Z", 2)
+
+    class Later:  # nothing to say yet, only when to look again
+        def verdict(self, facts: Facts) -> Verdict:
+            return Verdict(recheck_in=5.0)
+
+    rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
+    running = Facts(deployment("app:2.0.0"), rs, kind=DEPLOYMENTS)
+    assert classify.what_is_shown(running, [ControllerDeadline()]).failure is None
+    assert classify.what_is_shown(running, [ControllerDeadline(), Later(), Judged(metric)]).failure == metric
+    timed_out = Facts(deployment("app:2.0.0", failed=True), rs, kind=DEPLOYMENTS)
+    assert classify.what_is_shown(timed_out, [ControllerDeadline(), Judged(metric)]).failure.reason == (
+        "ProgressDeadlineExceeded"
+    )
+    shown = classify.what_is_shown(timed_out, [Judged(metric), ControllerDeadline()])
+    assert shown.failure == metric and shown.by_controller.reason == "ProgressDeadlineExceeded"
+    standing = classify.standing_failure(running, classify.what_is_shown(running, [Judged(metric)]), None)
+    assert isinstance(standing, classify.Standing) and standing.failure == metric

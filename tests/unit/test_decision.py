@@ -2,6 +2,8 @@ from autorollback import config as annotations, decision, history, ledger
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Result
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import JSON_PATCH
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import UPDATED, deployment, replicaset, rs_name
 
@@ -12,11 +14,12 @@ NOW = "2026-11-26T10:00:05.000000Z"
 
 
 def decide(d, replicasets, config=ON):
-    return decision.decide(d, replicasets, config, NOW)
+    return decision.decide(d, replicasets, config, NOW, workload=DEPLOYMENTS)
 
 
-def entries(d):
-    return ledger.parse(d[2]["value"][ledger.KEY])
+def entries(undo):
+    assert undo.content_type == JSON_PATCH
+    return ledger.parse(undo.body[2]["value"][ledger.KEY])
 
 
 def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patch() -> None:
@@ -24,7 +27,7 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     out = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
     assert out.result == Result.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
     assert out.target.number == 4 and out.failing.number == 5 and out.first_report
-    cause = out.patch[2]["value"]["kubernetes.io/change-cause"]
+    cause = out.patch.body[2]["value"]["kubernetes.io/change-cause"]
     assert cause == (
         "autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): ProgressDeadlineExceeded"
     )
@@ -52,11 +55,11 @@ def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() ->
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
     )
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     late = decide(after, rs)
-    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, [], True)  # report, do not patch
+    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, None, True)  # report, do not patch
     assert late.failing.name == rs_name("app:1.1.0") and late.target.name == rs_name("app:1.0.0")
     rs[0] = replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"})
     assert decide(after, rs).result == Result.NOTHING
@@ -81,25 +84,40 @@ def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline(
     ]
     # measured by the operator on its own clock from when it first saw this state (not from the
     # ledger's time, which another replica's clock may have written)
-    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z").result == Result.NOTHING
+    assert decision.decide(after, rs, ON, "2026-11-26T10:00:50Z", workload=DEPLOYMENTS).result == Result.NOTHING
     assert (
         decision.decide(
-            after, rs, ON, "2026-11-26T10:00:50Z", measured=decision.Measured(59, "2026-11-26T10:00:05Z")
+            after,
+            rs,
+            ON,
+            "2026-11-26T10:00:50Z",
+            measured=decision.Measured(59, "2026-11-26T10:00:05Z"),
+            workload=DEPLOYMENTS,
         ).result
         == Result.NOTHING
     )
     late = decision.decide(
-        after, rs, ON, "2026-11-26T10:01:06Z", measured=decision.Measured(60, "2026-11-26T10:00:05Z")
+        after,
+        rs,
+        ON,
+        "2026-11-26T10:01:06Z",
+        measured=decision.Measured(60, "2026-11-26T10:00:05Z"),
+        workload=DEPLOYMENTS,
     )
     assert (late.result, late.reason) == (Result.ABANDONED, "restored_revision_failed")
     assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
     # a person's undo: the same
     manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     manual["spec"]["progressDeadlineSeconds"] = 60
-    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z").result == Result.NOTHING
+    assert decision.decide(manual, rs, ON, "2026-11-26T10:05:00Z", workload=DEPLOYMENTS).result == Result.NOTHING
     assert (
         decision.decide(
-            manual, rs, ON, "2026-11-26T10:05:00Z", measured=decision.Measured(120, "2026-11-26T10:03:00Z")
+            manual,
+            rs,
+            ON,
+            "2026-11-26T10:05:00Z",
+            measured=decision.Measured(120, "2026-11-26T10:03:00Z"),
+            workload=DEPLOYMENTS,
         ).result
         == Result.IMPOSSIBLE
     )  # its only older revision is known to have failed
@@ -115,7 +133,7 @@ def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
     assert rs_name("app:1.1.0") in out.message
     # the same without any marks (crash before marking, a second process, a person's undo)
     out = decide(rolled, [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0")])
-    assert out.result == Result.NOTHING and out.patch == []
+    assert out.result == Result.NOTHING and out.patch is None
 
 
 def test_dry_run_plans_the_same_patch() -> None:
@@ -123,7 +141,7 @@ def test_dry_run_plans_the_same_patch() -> None:
     rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
     plan, real = decide(d, rs, DRY), decide(d, rs)
     assert plan.result == Result.DRY_RUN and plan.event_reason == "RollbackPlanned"
-    assert plan.patch == real.patch
+    assert real.patch is not None and plan.patch == real.patch  # the same body and content type
     assert "would roll back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0)" in plan.message
     assert "nothing was changed" in plan.message
 
@@ -157,7 +175,7 @@ def test_restored_revision_failing_again_is_abandoned() -> None:
         "restored_revision_failed",
         "RollbackAbandoned",
     )
-    assert "manual intervention" in out.message and out.patch == []
+    assert "manual intervention" in out.message and out.patch is None
 
 
 def test_reapplied_known_bad_template_is_abandoned_even_after_its_replicaset_was_deleted() -> None:
@@ -189,7 +207,7 @@ def test_template_already_matching_is_skipped() -> None:
     ]
     out = decide(d, rs)
     assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "template_matches", "RollbackSkipped")
-    assert out.patch == [] and "already matches revision 1" in out.message
+    assert out.patch is None and "already matches revision 1" in out.message
 
 
 def test_already_handled() -> None:
@@ -271,43 +289,49 @@ def test_known_bad_template_rolled_out_again_is_named() -> None:
         }
     ]
     rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0"), replicaset(2, "app:3.0.0")]
-    message = decision.known_bad(d, rs)
+    message = decision.known_bad(d, rs, DEPLOYMENTS)
     assert message and rs_name("app:2.0.0") in message and "revert it at its source" in message
     # read before the rollback away from it, with the ReplicaSets after: not a rollout of it again
-    assert decision.known_bad(d, [replicaset(5, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0")]) is None
+    assert decision.known_bad(d, [replicaset(5, "app:1.0.0", HEALTHY), replicaset(4, "app:2.0.0")], DEPLOYMENTS) is None
     assert "pull request" not in message
     with_pr = [rs[0], replicaset(4, "app:2.0.0", {gitcore.PR_MARK: "https://git.example/pr/7"}), rs[2]]
-    assert "The revert pull request is open: https://git.example/pr/7" in decision.known_bad(d, with_pr)
+    assert "The revert pull request is open: https://git.example/pr/7" in decision.known_bad(d, with_pr, DEPLOYMENTS)
     d["metadata"]["annotations"].pop(ledger.KEY)  # kubectl undo replaced the Deployment's copy
     rs[0]["metadata"]["annotations"][ledger.KEY] = ledger.dump((entry,))
-    assert decision.known_bad(d, rs)
+    assert decision.known_bad(d, rs, DEPLOYMENTS)
     rs[1] = replicaset(4, "app:2.0.0", {history.HEALTHY_AT: history.health_payload(4)})  # it worked later after all
-    assert decision.known_bad(d, rs) is None
+    assert decision.known_bad(d, rs, DEPLOYMENTS) is None
     d["status"]["conditions"][0]["message"] = f'ReplicaSet "{rs_name("app:3.0.0")}" is progressing.'
-    assert decision.known_bad(d, rs) is None
+    assert decision.known_bad(d, rs, DEPLOYMENTS) is None
 
 
 def test_healthy_mark_only_for_the_replicaset_that_completed() -> None:
     d = deployment("app:2.0.0", complete=True, revision=2)
     rs = replicaset(2, "app:2.0.0")
-    mark = decision.healthy_mark(d, rs)
+    mark = decision.healthy_mark(d, rs, DEPLOYMENTS)
     assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert not decision.outlives_failure(mark)
-    assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0"))) is None  # other template
-    assert decision.healthy_mark(d, None) is None  # deleted meanwhile
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", owner="other")) is None
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})) is None  # known
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))  # an earlier version's mark: rewritten once
+    assert (
+        decision.healthy_mark(d, replicaset(1, "app:1.0.0", name=rs_name("app:2.0.0")), DEPLOYMENTS) is None
+    )  # other template
+    assert decision.healthy_mark(d, None, DEPLOYMENTS) is None  # deleted meanwhile
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", owner="other"), DEPLOYMENTS) is None
+    assert (
+        decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}), DEPLOYMENTS) is None
+    )  # known
+    assert decision.healthy_mark(
+        d, replicaset(2, "app:2.0.0", HEALTHY), DEPLOYMENTS
+    )  # an earlier version's mark: rewritten once
     # a ReplicaSet reused by a later rollout (kubectl rollout undo): its completion in that revision is news
     reused = deployment("app:2.0.0", complete=True, revision=4)
-    mark = decision.healthy_mark(reused, replicaset(4, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}))
+    mark = decision.healthy_mark(reused, replicaset(4, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}), DEPLOYMENTS)
     assert mark and history.parse_health(mark[history.HEALTHY_AT].partition(" ")[2]).revision == 4
     restored = ledger.Entry("web-x", rs_name("app:2.0.0"), "2026-11-26T09:05:00Z", "2026-11-26T09:10:00Z", revision=1)
     d["metadata"]["annotations"][ledger.KEY] = ledger.dump((restored,))
     # proven again after the rollback of revision 1 (a mark of an earlier version, read by its old rule)
-    proven = decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY))
+    proven = decision.healthy_mark(d, replicaset(2, "app:2.0.0", HEALTHY), DEPLOYMENTS)
     assert proven == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
-    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})) is None
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}), DEPLOYMENTS) is None
     assert decision.recovered_since(d, rs_name("app:2.0.0")) == "2026-11-26T09:10:00Z"
 
 
@@ -315,27 +339,27 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     # revision 2 timed out, was not rolled back (paused, say), and completed after all
     d = deployment("app:2.0.0", complete=True, revision=2)
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 2)})
-    mark = decision.healthy_mark(d, failed)
+    mark = decision.healthy_mark(d, failed, DEPLOYMENTS)
     assert mark == {
         history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2 outlived 2026-11-26T09:05:00Z")
     }
     assert decision.outlives_failure(mark)
     # the ReplicaSet was reused by revision 3 since (read now): the mark is about revision 2, seen complete
     reused = replicaset(3, "app:2.0.0", {history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00Z", 3)})
-    later = decision.healthy_mark(d, reused)
+    later = decision.healthy_mark(d, reused, DEPLOYMENTS)
     assert later == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     assert not deployments.revisions(
         [{**reused, "metadata": {**reused["metadata"], "annotations": {**reused["metadata"]["annotations"], **later}}}]
     )[0].healthy  # revision 3's failure came after
-    assert decision.still_complete(d, d)
-    assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True))
+    assert decision.still_complete(d, d, DEPLOYMENTS)
+    assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True), DEPLOYMENTS)
 
 
 def test_a_healthy_mark_never_names_a_revision_above_the_replicasets_own() -> None:
     # the Deployment's revision annotation is anyone's to write (an exported manifest re-applied): the
     # ReplicaSet's own number bounds it, or every later failure of the template would look older
     forged = deployment("app:2.0.0", complete=True, revision=99)
-    mark = decision.healthy_mark(forged, replicaset(2, "app:2.0.0"))
+    mark = decision.healthy_mark(forged, replicaset(2, "app:2.0.0"), DEPLOYMENTS)
     assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
     failed = replicaset(
         4,
@@ -356,7 +380,7 @@ def test_a_rollback_undone_before_the_controller_saw_it_does_not_disown_the_temp
         "app:2.0.0", revision=2, complete=True, generation=4, annotations={ledger.KEY: ledger.dump((undone,))}
     )
     failed = replicaset(2, "app:2.0.0", {history.FAILED_AT: history.failure_payload(UPDATED, 2)})
-    mark = decision.healthy_mark(seen, failed)
+    mark = decision.healthy_mark(seen, failed, DEPLOYMENTS)
     assert mark == {
         history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), f"revision 2 generation 4 outlived {UPDATED}")
     }
@@ -376,7 +400,7 @@ def test_a_rollback_undone_before_the_controller_saw_it_does_not_disown_the_temp
         ],
     )
     assert out.result == Result.SUCCESS and out.target.name == rs_name("app:2.0.0")
-    assert decision.known_bad(seen, [proven]) is None
+    assert decision.known_bad(seen, [proven], DEPLOYMENTS) is None
 
 
 def test_history_too_short() -> None:
@@ -402,12 +426,22 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
     assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
     early = decision.decide(
-        stuck, rs, ON, "2026-11-26T10:00:09Z", measured=decision.Measured(9, "2026-11-26T10:00:00Z")
+        stuck,
+        rs,
+        ON,
+        "2026-11-26T10:00:09Z",
+        measured=decision.Measured(9, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (early.result, early.reason) == (Result.NOTHING, "stale")
     assert "completed rollout" in early.message
     late = decision.decide(
-        stuck, rs, ON, "2026-11-26T10:10:01Z", measured=decision.Measured(601, "2026-11-26T10:00:00Z")
+        stuck,
+        rs,
+        ON,
+        "2026-11-26T10:10:01Z",
+        measured=decision.Measured(601, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (late.result, late.target.number) == (Result.SUCCESS, 1)
     assert "will not time this rollout out" in late.failure.message
@@ -420,7 +454,12 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     assert deployments.complete_left_over(done) == rs_name("app:2.0.0")
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=2)]
     out = decision.decide(
-        done, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+        done,
+        rs,
+        ON,
+        "2026-11-26T11:00:00Z",
+        measured=decision.Measured(3600, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     # revision 1's condition left over (a Recreate rollout): revision 2 was seen complete, then lost pods
@@ -428,14 +467,24 @@ def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
     recreated["status"]["availableReplicas"] = 0
     proven = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"})]
     out = decision.decide(
-        recreated, proven, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+        recreated,
+        proven,
+        ON,
+        "2026-11-26T11:00:00Z",
+        measured=decision.Measured(3600, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge = deployment("app:2.0.0", revision=2, complete=True)
     surge["status"]["replicas"] = 4  # named the current ReplicaSet: decided "no failure" after one look
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", available=3)]
     out = decision.decide(
-        surge, rs, ON, "2026-11-26T11:00:00Z", measured=decision.Measured(3600, "2026-11-26T10:00:00Z")
+        surge,
+        rs,
+        ON,
+        "2026-11-26T11:00:00Z",
+        measured=decision.Measured(3600, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
     surge["spec"]["paused"] = True
@@ -449,9 +498,13 @@ def test_a_recreate_rollout_under_a_left_over_condition_is_timed_by_the_operator
     stuck["status"].update(replicas=3, updatedReplicas=3, readyReplicas=0, availableReplicas=0)
     assert deployments.complete_left_over(stuck) == rs_name("app:1.0.0")
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
-    early = decision.decide(stuck, rs, ON, NOW, measured=decision.Measured(599, "2026-11-26T10:00:00Z"))
+    early = decision.decide(
+        stuck, rs, ON, NOW, measured=decision.Measured(599, "2026-11-26T10:00:00Z"), workload=DEPLOYMENTS
+    )
     assert (early.result, early.reason) == (Result.NOTHING, "stale")
-    late = decision.decide(stuck, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    late = decision.decide(
+        stuck, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"), workload=DEPLOYMENTS
+    )
     assert (late.result, late.target.number) == (Result.SUCCESS, 1)
     # rolled back to revision 1: the condition naming its ReplicaSet is from before, not about the restored rollout
     entry = ledger.Entry(rs_name("app:2.0.0"), rs_name("app:1.0.0"), "2026-11-26T10:00:00Z", NOW, revision=2)
@@ -459,14 +512,18 @@ def test_a_recreate_rollout_under_a_left_over_condition_is_timed_by_the_operator
     restored["status"].update(replicas=3, updatedReplicas=0, availableReplicas=0)
     rs = [replicaset(3, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0", {history.OUTCOME: "success (x) at t"})]
     assert deployments.complete_left_over(restored) == rs_name("app:1.0.0")
-    waiting = decision.decide(restored, rs, ON, NOW, measured=decision.Measured(1, "2026-11-26T10:10:00Z"))
+    waiting = decision.decide(
+        restored, rs, ON, NOW, measured=decision.Measured(1, "2026-11-26T10:10:00Z"), workload=DEPLOYMENTS
+    )
     assert (waiting.result, waiting.reason) == (Result.NOTHING, "stale")
     assert "from before it was rolled back to" in waiting.message
-    failed = decision.decide(restored, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:10:00Z"))
+    failed = decision.decide(
+        restored, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:10:00Z"), workload=DEPLOYMENTS
+    )
     assert (failed.result, failed.reason) == (Result.ABANDONED, "restored_revision_failed")
     # it completes: the counts say so under the same condition, and the mark proves it
     restored["status"].update(updatedReplicas=3, availableReplicas=3)
-    mark = decision.healthy_mark(restored, rs[0])
+    mark = decision.healthy_mark(restored, rs[0], DEPLOYMENTS)
     assert mark and mark[history.HEALTHY_AT].startswith(rs_name("app:1.0.0") + " revision 3")
 
 
@@ -479,18 +536,24 @@ def test_a_reused_replicaset_is_proven_only_by_a_completion_in_its_current_revis
         replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 1"}),
         replicaset(2, "app:2.0.0", {history.HEALTHY_AT: "revision 2"}),
     ]
-    out = decision.decide(undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"), workload=DEPLOYMENTS
+    )
     assert (out.result, out.target.number) == (Result.SUCCESS, 2)
     rs[0] = replicaset(3, "app:1.0.0", {history.HEALTHY_AT: "revision 3"})  # seen complete in revision 3
-    out = decision.decide(undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        undone, rs, ON, NOW, measured=decision.Measured(600, "2026-11-26T10:00:00Z"), workload=DEPLOYMENTS
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "no_failure")
 
 
 def test_a_healthy_mark_follows_the_counts_when_the_condition_names_an_earlier_replicaset() -> None:
     d = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
-    mark = decision.healthy_mark(d, replicaset(2, "app:2.0.0"))
+    mark = decision.healthy_mark(d, replicaset(2, "app:2.0.0"), DEPLOYMENTS)
     assert mark == {history.HEALTHY_AT: history.bind(rs_name("app:2.0.0"), "revision 2 generation 2")}
-    assert decision.healthy_mark(d, replicaset(1, "app:1.0.0", available=3)) is None  # not the current template's
+    assert (
+        decision.healthy_mark(d, replicaset(1, "app:1.0.0", available=3), DEPLOYMENTS) is None
+    )  # not the current template's
 
 
 def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None:
@@ -502,7 +565,14 @@ def test_an_old_rollback_to_the_same_template_does_not_start_the_clock() -> None
     )
     undone["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(5, "app:1.0.0"), replicaset(4, "app:3.0.0", HEALTHY, available=3)]
-    out = decision.decide(undone, rs, ON, "2026-11-26T10:00:01Z", measured=decision.Measured(1, "2026-11-26T10:00:00Z"))
+    out = decision.decide(
+        undone,
+        rs,
+        ON,
+        "2026-11-26T10:00:01Z",
+        measured=decision.Measured(1, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
+    )
     assert (out.result, out.reason) == (Result.NOTHING, "stale")
 
 
@@ -511,7 +581,12 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
     rs = [replicaset(1, "app:1.0.0", HEALTHY, available=3), replicaset(2, "app:2.0.0")]
     planned = decision.decide(
-        stuck, rs, DRY, "2026-11-26T10:10:01Z", measured=decision.Measured(601, "2026-11-26T10:00:00Z")
+        stuck,
+        rs,
+        DRY,
+        "2026-11-26T10:10:01Z",
+        measured=decision.Measured(601, "2026-11-26T10:00:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert planned.result == Result.DRY_RUN and planned.first_report
     marks = {
@@ -522,11 +597,21 @@ def test_a_measured_timeout_is_one_failure_across_restarts() -> None:
     rs[1] = replicaset(2, "app:2.0.0", marks)
     # another process (a restart, a failover) measures again from later: still the same failure
     again = decision.decide(
-        stuck, rs, DRY, "2026-11-26T10:30:01Z", measured=decision.Measured(601, "2026-11-26T10:20:00Z")
+        stuck,
+        rs,
+        DRY,
+        "2026-11-26T10:30:01Z",
+        measured=decision.Measured(601, "2026-11-26T10:20:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert (again.result, again.reason) == (Result.NOTHING, "handled")
     enabled = decision.decide(
-        stuck, rs, ON, "2026-11-26T10:30:01Z", measured=decision.Measured(601, "2026-11-26T10:20:00Z")
+        stuck,
+        rs,
+        ON,
+        "2026-11-26T10:30:01Z",
+        measured=decision.Measured(601, "2026-11-26T10:20:00Z"),
+        workload=DEPLOYMENTS,
     )
     assert enabled.result == Result.SUCCESS and not enabled.first_report
 
@@ -553,24 +638,26 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
     )
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
-    assert (late.result, late.patch) == (Result.SUCCESS, [])
+    assert (late.result, late.patch) == (Result.SUCCESS, None)
 
 
 def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
     key = bytes(32)
     current = replicaset(2, "app:2.0.0")
     current["metadata"]["uid"] = "rs-uid-2"
-    holder = decision.checkpoint_holder([current], current["spec"]["template"])
+    holder = decision.checkpoint_holder([current], current["spec"]["template"], DEPLOYMENTS)
     assert holder == decision.Checkpointed(rs_name("app:2.0.0"), "rs-uid-2", "")
     current["metadata"]["annotations"][decision.NO_PROGRESS] = decision.checkpoint(key, holder, "abc", 42.7)
     rs = [replicaset(1, "app:1.0.0"), current]
     template = deployment("app:2.0.0")["spec"]["template"]
-    assert decision.checkpointed(rs, template, "abc", key) == 42
-    assert decision.checkpointed(rs, template, "other", key) == 0  # progress since: another state
-    assert decision.checkpointed(rs, template, "abc", b"another key".ljust(32)) == 0  # not the operator's key
+    assert decision.checkpointed(rs, template, "abc", key, DEPLOYMENTS) == 42
+    assert decision.checkpointed(rs, template, "other", key, DEPLOYMENTS) == 0  # progress since: another state
+    assert (
+        decision.checkpointed(rs, template, "abc", b"another key".ljust(32), DEPLOYMENTS) == 0
+    )  # not the operator's key
     copied = replicaset(
         2,
         "app:2.0.0",
@@ -581,11 +668,11 @@ def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:
         },
     )
     copied["metadata"]["uid"] = "rs-uid-2"
-    assert decision.checkpointed([copied], template, "abc", key) == 0  # a copy from another ReplicaSet
-    assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc", key) == 0
+    assert decision.checkpointed([copied], template, "abc", key, DEPLOYMENTS) == 0  # a copy from another ReplicaSet
+    assert decision.checkpointed(rs, deployment("app:3.0.0")["spec"]["template"], "abc", key, DEPLOYMENTS) == 0
     # the pre-signature format (what a tenant could write): nothing
     current["metadata"]["annotations"][decision.NO_PROGRESS] = f"{rs_name('app:2.0.0')} abc 10000000"
-    assert decision.checkpointed(rs, template, "abc", key) == 0
+    assert decision.checkpointed(rs, template, "abc", key, DEPLOYMENTS) == 0
 
 
 def test_the_rollback_that_restored_a_replicaset_is_found_in_the_ledger() -> None:

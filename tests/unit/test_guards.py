@@ -3,6 +3,7 @@
 from autorollback import history, ledger
 from autorollback.decision import classify, guards
 from autorollback.signals.base import Facts
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.deployment import DEPLOYMENTS
 
@@ -12,8 +13,8 @@ HEALTHY = {history.HEALTHY_AT: "revision 1"}
 
 
 def refusal(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets)
-    standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     assert isinstance(standing, classify.Standing)
     return guards.refusal(d, standing, dry_run, DEPLOYMENTS)
 

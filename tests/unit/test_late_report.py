@@ -11,6 +11,7 @@ from autorollback import config, decision, history, kube, ledger, reconcile
 from autorollback.context import Context
 from autorollback.vocab import Job, Result
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import UPDATED, deployment, replicaset, rs_name
 
@@ -140,6 +141,7 @@ def healthy_pass(fake: FakeApi) -> reconcile.Result:
         d,
         config.parse(d["metadata"]["annotations"]),
         {Job.HEALTHY},
+        DEPLOYMENTS,
         healthy_evidence=(GOOD, d),
     )
     return reconcile.run(work)

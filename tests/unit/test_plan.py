@@ -3,7 +3,9 @@
 from autorollback import history, ledger
 from autorollback.decision import classify, plan
 from autorollback.signals.base import Facts
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
+from autorollback.workloads.base import JSON_PATCH
 from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import UPDATED, deployment, replicaset, rs_name
@@ -13,8 +15,8 @@ NOW = "2026-11-26T10:00:05Z"
 
 
 def rollback(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets)
-    standing = classify.standing_failure(facts, classify.what_is_shown(facts, None), None)
+    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
 
 
@@ -22,7 +24,8 @@ def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_chang
     d = deployment("app:2.0.0", revision=2, failed=True, generation=7)
     out = rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")])
     assert (out.result, out.target.number) == (Result.SUCCESS, 1)
-    precondition, template, annotations = out.patch
+    assert out.patch is not None and out.patch.content_type == JSON_PATCH
+    precondition, template, annotations = out.patch.body
     assert precondition == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
     assert template["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
     assert ledger.parse(annotations["value"][ledger.KEY]) == (
@@ -43,7 +46,7 @@ def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_chang
 
 def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -> None:
     first = rollback(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
-    assert (first.result, first.reason, first.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, [])
+    assert (first.result, first.reason, first.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
     twin = replicaset(1, "app:2.0.0", HEALTHY, name="web-twin", created="2026-11-26T09:00:00Z")
     same = rollback(deployment("app:2.0.0", revision=2, failed=True), [twin, replicaset(2, "app:2.0.0")])
-    assert (same.result, same.reason, same.patch) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, [])
+    assert (same.result, same.reason, same.patch) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, None)

@@ -4,6 +4,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from autorollback import config as annotations, decision, history, ledger, times
 from autorollback.workloads import base, deployment as deployments
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import deployment, replicaset, rs_name
 
@@ -61,8 +62,8 @@ def test_the_target_is_never_the_current_template_nor_known_failed(case, dry_run
     config = annotations.parse(
         {**d["metadata"]["annotations"], "autorollback.io/mode": "dry-run" if dry_run else "rollback"}
     )
-    out = decision.decide(d, replicasets, config, "2026-11-26T15:00:00Z")
-    if out.target is not None and out.patch:
+    out = decision.decide(d, replicasets, config, "2026-11-26T15:00:00Z", workload=DEPLOYMENTS)
+    if out.target is not None and out.patch is not None:
         assert not deployments.same_template(out.target.template, d["spec"]["template"])
         assert not out.target.failed
         assert out.target.name != rs_name(d["spec"]["template"]["spec"]["containers"][0]["image"])
@@ -72,10 +73,13 @@ def test_the_target_is_never_the_current_template_nor_known_failed(case, dry_run
 @given(histories())
 def test_the_patch_keeps_the_users_configuration_and_never_writes_marks(case) -> None:
     d, replicasets = case
-    out = decision.decide(d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T15:00:00Z")
-    if not out.patch:
+    out = decision.decide(
+        d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T15:00:00Z", workload=DEPLOYMENTS
+    )
+    if out.patch is None:
         return
-    written = out.patch[2]["value"]
+    assert out.patch.content_type == base.JSON_PATCH
+    written = out.patch.body[2]["value"]
     for key, value in d["metadata"]["annotations"].items():
         if deployments.is_configuration(key):
             assert written[key] == value

@@ -2,7 +2,10 @@
 
 from autorollback import config as annotations, decision, times
 from autorollback.signals import core
+from autorollback.signals.base import Judged
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Result
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import deployment, pod_hash, replicaset, rs_name
 
@@ -53,8 +56,8 @@ def judge(
     d = d or deployment("app:2.0.0")
     replicasets = replicasets or [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0", created=STARTED)]
     clocks = clocks or times.Clocks()
-    core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0)
-    return core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0 + lasted)
+    core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0, DEPLOYMENTS)
+    return core.judge(fail_fast or settings(), d, replicasets, pods, clocks, T0 + lasted, DEPLOYMENTS)
 
 
 def test_parsing_the_annotations() -> None:
@@ -140,10 +143,15 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
     d = deployment("app:2.0.0")
     signal = judge([pod(restarts=3, last="Error")]).failure
     decided = decision.decide(
-        d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T10:00:31Z", signal=signal
+        d,
+        replicasets,
+        annotations.parse(d["metadata"]["annotations"]),
+        "2026-11-26T10:00:31Z",
+        sources=(Judged(signal), ControllerDeadline()),
+        workload=DEPLOYMENTS,
     )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
-    assert decided.target.number == 1 and decided.patch
+    assert decided.target.number == 1 and decided.patch is not None
 
 
 def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:
@@ -210,16 +218,29 @@ def test_a_state_that_ends_is_timed_anew() -> None:
             [backoff],
             clocks,
             T0 + 30,
+            DEPLOYMENTS,
         ).failure.reason
         == "ImagePullBackOff"
     )
     clocks = times.Clocks()
     judge([pulling], settings("ImagePullBackOff"), lasted=20, clocks=clocks)
     core.judge(
-        settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pod()], clocks, T0 + 25
+        settings("ImagePullBackOff"),
+        deployment("app:2.0.0"),
+        [replicaset(2, "app:2.0.0")],
+        [pod()],
+        clocks,
+        T0 + 25,
+        DEPLOYMENTS,
     )  # pulled and running: that state ended
     again = core.judge(
-        settings("ImagePullBackOff"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [pulling], clocks, T0 + 31
+        settings("ImagePullBackOff"),
+        deployment("app:2.0.0"),
+        [replicaset(2, "app:2.0.0")],
+        [pulling],
+        clocks,
+        T0 + 31,
+        DEPLOYMENTS,
     )
     assert again.failure is None and again.recheck_in == 30
     # a container started again (a new startedAt from the kubelet) is a new NotReady episode
@@ -228,6 +249,12 @@ def test_a_state_that_ends_is_timed_anew() -> None:
     judge([unready], settings("NotReady"), lasted=20, clocks=clocks)
     unready["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] = "2026-11-26T10:00:25Z"
     restarted = core.judge(
-        settings("NotReady"), deployment("app:2.0.0"), [replicaset(2, "app:2.0.0")], [unready], clocks, T0 + 40
+        settings("NotReady"),
+        deployment("app:2.0.0"),
+        [replicaset(2, "app:2.0.0")],
+        [unready],
+        clocks,
+        T0 + 40,
+        DEPLOYMENTS,
     )
     assert restarted.failure is None and restarted.recheck_in == 30

@@ -1,5 +1,6 @@
-from autorollback import history, ledger
+from autorollback import history, kube, ledger
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import JSON_PATCH, Undo
 
 from factories import deployment, replicaset, rs_name
 
@@ -71,6 +72,21 @@ def test_patch_is_one_conditional_json_patch() -> None:
     assert "pod-template-hash" not in ops[1]["value"]["metadata"]["labels"]
     assert ops[1]["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
     assert ops[2]["path"] == "/metadata/annotations" and ops[2]["value"]["kubernetes.io/change-cause"] == "cause"
+
+
+def test_the_undo_is_that_patch_sent_as_a_json_patch() -> None:
+    d = deployment()
+    undo = deployments.DEPLOYMENTS.undo_patch(d, target(), "cause", (ENTRY,))
+    assert undo == Undo(JSON_PATCH, deployments.patch(d, target(), "cause", (ENTRY,)))
+    sent: list[tuple] = []
+
+    class Client:
+        def patch_deployment(self, namespace, name, body, content_type="application/json-patch+json"):
+            sent.append((namespace, name, body, content_type))
+            return {}
+
+    kube.DeploymentApi(Client()).undo("ns", "web", undo)  # type: ignore[arg-type]
+    assert sent == [("ns", "web", undo.body, JSON_PATCH)]
 
 
 def test_the_template_is_written_as_it_was_read() -> None:

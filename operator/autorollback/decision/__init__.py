@@ -7,6 +7,7 @@ next step what it needs: `classify` (which failure stands, if any), `guards` (lo
 and the report of a rollback whose report was lost), `upkeep` (marks and warnings).
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from autorollback.config import Config
@@ -30,10 +31,10 @@ from autorollback.decision.upkeep import (
     still_complete,
     stray_marks,
 )
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Source
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason
-from autorollback.workloads.base import Failure, Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
+from autorollback.workloads.base import Workload
 
 __all__ = [
     "NO_PROGRESS",
@@ -67,18 +68,22 @@ def decide(
     config: Config,
     now: str,
     measured: Measured | None = None,
-    signal: Failure | None = None,
-    workload: Workload = DEPLOYMENTS,
+    sources: Sequence[Source] = (ControllerDeadline(),),
+    *,
+    workload: Workload,
 ) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
     now: this process's wall clock, only written down (the ledger's `at`), never compared here.
     measured: how long the operator has seen the current template make no progress under a
     condition carried over from an earlier one (the controller keeps it until it sees progress).
-    signal: a fast failure signal of the current template's pods (autorollback.io/fail-on), which
-    then stands for the failure instead of the Progressing condition."""
+    sources: what says the rollout failed, asked in order: the first failure one of them sees stands for
+    the rest (a fast signal of the current template's pods, autorollback.io/fail-on, judged by the
+    shell: `[signals.base.Judged(failure), ControllerDeadline()]`; the controller's condition alone
+    by default).
+    workload: the adapter of its kind (workloads.KINDS), chosen by the shell."""
     facts = Facts(deployment, replicasets, kind=workload)
-    shown = classify.what_is_shown(facts, signal)
+    shown = classify.what_is_shown(facts, sources)
     if not config.enabled:
         return nothing(Reason.OPTED_OUT, "the Deployment is not opted in", shown.failure)
     standing = classify.standing_failure(facts, shown, measured)

@@ -1,13 +1,13 @@
 """A decision as data, and what its steps share: how revisions and outcomes are worded, and how a
 generation is read."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from autorollback import history
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure, images
+from autorollback.workloads.base import Failure, Undo, images
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Decision:
     failure: Failure | None = None
     failing: history.Revision | None = None
     target: history.Revision | None = None
-    patch: list[dict[str, Any]] = field(default_factory=list)
+    patch: Undo | None = None  # the rollback write (Workload.undo_patch); None: nothing to write
     first_report: bool = False  # this failure was never reported before: say RolloutFailed
 
     @property

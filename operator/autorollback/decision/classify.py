@@ -4,17 +4,17 @@ condition is left over from another template. A condition left over from a compl
 failure, one about an earlier template is stale, and a failure rolled back already is at most
 reported (when its report was lost)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from autorollback import history, ledger
 from autorollback.decision import reports
 from autorollback.decision.base import Decision, nothing
 from autorollback.decision.measured import Measured
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Source
 from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, Undo
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class Shown:
     """What the Deployment shows: the failure reported, and without one the ReplicaSet that a
     leftover condition names (the controller keeps it until it sees progress)."""
 
-    failure: Failure | None  # a fast signal stands for the controller's condition
-    by_controller: Failure | None
+    failure: Failure | None  # the first source's that sees one (a fast signal stands for the controller's condition)
+    by_controller: Failure | None  # the controller's condition (what a stale or leftover one still shows)
     left_over: str
 
 
@@ -46,7 +46,7 @@ class Standing:
         reason: str,
         message: str,
         target: history.Revision | None = None,
-        patch: list[dict[str, Any]] | None = None,
+        patch: Undo | None = None,
     ) -> Decision:
         return Decision(
             result,
@@ -55,15 +55,17 @@ class Standing:
             failure=self.failure,
             failing=self.failing,
             target=target,
-            patch=[] if patch is None else patch,
+            patch=patch,
             first_report=self.first_report,
         )
 
 
-def what_is_shown(facts: Facts, signal: Failure | None) -> Shown:
+def what_is_shown(facts: Facts, sources: Sequence[Source]) -> Shown:
+    """The failure the first of `sources` to see one reports (they are asked in order, until one does)."""
     controller = ControllerDeadline().verdict(facts)
     by_controller = controller.failure if controller else None
-    failure = signal if signal is not None else by_controller
+    verdicts = (source.verdict(facts) for source in sources)
+    failure = next((v.failure for v in verdicts if v is not None and v.failure is not None), None)
     return Shown(failure, by_controller, "" if failure else facts.kind.left_over(facts.workload))
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from autorollback import checkpoints
 from autorollback.config import PREFIX
 from autorollback.workloads.base import Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 NO_PROGRESS = PREFIX + "no-progress"  # checkpoint of a deadline autorollback measures (checkpoints.mark)
 
@@ -33,7 +32,7 @@ class Checkpointed:
 
 
 def checkpoint_holder(
-    replicasets: list[dict[str, Any]], template: dict[str, Any], workload: Workload = DEPLOYMENTS
+    replicasets: list[dict[str, Any]], template: dict[str, Any], workload: Workload
 ) -> Checkpointed | None:
     """Where the measurement of the current template's lack of progress is checkpointed (None: no
     ReplicaSet of that template yet)."""
@@ -51,11 +50,13 @@ def checkpoint(key: bytes, holder: Checkpointed, state_digest: str, seconds: flo
     return checkpoints.mark(key, holder.name, holder.uid, state_digest, seconds)
 
 
-def checkpointed(replicasets: list[dict[str, Any]], template: dict[str, Any], state_digest: str, key: bytes) -> float:
+def checkpointed(
+    replicasets: list[dict[str, Any]], template: dict[str, Any], state_digest: str, key: bytes, workload: Workload
+) -> float:
     """Seconds a previous process measured for this state on the current template's ReplicaSet
     (0: none). A mark of another state, one copied from another ReplicaSet, or one not signed with
     this key (a tenant's, another process's without the shared key) counts for nothing."""
-    holder = checkpoint_holder(replicasets, template)
+    holder = checkpoint_holder(replicasets, template, workload)
     if holder is None:
         return 0.0
     return checkpoints.resumed(key, holder.value, holder.name, holder.uid, state_digest)

@@ -11,7 +11,6 @@ from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
 from autorollback.gitrevert import core as gitcore
 from autorollback.workloads.base import Workload, images
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -20,7 +19,7 @@ def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | No
 
 
 def healthy_mark(
-    deployment: dict[str, Any], replicaset: dict[str, Any] | None, workload: Workload = DEPLOYMENTS
+    deployment: dict[str, Any], replicaset: dict[str, Any] | None, workload: Workload
 ) -> dict[str, str] | None:
     """The mark to write when the Deployment (as it was seen complete) completed its rollout on this
     ReplicaSet (as it is now); None: nothing to write. The mark names the revision that completed
@@ -67,7 +66,7 @@ def outlives_failure(mark: dict[str, str]) -> bool:
     return bool(health and health.outlived)
 
 
-def still_complete(seen: dict[str, Any], now: dict[str, Any], workload: Workload = DEPLOYMENTS) -> bool:
+def still_complete(seen: dict[str, Any], now: dict[str, Any], workload: Workload) -> bool:
     """The rollout seen complete is complete now, in the same revision."""
     return workload.completed(now) == workload.completed(seen) and workload.revision_of(now) == workload.revision_of(
         seen
@@ -80,9 +79,7 @@ def recovered_since(deployment: dict[str, Any], replicaset: str) -> str:
     return entry.at if entry else ""
 
 
-def known_bad(
-    deployment: dict[str, Any], replicasets: list[dict[str, Any]], workload: Workload = DEPLOYMENTS
-) -> str | None:
+def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]], workload: Workload) -> str | None:
     """A warning when the template is one autorollback rolled back away from (and not proven since)."""
     entries = ledger.of([deployment, *replicasets])
     revs = workload.revisions(replicasets, entries)

@@ -15,6 +15,8 @@ from autorollback.config import parse as parse_config
 from autorollback.decision import Decision, Measured
 from autorollback.reconcile import measure, reads, report
 from autorollback.reconcile.work import Result, Work, now
+from autorollback.signals.base import Judged
+from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason
 from autorollback.workloads.base import Failure
 
@@ -46,7 +48,7 @@ def rollback(work: Work, result: Result, signal: Signal | None) -> Outcome | Non
     """The outcome of deciding on the failure, the Progressing condition's (signal None) or the fast
     signal's. None: nothing to decide about (the Deployment is gone, or there is no fast signal)."""
     faults.point("before_read")
-    snapshot = Snapshot(work.deployment, work.ctx.deployments.history(work.deployment))
+    snapshot = Snapshot(work.deployment, work.api.history(work.deployment))
     for _ in range(CONFLICT_ATTEMPTS):
         step = _decide(work, result, snapshot, signal)
         if not isinstance(step, Snapshot):
@@ -66,11 +68,15 @@ def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | Non
     if signal and fast is None:
         return None  # no fast signal (yet): the deadline path decides about the condition
     measured, starting = (None, None) if signal else measure.elapsed(work, deployment, replicasets)
-    d = decision.decide(deployment, replicasets, config, now(), measured=measured, signal=fast)
-    if d.result == vocab.Result.SUCCESS and d.patch:
+    # the fast signal, judged here on its clocks, stands for the controller's condition
+    sources = (Judged(fast), ControllerDeadline()) if fast is not None else (ControllerDeadline(),)
+    d = decision.decide(
+        deployment, replicasets, config, now(), measured=measured, sources=sources, workload=work.workload
+    )
+    if d.result == vocab.Result.SUCCESS and d.patch is not None:
         faults.point("before_patch")
         try:
-            work.ctx.deployments.undo(work.namespace, work.name, d.patch)
+            work.api.undo(work.namespace, work.name, d.patch)
             faults.point("after_patch")
         except kube.ApiError as e:
             if e.status == 409:  # someone wrote in between: decide again on what is there now

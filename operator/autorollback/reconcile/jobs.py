@@ -58,7 +58,7 @@ def _failure(work: Work, result: Result) -> None:
     if outcome.decision.reason == Reason.STALE:  # the restored template may never progress: look again until it does
         measure.keep_timing(work, result, deployment, replicasets, outcome.measured, outcome.starting)
         return
-    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
+    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
     result.done["failure_done"] = state.failure_key(deployment, parse_config(deployment["metadata"].get("annotations")))
 
@@ -86,7 +86,16 @@ class _PodSignal:
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         source = signals.PodSignals(parse_config(deployment["metadata"].get("annotations")).fail_fast)
-        verdict = source.verdict(Facts(deployment, replicasets, self.work.pods, self.work.clocks, times.monotonic()))
+        verdict = source.verdict(
+            Facts(
+                deployment,
+                replicasets,
+                self.work.pods,
+                self.work.clocks,
+                times.monotonic(),
+                kind=self.work.workload,
+            )
+        )
         if verdict.recheck_in is not None:
             self.grace_running = True
             self.result.recheck(verdict.recheck_in + 0.05)

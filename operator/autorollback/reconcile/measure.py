@@ -45,11 +45,13 @@ def elapsed(
         )
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
-    holder = decision.checkpoint_holder(replicasets, template)
+    holder = decision.checkpoint_holder(replicasets, template, work.workload)
     # resumed only on this process's first look (a restart, a failover in the middle of the
     # measurement); a state it saw begin (progress, or the end of the last one) starts from nothing
     resume = (
-        decision.checkpointed(replicasets, template, state.digest(key), work.ctx.checkpoint_key) if not timing else 0.0
+        decision.checkpointed(replicasets, template, state.digest(key), work.ctx.checkpoint_key, work.workload)
+        if not timing
+        else 0.0
     )
     since = times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=resume))
     clear = holder if holder is not None and holder.value and not resume else None
@@ -79,7 +81,7 @@ def start(work: Work, new: Start | None) -> None:
     if new is None:
         return
     if new.clear is not None:
-        work.ctx.deployments.mark_revision(work.namespace, new.clear.name, {decision.NO_PROGRESS: None})
+        work.api.mark_revision(work.namespace, new.clear.name, {decision.NO_PROGRESS: None})
     work.clocks.track(STALE, [new.key], times.monotonic(), resume={new.key: new.resume})
     work.clocks.label(STALE, new.key, lambda: new.since)
     work.clocks.forget(CHECKPOINTS)
@@ -93,7 +95,7 @@ def ended(work: Work, replicaset: str, value: str | None) -> None:
         return
     if replicaset and value:
         try:
-            work.ctx.deployments.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
+            work.api.mark_revision(work.namespace, replicaset, {decision.NO_PROGRESS: None})
         except kube.ApiError as e:
             telemetry.api_errors.labels("checkpoint", str(e.status)).inc()
             log.warning(
@@ -116,7 +118,7 @@ def checkpoint(
     """Now and then, the elapsed seconds of a measured deadline go onto the current template's
     ReplicaSet, signed, so that the next process (a restart, another replica) resumes from them
     instead of starting again. Elapsed seconds only: no clock is compared across processes. Best effort."""
-    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"])
+    holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     if measured is None or holder is None or measured.seconds < every:
         return
     key = state.stale_key(deployment)
@@ -124,7 +126,7 @@ def checkpoint(
     if last is not None and times.monotonic() - last < every:
         return
     try:
-        work.ctx.deployments.mark_revision(
+        work.api.mark_revision(
             work.namespace,
             holder.name,
             {

@@ -6,7 +6,6 @@ from typing import Any
 
 from autorollback import kube
 from autorollback.reconcile.work import Work
-from autorollback.workloads import deployment as deployments
 
 CONSISTENT_READS = 10  # tries at reading the Deployment unchanged around the list of its ReplicaSets
 
@@ -26,11 +25,11 @@ def read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[
         before = _get(work)
         if before is None:
             return None
-        if waits and not deployments.observed(before):
+        if waits and not work.workload.observed(before):
             waits -= 1
             time.sleep(0.1)
             continue
-        replicasets = work.ctx.deployments.history(before)
+        replicasets = work.api.history(before)
         after = _get(work)
         if after is None:
             return None
@@ -53,7 +52,7 @@ def _version(deployment: dict[str, Any]) -> str:
 def _get(work: Work) -> dict[str, Any] | None:
     """The Deployment now (None: deleted, or replaced by another of the same name)."""
     try:
-        deployment = work.ctx.deployments.get(work.namespace, work.name)
+        deployment = work.api.get(work.namespace, work.name)
     except kube.ApiError as e:
         if e.status == 404:
             return None

@@ -9,7 +9,6 @@ from autorollback.reconcile import measure
 from autorollback.reconcile.report import RESTORED, report
 from autorollback.reconcile.work import Result, Work, log, since, who
 from autorollback.workloads.base import images
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 
 def healthy(work: Work, result: Result) -> None:
@@ -17,20 +16,21 @@ def healthy(work: Work, result: Result) -> None:
     if work.healthy_evidence is None:
         return
     name, evidence = work.healthy_evidence
-    rs = work.ctx.deployments.get_revision(work.namespace, name)
+    rs = work.api.get_revision(work.namespace, name)
     template = evidence["spec"]["template"]
-    if rs is not None and not DEPLOYMENTS.same_template(rs["spec"]["template"], template):
+    kind = work.workload
+    if rs is not None and not kind.same_template(rs["spec"]["template"], template):
         # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
         # showed the rollout complete are about the current template's
-        history = work.ctx.deployments.history(evidence)
-        current = DEPLOYMENTS.current(DEPLOYMENTS.revisions(history), template)
+        history = work.api.history(evidence)
+        current = kind.current(kind.revisions(history), template)
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
         name = rs["metadata"]["name"] if rs is not None else name
-    mark = decision.healthy_mark(evidence, rs)
+    mark = decision.healthy_mark(evidence, rs, kind)
     if (
         mark
         and decision.outlives_failure(mark)
-        and not decision.still_complete(evidence, work.ctx.deployments.get(work.namespace, work.name))
+        and not decision.still_complete(evidence, work.api.get(work.namespace, work.name), kind)
     ):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
@@ -38,7 +38,7 @@ def healthy(work: Work, result: Result) -> None:
         age = since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
         work.clocks.forget(RESTORED, name)
         if age is not None:
-            telemetry.recovery_seconds.labels(telemetry.DEPLOYMENT, work.namespace).observe(age)
+            telemetry.recovery_seconds.labels(kind.kind, work.namespace).observe(age)
             log.info(
                 "recovered after rollback",
                 replicaset=name,
@@ -53,7 +53,7 @@ def healthy(work: Work, result: Result) -> None:
     revert_if_lost(work, evidence, rs, result)
     if mark or checkpointed:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
-        work.ctx.deployments.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
+        work.api.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     measure.ended(work, "", "")
     result.done["healthy_done"] = state.completion_key(evidence)
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
@@ -66,10 +66,11 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
     entry = decision.restoring(deployment, restored["metadata"]["name"]) if restored else None
     if entry is None:
         return
-    failed = work.ctx.deployments.get_revision(work.namespace, entry.failed)
+    failed = work.api.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
-    f, r = DEPLOYMENTS.revisions([failed])[0], DEPLOYMENTS.revisions([restored], ledger.of([deployment]))[0]
+    kind = work.workload
+    f, r = kind.revisions([failed])[0], kind.revisions([restored], ledger.of([deployment]))[0]
     late = decision.late_report(entry, f, r)
     if late is not None:
         report(work, deployment, late, result)

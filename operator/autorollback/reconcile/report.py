@@ -16,7 +16,7 @@ RESTORED = "restored"  # Clocks group: when this process rolled back to a Replic
 
 def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
-    ns, name, failure = work.namespace, work.name, d.failure
+    ns, name, failure, kind = work.namespace, work.name, d.failure, work.workload.kind
     if d.result != vocab.Result.SUCCESS:
         _mark_failing(work, d)  # first: if it fails, the work is retried before anyone was told
     if d.result == vocab.Result.SUCCESS:
@@ -27,12 +27,12 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
             else None
         )
         if age is not None:
-            telemetry.reaction_seconds.labels(telemetry.DEPLOYMENT, ns).observe(age)
+            telemetry.reaction_seconds.labels(kind, ns).observe(age)
         if d.target is not None:
             work.clocks.forget(RESTORED)
             work.clocks.note(RESTORED, d.target.name, times.monotonic())
-        telemetry.last_rollback.labels(telemetry.DEPLOYMENT, ns, name).set(time.time())
-        result.series.add(("last_rollback", telemetry.DEPLOYMENT, ns, name))
+        telemetry.last_rollback.labels(kind, ns, name).set(time.time())
+        result.series.add(("last_rollback", kind, ns, name))
     failed_template = d.failing.template if d.failing else deployment["spec"]["template"]
     if d.first_report:
         post(
@@ -64,10 +64,10 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
     # Counted once told: a leader that loses the Lease in the middle of reporting ends before this, and
     # the next leader, which reports late from the ledger, counts it (summed over replicas: once).
     if d.first_report:
-        telemetry.failed_rollouts.labels(telemetry.DEPLOYMENT, ns, name).inc()
-        result.series.add(("failed_rollouts", telemetry.DEPLOYMENT, ns, name))
-    telemetry.rollbacks.labels(telemetry.DEPLOYMENT, ns, name, d.result, d.reason).inc()
-    result.series.add(("rollbacks", telemetry.DEPLOYMENT, ns, name, d.result, d.reason))
+        telemetry.failed_rollouts.labels(kind, ns, name).inc()
+        result.series.add(("failed_rollouts", kind, ns, name))
+    telemetry.rollbacks.labels(kind, ns, name, d.result, d.reason).inc()
+    result.series.add(("rollbacks", kind, ns, name, d.result, d.reason))
     faults.point("after_events")
     level = "info" if d.event_type == "Normal" else "warning"
     getattr(log, level)(
@@ -112,7 +112,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) 
 
 def _mark_failing(work: Work, d: Decision) -> None:
     failure = d.failure
-    work.ctx.deployments.mark_revision(
+    work.api.mark_revision(
         work.namespace,
         d.failing.name,
         {

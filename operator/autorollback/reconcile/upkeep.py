@@ -13,8 +13,8 @@ def problems(work: Work, result: Result) -> None:
     for p in work.config.problems:
         if work.problems_done.get(p.key) == state.digest(p.value):
             continue  # this value was reported already; another key changed
-        telemetry.invalid_annotations.labels(telemetry.DEPLOYMENT, work.namespace, work.name, p.key).inc()
-        result.series.add(("invalid_annotations", telemetry.DEPLOYMENT, work.namespace, work.name, p.key))
+        telemetry.invalid_annotations.labels(work.workload.kind, work.namespace, work.name, p.key).inc()
+        result.series.add(("invalid_annotations", work.workload.kind, work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(), **who(work))
         post(work.ctx.api, d, "Warning", "InvalidAnnotation", p.message())
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
@@ -29,7 +29,7 @@ def history_limit(work: Work, result: Result) -> None:
 
 
 def known_bad(work: Work, result: Result) -> None:
-    message = decision.known_bad(work.deployment, work.ctx.deployments.history(work.deployment))
+    message = decision.known_bad(work.deployment, work.api.history(work.deployment), work.workload)
     if message:
         log.warning("known-bad template re-applied", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "KnownBadTemplate", message)
@@ -42,7 +42,7 @@ def strays(work: Work, result: Result) -> None:
     if not ops:
         return
     try:
-        work.ctx.deployments.patch(work.namespace, work.name, ops)
+        work.api.patch(work.namespace, work.name, ops)
         log.info("removed ReplicaSet marks copied onto the Deployment", **who(work))
     except kube.ApiError as e:
         if e.status not in (409, 422):  # changed meanwhile: the next event decides again

@@ -8,6 +8,7 @@ from autorollback import kube, logs, times
 from autorollback.config import Config
 from autorollback.context import Context
 from autorollback.vocab import Job
+from autorollback.workloads.base import Api, Workload
 
 log = logs.get("autorollback.reconcile")  # one logger for the package: its lines keep the name they had
 
@@ -21,12 +22,18 @@ class Work:
     deployment: dict[str, Any]  # the latest state the watch delivered
     config: Config
     jobs: set[Job]
+    workload: Workload  # the adapter of its kind (workloads.KINDS)
     healthy_evidence: tuple[str, dict[str, Any]] | None = None
     api_failure_reported: str = ""
     clocks: times.Clocks = field(default_factory=times.Clocks)  # the memo's timers (monotonic), shared
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
     pods: list[dict[str, Any]] = field(default_factory=list)  # the Deployment's pods, while they are watched
     pods_seen: int = 0
+
+    @property
+    def api(self) -> Api:
+        """The I/O of its kind."""
+        return self.ctx.api_for(self.workload.kind)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 from autorollback import times
 from autorollback.workloads.base import Failure, Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 
 @dataclass(frozen=True)
@@ -20,7 +19,7 @@ class Facts:
     pods: list[dict[str, Any]] = field(default_factory=list)
     clocks: times.Clocks | None = None
     now: float = 0.0  # this process's monotonic clock
-    kind: Workload = DEPLOYMENTS
+    kind: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS)
 
 
 @dataclass(frozen=True)
@@ -32,3 +31,14 @@ class Verdict:
 class Source(Protocol):
     def verdict(self, facts: Facts) -> Verdict | None:
         """The failure this source sees (or when to look again); None: nothing to say."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A verdict the shell reached on this very state, as a source (the pods' fast signals: their
+    graces run on the shell's clocks, so it judges them and hands the decision the failure)."""
+
+    failure: Failure
+
+    def verdict(self, facts: Facts) -> Verdict:
+        return Verdict(self.failure)

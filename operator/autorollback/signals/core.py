@@ -14,7 +14,6 @@ from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
 from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE = {
@@ -46,7 +45,7 @@ class PodSignals:
 
     def verdict(self, facts: Facts) -> Verdict:
         assert facts.clocks is not None, "graces are timed on the workload's clocks"
-        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now)
+        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now, facts.kind)
 
 
 def judge(
@@ -56,11 +55,12 @@ def judge(
     pods: list[dict[str, Any]],
     clocks: times.Clocks,
     now: float,
+    workload: Workload,
 ) -> Verdict:
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
-    new = DEPLOYMENTS.current(DEPLOYMENTS.revisions(replicasets), deployment["spec"]["template"])
+    new = workload.current(workload.revisions(replicasets), workload.template(deployment))
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)
-    return evaluate(fail_fast, deployment, rs, pods, clocks, now)
+    return evaluate(fail_fast, deployment, rs, pods, clocks, now, workload)
 
 
 GRACES = "fast"  # the Clocks group of the fast signals' graces
@@ -73,7 +73,7 @@ def evaluate(
     pods: list[dict[str, Any]],
     clocks: times.Clocks,
     now: float,
-    workload: Workload = DEPLOYMENTS,
+    workload: Workload,
 ) -> Verdict:
     """The first signal past its threshold, else when to look again. new_rs: the current template's ReplicaSet.
 
@@ -87,7 +87,7 @@ def evaluate(
     if deployments.declared_complete(deployment) == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()
-    deadline = deployments.failure(deployment)
+    deadline = workload.failure(deployment)
     if deadline is not None and deadline.replicaset == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout

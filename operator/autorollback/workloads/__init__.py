@@ -1,1 +1,9 @@
-"""Workload kinds behind one seam (base.Workload); one adapter per kind."""
+"""Workload kinds behind one seam (base.Workload); one adapter per kind.
+
+KINDS: the adapter of each kind the operator watches, by its Kubernetes kind. The shell picks the
+adapter here (and the kind's I/O through `Context.api_for`); the pure core is handed it."""
+
+from autorollback.workloads.base import Workload
+from autorollback.workloads.deployment import DEPLOYMENTS
+
+KINDS: dict[str, Workload] = {DEPLOYMENTS.kind: DEPLOYMENTS}

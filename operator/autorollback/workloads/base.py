@@ -17,6 +17,8 @@ from autorollback.history import Revision
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # also the reason of a deadline autorollback measures
 SHOWN_IMAGES = 3  # containers named in a message; the rest are counted
 SHOWN_IMAGE, SHOWN_MESSAGE = 120, 300  # characters
+JSON_PATCH = "application/json-patch+json"  # a Deployment's undo: kubectl's JSON patch
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"  # a ControllerRevision's `data`, as kubectl sends it
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class Failure:
     def id(self) -> str:
         """Names this failure and no other: the blamed ReplicaSet and the time it was blamed."""
         return f"{self.replicaset} {self.updated}"
+
+
+@dataclass(frozen=True)
+class Undo:
+    """The rollback write of one kind, as sent: the PATCH body and its content type. Whatever the
+    type, the body carries the resourceVersion precondition and the ledger entries (one write)."""
+
+    content_type: str  # JSON_PATCH (a list of operations) or STRATEGIC_MERGE_PATCH (an object)
+    body: Any
 
 
 def images(template: dict[str, Any]) -> str:
@@ -84,9 +95,9 @@ class Workload(Protocol):
 
     def undo_patch(
         self, workload: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
-    ) -> list[dict[str, Any]]:
+    ) -> Undo:
         """The rollback to `target` as one write: kubectl's rules, a resourceVersion precondition
-        and the ledger `entries` in the same patch."""
+        and the ledger `entries` in the same patch, with its content type."""
 
     def pods_of(self, revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The live pods of one history object (by `pod_label`)."""
@@ -108,5 +119,5 @@ class Api(Protocol):
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """A JSON patch of the workload itself."""
 
-    def undo(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
-        """The rollback write, with the content type of the kind's undo patch."""
+    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
+        """The rollback write (Workload.undo_patch), sent with its content type."""

@@ -20,7 +20,7 @@ from autorollback import ledger, times
 from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
 from autorollback.ledger import Entry
-from autorollback.workloads.base import DEADLINE_EXCEEDED, SHOWN_MESSAGE, Failure
+from autorollback.workloads.base import DEADLINE_EXCEEDED, JSON_PATCH, SHOWN_MESSAGE, Failure, Undo
 
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
@@ -271,6 +271,11 @@ def patch(
     ]
 
 
+def undo(deployment: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]) -> Undo:
+    """The rollback write (base.Workload.undo_patch): `patch`, sent as a JSON patch."""
+    return Undo(JSON_PATCH, patch(deployment, target, change_cause, entries))
+
+
 def pods_of(replicaset: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The live pods of this ReplicaSet: those with its pod-template-hash, not being deleted."""
     template_hash = (
@@ -305,7 +310,7 @@ class Deployments:
     progress = staticmethod(progress)
     paused = staticmethod(paused)
     observed = staticmethod(observed)
-    undo_patch = staticmethod(patch)
+    undo_patch = staticmethod(undo)
     pods_of = staticmethod(pods_of)
 
 

@@ -1,0 +1,359 @@
+"""The workload seam's contract, kept by every adapter: the same decision, written once against
+`Workload`, plans a rollback of any kind as that kind's undo (a JSON patch for Deployments, a
+strategic merge patch of a ControllerRevision's data for StatefulSets), and that undo always
+carries the resourceVersion precondition and the ledger entry in the same write.
+
+The StatefulSet adapter here is a fake (the operator watches Deployments only): ControllerRevisions
+as history, kubectl's undo of them. It is checked against the protocols structurally below."""
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autorollback import config as annotations, decision, kube, ledger, workloads
+from autorollback.context import Context
+from autorollback.decision import Decision
+from autorollback.history import Revision
+from autorollback.signals.base import Facts, Judged
+from autorollback.signals.deadline import MeasuredDeadline
+from autorollback.vocab import Reason, Result
+from autorollback.workloads.base import (
+    DEADLINE_EXCEEDED,
+    JSON_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    Api,
+    Failure,
+    Undo,
+    Workload,
+)
+from autorollback.workloads.deployment import DEPLOYMENTS
+
+from factories import deployment, replicaset, rs_name, template
+
+NOW = "2026-11-26T10:05:00Z"
+ON = annotations.parse({"autorollback.io/enabled": "true"})
+DRY = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
+REVISION_HASH = "controller-revision-hash"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+
+# --- a StatefulSet-like adapter (kubectl's rules: rollback.go, history.go; the controller's getPatch)
+
+
+def _template_of(cr: dict[str, Any]) -> dict[str, Any]:
+    t: dict[str, Any] = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
+    t.pop("$patch", None)
+    return t
+
+
+class FakeStatefulSets:
+    """ControllerRevisions as history; the undo is the revision's `data` as a strategic merge patch,
+    with metadata.resourceVersion (the precondition) and the ledger annotation in the same body."""
+
+    kind = "StatefulSet"
+    pod_label = REVISION_HASH
+
+    def template(self, workload: dict[str, Any]) -> dict[str, Any]:
+        t: dict[str, Any] = workload["spec"]["template"]
+        return t
+
+    def revisions(self, history: list[dict[str, Any]], entries: tuple[ledger.Entry, ...] = ()) -> list[Revision]:
+        out = [
+            Revision(
+                int(cr.get("revision") or 0),
+                cr["metadata"]["name"],
+                _template_of(cr),
+                dict(cr["metadata"].get("annotations") or {}),
+                created=cr["metadata"].get("creationTimestamp") or "",
+                ledger=entries,
+            )
+            for cr in history
+        ]
+        return sorted(out, key=lambda r: r.number, reverse=True)
+
+    def current(self, revisions: list[Revision], template: dict[str, Any]) -> Revision | None:
+        return next((r for r in revisions if self.same_template(r.template, template)), None)
+
+    def same_template(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return a == b
+
+    def revision_of(self, obj: dict[str, Any]) -> int | None:
+        return int(obj.get("revision") or 0)  # a StatefulSet carries none (status.updateRevision is a name)
+
+    def failure(self, workload: dict[str, Any]) -> Failure | None:
+        return None  # the StatefulSet controller reports no failed rollout
+
+    def completed(self, workload: dict[str, Any]) -> str:
+        s = workload.get("status") or {}
+        done = s.get("updateRevision") == s.get("currentRevision") and s.get("readyReplicas", 0) >= workload[
+            "spec"
+        ].get("replicas", 1)
+        return str(s.get("updateRevision") or "") if self.observed(workload) and done else ""
+
+    def left_over(self, workload: dict[str, Any]) -> str:
+        return ""
+
+    def progress(self, workload: dict[str, Any]) -> tuple[int, ...]:
+        s = workload.get("status") or {}
+        return tuple(int(s.get(k) or 0) for k in ("updatedReplicas", "readyReplicas", "availableReplicas"))
+
+    def paused(self, workload: dict[str, Any]) -> bool:
+        return False  # no spec.paused
+
+    def observed(self, workload: dict[str, Any]) -> bool:
+        s = workload.get("status") or {}
+        return bool(s.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0))
+
+    def undo_patch(
+        self,
+        workload: dict[str, Any],
+        target: Revision,
+        change_cause: str,
+        entries: tuple[ledger.Entry, ...],
+    ) -> Undo:
+        return Undo(
+            STRATEGIC_MERGE_PATCH,
+            {
+                "metadata": {
+                    "resourceVersion": workload["metadata"]["resourceVersion"],
+                    "annotations": {ledger.KEY: ledger.dump(entries), CHANGE_CAUSE: change_cause},
+                },
+                "spec": {"template": {**target.template, "$patch": "replace"}},
+            },
+        )
+
+    def pods_of(self, revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        name = revision["metadata"]["name"]
+        return [p for p in pods if (p["metadata"].get("labels") or {}).get(REVISION_HASH) == name]
+
+
+@dataclass
+class FakeStatefulSetApi:
+    """Its I/O, in memory: the writes are recorded as sent."""
+
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[tuple[str, Any]] = field(default_factory=list)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.objects[name]
+
+    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.revisions
+
+    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return next((r for r in self.revisions if r["metadata"]["name"] == name), None)
+
+    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        self.sent.append(("application/merge-patch+json", {"metadata": {"annotations": annotations}}))
+
+    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sent.append((JSON_PATCH, ops))
+        return self.objects[name]
+
+    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
+        self.sent.append((undo.content_type, undo.body))
+        return self.objects[name]
+
+
+STATEFULSETS = FakeStatefulSets()
+
+# structurally what the seam asks for (checked by mypy when it is run on this file)
+_sts: Workload = STATEFULSETS
+_sts_api: Api = FakeStatefulSetApi()
+_deployments: Workload = DEPLOYMENTS
+
+
+def _deployment_api(client: kube.Client) -> Api:
+    return kube.DeploymentApi(client)
+
+
+# --- each kind as the contract tests see it
+
+
+def sts_template(image: str) -> dict[str, Any]:
+    return template(image)
+
+
+def controller_revision(number: int, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": f"web-{number}",
+            "annotations": {},
+            "creationTimestamp": "2026-11-26T08:00:00Z",
+            "ownerReferences": [{"uid": "s-uid", "controller": True}],
+        },
+        "revision": number,
+        "data": {"spec": {"template": {**sts_template(image), "$patch": "replace"}}},
+    }
+
+
+def statefulset(image: str, current: str, update: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": "web",
+            "namespace": "ns",
+            "uid": "s-uid",
+            "generation": 2,
+            "resourceVersion": "42",
+            "annotations": {"autorollback.io/enabled": "true"},
+        },
+        "spec": {"replicas": 3, "template": sts_template(image)},
+        "status": {"observedGeneration": 2, "currentRevision": current, "updateRevision": update, "readyReplicas": 2},
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind's adapter, a failing rollout of app:2.0.0 over a healthy app:1.0.0, and how to read its undo."""
+
+    adapter: Workload
+    content_type: str
+    workload: dict[str, Any]
+    history: list[dict[str, Any]]
+    failing: str  # the name of the failing revision's history object
+    restored: str
+
+    def read_undo(self, undo: Undo) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """(resourceVersion precondition, template, annotations written), whatever the patch type."""
+        if undo.content_type == JSON_PATCH:
+            ops = {op["path"]: op for op in undo.body}
+            assert all(op["op"] == "replace" for op in undo.body)
+            return (
+                ops["/metadata/resourceVersion"]["value"],
+                ops["/spec/template"]["value"],
+                ops["/metadata/annotations"]["value"],
+            )
+        assert undo.content_type == STRATEGIC_MERGE_PATCH
+        meta, spec = undo.body["metadata"], undo.body["spec"]
+        assert set(undo.body) == {"metadata", "spec"} and set(spec) == {"template"}  # only the template is replaced
+        assert spec["template"]["$patch"] == "replace"
+        return (
+            meta["resourceVersion"],
+            {k: v for k, v in spec["template"].items() if k != "$patch"},
+            meta["annotations"],
+        )
+
+
+def deployments_kind() -> Kind:
+    return Kind(
+        DEPLOYMENTS,
+        JSON_PATCH,
+        deployment("app:2.0.0", revision=2),
+        [replicaset(1, "app:1.0.0", available=3), replicaset(2, "app:2.0.0")],
+        rs_name("app:2.0.0"),
+        rs_name("app:1.0.0"),
+    )
+
+
+def statefulsets_kind() -> Kind:
+    return Kind(
+        STATEFULSETS,
+        STRATEGIC_MERGE_PATCH,
+        statefulset("app:2.0.0", current="web-1", update="web-2"),
+        [controller_revision(1, "app:1.0.0"), controller_revision(2, "app:2.0.0")],
+        "web-2",
+        "web-1",
+    )
+
+
+KINDS = [pytest.param(deployments_kind, id="Deployment"), pytest.param(statefulsets_kind, id="StatefulSet")]
+
+
+def crash(kind: Kind) -> Failure:
+    """A fast signal of the failing revision's pods (the failure every kind can have)."""
+    return Failure(kind.failing, "CrashLoopBackOff", "container app restarted 3 times", "2026-11-26T10:00:00Z", 2)
+
+
+def decide(kind: Kind, config: annotations.Config = ON, workload: dict[str, Any] | None = None) -> Decision:
+    return decision.decide(
+        workload or kind.workload, kind.history, config, NOW, sources=[Judged(crash(kind))], workload=kind.adapter
+    )
+
+
+def image(t: dict[str, Any]) -> str:
+    return str(t["spec"]["containers"][0]["image"])
+
+
+# --- the contract
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(make) -> None:
+    kind = make()
+    d = decide(kind)
+    assert (d.result, d.reason) == (Result.SUCCESS, "CrashLoopBackOff")
+    assert (d.failing.name, d.target.name, d.target.number) == (kind.failing, kind.restored, 1)
+    assert d.patch is not None and d.patch.content_type == kind.content_type
+    version, restored, written = kind.read_undo(d.patch)
+    assert version == kind.workload["metadata"]["resourceVersion"]  # the precondition
+    assert image(restored) == "app:1.0.0"
+    assert "pod-template-hash" not in restored["metadata"]["labels"]
+    entries = ledger.parse(written[ledger.KEY])  # the ledger entry, in the same write
+    assert [(e.failed, e.restored, e.reason, e.revision) for e in entries] == [
+        (kind.failing, kind.restored, "CrashLoopBackOff", 2)
+    ]
+    assert ledger.find(entries, d.failure.id) is not None
+    assert written[CHANGE_CAUSE].startswith("autorollback: rolled back from revision 2 (app:2.0.0) to revision 1")
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_dry_run_plans_the_same_undo(make) -> None:
+    kind = make()
+    planned, real = decide(kind, DRY), decide(kind)
+    assert planned.result == Result.DRY_RUN and real.patch is not None and planned.patch == real.patch
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_a_failure_in_the_ledger_the_undo_wrote_is_never_undone_again(make) -> None:
+    kind = make()
+    _, _, written = kind.read_undo(decide(kind).patch)
+    again = copy.deepcopy(kind.workload)  # the same template seen again, with the ledger the undo wrote
+    again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
+    d = decide(kind, workload=again)
+    assert d.patch is None  # reported late at most (its report was never made), never written twice
+    assert d.result == Result.NOTHING or (d.result, d.first_report) == (Result.SUCCESS, True)
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_nothing_older_is_impossible_and_writes_nothing(make) -> None:
+    kind = make()
+    only = [h for h in kind.history if h["metadata"]["name"] == kind.failing]
+    d = decision.decide(kind.workload, only, ON, NOW, sources=[Judged(crash(kind))], workload=kind.adapter)
+    assert (d.result, d.reason, d.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> None:
+    kind = make()
+    source = MeasuredDeadline(600, "2026-11-26T10:00:00Z", "another revision")
+    verdict = source.verdict(Facts(kind.workload, kind.history, kind=kind.adapter))
+    assert verdict is not None and verdict.failure is not None
+    assert (verdict.failure.replicaset, verdict.failure.reason, verdict.failure.measured) == (
+        kind.failing,
+        DEADLINE_EXCEEDED,
+        True,
+    )
+    assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, kind=kind.adapter)) is None
+
+
+def test_the_fake_api_sends_the_undo_with_its_content_type() -> None:
+    kind = statefulsets_kind()
+    api = FakeStatefulSetApi({"web": kind.workload}, kind.history)
+    undo = decide(kind).patch
+    assert undo is not None
+    api.undo("ns", "web", undo)
+    assert api.sent == [(STRATEGIC_MERGE_PATCH, undo.body)]
+
+
+def test_every_registered_kind_has_its_io() -> None:
+    ctx = Context(None, None, b"")  # type: ignore[arg-type]  # no call is made
+    for kind, adapter in workloads.KINDS.items():
+        assert adapter.kind == kind
+        assert ctx.api_for(kind) is not None
