@@ -29,7 +29,7 @@ demo: ## start everything, break a release, watch autorollback roll it back
 
 venv: $(BIN)/autorollback $(OLDEST)/bin/autorollback ## create .venv (package + test extra) and .venv-oldest (oldest client)
 
-tools: ## build the pinned control plane, helm and promtool (cached by version); faketime for the skew tests
+tools: ## build the pinned control plane, helm, promtool and prometheus (cached by version); faketime for the skew tests
 	hack/system-packages.sh
 	hack/build-tools.sh
 

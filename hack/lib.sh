@@ -8,6 +8,7 @@ bin_etcd="$cache/bin/etcd-$ETCD_VERSION"
 bin_kwok="$cache/bin/kwok-$KWOK_VERSION"
 bin_helm="$cache/bin/helm-$HELM_VERSION"
 bin_promtool="$cache/bin/prometheus-$PROMETHEUS_VERSION"
+bin_prometheus="$cache/bin/prometheus-server-$PROMETHEUS_VERSION"
 bin_gitea="$cache/bin/gitea-$GITEA_VERSION"
 
 # module_field MODULE@VERSION FIELD: one field (Dir, GoMod) of `go mod download -json`.

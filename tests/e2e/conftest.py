@@ -9,6 +9,7 @@ import pytest
 
 from . import kit
 from .gitea import Gitea
+from .prometheus import Exporter, Prometheus
 
 # Never touch a cluster the developer happens to point KUBECONFIG at.
 os.environ["KUBECONFIG"] = kit.kubeconfig()
@@ -116,3 +117,28 @@ def gitea(tmp_path: Path) -> Iterator[Gitea]:
     g = Gitea(tmp_path / "gitea")
     yield g
     g.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """One real Prometheus and its exporter per xdist worker, started when a test first asks."""
+    exporter = Exporter()
+    try:
+        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), exporter)
+    except BaseException:
+        exporter.close()
+        raise
+    yield prom
+    prom.close()
+
+
+@pytest.fixture
+def prometheus(prometheus_server: Prometheus, request: pytest.FixtureRequest) -> Iterator[Prometheus]:
+    """The worker's Prometheus for one test: running, no rule groups, no series; the same after it
+    (the test's series and rules are dropped, and it is started again if the test stopped it)."""
+    prometheus_server.reset()
+    yield prometheus_server
+    if failed(request):
+        request.node.add_report_section("teardown", "Prometheus log (tail)", prometheus_server.log_tail())
+        request.node.add_report_section("teardown", "exporter /metrics", prometheus_server.exporter.body()[-4000:])
+    prometheus_server.reset()

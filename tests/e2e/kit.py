@@ -45,6 +45,7 @@ def tool(name: str) -> str:
         "kubectl": f"kubernetes-{v['KUBE_VERSION']}",
         "helm": f"helm-{v['HELM_VERSION']}",
         "promtool": f"prometheus-{v['PROMETHEUS_VERSION']}",
+        "prometheus": f"prometheus-server-{v['PROMETHEUS_VERSION']}",
     }[name]
     path = cache() / "bin" / folder / name
     if not path.exists():
