@@ -95,6 +95,20 @@ class FakeStatefulSets:
     def left_over(self, workload: dict[str, Any]) -> str:
         return ""
 
+    def unfinished(self, workload: dict[str, Any]) -> str:
+        """A rolling update under way (kubectl's rollout status, workload-kinds.md §3.3 and §6 A): the
+        controller never says it failed, so autorollback measures its deadline. Named by its revision."""
+        s, spec = workload.get("status") or {}, workload["spec"]
+        want = spec.get("replicas", 1)
+        partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0
+        under_way = s.get("updateRevision") != s.get("currentRevision") and (
+            s.get("updatedReplicas", 0) < want - partition or s.get("readyReplicas", 0) < want
+        )
+        return f"{s.get('updateRevision')} unfinished" if self.observed(workload) and want > 0 and under_way else ""
+
+    def deadline_seconds(self, workload: dict[str, Any]) -> int:
+        return 600  # no spec.progressDeadlineSeconds: the operator's own default
+
     def progress(self, workload: dict[str, Any]) -> tuple[int, ...]:
         s = workload.get("status") or {}
         return tuple(int(s.get(k) or 0) for k in ("updatedReplicas", "readyReplicas", "availableReplicas"))

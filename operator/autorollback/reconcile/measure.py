@@ -68,7 +68,7 @@ def keep_timing(
 ) -> None:
     """The state of no progress stands (decided stale): time it, checkpoint it now and then, and look
     again when the next checkpoint is due or the deadline runs out, even if nothing changes."""
-    deadline = float(deployment["spec"].get("progressDeadlineSeconds") or 600)
+    deadline = float(work.workload.deadline_seconds(deployment))
     every = min(CHECKPOINT_EVERY, deadline / 3)
     start(work, starting)
     checkpoint(work, deployment, replicasets, measured, every)

@@ -27,7 +27,7 @@ class MeasuredDeadline:
     def verdict(self, facts: Facts) -> Verdict | None:
         kind = facts.kind
         current = kind.current(kind.revisions(facts.history), kind.template(facts.workload))
-        deadline = facts.workload["spec"].get("progressDeadlineSeconds") or 600
+        deadline = kind.deadline_seconds(facts.workload)
         if current is None or self.seconds < deadline:
             return None
         return Verdict(

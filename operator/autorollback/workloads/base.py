@@ -84,6 +84,15 @@ class Workload(Protocol):
         """The revision a "complete" verdict left over from an earlier rollout names while another
         is under way, which the controller then never times out ("" otherwise)."""
 
+    def unfinished(self, workload: dict[str, Any]) -> str:
+        """A rollout under way that the controller will never time out, so that autorollback measures
+        its deadline ("" when none): named by what it must stay the same for (besides `progress`) for
+        the measurement to go on. A kind whose controller reports no failed rollout (StatefulSet,
+        DaemonSet) answers from its status counts; a Deployment only under a leftover condition."""
+
+    def deadline_seconds(self, workload: dict[str, Any]) -> int:
+        """How long a rollout may make no progress before it has failed (the measured deadline's)."""
+
     def progress(self, workload: dict[str, Any]) -> tuple[int, ...]:
         """The counts whose change the controller calls progress."""
 

@@ -125,6 +125,20 @@ def complete_left_over(deployment: dict[str, Any]) -> str:
     return named_replicaset(c.get("message", "")) if unfinished else ""
 
 
+def unfinished(deployment: dict[str, Any]) -> str:
+    """base.Workload.unfinished: the leftover condition (complete_left_over), named by its ReplicaSet,
+    its lastUpdateTime and its reason ("" when there is none: the controller times the rollout out)."""
+    left = complete_left_over(deployment)
+    if not left:
+        return ""
+    return f"{left} {condition(deployment, 'Progressing').get('lastUpdateTime')} {COMPLETE}"
+
+
+def deadline_seconds(deployment: dict[str, Any]) -> int:
+    """spec.progressDeadlineSeconds, or the API's default (600)."""
+    return int(deployment["spec"].get("progressDeadlineSeconds") or 600)
+
+
 def progress(deployment: dict[str, Any]) -> tuple[int, ...]:
     """The counts whose change the controller calls progress."""
     s = deployment.get("status") or {}
@@ -307,6 +321,8 @@ class Deployments:
     failure = staticmethod(failure)
     completed = staticmethod(completed_replicaset)
     left_over = staticmethod(complete_left_over)
+    unfinished = staticmethod(unfinished)
+    deadline_seconds = staticmethod(deadline_seconds)
     progress = staticmethod(progress)
     paused = staticmethod(paused)
     observed = staticmethod(observed)
