@@ -16,6 +16,7 @@ from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
 from autorollback.workloads import deployment as deployments
+from autorollback.workloads.base import Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
 
 FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
@@ -31,35 +32,33 @@ def template_digest(deployment: dict[str, Any]) -> str:
     return digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
 
 
-def _failure_state(deployment: dict[str, Any]) -> str:
-    """The failure the condition shows (or the one its leftover hides), over the current template."""
-    f = DEPLOYMENTS.failure(deployment)
+def _failure_state(workload: dict[str, Any], kind: Workload) -> str:
+    """The failure the controller shows, or the rollout under way it will never time out (which the
+    operator times itself), over the current template."""
+    f = kind.failure(workload)
     if f is not None:
         ident = f.id
     else:  # no condition will ever say the rollout failed: the operator measures the deadline
-        left = DEPLOYMENTS.left_over(deployment)
-        if not left:
+        ident = kind.unfinished(workload)
+        if not ident:
             return ""
-        ident = (
-            f"{left} {deployments.condition(deployment, 'Progressing').get('lastUpdateTime')} {deployments.COMPLETE}"
-        )
     # The template too: after a rollback the same condition stands over another template, whose
     # progress (or lack of it) must be watched.
-    return f"{ident}|template={template_digest(deployment)}"
+    return f"{ident}|template={template_digest(workload)}"
 
 
-def failure_key(deployment: dict[str, Any], config: Config) -> str:
+def failure_key(workload: dict[str, Any], config: Config, kind: Workload = DEPLOYMENTS) -> str:
     """What a failure's handling depends on: the failure itself, and the settings that defer it."""
-    failure = _failure_state(deployment)
+    failure = _failure_state(workload, kind)
     if not failure:
         return ""
-    return f"{failure}|paused={DEPLOYMENTS.paused(deployment)}|dry_run={config.dry_run}|enabled={config.enabled}"
+    return f"{failure}|paused={kind.paused(workload)}|dry_run={config.dry_run}|enabled={config.enabled}"
 
 
-def stale_key(deployment: dict[str, Any]) -> str:
+def stale_key(workload: dict[str, Any], kind: Workload = DEPLOYMENTS) -> str:
     """What the deadline autorollback measures itself runs over: the failure's state and the progress
     counts (any change restarts it, as progress restarts the controller's); not the settings."""
-    return f"{_failure_state(deployment)}|progress={DEPLOYMENTS.progress(deployment)}"
+    return f"{_failure_state(workload, kind)}|progress={kind.progress(workload)}"
 
 
 def fast_key(deployment: dict[str, Any], config: Config) -> str:
@@ -114,6 +113,7 @@ class Memo:
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
+    kind: Workload = DEPLOYMENTS  # the adapter of its kind (the watch is of Deployments only)
 
     def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """What this state of the Deployment asks for, given what was done already."""
@@ -122,7 +122,7 @@ class Memo:
             todo.add(Job.PROBLEMS)
         if not config.enabled:
             return todo
-        key = failure_key(deployment, config)
+        key = failure_key(deployment, config, self.kind)
         if key and key != self.failure_done:
             todo.add(Job.FAILURE)
         if (
@@ -132,7 +132,7 @@ class Memo:
             todo.add(Job.FAST)
         if self.healthy_evidence is not None:
             todo.add(Job.HEALTHY)
-        if DEPLOYMENTS.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
+        if self.kind.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
             todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
@@ -145,12 +145,12 @@ class Memo:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment
-        failure = DEPLOYMENTS.failure(deployment) if config.enabled else None
+        failure = self.kind.failure(deployment) if config.enabled else None
         if failure is not None:  # reaction_seconds counts from here: when this process first saw it (one kept)
             self.clocks.track(OBSERVED, [failure.id], times.monotonic())
         if not config.problems:
             self.problems_done = {}
-        completed = DEPLOYMENTS.completed(deployment) if config.enabled else ""
+        completed = self.kind.completed(deployment) if config.enabled else ""
         if completed and completion_key(deployment) != self.healthy_done:
             # Evidence is kept with the state that showed it: by the time a worker gets to it,
             # the next release may have begun, and "complete" is a moment, not a lasting state.

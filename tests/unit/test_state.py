@@ -5,6 +5,7 @@ import pickle
 
 from autorollback import config as annotations, state
 from autorollback.vocab import Job
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import deployment, rs_name
 
@@ -126,3 +127,29 @@ def test_an_opted_in_deployment_is_kept_without_managed_fields_and_forgotten_on_
     del out["metadata"]["annotations"]["autorollback.io/enabled"]  # the latest state no longer opts in
     _event(op, out)
     assert op.memory.memos == {}
+
+
+def test_the_deployment_keys_are_unchanged_by_the_workload_seam() -> None:
+    """failure_key and stale_key are compared with values remembered (Memo.failure_done, the Clocks'
+    stale keys) and digested into checkpoints: a Deployment's must stay byte for byte what they were."""
+    dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
+    stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
+    stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
+    paused = deployment(failed=True)
+    paused["spec"]["paused"] = True
+    failed_at, template = "web-da710bc2 2026-11-26T10:00:00Z", "template=8f03eb36d28111c0"
+    left_over = "web-9dd17112 2026-11-26T10:00:00Z NewReplicaSetAvailable"
+    cases = [
+        (deployment(failed=True), f"{failed_at}|{template}|paused=False", "progress=(1, 3, 0, 0)"),
+        (stuck, f"{left_over}|{template}|paused=False", "progress=(1, 4, 0, 3)"),
+        (paused, f"{failed_at}|{template}|paused=True", "progress=(1, 3, 0, 0)"),
+        (deployment("app:2.0.0", complete=True), "", "progress=(3, 3, 0, 3)"),
+        (deployment("app:3.0.0", revision=3), "", "progress=(1, 3, 0, 0)"),
+    ]
+    for d, failure, progress in cases:
+        shown = failure.rsplit("|paused=", 1)[0]
+        assert state.failure_key(d, ON) == (f"{failure}|dry_run=False|enabled=True" if failure else "")
+        assert state.failure_key(d, dry) == (f"{failure}|dry_run=True|enabled=True" if failure else "")
+        assert state.stale_key(d) == f"{shown}|{progress}"
+        assert state.stale_key(d, DEPLOYMENTS) == state.stale_key(d)
+        assert state.failure_key(d, ON, DEPLOYMENTS) == state.failure_key(d, ON)

@@ -85,7 +85,7 @@ def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | Non
             if e.status == 404:
                 return None  # deleted meanwhile
             if retry.retryable(e.status):
-                key = state.failure_key(deployment, config)
+                key = state.failure_key(deployment, config, work.workload)
                 if (
                     e.status in (401, 403, 429)
                     and key != work.api_failure_reported

@@ -60,7 +60,9 @@ def _failure(work: Work, result: Result) -> None:
         return
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
-    result.done["failure_done"] = state.failure_key(deployment, parse_config(deployment["metadata"].get("annotations")))
+    result.done["failure_done"] = state.failure_key(
+        deployment, parse_config(deployment["metadata"].get("annotations")), work.workload
+    )
 
 
 def _fast(work: Work, result: Result) -> None:

@@ -34,7 +34,7 @@ def elapsed(
     sooner). Any progress is another state, timed anew: the older state's mark is removed before
     (start), so that no process can resume it should that state come back (another episode).
     No I/O here; a state this process is not timing yet comes back as a Start."""
-    key = state.stale_key(deployment)
+    key = state.stale_key(deployment, work.workload)
     timing = work.clocks.keys(STALE)
     if key in timing:
         seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
@@ -121,7 +121,7 @@ def checkpoint(
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     if measured is None or holder is None or measured.seconds < every:
         return
-    key = state.stale_key(deployment)
+    key = state.stale_key(deployment, work.workload)
     last = work.clocks.since(CHECKPOINTS, key)
     if last is not None and times.monotonic() - last < every:
         return
