@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from autorollback import config as annotations, decision, kube, ledger, workloads
+from autorollback import config as annotations, decision, kube, ledger, state, workloads
 from autorollback.context import Context
 from autorollback.decision import Decision
 from autorollback.history import Revision
 from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import MeasuredDeadline
-from autorollback.vocab import Reason, Result
+from autorollback.vocab import Job, Reason, Result
 from autorollback.workloads.base import (
     DEADLINE_EXCEEDED,
     JSON_PATCH,
@@ -371,3 +371,99 @@ def test_every_registered_kind_has_its_io() -> None:
     for kind, adapter in workloads.KINDS.items():
         assert adapter.kind == kind
         assert ctx.api_for(kind) is not None
+
+
+# --- the measured deadline of a kind whose controller never reports a failed rollout
+
+SINCE = "2026-11-26T09:55:00Z"
+
+
+def stuck_statefulset() -> dict[str, Any]:
+    """web-2 rolling out and stuck: its first pod (the highest ordinal) never gets ready."""
+    sts = statefulset("app:2.0.0", current="web-1", update="web-2")
+    sts["status"].update(replicas=3, updatedReplicas=1, currentReplicas=2, availableReplicas=2)
+    return sts
+
+
+def measured_decide(
+    workload: dict[str, Any], seconds: float, kind: Kind | None = None, config: annotations.Config = ON
+) -> Decision:
+    kind = kind or statefulsets_kind()
+    return decision.decide(
+        workload, kind.history, config, NOW, decision.Measured(seconds, SINCE), workload=kind.adapter
+    )
+
+
+def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> None:
+    kind = statefulsets_kind()
+    sts = stuck_statefulset()
+    d = measured_decide(sts, 600)
+    assert (d.result, d.reason) == (Result.SUCCESS, DEADLINE_EXCEEDED)
+    assert d.failure is not None and d.failure.measured and d.failure.id == f"web-2 {SINCE}"
+    assert d.failure.message.startswith(
+        "StatefulSet revision web-2 made no progress for 600s (measured by autorollback"
+    )
+    assert (d.failing.name, d.target.name) == ("web-2", "web-1")
+    assert d.patch is not None and d.patch.content_type == STRATEGIC_MERGE_PATCH
+    version, restored, written = kind.read_undo(d.patch)
+    assert version == "42" and image(restored) == "app:1.0.0"
+    entries = ledger.parse(written[ledger.KEY])
+    assert [(e.failed, e.restored, e.reason) for e in entries] == [("web-2", "web-1", DEADLINE_EXCEEDED)]
+    # the same measurement seen again with the ledger the undo wrote: never undone twice
+    again = copy.deepcopy(sts)
+    again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
+    twice = measured_decide(again, 900)
+    assert (twice.result, twice.reason, twice.patch) == (Result.NOTHING, Reason.ROLLED_BACK, None)
+    planned = measured_decide(sts, 600, config=DRY)
+    assert planned.result == Result.DRY_RUN and planned.patch == d.patch
+
+
+def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None:
+    for measured in (None, 599.0):  # not timed yet (the shell starts timing on STALE), or not long enough
+        d = decision.decide(
+            stuck_statefulset(),
+            statefulsets_kind().history,
+            ON,
+            NOW,
+            None if measured is None else decision.Measured(measured, SINCE),
+            workload=STATEFULSETS,
+        )
+        assert (d.result, d.reason, d.patch, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
+        assert "web-2" in d.message and "600s" in d.message
+
+
+def test_a_statefulset_rollout_that_is_not_under_way_is_never_timed() -> None:
+    done = statefulset("app:2.0.0", current="web-2", update="web-2")
+    done["status"].update(updatedReplicas=3, readyReplicas=3)
+    lost_a_pod = copy.deepcopy(done)
+    lost_a_pod["status"].update(readyReplicas=2)  # after its rollout completed: no rollout failing
+    unobserved = stuck_statefulset()
+    unobserved["metadata"]["generation"] = 3
+    for sts in (done, lost_a_pod, unobserved):
+        assert STATEFULSETS.unfinished(sts) == ""
+        d = measured_decide(sts, 100_000)
+        assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+
+
+def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
+    """Unchanged for Deployments: without a leftover condition, the controller times the rollout out
+    (ProgressDeadlineExceeded); a measurement handed in changes nothing."""
+    kind = deployments_kind()
+    assert DEPLOYMENTS.unfinished(kind.workload) == ""
+    d = measured_decide(kind.workload, 100_000, kind)
+    assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+
+
+def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
+    sts = stuck_statefulset()
+    moved = copy.deepcopy(sts)
+    moved["status"]["readyReplicas"] = 3
+    assert state.failure_key(sts, ON, STATEFULSETS).startswith("web-2 unfinished|template=")
+    assert state.failure_key(moved, ON, STATEFULSETS) == state.failure_key(sts, ON, STATEFULSETS)  # decided once
+    assert state.stale_key(moved, STATEFULSETS) != state.stale_key(sts, STATEFULSETS)  # progress restarts the clock
+    done = statefulset("app:2.0.0", current="web-2", update="web-2")
+    assert state.failure_key(done, ON, STATEFULSETS) == ""
+    memo = state.Memo("ns", "web", kind=STATEFULSETS)
+    assert Job.FAILURE in memo.observe(sts, ON)
+    memo.failure_done = state.failure_key(sts, ON, STATEFULSETS)
+    assert Job.FAILURE not in memo.observe(moved, ON)

@@ -1,8 +1,9 @@
 """Which failure stands against the current template, if any: the one reported (a fast signal of
 its pods, else the controller's Progressing condition), or a deadline autorollback measured while the
-condition is left over from another template. A condition left over from a completed rollout is no
-failure, one about an earlier template is stale, and a failure rolled back already is at most
-reported (when its report was lost)."""
+controller will never time the rollout out (`Workload.unfinished`: a Deployment's condition left over
+from another template; a kind whose controller reports no failed rollout at all, while a rollout is
+under way). A condition left over from a completed rollout is no failure, one about an earlier
+template is stale, and a failure rolled back already is at most reported (when its report was lost)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from autorollback.workloads.base import Failure, Undo
 
 @dataclass(frozen=True)
 class Shown:
-    """What the Deployment shows: the failure reported, and without one the ReplicaSet that a
-    leftover condition names (the controller keeps it until it sees progress)."""
+    """What the workload shows: the failure reported, and without one the ReplicaSet that a leftover
+    condition names (the controller keeps it until it sees progress) or a rollout under way that its
+    controller never times out."""
 
     failure: Failure | None  # the first source's that sees one (a fast signal stands for the controller's condition)
     by_controller: Failure | None  # the controller's condition (what a stale or leftover one still shows)
     left_over: str
+    # with neither failure: a rollout under way that the controller never times out (Workload.unfinished)
+    unfinished: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,16 @@ def what_is_shown(facts: Facts, sources: Sequence[Source]) -> Shown:
     by_controller = controller.failure if controller else None
     verdicts = (source.verdict(facts) for source in sources)
     failure = next((v.failure for v in verdicts if v is not None and v.failure is not None), None)
-    return Shown(failure, by_controller, "" if failure else facts.kind.left_over(facts.workload))
+    kind, workload = facts.kind, facts.workload
+    unfinished = "" if failure or by_controller else kind.unfinished(workload)
+    return Shown(failure, by_controller, "" if failure else kind.left_over(workload), unfinished)
 
 
 def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> Decision | Standing:
     """The failure that stands, or the decision that none does."""
     deployment, replicasets, workload = facts.workload, facts.history, facts.kind
     failure, left_over = shown.failure, shown.left_over
-    if failure is None and not left_over:
+    if failure is None and not left_over and not shown.unfinished:
         return nothing(Reason.NO_FAILURE, "the rollout has not failed")
     entries = ledger.of([deployment, *replicasets])
     revisions = workload.revisions(replicasets, entries)
@@ -92,9 +98,19 @@ def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> D
         return nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
     if failure is not None and failure.replicaset == failing.name:
         return Standing(failure, failing, revisions, entries)
-    instead = _shown_instead(failing, failure, left_over, done)
+    # no condition shows anything instead: the kind's controller reports no failed rollout at all
+    never_timed = failure is None and not left_over and done is None
+    instead = "" if never_timed else _shown_instead(failing, failure, left_over, done)
     timed_out = MeasuredDeadline(measured.seconds, measured.since, instead).verdict(facts) if measured else None
     if timed_out is None or timed_out.failure is None:
+        if never_timed:
+            return nothing(
+                Reason.STALE,
+                (
+                    f"the rollout of {workload.kind} revision {failing.name} is under way: autorollback times it out "
+                    f"after {workload.deadline_seconds(deployment)}s without progress (its controller never does)"
+                ),
+            )
         return nothing(
             Reason.STALE,
             (

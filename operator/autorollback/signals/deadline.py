@@ -1,5 +1,6 @@
 """Deadline sources: the controller's progress deadline, and the one autorollback measures when
-the controller will not time a rollout out (a leftover condition). Pure."""
+the controller will not time a rollout out (a Deployment's leftover condition; a kind whose controller
+reports no failed rollout). Pure."""
 
 from dataclasses import dataclass
 
@@ -17,8 +18,9 @@ class ControllerDeadline:
 
 @dataclass(frozen=True)
 class MeasuredDeadline:
-    """progressDeadlineSeconds without progress, as this process measured it (decision.Measured);
-    `shown`: what the controller's condition still shows instead."""
+    """The kind's deadline (Workload.deadline_seconds) without progress, as this process measured it
+    (decision.Measured); `shown`: what the controller's condition still shows instead ("": the kind's
+    controller reports no failed rollout at all)."""
 
     seconds: float
     since: str
@@ -40,6 +42,11 @@ class MeasuredDeadline:
                 message=(
                     f"ReplicaSet {current.name} made no progress for {deadline}s (measured by autorollback: the "
                     f"controller still shows {self.shown} and will not time this rollout out)"
+                    if self.shown
+                    else (
+                        f"{kind.kind} revision {current.name} made no progress for {deadline}s (measured by "
+                        f"autorollback: the {kind.kind} controller never times a rollout out)"
+                    )
                 ),
             )
         )
