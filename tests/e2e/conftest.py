@@ -18,6 +18,8 @@ os.environ["KUBECONFIG"] = kit.kubeconfig()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
+    # the tests that wait longest go first: started last, they would make the parallel run's tail
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)

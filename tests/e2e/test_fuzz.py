@@ -8,6 +8,8 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from autorollback import config as annotations, kube
 
 from . import kit
@@ -161,6 +163,7 @@ def template(name: str, images: list[str], failure: str | None = None) -> dict[s
     }
 
 
+@pytest.mark.slow
 def test_hostile_image_names_and_condition_messages(namespace: str, operator_factory) -> None:
     # Ten Deployments of a hundred containers each: a thousand hostile image names that end up in
     # Events, change-causes and logs; and a thousand hostile ProgressDeadlineExceeded messages.

@@ -7,6 +7,8 @@ by `make bench`, scenarios scale and memory: a number that depends on the machin
 import json
 import time
 
+import pytest
+
 from autorollback import runner
 
 from . import kit
@@ -20,6 +22,7 @@ def rolled_back(ns: str, name: str) -> dict | None:
     return d if kit.image_of(d) == V1 and "RolledBack" in kit.reasons(ns, name) else None
 
 
+@pytest.mark.slow
 def test_a_failure_in_the_last_page_of_the_first_list_is_handled(namespace: str, operator_factory) -> None:
     ns = namespace
     others = []

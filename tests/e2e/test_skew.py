@@ -110,6 +110,7 @@ def test_a_fast_signal_waits_its_grace_whatever_the_clock(namespace: str, operat
     assert sorted(kit.reasons(ns, "web")) == ["RolledBack", "RolloutFailed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offset", ["+120s", "-120s"])
 def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(
     namespace: str, operator_factory, offset: str
@@ -138,6 +139,7 @@ def test_a_measured_deadline_survives_a_restart_onto_a_skewed_clock(
     assert sorted(kit.reasons(ns, "web")) == ["RollbackAbandoned", "RolledBack", "RolloutFailed", "RolloutFailed"]
 
 
+@pytest.mark.slow
 def test_a_measured_deadline_resumes_from_its_checkpoint(namespace: str, operator_factory) -> None:
     # Elapsed seconds are checkpointed on the ReplicaSet now and then (a third of a short deadline):
     # the next process goes on from there, later (never sooner) than the deadline, with its clock ahead.
@@ -177,6 +179,7 @@ def forge(ns: str, seconds: int) -> str:
     return value
 
 
+@pytest.mark.slow
 def test_a_tenants_checkpoint_does_not_end_a_measured_deadline_sooner(namespace: str, operator_factory) -> None:
     # A tenant may write annotations on its ReplicaSets. A checkpoint of a huge number of seconds for
     # the current state (the format autorollback wrote before signing: the digest is made of fields
