@@ -32,7 +32,7 @@ def failed(namespace: str, ctx: Context) -> dict:
     return kit.wait_for(lambda: kit.is_failed(namespace, "web"), 90, "the rollout to fail")
 
 
-def handle(ctx: Context, deployment: dict) -> reconcile.Result:
+def handle(ctx: Context, deployment: dict) -> reconcile.PassResult:
     meta = deployment["metadata"]
     work = reconcile.Work(
         ctx,

@@ -230,7 +230,7 @@ def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -
     done["status"].update(replicas=4, updatedReplicas=4, availableReplicas=4)
     monkeypatch.setattr(recovery, "revert_if_lost", lambda *_: None)
     first.healthy_evidence = (rs_name("app:2.0.0"), done)
-    recovery.healthy(first, reconcile.Result())
+    recovery.healthy(first, reconcile.PassResult())
     assert mark(fake) == ""
     assert first.clocks.keys(measure.STALE) == {measure.ENDED}
     clock.now += 5

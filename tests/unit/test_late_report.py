@@ -130,7 +130,7 @@ def api() -> FakeApi:
     return fake
 
 
-def healthy_pass(fake: FakeApi) -> reconcile.Result:
+def healthy_pass(fake: FakeApi) -> reconcile.PassResult:
     d = fake.get_deployment("ns", "web")
     ctx = Context(fake, NoGit(), b"key")  # type: ignore[arg-type]  # the Client's calls, faked
     work = reconcile.Work(

@@ -1,6 +1,6 @@
 """Carries out what a Deployment's state asks for, in a worker thread: gathers facts through
 `kube`, asks `decision`, applies the answer, and tells everyone (Events, metrics, one log line
-per decision). It never touches the shared memory: it returns a Result that the event loop
+per decision). It never touches the shared memory: it returns a PassResult that the event loop
 records, and an API error that is worth another try makes the work go back in the queue.
 
 Order of writes for a rollback, and why a crash anywhere is safe:
@@ -24,6 +24,6 @@ rollout completes), `measure` (the measured deadline), `upkeep` (configuration W
 from autorollback.reconcile.attempt import CONFLICT_ATTEMPTS
 from autorollback.reconcile.jobs import run
 from autorollback.reconcile.secret import checkpoint_key
-from autorollback.reconcile.work import Result, Work
+from autorollback.reconcile.work import PassResult, Work
 
-__all__ = ["CONFLICT_ATTEMPTS", "Result", "Work", "checkpoint_key", "run"]
+__all__ = ["CONFLICT_ATTEMPTS", "PassResult", "Work", "checkpoint_key", "run"]

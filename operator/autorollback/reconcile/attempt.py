@@ -14,7 +14,7 @@ from autorollback import decision, faults, kube, retry, state, telemetry, vocab
 from autorollback.config import parse as parse_config
 from autorollback.decision import Decision, Measured
 from autorollback.reconcile import measure, reads, report
-from autorollback.reconcile.work import Result, Work, now
+from autorollback.reconcile.work import PassResult, Work, now
 from autorollback.signals.base import Judged
 from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason
@@ -44,7 +44,7 @@ class Outcome:
     starting: measure.Start | None  # the measurement to start should the state be stale
 
 
-def rollback(work: Work, result: Result, signal: Signal | None) -> Outcome | None:
+def rollback(work: Work, result: PassResult, signal: Signal | None) -> Outcome | None:
     """The outcome of deciding on the failure, the Progressing condition's (signal None) or the fast
     signal's. None: nothing to decide about (the Deployment is gone, or there is no fast signal)."""
     faults.point("before_read")
@@ -59,7 +59,7 @@ def rollback(work: Work, result: Result, signal: Signal | None) -> Outcome | Non
     )
 
 
-def _decide(work: Work, result: Result, snapshot: Snapshot, signal: Signal | None) -> Outcome | Snapshot | None:
+def _decide(work: Work, result: PassResult, snapshot: Snapshot, signal: Signal | None) -> Outcome | Snapshot | None:
     """One decision, carried out if it is a rollback: its Outcome if it counts, or a newer Snapshot to
     decide on again, or None (nothing to decide about)."""
     deployment, replicasets = snapshot.deployment, snapshot.replicasets

@@ -1,5 +1,5 @@
 """One pass over a Deployment: runs the jobs its state asks for, in order, and merges what they did
-into one Result; an API error worth another try sends the work back to the queue."""
+into one PassResult; an API error worth another try sends the work back to the queue."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -8,15 +8,15 @@ from autorollback import decision, kube, retry, state, telemetry, times, vocab
 from autorollback.config import parse as parse_config
 from autorollback.reconcile import attempt, measure, recovery, report, upkeep
 from autorollback.reconcile.reads import Unsettled
-from autorollback.reconcile.work import Result, Work, log, who
+from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts
 from autorollback.vocab import Job, Reason
 from autorollback.workloads.base import Failure
 
 
-def run(work: Work) -> Result:
-    result = Result()
+def run(work: Work) -> PassResult:
+    result = PassResult()
     for job, fn in (
         (Job.PROBLEMS, upkeep.problems),
         (Job.HISTORY_LIMIT, upkeep.history_limit),
@@ -48,7 +48,7 @@ def run(work: Work) -> Result:
     return result
 
 
-def _failure(work: Work, result: Result) -> None:
+def _failure(work: Work, result: PassResult) -> None:
     """The Progressing condition's failure, and the measured deadline's clock."""
     outcome = attempt.rollback(work, result, None)
     if outcome is None:
@@ -65,7 +65,7 @@ def _failure(work: Work, result: Result) -> None:
     )
 
 
-def _fast(work: Work, result: Result) -> None:
+def _fast(work: Work, result: PassResult) -> None:
     """A fast failure signal of the new pods: decided and carried out like a deadline failure."""
     if result.patched:
         return  # the template changed under these pods: the next pass judges the new one
@@ -83,7 +83,7 @@ class _PodSignal:
     """The pods' verdict on each state decided on; a grace still running asks for another look."""
 
     work: Work
-    result: Result
+    result: PassResult
     grace_running: bool = False
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
@@ -104,7 +104,7 @@ class _PodSignal:
         return verdict.failure
 
 
-def _tell(work: Work, outcome: attempt.Outcome, result: Result) -> None:
+def _tell(work: Work, outcome: attempt.Outcome, result: PassResult) -> None:
     d = outcome.decision
     if d.result != vocab.Result.NOTHING:
         report.report(work, outcome.snapshot.deployment, d, result)

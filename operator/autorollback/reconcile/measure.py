@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autorollback import decision, kube, state, telemetry, times
-from autorollback.reconcile.work import Result, Work, log, who
+from autorollback.reconcile.work import PassResult, Work, log, who
 
 STALE, CHECKPOINTS = "stale", "checkpoints"  # Clocks groups (report.RESTORED, state.OBSERVED, signals.GRACES)
 ENDED = ""  # in STALE: the last state of no progress this process timed is over (never a stale_key())
@@ -60,7 +60,7 @@ def elapsed(
 
 def keep_timing(
     work: Work,
-    result: Result,
+    result: PassResult,
     deployment: dict[str, Any],
     replicasets: list[dict[str, Any]],
     measured: decision.Measured,

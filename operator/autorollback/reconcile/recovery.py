@@ -7,11 +7,11 @@ from autorollback import decision, ledger, state, telemetry
 from autorollback.gitrevert import core as gitcore
 from autorollback.reconcile import measure
 from autorollback.reconcile.report import RESTORED, report
-from autorollback.reconcile.work import Result, Work, log, since, who
+from autorollback.reconcile.work import PassResult, Work, log, since, who
 from autorollback.workloads.base import images
 
 
-def healthy(work: Work, result: Result) -> None:
+def healthy(work: Work, result: PassResult) -> None:
     """Mark the ReplicaSet that a watched state showed complete; measure recovery after a rollback."""
     if work.healthy_evidence is None:
         return
@@ -59,7 +59,7 @@ def healthy(work: Work, result: Result) -> None:
     result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
-def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None, result: Result) -> None:
+def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None, result: PassResult) -> None:
     """A rollback settled. If what follows its patch was lost (the process that rolled back died
     first), finish it now: the Events, the failed revision's marks, the revert pull request. The
     ledger says it happened; each step is idempotent or guarded by the marks."""

@@ -8,13 +8,13 @@ from autorollback import decision, faults, history, kube, state, telemetry, time
 from autorollback.decision import Decision
 from autorollback.events import post
 from autorollback.gitrevert import core as gitcore
-from autorollback.reconcile.work import Result, Work, log, now, since, who
+from autorollback.reconcile.work import PassResult, Work, log, now, since, who
 from autorollback.workloads.base import DEADLINE_EXCEEDED, images
 
 RESTORED = "restored"  # Clocks group: when this process rolled back to a ReplicaSet (its recovery is timed)
 
 
-def report(work: Work, deployment: dict[str, Any], d: Decision, result: Result) -> None:
+def report(work: Work, deployment: dict[str, Any], d: Decision, result: PassResult) -> None:
     """After the decision took effect: metrics, Events, the log line, and the failing ReplicaSet's marks."""
     ns, name, failure, kind = work.namespace, work.name, d.failure, work.workload.kind
     if d.result != vocab.Result.SUCCESS:

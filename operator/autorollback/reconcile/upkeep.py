@@ -5,10 +5,10 @@ removal of ReplicaSet marks copied onto the Deployment."""
 from autorollback import decision, kube, state, telemetry
 from autorollback.config import quote
 from autorollback.events import post
-from autorollback.reconcile.work import Result, Work, log, who
+from autorollback.reconcile.work import PassResult, Work, log, who
 
 
-def problems(work: Work, result: Result) -> None:
+def problems(work: Work, result: PassResult) -> None:
     d = work.deployment
     for p in work.config.problems:
         if work.problems_done.get(p.key) == state.digest(p.value):
@@ -20,7 +20,7 @@ def problems(work: Work, result: Result) -> None:
     result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
 
 
-def history_limit(work: Work, result: Result) -> None:
+def history_limit(work: Work, result: PassResult) -> None:
     message = decision.history_too_short(work.deployment)
     if message:
         log.warning("revision history too short", message=message, **who(work))
@@ -28,7 +28,7 @@ def history_limit(work: Work, result: Result) -> None:
     result.done["history_done"] = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
 
 
-def known_bad(work: Work, result: Result) -> None:
+def known_bad(work: Work, result: PassResult) -> None:
     message = decision.known_bad(work.deployment, work.api.history(work.deployment), work.workload)
     if message:
         log.warning("known-bad template re-applied", message=message, **who(work))
@@ -36,7 +36,7 @@ def known_bad(work: Work, result: Result) -> None:
     result.done["known_bad_done"] = state.rollout_key(work.deployment)
 
 
-def strays(work: Work, result: Result) -> None:
+def strays(work: Work, result: PassResult) -> None:
     """Marks copied onto the Deployment (by a kubectl undo) go: they describe another ReplicaSet."""
     ops = decision.stray_marks(work.deployment)
     if not ops:

@@ -1,4 +1,4 @@
-"""What one pass over a Deployment is given (Work) and what it hands back to the event loop (Result)."""
+"""What one pass over a Deployment is given (Work) and what it hands back to the event loop (PassResult)."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ class Work:
 
 
 @dataclass
-class Result:
+class PassResult:
     done: dict[str, Any] = field(default_factory=dict)  # Memo field -> new value
     retry: kube.ApiError | None = None  # try again later
     recheck_in: float | None = None  # look again after this many seconds even if nothing changes
