@@ -152,12 +152,7 @@ class Operator:
             telemetry.forget(result.series)
             return None
         memo.series |= result.series
-        for name, value in result.done.items():
-            if name == "healthy_evidence":
-                if memo.healthy_evidence is value:
-                    memo.healthy_evidence = None
-            else:
-                setattr(memo, name, value)
+        result.done.apply(memo)
         if result.recheck_in is not None and result.retry is None:
             self.queue.add_after(uid, result.recheck_in)
         return result.retry

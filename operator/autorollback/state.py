@@ -158,6 +158,39 @@ class Memo:
         return self.jobs(deployment, config)
 
 
+@dataclass(slots=True)
+class MemoUpdate:
+    """What one pass tells the memo it did (None: unchanged). A field that is not here is a TypeError
+    or an AttributeError, never a silently new attribute."""
+
+    failure_done: str | None = None
+    fast_done: tuple[int, str] | None = None
+    healthy_done: str | None = None
+    healthy_evidence: tuple[str, dict[str, Any]] | None = None  # dealt with: cleared unless newer came meanwhile
+    known_bad_done: str | None = None
+    history_done: int | None = None  # the job runs only when the limit is set (history_too_short)
+    problems_done: dict[str, str] | None = None
+    api_failure_reported: str | None = None
+
+    def apply(self, memo: Memo) -> None:
+        if self.failure_done is not None:
+            memo.failure_done = self.failure_done
+        if self.fast_done is not None:
+            memo.fast_done = self.fast_done
+        if self.healthy_done is not None:
+            memo.healthy_done = self.healthy_done
+        if self.healthy_evidence is not None and memo.healthy_evidence is self.healthy_evidence:
+            memo.healthy_evidence = None
+        if self.known_bad_done is not None:
+            memo.known_bad_done = self.known_bad_done
+        if self.history_done is not None:
+            memo.history_done = self.history_done
+        if self.problems_done is not None:
+            memo.problems_done = self.problems_done
+        if self.api_failure_reported is not None:
+            memo.api_failure_reported = self.api_failure_reported
+
+
 @dataclass
 class Memory:
     memos: dict[str, Memo] = field(default_factory=dict)  # uid -> memo

@@ -3,6 +3,8 @@
 import copy
 import pickle
 
+import pytest
+
 from autorollback import config as annotations, state
 from autorollback.vocab import Job
 from autorollback.workloads.deployment import DEPLOYMENTS
@@ -153,3 +155,21 @@ def test_the_deployment_keys_are_unchanged_by_the_workload_seam() -> None:
         assert state.stale_key(d) == f"{shown}|{progress}"
         assert state.stale_key(d, DEPLOYMENTS) == state.stale_key(d)
         assert state.failure_key(d, ON, DEPLOYMENTS) == state.failure_key(d, ON)
+
+
+def test_a_pass_updates_only_what_it_did() -> None:
+    memo = state.Memo("ns", "web", failure_done="f", known_bad_done="k", history_done=3)
+    evidence = ("web-1", deployment())
+    memo.healthy_evidence = evidence
+    state.MemoUpdate(failure_done="", fast_done=(2, "x"), healthy_evidence=("web-1", deployment())).apply(memo)
+    assert (memo.failure_done, memo.fast_done, memo.known_bad_done, memo.history_done) == ("", (2, "x"), "k", 3)
+    assert memo.healthy_evidence is evidence  # newer evidence came meanwhile: kept
+    state.MemoUpdate(healthy_evidence=evidence).apply(memo)
+    assert memo.healthy_evidence is None
+
+
+def test_a_misspelt_update_is_an_error() -> None:
+    with pytest.raises(AttributeError):
+        state.MemoUpdate().failure_dnoe = "f"  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        state.MemoUpdate(failure_dnoe="f")  # type: ignore[call-arg]

@@ -92,7 +92,7 @@ def _decide(work: Work, result: PassResult, snapshot: Snapshot, signal: Signal |
                     and reads.unchanged(work, deployment)
                 ):
                     report.api_trouble(work, d, e)  # refused, not lost (and about a state still current)
-                    result.done["api_failure_reported"] = key
+                    result.done.api_failure_reported = key
                 raise
             # the API will never take this patch: say so, for good (refused before its
             # precondition was checked, so it is confirmed below like any other outcome)

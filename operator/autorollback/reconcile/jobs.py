@@ -60,7 +60,7 @@ def _failure(work: Work, result: PassResult) -> None:
         return
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
-    result.done["failure_done"] = state.failure_key(
+    result.done.failure_done = state.failure_key(
         deployment, parse_config(deployment["metadata"].get("annotations")), work.workload
     )
 
@@ -75,7 +75,7 @@ def _fast(work: Work, result: PassResult) -> None:
     if outcome is not None:
         _tell(work, outcome, result)
     if not signal.grace_running:
-        result.done["fast_done"] = seen
+        result.done.fast_done = seen
 
 
 @dataclass

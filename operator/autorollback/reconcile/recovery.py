@@ -55,8 +55,8 @@ def healthy(work: Work, result: PassResult) -> None:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
         work.api.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     measure.ended(work, "", "")
-    result.done["healthy_done"] = state.completion_key(evidence)
-    result.done["healthy_evidence"] = work.healthy_evidence  # cleared unless newer evidence came meanwhile
+    result.done.healthy_done = state.completion_key(evidence)
+    result.done.healthy_evidence = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
 def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, Any] | None, result: PassResult) -> None:

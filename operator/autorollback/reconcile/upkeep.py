@@ -17,7 +17,7 @@ def problems(work: Work, result: PassResult) -> None:
         result.series.add(("invalid_annotations", work.workload.kind, work.namespace, work.name, p.key))
         log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.message(), **who(work))
         post(work.ctx.api, d, "Warning", "InvalidAnnotation", p.message())
-    result.done["problems_done"] = {p.key: state.digest(p.value) for p in work.config.problems}
+    result.done.problems_done = {p.key: state.digest(p.value) for p in work.config.problems}
 
 
 def history_limit(work: Work, result: PassResult) -> None:
@@ -25,7 +25,7 @@ def history_limit(work: Work, result: PassResult) -> None:
     if message:
         log.warning("revision history too short", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "RevisionHistoryTooShort", message)
-    result.done["history_done"] = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
+    result.done.history_done = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
 
 
 def known_bad(work: Work, result: PassResult) -> None:
@@ -33,7 +33,7 @@ def known_bad(work: Work, result: PassResult) -> None:
     if message:
         log.warning("known-bad template re-applied", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "KnownBadTemplate", message)
-    result.done["known_bad_done"] = state.rollout_key(work.deployment)
+    result.done.known_bad_done = state.rollout_key(work.deployment)
 
 
 def strays(work: Work, result: PassResult) -> None:

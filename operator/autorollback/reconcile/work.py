@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from autorollback import kube, logs, times
+from autorollback import kube, logs, state, times
 from autorollback.config import Config
 from autorollback.context import Context
 from autorollback.vocab import Job
@@ -38,7 +38,7 @@ class Work:
 
 @dataclass
 class PassResult:
-    done: dict[str, Any] = field(default_factory=dict)  # Memo field -> new value
+    done: state.MemoUpdate = field(default_factory=state.MemoUpdate)  # what the memo records of this pass
     retry: kube.ApiError | None = None  # try again later
     recheck_in: float | None = None  # look again after this many seconds even if nothing changes
     series: set[tuple[str, ...]] = field(default_factory=set)  # metric label values used
