@@ -97,7 +97,9 @@ def rollout_key(deployment: dict[str, Any]) -> str:
 
 
 @dataclass
-class Memo:
+class Remembered:
+    """What the operator remembers about one Deployment (kopf's `memo` is another thing)."""
+
     namespace: str
     name: str
     body: dict[str, Any] | None = None  # the latest state the watch delivered
@@ -159,7 +161,7 @@ class Memo:
 
 
 @dataclass(slots=True)
-class MemoUpdate:
+class RememberedUpdate:
     """What one pass tells the memo it did (None: unchanged). A field that is not here is a TypeError
     or an AttributeError, never a silently new attribute."""
 
@@ -172,7 +174,7 @@ class MemoUpdate:
     problems_done: dict[str, str] | None = None
     api_failure_reported: str | None = None
 
-    def apply(self, memo: Memo) -> None:
+    def apply(self, memo: Remembered) -> None:
         if self.failure_done is not None:
             memo.failure_done = self.failure_done
         if self.fast_done is not None:
@@ -193,15 +195,15 @@ class MemoUpdate:
 
 @dataclass
 class Memory:
-    memos: dict[str, Memo] = field(default_factory=dict)  # uid -> memo
+    memos: dict[str, Remembered] = field(default_factory=dict)  # uid -> memo
 
-    def get(self, uid: str, namespace: str, name: str) -> Memo:
+    def get(self, uid: str, namespace: str, name: str) -> Remembered:
         memo = self.memos.get(uid)
         if memo is None:
-            memo = self.memos[uid] = Memo(namespace, name)
+            memo = self.memos[uid] = Remembered(namespace, name)
         return memo
 
-    def forget(self, uid: str) -> Memo | None:
+    def forget(self, uid: str) -> Remembered | None:
         return self.memos.pop(uid, None)
 
     def opted_in(self, namespace: str) -> int:

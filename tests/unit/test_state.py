@@ -15,7 +15,7 @@ ON = annotations.parse({"autorollback.io/enabled": "true"})
 
 
 def test_a_failure_asks_for_work_once() -> None:
-    memo = state.Memo("ns", "web")
+    memo = state.Remembered("ns", "web")
     d = deployment(failed=True)
     assert memo.observe(d, ON) == {Job.FAILURE, Job.KNOWN_BAD}  # a template seen first: is it known bad?
     memo.failure_done, memo.known_bad_done = state.failure_key(d, ON), state.rollout_key(d)
@@ -25,7 +25,7 @@ def test_a_failure_asks_for_work_once() -> None:
 
 
 def test_completion_is_kept_as_evidence_until_marked() -> None:
-    memo = state.Memo("ns", "web")
+    memo = state.Remembered("ns", "web")
     done = deployment(complete=True)
     assert Job.HEALTHY in memo.observe(done, ON)
     memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
@@ -44,10 +44,10 @@ def test_completion_is_kept_as_evidence_until_marked() -> None:
 
 
 def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
-    def size(m: state.Memo) -> int:
+    def size(m: state.Remembered) -> int:
         return len(pickle.dumps(m))
 
-    memo = state.Memo("ns", "web")
+    memo = state.Remembered("ns", "web")
     memo.observe(deployment(complete=True, generation=1), ON)
     one = size(memo)
     for generation in range(2, 1002):  # what an HPA does all day
@@ -59,7 +59,7 @@ def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
 
 
 def test_invalid_values_are_remembered_as_digests() -> None:
-    memo = state.Memo("ns", "web")
+    memo = state.Remembered("ns", "web")
     huge = annotations.parse({"autorollback.io/enabled": "y" * 250_000})
     assert Job.PROBLEMS in memo.observe(deployment(), huge)
     memo.problems_done = {p.key: state.digest(p.value) for p in huge.problems}
@@ -80,7 +80,7 @@ def test_memory_forgets_deleted_deployments() -> None:
 def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restarts_the_clock() -> None:
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
-    memo = state.Memo("ns", "web")
+    memo = state.Remembered("ns", "web")
     assert Job.FAILURE in memo.observe(stuck, ON)
     moved = {**stuck, "status": {**stuck["status"], "readyReplicas": 1}}
     assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
@@ -132,7 +132,7 @@ def test_an_opted_in_deployment_is_kept_without_managed_fields_and_forgotten_on_
 
 
 def test_the_deployment_keys_are_unchanged_by_the_workload_seam() -> None:
-    """failure_key and stale_key are compared with values remembered (Memo.failure_done, the Clocks'
+    """failure_key and stale_key are compared with values remembered (Remembered.failure_done, the Clocks'
     stale keys) and digested into checkpoints: a Deployment's must stay byte for byte what they were."""
     dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
@@ -158,18 +158,18 @@ def test_the_deployment_keys_are_unchanged_by_the_workload_seam() -> None:
 
 
 def test_a_pass_updates_only_what_it_did() -> None:
-    memo = state.Memo("ns", "web", failure_done="f", known_bad_done="k", history_done=3)
+    memo = state.Remembered("ns", "web", failure_done="f", known_bad_done="k", history_done=3)
     evidence = ("web-1", deployment())
     memo.healthy_evidence = evidence
-    state.MemoUpdate(failure_done="", fast_done=(2, "x"), healthy_evidence=("web-1", deployment())).apply(memo)
+    state.RememberedUpdate(failure_done="", fast_done=(2, "x"), healthy_evidence=("web-1", deployment())).apply(memo)
     assert (memo.failure_done, memo.fast_done, memo.known_bad_done, memo.history_done) == ("", (2, "x"), "k", 3)
     assert memo.healthy_evidence is evidence  # newer evidence came meanwhile: kept
-    state.MemoUpdate(healthy_evidence=evidence).apply(memo)
+    state.RememberedUpdate(healthy_evidence=evidence).apply(memo)
     assert memo.healthy_evidence is None
 
 
 def test_a_misspelt_update_is_an_error() -> None:
     with pytest.raises(AttributeError):
-        state.MemoUpdate().failure_dnoe = "f"  # type: ignore[attr-defined]
+        state.RememberedUpdate().failure_dnoe = "f"  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
-        state.MemoUpdate(failure_dnoe="f")  # type: ignore[call-arg]
+        state.RememberedUpdate(failure_dnoe="f")  # type: ignore[call-arg]

@@ -463,7 +463,7 @@ def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
     assert state.stale_key(moved, STATEFULSETS) != state.stale_key(sts, STATEFULSETS)  # progress restarts the clock
     done = statefulset("app:2.0.0", current="web-2", update="web-2")
     assert state.failure_key(done, ON, STATEFULSETS) == ""
-    memo = state.Memo("ns", "web", kind=STATEFULSETS)
+    memo = state.Remembered("ns", "web", kind=STATEFULSETS)
     assert Job.FAILURE in memo.observe(sts, ON)
     memo.failure_done = state.failure_key(sts, ON, STATEFULSETS)
     assert Job.FAILURE not in memo.observe(moved, ON)

@@ -38,7 +38,7 @@ class Work:
 
 @dataclass
 class PassResult:
-    done: state.MemoUpdate = field(default_factory=state.MemoUpdate)  # what the memo records of this pass
+    done: state.RememberedUpdate = field(default_factory=state.RememberedUpdate)  # what the memo records of this pass
     retry: kube.ApiError | None = None  # try again later
     recheck_in: float | None = None  # look again after this many seconds even if nothing changes
     series: set[tuple[str, ...]] = field(default_factory=set)  # metric label values used
