@@ -11,7 +11,16 @@ from autorollback.gitrevert import core, forge, git
 from .gitea import USER, Gitea
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
-FACTS = core.Facts("prod", "shop", 2, V2, 1, V1, "ProgressDeadlineExceeded", 'ReplicaSet "shop-x" has timed out')
+FACTS = core.RevertFacts(
+    namespace="prod",
+    deployment="shop",
+    failed_revision=2,
+    failed_images=V2,
+    restored_revision=1,
+    restored_images=V1,
+    reason="ProgressDeadlineExceeded",
+    message='ReplicaSet "shop-x" has timed out',
+)
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,16 @@ from autorollback.gitrevert import core, git
 url, token, work = sys.argv[1:4]
 src = core.Source(url, "deploy", "main", "", "gitea", "annotations")
 try:
-    facts = core.Facts("p", "s", 2, sys.argv[4], 1, "", "r", "m")
+    facts = core.RevertFacts(
+        namespace="p",
+        deployment="s",
+        failed_revision=2,
+        failed_images=sys.argv[4],
+        restored_revision=1,
+        restored_images="",
+        reason="r",
+        message="m",
+    )
     git.Repo(Path(work), url, "autorollback", token).prepare(src, "main", sys.argv[4], facts, push=False)
     outcome = "proposed"
 except git.NotProposed as e:

@@ -3,15 +3,15 @@ import pytest
 from autorollback.gitrevert import core
 
 REPO = "https://git.example.com/team/shop.git"
-FACTS = core.Facts(
-    "prod",
-    "shop",
-    5,
-    "shop:2.0.0",
-    4,
-    "shop:1.0.0",
-    "ProgressDeadlineExceeded",
-    'ReplicaSet "shop-5d8f" has timed out progressing.',
+FACTS = core.RevertFacts(
+    namespace="prod",
+    deployment="shop",
+    failed_revision=5,
+    failed_images="shop:2.0.0",
+    restored_revision=4,
+    restored_images="shop:1.0.0",
+    reason="ProgressDeadlineExceeded",
+    message='ReplicaSet "shop-5d8f" has timed out progressing.',
 )
 
 

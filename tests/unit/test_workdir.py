@@ -62,7 +62,17 @@ def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) ->
         {"spec": {"containers": [{"image": "shop:2"}]}},
         {core.PATH: "deploy", "kubectl.kubernetes.io/last-applied-configuration": huge},
     )
-    facts = core.Facts("team-a", "shop", 2, "shop:2", 1, "shop:1", "r", "m", {"spec": {"containers": []}})
+    facts = core.RevertFacts(
+        namespace="team-a",
+        deployment="shop",
+        failed_revision=2,
+        failed_images="shop:2",
+        restored_revision=1,
+        restored_images="shop:1",
+        reason="r",
+        message="m",
+        restored_template={"spec": {"containers": []}},
+    )
     w.submit(deployment, failing, facts, None)
     _, _, job = w.queue.take(0)
     assert len(repr(job)) < 10_000

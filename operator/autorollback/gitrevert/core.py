@@ -93,8 +93,8 @@ class Disagreement(str):
     """The annotations name another source than the one that really applies the Deployment."""
 
 
-@dataclass(frozen=True)
-class Facts:
+@dataclass(frozen=True, kw_only=True)
+class RevertFacts:
     """What the rollback's Events said, for the pull request."""
 
     namespace: str
@@ -112,7 +112,7 @@ def title(subject: str) -> str:
     return f'Revert "{subject}"'[:250]
 
 
-def commit_message(subject: str, commit: str, facts: Facts) -> str:
+def commit_message(subject: str, commit: str, facts: RevertFacts) -> str:
     """git revert's own message, plus why."""
     return (
         f'Revert "{subject}"\n\nThis reverts commit {commit}.\n\n'
@@ -122,7 +122,7 @@ def commit_message(subject: str, commit: str, facts: Facts) -> str:
     )
 
 
-def body(commit: str, facts: Facts, found_by: str) -> str:
+def body(commit: str, facts: RevertFacts, found_by: str) -> str:
     return (
         f"autorollback rolled **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
         f"this reverts the commit that introduced the failed version, so that Git matches the cluster again.\n\n"

@@ -264,7 +264,7 @@ class Repo:
         source: core.Source,
         base: str,
         failed_image: str,
-        facts: core.Facts,
+        facts: core.RevertFacts,
         push: bool = True,
         allowed_path: Callable[[str], bool] | None = None,
         image_changed: bool = True,

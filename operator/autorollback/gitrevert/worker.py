@@ -53,7 +53,7 @@ class Job:
 
     deployment: dict[str, Any]  # apiVersion, kind and the metadata the sources are found from
     failing: history.Revision
-    facts: core.Facts
+    facts: core.RevertFacts
     images: tuple[str, ...]  # images the failed revision added
     rolled_back_at: float | None  # on time.monotonic(); None: not seen by this process
     dry_run: bool
@@ -157,7 +157,7 @@ class Worker:
         self,
         deployment: dict[str, Any],
         failing: history.Revision,
-        facts: core.Facts,
+        facts: core.RevertFacts,
         rolled_back_at: float | None,
         dry_run: bool = False,
     ) -> None:
@@ -174,16 +174,7 @@ class Worker:
                 del self._submitted[next(iter(self._submitted))]
         images = tuple(core.changed_images(failing.template, facts.restored_template or {}))
         failing = history.Revision(failing.number, failing.name, {}, _small(failing.annotations))
-        facts = core.Facts(
-            facts.namespace,
-            facts.deployment,
-            facts.failed_revision,
-            facts.failed_images,
-            facts.restored_revision,
-            facts.restored_images,
-            facts.reason,
-            facts.message,
-        )
+        facts = dataclasses.replace(facts, restored_template=None)  # needed for the images only: the job stays small
         job = Job(_compact(deployment), failing, facts, images, rolled_back_at, dry_run)
         if self.queue.put(namespace, _key(job), job):
             waiting = self.queue.waiting(namespace)

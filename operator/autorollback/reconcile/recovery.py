@@ -80,16 +80,16 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
             work.ctx.git.submit(
                 deployment,
                 f,
-                gitcore.Facts(
-                    work.namespace,
-                    work.name,
-                    entry.revision or f.number,
-                    images(f.template),
-                    r.number,
-                    images(r.template),
-                    failure.reason,
-                    failure.message,
-                    r.template,
+                gitcore.RevertFacts(
+                    namespace=work.namespace,
+                    deployment=work.name,
+                    failed_revision=entry.revision or f.number,
+                    failed_images=images(f.template),
+                    restored_revision=r.number,
+                    restored_images=images(r.template),
+                    reason=failure.reason,
+                    message=failure.message,
+                    restored_template=r.template,
                 ),
                 None,
             )
