@@ -132,14 +132,14 @@ class Operator:
         if not jobs:
             return None
         work = reconcile.Work(
-            self.ctx,
-            uid,
-            memo.namespace,
-            memo.name,
-            memo.body,
-            config,
-            jobs,
-            DEPLOYMENTS,  # the only kind watched
+            ctx=self.ctx,
+            uid=uid,
+            namespace=memo.namespace,
+            name=memo.name,
+            deployment=memo.body,
+            config=config,
+            jobs=jobs,
+            workload=DEPLOYMENTS,  # the only kind watched
             healthy_evidence=memo.healthy_evidence,
             api_failure_reported=memo.api_failure_reported,
             clocks=memo.clocks,

@@ -35,14 +35,14 @@ def failed(namespace: str, ctx: Context) -> dict:
 def handle(ctx: Context, deployment: dict) -> reconcile.PassResult:
     meta = deployment["metadata"]
     work = reconcile.Work(
-        ctx,
-        meta["uid"],
-        meta["namespace"],
-        meta["name"],
-        deployment,
-        annotations.parse(ON),
-        {state.FAILURE},
-        DEPLOYMENTS,
+        ctx=ctx,
+        uid=meta["uid"],
+        namespace=meta["namespace"],
+        name=meta["name"],
+        deployment=deployment,
+        config=annotations.parse(ON),
+        jobs={state.FAILURE},
+        workload=DEPLOYMENTS,
     )
     return reconcile.run(work)
 

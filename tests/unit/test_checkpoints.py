@@ -117,7 +117,16 @@ def stuck(updated: int = 1) -> dict[str, Any]:
 def work(fake: FakeReplicaSets) -> reconcile.Work:
     d = stuck()
     ctx = Context(fake, None, KEY)  # type: ignore[arg-type]  # no Git worker: nothing here reverts
-    return reconcile.Work(ctx, "d-uid", "ns", "web", d, None, set(), DEPLOYMENTS)  # type: ignore[arg-type]
+    return reconcile.Work(
+        ctx=ctx,
+        uid="d-uid",
+        namespace="ns",
+        name="web",
+        deployment=d,
+        config=None,  # type: ignore[arg-type]
+        jobs=set(),
+        workload=DEPLOYMENTS,
+    )
 
 
 def look(w: reconcile.Work, d: dict[str, Any], fake: FakeReplicaSets) -> float:

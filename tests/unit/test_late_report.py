@@ -134,14 +134,14 @@ def healthy_pass(fake: FakeApi) -> reconcile.PassResult:
     d = fake.get_deployment("ns", "web")
     ctx = Context(fake, NoGit(), b"key")  # type: ignore[arg-type]  # the Client's calls, faked
     work = reconcile.Work(
-        ctx,
-        "d-uid",
-        "ns",
-        "web",
-        d,
-        config.parse(d["metadata"]["annotations"]),
-        {Job.HEALTHY},
-        DEPLOYMENTS,
+        ctx=ctx,
+        uid="d-uid",
+        namespace="ns",
+        name="web",
+        deployment=d,
+        config=config.parse(d["metadata"]["annotations"]),
+        jobs={Job.HEALTHY},
+        workload=DEPLOYMENTS,
         healthy_evidence=(GOOD, d),
     )
     return reconcile.run(work)

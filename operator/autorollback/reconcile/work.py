@@ -13,7 +13,7 @@ from autorollback.workloads.base import Api, Workload
 log = logs.get("autorollback.reconcile")  # one logger for the package: its lines keep the name they had
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Work:
     ctx: Context
     uid: str
