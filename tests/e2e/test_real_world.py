@@ -69,6 +69,44 @@ def undeletable_pods(ns: str) -> Iterator[None]:
         kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
 
 
+@contextlib.contextmanager
+def status_writes_refused(ns: str, expression: str) -> Iterator[None]:
+    """While open, Deployment status writes in ns are refused unless expression holds (a real
+    admission denial, as a conflict or an outage refuses the controller's write); the Deployment
+    named probe (not opted in) is always refused, which tells when the policy is in force."""
+    name = f"status-{ns}"
+    admission_policy(
+        ns,
+        name,
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/status"]},
+        f"object.metadata.name != 'probe' && ({expression})",
+    )
+    try:
+        kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
+        kit.wait_for(
+            lambda: (
+                kit.kubectl(
+                    "-n",
+                    ns,
+                    "patch",
+                    "deployment/probe",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    '{"status":{"observedGeneration":1}}',
+                    "--dry-run=server",
+                    check=False,
+                ).returncode
+                != 0
+            ),
+            30,
+            "the policy to take effect",
+        )
+        yield
+    finally:
+        kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+
+
 def recreate(
     ns: str, name: str, image: str, failure: str | None = None, annotations: dict | None = None, deadline: int = 10
 ) -> None:
@@ -273,36 +311,11 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
     op = operator_factory("-n", ns)
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
-    name = f"first-status-{ns}"
-    admission_policy(
+    with status_writes_refused(
         ns,
-        name,
-        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/status"]},
-        "object.metadata.name != 'probe' && (object.metadata.generation != 2 || "
-        "(has(object.status.updatedReplicas) && "
-        "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated')))",
-    )
-    try:
-        kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
-        kit.wait_for(
-            lambda: (
-                kit.kubectl(
-                    "-n",
-                    ns,
-                    "patch",
-                    "deployment/probe",
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    '{"status":{"observedGeneration":1}}',
-                    "--dry-run=server",
-                    check=False,
-                ).returncode
-                != 0
-            ),
-            30,
-            "the policy to take effect",
-        )
+        "object.metadata.generation != 2 || (has(object.status.updatedReplicas) && "
+        "!object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))",
+    ):
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
 
         def stuck() -> dict | None:
@@ -319,8 +332,6 @@ def test_a_rollout_the_controller_never_times_out_is_timed_by_autorollback(names
             )
 
         kit.wait_for(stuck, 60, "the controller to keep revision 1's condition for revision 2")
-    finally:
-        kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
     d = available(ns, V1, 3)  # 10 s without progress, timed by autorollback
     assert (
         "from revision 2 (registry.example/web:2.0.0) to revision 1"
@@ -353,35 +364,10 @@ def test_a_recreate_rollout_the_controller_never_looks_at_is_timed_and_proven_by
     operator_factory("-n", ns)
     recreate(ns, "web", V1)
     available(ns, V1, 1)
-    name = f"lost-status-{ns}"
-    admission_policy(
+    with status_writes_refused(
         ns,
-        name,
-        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/status"]},
-        "object.metadata.name != 'probe' && !(has(object.status.conditions) && "
-        "object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))",
-    )
-    try:
-        kit.release(ns, "probe", V1)  # not opted in: only tells when the policy is in force
-        kit.wait_for(
-            lambda: (
-                kit.kubectl(
-                    "-n",
-                    ns,
-                    "patch",
-                    "deployment/probe",
-                    "--subresource=status",
-                    "--type=merge",
-                    "-p",
-                    '{"status":{"observedGeneration":1}}',
-                    "--dry-run=server",
-                    check=False,
-                ).returncode
-                != 0
-            ),
-            30,
-            "the policy to take effect",
-        )
+        "!(has(object.status.conditions) && object.status.conditions.exists(c, c.reason == 'NewReplicaSetCreated'))",
+    ):
         recreate(ns, "web", V2, failure="not-ready")
         d = available(ns, V1, 3)  # 10 s without progress, timed by autorollback
         assert kit.condition(d, "Progressing")["reason"] == "NewReplicaSetAvailable"  # never anything else
@@ -401,8 +387,6 @@ def test_a_recreate_rollout_the_controller_never_looks_at_is_timed_and_proven_by
             30,
             "revision 4 marked healthy",
         )
-    finally:
-        kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
 
 
