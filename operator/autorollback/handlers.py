@@ -41,6 +41,7 @@ class Operator:
     queue: WorkQueue = field(init=False)
     pods: PodWatches = field(init=False)
     loop: asyncio.AbstractEventLoop | None = None
+    baking: set[str] = field(default_factory=set)  # uids whose bake is in progress here (a gauge)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(self.process, WORKERS)
@@ -62,6 +63,8 @@ class Operator:
     def forget(self, uid: str) -> None:
         memo = self.memory.forget(uid)
         self.queue.forget(uid)
+        self.baking.discard(uid)
+        telemetry.bakes.set(len(self.baking))
         self.pods.stop(uid)
         if memo is not None:
             telemetry.forget(memo.series)
@@ -146,6 +149,7 @@ class Operator:
             problems_done=dict(memo.problems_done),
             pods=self.pods.pods(uid),
             pods_seen=memo.pods_seen,
+            bake=memo.bake,
         )
         result = await asyncio.get_running_loop().run_in_executor(self.executor, reconcile.run, work)
         if self.memory.memos.get(uid) is not memo:  # deleted meanwhile
@@ -153,6 +157,12 @@ class Operator:
             return None
         memo.series |= result.series
         result.done.apply(memo)
+        running = memo.bake.running
+        if running is not None and running.bake.active and Job.BAKE in memo.jobs(memo.body, config):
+            self.baking.add(uid)
+        else:
+            self.baking.discard(uid)
+        telemetry.bakes.set(len(self.baking))
         if result.recheck_in is not None and result.retry is None:
             self.queue.add_after(uid, result.recheck_in)
         return result.retry

@@ -24,7 +24,9 @@ HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> generation <G>[ outlived <fa
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
-MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME)
+UNVERIFIED_AT = PREFIX + "unverified-at"  # "revision <N> checks <a,b>": completed; its bake showed nothing either way
+BAKE = PREFIX + "bake"  # the bake's checkpoint (checks.streak.seal): elapsed bake time and streaks
+MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME, UNVERIFIED_AT, BAKE)
 
 
 def bind(replicaset: str, payload: str) -> str:
@@ -173,6 +175,12 @@ class Revision:
         return (bool(self.failure_id) or self.last_rolled_back is not None) and not self.healthy
 
     @property
+    def unverified(self) -> bool:
+        """It completed, and the bake of its metric checks ended with no passing evaluation of some
+        check (nor a failed one): a valid rollback target, but not known healthy."""
+        return bool(self.mark(UNVERIFIED_AT)) and not self.failed
+
+    @property
     def serving(self) -> bool:
         """Its pods are available now: state that lasts, unlike the moment a rollout completed."""
         return self.available > 0
@@ -206,8 +214,9 @@ class Target:
 
 
 def choose_target(history: list[Revision], failing: Revision) -> Target:
-    """The newest older revision known healthy; else the newest older one serving now; else the
-    newest older one not known to have failed."""
+    """The newest older revision known healthy; else the newest older one that completed but whose
+    bake was unverified; else the newest older one serving now; else the newest older one not known
+    to have failed."""
     older = [r for r in history if r.number < failing.number and r.name != failing.name]
     if not older:
         return Target(
@@ -218,6 +227,13 @@ def choose_target(history: list[Revision], failing: Revision) -> Target:
     healthy = next((r for r in older if r.healthy), None)
     if healthy:
         return Target(healthy, f"revision {healthy.number} is the newest known to have been healthy")
+    completed = next((r for r in older if r.unverified), None)
+    if completed:
+        return Target(
+            completed,
+            f"no older revision is known healthy; revision {completed.number} is the newest that completed "
+            "(its metric checks showed nothing either way)",
+        )
     serving = next((r for r in older if r.serving and not r.failed), None)
     if serving:
         return Target(

@@ -192,6 +192,16 @@ class Client:
             )
         ]
 
+    def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods the workload's selector matches (whose revision they are is the adapter's to say)."""
+        meta = workload["metadata"]
+        page = self.request(
+            "GET",
+            f"/api/v1/namespaces/{meta['namespace']}/pods",
+            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+        )
+        return list(page.get("items") or [])
+
     def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")
@@ -346,6 +356,9 @@ class DeploymentApi:
 
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.api.get_replicaset(namespace, name)
+
+    def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.api.pods_of(workload)
 
     def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         self.api.annotate_replicaset(namespace, name, annotations)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import decision, times
+from autorollback.checks.schedule import Running
+from autorollback.checks.templates import CHECKS
 from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
@@ -97,6 +99,15 @@ def rollout_key(deployment: dict[str, Any]) -> str:
 
 
 @dataclass
+class BakeSlot:
+    """The bake in progress in this process (shared with the worker that runs it, as the clocks are)
+    and the digest of what was last said about the checks' annotations."""
+
+    running: Running | None = None
+    said: str = ""
+
+
+@dataclass
 class Remembered:
     """What the operator remembers about one Deployment (kopf's `memo` is another thing)."""
 
@@ -116,6 +127,8 @@ class Remembered:
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
     kind: Workload = DEPLOYMENTS  # the adapter of its kind (the watch is of Deployments only)
+    bake_done: str = ""  # rollout_key() whose bake ended (or that has none)
+    bake: BakeSlot = field(default_factory=BakeSlot)
 
     def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
         """What this state of the Deployment asks for, given what was done already."""
@@ -136,6 +149,12 @@ class Remembered:
             todo.add(Job.HEALTHY)
         if self.kind.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
             todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
+        if (
+            CHECKS in ((deployment.get("metadata") or {}).get("annotations") or {})
+            and self.kind.observed(deployment)
+            and rollout_key(deployment) != self.bake_done
+        ):
+            todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
@@ -173,6 +192,7 @@ class RememberedUpdate:
     history_done: int | None = None  # the job runs only when the limit is set (history_too_short)
     problems_done: dict[str, str] | None = None
     api_failure_reported: str | None = None
+    bake_done: str | None = None
 
     def apply(self, memo: Remembered) -> None:
         if self.failure_done is not None:
@@ -191,6 +211,8 @@ class RememberedUpdate:
             memo.problems_done = self.problems_done
         if self.api_failure_reported is not None:
             memo.api_failure_reported = self.api_failure_reported
+        if self.bake_done is not None:
+            memo.bake_done = self.bake_done
 
 
 @dataclass

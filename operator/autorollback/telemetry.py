@@ -92,8 +92,30 @@ pod_watches = Gauge(
     "Pod watches open for fast failure signals (one per fail-fast workload with a rollout in progress).",
 )
 
+check_evaluations = Counter(
+    "autorollback_check_evaluations_total",
+    "Metric check evaluations during bakes, by check and result (pass, fail, no_data, error).",
+    [*WORKLOAD, "check", "result"],
+)
+check_value = Gauge(
+    "autorollback_check_value",
+    "The value of a metric check's last evaluation that returned one.",
+    [*WORKLOAD, "check"],
+)
+bakes = Gauge(
+    "autorollback_bakes_in_progress",
+    "Revisions whose metric checks are being evaluated now (rolling out, or baking after completion).",
+)
+prometheus_queries = Counter(
+    "autorollback_prometheus_queries_total",
+    "Queries sent to Prometheus for metric checks, by result (ok: an answer, even an empty one; error: none).",
+    ["result"],
+)
+
 
 _PER_WORKLOAD = {
+    "check_evaluations": check_evaluations,
+    "check_value": check_value,
     "invalid_annotations": invalid_annotations,
     "failed_rollouts": failed_rollouts,
     "rollbacks": rollbacks,

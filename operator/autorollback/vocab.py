@@ -43,3 +43,4 @@ class Job(StrEnum):
     HISTORY_LIMIT = "history"
     PROBLEMS = "problems"
     STRAYS = "strays"
+    BAKE = "bake"

@@ -160,6 +160,9 @@ class FakeStatefulSetApi:
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
         return next((r for r in self.revisions if r["metadata"]["name"] == name), None)
 
+    def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
     def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         self.sent.append(("application/merge-patch+json", {"metadata": {"annotations": annotations}}))
 

@@ -16,12 +16,17 @@ by a late answer. The elapsed seconds count only while the rollout is complete; 
 (streak.State) keeps them, and a resumed bake goes on from it (later, never sooner: whole seconds).
 """
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from autorollback import times
 from autorollback.checks.outcome import Kind, Outcome
 from autorollback.checks.streak import State, Streak, counts_as, step
 from autorollback.checks.templates import Check
+from autorollback.config import shown
+from autorollback.history import UNVERIFIED_AT, Revision
+from autorollback.workloads.base import SHOWN_MESSAGE, Failure
 
 
 @dataclass(frozen=True)
@@ -129,3 +134,41 @@ def remaining(bake: Bake, bake_seconds: int) -> float:
 
 def streaks(bake: Bake) -> dict[str, Streak]:
     return dict(bake.state.streaks)
+
+
+METRIC_CHECK_FAILED = "MetricCheckFailed"  # the failure's reason: the Events', the ledger's and the metric's
+
+
+def skipped(revision: Revision) -> str:
+    """Why this revision is not baked ("": it is). A revision autorollback restored is not judged by
+    metrics again (no ping-pong: it was the way back from a failure); one known healthy or unverified
+    in its current revision was baked (or completed before checks were asked for); one that failed
+    was dealt with."""
+    if revision.restored_and_unproven:
+        return "autorollback restored it after a failure: metric checks do not roll a restored revision back"
+    if revision.healthy_in_this_revision:
+        return "it is known healthy in this revision"
+    if revision.mark(UNVERIFIED_AT):
+        return "its bake ended unverified"
+    if revision.failed:
+        return "it failed already"
+    return ""
+
+
+def failure(result: Failed, replicaset: str, revision: int, created: str) -> Failure:
+    """The failure a bake's Failed stands for, as the decision takes it from any verdict source. Its
+    id names the evaluation that completed the streak by Prometheus's own timestamp (never this
+    process's clock); a failed evaluation without one (an error counted as a failure) falls back to
+    the ReplicaSet's creation."""
+    when = (
+        times.stamp(dt.datetime.fromtimestamp(result.at, dt.UTC))
+        if result.at is not None and 0 < result.at < 2**33
+        else created
+    )
+    return Failure(
+        replicaset=replicaset,
+        reason=METRIC_CHECK_FAILED,
+        message=shown(result.reason().removeprefix(f"{METRIC_CHECK_FAILED}: "), SHOWN_MESSAGE),
+        updated=when,
+        revision=revision,
+    )

@@ -5,7 +5,7 @@ from typing import Any
 
 from autorollback import decision, ledger, state, telemetry
 from autorollback.gitrevert import core as gitcore
-from autorollback.reconcile import measure
+from autorollback.reconcile import bake, measure
 from autorollback.reconcile.report import RESTORED, report
 from autorollback.reconcile.work import PassResult, Work, log, since, who
 from autorollback.workloads.base import images
@@ -27,6 +27,8 @@ def healthy(work: Work, result: PassResult) -> None:
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
         name = rs["metadata"]["name"] if rs is not None else name
     mark = decision.healthy_mark(evidence, rs, kind)
+    if mark and rs is not None and bake.defers_health(work, rs):
+        mark = None  # healthy means baked: the bake writes it when its checks pass
     if (
         mark
         and decision.outlives_failure(mark)

@@ -29,6 +29,7 @@ class Work:
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest already reported
     pods: list[dict[str, Any]] = field(default_factory=list)  # the Deployment's pods, while they are watched
     pods_seen: int = 0
+    bake: state.BakeSlot = field(default_factory=state.BakeSlot)  # the memo's, shared
 
     @property
     def api(self) -> Api:

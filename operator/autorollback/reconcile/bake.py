@@ -1,0 +1,319 @@
+"""The bake (autorollback.io/checks): the platform's metric checks on the current revision's pods,
+while it rolls out and for bake-seconds after it completed. A streak of failed evaluations rolls it
+back through the same decision as any other failure; a bake that runs out writes its verdict on the
+ReplicaSet (healthy-at, or unverified-at with a BakeUnverified Warning).
+
+What lasts is on the ReplicaSet: the sealed checkpoint (elapsed bake time and streaks), written when
+a streak changes or every checks.streak.EVERY seconds of bake, so that another process resumes the
+bake where it was. This process's memory (checks.schedule.Running) only saves reads."""
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from autorollback import decision, history, ledger, state, telemetry, times
+from autorollback.checks import bake as cbake, promql, schedule, streak, templates
+from autorollback.checks.outcome import Kind, Outcome, classify
+from autorollback.checks.schedule import Running
+from autorollback.config import quote
+from autorollback.events import post
+from autorollback.history import Revision
+from autorollback.reconcile import attempt
+from autorollback.reconcile.report import report
+from autorollback.reconcile.work import PassResult, Work, log, who
+from autorollback.vocab import Result
+from autorollback.workloads.base import Failure
+
+BUSY_RETRY = 1.0  # seconds before a bake whose evaluations found every slot taken looks again
+
+
+def wanted(work: Work) -> templates.Selection | None:
+    """The checks the workload selects from the platform's catalog (None: Prometheus not configured)."""
+    settings = work.ctx.checks
+    if not settings.enabled:
+        return None
+    return templates.select(work.deployment["metadata"].get("annotations"), settings.catalog)
+
+
+def defers_health(work: Work, replicaset: dict[str, Any]) -> bool:
+    """With checks to run on this ReplicaSet, its healthy mark waits for the bake to pass."""
+    selection = wanted(work)
+    if selection is None or not selection.checks:
+        return False
+    entries = ledger.of([work.deployment, replicaset])
+    revision = work.workload.revisions([replicaset], entries)
+    return bool(revision) and not cbake.skipped(revision[0])
+
+
+def bake(work: Work, result: PassResult) -> None:
+    """Evaluate the checks that are due on the current revision; act on the bake's end."""
+    if result.patched:
+        return  # rolled back in this pass: the next pass looks at the template restored
+    deployment, kind = work.deployment, work.workload
+    key = state.rollout_key(deployment)
+    selection = wanted(work)
+    _problems(work, result, selection)
+    if selection is None or not selection.checks:
+        result.done.bake_done = key
+        return
+    replicasets = work.api.history(deployment)
+    revisions = kind.revisions(replicasets, ledger.of([deployment, *replicasets]))
+    current = kind.current(revisions, deployment["spec"]["template"])
+    raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
+    if current is None or raw is None:
+        result.recheck(2.0)  # the controller has not created its ReplicaSet yet
+        return
+    why_not = cbake.skipped(current)
+    if why_not:
+        log.debug("revision not baked", replicaset=current.name, why=why_not, **who(work))
+        work.bake.running = None
+        result.done.bake_done = key
+        return
+    running = _running(work, raw, selection)
+    now = times.monotonic()
+    complete = bool(kind.completed(deployment))
+    running.bake = cbake.advance(running.bake, selection.checks, complete, now - running.clock, selection.bake_seconds)
+    running.clock = now
+    if running.bake.active and schedule.due(running, selection.checks, now):
+        if not work.ctx.evaluations.acquire(blocking=False):
+            result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
+            return
+        try:
+            _evaluate(work, result, running, raw, current, selection, revisions, replicasets, now)
+        finally:
+            work.ctx.evaluations.release()
+    ended = running.bake.result
+    if isinstance(ended, cbake.Failed):
+        _roll_back(work, result, running, ended, current, raw)
+        result.done.bake_done = key
+    elif ended is not None:
+        _conclude(work, running, ended, current, raw, deployment)
+        result.done.bake_done = key
+    else:
+        _checkpoint(work, running, current.name)
+        left = cbake.remaining(running.bake, selection.bake_seconds) if complete else None
+        wait = schedule.next_in(running, selection.checks, times.monotonic(), left)
+        interval = min(c.template.interval for c in selection.checks)
+        result.recheck(wait + random.uniform(0, schedule.JITTER * interval) + 0.05)
+
+
+def _running(work: Work, raw: dict[str, Any], selection: templates.Selection) -> Running:
+    """This process's bake of the ReplicaSet: kept, or resumed from its checkpoint, or new."""
+    meta = raw["metadata"]
+    running = work.bake.running
+    if running is not None and running.of(meta["name"], meta.get("uid", "")):
+        return running
+    sealed = (meta.get("annotations") or {}).get(history.BAKE)
+    resumed = streak.unseal(work.ctx.checkpoint_key, sealed, meta["name"], meta.get("uid", ""))
+    if sealed and resumed is None:
+        log.warning(
+            "bake checkpoint not accepted (not written by autorollback for this ReplicaSet): the bake starts over",
+            replicaset=meta["name"],
+            **who(work),
+        )
+    running = Running(meta["name"], meta.get("uid", ""), cbake.begin(selection.checks, resumed), times.monotonic())
+    running.written = resumed
+    work.bake.running = running
+    return running
+
+
+def _evaluate(
+    work: Work,
+    result: PassResult,
+    running: Running,
+    raw: dict[str, Any],
+    current: Revision,
+    selection: templates.Selection,
+    revisions: list[Revision],
+    replicasets: list[dict[str, Any]],
+    now: float,
+) -> None:
+    due = schedule.due(running, selection.checks, now)
+    if not due:
+        return
+    kind = work.workload
+    pods = work.api.pods(work.deployment)
+    new = kind.pods_of(raw, pods)
+    previous = _previous(revisions, current, replicasets)
+    old = kind.pods_of(previous, pods) if previous is not None else []
+    for check in due:
+        running.evaluated[check.name] = now
+        window = max(1, check.template.window_ms // 1000)
+        scope = _scope(work, raw, new, window)
+        base = _scope(work, previous, old, window) if previous is not None else None
+        outcome = _outcome(work, check, scope, base)
+        if outcome is None:
+            continue  # the query is not accepted: said as InvalidAnnotation, never a rollback
+        _count(work, result, check, outcome)
+        _tell_first(work, running, check, outcome)
+        running.bake = cbake.observe(running.bake, check, outcome)
+        if not running.bake.active:
+            break
+
+
+def _scope(work: Work, raw: dict[str, Any], pods: list[dict[str, Any]], window: int) -> promql.Scope:
+    meta = raw["metadata"]
+    return promql.Scope(
+        namespace=work.namespace,
+        workload=work.name,
+        replicaset=meta["name"],
+        pod_template_hash=(meta.get("labels") or {}).get(work.workload.pod_label, ""),
+        pods=tuple(sorted(p["metadata"]["name"] for p in pods)),
+        window_seconds=window,
+    )
+
+
+def _previous(revisions: list[Revision], current: Revision, replicasets: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ReplicaSet the new pods are compared with in relative mode: the newest older revision still serving."""
+    older = next((r for r in revisions if r.number < current.number and r.name != current.name and r.serving), None)
+    return next((r for r in replicasets if older is not None and r["metadata"]["name"] == older.name), None)
+
+
+def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: promql.Scope | None) -> Outcome | None:
+    """One evaluation of one check (None: its query is not accepted, which was said)."""
+    prometheus = work.ctx.prometheus
+    assert prometheus is not None, "checks run only with Prometheus configured"
+    try:
+        query, guard_query = check.queries(scope)
+        base_query = check.queries(base)[0] if base is not None and check.template.relative else None
+    except promql.EmptyScope as e:
+        return Outcome(Kind.NO_DATA, detail=str(e))
+    except promql.QueryError as e:
+        _invalid(work, check, str(e))
+        return None
+    reading = prometheus.query(query)
+    guard = prometheus.query(guard_query) if guard_query is not None and not reading.error else None
+    baseline = prometheus.query(base_query) if base_query is not None and not reading.error else None
+    outcome = classify(check.limit, reading, guard, check.minimum, baseline)
+    if outcome.configuration_error:
+        _invalid(work, check, f"Prometheus cannot parse its query: {outcome.detail}")
+        return None
+    return outcome
+
+
+def _invalid(work: Work, check: templates.Check, why: str) -> None:
+    message = (
+        f"metric check {check.name} is not run: {why}. Its template is the platform's (the operator's check "
+        "catalog); the thresholds are set by autorollback.io/check.<check>.<parameter>."
+    )
+    log.warning("invalid metric check", check=check.name, message=message, **who(work))
+    post(work.ctx.api, work.deployment, "Warning", "InvalidAnnotation", message, once=f"check {check.name} {why}")
+
+
+def _count(work: Work, result: PassResult, check: templates.Check, outcome: Outcome) -> None:
+    labels = (work.workload.kind, work.namespace, work.name, check.name)
+    telemetry.check_evaluations.labels(*labels, outcome.kind.value).inc()
+    result.series.add(("check_evaluations", *labels, outcome.kind.value))
+    if outcome.value is not None:
+        telemetry.check_value.labels(*labels).set(outcome.value)
+        result.series.add(("check_value", *labels))
+
+
+def _tell_first(work: Work, running: Running, check: templates.Check, outcome: Outcome) -> None:
+    """The first no data and the first error of a check in a bake, once each: the rest are counted."""
+    if outcome.kind not in (Kind.NO_DATA, Kind.ERROR):
+        return
+    said = f"{check.name} {outcome.kind.value}"
+    if said in running.told:
+        return
+    running.told.add(said)
+    what = "returned no data" if outcome.kind is Kind.NO_DATA else "could not be evaluated"
+    policy = check.template.on_no_data if outcome.kind is Kind.NO_DATA else check.template.on_error
+    effect = {"ignore": "it neither counts as a failure nor resets the streak", "fail": "it counts as a failure",
+              "reset": "it resets the streak"}[policy.value]  # fmt: skip
+    message = (
+        f"metric check {check.name} on ReplicaSet {running.replicaset} {what}: {outcome.detail or 'no detail'}; "
+        f"{effect} (the check's on{'NoData' if outcome.kind is Kind.NO_DATA else 'Error'}: {policy.value})"
+    )
+    reason = "MetricCheckNoData" if outcome.kind is Kind.NO_DATA else "MetricCheckError"
+    log.warning("metric check " + what, check=check.name, detail=outcome.detail, **who(work))
+    post(work.ctx.api, work.deployment, "Warning", reason, message, once=f"{running.uid} {said}")
+
+
+def _roll_back(
+    work: Work, result: PassResult, running: Running, failed: cbake.Failed, current: Revision, raw: dict[str, Any]
+) -> None:
+    """A streak reached its count: the same decision as any failure, bound to the ReplicaSet baked."""
+    failure = cbake.failure(failed, current.name, current.number, raw["metadata"].get("creationTimestamp") or "")
+    outcome = attempt.rollback(work, result, _BakeFailed(work, running, failure))
+    if outcome is not None and outcome.decision.result != Result.NOTHING:
+        report(work, outcome.snapshot.deployment, outcome.decision, result)
+    work.bake.running = None
+
+
+@dataclass
+class _BakeFailed:
+    """The bake's failure, on every state decided on whose current template is the one baked."""
+
+    work: Work
+    running: Running
+    failure: Failure
+
+    def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
+        kind = self.work.workload
+        current = kind.current(kind.revisions(replicasets), deployment["spec"]["template"])
+        raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
+        if raw is None or not self.running.of(raw["metadata"]["name"], raw["metadata"].get("uid", "")):
+            return None  # another template since: this verdict is not about it
+        return self.failure
+
+
+def _conclude(
+    work: Work,
+    running: Running,
+    ended: cbake.Passed | cbake.Unverified,
+    current: Revision,
+    raw: dict[str, Any],
+    deployment: dict[str, Any],
+) -> None:
+    """The bake ran out: healthy-at (passed) or unverified-at (nothing either way), the checkpoint removed."""
+    done: dict[str, str | None] = {history.BAKE: None}
+    if isinstance(ended, cbake.Passed):
+        mark = decision.healthy_mark(deployment, raw, work.workload) or {}
+        work.api.mark_revision(work.namespace, current.name, {**mark, **done})
+        message = f"revision {current.number} baked: every metric check passed ({', '.join(ended.checks)})"
+        log.info("bake passed", replicaset=current.name, checks=list(ended.checks), **who(work))
+        post(work.ctx.api, deployment, "Normal", "BakePassed", message, once=f"{running.uid} BakePassed")
+    else:
+        payload = f"revision {current.number} checks {','.join(ended.checks)}"
+        work.api.mark_revision(work.namespace, current.name, {history.UNVERIFIED_AT: history.bind(current.name, payload), **done})
+        message = (
+            f"revision {current.number} finished its bake unverified: {ended.reason().removeprefix('BakeUnverified: ')}. "
+            "It is not marked healthy (it stays a valid rollback target: it completed). Check that the metrics "
+            "exist for these pods and that there is traffic, or set the check's onNoData."
+        )
+        log.warning("bake unverified", replicaset=current.name, checks=list(ended.checks), **who(work))
+        post(work.ctx.api, deployment, "Warning", "BakeUnverified", message, once=f"{running.uid} BakeUnverified")
+    work.bake.running = None
+
+
+def _checkpoint(work: Work, running: Running, replicaset: str) -> None:
+    if not streak.due(running.written, running.bake.state):
+        return
+    value = streak.seal(work.ctx.checkpoint_key, replicaset, running.uid, running.bake.state)
+    work.api.mark_revision(work.namespace, replicaset, {history.BAKE: value})
+    running.written = running.bake.state
+
+
+def _problems(work: Work, result: PassResult, selection: templates.Selection | None) -> None:
+    """Invalid check annotations, or checks asked for with no Prometheus configured: said once per value."""
+    annotations = work.deployment["metadata"].get("annotations") or {}
+    if selection is None:
+        said = state.digest(f"unconfigured {annotations.get(templates.CHECKS, '')}")
+        if said != work.bake.said:
+            message = (
+                f"autorollback.io/checks asks for metric checks, but {work.ctx.checks.missing()}. No check runs: "
+                "the rollout is judged by its deadline (and autorollback.io/fail-on) only."
+            )
+            log.warning("metric checks asked for but not configured", message=message, **who(work))
+            post(work.ctx.api, work.deployment, "Warning", "MetricChecksNotConfigured", message)
+        work.bake.said = said
+        return
+    said = state.digest(repr(sorted((p.key, p.value) for p in selection.problems)))
+    if selection.problems and said != work.bake.said:
+        for p in selection.problems:
+            telemetry.invalid_annotations.labels(work.workload.kind, work.namespace, work.name, p.key).inc()
+            result.series.add(("invalid_annotations", work.workload.kind, work.namespace, work.name, p.key))
+            log.warning("invalid annotation", key=p.key, value=quote(p.value), message=p.text(), **who(work))
+            post(work.ctx.api, work.deployment, "Warning", "InvalidAnnotation", p.text())
+    work.bake.said = said
