@@ -19,7 +19,7 @@ def sources(signal=None):
 
 
 def standing(d, replicasets, measured=None, signal=None):
-    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    facts = Facts(d, replicasets, adapter=DEPLOYMENTS)
     return classify.standing_failure(facts, classify.what_is_shown(facts, sources(signal)), measured)
 
 
@@ -32,7 +32,7 @@ def test_a_timeout_of_the_current_template_stands() -> None:
 def test_a_fast_signal_stands_for_the_condition_which_is_kept_aside() -> None:
     d = deployment("app:2.0.0", failed=True, blamed="app:1.0.0")
     signal = Failure(rs_name("app:2.0.0"), "CrashLoopBackOff", "restarted 3 times", "2026-11-26T10:01:00Z", 2)
-    shown = classify.what_is_shown(Facts(d, [], kind=DEPLOYMENTS), sources(signal))
+    shown = classify.what_is_shown(Facts(d, [], adapter=DEPLOYMENTS), sources(signal))
     assert shown.failure == signal and shown.by_controller.replicaset == rs_name("app:1.0.0")
     assert shown.left_over == ""
 
@@ -99,10 +99,10 @@ def test_the_sources_are_asked_in_order_and_the_first_failure_stands() -> None:
             return Verdict(recheck_in=5.0)
 
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
-    running = Facts(deployment("app:2.0.0"), rs, kind=DEPLOYMENTS)
+    running = Facts(deployment("app:2.0.0"), rs, adapter=DEPLOYMENTS)
     assert classify.what_is_shown(running, [ControllerDeadline()]).failure is None
     assert classify.what_is_shown(running, [ControllerDeadline(), Later(), Judged(metric)]).failure == metric
-    timed_out = Facts(deployment("app:2.0.0", failed=True), rs, kind=DEPLOYMENTS)
+    timed_out = Facts(deployment("app:2.0.0", failed=True), rs, adapter=DEPLOYMENTS)
     assert classify.what_is_shown(timed_out, [ControllerDeadline(), Judged(metric)]).failure.reason == (
         "ProgressDeadlineExceeded"
     )

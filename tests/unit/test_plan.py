@@ -15,7 +15,7 @@ NOW = "2026-11-26T10:00:05Z"
 
 
 def rollback(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    facts = Facts(d, replicasets, adapter=DEPLOYMENTS)
     standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
 

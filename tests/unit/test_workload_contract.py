@@ -347,14 +347,14 @@ def test_nothing_older_is_impossible_and_writes_nothing(make) -> None:
 def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> None:
     kind = make()
     source = MeasuredDeadline(600, "2026-11-26T10:00:00Z", "another revision")
-    verdict = source.verdict(Facts(kind.workload, kind.history, kind=kind.adapter))
+    verdict = source.verdict(Facts(kind.workload, kind.history, adapter=kind.adapter))
     assert verdict is not None and verdict.failure is not None
     assert (verdict.failure.replicaset, verdict.failure.reason, verdict.failure.measured) == (
         kind.failing,
         DEADLINE_EXCEEDED,
         True,
     )
-    assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, kind=kind.adapter)) is None
+    assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, adapter=kind.adapter)) is None
 
 
 def test_the_fake_api_sends_the_undo_with_its_content_type() -> None:

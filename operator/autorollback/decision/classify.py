@@ -70,14 +70,14 @@ def what_is_shown(facts: Facts, sources: Sequence[Source]) -> Shown:
     by_controller = controller.failure if controller else None
     verdicts = (source.verdict(facts) for source in sources)
     failure = next((v.failure for v in verdicts if v is not None and v.failure is not None), None)
-    kind, workload = facts.kind, facts.workload
-    unfinished = "" if failure or by_controller else kind.unfinished(workload)
-    return Shown(failure, by_controller, "" if failure else kind.left_over(workload), unfinished)
+    adapter, workload = facts.adapter, facts.workload
+    unfinished = "" if failure or by_controller else adapter.unfinished(workload)
+    return Shown(failure, by_controller, "" if failure else adapter.left_over(workload), unfinished)
 
 
 def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> Decision | Standing:
     """The failure that stands, or the decision that none does."""
-    deployment, replicasets, workload = facts.workload, facts.history, facts.kind
+    deployment, replicasets, workload = facts.workload, facts.history, facts.adapter
     failure, left_over = shown.failure, shown.left_over
     if failure is None and not left_over and not shown.unfinished:
         return nothing(Reason.NO_FAILURE, "the rollout has not failed")

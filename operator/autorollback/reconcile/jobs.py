@@ -95,7 +95,7 @@ class _PodSignal:
                 self.work.pods,
                 self.work.clocks,
                 times.monotonic(),
-                kind=self.work.workload,
+                adapter=self.work.workload,
             )
         )
         if verdict.recheck_in is not None:

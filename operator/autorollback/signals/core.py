@@ -45,7 +45,7 @@ class PodSignals:
 
     def verdict(self, facts: Facts) -> Verdict:
         assert facts.clocks is not None, "graces are timed on the workload's clocks"
-        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now, facts.kind)
+        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now, facts.adapter)
 
 
 def judge(
