@@ -21,6 +21,7 @@ from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
 from autorollback.vocab import Job
+from autorollback.workloads.base import Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workqueue import WorkQueue
 
@@ -75,7 +76,7 @@ class Operator:
         for uid in [u for u in self.memory.memos if u not in listed]:
             self.forget(uid)
 
-    def observe(self, uid: str, deployment: dict[str, Any]) -> None:
+    def observe(self, uid: str, deployment: dict[str, Any], adapter: Workload) -> None:
         meta = deployment["metadata"]
         if not mentioned(meta.get("annotations")):
             memo = self.memory.memos.get(uid)
@@ -89,7 +90,7 @@ class Operator:
                 self.forget(uid)
             return
         config = parse_config(meta.get("annotations"))
-        memo = self.memory.get(uid, meta["namespace"], meta["name"])
+        memo = self.memory.get(uid, meta["namespace"], meta["name"], adapter)
         was = memo.enabled
         watch = signals.watched(deployment, config.fail_fast) if config.enabled else False
         if watch:
@@ -139,7 +140,7 @@ class Operator:
             deployment=memo.body,
             config=config,
             jobs=jobs,
-            workload=DEPLOYMENTS,  # the only kind watched
+            workload=memo.adapter,
             healthy_evidence=memo.healthy_evidence,
             api_failure_reported=memo.api_failure_reported,
             clocks=memo.clocks,
@@ -174,7 +175,7 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
         return
     if meta.uid not in op.memory.memos and not mentioned(meta.annotations):
         return  # never copied, never looked at again: the common case in a big cluster
-    op.observe(meta.uid, kept(body))
+    op.observe(meta.uid, kept(body), DEPLOYMENTS)
 
 
 def kept(body: Any) -> dict[str, Any]:

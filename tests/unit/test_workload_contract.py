@@ -92,6 +92,12 @@ class FakeStatefulSets:
         ].get("replicas", 1)
         return str(s.get("updateRevision") or "") if self.observed(workload) and done else ""
 
+    def completion_token(self, workload: dict[str, Any]) -> str:
+        return str((workload.get("status") or {}).get("observedGeneration") or "")
+
+    def rollout_revision(self, workload: dict[str, Any]) -> str:
+        return str((workload.get("status") or {}).get("updateRevision") or "")
+
     def left_over(self, workload: dict[str, Any]) -> str:
         return ""
 
@@ -463,7 +469,50 @@ def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
     assert state.stale_key(moved, STATEFULSETS) != state.stale_key(sts, STATEFULSETS)  # progress restarts the clock
     done = statefulset("app:2.0.0", current="web-2", update="web-2")
     assert state.failure_key(done, ON, STATEFULSETS) == ""
-    memo = state.Remembered("ns", "web", kind=STATEFULSETS)
+    memo = state.Remembered("ns", "web", adapter=STATEFULSETS)
     assert Job.FAILURE in memo.observe(sts, ON)
     memo.failure_done = state.failure_key(sts, ON, STATEFULSETS)
     assert Job.FAILURE not in memo.observe(moved, ON)
+
+
+# --- the keys the memory compares: what tells one rollout, and one completion, from the next
+
+
+def completed_kind(kind: Kind) -> dict[str, Any]:
+    """The kind's workload with its failing revision's rollout complete."""
+    if kind.adapter is DEPLOYMENTS:
+        return deployment("app:2.0.0", revision=2, complete=True)
+    done = statefulset("app:2.0.0", current="web-2", update="web-2")
+    done["status"].update(updatedReplicas=3, readyReplicas=3)
+    return done
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_rollout_and_completion_keys_follow_the_kinds_rollout(make) -> None:
+    kind = make()
+    adapter, done = kind.adapter, completed_kind(kind)
+    assert adapter.completed(done) == kind.failing
+    assert state.completion_key(done, adapter).startswith(f"{kind.failing} ")
+    assert state.rollout_key(done, adapter) == state.rollout_key(kind.workload, adapter)  # the same rollout, finished
+    assert adapter.rollout_revision(done) != ""
+    later = copy.deepcopy(done)  # completes again later (a leftover condition, or the same template restored)
+    later["status"]["observedGeneration"] = later["metadata"]["generation"] = 3
+    for c in later["status"].get("conditions") or []:
+        c["lastUpdateTime"] = "2026-11-26T11:00:00Z"
+    assert adapter.completion_token(later) != adapter.completion_token(done)
+    assert state.completion_key(later, adapter) != state.completion_key(done, adapter)
+    other = copy.deepcopy(done)  # a rollout onto another template
+    other["spec"]["template"] = sts_template("app:3.0.0")
+    assert state.rollout_key(other, adapter) != state.rollout_key(done, adapter)
+    paused = copy.deepcopy(kind.workload)
+    paused["spec"]["paused"] = True
+    assert (state.fast_key(paused, ON, adapter) != state.fast_key(kind.workload, ON, adapter)) is adapter.paused(paused)
+
+
+def test_the_deployment_keys_read_the_revision_annotation_and_the_conditions_update() -> None:
+    done = deployment("app:2.0.0", revision=7, complete=True, updated="2026-11-26T10:03:00Z")
+    assert DEPLOYMENTS.rollout_revision(done) == "7"
+    assert DEPLOYMENTS.completion_token(done) == "2026-11-26T10:03:00Z"
+    bare = deployment("app:2.0.0")
+    del bare["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+    assert (DEPLOYMENTS.rollout_revision(bare), DEPLOYMENTS.completion_token(bare)) == ("", "None")

@@ -55,7 +55,7 @@ def healthy(work: Work, result: PassResult) -> None:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
         work.api.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     measure.ended(work, "", "")
-    result.done.healthy_done = state.completion_key(evidence)
+    result.done.healthy_done = state.completion_key(evidence, work.workload)
     result.done.healthy_evidence = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 

@@ -80,6 +80,14 @@ class Workload(Protocol):
     def completed(self, workload: dict[str, Any]) -> str:
         """The revision whose rollout is complete now ("" while none)."""
 
+    def completion_token(self, workload: dict[str, Any]) -> str:
+        """What tells one completion of a revision from a later one while it stays complete (the
+        controller's word on it, kept as long as the rollout stays complete): compared, never parsed."""
+
+    def rollout_revision(self, workload: dict[str, Any]) -> str:
+        """The revision the controller gave the rollout the workload asks for now, as the controller
+        wrote it ("" while none): compared, never parsed (`revision_of` reads a number)."""
+
     def left_over(self, workload: dict[str, Any]) -> str:
         """The revision a "complete" verdict left over from an earlier rollout names while another
         is under way, which the controller then never times out ("" otherwise)."""

@@ -157,6 +157,16 @@ def paused(deployment: dict[str, Any]) -> bool:
     return bool((deployment.get("spec") or {}).get("paused"))
 
 
+def completion_token(deployment: dict[str, Any]) -> str:
+    """base.Workload.completion_token: the Progressing condition's lastUpdateTime ("None" without one)."""
+    return str(condition(deployment, "Progressing").get("lastUpdateTime"))
+
+
+def rollout_revision(deployment: dict[str, Any]) -> str:
+    """base.Workload.rollout_revision: the revision annotation as written ("" without one)."""
+    return str(((deployment.get("metadata") or {}).get("annotations") or {}).get(REVISION, ""))
+
+
 # --- templates and revisions (the controller's and kubectl's rules)
 
 
@@ -320,6 +330,8 @@ class Deployments:
     revision_of = staticmethod(revision_of)
     failure = staticmethod(failure)
     completed = staticmethod(completed_replicaset)
+    completion_token = staticmethod(completion_token)
+    rollout_revision = staticmethod(rollout_revision)
     left_over = staticmethod(complete_left_over)
     unfinished = staticmethod(unfinished)
     deadline_seconds = staticmethod(deadline_seconds)
