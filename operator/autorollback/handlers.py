@@ -92,7 +92,7 @@ class Operator:
         config = parse_config(meta.get("annotations"))
         memo = self.memory.get(uid, meta["namespace"], meta["name"], adapter)
         was = memo.enabled
-        watch = signals.watched(deployment, config.fail_fast) if config.enabled else False
+        watch = signals.watched(deployment, config.fail_fast, adapter) if config.enabled else False
         if watch:
             self.pods.want(uid, meta["namespace"], kube.selector(deployment["spec"].get("selector") or {}))
         elif watch is False:

@@ -126,7 +126,7 @@ class Remembered:
         if key and key != self.failure_done:
             todo.add(Job.FAILURE)
         if (
-            signals.watched(deployment, config.fail_fast)
+            signals.watched(deployment, config.fail_fast, self.adapter)
             and (self.pods_seen, fast_key(deployment, config, self.adapter)) != self.fast_done
         ):
             todo.add(Job.FAST)

@@ -16,6 +16,7 @@ from autorollback import config as annotations, decision, kube, ledger, state, w
 from autorollback.context import Context
 from autorollback.decision import Decision
 from autorollback.history import Revision
+from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import MeasuredDeadline
 from autorollback.vocab import Job, Reason, Result
@@ -125,6 +126,10 @@ class FakeStatefulSets:
     def observed(self, workload: dict[str, Any]) -> bool:
         s = workload.get("status") or {}
         return bool(s.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0))
+
+    def rollout_in_progress(self, workload: dict[str, Any]) -> bool | None:
+        s = workload.get("status") or {}
+        return s.get("updateRevision") != s.get("currentRevision") if self.observed(workload) else None
 
     def undo_patch(
         self,
@@ -516,3 +521,15 @@ def test_the_deployment_keys_read_the_revision_annotation_and_the_conditions_upd
     bare = deployment("app:2.0.0")
     del bare["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
     assert (DEPLOYMENTS.rollout_revision(bare), DEPLOYMENTS.completion_token(bare)) == ("", "None")
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_pods_are_watched_while_the_kinds_rollout_is_under_way(make) -> None:
+    kind = make()
+    fail_on = annotations.parse({"autorollback.io/fail-on": "CrashLoopBackOff"}).fail_fast
+    unobserved = copy.deepcopy(kind.workload)
+    unobserved["metadata"]["generation"] = 3
+    assert signals.watched(kind.workload, fail_on, kind.adapter) is True
+    assert signals.watched(completed_kind(kind), fail_on, kind.adapter) is False
+    assert signals.watched(unobserved, fail_on, kind.adapter) is None  # keep what was decided before
+    assert signals.watched(kind.workload, annotations.FailFast(), kind.adapter) is False  # no fail-on

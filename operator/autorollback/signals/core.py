@@ -12,7 +12,6 @@ from typing import Any
 from autorollback import times
 from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
-from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -24,17 +23,13 @@ CREATE = {
 SHOWN_TERMINATION = 200  # characters of a container's last termination message
 
 
-def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
-    """Whether the Deployment's pods are worth watching: fail-on set and a rollout under way, not
-    paused. None while the controller has not looked at the latest spec (an HPA scaling, say): keep
-    whatever was decided before."""
-    if not fail_fast.signals or deployments.paused(deployment):
+def watched(workload: dict[str, Any], fail_fast: FailFast, adapter: Workload) -> bool | None:
+    """Whether the workload's pods are worth watching: fail-on set and a rollout under way, not
+    paused (Workload.rollout_in_progress). None while the controller has not looked at the latest
+    spec (an HPA scaling, say): keep whatever was decided before."""
+    if not fail_fast.signals:
         return False
-    if not deployments.observed(deployment):
-        return None
-    if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
-        return not deployments.completed_replicaset(deployment)
-    return not deployments.declared_complete(deployment)
+    return adapter.rollout_in_progress(workload)
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,10 @@ def evaluate(
     A grace runs on this process's monotonic clock (now) from when it first saw that state
     (clocks), never from a kubelet's or the API server's timestamp: those are compared with nothing
     but each other. A state that ends and comes back is timed anew; after a restart, from the restart."""
-    if not watched(deployment, fail_fast) or new_rs is None:
+    if not watched(deployment, fail_fast, workload) or new_rs is None:
         clocks.forget(GRACES)
-        return Verdict()
+        return Verdict()  # no rollout under way (one declared complete is not failing)
     meta = new_rs["metadata"]
-    if deployments.declared_complete(deployment) == meta["name"]:
-        clocks.forget(GRACES)
-        return Verdict()
     deadline = workload.failure(deployment)
     if deadline is not None and deadline.replicaset == meta["name"]:
         clocks.forget(GRACES)

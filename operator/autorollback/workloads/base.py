@@ -110,6 +110,10 @@ class Workload(Protocol):
     def observed(self, workload: dict[str, Any]) -> bool:
         """The controller has looked at the latest spec: before that, its status says nothing about it."""
 
+    def rollout_in_progress(self, workload: dict[str, Any]) -> bool | None:
+        """A rollout is under way and not paused (its pods are worth watching); None while the
+        controller has not looked at the latest spec (an HPA scaling, say): nothing is known yet."""
+
     def undo_patch(
         self, workload: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
     ) -> Undo:

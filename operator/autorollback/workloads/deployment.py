@@ -157,6 +157,18 @@ def paused(deployment: dict[str, Any]) -> bool:
     return bool((deployment.get("spec") or {}).get("paused"))
 
 
+def rollout_in_progress(deployment: dict[str, Any]) -> bool | None:
+    """base.Workload.rollout_in_progress: not paused, and the controller's condition does not declare
+    the rollout complete (without a progress deadline there is no condition: the counts say)."""
+    if paused(deployment):
+        return False
+    if not observed(deployment):
+        return None
+    if not condition(deployment, "Progressing"):  # no progress deadline: no condition at all
+        return not completed_replicaset(deployment)
+    return not declared_complete(deployment)
+
+
 def completion_token(deployment: dict[str, Any]) -> str:
     """base.Workload.completion_token: the Progressing condition's lastUpdateTime ("None" without one)."""
     return str(condition(deployment, "Progressing").get("lastUpdateTime"))
@@ -338,6 +350,7 @@ class Deployments:
     progress = staticmethod(progress)
     paused = staticmethod(paused)
     observed = staticmethod(observed)
+    rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(undo)
     pods_of = staticmethod(pods_of)
 
