@@ -67,9 +67,7 @@ class Operator:
         if memo is not None:
             telemetry.forget(memo.series)
             if memo.enabled:
-                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(
-                    self.memory.opted_in(memo.namespace)
-                )
+                self._count_opted_in(memo)
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
         """Deployments deleted while the watch was re-listing never get a DELETED event."""
@@ -100,7 +98,12 @@ class Operator:
         if memo.observe(deployment, config):
             self.queue.add(uid)
         if was != memo.enabled:
-            telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
+            self._count_opted_in(memo)
+
+    def _count_opted_in(self, memo: state.Remembered) -> None:
+        """The opted_in gauge of memo's kind and namespace, after memo opted in or out."""
+        kind = memo.adapter.kind
+        telemetry.opted_in.labels(kind, memo.namespace).set(self.memory.opted_in(kind, memo.namespace))
 
     def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back

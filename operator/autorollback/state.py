@@ -204,5 +204,6 @@ class Memory:
     def forget(self, uid: str) -> Remembered | None:
         return self.memos.pop(uid, None)
 
-    def opted_in(self, namespace: str) -> int:
-        return sum(1 for m in self.memos.values() if m.enabled and m.namespace == namespace)
+    def opted_in(self, kind: str, namespace: str) -> int:
+        """The opted-in workloads of one kind (Workload.kind) in one namespace."""
+        return sum(1 for m in self.memos.values() if m.enabled and m.adapter.kind == kind and m.namespace == namespace)

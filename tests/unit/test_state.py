@@ -71,10 +71,10 @@ def test_memory_forgets_deleted_deployments() -> None:
     mem = state.Memory()
     for i in range(100):
         mem.get(f"uid-{i}", "ns", f"web-{i}", DEPLOYMENTS).enabled = True
-    assert mem.opted_in("ns") == 100
+    assert mem.opted_in("Deployment", "ns") == 100
     for i in range(100):
         mem.forget(f"uid-{i}")
-    assert mem.memos == {} and mem.opted_in("ns") == 0
+    assert mem.memos == {} and mem.opted_in("Deployment", "ns") == 0
 
 
 def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restarts_the_clock() -> None:

@@ -533,3 +533,13 @@ def test_the_pods_are_watched_while_the_kinds_rollout_is_under_way(make) -> None
     assert signals.watched(completed_kind(kind), fail_on, kind.adapter) is False
     assert signals.watched(unobserved, fail_on, kind.adapter) is None  # keep what was decided before
     assert signals.watched(kind.workload, annotations.FailFast(), kind.adapter) is False  # no fail-on
+
+
+def test_the_opted_in_workloads_are_counted_per_kind_and_namespace() -> None:
+    mem = state.Memory()
+    mem.get("d", "ns", "web", DEPLOYMENTS).enabled = True
+    mem.get("s", "ns", "web", STATEFULSETS).enabled = True
+    mem.get("s2", "ns", "db", STATEFULSETS).enabled = True
+    mem.get("s3", "other", "db", STATEFULSETS).enabled = True
+    assert (mem.opted_in("Deployment", "ns"), mem.opted_in("StatefulSet", "ns")) == (1, 2)
+    assert (mem.opted_in("Deployment", "other"), mem.opted_in("StatefulSet", "other")) == (0, 1)
