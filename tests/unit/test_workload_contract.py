@@ -171,8 +171,11 @@ class FakeStatefulSetApi:
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
         return next((r for r in self.revisions if r["metadata"]["name"] == name), None)
 
-    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        self.sent.append(("application/merge-patch+json", {"metadata": {"annotations": annotations}}))
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        precondition = {"resourceVersion": resource_version} if resource_version else {}
+        self.sent.append(("application/merge-patch+json", {"metadata": {**precondition, "annotations": annotations}}))
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         self.sent.append((JSON_PATCH, ops))
@@ -543,3 +546,29 @@ def test_the_opted_in_workloads_are_counted_per_kind_and_namespace() -> None:
     mem.get("s3", "other", "db", STATEFULSETS).enabled = True
     assert (mem.opted_in("Deployment", "ns"), mem.opted_in("StatefulSet", "ns")) == (1, 2)
     assert (mem.opted_in("Deployment", "other"), mem.opted_in("StatefulSet", "other")) == (0, 1)
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_a_revert_takes_its_source_only_from_what_lists_the_kinds_workload(make) -> None:
+    from autorollback.gitrevert import core as gitcore
+
+    kind = make()
+    workload = {**kind.workload, "apiVersion": "apps/v1", "kind": kind.adapter.kind}
+    mine = {"group": "apps", "name": "web", "namespace": "ns"}
+    other = "DaemonSet"
+    app = {
+        "metadata": {"name": "shop", "namespace": "argocd"},
+        "spec": {"source": {"repoURL": "https://github.com/a/b.git", "path": "deploy"}},
+        "status": {"resources": [{**mine, "kind": kind.adapter.kind}]},
+    }
+    assert isinstance(gitcore.from_argo(app, workload), gitcore.Source)
+    app["status"]["resources"] = [{**mine, "kind": other}]
+    assert gitcore.from_argo(app, workload) == (
+        f"Argo CD Application argocd/shop does not list this {kind.adapter.kind} among its resources: not using it"
+    )
+    repository = {"spec": {"url": "https://github.com/a/b.git", "ref": {"branch": "main"}}}
+    ks = {"metadata": {"name": "shop", "namespace": "ns"}, "spec": {"path": "deploy"}}
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{kind.adapter.kind}"}]}}
+    assert isinstance(gitcore.from_flux(ks, repository, workload), gitcore.Source)
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{other}"}]}}
+    assert isinstance(gitcore.from_flux(ks, repository, workload), str)

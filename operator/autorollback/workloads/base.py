@@ -134,8 +134,11 @@ class Api(Protocol):
 
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
-    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        """Merge annotations (marks) onto a history object; None removes a key."""
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        """Merge annotations (marks) onto a history object; None removes a key. With resource_version,
+        only onto that version of it (a conflict, 409, otherwise)."""
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """A JSON patch of the workload itself."""
