@@ -241,7 +241,7 @@ def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -
     first.healthy_evidence = (rs_name("app:2.0.0"), done)
     recovery.healthy(first, reconcile.PassResult())
     assert mark(fake) == ""
-    assert first.clocks.keys(measure.STALE) == {measure.ENDED}
+    assert first.clocks.keys(measure.DEADLINES) == {measure.ENDED}
     clock.now += 5
     assert look(first, a, fake) == 0  # should the same state come back: a new episode
 

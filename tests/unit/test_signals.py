@@ -77,7 +77,7 @@ def test_parsing_the_annotations() -> None:
 
 def test_a_crash_loop_of_the_new_pods_fails_the_rollout_once_per_replicaset() -> None:
     v = judge([pod(restarts=3, last="Error")])
-    assert v.failure.reason == "CrashLoopBackOff" and v.failure.replicaset == rs_name("app:2.0.0")
+    assert v.failure.reason == "CrashLoopBackOff" and v.failure.revision_name == rs_name("app:2.0.0")
     assert v.failure.updated == STARTED  # the same id whichever pod shows it first
     assert "restarted 3 times" in v.failure.message and "\n" not in v.failure.message
     assert judge([pod(restarts=2, last="Error")]).failure is None
@@ -151,7 +151,7 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
         workload=DEPLOYMENTS,
     )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
-    assert decided.target.number == 1 and decided.patch is not None
+    assert decided.target.number == 1 and decided.undo is not None
 
 
 def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:

@@ -318,8 +318,8 @@ def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(mak
     d = decide(kind)
     assert (d.result, d.reason) == (Result.SUCCESS, "CrashLoopBackOff")
     assert (d.failing.name, d.target.name, d.target.number) == (kind.failing, kind.restored, 1)
-    assert d.patch is not None and d.patch.content_type == kind.content_type
-    version, restored, written = kind.read_undo(d.patch)
+    assert d.undo is not None and d.undo.content_type == kind.content_type
+    version, restored, written = kind.read_undo(d.undo)
     assert version == kind.workload["metadata"]["resourceVersion"]  # the precondition
     assert image(restored) == "app:1.0.0"
     assert "pod-template-hash" not in restored["metadata"]["labels"]
@@ -335,17 +335,17 @@ def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(mak
 def test_dry_run_plans_the_same_undo(make) -> None:
     kind = make()
     planned, real = decide(kind, DRY), decide(kind)
-    assert planned.result == Result.DRY_RUN and real.patch is not None and planned.patch == real.patch
+    assert planned.result == Result.DRY_RUN and real.undo is not None and planned.undo == real.undo
 
 
 @pytest.mark.parametrize("make", KINDS)
 def test_a_failure_in_the_ledger_the_undo_wrote_is_never_undone_again(make) -> None:
     kind = make()
-    _, _, written = kind.read_undo(decide(kind).patch)
+    _, _, written = kind.read_undo(decide(kind).undo)
     again = copy.deepcopy(kind.workload)  # the same template seen again, with the ledger the undo wrote
     again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
     d = decide(kind, workload=again)
-    assert d.patch is None  # reported late at most (its report was never made), never written twice
+    assert d.undo is None  # reported late at most (its report was never made), never written twice
     assert d.result == Result.NOTHING or (d.result, d.first_report) == (Result.SUCCESS, True)
 
 
@@ -354,7 +354,7 @@ def test_nothing_older_is_impossible_and_writes_nothing(make) -> None:
     kind = make()
     only = [h for h in kind.history if h["metadata"]["name"] == kind.failing]
     d = decision.decide(kind.workload, only, ON, NOW, sources=[Judged(crash(kind))], workload=kind.adapter)
-    assert (d.result, d.reason, d.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
+    assert (d.result, d.reason, d.undo) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
 
 
 @pytest.mark.parametrize("make", KINDS)
@@ -363,7 +363,7 @@ def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> 
     source = MeasuredDeadline(600, "2026-11-26T10:00:00Z", "another revision")
     verdict = source.verdict(Facts(kind.workload, kind.history, adapter=kind.adapter))
     assert verdict is not None and verdict.failure is not None
-    assert (verdict.failure.replicaset, verdict.failure.reason, verdict.failure.measured) == (
+    assert (verdict.failure.revision_name, verdict.failure.reason, verdict.failure.measured) == (
         kind.failing,
         DEADLINE_EXCEEDED,
         True,
@@ -374,7 +374,7 @@ def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> 
 def test_the_fake_api_sends_the_undo_with_its_content_type() -> None:
     kind = statefulsets_kind()
     api = FakeStatefulSetApi({"web": kind.workload}, kind.history)
-    undo = decide(kind).patch
+    undo = decide(kind).undo
     assert undo is not None
     api.undo("ns", "web", undo)
     assert api.sent == [(STRATEGIC_MERGE_PATCH, undo.body)]
@@ -418,8 +418,8 @@ def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> N
         "StatefulSet revision web-2 made no progress for 600s (measured by autorollback"
     )
     assert (d.failing.name, d.target.name) == ("web-2", "web-1")
-    assert d.patch is not None and d.patch.content_type == STRATEGIC_MERGE_PATCH
-    version, restored, written = kind.read_undo(d.patch)
+    assert d.undo is not None and d.undo.content_type == STRATEGIC_MERGE_PATCH
+    version, restored, written = kind.read_undo(d.undo)
     assert version == "42" and image(restored) == "app:1.0.0"
     entries = ledger.parse(written[ledger.KEY])
     assert [(e.failed, e.restored, e.reason) for e in entries] == [("web-2", "web-1", DEADLINE_EXCEEDED)]
@@ -427,9 +427,9 @@ def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> N
     again = copy.deepcopy(sts)
     again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
     twice = measured_decide(again, 900)
-    assert (twice.result, twice.reason, twice.patch) == (Result.NOTHING, Reason.ROLLED_BACK, None)
+    assert (twice.result, twice.reason, twice.undo) == (Result.NOTHING, Reason.ROLLED_BACK, None)
     planned = measured_decide(sts, 600, config=DRY)
-    assert planned.result == Result.DRY_RUN and planned.patch == d.patch
+    assert planned.result == Result.DRY_RUN and planned.undo == d.undo
 
 
 def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None:
@@ -442,7 +442,7 @@ def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None
             None if measured is None else decision.Measured(measured, SINCE),
             workload=STATEFULSETS,
         )
-        assert (d.result, d.reason, d.patch, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
+        assert (d.result, d.reason, d.undo, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
         assert "web-2" in d.message and "600s" in d.message
 
 
@@ -456,7 +456,7 @@ def test_a_statefulset_rollout_that_is_not_under_way_is_never_timed() -> None:
     for sts in (done, lost_a_pod, unobserved):
         assert STATEFULSETS.unfinished(sts) == ""
         d = measured_decide(sts, 100_000)
-        assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+        assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
 
 
 def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
@@ -465,7 +465,7 @@ def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
     kind = deployments_kind()
     assert DEPLOYMENTS.unfinished(kind.workload) == ""
     d = measured_decide(kind.workload, 100_000, kind)
-    assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+    assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
 
 
 def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:

@@ -80,7 +80,7 @@ def evaluate(
         return Verdict()  # no rollout under way (one declared complete is not failing)
     meta = new_rs["metadata"]
     deadline = workload.failure(deployment)
-    if deadline is not None and deadline.replicaset == meta["name"]:
+    if deadline is not None and deadline.revision_name == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout
     new_pods = workload.pods_of(new_rs, pods)
@@ -92,7 +92,7 @@ def evaluate(
         if wait <= 0:
             return Verdict(
                 Failure(
-                    replicaset=meta["name"],
+                    revision_name=meta["name"],
                     reason=s.signal,
                     message=shown(s.message, SHOWN_MESSAGE),
                     updated=_began(new_rs, new_pods),
@@ -104,7 +104,7 @@ def evaluate(
 
 
 @dataclass(frozen=True)
-class Shown:
+class SignalShown:
     """A signal a pod (or the ReplicaSet) shows now. key names that state (the pod's uid, the
     container, and the kubelet's or scheduler's own timestamps that tell one episode from the next):
     an identity, never a time compared with this process's clock."""
@@ -129,11 +129,11 @@ def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     return min(stamps, key=times.parse) if stamps else rs["metadata"].get("creationTimestamp") or ""
 
 
-def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["Shown"]:
-    """Everything wrong with the new ReplicaSet's pods, as Shown states."""
+def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["SignalShown"]:
+    """Everything wrong with the new ReplicaSet's pods, as SignalShown states."""
     for c in (rs.get("status") or {}).get("conditions") or []:
         if c.get("type") == "ReplicaFailure" and c.get("status") == "True" and c.get("reason") == "FailedCreate":
-            yield Shown(
+            yield SignalShown(
                 "FailedCreate",
                 f"FailedCreate {rs['metadata']['name']} {c.get('lastTransitionTime')}",
                 True,
@@ -150,7 +150,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
             and scheduled.get("reason") == "Unschedulable"
             and not status.get("nominatedNodeName")
         ):  # a preemption under way will place it
-            yield Shown(
+            yield SignalShown(
                 "Unschedulable",
                 f"Unschedulable {uid} {scheduled.get('lastTransitionTime')}",
                 True,
@@ -168,14 +168,14 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
             )
             if not cs.get("ready"):  # restarts of a container that is up and ready again are history
                 if last.get("reason") == "OOMKilled" and restarts >= ff.restarts:
-                    yield Shown(
+                    yield SignalShown(
                         "OOMKilled",
                         f"OOMKilled {container}",
                         False,
                         f"{where} was OOMKilled and restarted {restarts} times ({ended})",
                     )
                 if restarts >= ff.restarts:
-                    yield Shown(
+                    yield SignalShown(
                         "CrashLoopBackOff",
                         f"CrashLoopBackOff {container}",
                         False,
@@ -183,7 +183,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
                     )
                 elif waiting.get("reason") == "CrashLoopBackOff" and restarts > 0:
                     # each exit starts the grace again: the kubelet's time of the last exit tells them apart
-                    yield Shown(
+                    yield SignalShown(
                         "CrashLoopBackOff",
                         f"CrashLoopBackOff {container} {restarts} {last.get('finishedAt')}",
                         True,
@@ -191,14 +191,14 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
                     )
             reason = waiting.get("reason")
             if reason in PULL:  # ErrImagePull and ImagePullBackOff alternate: one state
-                yield Shown(
+                yield SignalShown(
                     "ImagePullBackOff",
                     f"ImagePullBackOff {container}",
                     True,
                     f"{where}: {reason}: {waiting.get('message', '')}",
                 )
             if reason in CREATE:
-                yield Shown(
+                yield SignalShown(
                     CREATE[reason],
                     f"{CREATE[reason]} {container}",
                     True,
@@ -215,7 +215,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
         ):
             # a container started again, or the pod was Ready in between: a new episode
             starts = " ".join(f"{cs.get('name')}@{cs['state']['running'].get('startedAt')}" for cs in containers)
-            yield Shown(
+            yield SignalShown(
                 "NotReady",
                 f"NotReady {uid} {ready.get('lastTransitionTime')} {starts}",
                 True,

@@ -34,7 +34,7 @@ class MeasuredDeadline:
             return None
         return Verdict(
             Failure(
-                replicaset=current.name,
+                revision_name=current.name,
                 reason=DEADLINE_EXCEEDED,
                 revision=current.number,
                 updated=self.since,

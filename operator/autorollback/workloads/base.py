@@ -23,7 +23,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"  # a Controller
 
 @dataclass(frozen=True)
 class Failure:
-    replicaset: str  # the ReplicaSet the condition blames
+    revision_name: str  # the history object of the revision blamed (a Deployment's ReplicaSet the condition names)
     reason: str
     message: str
     updated: str  # lastUpdateTime: written anew for every timeout, unlike lastTransitionTime
@@ -32,8 +32,8 @@ class Failure:
 
     @property
     def id(self) -> str:
-        """Names this failure and no other: the blamed ReplicaSet and the time it was blamed."""
-        return f"{self.replicaset} {self.updated}"
+        """Names this failure and no other: the blamed revision and the time it was blamed."""
+        return f"{self.revision_name} {self.updated}"
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def failure(deployment: dict[str, Any]) -> Failure | None:
     if not (observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
         return None
     return Failure(
-        replicaset=named_replicaset(c.get("message", "")),
+        revision_name=named_replicaset(c.get("message", "")),
         reason=DEADLINE_EXCEEDED,
         message=shown(c.get("message", ""), SHOWN_MESSAGE),
         updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
