@@ -19,7 +19,4 @@ class Context:
 
     def api_for(self, kind: str) -> Api:
         """The I/O of one kind's adapter (workloads.base.Api), on this process's client."""
-        return _APIS[kind](self.api)
-
-
-_APIS = {"Deployment": kube.DeploymentApi}  # the kinds of workloads.KINDS
+        return kube.api_for(self.api, kind)

@@ -21,6 +21,7 @@ from autorollback.kube import ApiError
 from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
 from autorollback.vocab import Job
+from autorollback.workloads.base import Workload
 from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workqueue import WorkQueue
 
@@ -69,16 +70,14 @@ class Operator:
         if memo is not None:
             telemetry.forget(memo.series)
             if memo.enabled:
-                telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(
-                    self.memory.opted_in(memo.namespace)
-                )
+                self._count_opted_in(memo)
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
         """Deployments deleted while the watch was re-listing never get a DELETED event."""
         for uid in [u for u in self.memory.memos if u not in listed]:
             self.forget(uid)
 
-    def observe(self, uid: str, deployment: dict[str, Any]) -> None:
+    def observe(self, uid: str, deployment: dict[str, Any], adapter: Workload) -> None:
         meta = deployment["metadata"]
         if not mentioned(meta.get("annotations")):
             memo = self.memory.memos.get(uid)
@@ -92,9 +91,9 @@ class Operator:
                 self.forget(uid)
             return
         config = parse_config(meta.get("annotations"))
-        memo = self.memory.get(uid, meta["namespace"], meta["name"])
+        memo = self.memory.get(uid, meta["namespace"], meta["name"], adapter)
         was = memo.enabled
-        watch = signals.watched(deployment, config.fail_fast) if config.enabled else False
+        watch = signals.watched(deployment, config.fail_fast, adapter) if config.enabled else False
         if watch:
             self.pods.want(uid, meta["namespace"], kube.selector(deployment["spec"].get("selector") or {}))
         elif watch is False:
@@ -102,7 +101,12 @@ class Operator:
         if memo.observe(deployment, config):
             self.queue.add(uid)
         if was != memo.enabled:
-            telemetry.opted_in.labels(telemetry.DEPLOYMENT, memo.namespace).set(self.memory.opted_in(memo.namespace))
+            self._count_opted_in(memo)
+
+    def _count_opted_in(self, memo: state.Remembered) -> None:
+        """The opted_in gauge of memo's kind and namespace, after memo opted in or out."""
+        kind = memo.adapter.kind
+        telemetry.opted_in.labels(kind, memo.namespace).set(self.memory.opted_in(kind, memo.namespace))
 
     def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back
@@ -142,7 +146,7 @@ class Operator:
             deployment=memo.body,
             config=config,
             jobs=jobs,
-            workload=DEPLOYMENTS,  # the only kind watched
+            workload=memo.adapter,
             healthy_evidence=memo.healthy_evidence,
             api_failure_reported=memo.api_failure_reported,
             clocks=memo.clocks,
@@ -184,7 +188,7 @@ async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
         return
     if meta.uid not in op.memory.memos and not mentioned(meta.annotations):
         return  # never copied, never looked at again: the common case in a big cluster
-    op.observe(meta.uid, kept(body))
+    op.observe(meta.uid, kept(body), DEPLOYMENTS)
 
 
 def kept(body: Any) -> dict[str, Any]:

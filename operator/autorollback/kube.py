@@ -23,7 +23,7 @@ from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
 from autorollback import telemetry
-from autorollback.workloads.base import Undo
+from autorollback.workloads.base import Api, Undo
 
 TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
@@ -222,12 +222,16 @@ class Client:
             content_type=content_type,
         )
 
-    def annotate_replicaset(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        """Merge-patch annotations onto a ReplicaSet (None removes a key)."""
+    def annotate_replicaset(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        """Merge-patch annotations onto a ReplicaSet (None removes a key); with resource_version, only
+        onto that version of it (409 otherwise)."""
+        precondition = {"resourceVersion": resource_version} if resource_version else {}
         self.request(
             "PATCH",
             f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}",
-            body={"metadata": {"annotations": annotations}},
+            body={"metadata": {**precondition, "annotations": annotations}},
             query={"fieldManager": FIELD_MANAGER},
             content_type="application/merge-patch+json",
         )
@@ -360,8 +364,13 @@ class DeploymentApi:
     def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         return self.api.pods_of(workload)
 
-    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        self.api.annotate_replicaset(namespace, name, annotations)
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        if resource_version:
+            self.api.annotate_replicaset(namespace, name, annotations, resource_version)
+        else:
+            self.api.annotate_replicaset(namespace, name, annotations)
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         return self.api.patch_deployment(namespace, name, ops)
@@ -369,3 +378,11 @@ class DeploymentApi:
     def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
         """The rollback write (Workload.undo_patch), with its content type (a JSON patch for Deployments)."""
         return self.api.patch_deployment(namespace, name, undo.body, content_type=undo.content_type)
+
+
+APIS: dict[str, Callable[[Client], Api]] = {"Deployment": DeploymentApi}  # the kinds of workloads.KINDS
+
+
+def api_for(api: Client, kind: str) -> Api:
+    """The I/O of one kind's adapter (workloads.base.Api), on this client."""
+    return APIS[kind](api)

@@ -17,9 +17,7 @@ from autorollback.checks.templates import CHECKS
 from autorollback.config import Config
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
-from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import Workload
-from autorollback.workloads.deployment import DEPLOYMENTS
 
 FAILURE = Job.FAILURE  # the name tests/e2e/test_concurrency.py hands a job by
 
@@ -34,14 +32,14 @@ def template_digest(deployment: dict[str, Any]) -> str:
     return digest(json.dumps((deployment.get("spec") or {}).get("template"), sort_keys=True))
 
 
-def _failure_state(workload: dict[str, Any], kind: Workload) -> str:
+def _failure_state(workload: dict[str, Any], adapter: Workload) -> str:
     """The failure the controller shows, or the rollout under way it will never time out (which the
     operator times itself), over the current template."""
-    f = kind.failure(workload)
+    f = adapter.failure(workload)
     if f is not None:
         ident = f.id
     else:  # no condition will ever say the rollout failed: the operator measures the deadline
-        ident = kind.unfinished(workload)
+        ident = adapter.unfinished(workload)
         if not ident:
             return ""
     # The template too: after a rollback the same condition stands over another template, whose
@@ -49,53 +47,53 @@ def _failure_state(workload: dict[str, Any], kind: Workload) -> str:
     return f"{ident}|template={template_digest(workload)}"
 
 
-def failure_key(workload: dict[str, Any], config: Config, kind: Workload = DEPLOYMENTS) -> str:
+def failure_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str:
     """What a failure's handling depends on: the failure itself, and the settings that defer it."""
-    failure = _failure_state(workload, kind)
+    failure = _failure_state(workload, adapter)
     if not failure:
         return ""
-    return f"{failure}|paused={kind.paused(workload)}|dry_run={config.dry_run}|enabled={config.enabled}"
+    return f"{failure}|paused={adapter.paused(workload)}|dry_run={config.dry_run}|enabled={config.enabled}"
 
 
-def stale_key(workload: dict[str, Any], kind: Workload = DEPLOYMENTS) -> str:
+def stale_key(workload: dict[str, Any], adapter: Workload) -> str:
     """What the deadline autorollback measures itself runs over: the failure's state and the progress
     counts (any change restarts it, as progress restarts the controller's); not the settings."""
-    return f"{_failure_state(workload, kind)}|progress={kind.progress(workload)}"
+    return f"{_failure_state(workload, adapter)}|progress={adapter.progress(workload)}"
 
 
-def fast_key(deployment: dict[str, Any], config: Config) -> str:
+def fast_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str:
     """What a fast verdict depends on besides the pods: the template, the status, the settings."""
     return digest(
         json.dumps(
             [
-                (deployment.get("spec") or {}).get("template"),
-                deployment.get("status"),
+                (workload.get("spec") or {}).get("template"),
+                workload.get("status"),
                 sorted(config.fail_fast.signals),
                 config.fail_fast.restarts,
                 config.fail_fast.grace,
                 config.dry_run,
-                DEPLOYMENTS.paused(deployment),
+                adapter.paused(workload),
             ],
             sort_keys=True,
         )
     )
 
 
-def completion_key(deployment: dict[str, Any]) -> str:
-    """One completed rollout: its ReplicaSet and the condition's update (kept while it stays complete),
-    and the revision and template (under a leftover condition, another rollout, or the same template
-    restored, completes with the same condition)."""
-    c = deployments.condition(deployment, "Progressing")
-    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(deployments.REVISION, "")
-    return f"{DEPLOYMENTS.completed(deployment)} {c.get('lastUpdateTime')} {rev} {template_digest(deployment)}"
+def completion_key(workload: dict[str, Any], adapter: Workload) -> str:
+    """One completed rollout: its revision (a Deployment's ReplicaSet) and the controller's word on it
+    (kept while it stays complete), and the rollout's revision and template (under a leftover
+    condition, another rollout, or the same template restored, completes with the same condition)."""
+    return (
+        f"{adapter.completed(workload)} {adapter.completion_token(workload)} "
+        f"{adapter.rollout_revision(workload)} {template_digest(workload)}"
+    )
 
 
-def rollout_key(deployment: dict[str, Any]) -> str:
+def rollout_key(workload: dict[str, Any], adapter: Workload) -> str:
     """One rollout onto a template: the revision the controller gave it and the template itself.
     Not the Progressing condition: when a template returns to an existing ReplicaSet, the controller
     may keep the earlier "successfully progressed" condition for as long as it sees no progress."""
-    rev = ((deployment.get("metadata") or {}).get("annotations") or {}).get(deployments.REVISION, "")
-    return f"{rev} {template_digest(deployment)}"
+    return f"{adapter.rollout_revision(workload)} {template_digest(workload)}"
 
 
 @dataclass
@@ -126,7 +124,7 @@ class Remembered:
     series: set[tuple[str, ...]] = field(default_factory=set)  # per-Deployment metric label values in use
     pods_seen: int = 0  # pod watch events for this Deployment so far
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
-    kind: Workload = DEPLOYMENTS  # the adapter of its kind (the watch is of Deployments only)
+    adapter: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS), set by the handler
     bake_done: str = ""  # rollout_key() whose bake ended (or that has none)
     bake: BakeSlot = field(default_factory=BakeSlot)
 
@@ -137,22 +135,22 @@ class Remembered:
             todo.add(Job.PROBLEMS)
         if not config.enabled:
             return todo
-        key = failure_key(deployment, config, self.kind)
+        key = failure_key(deployment, config, self.adapter)
         if key and key != self.failure_done:
             todo.add(Job.FAILURE)
         if (
-            signals.watched(deployment, config.fail_fast)
-            and (self.pods_seen, fast_key(deployment, config)) != self.fast_done
+            signals.watched(deployment, config.fail_fast, self.adapter)
+            and (self.pods_seen, fast_key(deployment, config, self.adapter)) != self.fast_done
         ):
             todo.add(Job.FAST)
         if self.healthy_evidence is not None:
             todo.add(Job.HEALTHY)
-        if self.kind.observed(deployment) and rollout_key(deployment) != self.known_bad_done:
+        if self.adapter.observed(deployment) and rollout_key(deployment, self.adapter) != self.known_bad_done:
             todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if (
             CHECKS in ((deployment.get("metadata") or {}).get("annotations") or {})
-            and self.kind.observed(deployment)
-            and rollout_key(deployment) != self.bake_done
+            and self.adapter.observed(deployment)
+            and rollout_key(deployment, self.adapter) != self.bake_done
         ):
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
         if decision.stray_marks(deployment):
@@ -166,13 +164,13 @@ class Remembered:
         """Take a watch event's state; return the jobs it asks for."""
         self.enabled = config.enabled
         self.body = deployment
-        failure = self.kind.failure(deployment) if config.enabled else None
+        failure = self.adapter.failure(deployment) if config.enabled else None
         if failure is not None:  # reaction_seconds counts from here: when this process first saw it (one kept)
             self.clocks.track(OBSERVED, [failure.id], times.monotonic())
         if not config.problems:
             self.problems_done = {}
-        completed = self.kind.completed(deployment) if config.enabled else ""
-        if completed and completion_key(deployment) != self.healthy_done:
+        completed = self.adapter.completed(deployment) if config.enabled else ""
+        if completed and completion_key(deployment, self.adapter) != self.healthy_done:
             # Evidence is kept with the state that showed it: by the time a worker gets to it,
             # the next release may have begun, and "complete" is a moment, not a lasting state.
             self.healthy_evidence = (completed, deployment)
@@ -219,14 +217,15 @@ class RememberedUpdate:
 class Memory:
     memos: dict[str, Remembered] = field(default_factory=dict)  # uid -> memo
 
-    def get(self, uid: str, namespace: str, name: str) -> Remembered:
+    def get(self, uid: str, namespace: str, name: str, adapter: Workload) -> Remembered:
         memo = self.memos.get(uid)
         if memo is None:
-            memo = self.memos[uid] = Remembered(namespace, name)
+            memo = self.memos[uid] = Remembered(namespace, name, adapter=adapter)
         return memo
 
     def forget(self, uid: str) -> Remembered | None:
         return self.memos.pop(uid, None)
 
-    def opted_in(self, namespace: str) -> int:
-        return sum(1 for m in self.memos.values() if m.enabled and m.namespace == namespace)
+    def opted_in(self, kind: str, namespace: str) -> int:
+        """The opted-in workloads of one kind (Workload.kind) in one namespace."""
+        return sum(1 for m in self.memos.values() if m.enabled and m.adapter.kind == kind and m.namespace == namespace)

@@ -13,7 +13,6 @@ from autorollback import __version__
 
 disable_created_metrics()  # *_created series only double the output for these counters
 
-DEPLOYMENT = "Deployment"  # the `kind` label of Deployments
 WORKLOAD = ["kind", "namespace", "name"]  # the labels of per-workload series, first and in this order
 NAMESPACE = ["kind", "namespace"]  # the labels of per-namespace series
 

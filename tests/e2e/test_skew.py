@@ -168,13 +168,14 @@ def forge(ns: str, seconds: int) -> str:
     """What a tenant who may annotate its ReplicaSets writes: the checkpoint of the state the
     Deployment is in (the digest is made of fields it can read), with as many seconds as it likes."""
     from autorollback import state  # the operator's own digest, as a tenant would compute it
+    from autorollback.workloads.deployment import DEPLOYMENTS
 
     d = kit.get_deployment(ns, "web")
     current = next(
         rs for rs in kit.replicasets(ns, "web") if rs["spec"]["template"]["spec"] == d["spec"]["template"]["spec"]
     )
     name = current["metadata"]["name"]
-    value = f"{name} {state.digest(state.stale_key(d))} {seconds}"
+    value = f"{name} {state.digest(state.stale_key(d, DEPLOYMENTS))} {seconds}"
     kit.kubectl("-n", ns, "annotate", "--overwrite", f"replicaset/{name}", f"{NO_PROGRESS}={value}")
     return value
 

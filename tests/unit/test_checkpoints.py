@@ -147,7 +147,7 @@ def test_a_restart_resumes_a_genuine_checkpoint(cluster) -> None:
     assert look(first, d, fake) == 0
     clock.now += 20
     assert look(first, d, fake) == 20
-    assert mark(fake).split(" ")[:3] == [rs_name("app:2.0.0"), state.digest(state.stale_key(d)), "20"]
+    assert mark(fake).split(" ")[:3] == [rs_name("app:2.0.0"), state.digest(state.stale_key(d, DEPLOYMENTS)), "20"]
     clock.now += 100  # the first process is gone; the next one starts later
     second = work(fake)
     assert look(second, d, fake) == 20  # goes on from the checkpoint: later, never sooner
@@ -158,7 +158,7 @@ def test_a_restart_resumes_a_genuine_checkpoint(cluster) -> None:
 def test_a_tenants_checkpoint_does_not_end_the_deadline_sooner(cluster) -> None:
     fake, _clock = cluster
     d = stuck()
-    digest_ = state.digest(state.stale_key(d))  # readable to anyone who can read the Deployment
+    digest_ = state.digest(state.stale_key(d, DEPLOYMENTS))  # readable to anyone who can read the Deployment
     for forged in (
         f"{rs_name('app:2.0.0')} {digest_} 10000000",
         checkpoints.mark(b"guessed".ljust(32), rs_name("app:2.0.0"), "uid-of-2", digest_, 10**7),
@@ -190,7 +190,7 @@ def test_an_earlier_episode_of_the_same_state_is_never_resumed(cluster) -> None:
     # first episode's 30 s must not count for the second, even after a restart in the middle of it.
     fake, clock = cluster
     a, b = stuck(updated=1), stuck(updated=2)
-    assert state.stale_key(a) != state.stale_key(b)
+    assert state.stale_key(a, DEPLOYMENTS) != state.stale_key(b, DEPLOYMENTS)
     first = work(fake)
     look(first, a, fake)
     clock.now += 30
@@ -219,7 +219,7 @@ def test_a_new_episode_does_not_start_until_the_old_mark_is_gone(cluster, monkey
         raise kube.ApiError(503, "Service Unavailable", "try later")
 
     fake.replicasets[1]["metadata"]["annotations"][decision.NO_PROGRESS] = checkpoints.mark(
-        KEY, rs_name("app:2.0.0"), "uid-of-2", state.digest(state.stale_key(a)), 30
+        KEY, rs_name("app:2.0.0"), "uid-of-2", state.digest(state.stale_key(a, DEPLOYMENTS)), 30
     )  # (as if B's removal was lost)
     fake.annotate_replicaset = refused  # type: ignore[method-assign]
     with pytest.raises(kube.ApiError):
@@ -241,7 +241,7 @@ def test_completion_clears_the_mark_and_ends_the_episode(cluster, monkeypatch) -
     first.healthy_evidence = (rs_name("app:2.0.0"), done)
     recovery.healthy(first, reconcile.PassResult())
     assert mark(fake) == ""
-    assert first.clocks.keys(measure.STALE) == {measure.ENDED}
+    assert first.clocks.keys(measure.DEADLINES) == {measure.ENDED}
     clock.now += 5
     assert look(first, a, fake) == 0  # should the same state come back: a new episode
 

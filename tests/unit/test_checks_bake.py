@@ -160,3 +160,31 @@ def test_the_core_imports_no_kopf_kubernetes_or_http() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_which_revisions_are_baked() -> None:
+    from autorollback import history, ledger
+    from autorollback.workloads import deployment as deployments
+
+    from factories import replicaset, rs_name
+
+    def rev(image: str, marks: dict[str, str] | None = None, entries: tuple[ledger.Entry, ...] = ()) -> history.Revision:
+        return deployments.revisions([replicaset(3, image, marks)], entries)[0]
+
+    assert b.skipped(rev("a:3")) == ""  # a new release
+    restored = ledger.Entry(rs_name("a:4"), rs_name("a:3"), "2026-11-26T09:30:00Z", "2026-11-26T09:30:01Z")
+    assert "restored" in b.skipped(rev("a:3", entries=(restored,)))  # no ping-pong
+    assert "healthy" in b.skipped(rev("a:3", {history.HEALTHY_AT: "revision 3"}))
+    assert "healthy" not in b.skipped(rev("a:3", {history.HEALTHY_AT: "revision 2"}))  # reused by revision 3
+    assert "unverified" in b.skipped(rev("a:3", {history.UNVERIFIED_AT: "revision 3 checks x"}))
+    assert "failed" in b.skipped(rev("a:3", {history.FAILED_AT: "2026-11-26T09:30:00Z revision 3"}))
+
+
+def test_a_failed_bake_is_a_failure_named_by_prometheuss_time() -> None:
+    failed = b.Failed("error-ratio", 0.4, 0.05, ">", 3, T + 0.25)
+    f = b.failure(failed, "web-abc", 7, "2026-11-26T08:00:00Z")
+    assert f.reason == "MetricCheckFailed" and f.revision == 7 and f.revision_name == "web-abc"
+    assert f.message == "error-ratio 0.4 > 0.05 (3 consecutive)"
+    assert f.updated == "2025-11-24T16:00:00Z" and " " not in f.updated  # the failure id's second part
+    no_time = b.failure(b.Failed("latency", None, None, ">", 2, None, "no data counted as a failure"), "web-abc", 7, "C")
+    assert no_time.updated == "C" and "no data counted as a failure" in no_time.message

@@ -19,21 +19,21 @@ def sources(signal=None):
 
 
 def standing(d, replicasets, measured=None, signal=None):
-    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    facts = Facts(d, replicasets, adapter=DEPLOYMENTS)
     return classify.standing_failure(facts, classify.what_is_shown(facts, sources(signal)), measured)
 
 
 def test_a_timeout_of_the_current_template_stands() -> None:
     out = standing(deployment("app:2.0.0", failed=True), [replicaset(1, "app:1.0.0"), replicaset(2, "app:2.0.0")])
     assert isinstance(out, classify.Standing)
-    assert out.failing.name == out.failure.replicaset == rs_name("app:2.0.0") and out.first_report
+    assert out.failing.name == out.failure.revision_name == rs_name("app:2.0.0") and out.first_report
 
 
 def test_a_fast_signal_stands_for_the_condition_which_is_kept_aside() -> None:
     d = deployment("app:2.0.0", failed=True, blamed="app:1.0.0")
     signal = Failure(rs_name("app:2.0.0"), "CrashLoopBackOff", "restarted 3 times", "2026-11-26T10:01:00Z", 2)
-    shown = classify.what_is_shown(Facts(d, [], kind=DEPLOYMENTS), sources(signal))
-    assert shown.failure == signal and shown.by_controller.replicaset == rs_name("app:1.0.0")
+    shown = classify.what_is_shown(Facts(d, [], adapter=DEPLOYMENTS), sources(signal))
+    assert shown.failure == signal and shown.by_controller.revision_name == rs_name("app:1.0.0")
     assert shown.left_over == ""
 
 
@@ -44,10 +44,12 @@ def test_a_timeout_of_an_earlier_template_is_stale_until_the_measured_deadline_p
     stale = standing(d, rs, Measured(599, "2026-11-26T10:05:00Z"))
     assert isinstance(stale, Decision) and (stale.result, stale.reason) == (Result.NOTHING, Reason.STALE)
     assert f"the earlier timeout of {rs_name('app:2.0.0')}" in stale.message
-    assert stale.failure.replicaset == rs_name("app:2.0.0")  # the condition's, for the log
+    assert stale.failure.revision_name == rs_name("app:2.0.0")  # the condition's, for the log
     timed_out = standing(d, rs, Measured(600, "2026-11-26T10:05:00Z"))
     assert isinstance(timed_out, classify.Standing) and timed_out.failure.measured
-    assert timed_out.failure.replicaset == rs_name("app:1.0.0") and timed_out.failure.updated == "2026-11-26T10:05:00Z"
+    assert (
+        timed_out.failure.revision_name == rs_name("app:1.0.0") and timed_out.failure.updated == "2026-11-26T10:05:00Z"
+    )
 
 
 def test_no_replicaset_of_the_current_template_yet_is_stale() -> None:
@@ -81,7 +83,7 @@ def test_a_failure_rolled_back_already_is_reported_only_when_its_report_was_lost
         "app:1.0.0", revision=3, failed=True, blamed="app:2.0.0", annotations={ledger.KEY: ledger.dump((entry,))}
     )
     lost = standing(d, [replicaset(2, "app:2.0.0"), replicaset(3, "app:1.0.0", HEALTHY)])
-    assert (lost.result, lost.patch, lost.first_report) == (Result.SUCCESS, None, True)
+    assert (lost.result, lost.undo, lost.first_report) == (Result.SUCCESS, None, True)
     reported = standing(d, [replicaset(2, "app:2.0.0", REPORTED), replicaset(3, "app:1.0.0", HEALTHY)])
     assert (reported.result, reported.reason) == (Result.NOTHING, Reason.STALE)  # carried over to the restored one
     # the template that failed re-applied under the same condition: rolled back already, nothing to do
@@ -99,10 +101,10 @@ def test_the_sources_are_asked_in_order_and_the_first_failure_stands() -> None:
             return Verdict(recheck_in=5.0)
 
     rs = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
-    running = Facts(deployment("app:2.0.0"), rs, kind=DEPLOYMENTS)
+    running = Facts(deployment("app:2.0.0"), rs, adapter=DEPLOYMENTS)
     assert classify.what_is_shown(running, [ControllerDeadline()]).failure is None
     assert classify.what_is_shown(running, [ControllerDeadline(), Later(), Judged(metric)]).failure == metric
-    timed_out = Facts(deployment("app:2.0.0", failed=True), rs, kind=DEPLOYMENTS)
+    timed_out = Facts(deployment("app:2.0.0", failed=True), rs, adapter=DEPLOYMENTS)
     assert classify.what_is_shown(timed_out, [ControllerDeadline(), Judged(metric)]).failure.reason == (
         "ProgressDeadlineExceeded"
     )

@@ -27,11 +27,11 @@ def test_rolls_back_to_the_last_healthy_revision_and_records_it_in_the_same_patc
     out = decide(d, [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")])
     assert out.result == Result.SUCCESS and out.event_reason == "RolledBack" and out.event_type == "Normal"
     assert out.target.number == 4 and out.failing.number == 5 and out.first_report
-    cause = out.patch.body[2]["value"]["kubernetes.io/change-cause"]
+    cause = out.undo.body[2]["value"]["kubernetes.io/change-cause"]
     assert cause == (
         "autorollback: rolled back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0): ProgressDeadlineExceeded"
     )
-    assert entries(out.patch) == (
+    assert entries(out.undo) == (
         ledger.Entry(
             rs_name("app:1.1.0"),
             rs_name("app:1.0.0"),
@@ -55,11 +55,11 @@ def test_a_failure_in_the_ledger_is_never_rolled_back_again_but_is_reported() ->
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.undo.body[2]["value"][ledger.KEY]},
     )
     rs = [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0", HEALTHY)]
     late = decide(after, rs)
-    assert (late.result, late.patch, late.first_report) == (Result.SUCCESS, None, True)  # report, do not patch
+    assert (late.result, late.undo, late.first_report) == (Result.SUCCESS, None, True)  # report, do not patch
     assert late.failing.name == rs_name("app:1.1.0") and late.target.name == rs_name("app:1.0.0")
     rs[0] = replicaset(5, "app:1.1.0", {history.FAILED_AT: UPDATED, history.OUTCOME: "success (x) at t"})
     assert decide(after, rs).result == Result.NOTHING
@@ -105,7 +105,7 @@ def test_a_restored_revision_that_never_progresses_is_caught_after_its_deadline(
         workload=DEPLOYMENTS,
     )
     assert (late.result, late.reason) == (Result.ABANDONED, "restored_revision_failed")
-    assert "made no progress for 60s" in late.failure.message and late.failure.replicaset == rs_name("app:1.0.0")
+    assert "made no progress for 60s" in late.failure.message and late.failure.revision_name == rs_name("app:1.0.0")
     # a person's undo: the same
     manual = deployment("app:1.0.0", revision=6, failed=True, generation=3, blamed="app:1.1.0")
     manual["spec"]["progressDeadlineSeconds"] = 60
@@ -133,7 +133,7 @@ def test_a_stale_condition_is_not_blamed_on_the_restored_revision() -> None:
     assert rs_name("app:1.1.0") in out.message
     # the same without any marks (crash before marking, a second process, a person's undo)
     out = decide(rolled, [replicaset(5, "app:1.1.0"), replicaset(6, "app:1.0.0")])
-    assert out.result == Result.NOTHING and out.patch is None
+    assert out.result == Result.NOTHING and out.undo is None
 
 
 def test_dry_run_plans_the_same_patch() -> None:
@@ -141,7 +141,7 @@ def test_dry_run_plans_the_same_patch() -> None:
     rs = [replicaset(4, "app:1.0.0", HEALTHY), replicaset(5, "app:1.1.0")]
     plan, real = decide(d, rs, DRY), decide(d, rs)
     assert plan.result == Result.DRY_RUN and plan.event_reason == "RollbackPlanned"
-    assert real.patch is not None and plan.patch == real.patch  # the same body and content type
+    assert real.undo is not None and plan.undo == real.undo  # the same body and content type
     assert "would roll back from revision 5 (app:1.1.0) to revision 4 (app:1.0.0)" in plan.message
     assert "nothing was changed" in plan.message
 
@@ -175,7 +175,7 @@ def test_restored_revision_failing_again_is_abandoned() -> None:
         "restored_revision_failed",
         "RollbackAbandoned",
     )
-    assert "manual intervention" in out.message and out.patch is None
+    assert "manual intervention" in out.message and out.undo is None
 
 
 def test_reapplied_known_bad_template_is_abandoned_even_after_its_replicaset_was_deleted() -> None:
@@ -207,7 +207,7 @@ def test_template_already_matching_is_skipped() -> None:
     ]
     out = decide(d, rs)
     assert (out.result, out.reason, out.event_reason) == (Result.SKIPPED, "template_matches", "RollbackSkipped")
-    assert out.patch is None and "already matches revision 1" in out.message
+    assert out.undo is None and "already matches revision 1" in out.message
 
 
 def test_already_handled() -> None:
@@ -445,7 +445,7 @@ def test_a_rollout_the_controller_will_never_time_out_is_timed_by_the_operator()
     )
     assert (late.result, late.target.number) == (Result.SUCCESS, 1)
     assert "will not time this rollout out" in late.failure.message
-    assert late.failure.replicaset == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
+    assert late.failure.revision_name == rs_name("app:2.0.0") and late.failure.updated == "2026-11-26T10:00:00Z"
 
 
 def test_a_completed_rollout_that_loses_pods_is_not_a_failure() -> None:
@@ -638,10 +638,10 @@ def test_a_rollback_whose_report_was_lost_is_reported_even_after_a_dry_run_plan(
         failed=True,
         generation=3,
         blamed="app:1.1.0",
-        annotations={ledger.KEY: first.patch.body[2]["value"][ledger.KEY]},
+        annotations={ledger.KEY: first.undo.body[2]["value"][ledger.KEY]},
     )
     late = decide(after, [rs[1], replicaset(6, "app:1.0.0", HEALTHY)])  # crashed right after the patch
-    assert (late.result, late.patch) == (Result.SUCCESS, None)
+    assert (late.result, late.undo) == (Result.SUCCESS, None)
 
 
 def test_a_checkpoint_counts_only_for_its_replicaset_and_state() -> None:

@@ -13,7 +13,7 @@ HEALTHY = {history.HEALTHY_AT: "revision 1"}
 
 
 def refusal(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    facts = Facts(d, replicasets, adapter=DEPLOYMENTS)
     standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     assert isinstance(standing, classify.Standing)
     return guards.refusal(d, standing, dry_run, DEPLOYMENTS)

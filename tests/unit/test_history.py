@@ -219,3 +219,20 @@ def test_marks_of_the_version_that_wrote_times_keep_the_old_rule() -> None:
     assert r.healthy and not r.failed
     for garbage in ("garbage", "revision x", "revision 1 over t", "revision", "revision 1 outlived"):
         assert revs(replicaset(1, "a:1", {history.HEALTHY_AT: garbage}))[0].health is None
+
+
+def test_then_the_newest_that_completed_with_an_unverified_bake() -> None:
+    # metric checks: v1's bake showed nothing either way (unverified-at), v2's pods serve but it never
+    # completed a bake: v1 completed, so it comes before "serving now"; a healthy one still comes first
+    unverified = {history.UNVERIFIED_AT: "revision 1 checks error-ratio"}
+    h = revs(replicaset(1, "a:1", unverified), replicaset(2, "a:2", available=3), replicaset(3, "a:3"))
+    assert h[2].unverified and not h[2].healthy
+    t = history.choose_target(h, failing(h, "a:3"))
+    assert t.revision.number == 1 and "completed" in t.why
+    healthy = {history.HEALTHY_AT: "revision 0"}
+    h = revs(replicaset(0, "a:0", healthy), replicaset(1, "a:1", unverified), replicaset(3, "a:3"))
+    assert history.choose_target(h, failing(h, "a:3")).revision.number == 0
+    # unverified and then failed (re-applied, rolled back away from): not a target
+    failed = {**unverified, history.FAILED_AT: "2026-11-26T09:30:00Z revision 1"}
+    h = revs(replicaset(1, "a:1", failed), replicaset(2, "a:2"), replicaset(3, "a:3"))
+    assert not h[2].unverified and history.choose_target(h, failing(h, "a:3")).revision.number == 2

@@ -15,7 +15,7 @@ NOW = "2026-11-26T10:00:05Z"
 
 
 def rollback(d, replicasets, dry_run=False):
-    facts = Facts(d, replicasets, kind=DEPLOYMENTS)
+    facts = Facts(d, replicasets, adapter=DEPLOYMENTS)
     standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
     return plan.rollback(d, standing, dry_run, NOW, DEPLOYMENTS)
 
@@ -24,8 +24,8 @@ def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_chang
     d = deployment("app:2.0.0", revision=2, failed=True, generation=7)
     out = rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")])
     assert (out.result, out.target.number) == (Result.SUCCESS, 1)
-    assert out.patch is not None and out.patch.content_type == JSON_PATCH
-    precondition, template, annotations = out.patch.body
+    assert out.undo is not None and out.undo.content_type == JSON_PATCH
+    precondition, template, annotations = out.undo.body
     assert precondition == {"op": "replace", "path": "/metadata/resourceVersion", "value": "42"}
     assert template["value"]["spec"]["containers"][0]["image"] == "app:1.0.0"
     assert ledger.parse(annotations["value"][ledger.KEY]) == (
@@ -39,14 +39,12 @@ def test_one_write_restores_the_target_and_records_the_rollback_if_nothing_chang
             generation=7,
         ),
     )
-    assert (
-        rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")], dry_run=True).patch == out.patch
-    )
+    assert rollback(d, [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")], dry_run=True).undo == out.undo
 
 
 def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -> None:
     first = rollback(deployment("app:1.0.0", revision=1, failed=True), [replicaset(1, "app:1.0.0")])
-    assert (first.result, first.reason, first.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
+    assert (first.result, first.reason, first.undo) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
     twin = replicaset(1, "app:2.0.0", HEALTHY, name="web-twin", created="2026-11-26T09:00:00Z")
     same = rollback(deployment("app:2.0.0", revision=2, failed=True), [twin, replicaset(2, "app:2.0.0")])
-    assert (same.result, same.reason, same.patch) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, None)
+    assert (same.result, same.reason, same.undo) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, None)

@@ -63,7 +63,7 @@ def test_the_target_is_never_the_current_template_nor_known_failed(case, dry_run
         {**d["metadata"]["annotations"], "autorollback.io/mode": "dry-run" if dry_run else "rollback"}
     )
     out = decision.decide(d, replicasets, config, "2026-11-26T15:00:00Z", workload=DEPLOYMENTS)
-    if out.target is not None and out.patch is not None:
+    if out.target is not None and out.undo is not None:
         assert not deployments.same_template(out.target.template, d["spec"]["template"])
         assert not out.target.failed
         assert out.target.name != rs_name(d["spec"]["template"]["spec"]["containers"][0]["image"])
@@ -76,10 +76,10 @@ def test_the_patch_keeps_the_users_configuration_and_never_writes_marks(case) ->
     out = decision.decide(
         d, replicasets, annotations.parse(d["metadata"]["annotations"]), "2026-11-26T15:00:00Z", workload=DEPLOYMENTS
     )
-    if out.patch is None:
+    if out.undo is None:
         return
-    assert out.patch.content_type == base.JSON_PATCH
-    written = out.patch.body[2]["value"]
+    assert out.undo.content_type == base.JSON_PATCH
+    written = out.undo.body[2]["value"]
     for key, value in d["metadata"]["annotations"].items():
         if deployments.is_configuration(key):
             assert written[key] == value
@@ -113,6 +113,6 @@ def test_images_and_condition_messages_are_shown_on_one_short_line(images, messa
     c = deployments.condition(d, "Progressing")
     c["message"] = c["message"] + message
     failure = deployments.failure(d)
-    assert failure is not None and failure.replicaset in c["message"] and one_short_line(failure.message, 400)
+    assert failure is not None and failure.revision_name in c["message"] and one_short_line(failure.message, 400)
     cause = decision.change_cause(decision.describe(2, template), decision.describe(1, template), failure)
     assert one_short_line(cause, 1500)

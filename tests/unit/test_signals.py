@@ -77,7 +77,7 @@ def test_parsing_the_annotations() -> None:
 
 def test_a_crash_loop_of_the_new_pods_fails_the_rollout_once_per_replicaset() -> None:
     v = judge([pod(restarts=3, last="Error")])
-    assert v.failure.reason == "CrashLoopBackOff" and v.failure.replicaset == rs_name("app:2.0.0")
+    assert v.failure.reason == "CrashLoopBackOff" and v.failure.revision_name == rs_name("app:2.0.0")
     assert v.failure.updated == STARTED  # the same id whichever pod shows it first
     assert "restarted 3 times" in v.failure.message and "\n" not in v.failure.message
     assert judge([pod(restarts=2, last="Error")]).failure is None
@@ -98,10 +98,10 @@ def test_only_listed_signals_and_only_the_new_replicasets_pods_count() -> None:
 def test_a_completed_rollout_is_never_reopened_by_its_pods() -> None:
     d = deployment("app:2.0.0", complete=True)
     d["status"]["availableReplicas"] = 0  # its pods crash later: not a rollout failing
-    assert not core.watched(d, settings())
+    assert not core.watched(d, settings(), DEPLOYMENTS)
     assert judge([pod(restarts=9, last="Error")], d=d).failure is None
-    assert core.watched(deployment("app:2.0.0"), settings())
-    assert not core.watched(deployment("app:2.0.0"), annotations.FailFast())
+    assert core.watched(deployment("app:2.0.0"), settings(), DEPLOYMENTS)
+    assert not core.watched(deployment("app:2.0.0"), annotations.FailFast(), DEPLOYMENTS)
 
 
 def test_each_signal() -> None:
@@ -151,16 +151,19 @@ def test_a_fast_failure_goes_through_the_same_decision() -> None:
         workload=DEPLOYMENTS,
     )
     assert decided.result == Result.SUCCESS and decided.reason == "CrashLoopBackOff"
-    assert decided.target.number == 1 and decided.patch is not None
+    assert decided.target.number == 1 and decided.undo is not None
 
 
 def test_what_a_slow_or_settled_rollout_looks_like_never_triggers() -> None:
     paused = deployment("app:2.0.0", paused=True)
-    assert core.watched(paused, settings()) is False
+    assert core.watched(paused, settings(), DEPLOYMENTS) is False
     assert judge([pod(restarts=9, last="Error")], d=paused).failure is None
     unseen = deployment("app:2.0.0", generation=3)
     unseen["status"]["observedGeneration"] = 2  # an HPA scaled it a moment ago: keep what was decided
-    assert core.watched(unseen, settings()) is None and judge([pod(restarts=9, last="Error")], d=unseen).failure is None
+    assert (
+        core.watched(unseen, settings(), DEPLOYMENTS) is None
+        and judge([pod(restarts=9, last="Error")], d=unseen).failure is None
+    )
     ready_again = pod(restarts=9, last="Error")
     ready_again["status"]["containerStatuses"][0]["ready"] = True  # old restarts of a container that is fine now
     assert judge([ready_again]).failure is None

@@ -15,30 +15,30 @@ ON = annotations.parse({"autorollback.io/enabled": "true"})
 
 
 def test_a_failure_asks_for_work_once() -> None:
-    memo = state.Remembered("ns", "web")
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS)
     d = deployment(failed=True)
     assert memo.observe(d, ON) == {Job.FAILURE, Job.KNOWN_BAD}  # a template seen first: is it known bad?
-    memo.failure_done, memo.known_bad_done = state.failure_key(d, ON), state.rollout_key(d)
+    memo.failure_done, memo.known_bad_done = state.failure_key(d, ON, DEPLOYMENTS), state.rollout_key(d, DEPLOYMENTS)
     assert memo.observe(d, ON) == set()
     resumed_dry = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
     assert Job.FAILURE in memo.observe(d, resumed_dry)  # the settings that defer a failure changed
 
 
 def test_completion_is_kept_as_evidence_until_marked() -> None:
-    memo = state.Remembered("ns", "web")
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS)
     done = deployment(complete=True)
     assert Job.HEALTHY in memo.observe(done, ON)
     memo.observe(deployment("app:3.0.0", revision=3), ON)  # the next release began before a worker got to it
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), done)
-    memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
-    memo.known_bad_done = state.rollout_key(done)
+    memo.healthy_done, memo.healthy_evidence = state.completion_key(done, DEPLOYMENTS), None
+    memo.known_bad_done = state.rollout_key(done, DEPLOYMENTS)
     assert memo.observe(done, ON) == set()
     # the next release completes under the same leftover condition (a lost status write, Recreate)
     next_done = deployment("app:3.0.0", revision=3, complete=True, blamed="app:2.0.0")
     assert Job.HEALTHY in memo.observe(next_done, ON)
     assert memo.healthy_evidence == (rs_name("app:2.0.0"), next_done)
     # rolled back to app:2.0.0 (revision 4), which completes under its own condition of revision 2
-    memo.healthy_done, memo.healthy_evidence = state.completion_key(done), None
+    memo.healthy_done, memo.healthy_evidence = state.completion_key(done, DEPLOYMENTS), None
     restored = deployment("app:2.0.0", revision=4, complete=True)
     assert Job.HEALTHY in memo.observe(restored, ON)
 
@@ -47,7 +47,7 @@ def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
     def size(m: state.Remembered) -> int:
         return len(pickle.dumps(m))
 
-    memo = state.Remembered("ns", "web")
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS)
     memo.observe(deployment(complete=True, generation=1), ON)
     one = size(memo)
     for generation in range(2, 1002):  # what an HPA does all day
@@ -59,7 +59,7 @@ def test_scaling_a_thousand_times_keeps_one_small_record() -> None:
 
 
 def test_invalid_values_are_remembered_as_digests() -> None:
-    memo = state.Remembered("ns", "web")
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS)
     huge = annotations.parse({"autorollback.io/enabled": "y" * 250_000})
     assert Job.PROBLEMS in memo.observe(deployment(), huge)
     memo.problems_done = {p.key: state.digest(p.value) for p in huge.problems}
@@ -70,22 +70,24 @@ def test_invalid_values_are_remembered_as_digests() -> None:
 def test_memory_forgets_deleted_deployments() -> None:
     mem = state.Memory()
     for i in range(100):
-        mem.get(f"uid-{i}", "ns", f"web-{i}").enabled = True
-    assert mem.opted_in("ns") == 100
+        mem.get(f"uid-{i}", "ns", f"web-{i}", DEPLOYMENTS).enabled = True
+    assert mem.opted_in("Deployment", "ns") == 100
     for i in range(100):
         mem.forget(f"uid-{i}")
-    assert mem.memos == {} and mem.opted_in("ns") == 0
+    assert mem.memos == {} and mem.opted_in("Deployment", "ns") == 0
 
 
 def test_a_left_over_complete_condition_is_a_failure_to_time_and_progress_restarts_the_clock() -> None:
     stuck = deployment("app:2.0.0", revision=2, complete=True, blamed="app:1.0.0")
     stuck["status"].update(replicas=4, updatedReplicas=1, availableReplicas=3)
-    memo = state.Remembered("ns", "web")
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS)
     assert Job.FAILURE in memo.observe(stuck, ON)
     moved = {**stuck, "status": {**stuck["status"], "readyReplicas": 1}}
-    assert state.failure_key(moved, ON) == state.failure_key(stuck, ON)  # decided once per condition
-    assert state.stale_key(moved) != state.stale_key(stuck)  # but progress restarts the clock
-    assert state.failure_key(deployment("app:2.0.0", complete=True), ON) == ""
+    assert state.failure_key(moved, ON, DEPLOYMENTS) == state.failure_key(
+        stuck, ON, DEPLOYMENTS
+    )  # decided once per condition
+    assert state.stale_key(moved, DEPLOYMENTS) != state.stale_key(stuck, DEPLOYMENTS)  # but progress restarts the clock
+    assert state.failure_key(deployment("app:2.0.0", complete=True), ON, DEPLOYMENTS) == ""
 
 
 def _event(op, raw: dict, type_: str | None = None) -> None:
@@ -150,15 +152,13 @@ def test_the_deployment_keys_are_unchanged_by_the_workload_seam() -> None:
     ]
     for d, failure, progress in cases:
         shown = failure.rsplit("|paused=", 1)[0]
-        assert state.failure_key(d, ON) == (f"{failure}|dry_run=False|enabled=True" if failure else "")
-        assert state.failure_key(d, dry) == (f"{failure}|dry_run=True|enabled=True" if failure else "")
-        assert state.stale_key(d) == f"{shown}|{progress}"
-        assert state.stale_key(d, DEPLOYMENTS) == state.stale_key(d)
-        assert state.failure_key(d, ON, DEPLOYMENTS) == state.failure_key(d, ON)
+        assert state.failure_key(d, ON, DEPLOYMENTS) == (f"{failure}|dry_run=False|enabled=True" if failure else "")
+        assert state.failure_key(d, dry, DEPLOYMENTS) == (f"{failure}|dry_run=True|enabled=True" if failure else "")
+        assert state.stale_key(d, DEPLOYMENTS) == f"{shown}|{progress}"
 
 
 def test_a_pass_updates_only_what_it_did() -> None:
-    memo = state.Remembered("ns", "web", failure_done="f", known_bad_done="k", history_done=3)
+    memo = state.Remembered("ns", "web", adapter=DEPLOYMENTS, failure_done="f", known_bad_done="k", history_done=3)
     evidence = ("web-1", deployment())
     memo.healthy_evidence = evidence
     state.RememberedUpdate(failure_done="", fast_done=(2, "x"), healthy_evidence=("web-1", deployment())).apply(memo)

@@ -3,6 +3,7 @@
 from prometheus_client import REGISTRY
 
 from autorollback import telemetry
+from autorollback.workloads.deployment import DEPLOYMENTS
 
 
 def _samples(metric_name: str, /, **labels: str) -> list[dict[str, str]]:
@@ -22,11 +23,10 @@ def test_every_per_workload_series_is_labelled_kind_namespace_name() -> None:
     for per_namespace in (telemetry.reaction_seconds, telemetry.recovery_seconds, telemetry.opted_in):
         assert per_namespace._labelnames == ("kind", "namespace")
     assert telemetry.opted_in._name == "autorollback_opted_in_workloads"
-    assert telemetry.DEPLOYMENT == "Deployment"
 
 
 def test_forget_removes_the_series_of_one_workload_only() -> None:
-    kind, ns = telemetry.DEPLOYMENT, "unit-telemetry"
+    kind, ns = DEPLOYMENTS.kind, "unit-telemetry"
     series: set[tuple[str, ...]] = set()
     for name in ("web", "api"):
         telemetry.rollbacks.labels(kind, ns, name, "success", "ProgressDeadlineExceeded").inc()

@@ -73,7 +73,7 @@ def test_a_queued_revert_keeps_only_what_it_reads_and_bounded(tmp_path: Path) ->
         message="m",
         restored_template={"spec": {"containers": []}},
     )
-    w.submit(deployment, failing, facts, None)
+    w.submit(deployment, failing, facts, None, kind="Deployment")
     _, _, job = w.queue.take(0)
     assert len(repr(job)) < 10_000
     assert job.deployment["metadata"]["annotations"][core.REPO] == worker.TOO_LONG  # matches no rule

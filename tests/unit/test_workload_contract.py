@@ -16,6 +16,7 @@ from autorollback import config as annotations, decision, kube, ledger, state, w
 from autorollback.context import Context
 from autorollback.decision import Decision
 from autorollback.history import Revision
+from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import MeasuredDeadline
 from autorollback.vocab import Job, Reason, Result
@@ -92,6 +93,12 @@ class FakeStatefulSets:
         ].get("replicas", 1)
         return str(s.get("updateRevision") or "") if self.observed(workload) and done else ""
 
+    def completion_token(self, workload: dict[str, Any]) -> str:
+        return str((workload.get("status") or {}).get("observedGeneration") or "")
+
+    def rollout_revision(self, workload: dict[str, Any]) -> str:
+        return str((workload.get("status") or {}).get("updateRevision") or "")
+
     def left_over(self, workload: dict[str, Any]) -> str:
         return ""
 
@@ -119,6 +126,10 @@ class FakeStatefulSets:
     def observed(self, workload: dict[str, Any]) -> bool:
         s = workload.get("status") or {}
         return bool(s.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0))
+
+    def rollout_in_progress(self, workload: dict[str, Any]) -> bool | None:
+        s = workload.get("status") or {}
+        return s.get("updateRevision") != s.get("currentRevision") if self.observed(workload) else None
 
     def undo_patch(
         self,
@@ -163,8 +174,11 @@ class FakeStatefulSetApi:
     def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
-    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        self.sent.append(("application/merge-patch+json", {"metadata": {"annotations": annotations}}))
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        precondition = {"resourceVersion": resource_version} if resource_version else {}
+        self.sent.append(("application/merge-patch+json", {"metadata": {**precondition, "annotations": annotations}}))
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         self.sent.append((JSON_PATCH, ops))
@@ -307,8 +321,8 @@ def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(mak
     d = decide(kind)
     assert (d.result, d.reason) == (Result.SUCCESS, "CrashLoopBackOff")
     assert (d.failing.name, d.target.name, d.target.number) == (kind.failing, kind.restored, 1)
-    assert d.patch is not None and d.patch.content_type == kind.content_type
-    version, restored, written = kind.read_undo(d.patch)
+    assert d.undo is not None and d.undo.content_type == kind.content_type
+    version, restored, written = kind.read_undo(d.undo)
     assert version == kind.workload["metadata"]["resourceVersion"]  # the precondition
     assert image(restored) == "app:1.0.0"
     assert "pod-template-hash" not in restored["metadata"]["labels"]
@@ -324,17 +338,17 @@ def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(mak
 def test_dry_run_plans_the_same_undo(make) -> None:
     kind = make()
     planned, real = decide(kind, DRY), decide(kind)
-    assert planned.result == Result.DRY_RUN and real.patch is not None and planned.patch == real.patch
+    assert planned.result == Result.DRY_RUN and real.undo is not None and planned.undo == real.undo
 
 
 @pytest.mark.parametrize("make", KINDS)
 def test_a_failure_in_the_ledger_the_undo_wrote_is_never_undone_again(make) -> None:
     kind = make()
-    _, _, written = kind.read_undo(decide(kind).patch)
+    _, _, written = kind.read_undo(decide(kind).undo)
     again = copy.deepcopy(kind.workload)  # the same template seen again, with the ledger the undo wrote
     again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
     d = decide(kind, workload=again)
-    assert d.patch is None  # reported late at most (its report was never made), never written twice
+    assert d.undo is None  # reported late at most (its report was never made), never written twice
     assert d.result == Result.NOTHING or (d.result, d.first_report) == (Result.SUCCESS, True)
 
 
@@ -343,27 +357,27 @@ def test_nothing_older_is_impossible_and_writes_nothing(make) -> None:
     kind = make()
     only = [h for h in kind.history if h["metadata"]["name"] == kind.failing]
     d = decision.decide(kind.workload, only, ON, NOW, sources=[Judged(crash(kind))], workload=kind.adapter)
-    assert (d.result, d.reason, d.patch) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
+    assert (d.result, d.reason, d.undo) == (Result.IMPOSSIBLE, Reason.NO_TARGET, None)
 
 
 @pytest.mark.parametrize("make", KINDS)
 def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> None:
     kind = make()
     source = MeasuredDeadline(600, "2026-11-26T10:00:00Z", "another revision")
-    verdict = source.verdict(Facts(kind.workload, kind.history, kind=kind.adapter))
+    verdict = source.verdict(Facts(kind.workload, kind.history, adapter=kind.adapter))
     assert verdict is not None and verdict.failure is not None
-    assert (verdict.failure.replicaset, verdict.failure.reason, verdict.failure.measured) == (
+    assert (verdict.failure.revision_name, verdict.failure.reason, verdict.failure.measured) == (
         kind.failing,
         DEADLINE_EXCEEDED,
         True,
     )
-    assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, kind=kind.adapter)) is None
+    assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, adapter=kind.adapter)) is None
 
 
 def test_the_fake_api_sends_the_undo_with_its_content_type() -> None:
     kind = statefulsets_kind()
     api = FakeStatefulSetApi({"web": kind.workload}, kind.history)
-    undo = decide(kind).patch
+    undo = decide(kind).undo
     assert undo is not None
     api.undo("ns", "web", undo)
     assert api.sent == [(STRATEGIC_MERGE_PATCH, undo.body)]
@@ -407,8 +421,8 @@ def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> N
         "StatefulSet revision web-2 made no progress for 600s (measured by autorollback"
     )
     assert (d.failing.name, d.target.name) == ("web-2", "web-1")
-    assert d.patch is not None and d.patch.content_type == STRATEGIC_MERGE_PATCH
-    version, restored, written = kind.read_undo(d.patch)
+    assert d.undo is not None and d.undo.content_type == STRATEGIC_MERGE_PATCH
+    version, restored, written = kind.read_undo(d.undo)
     assert version == "42" and image(restored) == "app:1.0.0"
     entries = ledger.parse(written[ledger.KEY])
     assert [(e.failed, e.restored, e.reason) for e in entries] == [("web-2", "web-1", DEADLINE_EXCEEDED)]
@@ -416,9 +430,9 @@ def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> N
     again = copy.deepcopy(sts)
     again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
     twice = measured_decide(again, 900)
-    assert (twice.result, twice.reason, twice.patch) == (Result.NOTHING, Reason.ROLLED_BACK, None)
+    assert (twice.result, twice.reason, twice.undo) == (Result.NOTHING, Reason.ROLLED_BACK, None)
     planned = measured_decide(sts, 600, config=DRY)
-    assert planned.result == Result.DRY_RUN and planned.patch == d.patch
+    assert planned.result == Result.DRY_RUN and planned.undo == d.undo
 
 
 def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None:
@@ -431,7 +445,7 @@ def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None
             None if measured is None else decision.Measured(measured, SINCE),
             workload=STATEFULSETS,
         )
-        assert (d.result, d.reason, d.patch, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
+        assert (d.result, d.reason, d.undo, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
         assert "web-2" in d.message and "600s" in d.message
 
 
@@ -445,7 +459,7 @@ def test_a_statefulset_rollout_that_is_not_under_way_is_never_timed() -> None:
     for sts in (done, lost_a_pod, unobserved):
         assert STATEFULSETS.unfinished(sts) == ""
         d = measured_decide(sts, 100_000)
-        assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+        assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
 
 
 def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
@@ -454,7 +468,7 @@ def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
     kind = deployments_kind()
     assert DEPLOYMENTS.unfinished(kind.workload) == ""
     d = measured_decide(kind.workload, 100_000, kind)
-    assert (d.result, d.reason, d.patch) == (Result.NOTHING, Reason.NO_FAILURE, None)
+    assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
 
 
 def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
@@ -466,7 +480,98 @@ def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
     assert state.stale_key(moved, STATEFULSETS) != state.stale_key(sts, STATEFULSETS)  # progress restarts the clock
     done = statefulset("app:2.0.0", current="web-2", update="web-2")
     assert state.failure_key(done, ON, STATEFULSETS) == ""
-    memo = state.Remembered("ns", "web", kind=STATEFULSETS)
+    memo = state.Remembered("ns", "web", adapter=STATEFULSETS)
     assert Job.FAILURE in memo.observe(sts, ON)
     memo.failure_done = state.failure_key(sts, ON, STATEFULSETS)
     assert Job.FAILURE not in memo.observe(moved, ON)
+
+
+# --- the keys the memory compares: what tells one rollout, and one completion, from the next
+
+
+def completed_kind(kind: Kind) -> dict[str, Any]:
+    """The kind's workload with its failing revision's rollout complete."""
+    if kind.adapter is DEPLOYMENTS:
+        return deployment("app:2.0.0", revision=2, complete=True)
+    done = statefulset("app:2.0.0", current="web-2", update="web-2")
+    done["status"].update(updatedReplicas=3, readyReplicas=3)
+    return done
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_rollout_and_completion_keys_follow_the_kinds_rollout(make) -> None:
+    kind = make()
+    adapter, done = kind.adapter, completed_kind(kind)
+    assert adapter.completed(done) == kind.failing
+    assert state.completion_key(done, adapter).startswith(f"{kind.failing} ")
+    assert state.rollout_key(done, adapter) == state.rollout_key(kind.workload, adapter)  # the same rollout, finished
+    assert adapter.rollout_revision(done) != ""
+    later = copy.deepcopy(done)  # completes again later (a leftover condition, or the same template restored)
+    later["status"]["observedGeneration"] = later["metadata"]["generation"] = 3
+    for c in later["status"].get("conditions") or []:
+        c["lastUpdateTime"] = "2026-11-26T11:00:00Z"
+    assert adapter.completion_token(later) != adapter.completion_token(done)
+    assert state.completion_key(later, adapter) != state.completion_key(done, adapter)
+    other = copy.deepcopy(done)  # a rollout onto another template
+    other["spec"]["template"] = sts_template("app:3.0.0")
+    assert state.rollout_key(other, adapter) != state.rollout_key(done, adapter)
+    paused = copy.deepcopy(kind.workload)
+    paused["spec"]["paused"] = True
+    assert (state.fast_key(paused, ON, adapter) != state.fast_key(kind.workload, ON, adapter)) is adapter.paused(paused)
+
+
+def test_the_deployment_keys_read_the_revision_annotation_and_the_conditions_update() -> None:
+    done = deployment("app:2.0.0", revision=7, complete=True, updated="2026-11-26T10:03:00Z")
+    assert DEPLOYMENTS.rollout_revision(done) == "7"
+    assert DEPLOYMENTS.completion_token(done) == "2026-11-26T10:03:00Z"
+    bare = deployment("app:2.0.0")
+    del bare["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+    assert (DEPLOYMENTS.rollout_revision(bare), DEPLOYMENTS.completion_token(bare)) == ("", "None")
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_pods_are_watched_while_the_kinds_rollout_is_under_way(make) -> None:
+    kind = make()
+    fail_on = annotations.parse({"autorollback.io/fail-on": "CrashLoopBackOff"}).fail_fast
+    unobserved = copy.deepcopy(kind.workload)
+    unobserved["metadata"]["generation"] = 3
+    assert signals.watched(kind.workload, fail_on, kind.adapter) is True
+    assert signals.watched(completed_kind(kind), fail_on, kind.adapter) is False
+    assert signals.watched(unobserved, fail_on, kind.adapter) is None  # keep what was decided before
+    assert signals.watched(kind.workload, annotations.FailFast(), kind.adapter) is False  # no fail-on
+
+
+def test_the_opted_in_workloads_are_counted_per_kind_and_namespace() -> None:
+    mem = state.Memory()
+    mem.get("d", "ns", "web", DEPLOYMENTS).enabled = True
+    mem.get("s", "ns", "web", STATEFULSETS).enabled = True
+    mem.get("s2", "ns", "db", STATEFULSETS).enabled = True
+    mem.get("s3", "other", "db", STATEFULSETS).enabled = True
+    assert (mem.opted_in("Deployment", "ns"), mem.opted_in("StatefulSet", "ns")) == (1, 2)
+    assert (mem.opted_in("Deployment", "other"), mem.opted_in("StatefulSet", "other")) == (0, 1)
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_a_revert_takes_its_source_only_from_what_lists_the_kinds_workload(make) -> None:
+    from autorollback.gitrevert import core as gitcore
+
+    kind = make()
+    workload = {**kind.workload, "apiVersion": "apps/v1", "kind": kind.adapter.kind}
+    mine = {"group": "apps", "name": "web", "namespace": "ns"}
+    other = "DaemonSet"
+    app = {
+        "metadata": {"name": "shop", "namespace": "argocd"},
+        "spec": {"source": {"repoURL": "https://github.com/a/b.git", "path": "deploy"}},
+        "status": {"resources": [{**mine, "kind": kind.adapter.kind}]},
+    }
+    assert isinstance(gitcore.from_argo(app, workload), gitcore.Source)
+    app["status"]["resources"] = [{**mine, "kind": other}]
+    assert gitcore.from_argo(app, workload) == (
+        f"Argo CD Application argocd/shop does not list this {kind.adapter.kind} among its resources: not using it"
+    )
+    repository = {"spec": {"url": "https://github.com/a/b.git", "ref": {"branch": "main"}}}
+    ks = {"metadata": {"name": "shop", "namespace": "ns"}, "spec": {"path": "deploy"}}
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{kind.adapter.kind}"}]}}
+    assert isinstance(gitcore.from_flux(ks, repository, workload), gitcore.Source)
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{other}"}]}}
+    assert isinstance(gitcore.from_flux(ks, repository, workload), str)

@@ -166,7 +166,7 @@ def failure(result: Failed, replicaset: str, revision: int, created: str) -> Fai
         else created
     )
     return Failure(
-        replicaset=replicaset,
+        revision_name=replicaset,
         reason=METRIC_CHECK_FAILED,
         message=shown(result.reason().removeprefix(f"{METRIC_CHECK_FAILED}: "), SHOWN_MESSAGE),
         updated=when,

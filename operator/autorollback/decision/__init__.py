@@ -82,7 +82,7 @@ def decide(
     shell: `[signals.base.Judged(failure), ControllerDeadline()]`; the controller's condition alone
     by default).
     workload: the adapter of its kind (workloads.KINDS), chosen by the shell."""
-    facts = Facts(deployment, replicasets, kind=workload)
+    facts = Facts(deployment, replicasets, adapter=workload)
     shown = classify.what_is_shown(facts, sources)
     if not config.enabled:
         return nothing(Reason.OPTED_OUT, "the Deployment is not opted in", shown.failure)

@@ -18,7 +18,7 @@ class Decision:
     failure: Failure | None = None
     failing: history.Revision | None = None
     target: history.Revision | None = None
-    patch: Undo | None = None  # the rollback write (Workload.undo_patch); None: nothing to write
+    undo: Undo | None = None  # the rollback write (Workload.undo_patch); None: nothing to write
     first_report: bool = False  # this failure was never reported before: say RolloutFailed
 
     @property

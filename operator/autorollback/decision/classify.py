@@ -19,7 +19,7 @@ from autorollback.workloads.base import Failure, Undo
 
 
 @dataclass(frozen=True)
-class Shown:
+class WhatIsShown:
     """What the workload shows: the failure reported, and without one the ReplicaSet that a leftover
     condition names (the controller keeps it until it sees progress) or a rollout under way that its
     controller never times out."""
@@ -50,7 +50,7 @@ class Standing:
         reason: str,
         message: str,
         target: history.Revision | None = None,
-        patch: Undo | None = None,
+        undo: Undo | None = None,
     ) -> Decision:
         return Decision(
             result,
@@ -59,25 +59,25 @@ class Standing:
             failure=self.failure,
             failing=self.failing,
             target=target,
-            patch=patch,
+            undo=undo,
             first_report=self.first_report,
         )
 
 
-def what_is_shown(facts: Facts, sources: Sequence[Source]) -> Shown:
+def what_is_shown(facts: Facts, sources: Sequence[Source]) -> WhatIsShown:
     """The failure the first of `sources` to see one reports (they are asked in order, until one does)."""
     controller = ControllerDeadline().verdict(facts)
     by_controller = controller.failure if controller else None
     verdicts = (source.verdict(facts) for source in sources)
     failure = next((v.failure for v in verdicts if v is not None and v.failure is not None), None)
-    kind, workload = facts.kind, facts.workload
-    unfinished = "" if failure or by_controller else kind.unfinished(workload)
-    return Shown(failure, by_controller, "" if failure else kind.left_over(workload), unfinished)
+    adapter, workload = facts.adapter, facts.workload
+    unfinished = "" if failure or by_controller else adapter.unfinished(workload)
+    return WhatIsShown(failure, by_controller, "" if failure else adapter.left_over(workload), unfinished)
 
 
-def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> Decision | Standing:
+def standing_failure(facts: Facts, shown: WhatIsShown, measured: Measured | None) -> Decision | Standing:
     """The failure that stands, or the decision that none does."""
-    deployment, replicasets, workload = facts.workload, facts.history, facts.kind
+    deployment, replicasets, workload = facts.workload, facts.history, facts.adapter
     failure, left_over = shown.failure, shown.left_over
     if failure is None and not left_over and not shown.unfinished:
         return nothing(Reason.NO_FAILURE, "the rollout has not failed")
@@ -91,12 +91,12 @@ def standing_failure(facts: Facts, shown: Shown, measured: Measured | None) -> D
         lost = reports.lost_report(done, revisions, failure)
         if lost is not None:
             return lost
-        if failing is not None and failure.replicaset == failing.name:
+        if failing is not None and failure.revision_name == failing.name:
             return _rolled_back_already(failure)
         failure = None  # carried over; whether the restored template progresses is decided below
     if failing is None:
         return nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
-    if failure is not None and failure.replicaset == failing.name:
+    if failure is not None and failure.revision_name == failing.name:
         return Standing(failure, failing, revisions, entries)
     # no condition shows anything instead: the kind's controller reports no failed rollout at all
     never_timed = failure is None and not left_over and done is None
@@ -138,7 +138,7 @@ def _shown_instead(
     failing: history.Revision, failure: Failure | None, left_over: str, done: ledger.Entry | None
 ) -> str:
     """What the controller's condition still shows instead of the current template's rollout."""
-    carried = failure.replicaset if failure else (left_over or (done.failed if done else ""))
+    carried = failure.revision_name if failure else (left_over or (done.failed if done else ""))
     if not left_over:
         return f"the earlier timeout of {carried or 'another ReplicaSet'}"
     if left_over != failing.name:

@@ -50,7 +50,7 @@ def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now:
         revision=failing.number,
         generation=as_generation(meta.get("generation")),
     )
-    patch = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), standing.entries))
+    undo = workload.undo_patch(deployment, target.revision, cause, ledger.merge((entry,), standing.entries))
     if dry_run:
         return standing.conclude(
             Result.DRY_RUN,
@@ -61,12 +61,12 @@ def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now:
                 "nothing was changed"
             ),
             target=target.revision,
-            patch=patch,
+            undo=undo,
         )
     return standing.conclude(
         Result.SUCCESS,
         failure.reason,
         (f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         target=target.revision,
-        patch=patch,
+        undo=undo,
     )

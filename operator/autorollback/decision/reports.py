@@ -68,7 +68,7 @@ def restoring(deployment: dict[str, Any], replicaset: str) -> ledger.Entry | Non
 def ledger_failure(entry: ledger.Entry, failed: history.Revision) -> Failure:
     """The failure a ledger entry rolled back, as far as the ledger tells it."""
     return Failure(
-        replicaset=entry.failed,
+        revision_name=entry.failed,
         reason=entry.reason or DEADLINE_EXCEEDED,
         message="(from the rollback ledger)",
         updated=entry.failure,

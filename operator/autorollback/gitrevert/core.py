@@ -195,18 +195,23 @@ def _git_source(repo: str, path: str, branch: str, provider: str, found_by: str)
     return out if isinstance(out, str) else Source(out.repo, out.path, out.branch, "", out.provider, found_by)
 
 
+def _group_kind(workload: Mapping[str, Any]) -> tuple[str, str]:
+    """The workload's API group and kind (apps, Deployment), as Argo CD and Flux name resources."""
+    return str(workload.get("apiVersion") or "").rpartition("/")[0], str(workload.get("kind") or "")
+
+
 def from_argo(app: Mapping[str, Any], deployment: Mapping[str, Any], provider: str = "") -> Source | str:
     meta, spec, status = app.get("metadata") or {}, app.get("spec") or {}, app.get("status") or {}
     who = f"Argo CD Application {meta.get('namespace')}/{meta.get('name')}"
-    mine = deployment["metadata"]
+    mine, (group, kind) = deployment["metadata"], _group_kind(deployment)
     if not any(
-        r.get("kind") == "Deployment"
-        and r.get("group") == "apps"
+        r.get("kind") == kind
+        and r.get("group") == group
         and r.get("name") == mine["name"]
         and r.get("namespace") == mine["namespace"]
         for r in status.get("resources") or []
     ):
-        return f"{who} does not list this Deployment among its resources: not using it"
+        return f"{who} does not list this {kind} among its resources: not using it"
     sources = [spec["source"]] if spec.get("source") else list(spec.get("sources") or [])
     src = next((s for s in sources if s.get("path")), None)
     if src is None:
@@ -219,12 +224,12 @@ def from_flux(
 ) -> Source | str:
     meta, spec = kustomization.get("metadata") or {}, kustomization.get("spec") or {}
     who = f"Flux Kustomization {meta.get('namespace')}/{meta.get('name')}"
-    mine = deployment["metadata"]
-    entry = f"{mine['namespace']}_{mine['name']}_apps_Deployment"
+    mine, (group, kind) = deployment["metadata"], _group_kind(deployment)
+    entry = f"{mine['namespace']}_{mine['name']}_{group}_{kind}"
     if entry not in [
         e.get("id") for e in ((kustomization.get("status") or {}).get("inventory") or {}).get("entries") or []
     ]:
-        return f"{who} does not list this Deployment in its inventory: not using it"
+        return f"{who} does not list this {kind} in its inventory: not using it"
     ref = (repository.get("spec") or {}).get("ref") or {}
     return _git_source(
         (repository.get("spec") or {}).get("url", ""), spec.get("path") or ".", ref.get("branch", ""), provider, who

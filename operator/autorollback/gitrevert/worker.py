@@ -22,6 +22,7 @@ from autorollback import faults, history, kube, logs, telemetry
 from autorollback.events import post as _post
 from autorollback.gitrevert import core, credentials, forge, git, policy
 from autorollback.gitrevert.queue import Queue, serve
+from autorollback.workloads.base import Api
 
 log = logs.get(__name__)
 SOURCES = ("any", "discovered", "annotations")
@@ -48,10 +49,10 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Job:
-    """What a revert needs, without the Deployment's body: small, whatever the tenant wrote."""
+class RevertJob:
+    """What a revert needs, without the workload's body: small, whatever the tenant wrote."""
 
-    deployment: dict[str, Any]  # apiVersion, kind and the metadata the sources are found from
+    deployment: dict[str, Any]  # apiVersion, kind (Workload.kind) and the metadata the sources are found from
     failing: history.Revision
     facts: core.RevertFacts
     images: tuple[str, ...]  # images the failed revision added
@@ -101,11 +102,11 @@ def _small(values: dict[str, str] | None) -> dict[str, str]:
     }
 
 
-def _compact(deployment: dict[str, Any]) -> dict[str, Any]:
+def _compact(deployment: dict[str, Any], kind: str) -> dict[str, Any]:
     meta = deployment["metadata"]
     return {
         "apiVersion": deployment.get("apiVersion", "apps/v1"),
-        "kind": deployment.get("kind", "Deployment"),
+        "kind": kind,
         "metadata": {
             "name": meta["name"],
             "namespace": meta["namespace"],
@@ -116,7 +117,12 @@ def _compact(deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _key(job: Job) -> str:
+def _api(api: kube.Client, job: RevertJob) -> Api:
+    """The I/O of the job's kind (its history: a Deployment's ReplicaSets)."""
+    return kube.api_for(api, job.deployment["kind"])
+
+
+def _key(job: RevertJob) -> str:
     return f"{job.deployment['metadata']['namespace']}/{job.failing.name}/{job.dry_run}"
 
 
@@ -127,7 +133,6 @@ class Worker:
 
     def __init__(self, api: kube.Client, settings: Settings):
         self.api, self.settings = api, settings
-        self.deployments = kube.DeploymentApi(api)
         self.stopping = threading.Event()  # set on shutdown: a running revert stops at its next git command
         # one revert at a time per repository (bounded by the rules' repositories)
         self._locks: dict[str, threading.Lock] = {}
@@ -160,8 +165,11 @@ class Worker:
         facts: core.RevertFacts,
         rolled_back_at: float | None,
         dry_run: bool = False,
+        *,
+        kind: str,
     ) -> None:
-        """Queue the revert of a rollback (never blocks; one job per failed ReplicaSet)."""
+        """Queue the revert of a rollback (never blocks; one job per failed ReplicaSet). kind: the
+        workload's (Workload.kind), whose I/O (kube.api_for) reads and marks its history."""
         if not core.wanted(deployment["metadata"].get("annotations")):
             return
         namespace = deployment["metadata"]["namespace"]
@@ -175,7 +183,7 @@ class Worker:
         images = tuple(core.changed_images(failing.template, facts.restored_template or {}))
         failing = history.Revision(failing.number, failing.name, {}, _small(failing.annotations))
         facts = dataclasses.replace(facts, restored_template=None)  # needed for the images only: the job stays small
-        job = Job(_compact(deployment), failing, facts, images, rolled_back_at, dry_run)
+        job = RevertJob(_compact(deployment, kind), failing, facts, images, rolled_back_at, dry_run)
         if self.queue.put(namespace, _key(job), job):
             waiting = self.queue.waiting(namespace)
             if waiting > self.settings.per_namespace:
@@ -280,7 +288,7 @@ class Worker:
         with self._locks_guard:
             return self._locks.setdefault(policy.lock_key(repo), threading.Lock())
 
-    def _not_proposed(self, job: Job, reason: str, message: str, record: bool = True) -> None:
+    def _not_proposed(self, job: RevertJob, reason: str, message: str, record: bool = True) -> None:
         meta = job.deployment["metadata"]
         telemetry.reverts.labels("not_proposed", reason).inc()
         log.warning(
@@ -288,9 +296,9 @@ class Worker:
         )
         _post(self.api, job.deployment, "Warning", "RevertNotProposed", f"no revert pull request ({reason}): {message}")
         if record and not job.dry_run:  # decided: not to be tried again after a restart
-            self._record(meta, job.failing, f"none ({reason})")
+            self._record(job, f"none ({reason})")
 
-    def _failed(self, job: Job, reason: str, message: str) -> None:
+    def _failed(self, job: RevertJob, reason: str, message: str) -> None:
         meta = job.deployment["metadata"]
         telemetry.reverts.labels("failed", reason).inc()
         log.error("revert failed", reason=reason, error=message, namespace=meta["namespace"], deployment=meta["name"])
@@ -302,11 +310,11 @@ class Worker:
             f"{message}. The rollback stands; revert the commit in Git by hand.",
         )
 
-    def _pending(self, job: Job) -> bool:
+    def _pending(self, job: RevertJob) -> bool:
         """The failed ReplicaSet as it is now still waits for its revert (another process, or this one
         before a restart, may have proposed it or decided against it)."""
         meta = job.deployment["metadata"]
-        rs = self.deployments.get_revision(meta["namespace"], job.failing.name)
+        rs = _api(self.api, job).get_revision(meta["namespace"], job.failing.name)
         mark = history.bound(
             job.failing.name, ((rs or {}).get("metadata", {}).get("annotations") or {}).get(core.PR_MARK)
         )
@@ -314,12 +322,12 @@ class Worker:
             log.info("revert already proposed", url=mark, namespace=meta["namespace"], deployment=meta["name"])
         return rs is not None and not mark
 
-    def _start_attempt(self, job: Job) -> bool:
+    def _start_attempt(self, job: RevertJob) -> bool:
         """Record one more attempt on the failed ReplicaSet before any Git work, in a write that
         fails if another process got there first. False: nothing (more) to do."""
-        meta = job.deployment["metadata"]
+        meta, api = job.deployment["metadata"], _api(self.api, job)
         for _ in range(5):
-            rs = self.deployments.get_revision(meta["namespace"], job.failing.name)
+            rs = api.get_revision(meta["namespace"], job.failing.name)
             if rs is None:
                 return False  # deleted: nothing to record the revert on
             annotations = rs["metadata"].get("annotations") or {}
@@ -336,20 +344,14 @@ class Worker:
                     "failed or the operator stopped during it (killed, out of memory, "
                     "restarted); not trying again",
                 )
-                self._record(meta, job.failing, "none (attempts_exhausted)")
+                self._record(job, "none (attempts_exhausted)")
                 return False
             try:
-                self.api.request(
-                    "PATCH",
-                    f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets/{job.failing.name}",
-                    body={
-                        "metadata": {
-                            "resourceVersion": rs["metadata"]["resourceVersion"],
-                            "annotations": {ATTEMPTS: history.bind(job.failing.name, str(attempts + 1))},
-                        }
-                    },
-                    query={"fieldManager": kube.FIELD_MANAGER},
-                    content_type="application/merge-patch+json",
+                api.mark_revision(
+                    meta["namespace"],
+                    job.failing.name,
+                    {ATTEMPTS: history.bind(job.failing.name, str(attempts + 1))},
+                    rs["metadata"]["resourceVersion"],
                 )
                 return True
             except kube.ApiError as e:
@@ -357,7 +359,7 @@ class Worker:
                     raise
         return False
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: RevertJob) -> None:
         with self._idle:
             self._busy += 1
         try:
@@ -386,7 +388,7 @@ class Worker:
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    def _attempt(self, job: Job) -> None:
+    def _attempt(self, job: RevertJob) -> None:
         meta = job.deployment["metadata"]
         if not job.dry_run and not self._pending(job):
             return
@@ -419,7 +421,7 @@ class Worker:
         finally:
             lock.release()
 
-    def _locked(self, job: Job, src: core.Source, allowed: policy.Grant, url: policy.Url) -> None:
+    def _locked(self, job: RevertJob, src: core.Source, allowed: policy.Grant, url: policy.Url) -> None:
         meta = job.deployment["metadata"]
         who = {"namespace": meta["namespace"], "deployment": meta["name"]}
         deadline = time.monotonic() + self.settings.timeout
@@ -496,11 +498,12 @@ class Worker:
             f"revert pull request {pr} reverts commit {revert.commit[:12]} ({core.title(revert.subject)}) on "
             f"{base}; source from {src.found_by}",
         )
-        self._record(meta, job.failing, pr)
+        self._record(job, pr)
 
-    def _record(self, meta: dict[str, Any], failing: history.Revision, value: str) -> None:
+    def _record(self, job: RevertJob, value: str) -> None:
+        meta, failing = job.deployment["metadata"], job.failing
         try:
-            self.deployments.mark_revision(
+            _api(self.api, job).mark_revision(
                 meta["namespace"], failing.name, {core.PR_MARK: history.bind(failing.name, value)}
             )
         except kube.ApiError as e:

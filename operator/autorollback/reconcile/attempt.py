@@ -73,10 +73,10 @@ def _decide(work: Work, result: PassResult, snapshot: Snapshot, signal: Signal |
     d = decision.decide(
         deployment, replicasets, config, now(), measured=measured, sources=sources, workload=work.workload
     )
-    if d.result == vocab.Result.SUCCESS and d.patch is not None:
+    if d.result == vocab.Result.SUCCESS and d.undo is not None:
         faults.point("before_patch")
         try:
-            work.api.undo(work.namespace, work.name, d.patch)
+            work.api.undo(work.namespace, work.name, d.undo)
             faults.point("after_patch")
         except kube.ApiError as e:
             if e.status == 409:  # someone wrote in between: decide again on what is there now

@@ -50,7 +50,7 @@ def bake(work: Work, result: PassResult) -> None:
     if result.patched:
         return  # rolled back in this pass: the next pass looks at the template restored
     deployment, kind = work.deployment, work.workload
-    key = state.rollout_key(deployment)
+    key = state.rollout_key(deployment, kind)
     selection = wanted(work)
     _problems(work, result, selection)
     if selection is None or not selection.checks:

@@ -70,7 +70,7 @@ def _fast(work: Work, result: PassResult) -> None:
     """A fast failure signal of the new pods: decided and carried out like a deadline failure."""
     if result.patched:
         return  # the template changed under these pods: the next pass judges the new one
-    seen = (work.pods_seen, state.fast_key(work.deployment, work.config))
+    seen = (work.pods_seen, state.fast_key(work.deployment, work.config, work.workload))
     signal = _PodSignal(work, result)
     outcome = attempt.rollback(work, result, signal)
     if outcome is not None:
@@ -96,7 +96,7 @@ class _PodSignal:
                 self.work.pods,
                 self.work.clocks,
                 times.monotonic(),
-                kind=self.work.workload,
+                adapter=self.work.workload,
             )
         )
         if verdict.recheck_in is not None:

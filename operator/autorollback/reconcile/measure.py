@@ -8,8 +8,9 @@ from typing import Any
 from autorollback import decision, kube, state, telemetry, times
 from autorollback.reconcile.work import PassResult, Work, log, who
 
-STALE, CHECKPOINTS = "stale", "checkpoints"  # Clocks groups (report.RESTORED, state.OBSERVED, signals.GRACES)
-ENDED = ""  # in STALE: the last state of no progress this process timed is over (never a stale_key())
+DEADLINES, CHECKPOINTS = "stale", "checkpoints"  # Clocks groups: the deadlines measured, their checkpoints
+# (the others: report.RESTORED, state.OBSERVED, signals.GRACES)
+ENDED = ""  # in DEADLINES: the last state of no progress this process timed is over (never a stale_key())
 CHECKPOINT_EVERY = 30.0  # seconds between checkpoints of a measured deadline (a third of a shorter deadline)
 
 
@@ -35,13 +36,13 @@ def elapsed(
     (start), so that no process can resume it should that state come back (another episode).
     No I/O here; a state this process is not timing yet comes back as a Start."""
     key = state.stale_key(deployment, work.workload)
-    timing = work.clocks.keys(STALE)
+    timing = work.clocks.keys(DEADLINES)
     if key in timing:
-        seconds = work.clocks.track(STALE, [key], times.monotonic())[key]
+        seconds = work.clocks.track(DEADLINES, [key], times.monotonic())[key]
         # a name for this measurement while it lasts (the failure's id if it runs out): its start, on this
         # process's wall clock, written down like every time autorollback records, compared with nothing here
         since = work.clocks.label(
-            STALE, key, lambda: times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
+            DEADLINES, key, lambda: times.stamp(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds))
         )
         return decision.Measured(seconds, since), None
     template = deployment["spec"]["template"]
@@ -82,8 +83,8 @@ def start(work: Work, new: Start | None) -> None:
         return
     if new.clear is not None:
         work.api.mark_revision(work.namespace, new.clear.name, {decision.NO_PROGRESS: None})
-    work.clocks.track(STALE, [new.key], times.monotonic(), resume={new.key: new.resume})
-    work.clocks.label(STALE, new.key, lambda: new.since)
+    work.clocks.track(DEADLINES, [new.key], times.monotonic(), resume={new.key: new.resume})
+    work.clocks.label(DEADLINES, new.key, lambda: new.since)
     work.clocks.forget(CHECKPOINTS)
 
 
@@ -91,7 +92,7 @@ def ended(work: Work, replicaset: str, value: str | None) -> None:
     """The state of no progress this process was timing is over (the rollout progressed, completed,
     or was decided about): its mark on that ReplicaSet goes (best effort), and the next state of no
     progress is a new episode to this process (started from nothing, never resumed)."""
-    if not work.clocks.keys(STALE):
+    if not work.clocks.keys(DEADLINES):
         return
     if replicaset and value:
         try:
@@ -104,7 +105,7 @@ def ended(work: Work, replicaset: str, value: str | None) -> None:
                 error=str(e),
                 **who(work),
             )
-    work.clocks.track(STALE, [ENDED], times.monotonic())
+    work.clocks.track(DEADLINES, [ENDED], times.monotonic())
     work.clocks.forget(CHECKPOINTS)
 
 

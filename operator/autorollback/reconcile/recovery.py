@@ -18,21 +18,21 @@ def healthy(work: Work, result: PassResult) -> None:
     name, evidence = work.healthy_evidence
     rs = work.api.get_revision(work.namespace, name)
     template = evidence["spec"]["template"]
-    kind = work.workload
-    if rs is not None and not kind.same_template(rs["spec"]["template"], template):
+    adapter = work.workload
+    if rs is not None and not adapter.same_template(rs["spec"]["template"], template):
         # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
         # showed the rollout complete are about the current template's
         history = work.api.history(evidence)
-        current = kind.current(kind.revisions(history), template)
+        current = adapter.current(adapter.revisions(history), template)
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
         name = rs["metadata"]["name"] if rs is not None else name
-    mark = decision.healthy_mark(evidence, rs, kind)
+    mark = decision.healthy_mark(evidence, rs, adapter)
     if mark and rs is not None and bake.defers_health(work, rs):
         mark = None  # healthy means baked: the bake writes it when its checks pass
     if (
         mark
         and decision.outlives_failure(mark)
-        and not decision.still_complete(evidence, work.api.get(work.namespace, work.name), kind)
+        and not decision.still_complete(evidence, work.api.get(work.namespace, work.name), adapter)
     ):
         mark = None  # not complete any more: whether it failed since is for the next look to say
     if mark:
@@ -40,7 +40,7 @@ def healthy(work: Work, result: PassResult) -> None:
         age = since(work.clocks, RESTORED, name) if decision.recovered_since(evidence, name) else None
         work.clocks.forget(RESTORED, name)
         if age is not None:
-            telemetry.recovery_seconds.labels(kind.kind, work.namespace).observe(age)
+            telemetry.recovery_seconds.labels(adapter.kind, work.namespace).observe(age)
             log.info(
                 "recovered after rollback",
                 replicaset=name,
@@ -57,7 +57,7 @@ def healthy(work: Work, result: PassResult) -> None:
         cleared: dict[str, str | None] = {decision.NO_PROGRESS: None} if checkpointed else {}
         work.api.mark_revision(work.namespace, name, {**(mark or {}), **cleared})
     measure.ended(work, "", "")
-    result.done.healthy_done = state.completion_key(evidence)
+    result.done.healthy_done = state.completion_key(evidence, work.workload)
     result.done.healthy_evidence = work.healthy_evidence  # cleared unless newer evidence came meanwhile
 
 
@@ -71,8 +71,8 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
     failed = work.api.get_revision(work.namespace, entry.failed)
     if failed is None:
         return
-    kind = work.workload
-    f, r = kind.revisions([failed])[0], kind.revisions([restored], ledger.of([deployment]))[0]
+    adapter = work.workload
+    f, r = adapter.revisions([failed])[0], adapter.revisions([restored], ledger.of([deployment]))[0]
     late = decision.late_report(entry, f, r)
     if late is not None:
         report(work, deployment, late, result)
@@ -94,4 +94,5 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
                     restored_template=r.template,
                 ),
                 None,
+                kind=adapter.kind,
             )

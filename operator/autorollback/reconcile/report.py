@@ -50,7 +50,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: PassResu
             images=images(failed_template),
             reason=failure.reason,
             message=failure.message,
-            replicaset=failure.replicaset,
+            replicaset=failure.revision_name,
             **who(work),
         )
     post(
@@ -98,6 +98,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: PassResu
             ),
             time.monotonic(),
             dry_run=d.result == vocab.Result.DRY_RUN,
+            kind=kind,
         )
         try:
             _mark_failing(work, d)

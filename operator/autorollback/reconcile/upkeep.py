@@ -33,7 +33,7 @@ def known_bad(work: Work, result: PassResult) -> None:
     if message:
         log.warning("known-bad template re-applied", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "KnownBadTemplate", message)
-    result.done.known_bad_done = state.rollout_key(work.deployment)
+    result.done.known_bad_done = state.rollout_key(work.deployment, work.workload)
 
 
 def strays(work: Work, result: PassResult) -> None:

@@ -19,7 +19,7 @@ class Facts:
     pods: list[dict[str, Any]] = field(default_factory=list)
     clocks: times.Clocks | None = None
     now: float = 0.0  # this process's monotonic clock
-    kind: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS)
+    adapter: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS)
 
 
 @dataclass(frozen=True)

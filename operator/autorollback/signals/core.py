@@ -12,7 +12,6 @@ from typing import Any
 from autorollback import times
 from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
-from autorollback.workloads import deployment as deployments
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -24,17 +23,13 @@ CREATE = {
 SHOWN_TERMINATION = 200  # characters of a container's last termination message
 
 
-def watched(deployment: dict[str, Any], fail_fast: FailFast) -> bool | None:
-    """Whether the Deployment's pods are worth watching: fail-on set and a rollout under way, not
-    paused. None while the controller has not looked at the latest spec (an HPA scaling, say): keep
-    whatever was decided before."""
-    if not fail_fast.signals or deployments.paused(deployment):
+def watched(workload: dict[str, Any], fail_fast: FailFast, adapter: Workload) -> bool | None:
+    """Whether the workload's pods are worth watching: fail-on set and a rollout under way, not
+    paused (Workload.rollout_in_progress). None while the controller has not looked at the latest
+    spec (an HPA scaling, say): keep whatever was decided before."""
+    if not fail_fast.signals:
         return False
-    if not deployments.observed(deployment):
-        return None
-    if not deployments.condition(deployment, "Progressing"):  # no progress deadline: no condition at all
-        return not deployments.completed_replicaset(deployment)
-    return not deployments.declared_complete(deployment)
+    return adapter.rollout_in_progress(workload)
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ class PodSignals:
 
     def verdict(self, facts: Facts) -> Verdict:
         assert facts.clocks is not None, "graces are timed on the workload's clocks"
-        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now, facts.kind)
+        return judge(self.fail_fast, facts.workload, facts.history, facts.pods, facts.clocks, facts.now, facts.adapter)
 
 
 def judge(
@@ -80,15 +75,12 @@ def evaluate(
     A grace runs on this process's monotonic clock (now) from when it first saw that state
     (clocks), never from a kubelet's or the API server's timestamp: those are compared with nothing
     but each other. A state that ends and comes back is timed anew; after a restart, from the restart."""
-    if not watched(deployment, fail_fast) or new_rs is None:
+    if not watched(deployment, fail_fast, workload) or new_rs is None:
         clocks.forget(GRACES)
-        return Verdict()
+        return Verdict()  # no rollout under way (one declared complete is not failing)
     meta = new_rs["metadata"]
-    if deployments.declared_complete(deployment) == meta["name"]:
-        clocks.forget(GRACES)
-        return Verdict()
     deadline = workload.failure(deployment)
-    if deadline is not None and deadline.replicaset == meta["name"]:
+    if deadline is not None and deadline.revision_name == meta["name"]:
         clocks.forget(GRACES)
         return Verdict()  # timed out already: the deadline path has this rollout
     new_pods = workload.pods_of(new_rs, pods)
@@ -100,7 +92,7 @@ def evaluate(
         if wait <= 0:
             return Verdict(
                 Failure(
-                    replicaset=meta["name"],
+                    revision_name=meta["name"],
                     reason=s.signal,
                     message=shown(s.message, SHOWN_MESSAGE),
                     updated=_began(new_rs, new_pods),
@@ -112,7 +104,7 @@ def evaluate(
 
 
 @dataclass(frozen=True)
-class Shown:
+class SignalShown:
     """A signal a pod (or the ReplicaSet) shows now. key names that state (the pod's uid, the
     container, and the kubelet's or scheduler's own timestamps that tell one episode from the next):
     an identity, never a time compared with this process's clock."""
@@ -137,11 +129,11 @@ def _began(rs: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     return min(stamps, key=times.parse) if stamps else rs["metadata"].get("creationTimestamp") or ""
 
 
-def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["Shown"]:
-    """Everything wrong with the new ReplicaSet's pods, as Shown states."""
+def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> Iterator["SignalShown"]:
+    """Everything wrong with the new ReplicaSet's pods, as SignalShown states."""
     for c in (rs.get("status") or {}).get("conditions") or []:
         if c.get("type") == "ReplicaFailure" and c.get("status") == "True" and c.get("reason") == "FailedCreate":
-            yield Shown(
+            yield SignalShown(
                 "FailedCreate",
                 f"FailedCreate {rs['metadata']['name']} {c.get('lastTransitionTime')}",
                 True,
@@ -158,7 +150,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
             and scheduled.get("reason") == "Unschedulable"
             and not status.get("nominatedNodeName")
         ):  # a preemption under way will place it
-            yield Shown(
+            yield SignalShown(
                 "Unschedulable",
                 f"Unschedulable {uid} {scheduled.get('lastTransitionTime')}",
                 True,
@@ -176,14 +168,14 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
             )
             if not cs.get("ready"):  # restarts of a container that is up and ready again are history
                 if last.get("reason") == "OOMKilled" and restarts >= ff.restarts:
-                    yield Shown(
+                    yield SignalShown(
                         "OOMKilled",
                         f"OOMKilled {container}",
                         False,
                         f"{where} was OOMKilled and restarted {restarts} times ({ended})",
                     )
                 if restarts >= ff.restarts:
-                    yield Shown(
+                    yield SignalShown(
                         "CrashLoopBackOff",
                         f"CrashLoopBackOff {container}",
                         False,
@@ -191,7 +183,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
                     )
                 elif waiting.get("reason") == "CrashLoopBackOff" and restarts > 0:
                     # each exit starts the grace again: the kubelet's time of the last exit tells them apart
-                    yield Shown(
+                    yield SignalShown(
                         "CrashLoopBackOff",
                         f"CrashLoopBackOff {container} {restarts} {last.get('finishedAt')}",
                         True,
@@ -199,14 +191,14 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
                     )
             reason = waiting.get("reason")
             if reason in PULL:  # ErrImagePull and ImagePullBackOff alternate: one state
-                yield Shown(
+                yield SignalShown(
                     "ImagePullBackOff",
                     f"ImagePullBackOff {container}",
                     True,
                     f"{where}: {reason}: {waiting.get('message', '')}",
                 )
             if reason in CREATE:
-                yield Shown(
+                yield SignalShown(
                     CREATE[reason],
                     f"{CREATE[reason]} {container}",
                     True,
@@ -223,7 +215,7 @@ def _signals(ff: FailFast, rs: dict[str, Any], pods: list[dict[str, Any]]) -> It
         ):
             # a container started again, or the pod was Ready in between: a new episode
             starts = " ".join(f"{cs.get('name')}@{cs['state']['running'].get('startedAt')}" for cs in containers)
-            yield Shown(
+            yield SignalShown(
                 "NotReady",
                 f"NotReady {uid} {ready.get('lastTransitionTime')} {starts}",
                 True,

@@ -12,7 +12,7 @@ class ControllerDeadline:
     """The controller's verdict: Progressing=False, ProgressDeadlineExceeded."""
 
     def verdict(self, facts: Facts) -> Verdict | None:
-        failure = facts.kind.failure(facts.workload)
+        failure = facts.adapter.failure(facts.workload)
         return Verdict(failure) if failure is not None else None
 
 
@@ -27,14 +27,14 @@ class MeasuredDeadline:
     shown: str
 
     def verdict(self, facts: Facts) -> Verdict | None:
-        kind = facts.kind
-        current = kind.current(kind.revisions(facts.history), kind.template(facts.workload))
-        deadline = kind.deadline_seconds(facts.workload)
+        adapter = facts.adapter
+        current = adapter.current(adapter.revisions(facts.history), adapter.template(facts.workload))
+        deadline = adapter.deadline_seconds(facts.workload)
         if current is None or self.seconds < deadline:
             return None
         return Verdict(
             Failure(
-                replicaset=current.name,
+                revision_name=current.name,
                 reason=DEADLINE_EXCEEDED,
                 revision=current.number,
                 updated=self.since,
@@ -44,8 +44,8 @@ class MeasuredDeadline:
                     f"controller still shows {self.shown} and will not time this rollout out)"
                     if self.shown
                     else (
-                        f"{kind.kind} revision {current.name} made no progress for {deadline}s (measured by "
-                        f"autorollback: the {kind.kind} controller never times a rollout out)"
+                        f"{adapter.kind} revision {current.name} made no progress for {deadline}s (measured by "
+                        f"autorollback: the {adapter.kind} controller never times a rollout out)"
                     )
                 ),
             )

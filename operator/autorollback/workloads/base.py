@@ -23,7 +23,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"  # a Controller
 
 @dataclass(frozen=True)
 class Failure:
-    replicaset: str  # the ReplicaSet the condition blames
+    revision_name: str  # the history object of the revision blamed (a Deployment's ReplicaSet the condition names)
     reason: str
     message: str
     updated: str  # lastUpdateTime: written anew for every timeout, unlike lastTransitionTime
@@ -32,8 +32,8 @@ class Failure:
 
     @property
     def id(self) -> str:
-        """Names this failure and no other: the blamed ReplicaSet and the time it was blamed."""
-        return f"{self.replicaset} {self.updated}"
+        """Names this failure and no other: the blamed revision and the time it was blamed."""
+        return f"{self.revision_name} {self.updated}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,14 @@ class Workload(Protocol):
     def completed(self, workload: dict[str, Any]) -> str:
         """The revision whose rollout is complete now ("" while none)."""
 
+    def completion_token(self, workload: dict[str, Any]) -> str:
+        """What tells one completion of a revision from a later one while it stays complete (the
+        controller's word on it, kept as long as the rollout stays complete): compared, never parsed."""
+
+    def rollout_revision(self, workload: dict[str, Any]) -> str:
+        """The revision the controller gave the rollout the workload asks for now, as the controller
+        wrote it ("" while none): compared, never parsed (`revision_of` reads a number)."""
+
     def left_over(self, workload: dict[str, Any]) -> str:
         """The revision a "complete" verdict left over from an earlier rollout names while another
         is under way, which the controller then never times out ("" otherwise)."""
@@ -101,6 +109,10 @@ class Workload(Protocol):
 
     def observed(self, workload: dict[str, Any]) -> bool:
         """The controller has looked at the latest spec: before that, its status says nothing about it."""
+
+    def rollout_in_progress(self, workload: dict[str, Any]) -> bool | None:
+        """A rollout is under way and not paused (its pods are worth watching); None while the
+        controller has not looked at the latest spec (an HPA scaling, say): nothing is known yet."""
 
     def undo_patch(
         self, workload: dict[str, Any], target: Revision, change_cause: str, entries: tuple[ledger.Entry, ...]
@@ -125,8 +137,11 @@ class Api(Protocol):
     def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         """The pods its selector matches (Workload.pods_of says which revision's they are)."""
 
-    def mark_revision(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
-        """Merge annotations (marks) onto a history object; None removes a key."""
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        """Merge annotations (marks) onto a history object; None removes a key. With resource_version,
+        only onto that version of it (a conflict, 409, otherwise)."""
 
     def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """A JSON patch of the workload itself."""

@@ -66,7 +66,7 @@ def failure(deployment: dict[str, Any]) -> Failure | None:
     if not (observed(deployment) and c.get("status") == "False" and c.get("reason") == DEADLINE_EXCEEDED):
         return None
     return Failure(
-        replicaset=named_replicaset(c.get("message", "")),
+        revision_name=named_replicaset(c.get("message", "")),
         reason=DEADLINE_EXCEEDED,
         message=shown(c.get("message", ""), SHOWN_MESSAGE),
         updated=c.get("lastUpdateTime") or c.get("lastTransitionTime") or "",
@@ -155,6 +155,28 @@ def progressing_replicaset(deployment: dict[str, Any]) -> str:
 
 def paused(deployment: dict[str, Any]) -> bool:
     return bool((deployment.get("spec") or {}).get("paused"))
+
+
+def rollout_in_progress(deployment: dict[str, Any]) -> bool | None:
+    """base.Workload.rollout_in_progress: not paused, and the controller's condition does not declare
+    the rollout complete (without a progress deadline there is no condition: the counts say)."""
+    if paused(deployment):
+        return False
+    if not observed(deployment):
+        return None
+    if not condition(deployment, "Progressing"):  # no progress deadline: no condition at all
+        return not completed_replicaset(deployment)
+    return not declared_complete(deployment)
+
+
+def completion_token(deployment: dict[str, Any]) -> str:
+    """base.Workload.completion_token: the Progressing condition's lastUpdateTime ("None" without one)."""
+    return str(condition(deployment, "Progressing").get("lastUpdateTime"))
+
+
+def rollout_revision(deployment: dict[str, Any]) -> str:
+    """base.Workload.rollout_revision: the revision annotation as written ("" without one)."""
+    return str(((deployment.get("metadata") or {}).get("annotations") or {}).get(REVISION, ""))
 
 
 # --- templates and revisions (the controller's and kubectl's rules)
@@ -320,12 +342,15 @@ class Deployments:
     revision_of = staticmethod(revision_of)
     failure = staticmethod(failure)
     completed = staticmethod(completed_replicaset)
+    completion_token = staticmethod(completion_token)
+    rollout_revision = staticmethod(rollout_revision)
     left_over = staticmethod(complete_left_over)
     unfinished = staticmethod(unfinished)
     deadline_seconds = staticmethod(deadline_seconds)
     progress = staticmethod(progress)
     paused = staticmethod(paused)
     observed = staticmethod(observed)
+    rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(undo)
     pods_of = staticmethod(pods_of)
 
