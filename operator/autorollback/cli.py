@@ -4,9 +4,11 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from autorollback import __version__, kube, logs
+from autorollback.checks import settings as checks, templates
 from autorollback.gitrevert import policy
 
 
@@ -27,6 +29,156 @@ def _secret_name(text: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a Secret name")
     return text
+
+
+def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser whose ValueError says what to write (argparse would drop it)."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _namespaces(text: str) -> tuple[str, ...]:
+    return tuple(_namespace(n.strip()) for n in text.split(",") if n.strip())
+
+
+def _alertmanager_url(text: str) -> str:
+    return checks.parse_url(text, "the Alertmanager URL")
+
+
+def _positive_int(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 999999")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 7 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from more than 0 to 604800")
+    return value
+
+
+def _add_checks(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("metric checks", "where Prometheus is and what may be asked of it (see the README)")
+    g.add_argument(
+        "--prometheus-url",
+        type=_checked(checks.parse_url),
+        default=None,
+        metavar="URL",
+        help="the Prometheus HTTP API the checks query, e.g. http://prometheus-operated.monitoring.svc:9090 "
+        "(unset: no check runs)",
+    )
+    g.add_argument(
+        "--prometheus-bearer-token-file",
+        default=None,
+        metavar="FILE",
+        help="send the token in this file (read again whenever it changes) as Authorization: Bearer",
+    )
+    g.add_argument(
+        "--prometheus-ca-file",
+        default=None,
+        metavar="FILE",
+        help="PEM bundle that verifies Prometheus's certificate (default: the system's)",
+    )
+    g.add_argument(
+        "--prometheus-timeout",
+        type=_checked(checks.parse_timeout),
+        default=checks.TIMEOUT,
+        metavar="SECONDS",
+        help="one query's deadline, end to end (Prometheus is asked to stop a little sooner)",
+    )
+    g.add_argument(
+        "--checks-catalog",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the platform's check templates, a YAML mapping of check name to template (a mounted "
+        "ConfigMap); an invalid entry is left out and logged",
+    )
+    g.add_argument(
+        "--checks-promql-namespaces",
+        action="append",
+        type=_namespaces,
+        default=[],
+        metavar="NS[,NS...]",
+        help="namespaces whose Deployments may write their own PromQL (repeatable; default none)",
+    )
+    g.add_argument(
+        "--alert-labels",
+        type=_checked(checks.parse_label_names),
+        default=checks.ALERT_LABELS,
+        metavar="LABEL[,LABEL...]",
+        help="the alert labels that tie an alert to a workload (default: namespace,deployment)",
+    )
+    g.add_argument(
+        "--alertmanager-url",
+        type=_checked(_alertmanager_url),
+        default=None,
+        metavar="URL",
+        help="Alertmanager whose silences veto a metric-triggered rollback (optional)",
+    )
+    g.add_argument(
+        "--metric-rollbacks-max",
+        type=_positive_int,
+        default=checks.MAX_ROLLBACKS,
+        metavar="N",
+        help="metric-triggered rollbacks allowed in any window, cluster-wide (the rest are warnings)",
+    )
+    g.add_argument(
+        "--metric-rollbacks-window",
+        type=_seconds,
+        default=checks.ROLLBACKS_WINDOW,
+        metavar="SECONDS",
+        help="the window of --metric-rollbacks-max",
+    )
+
+
+def checks_settings(args: argparse.Namespace) -> checks.ChecksSettings:
+    """The metric-check settings of the parsed flags, the catalog read from its file. A bad entry
+    (or an unreadable file) is logged and left out: the operator runs on without it."""
+    log = logs.get(__name__)
+    namespaces = frozenset(n for names in args.checks_promql_namespaces for n in names)
+    catalog = templates.Catalog({})
+    if args.checks_catalog is not None:
+        try:
+            with args.checks_catalog.open("rb") as f:
+                raw = f.read(checks.MAX_CATALOG_BYTES + 1)
+            catalog = checks.parse_catalog_text(raw.decode("utf-8", errors="replace"))
+        except OSError as e:
+            catalog = templates.Catalog(
+                {}, (f"cannot read the catalog file {args.checks_catalog} ({type(e).__name__}): no check is loaded",)
+            )
+        for error in catalog.errors:
+            log.error("check catalog: entry left out", error=error, file=str(args.checks_catalog))
+        log.info("check catalog loaded", checks=sorted(catalog.templates), refused=len(catalog.errors))
+    prometheus = None
+    if args.prometheus_url is not None:
+        prometheus = checks.PrometheusSettings(
+            args.prometheus_url, args.prometheus_bearer_token_file, args.prometheus_ca_file, args.prometheus_timeout
+        )
+        if prometheus.bearer_token_file and prometheus.url.startswith("http://"):
+            log.warning("the Prometheus bearer token is sent over plain http: use https to keep it secret")
+    elif args.prometheus_bearer_token_file or args.prometheus_ca_file or args.checks_catalog:
+        log.warning("metric checks are configured without --prometheus-url: no check runs")
+    return checks.ChecksSettings(
+        prometheus,
+        catalog,
+        namespaces,
+        tuple(args.alert_labels),
+        args.alertmanager_url,
+        args.metric_rollbacks_max,
+        args.metric_rollbacks_window,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -164,6 +316,7 @@ def parser() -> argparse.ArgumentParser:
         help="the Secret in $POD_NAMESPACE whose `key` signs the checkpoints of measured deadlines "
         "(created with a random key if absent); without it a key of this process only",
     )
+    _add_checks(run)
     return p
 
 
@@ -175,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     except policy.RuleError as e:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
+    metric_checks = checks_settings(args)
     try:
         api = kube.connect()
     except kube.ConnectError as e:
@@ -234,5 +388,6 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_key=checkpoint_key,
             pod_signals=not args.no_pod_signals,
             election=election,
+            checks=metric_checks,
         ),
     )

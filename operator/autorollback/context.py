@@ -3,9 +3,10 @@ the shell explicitly, as kopf passes its own memo and settings: no module holds 
 
 The pure core (decision, history, ledger, config, workloads, signals' verdicts) never sees it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autorollback import kube
+from autorollback.checks.settings import ChecksSettings
 from autorollback.gitrevert.worker import Worker
 from autorollback.workloads.base import Api
 
@@ -16,6 +17,7 @@ class Context:
     git: Worker  # the revert workers (--git-* settings)
     checkpoint_key: bytes  # signs the checkpoints of measured deadlines (--checkpoint-secret, else this process's)
     pod_signals: bool = True  # --no-pod-signals: no pod is ever read
+    checks: ChecksSettings = field(default_factory=ChecksSettings)  # --prometheus-*, --checks-*, --alert*
 
     def api_for(self, kind: str) -> Api:
         """The I/O of one kind's adapter (workloads.base.Api), on this process's client."""

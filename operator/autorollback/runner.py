@@ -4,11 +4,12 @@ freshness check and the periodic resync."""
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, telemetry
+from autorollback.checks.settings import ChecksSettings
 from autorollback.context import Context
 from autorollback.gitrevert import worker as gitworker
 from autorollback.leader.core import Timings
@@ -44,6 +45,7 @@ class Options:
     checkpoint_key: bytes
     pod_signals: bool = True
     election: Election | None = None
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
 
 
 def settings() -> kopf.OperatorSettings:
@@ -125,7 +127,9 @@ async def _main(api: kube.Client, options: Options) -> int:
         )
         api = api.guarded(elector.leads)
         telemetry.leader.set(0)
-    ctx = Context(api, gitworker.Worker(api, options.git), options.checkpoint_key, options.pod_signals)
+    ctx = Context(
+        api, gitworker.Worker(api, options.git), options.checkpoint_key, options.pod_signals, checks=options.checks
+    )
     op = handlers.Operator(
         ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds, last_event=time.monotonic())
     )
