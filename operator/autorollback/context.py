@@ -3,12 +3,16 @@ the shell explicitly, as kopf passes its own memo and settings: no module holds 
 
 The pure core (decision, history, ledger, config, workloads, signals' verdicts) never sees it."""
 
+import threading
 from dataclasses import dataclass, field
 
 from autorollback import kube
+from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.settings import ChecksSettings
 from autorollback.gitrevert.worker import Worker
 from autorollback.workloads.base import Api
+
+EVALUATIONS = 4
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,10 @@ class Context:
     checkpoint_key: bytes  # signs the checkpoints of measured deadlines (--checkpoint-secret, else this process's)
     pod_signals: bool = True  # --no-pod-signals: no pod is ever read
     checks: ChecksSettings = field(default_factory=ChecksSettings)  # --prometheus-*, --checks-*, --alert*
+    prometheus: Prometheus | None = None  # the metric checks' client, when --prometheus-url is set
+    # metric check evaluations at once, process-wide: a bake that finds none free looks again shortly,
+    # so that no worker waits on Prometheus while a deadline is due
+    evaluations: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(EVALUATIONS))
 
     def api_for(self, kind: str) -> Api:
         """The I/O of one kind's adapter (workloads.base.Api), on this process's client."""

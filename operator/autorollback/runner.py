@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, telemetry
+from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.settings import ChecksSettings
 from autorollback.context import Context
 from autorollback.gitrevert import worker as gitworker
@@ -127,8 +128,14 @@ async def _main(api: kube.Client, options: Options) -> int:
         )
         api = api.guarded(elector.leads)
         telemetry.leader.set(0)
+    prometheus = options.checks.prometheus
     ctx = Context(
-        api, gitworker.Worker(api, options.git), options.checkpoint_key, options.pod_signals, checks=options.checks
+        api,
+        gitworker.Worker(api, options.git),
+        options.checkpoint_key,
+        options.pod_signals,
+        checks=options.checks,
+        prometheus=Prometheus(prometheus) if prometheus is not None else None,
     )
     op = handlers.Operator(
         ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds, last_event=time.monotonic())

@@ -88,7 +88,9 @@ def checked(operator_factory, prometheus: Prometheus, tmp_path: Path):
 
 
 def evaluations(op: kit.Operator, ns: str, result: str) -> float:
-    return op.metric("autorollback_check_evaluations_total", namespace=ns, name="web", check="error-ratio", result=result)
+    return op.metric(
+        "autorollback_check_evaluations_total", namespace=ns, name="web", check="error-ratio", result=result
+    )
 
 
 def current_rs(ns: str, image: str) -> dict:

@@ -168,7 +168,9 @@ def test_which_revisions_are_baked() -> None:
 
     from factories import replicaset, rs_name
 
-    def rev(image: str, marks: dict[str, str] | None = None, entries: tuple[ledger.Entry, ...] = ()) -> history.Revision:
+    def rev(
+        image: str, marks: dict[str, str] | None = None, entries: tuple[ledger.Entry, ...] = ()
+    ) -> history.Revision:
         return deployments.revisions([replicaset(3, image, marks)], entries)[0]
 
     assert b.skipped(rev("a:3")) == ""  # a new release
@@ -185,6 +187,8 @@ def test_a_failed_bake_is_a_failure_named_by_prometheuss_time() -> None:
     f = b.failure(failed, "web-abc", 7, "2026-11-26T08:00:00Z")
     assert f.reason == "MetricCheckFailed" and f.revision == 7 and f.revision_name == "web-abc"
     assert f.message == "error-ratio 0.4 > 0.05 (3 consecutive)"
-    assert f.updated == "2025-11-24T16:00:00Z" and " " not in f.updated  # the failure id's second part
-    no_time = b.failure(b.Failed("latency", None, None, ">", 2, None, "no data counted as a failure"), "web-abc", 7, "C")
+    assert f.updated == "2025-11-24T16:00:00.250000Z" and " " not in f.updated  # the failure id's second part
+    no_time = b.failure(
+        b.Failed("latency", None, None, ">", 2, None, "no data counted as a failure"), "web-abc", 7, "C"
+    )
     assert no_time.updated == "C" and "no data counted as a failure" in no_time.message

@@ -31,7 +31,9 @@ class Running:
 
 def due(running: Running, checks: Sequence[Check], now: float) -> list[Check]:
     """The checks whose interval has passed since their last evaluation (all of them at first)."""
-    return [c for c in checks if c.name not in running.evaluated or now - running.evaluated[c.name] >= c.template.interval]
+    return [
+        c for c in checks if c.name not in running.evaluated or now - running.evaluated[c.name] >= c.template.interval
+    ]
 
 
 def next_in(running: Running, checks: Sequence[Check], now: float, bake_left: float | None) -> float:

@@ -276,7 +276,9 @@ def _conclude(
         post(work.ctx.api, deployment, "Normal", "BakePassed", message, once=f"{running.uid} BakePassed")
     else:
         payload = f"revision {current.number} checks {','.join(ended.checks)}"
-        work.api.mark_revision(work.namespace, current.name, {history.UNVERIFIED_AT: history.bind(current.name, payload), **done})
+        work.api.mark_revision(
+            work.namespace, current.name, {history.UNVERIFIED_AT: history.bind(current.name, payload), **done}
+        )
         message = (
             f"revision {current.number} finished its bake unverified: {ended.reason().removeprefix('BakeUnverified: ')}. "
             "It is not marked healthy (it stays a valid rollback target: it completed). Check that the metrics "
