@@ -77,12 +77,21 @@ def traffic(prometheus: Prometheus, namespace: str) -> Iterator[Traffic]:
 
 @pytest.fixture
 def checked(operator_factory, prometheus: Prometheus, tmp_path: Path):
-    """An operator with Prometheus and the catalog configured, for one namespace."""
+    """An operator with Prometheus and the catalog configured, for one namespace, signing its
+    checkpoints with a Secret's key as the chart runs it (the next process resumes its bakes)."""
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(CATALOG))
 
     def start(ns: str) -> kit.Operator:
-        return operator_factory("-n", ns, extra=("--prometheus-url", prometheus.url, "--checks-catalog", str(catalog)))
+        return operator_factory(
+            "-n",
+            ns,
+            extra=(
+                *("--prometheus-url", prometheus.url, "--checks-catalog", str(catalog)),
+                *("--checkpoint-secret", "autorollback-checkpoint"),
+            ),
+            env={"POD_NAMESPACE": ns},
+        )
 
     return start
 
@@ -134,7 +143,7 @@ def test_blips_old_pods_and_a_prometheus_outage_do_not_roll_back_and_the_bake_pa
     kit.release(ns, "web", V1, annotations={**ON})
     available(ns, V1, 1)
     traffic.ratio = {V1: 0.9, V2: 0.0}
-    kit.release(ns, "web", V2, annotations=CHECKS)
+    kit.release(ns, "web", V2, annotations={**CHECKS, "autorollback.io/bake-seconds": "60"})
     available(ns, V2, 2)
     # one failed evaluation in three: never three in a row
     for _ in range(2):
