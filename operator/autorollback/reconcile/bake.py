@@ -13,7 +13,8 @@ from typing import Any
 
 from autorollback import decision, history, ledger, state, telemetry, times
 from autorollback.checks import bake as cbake, promql, schedule, streak, templates
-from autorollback.checks.outcome import Kind, Outcome, classify
+from autorollback.checks.outcome import BAD_DATA, Kind, Outcome, Reading, classify
+from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.schedule import Running
 from autorollback.config import quote
 from autorollback.events import post
@@ -181,14 +182,21 @@ def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: prom
     except promql.QueryError as e:
         _invalid(work, check, str(e))
         return None
-    reading = prometheus.query(query)
-    guard = prometheus.query(guard_query) if guard_query is not None and not reading.error else None
-    baseline = prometheus.query(base_query) if base_query is not None and not reading.error else None
+    reading = _query(prometheus, query)
+    guard = _query(prometheus, guard_query) if guard_query is not None and not reading.error else None
+    baseline = _query(prometheus, base_query) if base_query is not None and not reading.error else None
     outcome = classify(check.limit, reading, guard, check.minimum, baseline)
     if outcome.configuration_error:
         _invalid(work, check, f"Prometheus cannot parse its query: {outcome.detail}")
         return None
     return outcome
+
+
+def _query(prometheus: Prometheus, query: str) -> Reading:
+    reading = prometheus.query(query)
+    answered = not reading.error or reading.error_type == BAD_DATA  # Prometheus answered, about the query
+    telemetry.prometheus_queries.labels("ok" if answered else "error").inc()
+    return reading
 
 
 def _invalid(work: Work, check: templates.Check, why: str) -> None:
