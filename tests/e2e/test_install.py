@@ -85,6 +85,7 @@ def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message:
                 "PrometheusRule",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
+                "ConfigMap",  # the metric checks' catalog
             },
         ),
     ],
@@ -207,6 +208,88 @@ def test_the_old_list_of_repositories_fails_with_the_new_form(tmp_path: Path) ->
 )
 def test_git_rules_are_checked_by_the_schema(tmp_path: Path, git: dict, message: str) -> None:
     proc = kit.helm("template", "autorollback", str(CHART), *git_values(tmp_path, git), check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_metric_check_values_render_flags_the_operator_accepts(tmp_path: Path) -> None:
+    """All features on: the rendered flags parse, the catalog ConfigMap loads without a refused
+    entry, the token Secret and CA ConfigMap are mounted where the flags say, Prometheus and
+    Alertmanager are reachable through the NetworkPolicy."""
+    from autorollback import cli
+
+    docs = [d for d in yaml.safe_load_all(render("ops", "-f", str(ALL_FEATURES))) if d]
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap")
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(configmap["data"]["catalog.yaml"])
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]
+    args = pod["spec"]["containers"][0]["args"]
+    assert "--checks-catalog=/etc/autorollback/checks/catalog.yaml" in args
+    parsed = cli.parser().parse_args(
+        ["run", *(f"--checks-catalog={catalog}" if a.startswith("--checks-catalog=") else a for a in args)]
+    )
+    settings = cli.checks_settings(parsed)
+    assert list(settings.catalog.templates) == ["error-ratio"] and not settings.catalog.errors
+    assert settings.catalog.templates["error-ratio"].params["threshold"].high == 0.5
+    prom = settings.prometheus
+    assert prom is not None and prom.url == "https://prometheus.monitoring.svc:9091" and prom.timeout == 5
+    assert prom.bearer_token_file == "/etc/autorollback/prometheus-token/token"
+    assert prom.ca_file == "/etc/autorollback/prometheus-ca/ca.crt"
+    assert settings.promql_namespaces == {"platform-tools"} and settings.alert_labels == ("namespace", "deployment")
+    assert (settings.max_rollbacks, settings.rollbacks_window) == (5, 1800.0)
+    assert settings.alertmanager_url == "http://alertmanager-operated.monitoring.svc:9093"
+    mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert mounts["prometheus-token"] == "/etc/autorollback/prometheus-token"
+    assert volumes["prometheus-token"]["secret"]["secretName"] == "prometheus-reader"
+    assert volumes["prometheus-ca"]["configMap"]["name"] == "prometheus-ca"
+    assert volumes["checks-catalog"]["configMap"]["name"] == configmap["metadata"]["name"]
+    assert pod["metadata"]["annotations"]["checksum/checks-catalog"]  # a new catalog restarts the pods
+    egress = next(d for d in docs if d["kind"] == "NetworkPolicy")["spec"]["egress"]
+    assert egress[2]["ports"] == [{"port": 9091, "protocol": "TCP"}]  # the URL's port
+    assert egress[2]["to"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert egress[3] == {"ports": [{"port": 9093, "protocol": "TCP"}]}  # no peers given: any address
+
+
+def test_metric_checks_off_by_default_and_ports_follow_the_url() -> None:
+    assert not [
+        a for a in operator_args() if a.startswith(("--prometheus", "--checks", "--alert", "--metric-rollbacks"))
+    ]
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            render("ops", "--set", "networkPolicy.enabled=true", "--set", "prometheus.url=https://prom.example")
+        )
+        if d
+    ]
+    egress = next(d for d in docs if d["kind"] == "NetworkPolicy")["spec"]["egress"]
+    assert egress[2:] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]  # https without a port: 443
+    assert not [d for d in docs if d["kind"] == "ConfigMap"]
+    args = operator_args("--set", "prometheus.url=http://prom:9090", "--set", "prometheus.bearerTokenFile=/t")
+    assert {"--prometheus-url=http://prom:9090", "--prometheus-bearer-token-file=/t", "--prometheus-timeout=10"} <= set(
+        args
+    )
+    assert "--alert-labels=namespace,deployment" in args and "--metric-rollbacks-max=3" in args
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["--set", "prometheus.url=prometheus:9090"], "does not match pattern"),
+        (["--set", "prometheus.url=http://user:pw@prometheus:9090"], "does not match pattern"),
+        (["--set", "prometheus.timeout=0"], "exclusiveMinimum"),
+        (["--set", "checks.catalog.Error_Ratio.query=up"], "does not match pattern"),
+        (["--set", "checks.catalog.error-ratio.query=up"], "missing property 'failIf'"),
+        (["--set", "alerts.labels={deployment-name}"], "does not match pattern"),
+        (["--set", "checks.maxRollbacks=0"], "minimum"),
+        (
+            ["--set", "prometheus.url=http://p:9090", "--set", "prometheus.caConfigMap.name=a", "--set",
+             "prometheus.caSecret.name=b"],
+            "name one of them",
+        ),
+    ],
+)  # fmt: skip
+def test_metric_check_values_are_checked(values: list[str], message: str) -> None:
+    proc = kit.helm("template", "autorollback", str(CHART), *values, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 

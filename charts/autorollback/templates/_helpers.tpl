@@ -97,3 +97,39 @@ app.kubernetes.io/component: operator
 {{- fail (printf "gitRevert.allowedRepos is a map from namespace glob to rules now, not a list. The same repositories for every namespace, as before: allowedRepos: {\"*\": %s}. Better, bind each repository to the namespaces it serves, e.g. allowedRepos: {\"*\": [\"https://git.example.com/{namespace}/*\"], \"shop-*\": [{url: \"https://git.example.com/platform/gitops.git\", paths: [\"apps/{namespace}/**\"]}]} (README: Upgrade notes (Git revert), Security)" (toJson .Values.gitRevert.allowedRepos)) }}
 {{- end }}
 {{- end }}
+
+{{/* The port of a URL: its own, else 443 for https and 80 for http. */}}
+{{- define "autorollback.urlPort" -}}
+{{- $u := urlParse . }}
+{{- $hostPort := splitList ":" $u.host }}
+{{- if gt (len $hostPort) 1 }}{{ last $hostPort }}{{ else if eq $u.scheme "https" }}443{{ else }}80{{ end }}
+{{- end }}
+
+{{/* The bearer token file and the CA file the operator is given for Prometheus: a mounted Secret or
+     ConfigMap key when one is named, else the path given. */}}
+{{- define "autorollback.prometheusTokenFile" -}}
+{{- if .Values.prometheus.bearerTokenSecret.name }}/etc/autorollback/prometheus-token/{{ .Values.prometheus.bearerTokenSecret.key }}
+{{- else }}{{ .Values.prometheus.bearerTokenFile }}{{ end }}
+{{- end }}
+
+{{- define "autorollback.prometheusCaFile" -}}
+{{- if and .Values.prometheus.caConfigMap.name .Values.prometheus.caSecret.name }}
+{{- fail "prometheus.caConfigMap and prometheus.caSecret: name one of them" }}
+{{- end }}
+{{- if .Values.prometheus.caConfigMap.name }}/etc/autorollback/prometheus-ca/{{ .Values.prometheus.caConfigMap.key }}
+{{- else if .Values.prometheus.caSecret.name }}/etc/autorollback/prometheus-ca/{{ .Values.prometheus.caSecret.key }}
+{{- else }}{{ .Values.prometheus.caFile }}{{ end }}
+{{- end }}
+
+{{/* One egress rule: the ports (else the URL's) and the peers (else any address). */}}
+{{- define "autorollback.egressTo" -}}
+- ports:
+    {{- range (.ports | default (list (include "autorollback.urlPort" .url))) }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
