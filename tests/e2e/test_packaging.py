@@ -55,7 +55,7 @@ def test_alert_rules_pass_promtool() -> None:
     promtool = kit.tool("promtool")
     for rules in (RULES, ROOT / "deploy/prometheus-rules.yaml"):
         out = kit.run(promtool, "check", "rules", str(rules)).stdout
-        assert "SUCCESS: 8 rules found" in out
+        assert "SUCCESS: 9 rules found" in out
     out = kit.run(promtool, "test", "rules", "prometheus-rules.test.yaml", cwd=ROOT / "tests/alerts")
     assert "SUCCESS" in out.stdout + out.stderr
 
@@ -72,6 +72,7 @@ def test_every_alert_has_summary_description_and_runbook() -> None:
         "AutoRollbackAPIErrors",
         "AutoRollbackRevertFailed",
         "AutoRollbackNoLeader",
+        "AutoRollbackPrometheusUnreachable",
     }
     readme = (ROOT / "README.md").read_text().lower()
     for r in rules:
