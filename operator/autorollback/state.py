@@ -96,6 +96,11 @@ def rollout_key(workload: dict[str, Any], adapter: Workload) -> str:
     return f"{adapter.rollout_revision(workload)} {template_digest(workload)}"
 
 
+def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str:
+    """What a bake's end depends on: the rollout, and the settings that defer a failure it found."""
+    return f"{rollout_key(workload, adapter)}|paused={adapter.paused(workload)}|dry_run={config.dry_run}"
+
+
 @dataclass
 class BakeSlot:
     """The bake in progress in this process (shared with the worker that runs it, as the clocks are)
@@ -150,7 +155,7 @@ class Remembered:
         if (
             CHECKS in ((deployment.get("metadata") or {}).get("annotations") or {})
             and self.adapter.observed(deployment)
-            and rollout_key(deployment, self.adapter) != self.bake_done
+            and bake_key(deployment, config, self.adapter) != self.bake_done
         ):
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
         if decision.stray_marks(deployment):

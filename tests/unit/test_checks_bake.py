@@ -192,3 +192,23 @@ def test_a_failed_bake_is_a_failure_named_by_prometheuss_time() -> None:
         b.Failed("latency", None, None, ">", 2, None, "no data counted as a failure"), "web-abc", 7, "C"
     )
     assert no_time.updated == "C" and "no data counted as a failure" in no_time.message
+
+
+def test_a_recorded_metric_failure_is_decided_again_from_the_marks() -> None:
+    from autorollback import history
+    from autorollback.workloads import deployment as deployments
+
+    from factories import replicaset, rs_name
+
+    marks = {
+        history.FAILED_AT: "2026-11-26T09:30:00.5Z revision 3",
+        history.FAILED_REASON: "MetricCheckFailed: error-ratio 0.4 > 0.05 (3 consecutive)",
+    }
+    rev = deployments.revisions([replicaset(3, "a:3", marks)])[0]
+    f = b.recorded_failure(rev)
+    assert f is not None and f.id == f"{rs_name('a:3')} 2026-11-26T09:30:00.5Z"
+    assert f.reason == "MetricCheckFailed" and f.message == "error-ratio 0.4 > 0.05 (3 consecutive)"
+    reused = deployments.revisions([replicaset(5, "a:3", marks)])[0]  # the same template, a later rollout
+    assert b.recorded_failure(reused) is None
+    deadline = {**marks, history.FAILED_REASON: "ProgressDeadlineExceeded: timed out"}
+    assert b.recorded_failure(deployments.revisions([replicaset(3, "a:3", deadline)])[0]) is None

@@ -355,6 +355,21 @@ def test_a_healthy_mark_names_the_revision_seen_complete_and_the_failure_of_it_o
     assert not decision.still_complete(d, deployment("app:2.0.0", revision=2, failed=True), DEPLOYMENTS)
 
 
+def test_a_metric_failure_is_never_outlived_by_the_completion() -> None:
+    # its checks failed after it completed, and it was not rolled back (paused): completing again
+    # (a restart, a scale) must not make it healthy, or it would become the preferred rollback target
+    d = deployment("app:2.0.0", complete=True, revision=2)
+    marks = {
+        history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00.5Z", 2),
+        history.FAILED_REASON: "MetricCheckFailed: error-ratio 0.4 > 0.05 (3 consecutive)",
+    }
+    assert decision.healthy_mark(d, replicaset(2, "app:2.0.0", marks), DEPLOYMENTS) is None
+    later = replicaset(
+        3, "app:2.0.0", {**marks, history.FAILED_AT: history.failure_payload("2026-11-26T09:05:00.5Z", 2)}
+    )
+    assert decision.healthy_mark(deployment("app:2.0.0", complete=True, revision=3), later, DEPLOYMENTS)
+
+
 def test_a_healthy_mark_never_names_a_revision_above_the_replicasets_own() -> None:
     # the Deployment's revision annotation is anyone's to write (an exported manifest re-applied): the
     # ReplicaSet's own number bounds it, or every later failure of the template would look older

@@ -49,8 +49,9 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- if .Values.failFast.podSignals }}
-# Fast failure signals: the pods of a fail-fast Deployment's rollout in progress (label-selected)
+{{- if or .Values.failFast.podSignals .Values.prometheus.url }}
+# Fast failure signals: the pods of a fail-fast Deployment's rollout in progress (label-selected);
+# metric checks: the names of a revision's pods ({{ "{{pods}}" }} in a check template)
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]

@@ -25,8 +25,8 @@ from autorollback.checks.outcome import Kind, Outcome
 from autorollback.checks.streak import State, Streak, counts_as, step
 from autorollback.checks.templates import Check
 from autorollback.config import shown
-from autorollback.history import UNVERIFIED_AT, Revision
-from autorollback.workloads.base import SHOWN_MESSAGE, Failure
+from autorollback.history import FAILED_REASON, UNVERIFIED_AT, Revision
+from autorollback.workloads.base import METRIC_CHECK_FAILED, SHOWN_MESSAGE, Failure
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,6 @@ def streaks(bake: Bake) -> dict[str, Streak]:
     return dict(bake.state.streaks)
 
 
-METRIC_CHECK_FAILED = "MetricCheckFailed"  # the failure's reason: the Events', the ledger's and the metric's
-
-
 def skipped(revision: Revision) -> str:
     """Why this revision is not baked ("": it is). A revision autorollback restored is not judged by
     metrics again (no ping-pong: it was the way back from a failure); one known healthy or unverified
@@ -153,6 +150,21 @@ def skipped(revision: Revision) -> str:
     if revision.failed:
         return "it failed already"
     return ""
+
+
+def recorded_failure(revision: Revision) -> Failure | None:
+    """The metric failure recorded on this revision in its current rollout (failed-at, failed-reason),
+    as the decision takes it: a failure that was not rolled back (paused, dry-run, no target) is
+    decided again from what lasts, as a deadline's is from its condition."""
+    if revision.failed_reason != METRIC_CHECK_FAILED or revision.failed_in != revision.number:
+        return None
+    return Failure(
+        revision_name=revision.name,
+        reason=METRIC_CHECK_FAILED,
+        message=revision.mark(FAILED_REASON).partition(": ")[2],
+        updated=revision.failure_id,
+        revision=revision.number,
+    )
 
 
 def failure(result: Failed, replicaset: str, revision: int, created: str) -> Failure:

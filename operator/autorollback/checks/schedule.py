@@ -21,8 +21,10 @@ class Running:
     uid: str
     bake: Bake
     clock: float  # this process's monotonic time the bake was last advanced to
+    template: str = ""  # the digest of the workload's template it is for (state.template_digest)
     evaluated: dict[str, float] = field(default_factory=dict)  # check -> monotonic time of its last evaluation
     written: State | None = None  # the checkpoint last written (or read) on the ReplicaSet
+    sealed: str | None = None  # that checkpoint as it is on the ReplicaSet (another one: another process baked)
     told: set[str] = field(default_factory=set)  # what was said once: "<check> no_data", "<check> error"
 
     def of(self, replicaset: str, uid: str) -> bool:

@@ -51,18 +51,39 @@ def bake(work: Work, result: PassResult) -> None:
     if result.patched:
         return  # rolled back in this pass: the next pass looks at the template restored
     deployment, kind = work.deployment, work.workload
-    key = state.rollout_key(deployment, kind)
+    key = state.bake_key(deployment, work.config, kind)
     selection = wanted(work)
     _problems(work, result, selection)
     if selection is None or not selection.checks:
         result.done.bake_done = key
         return
+    now = times.monotonic()
+    complete = bool(kind.completed(deployment))
+    running = work.bake.running
+    if running is not None and running.template == state.template_digest(deployment):
+        # the same bake as the last pass: nothing is read until an evaluation is due or the bake ends
+        _advance(running, selection, complete, now)
+        if running.bake.active and not schedule.due(running, selection.checks, now):
+            _look_again(result, running, selection, complete)
+            return
+        if running.bake.active and not work.ctx.evaluations.acquire(blocking=False):
+            result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
+            return
+        work.ctx.evaluations.release()
     replicasets = work.api.history(deployment)
-    revisions = kind.revisions(replicasets, ledger.of([deployment, *replicasets]))
+    entries = ledger.of([deployment, *replicasets])
+    revisions = kind.revisions(replicasets, entries)
     current = kind.current(revisions, deployment["spec"]["template"])
     raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
     if current is None or raw is None:
         result.recheck(2.0)  # the controller has not created its ReplicaSet yet
+        return
+    recorded = cbake.recorded_failure(current)
+    if recorded is not None and ledger.find(entries, recorded.id) is None:
+        # its checks failed and it was not rolled back (paused, dry-run, no target): decided again
+        # from the marks, as a deadline's failure is from its condition
+        _decide(work, result, recorded, raw)
+        result.done.bake_done = key
         return
     why_not = cbake.skipped(current)
     if why_not:
@@ -70,14 +91,11 @@ def bake(work: Work, result: PassResult) -> None:
         work.bake.running = None
         result.done.bake_done = key
         return
-    running = _running(work, raw, selection)
-    now = times.monotonic()
-    complete = bool(kind.completed(deployment))
-    running.bake = cbake.advance(running.bake, selection.checks, complete, now - running.clock, selection.bake_seconds)
-    running.clock = now
+    running = _running(work, raw, selection, state.template_digest(deployment))
+    _advance(running, selection, complete, now)
     if running.bake.active and schedule.due(running, selection.checks, now):
         if not work.ctx.evaluations.acquire(blocking=False):
-            result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
+            result.recheck(BUSY_RETRY * random.uniform(1, 2))
             return
         try:
             _evaluate(work, result, running, raw, current, selection, revisions, replicasets, now)
@@ -85,26 +103,43 @@ def bake(work: Work, result: PassResult) -> None:
             work.ctx.evaluations.release()
     ended = running.bake.result
     if isinstance(ended, cbake.Failed):
-        _roll_back(work, result, running, ended, current, raw)
+        failure = cbake.failure(ended, current.name, current.number, raw["metadata"].get("creationTimestamp") or "")
+        _decide(work, result, failure, raw)
+        work.bake.running = None
         result.done.bake_done = key
     elif ended is not None:
         _conclude(work, running, ended, current, raw, deployment)
         result.done.bake_done = key
     else:
         _checkpoint(work, running, current.name)
-        left = cbake.remaining(running.bake, selection.bake_seconds) if complete else None
-        wait = schedule.next_in(running, selection.checks, times.monotonic(), left)
-        interval = min(c.template.interval for c in selection.checks)
-        result.recheck(wait + random.uniform(0, schedule.JITTER * interval) + 0.05)
+        _look_again(result, running, selection, complete)
 
 
-def _running(work: Work, raw: dict[str, Any], selection: templates.Selection) -> Running:
-    """This process's bake of the ReplicaSet: kept, or resumed from its checkpoint, or new."""
+def _advance(running: Running, selection: templates.Selection, complete: bool, now: float) -> None:
+    """The bake's elapsed time, on this process's monotonic clock. A step is at most two intervals:
+    a longer gap is time this process did not run the bake (a standby, a queue behind), not bake."""
+    step = min(now - running.clock, 2 * max(c.template.interval for c in selection.checks))
+    running.bake = cbake.advance(running.bake, selection.checks, complete, step, selection.bake_seconds)
+    running.clock = now
+
+
+def _look_again(result: PassResult, running: Running, selection: templates.Selection, complete: bool) -> None:
+    left = cbake.remaining(running.bake, selection.bake_seconds) if complete else None
+    wait = schedule.next_in(running, selection.checks, times.monotonic(), left)
+    interval = min(c.template.interval for c in selection.checks)
+    result.recheck(wait + random.uniform(0, schedule.JITTER * interval) + 0.05)
+
+
+def _running(work: Work, raw: dict[str, Any], selection: templates.Selection, template: str) -> Running:
+    """This process's bake of the ReplicaSet: kept while the checkpoint on it is the one this process
+    last wrote or read (another replica may have baked since: a leader change), else resumed from
+    the checkpoint, or new."""
     meta = raw["metadata"]
-    running = work.bake.running
-    if running is not None and running.of(meta["name"], meta.get("uid", "")):
-        return running
     sealed = (meta.get("annotations") or {}).get(history.BAKE)
+    running = work.bake.running
+    if running is not None and running.of(meta["name"], meta.get("uid", "")) and running.sealed == sealed:
+        running.template = template
+        return running
     resumed = streak.unseal(work.ctx.checkpoint_key, sealed, meta["name"], meta.get("uid", ""))
     if sealed and resumed is None:
         log.warning(
@@ -112,8 +147,10 @@ def _running(work: Work, raw: dict[str, Any], selection: templates.Selection) ->
             replicaset=meta["name"],
             **who(work),
         )
-    running = Running(meta["name"], meta.get("uid", ""), cbake.begin(selection.checks, resumed), times.monotonic())
-    running.written = resumed
+    running = Running(
+        meta["name"], meta.get("uid", ""), cbake.begin(selection.checks, resumed), times.monotonic(), template
+    )
+    running.written, running.sealed = resumed, sealed
     work.bake.running = running
     return running
 
@@ -132,8 +169,10 @@ def _evaluate(
     due = schedule.due(running, selection.checks, now)
     if not due:
         return
+    due = [c for c in due if f"{c.name} invalid" not in running.told]
     kind = work.workload
-    pods = work.api.pods(work.deployment)
+    wants_pods = any("pods" in promql.placeholders(c.template.query) for c in due)
+    pods = work.api.pods(work.deployment) if wants_pods else []
     new = kind.pods_of(raw, pods)
     previous = _previous(revisions, current, replicasets)
     old = kind.pods_of(previous, pods) if previous is not None else []
@@ -143,8 +182,10 @@ def _evaluate(
         scope = _scope(work, raw, new, window)
         base = _scope(work, previous, old, window) if previous is not None else None
         outcome = _outcome(work, check, scope, base)
-        if outcome is None:
-            continue  # the query is not accepted: said as InvalidAnnotation, never a rollback
+        if isinstance(outcome, str):  # the query is not accepted: said once, not run again in this bake
+            running.told.add(f"{check.name} invalid")
+            _invalid(work, running, check, outcome)
+            continue
         _count(work, result, check, outcome)
         _tell_first(work, running, check, outcome)
         running.bake = cbake.observe(running.bake, check, outcome)
@@ -170,8 +211,8 @@ def _previous(revisions: list[Revision], current: Revision, replicasets: list[di
     return next((r for r in replicasets if older is not None and r["metadata"]["name"] == older.name), None)
 
 
-def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: promql.Scope | None) -> Outcome | None:
-    """One evaluation of one check (None: its query is not accepted, which was said)."""
+def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: promql.Scope | None) -> Outcome | str:
+    """One evaluation of one check, or why its query is not accepted (never a rollback)."""
     prometheus = work.ctx.prometheus
     assert prometheus is not None, "checks run only with Prometheus configured"
     try:
@@ -180,15 +221,13 @@ def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: prom
     except promql.EmptyScope as e:
         return Outcome(Kind.NO_DATA, detail=str(e))
     except promql.QueryError as e:
-        _invalid(work, check, str(e))
-        return None
+        return str(e)
     reading = _query(prometheus, query)
     guard = _query(prometheus, guard_query) if guard_query is not None and not reading.error else None
     baseline = _query(prometheus, base_query) if base_query is not None and not reading.error else None
     outcome = classify(check.limit, reading, guard, check.minimum, baseline)
     if outcome.configuration_error:
-        _invalid(work, check, f"Prometheus cannot parse its query: {outcome.detail}")
-        return None
+        return f"Prometheus cannot parse its query: {outcome.detail}"
     return outcome
 
 
@@ -199,13 +238,20 @@ def _query(prometheus: Prometheus, query: str) -> Reading:
     return reading
 
 
-def _invalid(work: Work, check: templates.Check, why: str) -> None:
+def _invalid(work: Work, running: Running, check: templates.Check, why: str) -> None:
     message = (
         f"metric check {check.name} is not run: {why}. Its template is the platform's (the operator's check "
         "catalog); the thresholds are set by autorollback.io/check.<check>.<parameter>."
     )
     log.warning("invalid metric check", check=check.name, message=message, **who(work))
-    post(work.ctx.api, work.deployment, "Warning", "InvalidAnnotation", message, once=f"check {check.name} {why}")
+    post(
+        work.ctx.api,
+        work.deployment,
+        "Warning",
+        "InvalidAnnotation",
+        message,
+        once=f"{running.uid} invalid {check.name}",
+    )
 
 
 def _count(work: Work, result: PassResult, check: templates.Check, outcome: Outcome) -> None:
@@ -238,15 +284,13 @@ def _tell_first(work: Work, running: Running, check: templates.Check, outcome: O
     post(work.ctx.api, work.deployment, "Warning", reason, message, once=f"{running.uid} {said}")
 
 
-def _roll_back(
-    work: Work, result: PassResult, running: Running, failed: cbake.Failed, current: Revision, raw: dict[str, Any]
-) -> None:
-    """A streak reached its count: the same decision as any failure, bound to the ReplicaSet baked."""
-    failure = cbake.failure(failed, current.name, current.number, raw["metadata"].get("creationTimestamp") or "")
-    outcome = attempt.rollback(work, result, _BakeFailed(work, running, failure))
+def _decide(work: Work, result: PassResult, failure: Failure, raw: dict[str, Any]) -> None:
+    """A streak reached its count (or its failure is recorded): the same decision as any failure,
+    bound to the ReplicaSet baked."""
+    meta = raw["metadata"]
+    outcome = attempt.rollback(work, result, _BakeFailed(work, meta["name"], meta.get("uid", ""), failure))
     if outcome is not None and outcome.decision.result != Result.NOTHING:
         report(work, outcome.snapshot.deployment, outcome.decision, result)
-    work.bake.running = None
 
 
 @dataclass
@@ -254,14 +298,16 @@ class _BakeFailed:
     """The bake's failure, on every state decided on whose current template is the one baked."""
 
     work: Work
-    running: Running
+    replicaset: str
+    uid: str
     failure: Failure
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         kind = self.work.workload
         current = kind.current(kind.revisions(replicasets), deployment["spec"]["template"])
         raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
-        if raw is None or not self.running.of(raw["metadata"]["name"], raw["metadata"].get("uid", "")):
+        meta = raw["metadata"] if raw is not None else {}
+        if meta.get("name") != self.replicaset or meta.get("uid", "") != self.uid:
             return None  # another template since: this verdict is not about it
         return self.failure
 
@@ -302,7 +348,7 @@ def _checkpoint(work: Work, running: Running, replicaset: str) -> None:
         return
     value = streak.seal(work.ctx.checkpoint_key, replicaset, running.uid, running.bake.state)
     work.api.mark_revision(work.namespace, replicaset, {history.BAKE: value})
-    running.written = running.bake.state
+    running.written, running.sealed = running.bake.state, value
 
 
 def _problems(work: Work, result: PassResult, selection: templates.Selection | None) -> None:
