@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OLDEST := .venv-oldest
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 6
 
 .PHONY: help demo bench manifests venv lint format test unit e2e cluster-up cluster-down tools clean
 

@@ -102,6 +102,7 @@ def sane_events(ns: str, name: str) -> list[dict[str, Any]]:
     return events
 
 
+@pytest.mark.slow
 def test_a_thousand_hostile_values_for_every_annotation(namespace: str, operator_factory) -> None:
     ns = namespace
     op = operator_factory("-n", ns)

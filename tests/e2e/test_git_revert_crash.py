@@ -37,6 +37,7 @@ def failed_rs(ns: str, name: str) -> dict:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["revert_started", "revert_pushed", "revert_opened"])
 def test_a_revert_killed_at_any_step_is_finished_once(
     step: str, namespace: str, operator_factory, gitea: Gitea, tmp_path

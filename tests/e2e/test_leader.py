@@ -129,6 +129,7 @@ def test_the_standby_takes_over_when_the_leader_dies(namespace: str, operator_fa
     assert [line["result"] for line in standby.lines() if line.get("event") == "rollback decision"] == ["success"]
 
 
+@pytest.mark.slow
 def test_a_clean_stop_hands_the_lease_over_at_once(namespace: str, operator_factory) -> None:
     # A 30 s lease: without the release the standby would wait 30 s. SIGTERM lands in a burst of 20
     # failures: the writes in flight finish, the Lease is released (empty holder), the standby takes it.

@@ -42,6 +42,7 @@ def test_a_failure_in_the_last_page_of_the_first_list_is_handled(namespace: str,
     assert sorted(kit.reasons(ns, "web")) == ["RolledBack", "RolloutFailed"]
 
 
+@pytest.mark.slow
 def test_an_opt_out_and_the_opt_in_again_are_noticed_from_the_latest_state(namespace: str, operator_factory) -> None:
     ns = namespace
     operator_factory("-n", ns)

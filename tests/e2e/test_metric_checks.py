@@ -110,6 +110,7 @@ def mark(rs: dict, key: str) -> str:
     return (rs["metadata"].get("annotations") or {}).get(f"autorollback.io/{key}", "")
 
 
+@pytest.mark.slow
 def test_three_consecutive_failed_checks_roll_back_an_available_release(namespace, checked, traffic) -> None:
     ns = namespace
     op = checked(ns)
@@ -134,6 +135,7 @@ def test_three_consecutive_failed_checks_roll_back_an_available_release(namespac
     assert kit.reasons(ns, "web").count("RolledBack") == 1
 
 
+@pytest.mark.slow
 def test_blips_old_pods_and_a_prometheus_outage_do_not_roll_back_and_the_bake_passes(
     namespace, checked, traffic, prometheus: Prometheus
 ) -> None:

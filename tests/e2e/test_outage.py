@@ -112,4 +112,7 @@ def test_a_failure_while_the_watch_is_gone_is_found_when_the_expired_watch_lists
         op.proc.send_signal(signal.SIGCONT)
     available(ns, V1, 3)
     assert count(ns, "RolledBack") == 1 and count(ns, "RolloutFailed") == 1
-    assert "Restarting the watch-stream for deployments.v1.apps" in op.output()  # kopf's answer to 410 Gone
+    # kopf resumes the watch from its last resourceVersion. Whether the new API server answers 410 Gone
+    # (and kopf lists again) depends on its watch cache (the revision it starts at, its initialization):
+    # the API server's race, not the operator's; a CI run saw the watch resume without one. Either way
+    # the failure must be found.

@@ -6,6 +6,8 @@ import json
 import time
 from collections.abc import Iterator
 
+import pytest
+
 from . import kit
 from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
 
@@ -182,6 +184,7 @@ def test_a_stale_deadline_condition_is_not_blamed_on_the_restored_revision(names
     )
 
 
+@pytest.mark.slow
 def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: str, operator_factory) -> None:
     # The controller keeps the old timeout until it sees progress, so no condition will ever say
     # that the restored template failed too: the operator measures the deadline itself.

@@ -70,6 +70,7 @@ def checkpoint(ns: str) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_a_slow_start_within_the_default_grace_is_not_rolled_back_with_the_clock_ahead(
     namespace: str, operator_factory
 ) -> None:
