@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass, field
 
 from autorollback import kube
+from autorollback.checks import settings as checks
+from autorollback.checks.cap import Cap
 from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.settings import ChecksSettings
 from autorollback.gitrevert.worker import Worker
@@ -26,6 +28,8 @@ class Context:
     # metric check evaluations at once, process-wide: a bake that finds none free looks again shortly,
     # so that no worker waits on Prometheus while a deadline is due
     evaluations: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(EVALUATIONS))
+    # metric-triggered rollbacks so far in the window (--metric-rollbacks-max, --metric-rollbacks-window)
+    metric_rollbacks: Cap = field(default_factory=lambda: Cap(checks.MAX_ROLLBACKS, checks.ROLLBACKS_WINDOW))
 
     def api_for(self, kind: str) -> Api:
         """The I/O of one kind's adapter (workloads.base.Api), on this process's client."""

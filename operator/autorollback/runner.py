@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import kopf
 
 from autorollback import endpoints, handlers, health, kube, logs, telemetry
+from autorollback.checks.cap import Cap
 from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.settings import ChecksSettings
 from autorollback.context import Context
@@ -136,6 +137,7 @@ async def _main(api: kube.Client, options: Options) -> int:
         options.pod_signals,
         checks=options.checks,
         prometheus=Prometheus(prometheus) if prometheus is not None else None,
+        metric_rollbacks=Cap(options.checks.max_rollbacks, options.checks.rollbacks_window),
     )
     op = handlers.Operator(
         ctx, freshness=health.Freshness(stale_after=options.watch_stale_seconds, last_event=time.monotonic())

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     TEMPLATE_MATCHES = "template_matches"
     DRY_RUN = "dry_run"
     API_ERROR = "api_error"
+    CAPPED = "capped"  # the cluster-wide cap on metric-triggered rollbacks was reached
 
 
 class Job(StrEnum):

@@ -48,3 +48,17 @@ def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -
     twin = replicaset(1, "app:2.0.0", HEALTHY, name="web-twin", created="2026-11-26T09:00:00Z")
     same = rollback(deployment("app:2.0.0", revision=2, failed=True), [twin, replicaset(2, "app:2.0.0")])
     assert (same.result, same.reason, same.undo) == (Result.SKIPPED, Reason.TEMPLATE_MATCHES, None)
+
+
+def test_past_the_metric_rollback_cap_the_rollback_is_reported_not_made() -> None:
+    d = deployment("app:2.0.0", revision=2, failed=True)
+    history_ = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
+    facts = Facts(d, history_, adapter=DEPLOYMENTS)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
+    capped = "3 metric-triggered rollbacks already happened in the last 600 s across the cluster"
+    out = plan.rollback(d, standing, False, NOW, DEPLOYMENTS, capped)
+    assert (out.result, out.reason, out.undo) == (Result.SKIPPED, Reason.CAPPED, None)
+    assert out.target.number == 1 and "would be rolled back to revision 1" in out.message
+    assert capped in out.message and "kubectl rollout undo deployment/" in out.message
+    # dry-run is a plan anyway: the cap does not change it
+    assert plan.rollback(d, standing, True, NOW, DEPLOYMENTS, capped).result == Result.DRY_RUN

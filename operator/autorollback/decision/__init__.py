@@ -71,6 +71,7 @@ def decide(
     sources: Sequence[Source] = (ControllerDeadline(),),
     *,
     workload: Workload,
+    capped: str = "",
 ) -> Decision:
     """The rollback decision for the Deployment as it is now, with its ReplicaSets.
 
@@ -81,7 +82,9 @@ def decide(
     the rest (a fast signal of the current template's pods, autorollback.io/fail-on, judged by the
     shell: `[signals.base.Judged(failure), ControllerDeadline()]`; the controller's condition alone
     by default).
-    workload: the adapter of its kind (workloads.KINDS), chosen by the shell."""
+    workload: the adapter of its kind (workloads.KINDS), chosen by the shell.
+    capped: why no more metric-triggered rollbacks are allowed now (the shell's checks.cap): a failure
+    that would be rolled back is reported instead."""
     facts = Facts(deployment, replicasets, adapter=workload)
     shown = classify.what_is_shown(facts, sources)
     if not config.enabled:
@@ -92,4 +95,4 @@ def decide(
     refused = guards.refusal(deployment, standing, config.dry_run, workload)
     if refused is not None:
         return refused
-    return plan.rollback(deployment, standing, config.dry_run, now, workload)
+    return plan.rollback(deployment, standing, config.dry_run, now, workload, capped)

@@ -13,8 +13,11 @@ from autorollback.workloads.base import Workload
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
 
-def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now: str, workload: Workload) -> Decision:
-    """now: only written down (the ledger's `at`), never compared."""
+def rollback(
+    deployment: dict[str, Any], standing: Standing, dry_run: bool, now: str, workload: Workload, capped: str = ""
+) -> Decision:
+    """now: only written down (the ledger's `at`), never compared. capped: why no more metric-triggered
+    rollbacks are allowed now (checks.cap), said instead of rolling back."""
     meta, template = deployment["metadata"], deployment["spec"]["template"]
     failing, failure = standing.failing, standing.failure
     from_text = describe(failing.number, template)
@@ -62,6 +65,18 @@ def rollback(deployment: dict[str, Any], standing: Standing, dry_run: bool, now:
             ),
             target=target.revision,
             undo=undo,
+        )
+    if capped:
+        return standing.conclude(
+            Result.SKIPPED,
+            Reason.CAPPED,
+            (
+                f"{from_text} failed ({failure.reason}: {failure.message}) and would be rolled back to {to_text} "
+                f"({target.why}), but {capped}. Not rolled back: when many releases fail their checks at once the "
+                "cause is usually shared (a database, the network), not the releases. If this release is at fault, "
+                f"roll it back by hand: kubectl rollout undo deployment/{meta['name']} -n {meta['namespace']}"
+            ),
+            target=target.revision,
         )
     return standing.conclude(
         Result.SUCCESS,

@@ -44,13 +44,13 @@ class Outcome:
     starting: measure.Start | None  # the measurement to start should the state be stale
 
 
-def rollback(work: Work, result: PassResult, signal: Signal | None) -> Outcome | None:
+def rollback(work: Work, result: PassResult, signal: Signal | None, capped: str = "") -> Outcome | None:
     """The outcome of deciding on the failure, the Progressing condition's (signal None) or the fast
     signal's. None: nothing to decide about (the Deployment is gone, or there is no fast signal)."""
     faults.point("before_read")
     snapshot = Snapshot(work.deployment, work.api.history(work.deployment))
     for _ in range(CONFLICT_ATTEMPTS):
-        step = _decide(work, result, snapshot, signal)
+        step = _decide(work, result, snapshot, signal, capped)
         if not isinstance(step, Snapshot):
             return step
         snapshot = step
@@ -59,7 +59,9 @@ def rollback(work: Work, result: PassResult, signal: Signal | None) -> Outcome |
     )
 
 
-def _decide(work: Work, result: PassResult, snapshot: Snapshot, signal: Signal | None) -> Outcome | Snapshot | None:
+def _decide(
+    work: Work, result: PassResult, snapshot: Snapshot, signal: Signal | None, capped: str = ""
+) -> Outcome | Snapshot | None:
     """One decision, carried out if it is a rollback: its Outcome if it counts, or a newer Snapshot to
     decide on again, or None (nothing to decide about)."""
     deployment, replicasets = snapshot.deployment, snapshot.replicasets
@@ -71,7 +73,14 @@ def _decide(work: Work, result: PassResult, snapshot: Snapshot, signal: Signal |
     # the fast signal, judged here on its clocks, stands for the controller's condition
     sources = (Judged(fast), ControllerDeadline()) if fast is not None else (ControllerDeadline(),)
     d = decision.decide(
-        deployment, replicasets, config, now(), measured=measured, sources=sources, workload=work.workload
+        deployment,
+        replicasets,
+        config,
+        now(),
+        measured=measured,
+        sources=sources,
+        workload=work.workload,
+        capped=capped,
     )
     if d.result == vocab.Result.SUCCESS and d.undo is not None:
         faults.point("before_patch")
