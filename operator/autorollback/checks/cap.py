@@ -31,9 +31,8 @@ class Cap:
             return now
 
     def give_back(self, slot: float) -> None:
-        with self._lock:
-            with contextlib.suppress(ValueError):  # not taken, or left the window
-                self._taken.remove(slot)
+        with self._lock, contextlib.suppress(ValueError):  # not taken, or left the window
+            self._taken.remove(slot)
 
     def describe(self) -> str:
         return (
