@@ -23,6 +23,14 @@ CATALOG = {
         "intervalSeconds": 5,
         "failures": 3,
     },
+    # relative: the new pods against the previous revision's pods still serving
+    "error-vs-previous": {
+        "query": f'max({RATIO}{{namespace="{{{{namespace}}}}",pod=~"{{{{pods}}}}"}})',
+        "failIf": "result > baseline * factor",
+        "params": {"factor": {"default": 1.5, "min": 1, "max": 10}},
+        "intervalSeconds": 5,
+        "failures": 3,
+    },
 }
 BAKE = "20"
 CHECKS = {**ON, "autorollback.io/checks": "error-ratio", "autorollback.io/bake-seconds": BAKE}
@@ -82,13 +90,14 @@ def checked(operator_factory, prometheus: Prometheus, tmp_path: Path):
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(CATALOG))
 
-    def start(ns: str) -> kit.Operator:
+    def start(ns: str, extra: tuple[str, ...] = ()) -> kit.Operator:
         return operator_factory(
             "-n",
             ns,
             extra=(
                 *("--prometheus-url", prometheus.url, "--checks-catalog", str(catalog)),
                 *("--checkpoint-secret", "autorollback-checkpoint"),
+                *extra,
             ),
             env={"POD_NAMESPACE": ns},
         )
@@ -96,10 +105,8 @@ def checked(operator_factory, prometheus: Prometheus, tmp_path: Path):
     return start
 
 
-def evaluations(op: kit.Operator, ns: str, result: str) -> float:
-    return op.metric(
-        "autorollback_check_evaluations_total", namespace=ns, name="web", check="error-ratio", result=result
-    )
+def evaluations(op: kit.Operator, ns: str, result: str, check: str = "error-ratio", name: str = "web") -> float:
+    return op.metric("autorollback_check_evaluations_total", namespace=ns, name=name, check=check, result=result)
 
 
 def current_rs(ns: str, image: str) -> dict:
@@ -230,3 +237,69 @@ def test_an_unknown_check_is_an_invalid_annotation(namespace, checked) -> None:
     kit.release(ns, "web", V1, annotations={**ON, "autorollback.io/checks": "error-ratio,p99"})
     told = wait_event(ns, "InvalidAnnotation")["message"]
     assert "there is no check" in told and "error-ratio" in told
+
+
+def test_a_relative_check_does_not_roll_back_a_shared_outage_but_a_worse_release(namespace, checked, traffic) -> None:
+    ns = namespace
+    op = checked(ns)
+    traffic.ratio = {V1: 0.3, V2: 0.3}  # a shared outage: the old and the new pods equally bad
+    kit.release(ns, "web", V1, annotations=ON, progress_deadline=600)
+    available(ns, V1, 1)
+    relative = {**ON, "autorollback.io/checks": "error-vs-previous"}
+    # its pod never becomes Ready: the rollout stays under way, old and new pods side by side
+    kit.release(ns, "web", V2, failure="not-ready", annotations=relative, progress_deadline=600)
+    kit.wait_for(lambda: evaluations(op, ns, "pass", "error-vs-previous") >= 4, 60, "four passing evaluations")
+    assert evaluations(op, ns, "fail", "error-vs-previous") == 0
+    assert kit.image_of(kit.get_deployment(ns, "web")) == V2
+    traffic.ratio[V1] = 0.0  # the outage ends, for the old pods: the new ones are worse
+    available(ns, V1, 3)
+    failed = wait_event(ns, "RolloutFailed")["message"]
+    assert "MetricCheckFailed: error-vs-previous 0.3 > 0 (previous revision 0) (3 consecutive)" in failed, failed
+
+
+def test_the_cluster_wide_cap_turns_further_metric_rollbacks_into_warnings(namespace, checked, traffic) -> None:
+    ns = namespace
+    checked(ns, extra=("--metric-rollbacks-max", "1", "--metric-rollbacks-window", "3600"))
+    traffic.ratio = {V1: 0.0, V2: 0.4}  # every release of V2 fails its checks at once (a shared cause)
+    for name in ("web", "api"):
+        kit.release(ns, name, V1, annotations=ON)
+    for name in ("web", "api"):
+        available(ns, V1, 1, name=name)
+    for name in ("web", "api"):
+        kit.release(ns, name, V2, annotations=CHECKS)
+
+    def outcomes() -> dict[str, list[str]] | None:
+        got = {name: kit.reasons(ns, name) for name in ("web", "api")}
+        done = [r for rs in got.values() for r in rs if r in ("RolledBack", "RollbackSkipped")]
+        return got if len(done) == 2 else None
+
+    got = kit.wait_for(outcomes, 90, "both releases decided")
+    rolled = [n for n in got if "RolledBack" in got[n]]
+    capped = [n for n in got if "RollbackSkipped" in got[n]]
+    assert len(rolled) == 1 and len(capped) == 1, got
+    skipped = wait_event(ns, "RollbackSkipped", name=capped[0])["message"]
+    assert "1 metric-triggered rollback already happened in the last 3600 s" in skipped, skipped
+    assert "would be rolled back to revision 1" in skipped and "kubectl rollout undo" in skipped
+    available(ns, V1, 3, name=rolled[0])
+    time.sleep(12)  # later evaluations change nothing: the capped release is reported, not rolled back
+    assert kit.image_of(kit.get_deployment(ns, capped[0])) == V2
+    assert kit.reasons(ns, capped[0]).count("RollbackSkipped") == 1
+
+
+def test_a_metric_failure_while_paused_is_rolled_back_on_resume(namespace, checked, traffic) -> None:
+    ns = namespace
+    checked(ns)
+    traffic.ratio = {V1: 0.0, V2: 0.4}
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    kit.release(ns, "web", V2, annotations=CHECKS)
+    available(ns, V2, 2)
+    kit.kubectl("-n", ns, "rollout", "pause", "deployment/web")
+    skipped = wait_event(ns, "RollbackSkipped")["message"]
+    assert "paused" in skipped
+    rs = current_rs(ns, V2)
+    assert mark(rs, "failed-reason").split(" ", 1)[1].startswith("MetricCheckFailed: error-ratio")
+    assert not mark(rs, "healthy-at"), "a metric failure is never outlived by the completion"
+    kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")
+    available(ns, V1, 3)  # decided again from the failure recorded on the ReplicaSet
+    assert kit.reasons(ns, "web").count("RolledBack") == 1
