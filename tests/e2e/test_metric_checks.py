@@ -288,18 +288,20 @@ def test_the_cluster_wide_cap_turns_further_metric_rollbacks_into_warnings(names
 
 def test_a_metric_failure_while_paused_is_rolled_back_on_resume(namespace, checked, traffic) -> None:
     ns = namespace
-    checked(ns)
-    traffic.ratio = {V1: 0.0, V2: 0.4}
+    op = checked(ns)
+    traffic.ratio = {V1: 0.0, V2: 0.0}
     kit.release(ns, "web", V1, annotations=ON)
     available(ns, V1, 1)
     kit.release(ns, "web", V2, annotations=CHECKS)
     available(ns, V2, 2)
-    kit.kubectl("-n", ns, "rollout", "pause", "deployment/web")
+    kit.kubectl("-n", ns, "rollout", "pause", "deployment/web")  # the bake time stands still while paused
+    traffic.ratio[V2] = 0.4
     skipped = wait_event(ns, "RollbackSkipped")["message"]
     assert "paused" in skipped
     rs = current_rs(ns, V2)
     assert mark(rs, "failed-reason").split(" ", 1)[1].startswith("MetricCheckFailed: error-ratio")
     assert not mark(rs, "healthy-at"), "a metric failure is never outlived by the completion"
+    assert evaluations(op, ns, "fail") == 3
     kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")
     available(ns, V1, 3)  # decided again from the failure recorded on the ReplicaSet
     assert kit.reasons(ns, "web").count("RolledBack") == 1
