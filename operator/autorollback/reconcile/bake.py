@@ -66,10 +66,11 @@ def bake(work: Work, result: PassResult) -> None:
         if running.bake.active and not schedule.due(running, selection.checks, now):
             _look_again(result, running, selection, complete)
             return
-        if running.bake.active and not work.ctx.evaluations.acquire(blocking=False):
-            result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
-            return
-        work.ctx.evaluations.release()
+        if running.bake.active:  # an evaluation is due: read nothing while no slot is free
+            if not work.ctx.evaluations.acquire(blocking=False):
+                result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
+                return
+            work.ctx.evaluations.release()
     replicasets = work.api.history(deployment)
     entries = ledger.of([deployment, *replicasets])
     revisions = kind.revisions(replicasets, entries)
