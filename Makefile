@@ -8,7 +8,7 @@ OLDEST := .venv-oldest
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 PYTEST_WORKERS ?= 6
 
-.PHONY: help demo bench manifests venv lint format test unit e2e cluster-up cluster-down tools clean
+.PHONY: help demo demo-metrics bench manifests venv lint format test unit e2e cluster-up cluster-down tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ $(OLDEST)/bin/autorollback: pyproject.toml constraints.txt tests/oldest-client.t
 
 demo: ## start everything, break a release, watch autorollback roll it back
 	hack/demo.sh
+
+demo-metrics: ## start everything with a real Prometheus; a release becomes available, serves errors, fails its check and is rolled back
+	hack/demo-metrics.sh
 
 venv: $(BIN)/autorollback $(OLDEST)/bin/autorollback ## create .venv (package + test extra) and .venv-oldest (oldest client)
 
