@@ -40,8 +40,10 @@ revision() { k get deployment shop -o jsonpath='{.metadata.annotations.deploymen
 has_event() { k get events --field-selector "involvedObject.name=shop,reason=$1" -o name | grep -q .; }
 event() { k get events --field-selector "involvedObject.name=shop,reason=$1" -o jsonpath='{.items[0].message}{"\n"}'; }
 available() { # available IMAGE: every replica updated and available, and the rollout complete
-  [[ "$(image)" == "$1" ]] &&
-  [[ "$(k get deployment shop -o jsonpath='{.status.availableReplicas}/{.status.updatedReplicas}/{.spec.replicas}/{.status.conditions[?(@.type=="Progressing")].reason}')" == "3/3/3/NewReplicaSetAvailable" ]]
+  local state img gen status
+  state="$(k get deployment shop -o jsonpath='{.spec.template.spec.containers[0].image} {.metadata.generation}/{.status.observedGeneration} {.status.availableReplicas}/{.status.updatedReplicas}/{.spec.replicas}/{.status.conditions[?(@.type=="Progressing")].reason}')"
+  read -r img gen status <<<"$state"
+  [[ "$img" == "$1" && "${gen%/*}" == "${gen#*/}" && "$status" == "3/3/3/NewReplicaSetAvailable" ]]
 }
 prom() { # prom QUERY: the values of an instant query, one line per series
   curl -fsS --get "http://127.0.0.1:$prometheus_port/api/v1/query" --data-urlencode "query=$1" |
@@ -181,16 +183,22 @@ fi
 
 say "v2 bakes: the operator evaluates error-ratio on v2's pods every 5 s (its metrics: evaluations by result, last value)"
 since_v2() { echo $(($(evaluations "$1") - before[$1])); }
-seen="" deadline=$((SECONDS + 120))
-until has_event RolledBack; do
+seen=""
+show_evaluations() { # one line whenever the counts change
+  local now
   now="pass=$(since_v2 pass) fail=$(since_v2 fail) no_data=$(since_v2 no_data) error=$(since_v2 error)"
   if [[ "$now" != "$seen" ]]; then
     seen="$now"
     printf '[%3ds] evaluations of error-ratio on v2: %s; last value %s\n' "$((SECONDS - started))" "$now" "$(check_value)"
   fi
+}
+deadline=$((SECONDS + 120))
+until has_event RolledBack; do
+  show_evaluations
   if ((SECONDS > deadline)); then echo "demo: timed out waiting for the rollback" >&2; exit 1; fi
   sleep 1
 done
+show_evaluations
 
 say "Failure detected: three failed evaluations in a row (RolloutFailed)"
 event RolloutFailed
@@ -200,7 +208,7 @@ wait_until 90 "shop to be available again on v1" available "$good"
 say "shop is fully available again on v1"
 
 say "Events on the Deployment (kubectl describe deployment shop)"
-k get events --field-selector involvedObject.name=shop \
+k get events --field-selector involvedObject.name=shop --sort-by=.metadata.creationTimestamp \
   -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | grep -Ev 'ScalingReplicaSet' || true
 
 say "kubectl rollout history deployment/shop"
