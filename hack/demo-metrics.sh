@@ -87,9 +87,11 @@ YAML
 
 pids=()
 cluster_started=no
+exec 3>&1 4>&2 # the trap may run inside a redirection (wait_until's): it writes here
 cleanup() {
   local status=$?
   set +e
+  exec 1>&3 2>&4
   ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
   rm -rf "$work/prometheus-data"
