@@ -27,11 +27,11 @@ from autorollback import times
 from autorollback.checks import outcome, promql
 from autorollback.checks.templates import Problem, Selection
 from autorollback.config import PREFIX, quote, shown
-from autorollback.history import Revision, bind
+from autorollback.history import ALERTS_PREEXISTING, Revision, bind
 from autorollback.workloads.base import ALERT_FIRING, SHOWN_MESSAGE, Failure
 
 ALERTS = PREFIX + "alerts"  # annotation: comma-separated alert names
-PREEXISTING = PREFIX + "alerts-preexisting"  # mark: "<ReplicaSet> revision <N> <a,b or ->"
+PREEXISTING = ALERTS_PREEXISTING  # mark: "<ReplicaSet> revision <N> <a,b or ->"
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,127}")  # a Prometheus alert (metric) name
 MAX_ALERTS = 16
 NONE = "-"  # the record of no alert firing (not an alert name)
