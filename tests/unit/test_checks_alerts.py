@@ -218,3 +218,11 @@ def test_alerts_alone_pass_the_bake_only_once_read_after_a_pod_was_ready() -> No
     assert r.verdict(passed, s, revision(3), running) == passed
     assert r.verdict(None, s, revision(3), running) is None
     assert r.verdict(passed, t.Selection(), revision(3), Running("x", "u", b.begin(()), 0.0)) == passed
+
+
+def test_alerts_alone_without_prometheus_say_what_the_platform_must_set() -> None:
+    from autorollback.reconcile import alerts as r
+
+    told = r.unconfigured({a.ALERTS: "A"})
+    assert "--prometheus-url" in told and "check" not in told.replace("fail-on", "")
+    assert r.unconfigured({a.ALERTS: "A", t.CHECKS: "error-ratio"}) == "", "the checks' message says it all"

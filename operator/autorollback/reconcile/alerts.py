@@ -30,6 +30,17 @@ def asked(settings: ChecksSettings, annotations: Mapping[str, str] | None) -> bo
     return settings.prometheus is not None and calerts.ALERTS in (annotations or {})
 
 
+def unconfigured(annotations: Mapping[str, str]) -> str:
+    """The MetricChecksNotConfigured message when only alerts are asked for ("": checks are asked too)."""
+    if templates.CHECKS in annotations:
+        return ""
+    return (
+        f"{calerts.ALERTS} names alerts that must not fire, but Prometheus is not configured: the platform must "
+        "set the Prometheus URL (chart value prometheus.url, flag --prometheus-url). No alert is read: the "
+        "rollout is judged by its deadline (and autorollback.io/fail-on) only."
+    )
+
+
 def named(workload: dict[str, Any]) -> tuple[str, ...]:
     return calerts.select(templates.Selection(), workload["metadata"].get("annotations")).alerts
 

@@ -363,7 +363,7 @@ def _problems(work: Work, result: PassResult, selection: templates.Selection | N
     if selection is None:
         said = state.digest(f"unconfigured {annotations.get(templates.CHECKS, '')}")
         if said != work.bake.said:
-            message = (
+            message = alerts.unconfigured(annotations) or (
                 f"autorollback.io/checks asks for metric checks, but {work.ctx.checks.missing()}. No check runs: "
                 "the rollout is judged by its deadline (and autorollback.io/fail-on) only."
             )
