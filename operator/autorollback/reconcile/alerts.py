@@ -144,7 +144,7 @@ def watch(
                 "Warning",
                 "AlertPreexisting",
                 message,
-                once=f"{meta.get('uid', '')} AlertPreexisting",
+                once=f"{meta.get('uid', '')} revision {current.number} AlertPreexisting",
             )
         value = calerts.record(meta["name"], current.number, firing.names)
         work.api.mark_revision(work.namespace, meta["name"], {calerts.PREEXISTING: value})
