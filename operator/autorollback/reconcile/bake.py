@@ -69,7 +69,8 @@ def bake(work: Work, result: PassResult) -> None:
         if running.bake.active and not work.ctx.evaluations.acquire(blocking=False):
             result.recheck(BUSY_RETRY * random.uniform(1, 2))  # never a worker waiting: deadlines come first
             return
-        work.ctx.evaluations.release()
+        if running.bake.active:  # acquired just above (a bake that ended here acquired nothing)
+            work.ctx.evaluations.release()
     replicasets = work.api.history(deployment)
     entries = ledger.of([deployment, *replicasets])
     revisions = kind.revisions(replicasets, entries)
