@@ -94,3 +94,21 @@ def test_an_alert_that_starts_firing_after_the_release_rolls_it_back(
     assert "AlertPreexisting" not in kit.reasons(ns, "web")
     time.sleep(5)
     assert kit.reasons(ns, "web").count("RolledBack") == 1, "the restored revision is not baked: no ping-pong"
+
+
+def test_prometheus_stopped_in_the_middle_of_the_bake_never_rolls_back(
+    namespace, alerting, prometheus: Prometheus
+) -> None:
+    ns = namespace
+    alerting(ns)
+    kit.release(ns, "web", V1, annotations=ON)
+    available(ns, V1, 1)
+    names = {**ON, "autorollback.io/alerts": "WebBroken", "autorollback.io/bake-seconds": "45"}
+    kit.release(ns, "web", V2, annotations=names)
+    kit.wait_for(lambda: recorded(ns, V2), 60, "the preexisting record")
+    prometheus.stop()
+    told = wait_event(ns, "MetricCheckError", timeout=40)["message"]
+    assert "WebBroken could not be read" in told and "never a rollback" in told, told
+    prometheus.start()
+    assert "no alert named fired (WebBroken)" in wait_event(ns, "BakePassed", timeout=90)["message"]
+    assert "RolledBack" not in kit.reasons(ns, "web")
