@@ -26,7 +26,8 @@ FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
 UNVERIFIED_AT = PREFIX + "unverified-at"  # "revision <N> checks <a,b>": completed; its bake showed nothing either way
 BAKE = PREFIX + "bake"  # the bake's checkpoint (checks.streak.seal): elapsed bake time and streaks
-MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME, UNVERIFIED_AT, BAKE)
+ALERTS_PREEXISTING = PREFIX + "alerts-preexisting"  # "revision <N> <a,b or ->": firing at the first ready pod
+MARKS = (HEALTHY_AT, FAILED_AT, FAILED_REASON, OUTCOME, UNVERIFIED_AT, BAKE, ALERTS_PREEXISTING)
 
 
 def bind(replicaset: str, payload: str) -> str:

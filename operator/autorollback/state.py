@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollback import decision, times
+from autorollback.checks.alerts import ALERTS
 from autorollback.checks.schedule import Running
 from autorollback.checks.templates import CHECKS
 from autorollback.config import Config
@@ -153,7 +154,7 @@ class Remembered:
         if self.adapter.observed(deployment) and rollout_key(deployment, self.adapter) != self.known_bad_done:
             todo.add(Job.KNOWN_BAD)  # a rollout onto another template: is it one rolled back from?
         if (
-            CHECKS in ((deployment.get("metadata") or {}).get("annotations") or {})
+            {CHECKS, ALERTS} & set((deployment.get("metadata") or {}).get("annotations") or {})
             and self.adapter.observed(deployment)
             and bake_key(deployment, config, self.adapter) != self.bake_done
         ):

@@ -26,7 +26,7 @@ from autorollback.checks.streak import State, Streak, counts_as, step
 from autorollback.checks.templates import Check
 from autorollback.config import shown
 from autorollback.history import FAILED_REASON, UNVERIFIED_AT, Revision
-from autorollback.workloads.base import METRIC_CHECK_FAILED, SHOWN_MESSAGE, Failure
+from autorollback.workloads.base import BAKE_FAILURES, METRIC_CHECK_FAILED, SHOWN_MESSAGE, Failure
 
 
 @dataclass(frozen=True)
@@ -153,14 +153,14 @@ def skipped(revision: Revision) -> str:
 
 
 def recorded_failure(revision: Revision) -> Failure | None:
-    """The metric failure recorded on this revision in its current rollout (failed-at, failed-reason),
-    as the decision takes it: a failure that was not rolled back (paused, dry-run, no target) is
+    """The bake's failure (a metric check's or an alert's) recorded on this revision in its current
+    rollout (failed-at, failed-reason), as the decision takes it: a failure that was not rolled back (paused, dry-run, no target) is
     decided again from what lasts, as a deadline's is from its condition."""
-    if revision.failed_reason != METRIC_CHECK_FAILED or revision.failed_in != revision.number:
+    if revision.failed_reason not in BAKE_FAILURES or revision.failed_in != revision.number:
         return None
     return Failure(
         revision_name=revision.name,
-        reason=METRIC_CHECK_FAILED,
+        reason=revision.failed_reason,
         message=revision.mark(FAILED_REASON).partition(": ")[2],
         updated=revision.failure_id,
         revision=revision.number,

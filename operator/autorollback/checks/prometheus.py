@@ -23,7 +23,9 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import urllib3
 
@@ -36,6 +38,7 @@ CHUNK = 64 * 1024
 SERVER_SHARE = 0.9  # of the client's timeout, asked of Prometheus (its `timeout` parameter)
 POOL_SIZE = 8  # connections kept to Prometheus (more are opened when needed, not kept)
 PATH = "/api/v1/query"
+T = TypeVar("T")
 
 
 class _FileError(Exception):
@@ -117,6 +120,11 @@ class Client:
 
     def query(self, promql: str) -> outcome.Reading:
         """One instant query; an error Reading for whatever goes wrong (never an exception)."""
+        return self.ask(promql, outcome.read_body, outcome.failed)
+
+    def ask(self, promql: str, read: Callable[[int, bytes], T], failed: Callable[[str], T]) -> T:
+        """One instant query, its answer read by `read` (HTTP status, body); `failed(message)` for a
+        transport failure (never an exception)."""
         timeout = self.settings.timeout
         deadline = time.monotonic() + timeout
         try:
@@ -126,7 +134,7 @@ class Client:
                 headers["Authorization"] = f"Bearer {token}"
             http = self._http()
         except _FileError as e:
-            return outcome.failed(str(e))
+            return failed(str(e))
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         body = urllib.parse.urlencode({"query": promql, "timeout": f"{timeout * SERVER_SHARE:.3f}"})
         try:
@@ -141,28 +149,28 @@ class Client:
                 timeout=urllib3.Timeout(total=timeout),
             )
         except urllib3.exceptions.HTTPError as e:
-            return outcome.failed(self._unreachable(e, timeout))
+            return failed(self._unreachable(e, timeout))
         complete = False
         try:
             if 300 <= response.status < 400:
-                return outcome.failed(
+                return failed(
                     f"HTTP {response.status}: Prometheus answered with a redirect, which is not followed "
                     "(is the URL right?)"
                 )
             answer = self._body(response, deadline)
             if answer is None:
-                return outcome.failed(f"the answer is larger than {self.max_bytes} bytes")
+                return failed(f"the answer is larger than {self.max_bytes} bytes")
             complete = True
         except TimeoutError:
-            return outcome.failed(f"no complete answer within the timeout of {timeout:g}s")
+            return failed(f"no complete answer within the timeout of {timeout:g}s")
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            return outcome.failed(self._unreachable(e, timeout))
+            return failed(self._unreachable(e, timeout))
         finally:
             if complete:
                 response.release_conn()  # read to its end: the connection is reused
             else:
                 response.close()
-        return outcome.read_body(response.status, answer)
+        return read(response.status, answer)
 
     def _body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes | None:
         """The body, or None past max_bytes; TimeoutError past the deadline."""

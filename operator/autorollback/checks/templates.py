@@ -473,6 +473,7 @@ class Selection:
     checks: tuple[Check, ...] = ()
     bake_seconds: int = BAKE_DEFAULT
     problems: tuple[Problem, ...] = ()
+    alerts: tuple[str, ...] = ()  # alert names that must not fire (checks.alerts.select)
 
 
 def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection:

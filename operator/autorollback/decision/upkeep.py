@@ -10,7 +10,7 @@ from autorollback.decision.measured import NO_PROGRESS
 from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
 from autorollback.gitrevert import core as gitcore
-from autorollback.workloads.base import METRIC_CHECK_FAILED, Workload, images
+from autorollback.workloads.base import BAKE_FAILURES, Workload, images
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -54,8 +54,8 @@ def healthy_mark(
         and health.revision >= number
     ):
         return None  # known healthy in this revision, since it last failed or was restored
-    if rev[0].failed_in == number and rev[0].failed_reason == METRIC_CHECK_FAILED:
-        return None  # its checks failed after it completed: completing does not outlive that
+    if rev[0].failed_in == number and rev[0].failed_reason in BAKE_FAILURES:
+        return None  # its checks (or alerts) failed: completing does not outlive that
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     seen = as_generation((deployment.get("status") or {}).get("observedGeneration"))
     return {

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from autorollback import decision, history, ledger, state, telemetry, times
-from autorollback.checks import bake as cbake, promql, schedule, streak, templates
+from autorollback.checks import alerts as calerts, bake as cbake, promql, schedule, streak, templates
 from autorollback.checks.outcome import BAD_DATA, Kind, Outcome, Reading, classify
 from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.schedule import Running
 from autorollback.config import quote
 from autorollback.events import post
 from autorollback.history import Revision
-from autorollback.reconcile import attempt
+from autorollback.reconcile import alerts, attempt
 from autorollback.reconcile.report import report
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.vocab import Result
@@ -30,16 +30,16 @@ BUSY_RETRY = 1.0  # seconds before a bake whose evaluations found every slot tak
 
 def wanted(work: Work) -> templates.Selection | None:
     """The checks the workload selects from the platform's catalog (None: Prometheus not configured)."""
-    settings = work.ctx.checks
-    if not settings.enabled:
+    settings, annotations = work.ctx.checks, work.deployment["metadata"].get("annotations")
+    if not settings.enabled and not alerts.asked(settings, annotations):
         return None
-    return templates.select(work.deployment["metadata"].get("annotations"), settings.catalog)
+    return calerts.select(templates.select(annotations, settings.catalog), annotations)
 
 
 def defers_health(work: Work, replicaset: dict[str, Any]) -> bool:
     """With checks to run on this ReplicaSet, its healthy mark waits for the bake to pass."""
     selection = wanted(work)
-    if selection is None or not selection.checks:
+    if selection is None or not (selection.checks or selection.alerts):
         return False
     entries = ledger.of([work.deployment, replicaset])
     revision = work.workload.revisions([replicaset], entries)
@@ -54,7 +54,7 @@ def bake(work: Work, result: PassResult) -> None:
     key = state.bake_key(deployment, work.config, kind)
     selection = wanted(work)
     _problems(work, result, selection)
-    if selection is None or not selection.checks:
+    if selection is None or not (selection.checks or selection.alerts):
         result.done.bake_done = key
         return
     now = times.monotonic()
@@ -63,7 +63,7 @@ def bake(work: Work, result: PassResult) -> None:
     if running is not None and running.template == state.template_digest(deployment):
         # the same bake as the last pass: nothing is read until an evaluation is due or the bake ends
         _advance(running, selection, complete, now)
-        if running.bake.active and not schedule.due(running, selection.checks, now):
+        if running.bake.active and not alerts.due(running, selection, now):
             _look_again(result, running, selection, complete)
             return
         if running.bake.active:  # an evaluation is due: read nothing while no slot is free
@@ -94,15 +94,21 @@ def bake(work: Work, result: PassResult) -> None:
         return
     running = _running(work, raw, selection, state.template_digest(deployment))
     _advance(running, selection, complete, now)
-    if running.bake.active and schedule.due(running, selection.checks, now):
+    if running.bake.active and alerts.due(running, selection, now):
         if not work.ctx.evaluations.acquire(blocking=False):
             result.recheck(BUSY_RETRY * random.uniform(1, 2))
             return
         try:
             _evaluate(work, result, running, raw, current, selection, revisions, replicasets, now)
+            fired = alerts.watch(work, result, running, raw, current, selection, now)
         finally:
             work.ctx.evaluations.release()
-    ended = running.bake.result
+        if fired is not None and running.bake.active:  # an alert that started firing: the same decision
+            _decide(work, result, fired, raw)
+            work.bake.running = None
+            result.done.bake_done = key
+            return
+    ended = alerts.verdict(running.bake.result, selection, current, running)
     if isinstance(ended, cbake.Failed):
         failure = cbake.failure(ended, current.name, current.number, raw["metadata"].get("creationTimestamp") or "")
         _decide(work, result, failure, raw)
@@ -119,15 +125,15 @@ def bake(work: Work, result: PassResult) -> None:
 def _advance(running: Running, selection: templates.Selection, complete: bool, now: float) -> None:
     """The bake's elapsed time, on this process's monotonic clock. A step is at most two intervals:
     a longer gap is time this process did not run the bake (a standby, a queue behind), not bake."""
-    step = min(now - running.clock, 2 * max(c.template.interval for c in selection.checks))
+    step = min(now - running.clock, 2 * max(alerts.intervals(selection)))
     running.bake = cbake.advance(running.bake, selection.checks, complete, step, selection.bake_seconds)
     running.clock = now
 
 
 def _look_again(result: PassResult, running: Running, selection: templates.Selection, complete: bool) -> None:
     left = cbake.remaining(running.bake, selection.bake_seconds) if complete else None
-    wait = schedule.next_in(running, selection.checks, times.monotonic(), left)
-    interval = min(c.template.interval for c in selection.checks)
+    wait = alerts.next_in(running, selection, times.monotonic(), left)
+    interval = min(alerts.intervals(selection))
     result.recheck(wait + random.uniform(0, schedule.JITTER * interval) + 0.05)
 
 
@@ -334,7 +340,7 @@ def _conclude(
     if isinstance(ended, cbake.Passed):
         mark = decision.healthy_mark(deployment, raw, work.workload) or {}
         work.api.mark_revision(work.namespace, current.name, {**mark, **done})
-        message = f"revision {current.number} baked: every metric check passed ({', '.join(ended.checks)})"
+        message = f"revision {current.number} baked: {calerts.passed(ended.checks, alerts.named(deployment))}"
         log.info("bake passed", replicaset=current.name, checks=list(ended.checks), **who(work))
         post(work.ctx.api, deployment, "Normal", "BakePassed", message, once=f"{running.uid} BakePassed")
     else:
@@ -366,7 +372,7 @@ def _problems(work: Work, result: PassResult, selection: templates.Selection | N
     if selection is None:
         said = state.digest(f"unconfigured {annotations.get(templates.CHECKS, '')}")
         if said != work.bake.said:
-            message = (
+            message = alerts.unconfigured(annotations) or (
                 f"autorollback.io/checks asks for metric checks, but {work.ctx.checks.missing()}. No check runs: "
                 "the rollout is judged by its deadline (and autorollback.io/fail-on) only."
             )

@@ -16,6 +16,8 @@ from autorollback.history import Revision
 
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # also the reason of a deadline autorollback measures
 METRIC_CHECK_FAILED = "MetricCheckFailed"  # a bake's failure (checks.bake): found after the rollout completed
+ALERT_FIRING = "AlertFiring"  # a bake's failure (checks.alerts): an alert named started firing
+BAKE_FAILURES = (METRIC_CHECK_FAILED, ALERT_FIRING)  # found by a bake: never outlived by the completion
 SHOWN_IMAGES = 3  # containers named in a message; the rest are counted
 SHOWN_IMAGE, SHOWN_MESSAGE = 120, 300  # characters
 JSON_PATCH = "application/json-patch+json"  # a Deployment's undo: kubectl's JSON patch
