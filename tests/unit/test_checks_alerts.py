@@ -56,6 +56,8 @@ def test_the_selector_names_the_alerts_exactly_and_the_workload_by_the_configure
     assert a.selector(["HighErrorRate", "Pod:Crash"], "shop", "web", LABELS) == (
         'ALERTS{alertstate="firing",alertname=~"^(?:HighErrorRate|Pod:Crash)$",namespace="shop",deployment="web"}'
     )
+    # the record of what was already under way reads pending alerts too (their `for:` not over yet)
+    assert a.selector(["A"], "shop", "web", LABELS, pending=True).startswith('ALERTS{alertstate=~"firing|pending",')
     assert a.selector(["A"], "shop", "web", ("service", "app")) == (
         'ALERTS{alertstate="firing",alertname=~"^(?:A)$",namespace="shop",service="web",app="web"}'
     ), "the namespace matcher is there even when the platform's labels leave it out"
@@ -213,7 +215,12 @@ def test_alerts_alone_pass_the_bake_only_once_read_after_a_pod_was_ready() -> No
     passed = b.advance(b.begin(()), (), True, 700, 600).result
     assert passed == b.Passed(())
     assert r.verdict(passed, s, revision(3), running) == b.Unverified(("alerts",))
-    assert r.verdict(passed, s, revision(3, {a.PREEXISTING: "revision 3 -"}), running) == passed
+    recorded = revision(3, {a.PREEXISTING: "revision 3 -"})
+    # recorded, but not read since the rollout completed (Prometheus answered nothing after the record)
+    assert r.verdict(passed, s, recorded, running) == b.Unverified(("alerts",))
+    running.told.add(r.READ_COMPLETE)
+    assert r.verdict(passed, s, recorded, running) == passed
+    assert r.verdict(passed, s, revision(3), running) == b.Unverified(("alerts",))
     running.told.add(r.RECORDED)
     assert r.verdict(passed, s, revision(3), running) == passed
     assert r.verdict(None, s, revision(3), running) is None

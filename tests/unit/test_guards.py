@@ -5,6 +5,7 @@ from autorollback.decision import classify, guards
 from autorollback.signals.base import Facts
 from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
+from autorollback.workloads.base import METRIC_CHECK_FAILED, Failure
 from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import UPDATED, deployment, replicaset, rs_name
@@ -35,6 +36,26 @@ def test_a_failure_deferred_while_paused_or_in_dry_run_is_due_once_that_ends() -
     )[0]
     assert guards.already_handled(planned, failure, paused=False, dry_run=True)
     assert not guards.already_handled(planned, failure, paused=False, dry_run=False)
+
+
+def test_a_capped_metric_failure_stays_handled_but_a_later_deadline_of_the_rollout_does_not() -> None:
+    capped = DEPLOYMENTS.revisions(
+        [
+            replicaset(
+                2,
+                "app:2.0.0",
+                {
+                    history.FAILED_AT: "2026-11-26T09:30:00.5Z revision 2",
+                    history.FAILED_REASON: "MetricCheckFailed: error-ratio 0.4 > 0.05 (3 consecutive)",
+                    history.OUTCOME: "skipped (capped) at t",
+                },
+            )
+        ]
+    )[0]
+    metric = Failure(rs_name("app:2.0.0"), METRIC_CHECK_FAILED, "error-ratio", "2026-11-26T09:30:00.5Z", 2)
+    assert guards.already_handled(capped, metric, paused=False, dry_run=False)  # never rolled back later
+    deadline = DEPLOYMENTS.failure(deployment(failed=True))
+    assert not guards.already_handled(capped, deadline, paused=False, dry_run=False)  # the cap is for metrics
 
 
 def test_a_known_bad_template_re_applied_is_not_rolled_back_again() -> None:

@@ -2,10 +2,10 @@
 
 from autorollback import history, ledger
 from autorollback.decision import classify, plan
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import ControllerDeadline
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import JSON_PATCH
+from autorollback.workloads.base import JSON_PATCH, METRIC_CHECK_FAILED, Failure
 from autorollback.workloads.deployment import DEPLOYMENTS
 
 from factories import UPDATED, deployment, replicaset, rs_name
@@ -51,10 +51,11 @@ def test_nothing_to_return_to_is_impossible_and_the_same_template_is_skipped() -
 
 
 def test_past_the_metric_rollback_cap_the_rollback_is_reported_not_made() -> None:
-    d = deployment("app:2.0.0", revision=2, failed=True)
+    d = deployment("app:2.0.0", revision=2, complete=True)
     history_ = [replicaset(1, "app:1.0.0", HEALTHY), replicaset(2, "app:2.0.0")]
     facts = Facts(d, history_, adapter=DEPLOYMENTS)
-    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
+    metric = Failure(rs_name("app:2.0.0"), METRIC_CHECK_FAILED, "error-ratio 0.4 > 0.05 (3 consecutive)", "T", 2)
+    standing = classify.standing_failure(facts, classify.what_is_shown(facts, [Judged(metric)]), None)
     capped = "3 metric-triggered rollbacks already happened in the last 600 s across the cluster"
     out = plan.rollback(d, standing, False, NOW, DEPLOYMENTS, capped)
     assert (out.result, out.reason, out.undo) == (Result.SKIPPED, Reason.CAPPED, None)
@@ -62,3 +63,8 @@ def test_past_the_metric_rollback_cap_the_rollback_is_reported_not_made() -> Non
     assert capped in out.message and "kubectl rollout undo deployment/" in out.message
     # dry-run is a plan anyway: the cap does not change it
     assert plan.rollback(d, standing, True, NOW, DEPLOYMENTS, capped).result == Result.DRY_RUN
+    # the cap holds back metric rollbacks only: a deadline still rolls back
+    failed = deployment("app:2.0.0", revision=2, failed=True)
+    facts = Facts(failed, history_, adapter=DEPLOYMENTS)
+    deadline = classify.standing_failure(facts, classify.what_is_shown(facts, [ControllerDeadline()]), None)
+    assert plan.rollback(failed, deadline, False, NOW, DEPLOYMENTS, capped).result == Result.SUCCESS

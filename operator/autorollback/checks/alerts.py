@@ -70,13 +70,14 @@ def select(selection: Selection, annotations: Mapping[str, str] | None) -> Selec
     return replace(selection, alerts=tuple(names), problems=(*selection.problems, *problems))
 
 
-def selector(names: Sequence[str], namespace: str, workload: str, labels: Sequence[str]) -> str:
-    """The ALERTS selector of these alerts firing for this workload. The namespace matcher is always
-    there, whatever the labels configured; a name that is not an alert name is a ValueError."""
+def selector(names: Sequence[str], namespace: str, workload: str, labels: Sequence[str], pending: bool = False) -> str:
+    """The ALERTS selector of these alerts firing (with `pending`: or pending) for this workload. The
+    namespace matcher is always there, whatever the labels configured; a name that is not an alert
+    name is a ValueError."""
     if not names or any(not NAME.fullmatch(n) for n in names):
         raise ValueError(f"not alert names: {quote(','.join(names), 80)}")
     matchers = [
-        'alertstate="firing"',
+        'alertstate=~"firing|pending"' if pending else 'alertstate="firing"',
         'alertname=~"' + promql.escape_string("^(?:" + "|".join(promql.quote_meta(n) for n in names) + ")$") + '"',
         f'{NAMESPACE}="{promql.escape_string(namespace)}"',
     ]
@@ -87,10 +88,12 @@ def selector(names: Sequence[str], namespace: str, workload: str, labels: Sequen
     return "ALERTS{" + ",".join(matchers) + "}"
 
 
-def query(names: Sequence[str], namespace: str, workload: str, labels: Sequence[str]) -> str:
+def query(names: Sequence[str], namespace: str, workload: str, labels: Sequence[str], pending: bool = False) -> str:
     """The instant query: one series per firing alert name (several series of one alert are counted
-    as one), checked to read the workload's namespace only (promql.QueryError otherwise)."""
-    text = f"count by (alertname) ({selector(names, namespace, workload, labels)})"
+    as one), checked to read the workload's namespace only (promql.QueryError otherwise). The record
+    of what was already under way reads pending alerts too: an alert pending on the old revision's
+    trouble (its `for:` not over) would otherwise fire later and roll back the release that fixes it."""
+    text = f"count by (alertname) ({selector(names, namespace, workload, labels, pending)})"
     promql.enforce_namespace(text, namespace)
     return text
 

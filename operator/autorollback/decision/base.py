@@ -50,6 +50,7 @@ def change_cause(failing: str, target: str, failure: Failure) -> str:
 
 
 PAUSED_OUTCOME = f"{Result.SKIPPED} ({Reason.PAUSED})"
+CAPPED_OUTCOME = f"{Result.SKIPPED} ({Reason.CAPPED})"
 
 
 def outcome(d: Decision, at: str) -> str:

@@ -5,11 +5,11 @@ failing too), or while the Deployment is paused."""
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import PAUSED_OUTCOME, Decision, describe, nothing, revert_pr
+from autorollback.decision.base import CAPPED_OUTCOME, PAUSED_OUTCOME, Decision, describe, nothing, revert_pr
 from autorollback.decision.classify import Standing
 from autorollback.decision.reports import seen_before
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure, Workload
+from autorollback.workloads.base import BAKE_FAILURES, Failure, Workload
 
 
 def already_handled(failing: history.Revision | None, failure: Failure, paused: bool, dry_run: bool) -> bool:
@@ -20,6 +20,8 @@ def already_handled(failing: history.Revision | None, failure: Failure, paused: 
     previous = failing.mark(history.OUTCOME)
     if previous.startswith(PAUSED_OUTCOME) and not paused:
         return False
+    if previous.startswith(CAPPED_OUTCOME) and failure.reason not in BAKE_FAILURES:
+        return False  # the cap holds back metric rollbacks only: a deadline or a fast signal still rolls back
     return not (previous.startswith(Result.DRY_RUN) and not dry_run)
 
 

@@ -8,7 +8,7 @@ from autorollback import history, ledger
 from autorollback.decision.base import Decision, as_generation, change_cause, describe
 from autorollback.decision.classify import Standing
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Workload
+from autorollback.workloads.base import BAKE_FAILURES, Workload
 
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 
@@ -66,7 +66,7 @@ def rollback(
             target=target.revision,
             undo=undo,
         )
-    if capped:
+    if capped and failure.reason in BAKE_FAILURES:
         return standing.conclude(
             Result.SKIPPED,
             Reason.CAPPED,

@@ -23,6 +23,7 @@ from autorollback.workloads.base import Failure
 
 NOT_READY_RETRY = 2.0  # seconds: no ready pod yet, look again this soon (the record waits for one)
 RECORDED = "alerts recorded"  # in Running.told: this process wrote (or read) the record
+READ_COMPLETE = "alerts read complete"  # in Running.told: read by this process while the rollout was complete
 
 
 def asked(settings: ChecksSettings, annotations: Mapping[str, str] | None) -> bool:
@@ -77,13 +78,13 @@ def next_in(running: Running, selection: templates.Selection, now: float, bake_l
 def verdict(
     ended: cbake.Result | None, selection: templates.Selection, current: Revision, running: Running
 ) -> cbake.Result | None:
-    """The bake's end with the alerts: passed only if the alerts were read at least once after a pod
-    was Ready (the record exists); else unverified, never silently healthy."""
+    """The bake's end with the alerts: passed only if the alerts were read after a pod was Ready (the
+    record exists) and, by this process, once the rollout was complete; else unverified, never silently
+    healthy (Prometheus may have answered nothing since the record)."""
     if (
         isinstance(ended, cbake.Passed)
         and selection.alerts
-        and calerts.recorded(current) is None
-        and RECORDED not in running.told
+        and ((calerts.recorded(current) is None and RECORDED not in running.told) or READ_COMPLETE not in running.told)
     ):
         return cbake.Unverified((calerts.LABEL,))
     return ended
@@ -108,7 +109,8 @@ def watch(
         return None
     meta = raw["metadata"]
     try:
-        query = calerts.query(selection.alerts, work.namespace, work.name, work.ctx.checks.alert_labels)
+        labels = work.ctx.checks.alert_labels
+        query = calerts.query(selection.alerts, work.namespace, work.name, labels, pending=record is None)
     except (ValueError, promql.QueryError) as e:  # the platform's alert labels, not the workload: said once
         _tell(work, running, "invalid", f"the alerts' query is not accepted ({e}); check --alert-labels")
         return None
@@ -151,6 +153,8 @@ def watch(
         running.told.add(RECORDED)
         return None
     running.told.add(RECORDED)
+    if work.workload.completed(work.deployment):
+        running.told.add(READ_COMPLETE)
     if not verdict.fired:
         return None
     log.warning("alert firing", replicaset=meta["name"], alerts=list(verdict.fired), **who(work))

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback import decision, faults, kube, retry, state, telemetry, vocab
+from autorollback import decision, faults, kube, retry, state, telemetry, times, vocab
+from autorollback.checks.cap import Cap
 from autorollback.config import parse as parse_config
 from autorollback.decision import Decision, Measured
 from autorollback.reconcile import measure, reads, report
@@ -44,13 +45,13 @@ class Outcome:
     starting: measure.Start | None  # the measurement to start should the state be stale
 
 
-def rollback(work: Work, result: PassResult, signal: Signal | None, capped: str = "") -> Outcome | None:
+def rollback(work: Work, result: PassResult, signal: Signal | None, cap: Cap | None = None) -> Outcome | None:
     """The outcome of deciding on the failure, the Progressing condition's (signal None) or the fast
     signal's. None: nothing to decide about (the Deployment is gone, or there is no fast signal)."""
     faults.point("before_read")
     snapshot = Snapshot(work.deployment, work.api.history(work.deployment))
     for _ in range(CONFLICT_ATTEMPTS):
-        step = _decide(work, result, snapshot, signal, capped)
+        step = _decide(work, result, snapshot, signal, cap)
         if not isinstance(step, Snapshot):
             return step
         snapshot = step
@@ -60,10 +61,12 @@ def rollback(work: Work, result: PassResult, signal: Signal | None, capped: str 
 
 
 def _decide(
-    work: Work, result: PassResult, snapshot: Snapshot, signal: Signal | None, capped: str = ""
+    work: Work, result: PassResult, snapshot: Snapshot, signal: Signal | None, cap: Cap | None = None
 ) -> Outcome | Snapshot | None:
     """One decision, carried out if it is a rollback: its Outcome if it counts, or a newer Snapshot to
-    decide on again, or None (nothing to decide about)."""
+    decide on again, or None (nothing to decide about). With `cap` (metric-triggered rollbacks), a
+    rollback takes one of its slots, kept only if the patch is accepted; none free: the rollback it
+    would have been is reported instead (decision.decide's `capped`)."""
     deployment, replicasets = snapshot.deployment, snapshot.replicasets
     config = parse_config(deployment["metadata"].get("annotations"))
     fast = signal(deployment, replicasets) if signal else None
@@ -72,22 +75,33 @@ def _decide(
     measured, starting = (None, None) if signal else measure.elapsed(work, deployment, replicasets)
     # the fast signal, judged here on its clocks, stands for the controller's condition
     sources = (Judged(fast), ControllerDeadline()) if fast is not None else (ControllerDeadline(),)
-    d = decision.decide(
-        deployment,
-        replicasets,
-        config,
-        now(),
-        measured=measured,
-        sources=sources,
-        workload=work.workload,
-        capped=capped,
-    )
+
+    def decided(capped: str = "") -> Decision:
+        return decision.decide(
+            deployment,
+            replicasets,
+            config,
+            now(),
+            measured=measured,
+            sources=sources,
+            workload=work.workload,
+            capped=capped,
+        )
+
+    d = decided()
+    slot = None
+    if cap is not None and d.result == vocab.Result.SUCCESS:
+        slot = cap.take(times.monotonic())
+        if slot is None:
+            d = decided(cap.describe())
     if d.result == vocab.Result.SUCCESS and d.undo is not None:
         faults.point("before_patch")
         try:
             work.api.undo(work.namespace, work.name, d.undo)
             faults.point("after_patch")
         except kube.ApiError as e:
+            if slot is not None:
+                cap.give_back(slot)  # not rolled back (yet): the slot is another's
             if e.status == 409:  # someone wrote in between: decide again on what is there now
                 read = reads.read(work, wait_observed=True)
                 return None if read is None else Snapshot(*read, fresh=True)

@@ -295,15 +295,8 @@ def _decide(work: Work, result: PassResult, failure: Failure, raw: dict[str, Any
     """A streak reached its count (or its failure is recorded): the same decision as any failure,
     bound to the ReplicaSet baked."""
     meta = raw["metadata"]
-    cap = work.ctx.metric_rollbacks
-    slot = cap.take(times.monotonic())
-    outcome = None
-    try:
-        signal = _BakeFailed(work, meta["name"], meta.get("uid", ""), failure)
-        outcome = attempt.rollback(work, result, signal, capped="" if slot is not None else cap.describe())
-    finally:
-        if slot is not None and (outcome is None or outcome.decision.result != Result.SUCCESS):
-            cap.give_back(slot)  # only a rollback that happened counts
+    signal = _BakeFailed(work, meta["name"], meta.get("uid", ""), failure)
+    outcome = attempt.rollback(work, result, signal, cap=work.ctx.metric_rollbacks)
     if outcome is not None and outcome.decision.result != Result.NOTHING:
         report(work, outcome.snapshot.deployment, outcome.decision, result)
 
