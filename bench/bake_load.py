@@ -362,9 +362,21 @@ def run(bench: Any, n: int) -> dict[str, Any]:
             },
         )
 
-    def deadline_waves(names: list[str]) -> tuple[list[float], float]:
-        """Break the Deployments in waves across one check interval; the reactions (ms) and the
-        seconds until all were rolled back."""
+    def deadline_waves(names: list[str]) -> tuple[list[float], float, list[float]]:
+        """Break the Deployments in waves across one check interval; the reactions (ms), the
+        seconds until all were rolled back, and the bench's own GET of a Deployment meanwhile (ms,
+        5 a second: how busy the API server is)."""
+        probing = threading.Event()
+        latency: list[float] = []
+
+        def probe() -> None:
+            while not probing.wait(0.2):
+                t = time.monotonic()
+                api().get_deployment(ns, names[0])
+                latency.append((time.monotonic() - t) * 1000)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
         started = time.monotonic()
         with ThreadPoolExecutor(4) as pool:
             for w in range(waves):
@@ -372,8 +384,10 @@ def run(bench: Any, n: int) -> dict[str, Any]:
                 if w < waves - 1:
                     time.sleep(max(0.0, started + (w + 1) * spacing - time.monotonic()))
         kit.wait_for(lambda: all(x in watcher.rolled_back for x in names), 300, "the deadline rollbacks", 0.5)
+        probing.set()
+        prober.join()
         reactions = sorted((watcher.rolled_back[x] - watcher.signal[x]) * 1000 for x in names if x in watcher.signal)
-        return reactions, max(watcher.rolled_back[x] for x in names) - started
+        return reactions, max(watcher.rolled_back[x] for x in names) - started, latency
 
     try:
         op.wait_ready()
@@ -393,11 +407,11 @@ def run(bench: Any, n: int) -> dict[str, Any]:
 
         # 2. deadline waves, nothing baking
         t0, (cpu0, rss0, _) = time.monotonic(), proc_stat(op.proc.pid)
-        quiet_reactions, quiet_done = deadline_waves(quiet)
+        quiet_reactions, quiet_done, quiet_api = deadline_waves(quiet)
         t1, (cpu1, rss_idle, _) = time.monotonic(), proc_stat(op.proc.pid)
 
         # 3. every baking Deployment opted in with the check; the bad ones get a new (healthy) release
-        opted_at = time.monotonic()
+        opted_at, warm0 = time.monotonic(), requests()
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda x: patch(x, {"metadata": {"annotations": CHECKS}}), baked))
         with ThreadPoolExecutor(4) as pool:
@@ -412,7 +426,7 @@ def run(bench: Any, n: int) -> dict[str, Any]:
         gen = {x: api().get_deployment(ns, x)["metadata"]["generation"] for x in bad}
         watcher.generation.update({x: g - 1 for x, g in gen.items()})  # rolled back: generation above the v2 one
         kit.wait_for(lambda: evaluations() >= n, 600, f"every one of the {n} evaluated once", 1)
-        first_round = time.monotonic() - opted_at
+        first_round, warm1, warm_evals = time.monotonic() - opted_at, requests(), evaluations()
         kit.wait_for(lambda: all_available(bad, V2), 300, "the bad ones' v2 available", 1)
 
         # the quiet window: bakes only
@@ -429,7 +443,7 @@ def run(bench: Any, n: int) -> dict[str, Any]:
         # 4. under that load: bad releases and deadline waves at once
         bad_at = time.monotonic()
         series.make_bad(bad)
-        loaded_reactions, loaded_done = deadline_waves(loaded)
+        loaded_reactions, loaded_done, loaded_api = deadline_waves(loaded)
         kit.wait_for(lambda: all(x in watcher.rolled_back for x in bad), 6 * INTERVAL, "the metric rollbacks", 0.5)
         _, rss_end, peak = proc_stat(op.proc.pid)
         streaks = []
@@ -444,12 +458,18 @@ def run(bench: Any, n: int) -> dict[str, Any]:
         span = w1[0] - w0[0]
         per_eval = {v: (w1[5][v] - w0[5][v]) / max(1.0, w1[4] - w0[4]) for v in w0[5]}
         out["deadline waves, nothing baking"] = (
-            f"{summary(quiet_reactions)}; all rolled back {quiet_done:.1f} s after the first wave"
+            f"{summary(quiet_reactions)}; all rolled back {quiet_done:.1f} s after the first wave; "
+            f"the bench's GET meanwhile {summary(quiet_api)}"
         )
         out["deadline waves, baking"] = (
-            f"{summary(loaded_reactions)}; all rolled back {loaded_done:.1f} s after the first wave"
+            f"{summary(loaded_reactions)}; all rolled back {loaded_done:.1f} s after the first wave; "
+            f"the bench's GET meanwhile {summary(loaded_api)}"
         )
-        out["bake start"] = f"all {n} evaluated once {first_round:.1f} s after the opt-in patches began"
+        out["bake start"] = (
+            f"all {n} evaluated once {first_round:.1f} s after the opt-in patches began; meanwhile "
+            + ", ".join(f"{v} {warm1[v] - warm0[v]:.0f}" for v in warm0)
+            + f" API requests for {warm_evals:.0f} evaluations"
+        )
         out["queries per second"] = (
             f"proxy {(w1[1] - w0[1]) / span:.1f}, operator counter {(w1[2] - w0[2]) / span:.1f}, "
             f"Prometheus's /api/v1/query counter {(w1[3] - w0[3]) / span:.1f} "
