@@ -36,7 +36,7 @@ tools: ## build the pinned control plane, helm, promtool and prometheus (cached 
 	hack/system-packages.sh
 	hack/build-tools.sh
 
-bench: venv tools cluster-up ## benchmark, timed from outside in ms (BENCH_SCENARIOS=single,burst50,burst200,failfast,scale)
+bench: venv tools cluster-up ## benchmark, timed from outside in ms (BENCH_SCENARIOS=single,burst50,burst200,failfast,scale; also memory, bake500)
 	$(BIN)/python bench/rollback_bench.py --scenarios $${BENCH_SCENARIOS:-single,burst50,burst200,failfast,scale}
 
 manifests: ## regenerate deploy/ from the Helm chart

@@ -1,6 +1,6 @@
 """Benchmark: autorollback as a user experiences it, timed from outside in milliseconds.
 
-Usage: .venv/bin/python bench/rollback_bench.py [--scenarios single,burst50,burst200,failfast,scale]
+Usage: .venv/bin/python bench/rollback_bench.py [--scenarios single,burst50,burst200,failfast,scale,memory,bake500]
 (or: make bench). Needs the local control plane (make cluster-up). A watcher of its own (a raw watch
 on the API, its own monotonic clock) records, per Deployment, when the API first shows the failure
 signal and when it first shows the rolled-back template; the reaction is the difference. Results are
@@ -395,6 +395,13 @@ def memory() -> dict[str, Any]:
     return out
 
 
+def bake500() -> dict[str, Any]:
+    """Metric checks on BENCH_BAKES (500) baking Deployments: see bench/bake_load.py."""
+    import bake_load  # bench/, next to this script
+
+    return bake_load.run(sys.modules[__name__], int(os.environ.get("BENCH_BAKES", "500")))
+
+
 SCENARIOS = {
     "single": lambda: burst(1),
     "burst50": lambda: burst(50),
@@ -402,6 +409,7 @@ SCENARIOS = {
     "failfast": failfast,
     "scale": scale,
     "memory": memory,
+    "bake500": bake500,
 }
 
 
