@@ -129,8 +129,10 @@ def test_sealed_checkpoints_count_only_for_their_replicaset_and_key() -> None:
 def test_checkpoints_are_written_only_when_they_change() -> None:
     written = State(60, {"a": Streak(1)})
     assert s.due(None, written)
-    assert not s.due(written, State(89, {"a": Streak(1)}))
-    assert s.due(written, State(90, {"a": Streak(1)}))
+    # not at every evaluation (30 s by default): every EVERY seconds of bake when no streak changed
+    assert s.EVERY > 30
+    assert not s.due(written, State(60 + s.EVERY - 1, {"a": Streak(1)}))
+    assert s.due(written, State(60 + s.EVERY, {"a": Streak(1)}))
     assert s.due(written, State(61, {"a": Streak(2)}))
     assert s.due(written, State(61, {"a": Streak(1, True)}))
     assert s.due(written, State(0, {"a": Streak(1)}))  # went back: rewrite

@@ -28,7 +28,7 @@ MAX_FAILS = 1000
 MAX_ELAPSED = 10**7  # seconds (~115 days); a bake is at most a day
 MAX_CHECKS = 16
 MAX_TEXT = 1024
-EVERY = 30  # seconds of elapsed bake time between checkpoints when nothing else changed
+EVERY = 120  # seconds of elapsed bake between checkpoints when no streak changed (a failover repeats at most that)
 _NAME = r"[a-z0-9](?:[-a-z0-9]{0,38}[a-z0-9])?"
 _ENTRY = re.compile(rf"({_NAME})=(0|[1-9][0-9]{{0,3}})(p?)")
 _SECONDS = re.compile(r"0|[1-9][0-9]{0,7}")
