@@ -308,16 +308,20 @@ def test_a_metric_failure_while_paused_is_rolled_back_on_resume(namespace, check
     assert kit.reasons(ns, "web").count("RolledBack") == 1
 
 
-def test_nan_is_no_data_and_the_bake_is_unverified(namespace, checked, traffic) -> None:
+def test_nan_is_no_data_and_the_bake_is_unverified(namespace, checked, traffic, prometheus) -> None:
     ns = namespace
-    checked(ns)
+    op = checked(ns)
     traffic.ratio = {V1: math.nan}  # a series for each new pod, its value NaN (0/0: no traffic)
-    kit.release(ns, "web", V1, annotations=CHECKS)
+    kit.release(ns, "web", V1, annotations={**CHECKS, "autorollback.io/bake-seconds": "25"})
     available(ns, V1, 1)
-    no_data = wait_event(ns, "MetricCheckNoData")["message"]
-    assert "returned no data: the value is NaN" in no_data, no_data
+    series = f'{RATIO}{{namespace="{ns}"}}'
+    kit.wait_for(lambda: [v for v in prometheus.values(series) if math.isnan(v)], 20, "a NaN series for the new pod")
+    before = evaluations(op, ns, "no_data")  # the first ones may precede the series: no series is no data too
+    kit.wait_for(lambda: evaluations(op, ns, "no_data") > before, 20, "an evaluation reading NaN")
     unverified = wait_event(ns, "BakeUnverified", timeout=120)["message"]
     assert "error-ratio" in unverified
+    assert evaluations(op, ns, "pass") == evaluations(op, ns, "fail") == 0, "NaN is neither a pass nor a fail"
+    assert "returned no data" in wait_event(ns, "MetricCheckNoData")["message"]
     rs = current_rs(ns, V1)
     assert mark(rs, "unverified-at") and not mark(rs, "healthy-at")
     assert "RolledBack" not in kit.reasons(ns, "web") and "BakePassed" not in kit.reasons(ns, "web")
