@@ -155,13 +155,19 @@ class Prometheus:
         self.rules_dir.mkdir(parents=True, exist_ok=True)
         self.config = tmp / "prometheus.yml"
         self.log_path = tmp / "prometheus.log"
+        self.query_log = tmp / "queries.log"  # every query the engine ran (JSON lines), for "never ran"
         self.port = kit.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # JSON is YAML: no YAML library needed.
         self.config.write_text(
             json.dumps(
                 {
-                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                    "global": {
+                        "scrape_interval": "1s",
+                        "scrape_timeout": "1s",
+                        "evaluation_interval": "1s",
+                        "query_log_file": str(self.query_log),
+                    },
                     "rule_files": [str(self.rules_dir / "*.yml")],
                     "scrape_configs": [
                         {"job_name": JOB, "honor_labels": True, "static_configs": [{"targets": [exporter.address]}]}
@@ -195,6 +201,20 @@ class Prometheus:
             scrapes = self.exporter.scrapes
             self.proc = subprocess.Popen(self.argv, cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready(scrapes)
+
+    def queries(self, containing: str) -> list[str]:
+        """The queries Prometheus's engine ran (its query log) whose text contains `containing`."""
+        if not self.query_log.exists():
+            return []
+        found = []
+        for line in self.query_log.read_text(errors="replace").splitlines():
+            try:
+                query = json.loads(line).get("params", {}).get("query", "")
+            except ValueError:
+                continue
+            if containing in query:
+                found.append(query)
+        return found
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

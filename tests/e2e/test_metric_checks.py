@@ -3,6 +3,7 @@ and then fails its checks is rolled back through the same decision as any failur
 results, old pods' series and a Prometheus outage are not failures; the bake resumes after a restart."""
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -305,3 +306,90 @@ def test_a_metric_failure_while_paused_is_rolled_back_on_resume(namespace, check
     kit.kubectl("-n", ns, "rollout", "resume", "deployment/web")
     available(ns, V1, 3)  # decided again from the failure recorded on the ReplicaSet
     assert kit.reasons(ns, "web").count("RolledBack") == 1
+
+
+def test_nan_is_no_data_and_the_bake_is_unverified(namespace, checked, traffic, prometheus) -> None:
+    ns = namespace
+    op = checked(ns)
+    traffic.ratio = {V1: math.nan}  # a series for each new pod, its value NaN (0/0: no traffic)
+    kit.release(ns, "web", V1, annotations={**CHECKS, "autorollback.io/bake-seconds": "25"})
+    available(ns, V1, 1)
+    series = f'{RATIO}{{namespace="{ns}"}}'
+    kit.wait_for(lambda: [v for v in prometheus.values(series) if math.isnan(v)], 20, "a NaN series for the new pod")
+    before = evaluations(op, ns, "no_data")  # the first ones may precede the series: no series is no data too
+    kit.wait_for(lambda: evaluations(op, ns, "no_data") > before, 20, "an evaluation reading NaN")
+    unverified = wait_event(ns, "BakeUnverified", timeout=120)["message"]
+    assert "error-ratio" in unverified
+    assert evaluations(op, ns, "pass") == evaluations(op, ns, "fail") == 0, "NaN is neither a pass nor a fail"
+    assert "returned no data" in wait_event(ns, "MetricCheckNoData")["message"]
+    rs = current_rs(ns, V1)
+    assert mark(rs, "unverified-at") and not mark(rs, "healthy-at")
+    assert "RolledBack" not in kit.reasons(ns, "web") and "BakePassed" not in kit.reasons(ns, "web")
+
+
+def own(name: str, query: str, fail_if: str = "result > 0.05", **more: str) -> dict[str, str]:
+    """A workload's own check (autorollback.io/check.<name>.query and .fail-if)."""
+    keys = {"query": query, "fail-if": fail_if, **{k.replace("_", "-"): v for k, v in more.items()}}
+    return {f"autorollback.io/check.{name}.{k}": v for k, v in keys.items()}
+
+
+MINE = f'max({RATIO}{{namespace="{{{{namespace}}}}",pod=~"{{{{pods}}}}"}})'
+
+
+def test_an_own_query_reaching_into_another_namespace_never_runs(namespace, checked, traffic, prometheus) -> None:
+    ns, other = namespace, f"{namespace}-other"
+    checked(ns, ("--checks-promql-namespaces", ns))
+    traffic.ratio = {V1: 0.0}
+    prometheus.exporter.set(RATIO, {"namespace": other, "pod": "p"}, 0.9)  # what a reach would read
+    annotations = {
+        **ON,
+        "autorollback.io/checks": "mine,reach,reach-regex",
+        "autorollback.io/bake-seconds": "10",
+        **own("mine", MINE, interval_seconds="5"),
+        **own("reach", f'max({RATIO}{{namespace="{other}"}})', interval_seconds="5"),
+        **own("reach-regex", f'max({RATIO}{{namespace=~"{ns}.+"}})', interval_seconds="5"),
+    }
+    kit.release(ns, "web", V1, annotations=annotations)
+    available(ns, V1, 1)
+    passed = wait_event(ns, "BakePassed", timeout=90)["message"]
+    assert "mine" in passed and "reach" not in passed, passed
+    told = [e["message"] for e in kit.events(ns, "web") if e["reason"] == "InvalidAnnotation"]
+    assert any("check reach is not run" in m and 'namespace="{{namespace}}"' in m for m in told), told
+    assert any("check reach-regex is not run" in m for m in told), told
+    assert prometheus.queries(f'namespace="{ns}"'), "the allowed check ran (the query log works)"
+    assert prometheus.queries(other) == [] and prometheus.queries(f'=~"{ns}') == [], "a reach never ran"
+    assert "RolledBack" not in kit.reasons(ns, "web")
+
+
+def test_an_own_check_in_a_namespace_not_allowed_never_runs(namespace, checked, traffic, prometheus) -> None:
+    ns = namespace
+    op = checked(ns, ("--checks-promql-namespaces", f"{ns}-elsewhere"))
+    traffic.ratio = {V1: 0.9}
+    annotations = {**ON, "autorollback.io/checks": "mine", "autorollback.io/bake-seconds": "10", **own("mine", MINE)}
+    kit.release(ns, "web", V1, annotations=annotations)
+    available(ns, V1, 1)
+    told = wait_event(ns, "InvalidAnnotation")["message"]
+    assert "check mine is not run" in told and "the platform must list it in checks.promqlNamespaces" in told, told
+    time.sleep(12)  # more than two intervals and the bake
+    assert prometheus.queries(ns) == [] and op.metric("autorollback_prometheus_queries_total", result="ok") == 0
+    assert not {"RolledBack", "BakePassed", "MetricCheckNoData"} & set(kit.reasons(ns, "web"))
+
+
+def test_a_query_prometheus_cannot_parse_never_rolls_back(namespace, checked, traffic) -> None:
+    # promql-parser (Rust regex) accepts a repeat count of 2000; Prometheus (Go RE2, at most 1000) answers bad_data
+    ns = namespace
+    op = checked(ns, ("--checks-promql-namespaces", ns))
+    traffic.ratio = {V1: 0.0, V2: 0.0}
+    kit.release(ns, "web", V1, annotations={**ON})
+    available(ns, V1, 1)
+    bad = f'max({RATIO}{{namespace="{{{{namespace}}}}",pod=~"x{{1,2000}}"}})'
+    checks = {"autorollback.io/checks": "bad", "autorollback.io/bake-seconds": "15"}
+    kit.release(ns, "web", V2, annotations={**ON, **checks, **own("bad", bad, on_error="fail", failures="1")})
+    told = wait_event(ns, "InvalidAnnotation")["message"]
+    assert "metric check bad is not run: Prometheus cannot parse its query" in told, told
+    assert "invalid repeat count" in told and "this workload's own" in told, told
+    asked = op.metric("autorollback_prometheus_queries_total", result="ok")
+    time.sleep(12)  # more than two intervals: never asked again
+    assert op.metric("autorollback_prometheus_queries_total", result="ok") == asked == 1
+    assert kit.image_of(kit.get_deployment(ns, "web")) == V2
+    assert not {"RolledBack", "RolloutFailed"} & set(kit.reasons(ns, "web"))

@@ -148,3 +148,8 @@ def test_an_unreadable_catalog_file_keeps_the_operator_running(tmp_path: Path) -
 def test_json_is_accepted_too() -> None:
     text = '{"up": {"query": "min(up{namespace=\\"{{namespace}}\\"})", "failIf": "result < 1"}}'
     assert list(s.parse_catalog_text(text).templates) == ["up"]
+
+
+def test_namespaces_allowed_their_own_promql_enable_checks_without_a_catalog() -> None:
+    settings = cli.checks_settings(args("--prometheus-url", "http://p:9090", "--checks-promql-namespaces", "team-a"))
+    assert settings.promql_namespaces == frozenset({"team-a"}) and settings.enabled and settings.missing() == ""

@@ -264,3 +264,101 @@ def test_any_annotations_give_a_selection(annotations: dict[str, str]) -> None:
         assert guard is not None
         promql.enforce_namespace(guard, "ns")
         assert 0 <= check.limit.amount <= 0.5
+
+
+# -- a workload's own checks (checks.promqlNamespaces) --------------------------------------
+
+OWN_QUERY = f"max(queue_depth{{{SEL}}})"
+ALLOWED = frozenset({"team-a"})
+
+
+def own(extra: dict[str, str] | None = None, namespace: str = "team-a", **keys: str) -> t.Selection:
+    annotations = {
+        t.CHECKS: "queue,error-ratio",
+        t.CHECK + "queue.query": OWN_QUERY,
+        t.CHECK + "queue.fail-if": "result > 100",
+    }
+    annotations.update({t.CHECK + "queue." + k.replace("_", "-"): v for k, v in keys.items()})
+    return t.select({**annotations, **(extra or {})}, catalog(), namespace, ALLOWED)
+
+
+def test_an_own_check_in_an_allowed_namespace_runs_like_a_template() -> None:
+    s = own(interval_seconds="5", failures="2", on_no_data="fail")
+    assert s.problems == ()
+    queue, er = s.checks
+    assert queue.name == "queue" and queue.template.own and not er.template.own
+    assert queue.limit == Limit(">", 100) and queue.template.interval == 5 and queue.template.failures == 2
+    assert queue.template.on_no_data is Policy.FAIL
+    query, guard = queue.queries(promql.Scope("team-a", "w", "w-1", "1", ("w-1-a",), 60))
+    assert query == 'max(queue_depth{namespace="team-a",pod=~"^(?:w-1-a)$"})' and guard is None
+
+
+def test_an_own_check_outside_the_allowed_namespaces_never_runs() -> None:
+    s = own(namespace="team-b")
+    assert [c.name for c in s.checks] == ["error-ratio"]
+    (p,) = s.problems
+    assert p.key == t.CHECK + "queue.query" and "check queue is not run" in p.text()
+    assert "the platform must list it in checks.promqlNamespaces" in p.text()
+    assert t.select({t.CHECKS: "queue", t.CHECK + "queue.query": OWN_QUERY}, catalog()).checks == ()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('max(queue_depth{namespace="other"})', 'namespace="{{namespace}}"'),
+        ('max(queue_depth{namespace=~".+"})', "namespace"),
+        ('max(queue_depth{namespace="{{namespace}}"}) + max(queue_depth{pod="x"})', "no namespace matcher"),
+        ('max(queue_depth{namespace="{{namespace}}"} or {__name__=~".+"})', "namespace"),
+        ('max(queue_depth{namespace="{{namespace}}",pod=~"{{ threshold }}"})', "unknown placeholder"),
+        ('max(queue_depth{namespace="{{namespace}}"}', "does not parse"),
+        ("x" * (t.MAX_OWN_QUERY + 1), "at most 2000 characters"),
+    ],
+)
+def test_an_own_query_reaching_out_of_its_namespace_or_invalid_never_runs(query: str, message: str) -> None:
+    s = own(query=query)
+    assert [c.name for c in s.checks] == ["error-ratio"]
+    (p,) = s.problems
+    assert message in p.text() and "check queue is not run" in p.text()
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"fail_if": "result > threshold"}, "neither a number nor a declared parameter"),
+        ({"fail_if": "1 or vector(1)"}, "is not a condition"),
+        ({"interval_seconds": "1"}, "from 5 to 3600"),
+        ({"threshold": "0.1"}, 'has no key "threshold"'),
+    ],
+)
+def test_an_own_check_is_validated_as_a_template(keys: dict[str, str], message: str) -> None:
+    s = own(**keys)
+    (p,) = s.problems
+    assert message in p.text() and [c.name for c in s.checks] == ["error-ratio"]
+
+
+def test_an_own_check_must_be_selected_and_must_not_shadow_a_platform_check() -> None:
+    s = own({t.CHECKS: "error-ratio"})
+    (p,) = s.problems
+    assert "is not selected in autorollback.io/checks" in p.text() and [c.name for c in s.checks] == ["error-ratio"]
+    s = t.select({t.CHECKS: "error-ratio", t.CHECK + "error-ratio.query": OWN_QUERY}, catalog(), "team-a", ALLOWED)
+    (p,) = s.problems
+    assert "error-ratio is the platform's check: a check of your own must take another name" in p.text()
+    assert [c.template.query for c in s.checks] == [ERROR_RATIO["query"]]
+
+
+def test_an_unknown_check_says_own_checks_can_be_defined_only_where_allowed() -> None:
+    where = "or define your own with autorollback.io/check.<check>.query"
+    assert where in t.select({t.CHECKS: "nope"}, catalog(), "team-a", ALLOWED).problems[0].text()
+    assert where not in t.select({t.CHECKS: "nope"}, catalog(), "team-b", ALLOWED).problems[0].text()
+
+
+@given(
+    st.dictionaries(st.sampled_from(["query", "fail-if", "window", "failures", "x"]), st.text(max_size=80), max_size=5)
+)
+def test_any_own_annotations_give_a_selection_scoped_to_the_namespace(keys: dict[str, str]) -> None:
+    s = t.select(
+        {t.CHECKS: "queue", **{t.CHECK + "queue." + k: v for k, v in keys.items()}}, catalog(), "team-a", ALLOWED
+    )
+    for check in s.checks:
+        query, _ = check.queries(promql.Scope("team-a", "w", "w-1", "1", ("w-1-a",), 60))
+        promql.enforce_namespace(query, "team-a")

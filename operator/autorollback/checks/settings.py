@@ -48,7 +48,7 @@ class ChecksSettings:
 
     @property
     def enabled(self) -> bool:
-        return self.prometheus is not None and bool(self.catalog.templates)
+        return self.prometheus is not None and bool(self.catalog.templates or self.promql_namespaces)
 
     def missing(self) -> str:
         """What the platform must set before checks can run ("" when nothing is missing): for the
@@ -56,7 +56,7 @@ class ChecksSettings:
         needed = []
         if self.prometheus is None:
             needed.append("the Prometheus URL (chart value prometheus.url, flag --prometheus-url)")
-        if not self.catalog.templates:
+        if not self.catalog.templates and not self.promql_namespaces:
             needed.append("the check templates (chart value checks.catalog, flag --checks-catalog)")
         return "metric checks are not configured: the platform must set " + " and ".join(needed) if needed else ""
 

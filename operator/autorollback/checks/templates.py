@@ -35,6 +35,18 @@ A workload selects checks and tunes them by annotations:
     autorollback.io/check.error-ratio.threshold: "0.02"
     autorollback.io/bake-seconds: "600"      # how long checks go on after the rollout completed
 
+In a namespace the platform lists in checks.promqlNamespaces (and only there), a workload may also
+define a check of its own, selected like any other, with the same validation as a catalog entry
+(placeholders, failIf, limits; every selector must carry namespace="{{namespace}}"):
+
+    autorollback.io/checks: error-ratio,queue-depth
+    autorollback.io/check.queue-depth.query: max(queue_depth{namespace="{{namespace}}",pod=~"{{pods}}"})
+    autorollback.io/check.queue-depth.fail-if: result > 100
+    # optional: interval-seconds, failures, window, on-no-data, on-error
+
+Its name must not be one of the platform's checks (a template is never replaced by annotation), and
+it has no parameters: the numbers are written in fail-if.
+
 Validation is strict. A catalog entry that is wrong is left out with an error that says what is
 wrong and what to write (the caller decides whether that stops the operator). A workload's
 annotation that is wrong is a Problem: an unknown check or a check with an invalid parameter is not
@@ -46,7 +58,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from autorollback.checks import promql
@@ -80,6 +92,12 @@ _CONDITION = re.compile(
 REVISION_SCOPED = frozenset({"pods", "replicaset", "pod_template_hash"})
 _SAMPLE = promql.Scope("sample-namespace", "sample-workload", "sample-workload-5d8f9c7b6", "5d8f9c7b6",
                        ("sample-workload-5d8f9c7b6-abcde",), 300)  # fmt: skip
+
+
+# a check of the workload's own: annotation key (autorollback.io/check.<name>.<key>) -> template key
+OWN_KEYS = {"query": "query", "fail-if": "failIf", "interval-seconds": "intervalSeconds", "failures": "failures",
+            "window": "window", "on-no-data": "onNoData", "on-error": "onError"}  # fmt: skip
+MAX_OWN_QUERY, MAX_OWN_VALUE = 2000, 100  # characters of a workload's own query, and of its other values
 
 
 class CatalogError(ValueError):
@@ -161,6 +179,7 @@ class Template:
     on_no_data: Policy = Policy.IGNORE
     on_error: Policy = Policy.IGNORE
     guard: Guard | None = None
+    own: bool = False  # the workload's own check (its annotations), not the platform's catalog
 
     @property
     def relative(self) -> bool:
@@ -476,11 +495,18 @@ class Selection:
     alerts: tuple[str, ...] = ()  # alert names that must not fire (checks.alerts.select)
 
 
-def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection:
-    """The checks a workload's annotations select, with their parameters, and its bake time."""
+def select(
+    annotations: Mapping[str, str] | None,
+    catalog: Catalog,
+    namespace: str = "",
+    promql_namespaces: frozenset[str] = frozenset(),
+) -> Selection:
+    """The checks a workload's annotations select, with their parameters, and its bake time: the
+    platform's templates, and in a namespace of `promql_namespaces` the workload's own checks."""
     annotations = annotations or {}
     problems: list[Problem] = []
     bake = _bake_seconds(annotations.get(BAKE_SECONDS), problems)
+    own = _own_keys(annotations, catalog)
     names: list[str] = []
     raw = annotations.get(CHECKS)
     if raw is not None:
@@ -488,13 +514,18 @@ def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection
             name = item.strip().lower()
             if not name or name in names:
                 continue
-            if name not in catalog.templates:
+            if name not in catalog.templates and name not in own:
                 known = ", ".join(sorted(catalog.templates)) or "none (the operator has no check configured)"
+                hint = (
+                    f", or define your own with {CHECK}<check>.query and .fail-if"
+                    if namespace in promql_namespaces
+                    else ""
+                )
                 problems.append(
                     Problem(
                         CHECKS,
                         raw,
-                        f"there is no check {quote(item.strip(), 40)}; the checks are: {known}",
+                        f"there is no check {quote(item.strip(), 40)}; the checks are: {known}{hint}",
                         "that name is ignored",
                     )
                 )
@@ -503,12 +534,28 @@ def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection
         if len(names) > MAX_CHECKS:
             problems.append(Problem(CHECKS, raw, f"at most {MAX_CHECKS} checks", f"only the first {MAX_CHECKS} run"))
             names = names[:MAX_CHECKS]
+    mine = {
+        n: t for n, keys in sorted(own.items()) if (t := _own(n, keys, names, namespace, promql_namespaces, problems))
+    }
     overrides: dict[str, dict[str, tuple[str, str]]] = {}
     for key, value in annotations.items():
         if not key.startswith(CHECK):
             continue
         check, dot, param = key[len(CHECK) :].partition(".")
+        if check in own:
+            continue  # the workload's own check: its keys were read above
         template = catalog.templates.get(check)
+        if template is not None and dot and param in OWN_KEYS and param not in template.params:
+            problems.append(
+                Problem(
+                    key,
+                    value,
+                    f"{check} is the platform's check: a check of your own must take another name "
+                    "(the platform's templates are not replaced by annotation)",
+                    "the value is ignored",
+                )
+            )
+            continue
         if not dot or template is None or check not in names:
             why = (
                 f"check {quote(check, 40)} is not selected in {CHECKS}" if dot else f"write {CHECK}<check>.<parameter>"
@@ -529,6 +576,10 @@ def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection
         overrides.setdefault(check, {})[param] = (key, value)
     checks: list[Check] = []
     for name in names:
+        if name in own:
+            if name in mine:
+                checks.append(Check(mine[name], {}))
+            continue
         template = catalog.templates[name]
         values = template.defaults()
         ok = True
@@ -546,6 +597,67 @@ def select(annotations: Mapping[str, str] | None, catalog: Catalog) -> Selection
         if ok:
             checks.append(Check(template, values))
     return Selection(tuple(checks), bake, tuple(problems))
+
+
+def _own_keys(annotations: Mapping[str, str], catalog: Catalog) -> dict[str, dict[str, tuple[str, str]]]:
+    """The workload's own checks: check name -> its annotations (key -> (annotation key, value)),
+    for every name that is not the platform's and has a key of OWN_KEYS."""
+    own: dict[str, dict[str, tuple[str, str]]] = {}
+    for key in annotations:
+        check, dot, param = key[len(CHECK) :].partition(".") if key.startswith(CHECK) else ("", "", "")
+        if dot and check not in catalog.templates and param in OWN_KEYS:
+            own.setdefault(check, {})
+    for key, value in annotations.items():
+        check, dot, param = key[len(CHECK) :].partition(".") if key.startswith(CHECK) else ("", "", "")
+        if check in own:
+            own[check][param] = (key, value)
+    return own
+
+
+def _own(
+    name: str,
+    keys: Mapping[str, tuple[str, str]],
+    names: list[str],
+    namespace: str,
+    allowed: frozenset[str],
+    problems: list[Problem],
+) -> Template | None:
+    """The workload's own check `name` as a template, or None with a Problem saying why it is not run."""
+    first = keys.get("query") or keys[min(keys)]
+    consequence = f"check {name} is not run"
+    if name not in names:
+        problems.append(Problem(*first, f"check {quote(name, 40)} is not selected in {CHECKS}", consequence))
+        return None
+    if namespace not in allowed:
+        problems.append(
+            Problem(
+                *first,
+                f"namespace {quote(namespace, 63)} may not define checks of its own (PromQL): the platform must "
+                "list it in checks.promqlNamespaces (flag --checks-promql-namespaces), or use the platform's checks",
+                consequence,
+            )
+        )
+        return None
+    spec: dict[str, object] = {}
+    for param, (key, value) in sorted(keys.items()):
+        if param not in OWN_KEYS:
+            accepted = ", ".join(OWN_KEYS)
+            problems.append(
+                Problem(
+                    key, value, f"a check of your own has no key {quote(param, 30)} (its keys: {accepted})", consequence
+                )
+            )
+            return None
+        limit = MAX_OWN_QUERY if param == "query" else MAX_OWN_VALUE
+        if len(value) > limit:
+            problems.append(Problem(key, value, f"at most {limit} characters", consequence))
+            return None
+        spec[OWN_KEYS[param]] = value
+    try:
+        return replace(parse_template(name, spec), own=True)
+    except ValueError as e:
+        problems.append(Problem(*first, str(e), consequence))
+        return None
 
 
 def _bake_seconds(raw: str | None, problems: list[Problem]) -> int:

@@ -29,11 +29,13 @@ BUSY_RETRY = 1.0  # seconds before a bake whose evaluations found every slot tak
 
 
 def wanted(work: Work) -> templates.Selection | None:
-    """The checks the workload selects from the platform's catalog (None: Prometheus not configured)."""
+    """The checks the workload selects from the platform's catalog, and its own where the platform
+    allows them in its namespace (None: Prometheus not configured)."""
     settings, annotations = work.ctx.checks, work.deployment["metadata"].get("annotations")
     if not settings.enabled and not alerts.asked(settings, annotations):
         return None
-    return calerts.select(templates.select(annotations, settings.catalog), annotations)
+    selection = templates.select(annotations, settings.catalog, work.namespace, settings.promql_namespaces)
+    return calerts.select(selection, annotations)
 
 
 def defers_health(work: Work, replicaset: dict[str, Any]) -> bool:
@@ -246,10 +248,13 @@ def _query(prometheus: Prometheus, query: str) -> Reading:
 
 
 def _invalid(work: Work, running: Running, check: templates.Check, why: str) -> None:
-    message = (
-        f"metric check {check.name} is not run: {why}. Its template is the platform's (the operator's check "
-        "catalog); the thresholds are set by autorollback.io/check.<check>.<parameter>."
+    whose = (
+        f"Its query is this workload's own ({templates.CHECK}{check.name}.query)"
+        if check.template.own
+        else "Its template is the platform's (the operator's check catalog); the thresholds are set by "
+        "autorollback.io/check.<check>.<parameter>"
     )
+    message = f"metric check {check.name} is not run: {why}. {whose}."
     log.warning("invalid metric check", check=check.name, message=message, **who(work))
     post(
         work.ctx.api,
