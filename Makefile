@@ -61,11 +61,11 @@ unit: venv ## unit tests of the pure core
 	$(BIN)/pytest tests/unit -q
 
 e2e: venv tools cluster-up ## end-to-end tests on the local control plane
-	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load -m "not serial"
+	$(BIN)/pytest tests/e2e -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 -m "not serial"
 	$(BIN)/pytest tests/e2e -q -m serial
 
 test: venv lint tools cluster-up ## everything: lint first (fails fast), then unit and end-to-end tests (the serial ones last, alone)
-	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load -m "not serial" --durations=15
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 -m "not serial" --durations=15
 	$(BIN)/pytest tests -q -m serial --durations=8
 
 clean: cluster-down ## remove the virtualenv and the local cluster

@@ -18,7 +18,9 @@ os.environ["KUBECONFIG"] = kit.kubeconfig()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
-    # the tests that wait longest go first: started last, they would make the parallel run's tail
+    # the tests that wait longest go first: started last, they would make the parallel run's tail.
+    # `make test` hands them out one at a time (--maxschedchunk 1): xdist's default first chunk
+    # (a quarter of a worker's share, consecutive) gave every slow test to the first worker.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
