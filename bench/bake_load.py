@@ -7,10 +7,10 @@ process in front of Prometheus, so that every query the checks send is seen here
 timed on this process's monotonic clock (the proxy adds well under a millisecond). The catalog has one
 check: `max(app_error_ratio{namespace=..., pod=~"{{pods}}"}) > 0.05`, intervalSeconds 30, failures 3.
 
-1. BENCH_BAKES (500) Deployments (1 replica, not opted in yet), 2 x 50 opted-in Deployments without
+1. BENCH_BAKES (500) Deployments (1 replica, not opted in yet), 2 x 100 opted-in Deployments without
    checks for the deadline waves, all available.
-2. Deadline waves without bakes: 5 waves of 10 Deployments broken (not-ready, progressDeadlineSeconds
-   10), one wave every 6 s (the waves cover a whole 30 s check interval): ProgressDeadlineExceeded
+2. Deadline waves without bakes: BENCH_WAVES (10) waves of 10 Deployments broken (not-ready,
+   progressDeadlineSeconds 10), spread over one 30 s check interval (one wave every 3 s): ProgressDeadlineExceeded
    seen -> rollback seen, per Deployment.
 3. The BENCH_BAKES Deployments opted in with the check and bake-seconds 3600: every one bakes its
    revision for the rest of the run. Once each was evaluated, a quiet 60 s window: queries per second
@@ -282,7 +282,8 @@ def room_for_pods(api: Callable[[], Any]) -> None:
 def run(bench: Any, n: int) -> dict[str, Any]:
     """bench: the rollback_bench module (its Watcher, Namespace, api, V1/V2)."""
     api, V1, V2 = bench.api, bench.V1, bench.V2
-    waves, per_wave, spacing = 5, 10, INTERVAL / 5
+    waves, per_wave = int(os.environ.get("BENCH_WAVES", "10")), 10
+    spacing = INTERVAL / waves
     bad_n = int(os.environ.get("BENCH_BAD", "5"))
     baked = [f"bake-{i:04d}" for i in range(n)]
     bad = baked[:bad_n]

@@ -193,12 +193,14 @@ class Client:
         ]
 
     def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        """The pods the workload's selector matches (whose revision they are is the adapter's to say)."""
+        """The metadata of the pods the workload's selector matches (whose revision they are is the
+        adapter's to say, from their labels): a metadata-only list, a fraction of full pods' cost."""
         meta = workload["metadata"]
         page = self.request(
             "GET",
             f"/api/v1/namespaces/{meta['namespace']}/pods",
             query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+            accept=METADATA_ONLY,
         )
         return list(page.get("items") or [])
 

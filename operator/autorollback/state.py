@@ -102,13 +102,23 @@ def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str
     return f"{rollout_key(workload, adapter)}|paused={adapter.paused(workload)}|dry_run={config.dry_run}"
 
 
+@dataclass(frozen=True)
+class HistoryRead:
+    """A bake's last read of its workload's history objects."""
+
+    version: str  # the workload's resourceVersion then
+    at: float  # monotonic
+    objects: list[dict[str, Any]]
+
+
 @dataclass
 class BakeSlot:
-    """The bake in progress in this process (shared with the worker that runs it, as the clocks are)
-    and the digest of what was last said about the checks' annotations."""
+    """The bake in progress in this process (shared with the worker that runs it, as the clocks are),
+    its last read of the history, and the digest of what was last said about the checks' annotations."""
 
     running: Running | None = None
     said: str = ""
+    history: HistoryRead | None = None
 
 
 @dataclass

@@ -178,12 +178,18 @@ def test_blips_old_pods_and_a_prometheus_outage_do_not_roll_back_and_the_bake_pa
 
 def test_no_data_for_the_whole_bake_is_unverified_not_healthy(namespace, checked, traffic) -> None:
     ns = namespace
-    checked(ns)
+    op = checked(ns)
     kit.release(ns, "web", V1, annotations=CHECKS)  # no series at all for its pods
     available(ns, V1, 1)
     no_data = wait_event(ns, "MetricCheckNoData")["message"]
     assert "returned no data" in no_data
+    gets, evaluated = op.metric("autorollback_api_requests_total", verb="GET"), evaluations(op, ns, "no_data")
     unverified = wait_event(ns, "BakeUnverified", timeout=120)["message"]
+    gets = op.metric("autorollback_api_requests_total", verb="GET") - gets
+    evaluated = evaluations(op, ns, "no_data") - evaluated
+    # the cost of a quiet bake: its pods' list per evaluation; the ReplicaSets are read again only
+    # when the Deployment changed (or every streak.EVERY seconds)
+    assert evaluated >= 2 and gets < 1.5 * evaluated, (gets, evaluated)
     assert "error-ratio" in unverified and "not marked healthy" in unverified
     rs = current_rs(ns, V1)
     assert mark(rs, "unverified-at").endswith("revision 1 checks error-ratio")

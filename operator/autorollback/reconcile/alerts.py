@@ -149,6 +149,7 @@ def watch(
                 once=f"{meta.get('uid', '')} revision {current.number} AlertPreexisting",
             )
         value = calerts.record(meta["name"], current.number, firing.names)
+        work.bake.history = None  # read back by the next pass (reconcile.bake._history)
         work.api.mark_revision(work.namespace, meta["name"], {calerts.PREEXISTING: value})
         running.told.add(RECORDED)
         return None

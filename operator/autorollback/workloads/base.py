@@ -138,7 +138,7 @@ class Api(Protocol):
     def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        """The pods its selector matches (Workload.pods_of says which revision's they are)."""
+        """The pods its selector matches, metadata only (Workload.pods_of says which revision's they are)."""
 
     def mark_revision(
         self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
