@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import yaml
 
 from . import kit
@@ -46,6 +47,7 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_huge_files_and_long_histories_stay_bounded(
     namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
 ) -> None:
