@@ -128,7 +128,7 @@ class Operator:
         """Queue every Deployment whose last known state still asks for something (a new leader, too:
         what this process read while another one led is read again)."""
         for uid, memo in self.memory.memos.items():
-            memo.bake.history = None
+            memo.bake.history = memo.bake.pods = None
             if memo.body is not None and memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
                 self.queue.add(uid)
 

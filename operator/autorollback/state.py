@@ -104,7 +104,7 @@ def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str
 
 @dataclass(frozen=True)
 class HistoryRead:
-    """A bake's last read of its workload's history objects."""
+    """A bake's last read of its workload's history objects (or pods)."""
 
     version: str  # the workload's resourceVersion then
     at: float  # monotonic
@@ -119,6 +119,7 @@ class BakeSlot:
     running: Running | None = None
     said: str = ""
     history: HistoryRead | None = None
+    pods: HistoryRead | None = None  # the metadata of its pods, read for an evaluation
 
 
 @dataclass

@@ -73,6 +73,8 @@ def bake(work: Work, result: PassResult) -> None:
     """Evaluate the checks that are due on the current revision; act on the bake's end."""
     if result.patched:
         return  # rolled back in this pass: the next pass looks at the template restored
+    if work.jobs != {Job.BAKE}:
+        work.bake.history = work.bake.pods = None  # other work may write the ReplicaSets: read them afresh
     slot = _Slot(work.ctx.evaluations)
     try:
         _bake(work, result, slot)
@@ -152,21 +154,49 @@ def _bake(work: Work, result: PassResult, slot: _Slot) -> None:
 
 
 def _history(work: Work) -> list[dict[str, Any]]:
-    """The ReplicaSets. A pass for the bake alone reuses the bake's last read while the Deployment is
-    the same (its resourceVersion: the controller's changes to them show in its status), this process
-    wrote none of them since, it has not just become the leader, and for REREAD seconds at most. With
-    500 bakes that halves the API requests per evaluation; any other job reads them afresh."""
-    version, now, last = work.deployment["metadata"].get("resourceVersion", ""), times.monotonic(), work.bake.history
-    if work.jobs == {Job.BAKE} and last is not None and last.version == version and now - last.at < REREAD:
-        return last.objects
+    """The ReplicaSets, or the bake's last read of them (`_reused`)."""
+    last = _reused(work, work.bake.history)
+    if last is not None:
+        return last
     replicasets = work.api.history(work.deployment)
-    work.bake.history = state.HistoryRead(version, now, replicasets)
+    work.bake.history = state.HistoryRead(_version(work), times.monotonic(), replicasets)
     return replicasets
 
 
+def _pods(work: Work) -> list[dict[str, Any]]:
+    """The metadata of the Deployment's pods, or the bake's last read of them (`_reused`)."""
+    last = _reused(work, work.bake.pods)
+    if last is not None:
+        return last
+    pods = work.api.pods(work.deployment)
+    work.bake.pods = state.HistoryRead(_version(work), times.monotonic(), pods)
+    return pods
+
+
+def _reused(work: Work, last: state.HistoryRead | None) -> list[dict[str, Any]] | None:
+    """A pass for the bake alone reuses the bake's last read while the Deployment is the same: its
+    resourceVersion, which changes with its status whenever its ReplicaSets' counts do (a pod that
+    goes, comes or changes readiness), for REREAD seconds at most, and until this process writes a
+    ReplicaSet or becomes the leader. With 500 bakes that takes the API requests of an evaluation from
+    two LISTs to about one in four evaluations; any other job reads afresh."""
+    fresh = last is not None and last.version == _version(work) and times.monotonic() - last.at < REREAD
+    return last.objects if fresh and last is not None else None
+
+
+def _version(work: Work) -> str:
+    return str(work.deployment["metadata"].get("resourceVersion", ""))
+
+
 def _mark(work: Work, replicaset: str, annotations: dict[str, str | None]) -> None:
-    work.bake.history = None  # this process's own write: the next pass reads it back
+    """Merge annotations onto a ReplicaSet; the bake's last read of it gets the same merge."""
+    last, work.bake.history = work.bake.history, None
     work.api.mark_revision(work.namespace, replicaset, annotations)
+    if last is not None:
+        work.bake.history = last
+        for rs in last.objects:
+            if rs["metadata"]["name"] == replicaset:
+                merged = {**(rs["metadata"].get("annotations") or {}), **annotations}
+                rs["metadata"]["annotations"] = {k: v for k, v in merged.items() if v is not None}
 
 
 def _advance(running: Running, selection: templates.Selection, complete: bool, now: float) -> None:
@@ -226,7 +256,7 @@ def _evaluate(
     due = [c for c in due if f"{c.name} invalid" not in running.told]
     kind = work.workload
     wants_pods = any("pods" in promql.placeholders(c.template.query) for c in due)
-    pods = work.api.pods(work.deployment) if wants_pods else []
+    pods = _pods(work) if wants_pods else []
     new = kind.pods_of(raw, pods)
     previous = _previous(revisions, current, replicasets)
     old = kind.pods_of(previous, pods) if previous is not None else []
