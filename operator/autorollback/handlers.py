@@ -124,11 +124,15 @@ class Operator:
             self.executor, events.post, self.ctx.api, deployment, "Warning", "OptInLost", message
         )
 
-    def resync(self) -> None:
-        """Queue every Deployment whose last known state still asks for something (a new leader, too:
-        what this process read while another one led is read again)."""
-        for uid, memo in self.memory.memos.items():
+    def leads(self) -> None:
+        """This process became the leader: what it read while another one led is read again."""
+        for memo in self.memory.memos.values():
             memo.bake.history = memo.bake.pods = None
+        self.resync()
+
+    def resync(self) -> None:
+        """Queue every Deployment whose last known state still asks for something."""
+        for uid, memo in self.memory.memos.items():
             if memo.body is not None and memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
                 self.queue.add(uid)
 

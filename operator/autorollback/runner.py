@@ -125,7 +125,7 @@ async def _main(api: kube.Client, options: Options) -> int:
             election.name,
             identity(),
             Timings(election.lease, election.renew_deadline, election.retry),
-            on_change=lambda leads: op.resync() if leads else None,
+            on_change=lambda leads: op.leads() if leads else None,
         )
         api = api.guarded(elector.leads)
         telemetry.leader.set(0)

@@ -71,10 +71,10 @@ class _Slot:
 
 def bake(work: Work, result: PassResult) -> None:
     """Evaluate the checks that are due on the current revision; act on the bake's end."""
-    if result.patched:
-        return  # rolled back in this pass: the next pass looks at the template restored
     if work.jobs != {Job.BAKE}:
         work.bake.history = work.bake.pods = None  # other work may write the ReplicaSets: read them afresh
+    if result.patched:
+        return  # rolled back in this pass: the next pass looks at the template restored
     slot = _Slot(work.ctx.evaluations)
     try:
         _bake(work, result, slot)
@@ -114,6 +114,7 @@ def _bake(work: Work, result: PassResult, slot: _Slot) -> None:
     if recorded is not None and ledger.find(entries, recorded.id) is None:
         # its checks failed and it was not rolled back (paused, dry-run, no target): decided again
         # from the marks, as a deadline's failure is from its condition
+        slot.give_back()  # no evaluation: the slot is for others while this one decides
         _decide(work, result, recorded, raw)
         result.done.bake_done = key
         return
