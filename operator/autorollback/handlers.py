@@ -107,6 +107,8 @@ class Operator:
         """The opted_in gauge of memo's kind and namespace, after memo opted in or out."""
         kind = memo.adapter.kind
         telemetry.opted_in.labels(kind, memo.namespace).set(self.memory.opted_in(kind, memo.namespace))
+        if memo.enabled:
+            telemetry.namespace_opted_in(kind, memo.namespace)
 
     def _opt_in_lost(self, deployment: dict[str, Any]) -> None:
         """`kubectl rollout undo` replaces the annotations with those of the ReplicaSet it goes back

@@ -111,6 +111,20 @@ prometheus_queries = Counter(
     ["result"],
 )
 
+# Counters whose label values are all known before the first event start at zero, so that a
+# dashboard panel or a rate() shows 0 (and the first event counts as an increase) rather than nothing.
+for _result in ("ok", "error"):
+    prometheus_queries.labels(_result)
+for _result in ("opened", "exists", "planned"):  # their reason is always ""
+    reverts.labels(_result, "")
+
+
+def namespace_opted_in(kind: str, namespace: str) -> None:
+    """A workload of this kind opted in in this namespace: its per-namespace histograms exist from
+    now on (zero), so that the first reaction and recovery are an increase that rate() sees."""
+    reaction_seconds.labels(kind, namespace)
+    recovery_seconds.labels(kind, namespace)
+
 
 _PER_WORKLOAD = {
     "check_evaluations": check_evaluations,

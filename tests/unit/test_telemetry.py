@@ -60,3 +60,26 @@ def test_forget_removes_the_series_of_one_workload_only() -> None:
         assert not _samples(metric, namespace=ns, name="web")
         assert len(_samples(metric, kind=kind, namespace=ns, name="api")) == 1
     telemetry.forget(series)  # twice: nothing left to remove, no error
+
+
+def test_series_known_before_the_first_event_start_at_zero() -> None:
+    """A dashboard panel shows 0, not nothing, and the first event is an increase rate() sees."""
+    queries = {s["result"]: v for s, v in _values("autorollback_prometheus_queries_total")}
+    assert queries.keys() >= {"ok", "error"}
+    reverts = {(s["result"], s["reason"]) for s, _ in _values("autorollback_revert_prs_total")}
+    assert reverts >= {("opened", ""), ("exists", ""), ("planned", "")}
+    ns = "unit-telemetry-opt-in"
+    assert not _samples("autorollback_reaction_seconds_count", namespace=ns)
+    telemetry.namespace_opted_in(DEPLOYMENTS.kind, ns)
+    for histogram in ("autorollback_reaction_seconds", "autorollback_recovery_seconds"):
+        assert [v for _, v in _values(f"{histogram}_count", kind="Deployment", namespace=ns)] == [0]
+        assert all(v == 0 for _, v in _values(f"{histogram}_bucket", namespace=ns))
+
+
+def _values(metric_name: str, /, **labels: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for metric in REGISTRY.collect()
+        for s in metric.samples
+        if s.name == metric_name and labels.items() <= s.labels.items()
+    ]
