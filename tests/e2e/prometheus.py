@@ -158,24 +158,8 @@ class Prometheus:
         self.query_log = tmp / "queries.log"  # every query the engine ran (JSON lines), for "never ran"
         self.port = kit.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # JSON is YAML: no YAML library needed.
-        self.config.write_text(
-            json.dumps(
-                {
-                    "global": {
-                        "scrape_interval": "1s",
-                        "scrape_timeout": "1s",
-                        "evaluation_interval": "1s",
-                        "query_log_file": str(self.query_log),
-                    },
-                    "rule_files": [str(self.rules_dir / "*.yml")],
-                    "scrape_configs": [
-                        {"job_name": JOB, "honor_labels": True, "static_configs": [{"targets": [exporter.address]}]}
-                    ],
-                },
-                indent=2,
-            )
-        )
+        self.targets: dict[str, str] = {}  # job -> address: scraped besides the exporter (see scrape())
+        self._write_config()
         self.argv = [
             kit.tool("prometheus"),
             f"--config.file={self.config}",
@@ -189,6 +173,34 @@ class Prometheus:
         ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
+
+    def _write_config(self) -> None:
+        # JSON is YAML: no YAML library needed.
+        jobs = [{"job_name": JOB, "honor_labels": True, "static_configs": [{"targets": [self.exporter.address]}]}]
+        jobs += [{"job_name": job, "static_configs": [{"targets": [address]}]} for job, address in self.targets.items()]
+        self.config.write_text(
+            json.dumps(
+                {
+                    "global": {
+                        "scrape_interval": "1s",
+                        "scrape_timeout": "1s",
+                        "evaluation_interval": "1s",
+                        "query_log_file": str(self.query_log),
+                    },
+                    "rule_files": [str(self.rules_dir / "*.yml")],
+                    "scrape_configs": jobs,
+                },
+                indent=2,
+            )
+        )
+
+    def scrape(self, job: str, address: str, timeout: float = 30) -> None:
+        """Scrape one more target (e.g. an operator's /metrics) as `job`, as a ServiceMonitor would
+        (target labels job and instance; honor_labels off); wait until `up` is 1 for it. Dropped by reset()."""
+        self.targets[job] = address
+        self._write_config()
+        self.reload()
+        self.wait_for_value(f'up{{job="{job}"}}', 1, timeout)
 
     # -- the process --------------------------------------------------------------------------
 
@@ -388,6 +400,10 @@ class Prometheus:
         if not self.running():
             self.start()
         self.unload_rules()
+        if self.targets:
+            self.targets.clear()
+            self._write_config()
+            self.reload()
 
     def close(self) -> None:
         self.stop()
