@@ -97,6 +97,13 @@ def test_rendered_chart_is_accepted_by_the_api_server(namespace: str, monitoring
     assert out.count("(server dry run)") == len(kinds(manifests))
 
 
+def test_the_service_monitor_keeps_the_workloads_namespace_label() -> None:
+    monitor = next(
+        d for d in yaml.safe_load_all(render("ops", "-f", str(ALL_FEATURES))) if d and d["kind"] == "ServiceMonitor"
+    )
+    assert [e.get("honorLabels") for e in monitor["spec"]["endpoints"]] == [True]
+
+
 def test_hardened_pod_spec() -> None:
     deployment = next(d for d in yaml.safe_load_all(render("ops")) if d and d["kind"] == "Deployment")
     spec = deployment["spec"]
