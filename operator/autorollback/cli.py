@@ -1,4 +1,4 @@
-"""Command line: `autorollback run` and `autorollback --version`."""
+"""Command line: `autorollback run`, `autorollback status` (autorollback.status) and `autorollback --version`."""
 
 import argparse
 import os
@@ -185,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autorollback", description="Automatic rollback of failed Deployment rollouts.")
     p.add_argument("--version", action="version", version=f"autorollback {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="show what autorollback protects and what it decided (autorollback status -h)")
     run = sub.add_parser("run", help="run the operator")
     scope = run.add_mutually_exclusive_group(required=True)
     scope.add_argument(
@@ -321,6 +322,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:  # the read-only status command: none of the operator's imports
+        from autorollback.status import shell
+
+        return shell.main(argv[1:])
     args = parser().parse_args(argv)
     logs.configure(args.log_format or logs.default_format(), args.log_level)
     try:

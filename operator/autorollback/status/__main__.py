@@ -1,0 +1,5 @@
+import sys
+
+from autorollback.status.shell import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""`autorollback status` and `kubectl autorollback status`: reads the cluster with the user's
+kubeconfig (current context and namespace, as kubectl does), never writes."""
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client import rest
+from kubernetes.config.config_exception import ConfigException
+
+from autorollback import kube, workloads
+from autorollback.status import core, render
+
+RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1
+SHORT = {"Deployment": "deploy", "StatefulSet": "sts", "DaemonSet": "ds"}
+POLL = 2.0  # seconds between two reads of --watch
+
+
+class Failed(Exception):
+    """One clear line for stderr; the command exits 1."""
+
+
+def parser(prog: str = "autorollback status") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Show the workloads that opted in to autorollback, or one of them in detail "
+        "(revisions and their marks, the rollback ledger, autorollback's Events). Reads only.",
+    )
+    p.add_argument("target", nargs="?", metavar="NAME|KIND/NAME", help="one workload (a bare name is a Deployment)")
+    p.add_argument("-n", "--namespace", help="the namespace (default: the current context's)")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    p.add_argument("-w", "--watch", action="store_true", help="draw again whenever something changes")
+    p.add_argument("--kubeconfig", help="the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="the kubeconfig context (default: the current one)")
+    return p
+
+
+def connect(kubeconfig: str | None, context: str | None) -> tuple[kube.Client, str]:
+    """The API connection and the context's namespace."""
+    try:
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not (kubeconfig or os.environ.get("KUBECONFIG")):
+            config.load_incluster_config()
+            namespace = _incluster_namespace()
+        else:
+            config.load_kube_config(config_file=kubeconfig, context=context)
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            if context:
+                contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+                active = next(c for c in contexts if c["name"] == context)
+            namespace = (active.get("context") or {}).get("namespace") or "default"
+    except (ConfigException, OSError, StopIteration) as e:
+        raise Failed(f"no Kubernetes configuration found ({e}): set KUBECONFIG or pass --kubeconfig") from None
+    cfg = client.Configuration.get_default_copy()
+    return kube.Client(cfg, rest.RESTClientObject(cfg).pool_manager), namespace
+
+
+def _incluster_namespace() -> str:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what: str = "") -> Any:
+    try:
+        return api.request("GET", path, query=query)
+    except kube.ApiError as e:
+        host = api.configuration.host
+        if e.status == 0:
+            raise Failed(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
+        if e.status == 401:
+            raise Failed(
+                f"the Kubernetes API server at {host} did not accept the credentials (401 Unauthorized)"
+            ) from None
+        if e.status == 403:
+            raise Failed(f"forbidden: cannot read {what or path}: {e.message}") from None
+        raise
+
+
+def kind_of(text: str) -> str:
+    """KIND in kubectl's spellings (deployment, deployments, deploy, deployments.apps) -> the kind."""
+    word = text.lower().removesuffix(".apps")
+    for kind in workloads.KINDS:
+        if word in (kind.lower(), RESOURCES[kind], SHORT[kind]):
+            return kind
+    known = ", ".join(k.lower() for k in workloads.KINDS)
+    raise Failed(f'autorollback does not watch "{text}" (it watches: {known})')
+
+
+def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
+    out = []
+    for kind, adapter in workloads.KINDS.items():
+        resource = RESOURCES[kind]
+        path = f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
+        where = f"in namespace {namespace}" if namespace else "in any namespace"
+        items = _get(api, path, what=f"{resource} {where}")["items"]
+        for w in items:
+            if core.opted_in(w):
+                history = _history(api, kind, w)
+                out.append(core.row(adapter, w, history))
+    return out
+
+
+def _history(api: kube.Client, kind: str, workload: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return kube.api_for(api, kind).history(workload)
+    except kube.ApiError as e:
+        if e.status == 403:
+            raise Failed(
+                f"forbidden: cannot read the history of {kind} {workload['metadata']['name']}: {e.message}"
+            ) from None
+        if e.status == 0:
+            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+        raise
+
+
+def one(api: kube.Client, namespace: str, target: str) -> core.Detail:
+    kind_text, _, name = target.rpartition("/")
+    kind = kind_of(kind_text) if kind_text else "Deployment"
+    adapter = workloads.KINDS[kind]
+    try:
+        workload = kube.api_for(api, kind).get(namespace, name)
+    except kube.ApiError as e:
+        if e.status == 404:
+            raise Failed(f'{kind.lower()} "{name}" not found in namespace {namespace}') from None
+        if e.status == 403:
+            raise Failed(
+                f'forbidden: cannot get {kind.lower()} "{name}" in namespace {namespace}: {e.message}'
+            ) from None
+        if e.status == 0:
+            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+        raise
+    if not core.opted_in(workload):
+        raise Failed(
+            f'{kind.lower()} "{name}" in namespace {namespace} has not opted in to autorollback '
+            f"(annotation autorollback.io/enabled=true)"
+        )
+    history = _history(api, kind, workload)
+    try:
+        events = api.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            query={"fieldSelector": f"involvedObject.kind={kind},involvedObject.name={name}"},
+        )["items"]
+    except kube.ApiError as e:
+        if e.status != 403:
+            raise
+        events = None  # said in the view
+    return core.detail(adapter, workload, history, events)
+
+
+def colour(stream: Any) -> bool:
+    """kubectl's rule: colours only on a terminal, never with NO_COLOR set (to anything)."""
+    return "NO_COLOR" not in os.environ and bool(getattr(stream, "isatty", lambda: False)())
+
+
+def draw(value: core.Detail | list[core.Row], output: str, now: dt.datetime, paint: bool, namespace: str) -> str:
+    if output != "table":
+        return render.structured(value, output)
+    if isinstance(value, list):
+        return render.table(value, now, paint, namespace)
+    return render.detail(value, now, paint)
+
+
+def main(argv: list[str] | None = None, prog: str = "autorollback status") -> int:
+    args = parser(prog).parse_args(argv)
+    out = sys.stdout
+    try:
+        api, context_namespace = connect(args.kubeconfig, args.context)
+        namespace = args.namespace or context_namespace
+        if args.target and args.all_namespaces:
+            raise Failed("a workload's name and -A go not together: name it with -n NAMESPACE")
+
+        def read() -> core.Detail | list[core.Row]:
+            if args.target:
+                return one(api, namespace, args.target)
+            return rows(api, None if args.all_namespaces else namespace)
+
+        value = read()
+        shown = "" if args.all_namespaces else namespace
+        out.write(draw(value, args.output, _now(), colour(out), shown))
+        out.flush()
+        if args.watch:
+            _watch(read, value, lambda v: draw(v, args.output, _now(), colour(out), shown), out)
+    except Failed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except kube.ApiError as e:
+        print(f"error: the Kubernetes API answered {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _watch(
+    read: Callable[[], core.Detail | list[core.Row]],
+    last: core.Detail | list[core.Row],
+    draw_: Callable[[core.Detail | list[core.Row]], str],
+    out: Any,
+) -> None:
+    """Poll; draw again when what is shown (not its ages) changed. A terminal is cleared first."""
+    seen = json.dumps(render.data(last), sort_keys=True)
+    while True:
+        time.sleep(POLL)
+        value = read()
+        now = json.dumps(render.data(value), sort_keys=True)
+        if now == seen:
+            continue
+        seen = now
+        out.write("\x1b[H\x1b[2J" if colour(out) else "\n")
+        out.write(draw_(value))
+        out.flush()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def plugin() -> int:
+    """`kubectl autorollback status ...` (kubectl runs kubectl-autorollback with the rest of the line)."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] != "status":
+        print(
+            "usage: kubectl autorollback status [NAME|KIND/NAME] [-n NS | -A] [-o table|json|yaml] [--watch]",
+            file=sys.stderr,
+        )
+        return 1 if argv and argv[0] not in ("-h", "--help") else 0
+    return main(argv[1:], prog="kubectl autorollback status")

@@ -1,0 +1,224 @@
+"""`autorollback status` end to end: a ServiceAccount that can only read, workloads in each state an
+operator leaves them in, the one-line errors, and `--watch` seeing a rollback happen."""
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from . import kit
+
+ON = {"autorollback.io/enabled": "true"}
+DRY = {**ON, "autorollback.io/mode": "dry-run"}
+V1, V2 = "registry.example/web:1.0.0", "registry.example/web:2.0.0"
+STATUS = [sys.executable, "-m", "autorollback.status"]
+
+
+def read_only(ns: str, path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount allowed get/list/watch on what status reads, in ns only."""
+    rules = [
+        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+    ]
+    for manifest in (
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "reader", "namespace": ns},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "reader", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
+        },
+    ):
+        kit.apply(manifest)
+    return kit.token_kubeconfig(ns, "reader", path)
+
+
+def status(config: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**_env(), "KUBECONFIG": str(config)}
+    return subprocess.run([*STATUS, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "KUBERNETES_SERVICE_HOST")}
+
+
+def rows(config: Path, ns: str) -> dict[str, dict]:
+    r = status(config, "-n", ns, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return {i["name"]: i for i in json.loads(r.stdout)["items"]}
+
+
+def available(ns: str, name: str, image: str, revision: int) -> None:
+    def check() -> dict | None:
+        d = kit.is_available(ns, name)
+        return d if d and kit.image_of(d) == image and kit.revision(d) == revision else None
+
+    kit.wait_for(check, 120, f"{name} available on {image} (revision {revision})")
+
+
+def test_rows_of_each_state_read_with_read_only_rbac(namespace: str, operator_factory, tmp_path: Path) -> None:
+    ns = namespace
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    for name, annotations in (("healthy", ON), ("dry", DRY), ("rolled", ON)):
+        kit.release(ns, name, V1, annotations=annotations)
+    kit.release(ns, "plain", V1)  # not opted in: not shown
+    operator_factory("-n", ns)
+    for name in ("healthy", "dry", "rolled"):
+        available(ns, name, V1, 1)
+    kit.release(ns, "dry", V2, failure="not-ready", annotations=DRY)
+    kit.release(ns, "rolled", V2, failure="not-ready", annotations=ON)
+    available(ns, "rolled", V1, 3)
+    kit.wait_for(lambda: kit.event(ns, "dry", "RollbackPlanned"), 90, "the dry run's RollbackPlanned")
+    kit.wait_for(lambda: rows(config, ns)["healthy"]["state"] == "healthy" or None, 60, "healthy marked healthy")
+    kit.wait_for(lambda: rows(config, ns)["rolled"]["state"] == "rolled back" or None, 60, "rolled marked rolled back")
+
+    got = rows(config, ns)
+    assert sorted(got) == ["dry", "healthy", "rolled"]
+    h, d, r = got["healthy"], got["dry"], got["rolled"]
+    assert (h["kind"], h["mode"], h["revision"], h["state"], h["last_healthy"], h["last_rollback"]) == (
+        "Deployment",
+        "rollback",
+        1,
+        "healthy",
+        1,
+        None,
+    )
+    assert h["watching"] == "deadline 10s"
+    assert (d["mode"], d["revision"], d["state"], d["last_healthy"], d["last_rollback"]) == (
+        "dry-run",
+        2,
+        "failed",
+        1,
+        None,
+    )
+    assert (r["mode"], r["revision"], r["state"], r["last_healthy"]) == ("rollback", 3, "rolled back", 3)
+    assert (r["last_rollback"]["from_revision"], r["last_rollback"]["to_revision"]) == (2, 3)
+    assert r["last_rollback"]["reason"] == "ProgressDeadlineExceeded"
+
+    table = status(config, "-n", ns)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "NAMESPACE",
+        "KIND/NAME",
+        "MODE",
+        "WATCHING",
+        "REVISION",
+        "STATE",
+        "LAST",
+        "HEALTHY",
+        "LAST",
+        "ROLLBACK",
+        "REVERT",
+        "PR",
+    ]
+    assert [line.split()[1] for line in lines[1:]] == ["deployment/dry", "deployment/healthy", "deployment/rolled"]
+    assert "\x1b[" not in table.stdout  # not a terminal: no colours
+    assert " 2 -> 3 ProgressDeadlineExceeded" in lines[3]
+
+    detail = status(config, "-n", ns, "deployment/rolled")
+    assert detail.returncode == 0, detail.stderr
+    assert "State:         rolled back" in detail.stdout
+    assert "rolled back away from" in detail.stdout and "healthy-at=revision 3" in detail.stdout
+    assert "RolledBack" in detail.stdout and "RolloutFailed" in detail.stdout
+    assert "ProgressDeadlineExceeded" in detail.stdout.split("Ledger (newest first):")[1]
+    assert "Note:" not in detail.stdout  # the reader could read the Events too
+
+
+def test_each_error_is_one_line_and_fails(namespace: str, new_namespace, tmp_path: Path) -> None:
+    ns, other = namespace, new_namespace()
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    kit.release(ns, "plain", V1)
+    kit.release(other, "web", V1, annotations=ON)
+    cases = {
+        ("-n", ns, "nope"): f'error: deployment "nope" not found in namespace {ns}',
+        ("-n", ns, "plain"): f'error: deployment "plain" in namespace {ns} has not opted in to autorollback '
+        "(annotation autorollback.io/enabled=true)",
+        ("-n", other): f"error: forbidden: cannot read deployments in namespace {other}: ",
+        ("-n", other, "web"): f'error: forbidden: cannot get deployment "web" in namespace {other}: ',
+        ("-A",): "error: forbidden: cannot read deployments in any namespace: ",
+    }
+    for args, line in cases.items():
+        r = status(config, *args)
+        assert r.returncode == 1 and r.stdout == "", (args, r)
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(line), (args, r.stderr)
+
+    refused = json.loads(config.read_text())
+    refused["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{kit.free_port()}"
+    (tmp_path / "refused").write_text(json.dumps(refused))
+    for conf, line in (
+        (tmp_path / "refused", "error: cannot reach the Kubernetes API server at https://127.0.0.1:"),
+        (tmp_path / "missing", "error: no Kubernetes configuration found ("),
+    ):
+        r = status(conf, "-n", ns)
+        assert r.returncode == 1 and r.stdout == "", r
+        assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(line), r.stderr
+
+
+def test_watch_sees_a_rollback(namespace: str, operator_factory, tmp_path: Path) -> None:
+    ns = namespace
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    kit.release(ns, "web", V1, annotations=ON)
+    operator_factory("-n", ns)
+    available(ns, "web", V1, 1)
+    env = {**_env(), "KUBECONFIG": str(config)}
+    proc = subprocess.Popen(
+        [*STATUS, "-n", ns, "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    seen: list[str] = []
+
+    def until(state: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+                continue
+            seen.append(line)
+            if line.startswith(ns) and f"  {state}  " in line:
+                return
+        pytest.fail(f"--watch never showed {state!r}; it drew:\n{''.join(seen)}")
+
+    try:
+        until("healthy", 60)
+        kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
+        until("rolling out", 60)
+        until("rolled back", 120)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "2 -> 3 ProgressDeadlineExceeded" in seen[-1]
+
+
+def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
+    """The wheel installs `kubectl-autorollback` (and `autorollback status`): kubectl finds it on PATH."""
+    import os
+
+    ns = namespace
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    kit.release(ns, "web", V1, annotations=ON)
+    venv = tmp_path / "venv"
+    clean = {k: v for k, v in _env().items() if k != "PYTHONPATH"}  # else pip finds the source tree installed
+    subprocess.run([kit.ROOT / "hack/install-venv.sh", venv, kit.ROOT], env=clean, check=True, timeout=600)
+    env = {**clean, "KUBECONFIG": str(config), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    for argv in ([kit.kubectl_path(), "autorollback", "status"], [str(venv / "bin/autorollback"), "status"]):
+        r = subprocess.run([*argv, "-n", ns], capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[1].split()[:4] == [ns, "deployment/web", "rollback", "deadline"]

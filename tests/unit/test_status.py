@@ -1,0 +1,332 @@
+"""`autorollback status`'s pure core and rendering: golden output from realistic objects, a fixed clock."""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import yaml
+
+from autorollback import history, ledger
+from autorollback.status import core, render, shell
+from autorollback.workloads import KINDS
+
+import factories as f
+
+NOW = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
+DEPLOYMENT = KINDS["Deployment"]
+V1, V2 = "registry.example/shop:1.4.0", "registry.example/shop:1.5.0"
+PR = "https://github.com/acme/shop/pull/42"
+
+
+def named(d: dict, name: str, namespace: str = "shop") -> dict:
+    d["metadata"].update(name=name, namespace=namespace)
+    return d
+
+
+def healthy() -> tuple[dict, list[dict]]:
+    d = named(f.deployment(V1, 1, complete=True), "web")
+    rs = f.replicaset(1, V1, marks={history.HEALTHY_AT: "revision 1 generation 1"}, available=3)
+    return d, [rs]
+
+
+def rolled_back() -> tuple[dict, list[dict]]:
+    bad, good = f.rs_name(V2), f.rs_name(V1)
+    entry = ledger.Entry(bad, good, "2026-11-26T11:40:00Z", "2026-11-26T11:41:30Z", "ProgressDeadlineExceeded", 2, 3)
+    d = named(
+        f.deployment(
+            V1,
+            3,
+            complete=True,
+            annotations={ledger.KEY: ledger.dump((entry,)), "autorollback.io/fail-on": "CrashLoopBackOff,OOMKilled"},
+        ),
+        "api",
+    )
+    return d, [
+        f.replicaset(
+            3, V1, marks={history.HEALTHY_AT: "revision 3 generation 4"}, available=3, created="2026-11-20T09:00:00Z"
+        ),
+        f.replicaset(
+            2,
+            V2,
+            marks={
+                history.FAILED_AT: "2026-11-26T11:40:00Z revision 2",
+                history.FAILED_REASON: "ProgressDeadlineExceeded: timed out",
+                history.OUTCOME: "success (ProgressDeadlineExceeded) at 2026-11-26T11:41:30.033271Z",
+                core.PR_MARK: PR,
+            },
+            created="2026-11-26T11:30:00Z",
+        ),
+    ]
+
+
+def dry_run_failed() -> tuple[dict, list[dict]]:
+    d = named(
+        f.deployment(
+            V2, 2, failed=True, annotations={"autorollback.io/mode": "dry-run"}, updated="2026-11-26T11:55:00Z"
+        ),
+        "worker",
+        "jobs",
+    )
+    return d, [
+        f.replicaset(
+            2, V2, marks={history.FAILED_AT: "2026-11-26T11:55:00Z revision 2"}, created="2026-11-26T11:50:00Z"
+        ),
+        f.replicaset(1, V1, marks={history.HEALTHY_AT: "revision 1"}, available=3, created="2026-11-01T00:00:00Z"),
+    ]
+
+
+def baking() -> tuple[dict, list[dict]]:
+    d = named(
+        f.deployment(
+            V2,
+            5,
+            complete=True,
+            annotations={"autorollback.io/checks": "error-rate,latency-p99", "autorollback.io/alerts": "HighErrorRate"},
+        ),
+        "cart",
+    )
+    return d, [
+        f.replicaset(5, V2, marks={history.BAKE: "v1 120 error-rate=0p,latency-p99=0p sig"}, available=3),
+        f.replicaset(4, V1, marks={history.HEALTHY_AT: "2026-11-20T10:00:00Z"}),  # written by an earlier version
+    ]
+
+
+def rolling_out() -> tuple[dict, list[dict]]:
+    d = named(f.deployment(V2, 2), "search")
+    return d, [
+        f.replicaset(2, V2, available=1),
+        f.replicaset(1, V1, marks={history.HEALTHY_AT: "revision 1 generation 1"}, available=2),
+    ]
+
+
+CASES = (healthy, rolled_back, dry_run_failed, baking, rolling_out)
+
+TABLE = """\
+NAMESPACE  KIND/NAME          MODE      WATCHING                                                            REVISION  STATE        LAST HEALTHY  LAST ROLLBACK                            REVERT PR
+jobs       deployment/worker  dry-run   deadline 600s                                                       2         failed       1             -                                        -
+shop       deployment/api     rollback  deadline 600s; fast CrashLoopBackOff,OOMKilled                      3         rolled back  3             18m ago 2 -> 3 ProgressDeadlineExceeded  https://github.com/acme/shop/pull/42
+shop       deployment/cart    rollback  deadline 600s; checks error-rate,latency-p99; alerts HighErrorRate  5         baking       4             -                                        -
+shop       deployment/search  rollback  deadline 600s                                                       2         rolling out  1             -                                        -
+shop       deployment/web     rollback  deadline 600s                                                       1         healthy      1             -                                        -
+"""
+
+
+def rows() -> list[core.Row]:
+    return [core.row(DEPLOYMENT, *case()) for case in CASES]
+
+
+def test_table_golden() -> None:
+    assert render.table(rows(), NOW) == TABLE
+
+
+def test_table_is_the_same_in_any_order_and_widths_follow_content() -> None:
+    assert render.table(list(reversed(rows())), NOW) == TABLE
+    (one,) = [r for r in rows() if r.name == "web"]
+    assert render.table([one], NOW).splitlines()[0] == (
+        "NAMESPACE  KIND/NAME       MODE      WATCHING       REVISION  STATE    LAST HEALTHY  LAST ROLLBACK  REVERT PR"
+    )
+
+
+def test_colours_only_when_asked() -> None:
+    painted = render.table(rows(), NOW, colour=True)
+    assert "\x1b[35mrolled back\x1b[0m" in painted and "\x1b[31mfailed\x1b[0m" in painted
+    assert (
+        painted.replace("\x1b[35m", "")
+        .replace("\x1b[31m", "")
+        .replace("\x1b[36m", "")
+        .replace("\x1b[33m", "")
+        .replace("\x1b[32m", "")
+        .replace("\x1b[0m", "")
+        == TABLE
+    )
+
+
+def test_colour_follows_the_terminal_and_no_color(monkeypatch) -> None:
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert shell.colour(Tty()) and not shell.colour(object())
+    monkeypatch.setenv("NO_COLOR", "")
+    assert not shell.colour(Tty())
+
+
+DETAIL = """\
+Name:          api
+Namespace:     shop
+Kind:          Deployment
+Mode:          rollback
+Watching:      deadline 600s; fast CrashLoopBackOff,OOMKilled
+Revision:      3
+State:         rolled back
+Last healthy:  revision 3
+Last rollback: 18m ago 2 -> 3 ProgressDeadlineExceeded
+Revert PR:     https://github.com/acme/shop/pull/42
+
+Revisions:
+  REVISION  NAME          STATE                  AVAILABLE  AGE  IMAGES                       MARKS
+  3 *       web-dab21bdc  healthy                3          6d   registry.example/shop:1.4.0  healthy-at=revision 3 generation 4
+  2         web-db7071eb  rolled back away from  0          30m  registry.example/shop:1.5.0  failed-at=2026-11-26T11:40:00Z revision 2; failed-reason=ProgressDeadlineExceeded: timed out; outcome=success (ProgressDeadlineExceeded) at 2026-11-26T11:41:30.033271Z; revert-pr=https://github.com/acme/shop/pull/42
+Ledger (newest first):
+  AGE  REVISION  FAILED        RESTORED      REASON                    GENERATION
+  18m  2         web-db7071eb  web-dab21bdc  ProgressDeadlineExceeded  3
+Events (autorollback's, newest first):
+  AGE  TYPE     REASON         COUNT  MESSAGE
+  18m  Normal   RolledBack     1      rolled back from revision 2 (registry.example/shop:1.5.0) to revision 1 (registry.example/shop:1.4.0): ProgressDeadlineExceeded
+  18m  Warning  RolloutFailed  1      revision 2 (registry.example/shop:1.5.0) failed: ReplicaSet timed out progressing
+"""
+
+
+def event(
+    reason: str, type_: str, message: str, at: str, component: str = "autorollback", name: str = "api", rv: str = "1"
+) -> dict:
+    return {
+        "metadata": {
+            "name": f"{name}.{reason.lower()}",
+            "namespace": "shop",
+            "creationTimestamp": at,
+            "resourceVersion": rv,
+        },
+        "involvedObject": {"kind": "Deployment", "name": name, "namespace": "shop"},
+        "reason": reason,
+        "type": type_,
+        "message": message,
+        "lastTimestamp": at,
+        "count": 1,
+        "source": {"component": component},
+    }
+
+
+EVENTS = [
+    event(
+        "RolloutFailed",
+        "Warning",
+        f"revision 2 ({V2}) failed: ReplicaSet timed out progressing",
+        "2026-11-26T11:41:31Z",  # the same second as the rollback: written first (resourceVersion)
+        rv="9",
+    ),
+    event(
+        "RolledBack",
+        "Normal",
+        f"rolled back from revision 2 ({V2}) to revision 1 ({V1}): ProgressDeadlineExceeded",
+        "2026-11-26T11:41:31Z",
+        rv="100",
+    ),
+    event("ScalingReplicaSet", "Normal", "Scaled up", "2026-11-26T11:41:32Z", component="deployment-controller"),
+    event("RolledBack", "Normal", "another workload's", "2026-11-26T11:41:33Z", name="other"),
+]
+
+
+def test_detail_golden() -> None:
+    d, objects = rolled_back()
+    assert render.detail(core.detail(DEPLOYMENT, d, objects, EVENTS), NOW) == DETAIL
+
+
+def test_detail_says_what_it_cannot_read() -> None:
+    d, objects = healthy()
+    d["metadata"]["annotations"][ledger.KEY] = "not a ledger"
+    objects[0]["metadata"]["annotations"][history.HEALTHY_AT] = history.bind(
+        objects[0]["metadata"]["name"], "a future form"
+    )
+    out = render.detail(core.detail(DEPLOYMENT, d, objects, None), NOW)
+    assert "Note: the ledger (autorollback.io/rollbacks) is there but unreadable" in out
+    assert "Note: revision 1: healthy-at 'a future form' is in a form this CLI cannot read" in out
+    assert "Note: autorollback's Events could not be read" in out
+
+
+def test_copied_marks_are_shown_as_copies() -> None:
+    d, objects = healthy()
+    objects[0]["metadata"]["annotations"][history.FAILED_AT] = "web-other 2026-11-26T11:00:00Z revision 1"
+    (view,) = core.detail(DEPLOYMENT, d, objects, []).revisions
+    assert view.marks["failed-at"].startswith("(a copy of another's mark, ignored")
+    assert view.state == "healthy"
+
+
+def test_older_versions_ledger_and_marks() -> None:
+    bad, good = f.rs_name(V2), f.rs_name(V1)
+    old = json.dumps(
+        [{"failed": bad, "restored": good, "failure": "2026-11-25T10:00:00Z", "at": "2026-11-25T10:00:05Z"}]
+    )
+    d = named(f.deployment(V1, 3, complete=True, annotations={ledger.KEY: old}), "old")
+    objects = [
+        f.replicaset(3, V1, marks={history.HEALTHY_AT: "2026-11-25T10:01:00Z"}, available=3),
+        f.replicaset(2, V2),
+    ]
+    row = core.row(DEPLOYMENT, d, objects)
+    assert (row.state, row.last_healthy) == ("rolled back", 3)
+    assert row.last_rollback is not None and (row.last_rollback.from_revision, row.last_rollback.to_revision) == (2, 3)
+    assert render.rollback_text(row.last_rollback, NOW) == "25h ago 2 -> 3 unknown reason"
+
+
+def test_ages() -> None:
+    assert [
+        render.age(s, NOW)
+        for s in (
+            "2026-11-26T11:59:15Z",
+            "2026-11-26T11:00:00Z",
+            "2026-11-25T12:00:00Z",
+            "2026-11-20T12:00:00Z",
+            "",
+            "junk",
+        )
+    ] == [
+        "45s",
+        "60m",
+        "24h",
+        "6d",
+        "-",
+        "-",
+    ]
+
+
+def test_structured_output_is_stable() -> None:
+    data = json.loads(render.structured(rows(), "json"))
+    assert [i["name"] for i in data["items"]] == ["worker", "api", "cart", "search", "web"]
+    assert list(data["items"][0]) == [
+        "namespace",
+        "kind",
+        "name",
+        "mode",
+        "watching",
+        "revision",
+        "state",
+        "last_healthy",
+        "last_rollback",
+        "revert_pr",
+    ]
+    assert yaml.safe_load(render.structured(rows(), "yaml")) == data
+
+
+def test_kinds_as_kubectl_spells_them() -> None:
+    for text in ("deployment", "Deployment", "deployments", "deploy", "deployments.apps"):
+        assert shell.kind_of(text) == "Deployment"
+
+
+def test_the_cli_needs_neither_kopf_nor_the_forge_clients() -> None:
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('kopf', 'github', 'gitlab'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from autorollback import cli\n"
+        "sys.exit(cli.main(['status', '--help']))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "NAME|KIND/NAME" in r.stdout, r.stderr
+
+
+def test_both_commands_reach_the_status_cli(monkeypatch) -> None:
+    from autorollback import cli
+
+    calls = []
+    monkeypatch.setattr(shell, "main", lambda argv, prog="": calls.append((argv, prog)) or 0)
+    assert cli.main(["status", "-n", "shop", "web"]) == 0
+    monkeypatch.setattr(sys, "argv", ["kubectl-autorollback", "status", "-A", "-o", "json"])
+    assert shell.plugin() == 0
+    monkeypatch.setattr(sys, "argv", ["kubectl-autorollback", "rollback"])
+    assert shell.plugin() == 1
+    assert calls == [(["-n", "shop", "web"], ""), (["-A", "-o", "json"], "kubectl autorollback status")]
