@@ -21,6 +21,7 @@ from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
 from autorollback.ledger import Entry
 from autorollback.workloads.base import DEADLINE_EXCEEDED, JSON_PATCH, SHOWN_MESSAGE, Failure, Undo
+from autorollback.workloads.templates import semantic
 
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
@@ -190,36 +191,9 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
-    """Like apiequality.Semantic on the decoded Go value: null, absent and empty lists or maps are
-    the same, and so are an empty and an absent struct held by value; an empty struct behind a
-    pointer (`securityContext: {}`, the pod's `resources: {}`) or a map that selects something (a
-    volume's `emptyDir: {}`) is not nothing."""
-    if isinstance(value, dict):
-        out = {}
-        for k, item in value.items():
-            v = _semantic(item, (*path, k))
-            if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
-                continue
-            out[k] = v
-        return out
-    if isinstance(value, list):
-        return [_semantic(v, path) for v in value]
-    return value
-
-
-# Go maps (nil and empty are equal) and structs held by value, by field name.
-_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "limits", "requests", "metadata", "resources"})
-_POINTERS = frozenset({("spec", "resources")})  # a template's paths whose field names say otherwise
-
-
-def _empty_is_nothing(path: tuple[str, ...]) -> bool:
-    return path[-1] in _EMPTY_IS_NOTHING and path not in _POINTERS
-
-
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
-    return bool(_semantic(without_hash(a)) == _semantic(without_hash(b)))
+    return bool(semantic(without_hash(a)) == semantic(without_hash(b)))
 
 
 def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
