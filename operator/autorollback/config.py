@@ -11,6 +11,9 @@ MODE = PREFIX + "mode"
 FAIL_ON = PREFIX + "fail-on"
 FAIL_RESTARTS = PREFIX + "fail-restarts"
 FAIL_GRACE = PREFIX + "fail-grace-seconds"
+# how long a rollout may make no progress, for kinds whose controller never times one out (StatefulSet,
+# DaemonSet): autorollback measures it; a Deployment's own spec.progressDeadlineSeconds stays its source
+PROGRESS_DEADLINE = PREFIX + "progress-deadline-seconds"
 
 ROLLBACK, DRY_RUN = "rollback", "dry-run"
 # Fast failure signals (autorollback.io/fail-on), as Kubernetes spells them.
@@ -26,12 +29,14 @@ SIGNALS = (
 )
 RESTARTS, GRACE = 3, 30.0  # defaults of autorollback.io/fail-restarts and autorollback.io/fail-grace-seconds
 MAX_RESTARTS, MAX_GRACE = 1000, 86400.0
+DEADLINE, MAX_DEADLINE = 600, 2**31 - 1  # a Deployment's default progressDeadlineSeconds, and its int32 range
 ACCEPTED = {
     ENABLED: ("true", "false"),
     MODE: (ROLLBACK, DRY_RUN),
     FAIL_ON: ("all", *SIGNALS),
     FAIL_RESTARTS: (f"a whole number from 1 to {MAX_RESTARTS}",),
     FAIL_GRACE: (f"a number of seconds from 0 to {int(MAX_GRACE)}",),
+    PROGRESS_DEADLINE: (f"a whole number of seconds from 1 to {MAX_DEADLINE}",),
 }
 SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
@@ -64,7 +69,7 @@ class Problem:
     def message(self) -> str:
         if self.key == FAIL_ON:
             accepted = f'a comma-separated list of {", ".join(ACCEPTED[FAIL_ON][1:])}, or "all"'
-        elif self.key in (FAIL_RESTARTS, FAIL_GRACE):
+        elif self.key in (FAIL_RESTARTS, FAIL_GRACE, PROGRESS_DEADLINE):
             accepted = ACCEPTED[self.key][0]
         else:
             accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
@@ -134,6 +139,14 @@ def _fail_fast(annotations: Mapping[str, str], problems: list[Problem]) -> FailF
     restarts = _number(annotations, FAIL_RESTARTS, RESTARTS, 1, MAX_RESTARTS, problems, whole=True)
     grace = _number(annotations, FAIL_GRACE, GRACE, 0, MAX_GRACE, problems, whole=False)
     return FailFast(signals, int(restarts), grace)
+
+
+def progress_deadline(annotations: Mapping[str, str] | None, problems: list[Problem] | None = None) -> int:
+    """autorollback.io/progress-deadline-seconds, as the other numbers are read (`_number`): DEADLINE
+    without it; an invalid value keeps the default and is added to `problems` when they are asked for
+    (`parse` does not read it: a Deployment's deadline is its own spec.progressDeadlineSeconds)."""
+    found: list[Problem] = [] if problems is None else problems
+    return int(_number(annotations or {}, PROGRESS_DEADLINE, DEADLINE, 1, MAX_DEADLINE, found, whole=True))
 
 
 def _number(
