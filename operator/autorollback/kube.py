@@ -15,7 +15,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import urllib3
 from kubernetes import client, config
@@ -30,7 +30,7 @@ POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
-__all__ = ["ApiError", "Client", "ConnectError", "DeploymentApi", "connect"]
+__all__ = ["ApiError", "Client", "ConnectError", "DaemonSetApi", "DeploymentApi", "StatefulSetApi", "connect"]
 
 
 class ConnectError(Exception):
@@ -184,13 +184,7 @@ class Client:
             f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
             query={"labelSelector": selector(deployment["spec"].get("selector") or {})},
         )
-        return [
-            rs
-            for rs in page.get("items") or []
-            if any(
-                r.get("controller") and r.get("uid") == meta["uid"] for r in rs["metadata"].get("ownerReferences") or []
-            )
-        ]
+        return [rs for rs in page.get("items") or [] if controlled_by(rs, meta["uid"])]
 
     def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         """The metadata of the pods the workload's selector matches (whose revision they are is the
@@ -332,6 +326,11 @@ def _deployments(namespace: str | None) -> str:
     return f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"
 
 
+def controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    """The object's controller ownerReference names this uid (metav1.IsControlledBy, as kubectl checks it)."""
+    return any(r.get("controller") and r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
 def selector(label_selector: dict[str, Any]) -> str:
     """A LabelSelector as the API's query string: matchLabels and matchExpressions."""
     parts = [f"{k}={v}" for k, v in sorted((label_selector.get("matchLabels") or {}).items())]
@@ -382,7 +381,88 @@ class DeploymentApi:
         return self.api.patch_deployment(namespace, name, undo.body, content_type=undo.content_type)
 
 
-APIS: dict[str, Callable[[Client], Api]] = {"Deployment": DeploymentApi}  # the kinds of workloads.KINDS
+@dataclass(frozen=True)
+class ControllerRevisionApi:
+    """The I/O of a kind whose history is ControllerRevisions (workloads.base.Api), on `resource`:
+    the workload's own collection under apps/v1."""
+
+    api: Client
+    resource: ClassVar[str]  # "statefulsets", "daemonsets"
+
+    def _path(self, namespace: str, name: str = "") -> str:
+        return f"/apis/apps/v1/namespaces/{namespace}/{self.resource}" + (f"/{name}" if name else "")
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.api.request("GET", self._path(namespace, name))
+
+    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """kubectl's rollout history (controlledHistory): the ControllerRevisions in the namespace that
+        the workload's selector matches (they carry its pod template's labels), then only those whose
+        controller is this workload."""
+        meta = workload["metadata"]
+        page = self.api.request(
+            "GET",
+            f"/apis/apps/v1/namespaces/{meta['namespace']}/controllerrevisions",
+            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+        )
+        return [cr for cr in page.get("items") or [] if controlled_by(cr, meta["uid"])]
+
+    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.api.request("GET", f"/apis/apps/v1/namespaces/{namespace}/controllerrevisions/{name}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.api.pods_of(workload)
+
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        """Merge-patch annotations onto a ControllerRevision (None removes a key; its `data` is immutable,
+        its metadata is not); with resource_version, only onto that version of it (409 otherwise)."""
+        precondition = {"resourceVersion": resource_version} if resource_version else {}
+        self.api.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/controllerrevisions/{name}",
+            body={"metadata": {**precondition, "annotations": annotations}},
+            query={"fieldManager": FIELD_MANAGER},
+            content_type="application/merge-patch+json",
+        )
+
+    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON patch of the workload."""
+        return self._patch(namespace, name, ops, "application/json-patch+json")
+
+    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
+        """The rollback write (Workload.undo_patch), with its content type (a strategic merge patch)."""
+        return self._patch(namespace, name, undo.body, undo.content_type)
+
+    def _patch(self, namespace: str, name: str, body: Any, content_type: str) -> dict[str, Any]:
+        return self.api.request(
+            "PATCH",
+            self._path(namespace, name),
+            body=body,
+            query={"fieldManager": FIELD_MANAGER},
+            content_type=content_type,
+        )
+
+
+class StatefulSetApi(ControllerRevisionApi):
+    resource = "statefulsets"
+
+
+class DaemonSetApi(ControllerRevisionApi):
+    resource = "daemonsets"
+
+
+APIS: dict[str, Callable[[Client], Api]] = {  # the kinds of workloads.KINDS
+    "Deployment": DeploymentApi,
+    "StatefulSet": StatefulSetApi,
+    "DaemonSet": DaemonSetApi,
+}
 
 
 def api_for(api: Client, kind: str) -> Api:
