@@ -157,20 +157,22 @@ class Client:
             r.close()  # a stream read only in part must never go back to the pool as it is
             r.release_conn()
 
-    def deployment_versions(self, namespaces: list[str]) -> dict[str, str]:
-        """uid -> resourceVersion of every Deployment in scope: metadata only, in pages."""
+    def workload_versions(self, namespaces: list[str]) -> dict[str, str]:
+        """uid -> resourceVersion of every watched workload in scope (Deployments, StatefulSets,
+        DaemonSets: WATCHED): metadata only, in pages."""
         out: dict[str, str] = {}
-        for ns in namespaces or [None]:
-            token = None
-            while True:
-                page = self.request(
-                    "GET", _deployments(ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY
-                )
-                for item in page.get("items") or []:
-                    out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
+        for resource in WATCHED:
+            for ns in namespaces or [None]:
+                token = None
+                while True:
+                    page = self.request(
+                        "GET", _workloads(resource, ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY
+                    )
+                    for item in page.get("items") or []:
+                        out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
+                    token = (page.get("metadata") or {}).get("continue")
+                    if not token:
+                        break
         return out
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
@@ -322,8 +324,15 @@ def _error(r: Any) -> ApiError:
     )
 
 
+WATCHED = ("deployments", "statefulsets", "daemonsets")  # the apps/v1 resources handlers watches
+
+
+def _workloads(resource: str, namespace: str | None) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
+
+
 def _deployments(namespace: str | None) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"
+    return _workloads("deployments", namespace)
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:

@@ -73,13 +73,13 @@ async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None
         try:
             # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
             if op.freshness.needs_check(time.monotonic()):
-                listed = await asyncio.to_thread(op.ctx.api.deployment_versions, namespaces)
+                listed = await asyncio.to_thread(op.ctx.api.workload_versions, namespaces)
                 op.forget_unlisted(listed)
             else:
                 listed = {}
             op.health = op.freshness.verdict(listed, time.monotonic())
         except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
-            op.health = (False, f"cannot list Deployments to check the watch: {e}")
+            op.health = (False, f"cannot list the workloads to check the watch: {e}")
         telemetry.watch_healthy.set(1 if op.health[0] else 0)
         if not op.health[0]:
             log.warning("watch unhealthy", reason=op.health[1])

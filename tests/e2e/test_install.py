@@ -333,6 +333,15 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "delete", "deployments", "-n", ns) and not can_i(sa, "delete", "replicasets", "-n", ns)
         assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
         assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
+        for kind in ("statefulsets", "daemonsets"):  # the other watched kinds: as Deployments, no more
+            assert can_i(sa, "patch", kind, "-n", ns) and can_i(sa, "watch", kind, "-A")
+            assert not can_i(sa, "update", kind, "-n", ns) and not can_i(sa, "delete", kind, "-n", ns)
+        assert can_i(sa, "list", "controllerrevisions", "-n", ns) and can_i(
+            sa, "patch", "controllerrevisions", "-n", ns
+        )
+        assert not can_i(sa, "watch", "controllerrevisions", "-A") and not can_i(
+            sa, "delete", "controllerrevisions", "-A"
+        )
         assert can_i(sa, "watch", "pods", "-A") and not can_i(sa, "delete", "pods", "-n", ns)  # fail-fast signals
         lease = f"leases.coordination.k8s.io/{sa_name}"  # the chart's fullname names the Lease and the account
         assert all(can_i(sa, verb, lease, "-n", ns) for verb in ("get", "update"))

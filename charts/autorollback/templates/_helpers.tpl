@@ -38,13 +38,14 @@ app.kubernetes.io/component: operator
 
 {{/* Exactly the verbs the operator uses; nothing on Secrets, no delete anywhere. */}}
 {{- define "autorollback.rules" -}}
-# Exactly the verbs the operator uses: it watches Deployments and patches them to roll back;
-# it reads ReplicaSets (history) and annotates them (marks); it creates Events.
+# Exactly the verbs the operator uses: it watches Deployments, StatefulSets and DaemonSets and
+# patches them to roll back; it reads their history (ReplicaSets, ControllerRevisions) and annotates
+# it (marks); it creates Events.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["apps"]
-  resources: ["replicasets"]
+  resources: ["replicasets", "controllerrevisions"]
   verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
