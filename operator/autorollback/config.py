@@ -1,4 +1,4 @@
-"""The user's configuration: `autorollback.io/*` annotations on a Deployment."""
+"""The user's configuration: `autorollback.io/*` annotations on a workload (Deployment, StatefulSet, DaemonSet)."""
 
 import json
 from collections.abc import Mapping
@@ -100,8 +100,18 @@ class Config:
         return self.mode == DRY_RUN
 
 
-def parse(annotations: Mapping[str, str] | None) -> Config:
-    """Read the opt-in and mode; invalid values fall to the safe side and are reported."""
+# kinds whose default mode is dry-run: a StatefulSet is rolled back only when autorollback.io/mode is
+# `rollback` (a downgrade after a one-way data migration, a schema or file format, can be worse than the
+# failed release)
+DRY_RUN_BY_DEFAULT = frozenset({"StatefulSet"})
+# kinds whose controller never times a rollout out: autorollback.io/progress-deadline-seconds is theirs
+MEASURED_DEADLINE = frozenset({"StatefulSet", "DaemonSet"})
+
+
+def parse(annotations: Mapping[str, str] | None, kind: str = "Deployment") -> Config:
+    """Read the opt-in and mode of a workload of `kind`; invalid values fall to the safe side and are
+    reported. A StatefulSet's mode is dry-run unless it says `rollback` (DRY_RUN_BY_DEFAULT); the kinds
+    autorollback measures the deadline of have their progress-deadline-seconds checked too."""
     annotations = annotations or {}
     problems = []
     enabled = False
@@ -111,8 +121,8 @@ def parse(annotations: Mapping[str, str] | None) -> Config:
         if value in ACCEPTED[ENABLED]:
             enabled = value == "true"
         else:
-            problems.append(Problem(ENABLED, raw, "the Deployment is treated as not opted in"))
-    mode = ROLLBACK
+            problems.append(Problem(ENABLED, raw, f"the {kind} is treated as not opted in"))
+    mode = DRY_RUN if kind in DRY_RUN_BY_DEFAULT else ROLLBACK
     raw = annotations.get(MODE)
     if raw is not None:
         value = raw.strip().lower()
@@ -120,8 +130,10 @@ def parse(annotations: Mapping[str, str] | None) -> Config:
             mode = value
         else:
             mode = DRY_RUN
-            problems.append(Problem(MODE, raw, "the Deployment is treated as dry-run (nothing is changed)"))
+            problems.append(Problem(MODE, raw, f"the {kind} is treated as dry-run (nothing is changed)"))
     fail_fast = _fail_fast(annotations, problems)
+    if kind in MEASURED_DEADLINE:
+        progress_deadline(annotations, problems)
     return Config(enabled=enabled, mode=mode, problems=tuple(problems), fail_fast=fail_fast)
 
 

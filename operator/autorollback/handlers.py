@@ -61,7 +61,7 @@ class Operator:
         if memo is None or memo.body is None:
             return
         memo.pods_seen += 1
-        if Job.FAST in memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
+        if Job.FAST in memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)):
             self.queue.add(uid)
 
     def forget(self, uid: str) -> None:
@@ -95,7 +95,7 @@ class Operator:
                     self._opt_in_lost(deployment)
                 self.forget(uid)
             return
-        config = parse_config(meta.get("annotations"))
+        config = parse_config(meta.get("annotations"), adapter.kind)
         memo = self.memory.get(uid, meta["namespace"], meta["name"], adapter)
         was = memo.enabled
         watch = signals.watched(deployment, config.fail_fast, adapter) if config.enabled else False
@@ -134,14 +134,16 @@ class Operator:
         what this process read while another one led is read again)."""
         for uid, memo in self.memory.memos.items():
             memo.bake.history = None
-            if memo.body is not None and memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
+            if memo.body is not None and memo.jobs(
+                memo.body, parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)
+            ):
                 self.queue.add(uid)
 
     async def process(self, uid: str) -> ApiError | None:
         memo = self.memory.memos.get(uid)
         if memo is None or memo.body is None or not self.ctx.api.guard():
             return None  # a standby keeps its memory warm; it queues everything again when it leads
-        config = parse_config(memo.body["metadata"].get("annotations"))
+        config = parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)
         jobs = memo.jobs(memo.body, config)
         if not jobs:
             return None

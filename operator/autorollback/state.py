@@ -134,6 +134,7 @@ class Remembered:
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
     known_bad_done: str = ""  # rollout_key() last checked for a known-bad template
     history_done: int | None = None  # revisionHistoryLimit last warned about
+    on_delete_done: int | None = None  # the generation whose OnDelete strategy was last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
     clocks: times.Clocks = field(default_factory=times.Clocks)  # what this process times itself (monotonic)
@@ -171,6 +172,8 @@ class Remembered:
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
+        if self.adapter.on_delete(deployment) and deployment["metadata"].get("generation") != self.on_delete_done:
+            todo.add(Job.ON_DELETE)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
             todo.add(Job.HISTORY_LIMIT)
@@ -204,6 +207,7 @@ class RememberedUpdate:
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # dealt with: cleared unless newer came meanwhile
     known_bad_done: str | None = None
     history_done: int | None = None  # the job runs only when the limit is set (history_too_short)
+    on_delete_done: int | None = None
     problems_done: dict[str, str] | None = None
     api_failure_reported: str | None = None
     bake_done: str | None = None
@@ -221,6 +225,8 @@ class RememberedUpdate:
             memo.known_bad_done = self.known_bad_done
         if self.history_done is not None:
             memo.history_done = self.history_done
+        if self.on_delete_done is not None:
+            memo.on_delete_done = self.on_delete_done
         if self.problems_done is not None:
             memo.problems_done = self.problems_done
         if self.api_failure_reported is not None:

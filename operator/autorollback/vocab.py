@@ -42,6 +42,7 @@ class Job(StrEnum):
     HEALTHY = "healthy"
     KNOWN_BAD = "known_bad"
     HISTORY_LIMIT = "history"
+    ON_DELETE = "on_delete"
     PROBLEMS = "problems"
     STRAYS = "strays"
     BAKE = "bake"

@@ -20,6 +20,7 @@ def run(work: Work) -> PassResult:
     for job, fn in (
         (Job.PROBLEMS, upkeep.problems),
         (Job.HISTORY_LIMIT, upkeep.history_limit),
+        (Job.ON_DELETE, upkeep.on_delete),
         (Job.KNOWN_BAD, upkeep.known_bad),
         (Job.HEALTHY, recovery.healthy),
         (Job.FAILURE, _failure),
@@ -62,7 +63,7 @@ def _failure(work: Work, result: PassResult) -> None:
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
     result.done.failure_done = state.failure_key(
-        deployment, parse_config(deployment["metadata"].get("annotations")), work.workload
+        deployment, parse_config(deployment["metadata"].get("annotations"), work.workload.kind), work.workload
     )
 
 
@@ -88,7 +89,9 @@ class _PodSignal:
     grace_running: bool = False
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
-        source = signals.PodSignals(parse_config(deployment["metadata"].get("annotations")).fail_fast)
+        source = signals.PodSignals(
+            parse_config(deployment["metadata"].get("annotations"), self.work.workload.kind).fail_fast
+        )
         verdict = source.verdict(
             Facts(
                 deployment,

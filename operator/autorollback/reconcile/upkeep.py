@@ -28,6 +28,15 @@ def history_limit(work: Work, result: PassResult) -> None:
     result.done.history_done = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
 
 
+def on_delete(work: Work, result: PassResult) -> None:
+    """An OnDelete workload is never rolled back: said once per generation (by any replica)."""
+    generation = work.deployment["metadata"].get("generation")
+    message = decision.on_delete_warning(work.deployment, work.workload.kind)
+    log.warning("OnDelete update strategy: never rolled back", message=message, **who(work))
+    post(work.ctx.api, work.deployment, "Warning", "RollbackUnsupported", message, once=f"OnDelete {generation}")
+    result.done.on_delete_done = generation
+
+
 def known_bad(work: Work, result: PassResult) -> None:
     message = decision.known_bad(work.deployment, work.api.history(work.deployment), work.workload)
     if message:

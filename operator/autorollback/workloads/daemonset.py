@@ -106,12 +106,16 @@ def template(ds: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+def pod_label_value(revision: dict[str, Any]) -> str:
+    """base.Workload.pod_label_value: the revision's own controller-revision-hash label (its hash)."""
+    return str((revision["metadata"].get("labels") or {}).get(cr.REVISION_LABEL) or "")
+
+
 def pods_of(revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The live pods of this revision: its hash (the revision's own controller-revision-hash label, not
     its name) in controller-revision-hash. Pods labelled only by the legacy pod-template-generation
     (from before DaemonSets had ControllerRevisions) are not found."""
-    value = str((revision["metadata"].get("labels") or {}).get(cr.REVISION_LABEL) or "")
-    return cr.pods_labelled(revision, value, pods)
+    return cr.pods_labelled(revision, pod_label_value(revision), pods)
 
 
 class DaemonSets:
@@ -138,6 +142,7 @@ class DaemonSets:
     rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(cr.undo)
     pods_of = staticmethod(pods_of)
+    pod_label_value = staticmethod(pod_label_value)
     on_delete = staticmethod(cr.on_delete)
     update_revision = staticmethod(update_revision)
 

@@ -300,6 +300,19 @@ def pods_of(replicaset: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict
     ]
 
 
+def pod_label_value(replicaset: dict[str, Any]) -> str:
+    """base.Workload.pod_label_value: the ReplicaSet's pod-template-hash (its template's, as `pods_of`
+    reads it; else its own labels', which carry the same)."""
+    template = ((replicaset.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    own = (replicaset.get("metadata") or {}).get("labels") or {}
+    return str((template.get("labels") or {}).get(HASH_LABEL) or own.get(HASH_LABEL) or "")
+
+
+def on_delete(deployment: dict[str, Any]) -> bool:
+    """A Deployment has no OnDelete strategy (Recreate and RollingUpdate both roll out)."""
+    return False
+
+
 class Deployments:
     """The Deployment adapter (base.Workload)."""
 
@@ -327,6 +340,12 @@ class Deployments:
     rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(undo)
     pods_of = staticmethod(pods_of)
+    pod_label_value = staticmethod(pod_label_value)
+    on_delete = staticmethod(on_delete)
+
+    def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
+        """base.Workload.update_revision: the controller's FindNewReplicaSet (`current`)."""
+        return current(history, self.template(workload))
 
 
 DEPLOYMENTS = Deployments()

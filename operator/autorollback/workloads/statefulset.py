@@ -122,9 +122,14 @@ def template(sts: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+def pod_label_value(revision: dict[str, Any]) -> str:
+    """base.Workload.pod_label_value: the revision's full name (setPodRevision), not its hash."""
+    return str(revision["metadata"]["name"])
+
+
 def pods_of(revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The live pods of this revision: its full name in controller-revision-hash (setPodRevision)."""
-    return cr.pods_labelled(revision, revision["metadata"]["name"], pods)
+    return cr.pods_labelled(revision, pod_label_value(revision), pods)
 
 
 class StatefulSets:
@@ -151,6 +156,7 @@ class StatefulSets:
     rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(cr.undo)
     pods_of = staticmethod(pods_of)
+    pod_label_value = staticmethod(pod_label_value)
     on_delete = staticmethod(cr.on_delete)
     update_revision = staticmethod(update_revision)
 
