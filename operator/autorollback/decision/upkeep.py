@@ -5,7 +5,7 @@ too short to roll back)."""
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import as_generation, revert_pr
+from autorollback.decision.base import as_generation, history_object, revert_pr
 from autorollback.decision.measured import NO_PROGRESS
 from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
@@ -122,12 +122,12 @@ def on_delete_warning(workload: dict[str, Any], kind: str) -> str:
     )
 
 
-def history_too_short(deployment: dict[str, Any]) -> str | None:
+def history_too_short(deployment: dict[str, Any], kind: str = "Deployment") -> str | None:
     limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
     if limit is None or limit >= HISTORY_NEEDED:
         return None
     return (
-        f"spec.revisionHistoryLimit is {limit}: the controller deletes old ReplicaSets as soon as a rollout "
+        f"spec.revisionHistoryLimit is {limit}: the controller deletes old {history_object(kind)}s as soon as a rollout "
         "completes, so after a completed rollout there may be no revision to roll back to. Set it to "
         f"{HISTORY_NEEDED} or more."
     )

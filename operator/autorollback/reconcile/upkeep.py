@@ -21,7 +21,7 @@ def problems(work: Work, result: PassResult) -> None:
 
 
 def history_limit(work: Work, result: PassResult) -> None:
-    message = decision.history_too_short(work.deployment)
+    message = decision.history_too_short(work.deployment, work.workload.kind)
     if message:
         log.warning("revision history too short", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "RevisionHistoryTooShort", message)
