@@ -128,3 +128,27 @@ def test_an_invalid_deadline_is_a_problem_that_keeps_the_default() -> None:
     assert config.progress_deadline({config.PROGRESS_DEADLINE: "1"}, problems) == 1 and len(problems) == 1
     assert config.progress_deadline(None) == 600
     assert config.parse({config.PROGRESS_DEADLINE: "x"}).problems == ()  # a Deployment's is its own field
+
+
+def test_the_watch_health_lists_every_watched_kind_in_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube.Client.workload_versions (the health re-list, handlers.forget_unlisted): a kind left out
+    would have its opted-in workloads forgotten, and its changes never counted as missed."""
+
+    pages = {
+        "/apis/apps/v1/namespaces/ns/deployments": [{"items": [{"metadata": {"uid": "d", "resourceVersion": "1"}}]}],
+        "/apis/apps/v1/namespaces/ns/statefulsets": [
+            {"items": [{"metadata": {"uid": "s1", "resourceVersion": "2"}}], "metadata": {"continue": "next"}},
+            {"items": [{"metadata": {"uid": "s2", "resourceVersion": "3"}}]},
+        ],
+        "/apis/apps/v1/namespaces/ns/daemonsets": [{"items": [{"metadata": {"uid": "a", "resourceVersion": "4"}}]}],
+    }
+    asked: list[tuple[str, Any]] = []
+
+    def request(self, method: str, path: str, query=None, **_: Any) -> Any:
+        asked.append((path, (query or {}).get("continue")))
+        return pages[path].pop(0)
+
+    monkeypatch.setattr(kube.Client, "request", request)
+    listed = kube.Client(None, None).workload_versions(["ns"])  # type: ignore[arg-type]
+    assert listed == {"d": "1", "s1": "2", "s2": "3", "a": "4"}
+    assert ("/apis/apps/v1/namespaces/ns/statefulsets", "next") in asked
