@@ -124,7 +124,7 @@ def differential(ours: str, theirs: str, kind: str) -> None:
     for ns in (ours, theirs):
         kit.wait_for(lambda ns=ns: rolled_out(ns, kind, V1), 90, f"{kind} on V1 in {ns}")
     # the good revision is known healthy (a DaemonSet's completion names no ControllerRevision)
-    kit.wait_for(lambda: marked_healthy(ours, V1), 30, "the healthy mark on V1's ControllerRevision")
+    kit.wait_for(lambda: marked_healthy(ours, V1), 60, "the healthy mark on V1's ControllerRevision")
     for ns in (ours, theirs):
         kit.kubectl("-n", ns, "patch", f"{kind}/web", "--type=strategic", "-p", json.dumps(BREAK))
     kit.wait_for(
@@ -220,7 +220,7 @@ def test_a_statefulset_stopped_at_its_partition_is_complete_and_a_pod_lost_since
         return s if done and s.get("currentRevision") != s.get("updateRevision") else None
 
     kit.wait_for(partitioned, 90, "the rollout stopped at its partition (ordinal 2 on V2)")
-    kit.wait_for(lambda: marked_healthy(ns, V2), 30, "V2's ControllerRevision marked healthy: the rollout is complete")
+    kit.wait_for(lambda: marked_healthy(ns, V2), 60, "V2's ControllerRevision marked healthy: the rollout is complete")
     # a pod below the partition stops being Ready: the status reads like a rollout under way again
     kit.kubectl("-n", ns, "label", "pod", "web-0", f"{FAILURE}=not-ready")
     kit.wait_for(lambda: get(ns, "statefulset")["status"].get("availableReplicas", 0) < 3, 60, "web-0 not available")
@@ -257,3 +257,18 @@ def test_a_measured_deadline_of_a_daemonset_resumes_after_a_restart(namespace: s
     assert waited < 45 - 5, f"{waited:.1f}s after the restart: the checkpoint ({saved}s) was not resumed"
     assert waited >= 45 - saved - 3, f"{waited:.1f}s after the restart: sooner than the checkpoint allows"
     kit.wait_for(lambda: rolled_out(ns, "daemonset", V1), 60, "back on V1")
+
+
+@pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
+def test_a_fast_signal_of_the_update_revisions_pods_rolls_back_before_the_deadline(
+    namespace: str, operator_factory, kind: str
+) -> None:
+    ns = namespace
+    on = {ENABLED: "true", "autorollback.io/mode": "rollback", "autorollback.io/fail-on": "CrashLoopBackOff"}
+    kit.apply(daemonset(ns, on) if kind == "daemonset" else statefulset(ns, on))  # the default deadline: 600 s
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "V1")
+    kit.kubectl("-n", ns, "patch", f"{kind}/web", "--type=strategic", "-p", json.dumps(BREAK))
+    rolled = event(ns, "RolledBack", timeout=60)  # KWOK's not-ready pods wait in CrashLoopBackOff, restarts rising
+    assert "CrashLoopBackOff" in rolled["message"]
+    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "back on V1")
