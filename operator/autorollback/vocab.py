@@ -32,6 +32,7 @@ class Reason(StrEnum):
     DRY_RUN = "dry_run"
     API_ERROR = "api_error"
     CAPPED = "capped"  # the cluster-wide cap on metric-triggered rollbacks was reached
+    UNSUPPORTED = "unsupported"  # an OnDelete update strategy: the controller replaces no pod
 
 
 class Job(StrEnum):

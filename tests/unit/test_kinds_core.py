@@ -9,8 +9,9 @@ import pytest
 from autorollback import config as annotations, decision, state, times
 from autorollback.decision.base import history_object
 from autorollback.signals import core as signals
-from autorollback.signals.base import Facts
+from autorollback.signals.base import Facts, Judged
 from autorollback.vocab import Job, Reason, Result
+from autorollback.workloads.base import Failure
 from autorollback.workloads.daemonset import DAEMONSETS
 from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workloads.statefulset import STATEFULSETS
@@ -55,14 +56,19 @@ def measured(workload, history, adapter, seconds=100_000.0, config=None):
 
 def test_a_daemonset_whose_rollout_completed_in_this_revision_is_never_rolled_back_for_a_node_losing_its_pod() -> None:
     lost = daemonset("agent:2.0.0", desired=2, updated=2, available=1)  # a node's pod not available since
-    assert DAEMONSETS.unfinished(lost)  # the status alone reads like a rollout not finished
+    assert DAEMONSETS.unfinished(lost) == ""  # every node runs the updated pod: no rollout is owed
     healthy = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0", healthy_at="revision 2 generation 2")]
-    d = measured(lost, healthy, DAEMONSETS)
+    unproven = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0")]
+    for history in (healthy, unproven):  # never rolled back, even never seen complete (opted in at rest)
+        d = measured(lost, history, DAEMONSETS)
+        assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
+    # a node added while the revision was healthy owes it the pod: healthy in this revision, no failure
+    added = daemonset("agent:2.0.0", desired=3, updated=2, available=2)
+    assert DAEMONSETS.unfinished(added)
+    d = measured(added, healthy, DAEMONSETS)
     assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
-    unproven = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0")]  # without the mark: a failure
-    assert measured(lost, unproven, DAEMONSETS).result == Result.SUCCESS
     earlier = [ds_revision(1, "agent:1.0.0"), ds_revision(3, "agent:2.0.0", healthy_at="revision 2 generation 2")]
-    assert measured(lost, earlier, DAEMONSETS).result == Result.SUCCESS  # healthy in an earlier rollout only
+    assert measured(added, earlier, DAEMONSETS).result == Result.SUCCESS  # healthy in an earlier rollout only
 
 
 def test_a_statefulset_stopped_at_its_partition_that_completed_is_not_failing() -> None:
@@ -95,13 +101,19 @@ def crashing(pod):
 
 def test_a_fast_signal_of_a_revision_healthy_in_this_revision_is_no_failure() -> None:
     ff = annotations.parse({**ENABLED, "autorollback.io/fail-on": "CrashLoopBackOff"}, "DaemonSet").fail_fast
-    ds = daemonset("agent:2.0.0", desired=2, updated=2, available=1)
-    pods = [crashing(ds_pod("node-1", "agent:2.0.0")), ds_pod("node-2", "agent:2.0.0")]
+    ds = daemonset("agent:2.0.0", desired=2, updated=1, available=1)  # node-2 still owed the update
+    pods = [crashing(ds_pod("node-1", "agent:2.0.0")), ds_pod("node-2", "agent:1.0.0")]
     unproven = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0")]
     v = signals.PodSignals(ff).verdict(Facts(ds, unproven, pods, times.Clocks(), 0.0, adapter=DAEMONSETS))
     assert v.failure is not None and v.failure.revision_name == f"agent-{ds_hash('agent:2.0.0')}"
     healthy = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0", healthy_at="revision 2 generation 2")]
     v = signals.PodSignals(ff).verdict(Facts(ds, healthy, pods, times.Clocks(), 0.0, adapter=DAEMONSETS))
+    assert v.failure is None
+    # at rest (every node runs the updated pod), one crashing: no rollout, no signal, marked or not
+    rest = daemonset("agent:2.0.0", desired=2, updated=2, available=1)
+    both = [crashing(ds_pod("node-1", "agent:2.0.0")), ds_pod("node-2", "agent:2.0.0")]
+    assert DAEMONSETS.rollout_in_progress(rest) is False
+    v = signals.PodSignals(ff).verdict(Facts(rest, unproven, both, times.Clocks(), 0.0, adapter=DAEMONSETS))
     assert v.failure is None
 
 
@@ -146,6 +158,19 @@ def test_an_on_delete_workload_is_warned_about_once_per_generation(workload, ada
     rolling = copy.deepcopy(workload)
     rolling["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
     assert Job.ON_DELETE not in state.Remembered("ns", "x", adapter=adapter).observe(rolling, config)
+
+
+def test_an_on_delete_workload_is_never_rolled_back_whatever_says_it_failed() -> None:
+    # a metric check's (or any source's) failure on an OnDelete DaemonSet whose pods were all replaced by hand
+    ds = daemonset("agent:2.0.0", strategy="OnDelete", updated=2, available=2)
+    history = [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0")]
+    failure = Failure(f"agent-{ds_hash('agent:2.0.0')}", "MetricCheckFailed", "error-ratio 0.4 > 0.05", "t", 2)
+    config = annotations.parse(ds["metadata"]["annotations"], "DaemonSet")
+    d = decision.decide(ds, history, config, NOW, sources=[Judged(failure)], workload=DAEMONSETS)
+    assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.UNSUPPORTED, None)
+    rolling = copy.deepcopy(ds)
+    rolling["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
+    assert decision.decide(rolling, history, config, NOW, sources=[Judged(failure)], workload=DAEMONSETS).undo
 
 
 def test_each_kind_says_what_its_revisions_pods_carry() -> None:

@@ -60,10 +60,14 @@ def completed(ds: dict[str, Any]) -> str:
 
 
 def under_way(ds: dict[str, Any]) -> bool:
-    """A rolling update the controller is carrying out: observed, RollingUpdate, nodes to run on, and
-    not `rolled_out` (a node still runs an old pod, or an updated one that is not available). Not with
-    OnDelete (the controller replaces no pod by itself)."""
-    return cr.observed(ds) and cr.rolling(ds) and desired(ds) > 0 and not rolled_out(ds)
+    """A rolling update the controller is carrying out: observed, RollingUpdate, and a node still
+    owed the updated pod (updatedNumberScheduled below desiredNumberScheduled). An updated pod that
+    is not available is not enough: a DaemonSet at rest with one node NotReady looks the same, and
+    rolling it back would be wrong (the status remembers no completion). The cost: a broken update
+    on a single node is left to the pod signals of a watched rollout. Not with OnDelete (the
+    controller replaces no pod by itself)."""
+    s = ds.get("status") or {}
+    return cr.observed(ds) and cr.rolling(ds) and count(s, "updatedNumberScheduled") < desired(ds)
 
 
 def unfinished(ds: dict[str, Any]) -> str:
