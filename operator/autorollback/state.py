@@ -16,6 +16,7 @@ from autorollback.checks.alerts import ALERTS
 from autorollback.checks.schedule import Running
 from autorollback.checks.templates import CHECKS
 from autorollback.config import Config
+from autorollback.decision import stuck
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
 from autorollback.workloads.base import Workload
@@ -102,6 +103,17 @@ def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str
     return f"{rollout_key(workload, adapter)}|paused={adapter.paused(workload)}|dry_run={config.dry_run}"
 
 
+def stuck_key(workload: dict[str, Any]) -> str:
+    """What finishing a StatefulSet's rollback depends on (decision.stuck): the rollback, and the
+    status the controller writes as pods go, come back and become Ready ("" when there is none)."""
+    entry = stuck.rollback_observed(workload)
+    if entry is None:
+        return ""
+    s = workload.get("status") or {}
+    counts = [s.get(k) for k in ("observedGeneration", "replicas", "readyReplicas", "updatedReplicas")]
+    return digest(json.dumps([entry.id, s.get("updateRevision"), counts]))
+
+
 @dataclass(frozen=True)
 class HistoryRead:
     """A bake's last read of its workload's history objects."""
@@ -143,6 +155,7 @@ class Remembered:
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
     adapter: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS), set by the handler
     bake_done: str = ""  # rollout_key() whose bake ended (or that has none)
+    stuck_done: str = ""  # stuck_key() last dealt with (a StatefulSet's rollback finished, or waited on)
     bake: BakeSlot = field(default_factory=BakeSlot)
 
     def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
@@ -170,6 +183,12 @@ class Remembered:
             and bake_key(deployment, config, self.adapter) != self.bake_done
         ):
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
+        if (
+            self.adapter.kind == stuck.KIND
+            and stuck.enabled((deployment.get("metadata") or {}).get("annotations"))
+            and stuck_key(deployment) not in ("", self.stuck_done)
+        ):
+            todo.add(Job.STUCK)  # a StatefulSet's rollback observed: is it stuck on a broken pod?
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
         if self.adapter.on_delete(deployment) and deployment["metadata"].get("generation") != self.on_delete_done:
@@ -211,6 +230,7 @@ class RememberedUpdate:
     problems_done: dict[str, str] | None = None
     api_failure_reported: str | None = None
     bake_done: str | None = None
+    stuck_done: str | None = None
 
     def apply(self, memo: Remembered) -> None:
         if self.failure_done is not None:
@@ -233,6 +253,8 @@ class RememberedUpdate:
             memo.api_failure_reported = self.api_failure_reported
         if self.bake_done is not None:
             memo.bake_done = self.bake_done
+        if self.stuck_done is not None:
+            memo.stuck_done = self.stuck_done
 
 
 @dataclass

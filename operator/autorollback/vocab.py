@@ -47,3 +47,4 @@ class Job(StrEnum):
     PROBLEMS = "problems"
     STRAYS = "strays"
     BAKE = "bake"
+    STUCK = "stuck"  # a StatefulSet left stuck by its rollback: delete its broken pods (decision.stuck)
