@@ -200,6 +200,27 @@ class Client:
         )
         return list(page.get("items") or [])
 
+    def pods_full(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods the workload's selector matches, whole (their status: Ready or not)."""
+        meta = workload["metadata"]
+        page = self.request(
+            "GET",
+            f"/api/v1/namespaces/{meta['namespace']}/pods",
+            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+        )
+        return list(page.get("items") or [])
+
+    def delete_pod(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        """Delete one pod gracefully: its own terminationGracePeriodSeconds (no override, never forced),
+        and only that pod as it was read (preconditions uid and resourceVersion: 409 if it was recreated
+        or changed since; 404 if it is gone)."""
+        preconditions = {"uid": uid, **({"resourceVersion": resource_version} if resource_version else {})}
+        self.request(
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions},
+        )
+
     def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}")

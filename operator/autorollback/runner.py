@@ -46,6 +46,7 @@ class Options:
     git: gitworker.Settings
     checkpoint_key: bytes
     pod_signals: bool = True
+    delete_stuck_pods: bool = True
     election: Election | None = None
     checks: ChecksSettings = field(default_factory=ChecksSettings)
 
@@ -135,6 +136,7 @@ async def _main(api: kube.Client, options: Options) -> int:
         gitworker.Worker(api, options.git),
         options.checkpoint_key,
         options.pod_signals,
+        delete_stuck_pods=options.delete_stuck_pods,
         checks=options.checks,
         prometheus=Prometheus(prometheus) if prometheus is not None else None,
         metric_rollbacks=Cap(options.checks.max_rollbacks, options.checks.rollbacks_window),

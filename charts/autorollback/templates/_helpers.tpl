@@ -57,6 +57,13 @@ app.kubernetes.io/component: operator
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+{{- if .Values.deleteStuckPods }}
+# A StatefulSet left stuck by its rollback (OrderedReady): list its pods, delete those of the failed
+# revision that are not Ready (the only delete the operator makes; gracefully, with preconditions)
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "delete"]
+{{- end }}
 {{- if and .Values.gitRevert.enabled .Values.gitRevert.argocd.enabled }}
 # Git revert: read the Argo CD Application that names a Deployment's source
 - apiGroups: ["argoproj.io"]

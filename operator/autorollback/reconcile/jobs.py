@@ -6,7 +6,7 @@ from typing import Any
 
 from autorollback import decision, kube, retry, state, telemetry, times, vocab
 from autorollback.config import parse as parse_config
-from autorollback.reconcile import attempt, bake, measure, recovery, report, upkeep
+from autorollback.reconcile import attempt, bake, measure, recovery, report, stuck, upkeep
 from autorollback.reconcile.reads import Unsettled
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.signals import core as signals
@@ -26,6 +26,7 @@ def run(work: Work) -> PassResult:
         (Job.FAILURE, _failure),
         (Job.FAST, _fast),
         (Job.BAKE, bake.bake),
+        (Job.STUCK, stuck.finish),
         (Job.STRAYS, upkeep.strays),
     ):
         if job not in work.jobs:
