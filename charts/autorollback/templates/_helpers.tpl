@@ -36,7 +36,7 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* Exactly the verbs the operator uses; nothing on Secrets, no delete anywhere. */}}
+{{/* Exactly the verbs the operator uses; nothing on Secrets; no delete but of pods, only while deleteStuckPods is on. */}}
 {{- define "autorollback.rules" -}}
 # Exactly the verbs the operator uses: it watches Deployments, StatefulSets and DaemonSets and
 # patches them to roll back; it reads their history (ReplicaSets, ControllerRevisions) and annotates
