@@ -185,6 +185,7 @@ class Remembered:
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
         if (
             self.adapter.kind == stuck.KIND
+            and not config.dry_run
             and stuck.enabled((deployment.get("metadata") or {}).get("annotations"))
             and stuck_key(deployment) not in ("", self.stuck_done)
         ):

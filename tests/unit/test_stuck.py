@@ -138,6 +138,14 @@ def test_pods_of_other_revisions_are_never_deleted() -> None:
     assert stuck.finish(rolled_back(), pods).delete == ()
 
 
+def test_nothing_unless_opted_in_with_mode_rollback() -> None:
+    dry = rolled_back()
+    del dry["metadata"]["annotations"]["autorollback.io/mode"]  # a StatefulSet's default: dry-run
+    assert stuck.finish(dry, STUCK).delete == ()
+    assert stuck.finish(rolled_back(annotations={"autorollback.io/mode": "dry-run"}), STUCK).delete == ()
+    assert stuck.finish(rolled_back(annotations={"autorollback.io/enabled": "false"}), STUCK).delete == ()
+
+
 def test_nothing_for_on_delete() -> None:
     f = stuck.finish(rolled_back(strategy="OnDelete"), STUCK)
     assert f.delete == () and f.entry is None and "OnDelete" in f.why
@@ -213,14 +221,14 @@ def remembered(sts: dict[str, Any]) -> tuple[state.Remembered, set[Job]]:
     from autorollback.workloads.statefulset import STATEFULSETS
 
     memo = state.Remembered("ns", "web", adapter=STATEFULSETS)
-    return memo, memo.observe(sts, config.parse(sts["metadata"]["annotations"]))
+    return memo, memo.observe(sts, config.parse(sts["metadata"]["annotations"], "StatefulSet"))
 
 
 def test_the_job_runs_once_per_state_of_an_observed_rollback() -> None:
     memo, jobs = remembered(rolled_back())
     assert Job.STUCK in jobs
     state.RememberedUpdate(stuck_done=state.stuck_key(rolled_back())).apply(memo)
-    cfg = config.parse(rolled_back()["metadata"]["annotations"])
+    cfg = config.parse(rolled_back()["metadata"]["annotations"], "StatefulSet")
     assert Job.STUCK not in memo.jobs(rolled_back(), cfg)
     recreated = rolled_back(updated=3, ready=3)  # the controller recreated web-2 at V1: look again
     assert Job.STUCK in memo.jobs(recreated, cfg)

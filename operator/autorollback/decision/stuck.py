@@ -14,6 +14,8 @@ This decides that repair from state that lasts, never from having seen the rollb
 - the pods deleted are the failed revision's (controller-revision-hash is its name) that are not Ready,
   at or above the partition, controlled by this StatefulSet (ownerReference uid) and not terminating;
   a failed revision's pod that is Ready is left for the controller, which replaces it in its order;
+- nothing unless the StatefulSet is opted in with `autorollback.io/mode: rollback` (dry-run, a
+  StatefulSet's default, changes nothing), read again from the object as it is now;
 - nothing for OnDelete (the controller replaces no pod: none was rolled back), nothing while the feature
   is off (`autorollback.io/delete-stuck-pods: "false"`, or the operator's `--no-delete-stuck-pods`);
 - when the restored revision's pods are not Ready for the whole progress deadline (the shell measures
@@ -30,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback import ledger
+from autorollback import config, ledger
 from autorollback.config import PREFIX
 from autorollback.workloads import controllerrevision as cr
 from autorollback.workloads.statefulset import partition
@@ -172,7 +174,11 @@ def finish(
     """
     if cr.on_delete(sts):
         return Finish(None, "OnDelete: the controller replaces no pod, so no rollback was carried out")
-    if not enabled(sts["metadata"].get("annotations"), default):
+    annotations = sts["metadata"].get("annotations")
+    settings = config.parse(annotations, KIND)
+    if not settings.enabled or settings.dry_run:
+        return Finish(None, "not opted in, or dry-run (a StatefulSet's default): autorollback changes nothing")
+    if not enabled(annotations, default):
         return Finish(None, "deleting stuck pods is turned off")
     entry = rollback_observed(sts)
     if entry is None:
