@@ -46,7 +46,7 @@ def finish(work: Work, result: PassResult) -> None:
         _abandon(work, sts, plan, seconds, restored is not None)
         result.done.stuck_done = key
         return
-    deleted = _delete(work, result, plan)
+    deleted, conflicts = _delete(work, plan)
     if deleted and plan.entry is not None:
         message = stuck.deleted_message(sts, plan.entry, deleted)
         log.info("deleted stuck pods", pods=[p.name for p in deleted], message=message, **who(work))
@@ -58,25 +58,31 @@ def finish(work: Work, result: PassResult) -> None:
             message,
             once=" ".join([plan.entry.id, *(p.uid for p in deleted)]),
         )
-    if plan.waiting and not plan.abandoned_before:
-        result.recheck(max(0.5, deadline - seconds + 0.05))  # no event comes when nothing changes
-    result.done.stuck_done = key
+    # not done while a pod changed under the delete (read and decide again) or the restored pods are
+    # timed (no event comes when nothing changes): the job runs again at the recheck
+    if conflicts:
+        result.recheck(1.0)
+    elif plan.waiting and not plan.abandoned_before:
+        result.recheck(max(0.5, deadline - seconds + 0.05))
+    else:
+        result.done.stuck_done = key
 
 
-def _delete(work: Work, result: PassResult, plan: stuck.Finish) -> tuple[stuck.Pod, ...]:
-    deleted = []
+def _delete(work: Work, plan: stuck.Finish) -> tuple[tuple[stuck.Pod, ...], int]:
+    """The pods deleted, and how many changed since they were read (409: a precondition failed)."""
+    deleted, conflicts = [], 0
     for pod in plan.delete:
         try:
             work.ctx.api.delete_pod(work.namespace, pod.name, pod.uid, pod.resource_version)
         except kube.ApiError as e:
             if e.status == 404:
                 continue  # gone already
-            if e.status == 409:  # changed or recreated since it was read: read and decide again
-                result.recheck(1.0)
+            if e.status == 409:
+                conflicts += 1
                 continue
             raise
         deleted.append(pod)
-    return tuple(deleted)
+    return tuple(deleted), conflicts
 
 
 def _abandon(work: Work, sts: dict[str, Any], plan: stuck.Finish, seconds: float, marked: bool) -> None:
