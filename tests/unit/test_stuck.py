@@ -251,3 +251,38 @@ def test_no_job_for_a_deployment() -> None:
     d = deployment()
     memo = state.Remembered("ns", "d", adapter=DEPLOYMENTS)
     assert Job.STUCK not in memo.observe(d, config.parse(d["metadata"].get("annotations")))
+
+
+# --- the requests (kube.Client), against a recording client
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any, Any]] = []
+
+    def request(self, method: str, path: str, body: Any = None, query: Any = None, **_: Any) -> Any:
+        self.sent.append((method, path, body, query))
+        return {"items": [pod(2, V2, False)]}
+
+
+def test_a_pod_is_deleted_gracefully_and_only_as_it_was_read() -> None:
+    from autorollback import kube
+
+    r = Recorder()
+    kube.Client.delete_pod(r, "ns", "web-2", "pod-web-2", "902")  # type: ignore[arg-type]
+    (method, path, body, query) = r.sent[0]
+    assert (method, path, query) == ("DELETE", "/api/v1/namespaces/ns/pods/web-2", None)
+    # no gracePeriodSeconds (the pod's own), no propagation override, never forced
+    assert body == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": "pod-web-2", "resourceVersion": "902"},
+    }
+
+
+def test_pods_are_listed_whole_by_the_selector() -> None:
+    from autorollback import kube
+
+    r = Recorder()
+    assert kube.Client.pods_full(r, rolled_back()) == [pod(2, V2, False)]  # type: ignore[arg-type]
+    assert r.sent == [("GET", "/api/v1/namespaces/ns/pods", None, {"labelSelector": "app=web"})]
