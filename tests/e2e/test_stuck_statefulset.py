@@ -141,6 +141,33 @@ def test_a_broken_ordered_ready_update_is_rolled_back_and_converges(namespace: s
 
 
 @pytest.mark.slow
+def test_restored_pods_that_fail_too_abandon_it_once(namespace: str, operator_factory) -> None:
+    """The pod recreated at the restored revision does not become Ready either (as when the old version
+    cannot run on what the new one left): RollbackAbandoned once, recorded, and that pod is left alone."""
+    ns = namespace
+    operator_factory("-n", ns)
+    s, broken_uid = broken_update(ns, ON)
+    (entry,) = json.loads(s["metadata"]["annotations"]["autorollback.io/rollbacks"])
+
+    def recreated() -> dict[str, Any] | None:
+        p = pods(ns).get("db-2")
+        return p if p and p["metadata"]["uid"] != broken_uid and revision_of(p) == entry["restored"] else None
+
+    again = kit.wait_for(recreated, 60, "db-2 recreated at the restored revision")
+    kit.kubectl("-n", ns, "label", "pod", "db-2", "autorollback.test/failure=not-ready")  # it fails too
+    gone = kit.wait_for(lambda: kit.event(ns, "db", "RollbackAbandoned"), 30 + DEADLINE, "RollbackAbandoned")
+    assert gone["type"] == "Warning" and "db-2" in gone["message"]
+    assert "not deleting any more pods of the failed revision" in gone["message"]
+    restored = kit.kubectl_json("-n", ns, "get", "controllerrevision", entry["restored"])
+    mark = restored["metadata"]["annotations"]["autorollback.io/stuck-pods"]
+    assert mark == f"abandoned {entry['failed']} {entry['failure']}"
+    time.sleep(2 * DEADLINE)
+    assert kit.reasons(ns, "db").count("RollbackAbandoned") == 1
+    assert kit.reasons(ns, "db").count("StuckPodsDeleted") == 1
+    assert pods(ns)["db-2"]["metadata"]["uid"] == again["metadata"]["uid"]  # never deleted
+
+
+@pytest.mark.slow
 def test_turned_off_by_annotation_it_stays_stuck_until_a_person_deletes_the_pod(
     namespace: str, operator_factory
 ) -> None:
