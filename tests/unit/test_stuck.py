@@ -3,7 +3,7 @@ revision), on objects shaped as the v1.34 controller, kubelet and API server wri
 
 from typing import Any
 
-from autorollback import config, ledger, state
+from autorollback import config, history, ledger, state
 from autorollback.decision import stuck
 from autorollback.vocab import Job
 
@@ -170,6 +170,22 @@ def test_restored_pods_not_ready_are_timed_and_abandoned_at_the_deadline() -> No
     assert waiting.progress == f"{ENTRY.id} ready=2"
     gone = stuck.finish(sts, pods, not_ready_seconds=60, deadline_seconds=60)
     assert gone.abandon and gone.delete == () and gone.abandon_mark == f"abandoned {ENTRY.id}"
+
+
+def test_a_rollback_whose_restored_revision_completed_since_is_finished_for_good() -> None:
+    # months later a restored pod is not Ready (its node went away): not this rollback's business
+    assert ENTRY.generation == 4
+    pods = [pod(0, V1, True), pod(1, V1, True), pod(2, V1, False)]
+    sts = rolled_back(updated=3)
+    completed = {history.HEALTHY_AT: f"{ENTRY.restored} revision 3 generation 5"}
+    done = stuck.finish(sts, pods, restored_marks=completed, not_ready_seconds=6000, deadline_seconds=60)
+    assert done.entry is None and not done.abandon and done.delete == ()
+    # a healthy mark from before the rollback, or bound to another revision, finishes nothing
+    for marks in (
+        {history.HEALTHY_AT: f"{ENTRY.restored} revision 1 generation 2"},
+        {history.HEALTHY_AT: f"{ENTRY.failed} revision 3 generation 5"},
+    ):
+        assert stuck.finish(sts, pods, restored_marks=marks, not_ready_seconds=6000, deadline_seconds=60).abandon
 
 
 def test_an_abandoned_rollback_deletes_nothing_more_and_is_told_once() -> None:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback import config, ledger
+from autorollback import config, history, ledger
 from autorollback.config import PREFIX
 from autorollback.workloads import controllerrevision as cr
 from autorollback.workloads.statefulset import partition
@@ -183,6 +183,11 @@ def finish(
     entry = rollback_observed(sts)
     if entry is None:
         return Finish(None, "no rollback observed by the controller is the StatefulSet's latest change")
+    health = history.parse_health(history.bound(entry.restored, (restored_marks or {}).get(history.HEALTHY_AT)))
+    if health is not None and entry.generation and health.generation >= entry.generation:
+        # level-triggered end: a restored pod not Ready months later is the deadline's and the fast
+        # signals' to judge, never a reason to abandon this rollback
+        return Finish(None, "the rollback is finished: the restored revision completed since")
     idle, ready_count = waiting(sts, pods, entry.restored)
     progress = f"{entry.id} ready={ready_count}" if idle else ""
     if (restored_marks or {}).get(MARK) == f"{ABANDONED} {entry.id}":
