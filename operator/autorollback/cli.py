@@ -310,6 +310,12 @@ def parser() -> argparse.ArgumentParser:
         help="never read pods: of the autorollback.io/fail-on signals only FailedCreate is used",
     )
     run.add_argument(
+        "--no-delete-stuck-pods",
+        action="store_true",
+        help="never delete pods: a StatefulSet (OrderedReady) whose rollback waits on a broken pod of the failed "
+        "revision stays stuck until someone deletes it (autorollback.io/delete-stuck-pods turns it off per StatefulSet)",
+    )
+    run.add_argument(
         "--checkpoint-secret",
         default=None,
         metavar="NAME",
@@ -393,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             git=git,
             checkpoint_key=checkpoint_key,
             pod_signals=not args.no_pod_signals,
+            delete_stuck_pods=not args.no_delete_stuck_pods,
             election=election,
             checks=metric_checks,
         ),

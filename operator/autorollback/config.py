@@ -1,4 +1,4 @@
-"""The user's configuration: `autorollback.io/*` annotations on a Deployment."""
+"""The user's configuration: `autorollback.io/*` annotations on a workload (Deployment, StatefulSet, DaemonSet)."""
 
 import json
 from collections.abc import Mapping
@@ -11,6 +11,9 @@ MODE = PREFIX + "mode"
 FAIL_ON = PREFIX + "fail-on"
 FAIL_RESTARTS = PREFIX + "fail-restarts"
 FAIL_GRACE = PREFIX + "fail-grace-seconds"
+# how long a rollout may make no progress, for kinds whose controller never times one out (StatefulSet,
+# DaemonSet): autorollback measures it; a Deployment's own spec.progressDeadlineSeconds stays its source
+PROGRESS_DEADLINE = PREFIX + "progress-deadline-seconds"
 
 ROLLBACK, DRY_RUN = "rollback", "dry-run"
 # Fast failure signals (autorollback.io/fail-on), as Kubernetes spells them.
@@ -26,12 +29,14 @@ SIGNALS = (
 )
 RESTARTS, GRACE = 3, 30.0  # defaults of autorollback.io/fail-restarts and autorollback.io/fail-grace-seconds
 MAX_RESTARTS, MAX_GRACE = 1000, 86400.0
+DEADLINE, MAX_DEADLINE = 600, 2**31 - 1  # a Deployment's default progressDeadlineSeconds, and its int32 range
 ACCEPTED = {
     ENABLED: ("true", "false"),
     MODE: (ROLLBACK, DRY_RUN),
     FAIL_ON: ("all", *SIGNALS),
     FAIL_RESTARTS: (f"a whole number from 1 to {MAX_RESTARTS}",),
     FAIL_GRACE: (f"a number of seconds from 0 to {int(MAX_GRACE)}",),
+    PROGRESS_DEADLINE: (f"a whole number of seconds from 1 to {MAX_DEADLINE}",),
 }
 SHOWN = 80  # characters of a user's value quoted back in Events and logs
 
@@ -64,7 +69,7 @@ class Problem:
     def message(self) -> str:
         if self.key == FAIL_ON:
             accepted = f'a comma-separated list of {", ".join(ACCEPTED[FAIL_ON][1:])}, or "all"'
-        elif self.key in (FAIL_RESTARTS, FAIL_GRACE):
+        elif self.key in (FAIL_RESTARTS, FAIL_GRACE, PROGRESS_DEADLINE):
             accepted = ACCEPTED[self.key][0]
         else:
             accepted = " or ".join(f'"{v}"' for v in ACCEPTED[self.key])
@@ -95,8 +100,18 @@ class Config:
         return self.mode == DRY_RUN
 
 
-def parse(annotations: Mapping[str, str] | None) -> Config:
-    """Read the opt-in and mode; invalid values fall to the safe side and are reported."""
+# kinds whose default mode is dry-run: a StatefulSet is rolled back only when autorollback.io/mode is
+# `rollback` (a downgrade after a one-way data migration, a schema or file format, can be worse than the
+# failed release)
+DRY_RUN_BY_DEFAULT = frozenset({"StatefulSet"})
+# kinds whose controller never times a rollout out: autorollback.io/progress-deadline-seconds is theirs
+MEASURED_DEADLINE = frozenset({"StatefulSet", "DaemonSet"})
+
+
+def parse(annotations: Mapping[str, str] | None, kind: str = "Deployment") -> Config:
+    """Read the opt-in and mode of a workload of `kind`; invalid values fall to the safe side and are
+    reported. A StatefulSet's mode is dry-run unless it says `rollback` (DRY_RUN_BY_DEFAULT); the kinds
+    autorollback measures the deadline of have their progress-deadline-seconds checked too."""
     annotations = annotations or {}
     problems = []
     enabled = False
@@ -106,8 +121,8 @@ def parse(annotations: Mapping[str, str] | None) -> Config:
         if value in ACCEPTED[ENABLED]:
             enabled = value == "true"
         else:
-            problems.append(Problem(ENABLED, raw, "the Deployment is treated as not opted in"))
-    mode = ROLLBACK
+            problems.append(Problem(ENABLED, raw, f"the {kind} is treated as not opted in"))
+    mode = DRY_RUN if kind in DRY_RUN_BY_DEFAULT else ROLLBACK
     raw = annotations.get(MODE)
     if raw is not None:
         value = raw.strip().lower()
@@ -115,8 +130,10 @@ def parse(annotations: Mapping[str, str] | None) -> Config:
             mode = value
         else:
             mode = DRY_RUN
-            problems.append(Problem(MODE, raw, "the Deployment is treated as dry-run (nothing is changed)"))
+            problems.append(Problem(MODE, raw, f"the {kind} is treated as dry-run (nothing is changed)"))
     fail_fast = _fail_fast(annotations, problems)
+    if kind in MEASURED_DEADLINE:
+        progress_deadline(annotations, problems)
     return Config(enabled=enabled, mode=mode, problems=tuple(problems), fail_fast=fail_fast)
 
 
@@ -134,6 +151,14 @@ def _fail_fast(annotations: Mapping[str, str], problems: list[Problem]) -> FailF
     restarts = _number(annotations, FAIL_RESTARTS, RESTARTS, 1, MAX_RESTARTS, problems, whole=True)
     grace = _number(annotations, FAIL_GRACE, GRACE, 0, MAX_GRACE, problems, whole=False)
     return FailFast(signals, int(restarts), grace)
+
+
+def progress_deadline(annotations: Mapping[str, str] | None, problems: list[Problem] | None = None) -> int:
+    """autorollback.io/progress-deadline-seconds, as the other numbers are read (`_number`): DEADLINE
+    without it; an invalid value keeps the default and is added to `problems` when they are asked for
+    (`parse` does not read it: a Deployment's deadline is its own spec.progressDeadlineSeconds)."""
+    found: list[Problem] = [] if problems is None else problems
+    return int(_number(annotations or {}, PROGRESS_DEADLINE, DEADLINE, 1, MAX_DEADLINE, found, whole=True))
 
 
 def _number(

@@ -23,6 +23,8 @@ class Context:
     git: Worker  # the revert workers (--git-* settings)
     checkpoint_key: bytes  # signs the checkpoints of measured deadlines (--checkpoint-secret, else this process's)
     pod_signals: bool = True  # --no-pod-signals: no pod is ever read
+    # --no-delete-stuck-pods: a StatefulSet left stuck by its rollback is never finished (decision.stuck)
+    delete_stuck_pods: bool = True
     checks: ChecksSettings = field(default_factory=ChecksSettings)  # --prometheus-*, --checks-*, --alert*
     prometheus: Prometheus | None = None  # the metric checks' client, when --prometheus-url is set
     # metric check evaluations at once, process-wide: a bake that finds none free looks again shortly,

@@ -1,7 +1,8 @@
-"""The kopf handler and the work it queues: a few lines that record the watched state, ask what
-it needs, and hand that to a worker.
+"""The kopf handlers and the work they queue: a few lines that record the watched state, ask what
+it needs, and hand that to a worker. One watch per workload kind (Deployments, StatefulSets,
+DaemonSets), each handing its adapter (workloads.KINDS) to the same Operator.
 
-Only @kopf.on.event: it writes nothing onto Deployments (no kopf annotations, no finalizers).
+Only @kopf.on.event: it writes nothing onto the workloads (no kopf annotations, no finalizers).
 The handler itself makes no API call, so kopf's per-object stream never waits on the network.
 """
 
@@ -22,7 +23,9 @@ from autorollback.signals import core as signals
 from autorollback.signals.watch import PodWatches
 from autorollback.vocab import Job
 from autorollback.workloads.base import Workload
+from autorollback.workloads.daemonset import DAEMONSETS
 from autorollback.workloads.deployment import DEPLOYMENTS
+from autorollback.workloads.statefulset import STATEFULSETS
 from autorollback.workqueue import WorkQueue
 
 registry = kopf.OperatorRegistry()
@@ -58,7 +61,7 @@ class Operator:
         if memo is None or memo.body is None:
             return
         memo.pods_seen += 1
-        if Job.FAST in memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
+        if Job.FAST in memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)):
             self.queue.add(uid)
 
     def forget(self, uid: str) -> None:
@@ -73,7 +76,8 @@ class Operator:
                 self._count_opted_in(memo)
 
     def forget_unlisted(self, listed: dict[str, str]) -> None:
-        """Deployments deleted while the watch was re-listing never get a DELETED event."""
+        """Workloads deleted while the watch was re-listing never get a DELETED event (`listed`: the
+        uids of every watched kind, kube.Client.workload_versions)."""
         for uid in [u for u in self.memory.memos if u not in listed]:
             self.forget(uid)
 
@@ -86,11 +90,12 @@ class Operator:
                     memo.enabled
                     and memo.body
                     and memo.body["spec"].get("template") != deployment["spec"].get("template")
+                    and adapter.kind == DEPLOYMENTS.kind  # only kubectl's Deployment undo copies annotations
                 ):
                     self._opt_in_lost(deployment)
                 self.forget(uid)
             return
-        config = parse_config(meta.get("annotations"))
+        config = parse_config(meta.get("annotations"), adapter.kind)
         memo = self.memory.get(uid, meta["namespace"], meta["name"], adapter)
         was = memo.enabled
         watch = signals.watched(deployment, config.fail_fast, adapter) if config.enabled else False
@@ -135,14 +140,16 @@ class Operator:
     def resync(self) -> None:
         """Queue every Deployment whose last known state still asks for something."""
         for uid, memo in self.memory.memos.items():
-            if memo.body is not None and memo.jobs(memo.body, parse_config(memo.body["metadata"].get("annotations"))):
+            if memo.body is not None and memo.jobs(
+                memo.body, parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)
+            ):
                 self.queue.add(uid)
 
     async def process(self, uid: str) -> ApiError | None:
         memo = self.memory.memos.get(uid)
         if memo is None or memo.body is None or not self.ctx.api.guard():
             return None  # a standby keeps its memory warm; it queues everything again when it leads
-        config = parse_config(memo.body["metadata"].get("annotations"))
+        config = parse_config(memo.body["metadata"].get("annotations"), memo.adapter.kind)
         jobs = memo.jobs(memo.body, config)
         if not jobs:
             return None
@@ -187,22 +194,37 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.event("apps", "v1", "deployments", registry=registry)
 async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    op: Operator = memo.operator
-    meta = body.metadata
+    workload_event(memo.operator, type, body, DEPLOYMENTS)
+
+
+@kopf.on.event("apps", "v1", "statefulsets", registry=registry)
+async def statefulset_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    workload_event(memo.operator, type, body, STATEFULSETS)
+
+
+@kopf.on.event("apps", "v1", "daemonsets", registry=registry)
+async def daemonset_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    workload_event(memo.operator, type, body, DAEMONSETS)
+
+
+def workload_event(op: Operator, type: str | None, body: Any, adapter: Workload) -> None:
+    """One watch event of any kind: the same memory and queue, with the kind's adapter."""
+    meta = body["metadata"]
+    uid = meta["uid"]
     telemetry.watch_events.inc()
-    op.freshness.observe(meta.uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
+    op.freshness.observe(uid, meta.get("resourceVersion", ""), time.monotonic(), deleted=type == "DELETED")
     if type == "DELETED":
-        op.forget(meta.uid)
+        op.forget(uid)
         return
-    if meta.uid not in op.memory.memos and not mentioned(meta.annotations):
+    if uid not in op.memory.memos and not mentioned(meta.get("annotations")):
         return  # never copied, never looked at again: the common case in a big cluster
-    op.observe(meta.uid, kept(body), DEPLOYMENTS)
+    op.observe(uid, kept(body, adapter.kind), adapter)
 
 
-def kept(body: Any) -> dict[str, Any]:
-    """The Deployment as the memo keeps it: a copy (kopf reuses its own), without
-    metadata.managedFields, the field owners' bookkeeping (often a third of the object) that
-    nothing here reads and no write sends back."""
+def kept(body: Any, kind: str = DEPLOYMENTS.kind) -> dict[str, Any]:
+    """The workload as the memo keeps it: a copy (kopf reuses its own), with its kind (Events name
+    it), without metadata.managedFields, the field owners' bookkeeping (often a third of the object)
+    that nothing here reads and no write sends back."""
     raw = dict(body)
     meta = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", **copy.deepcopy({**raw, "metadata": meta})}
+    return {"apiVersion": "apps/v1", "kind": kind, **copy.deepcopy({**raw, "metadata": meta})}

@@ -36,8 +36,8 @@ class Freshness:
         missed = sum(1 for uid, rv in listed.items() if self.seen.get(uid) != rv)
         if missed:
             return False, (
-                f"Deployment watch is stale: no event for {quiet:.0f}s "
-                f"but {missed} Deployment change(s) were never delivered"
+                f"workload watch is stale: no event for {quiet:.0f}s "
+                f"but {missed} workload change(s) were never delivered"
             )
         return True, f"watch quiet for {quiet:.0f}s, nothing missed"
 

@@ -15,7 +15,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import urllib3
 from kubernetes import client, config
@@ -30,7 +30,7 @@ POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
-__all__ = ["ApiError", "Client", "ConnectError", "DeploymentApi", "connect"]
+__all__ = ["ApiError", "Client", "ConnectError", "DaemonSetApi", "DeploymentApi", "StatefulSetApi", "connect"]
 
 
 class ConnectError(Exception):
@@ -157,20 +157,22 @@ class Client:
             r.close()  # a stream read only in part must never go back to the pool as it is
             r.release_conn()
 
-    def deployment_versions(self, namespaces: list[str]) -> dict[str, str]:
-        """uid -> resourceVersion of every Deployment in scope: metadata only, in pages."""
+    def workload_versions(self, namespaces: list[str]) -> dict[str, str]:
+        """uid -> resourceVersion of every watched workload in scope (Deployments, StatefulSets,
+        DaemonSets: WATCHED): metadata only, in pages."""
         out: dict[str, str] = {}
-        for ns in namespaces or [None]:
-            token = None
-            while True:
-                page = self.request(
-                    "GET", _deployments(ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY
-                )
-                for item in page.get("items") or []:
-                    out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
+        for resource in WATCHED:
+            for ns in namespaces or [None]:
+                token = None
+                while True:
+                    page = self.request(
+                        "GET", _workloads(resource, ns), query={"limit": 500, "continue": token}, accept=METADATA_ONLY
+                    )
+                    for item in page.get("items") or []:
+                        out[item["metadata"]["uid"]] = item["metadata"].get("resourceVersion", "")
+                    token = (page.get("metadata") or {}).get("continue")
+                    if not token:
+                        break
         return out
 
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
@@ -184,13 +186,7 @@ class Client:
             f"/apis/apps/v1/namespaces/{meta['namespace']}/replicasets",
             query={"labelSelector": selector(deployment["spec"].get("selector") or {})},
         )
-        return [
-            rs
-            for rs in page.get("items") or []
-            if any(
-                r.get("controller") and r.get("uid") == meta["uid"] for r in rs["metadata"].get("ownerReferences") or []
-            )
-        ]
+        return [rs for rs in page.get("items") or [] if controlled_by(rs, meta["uid"])]
 
     def pods_of(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         """The metadata of the pods the workload's selector matches (whose revision they are is the
@@ -203,6 +199,27 @@ class Client:
             accept=METADATA_ONLY,
         )
         return list(page.get("items") or [])
+
+    def pods_full(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods the workload's selector matches, whole (their status: Ready or not)."""
+        meta = workload["metadata"]
+        page = self.request(
+            "GET",
+            f"/api/v1/namespaces/{meta['namespace']}/pods",
+            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+        )
+        return list(page.get("items") or [])
+
+    def delete_pod(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        """Delete one pod gracefully: its own terminationGracePeriodSeconds (no override, never forced),
+        and only that pod as it was read (preconditions uid and resourceVersion: 409 if it was recreated
+        or changed since; 404 if it is gone)."""
+        preconditions = {"uid": uid, **({"resourceVersion": resource_version} if resource_version else {})}
+        self.request(
+            "DELETE",
+            f"/api/v1/namespaces/{namespace}/pods/{name}",
+            body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions},
+        )
 
     def get_replicaset(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -328,8 +345,20 @@ def _error(r: Any) -> ApiError:
     )
 
 
+WATCHED = ("deployments", "statefulsets", "daemonsets")  # the apps/v1 resources handlers watches
+
+
+def _workloads(resource: str, namespace: str | None) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
+
+
 def _deployments(namespace: str | None) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments" if namespace else "/apis/apps/v1/deployments"
+    return _workloads("deployments", namespace)
+
+
+def controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    """The object's controller ownerReference names this uid (metav1.IsControlledBy, as kubectl checks it)."""
+    return any(r.get("controller") and r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
 
 
 def selector(label_selector: dict[str, Any]) -> str:
@@ -382,7 +411,88 @@ class DeploymentApi:
         return self.api.patch_deployment(namespace, name, undo.body, content_type=undo.content_type)
 
 
-APIS: dict[str, Callable[[Client], Api]] = {"Deployment": DeploymentApi}  # the kinds of workloads.KINDS
+@dataclass(frozen=True)
+class ControllerRevisionApi:
+    """The I/O of a kind whose history is ControllerRevisions (workloads.base.Api), on `resource`:
+    the workload's own collection under apps/v1."""
+
+    api: Client
+    resource: ClassVar[str]  # "statefulsets", "daemonsets"
+
+    def _path(self, namespace: str, name: str = "") -> str:
+        return f"/apis/apps/v1/namespaces/{namespace}/{self.resource}" + (f"/{name}" if name else "")
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.api.request("GET", self._path(namespace, name))
+
+    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """kubectl's rollout history (controlledHistory): the ControllerRevisions in the namespace that
+        the workload's selector matches (they carry its pod template's labels), then only those whose
+        controller is this workload."""
+        meta = workload["metadata"]
+        page = self.api.request(
+            "GET",
+            f"/apis/apps/v1/namespaces/{meta['namespace']}/controllerrevisions",
+            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
+        )
+        return [cr for cr in page.get("items") or [] if controlled_by(cr, meta["uid"])]
+
+    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.api.request("GET", f"/apis/apps/v1/namespaces/{namespace}/controllerrevisions/{name}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.api.pods_of(workload)
+
+    def mark_revision(
+        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
+    ) -> None:
+        """Merge-patch annotations onto a ControllerRevision (None removes a key; its `data` is immutable,
+        its metadata is not); with resource_version, only onto that version of it (409 otherwise)."""
+        precondition = {"resourceVersion": resource_version} if resource_version else {}
+        self.api.request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/controllerrevisions/{name}",
+            body={"metadata": {**precondition, "annotations": annotations}},
+            query={"fieldManager": FIELD_MANAGER},
+            content_type="application/merge-patch+json",
+        )
+
+    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON patch of the workload."""
+        return self._patch(namespace, name, ops, "application/json-patch+json")
+
+    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
+        """The rollback write (Workload.undo_patch), with its content type (a strategic merge patch)."""
+        return self._patch(namespace, name, undo.body, undo.content_type)
+
+    def _patch(self, namespace: str, name: str, body: Any, content_type: str) -> dict[str, Any]:
+        return self.api.request(
+            "PATCH",
+            self._path(namespace, name),
+            body=body,
+            query={"fieldManager": FIELD_MANAGER},
+            content_type=content_type,
+        )
+
+
+class StatefulSetApi(ControllerRevisionApi):
+    resource = "statefulsets"
+
+
+class DaemonSetApi(ControllerRevisionApi):
+    resource = "daemonsets"
+
+
+APIS: dict[str, Callable[[Client], Api]] = {  # the kinds of workloads.KINDS
+    "Deployment": DeploymentApi,
+    "StatefulSet": StatefulSetApi,
+    "DaemonSet": DaemonSetApi,
+}
 
 
 def api_for(api: Client, kind: str) -> Api:

@@ -46,6 +46,7 @@ class Options:
     git: gitworker.Settings
     checkpoint_key: bytes
     pod_signals: bool = True
+    delete_stuck_pods: bool = True
     election: Election | None = None
     checks: ChecksSettings = field(default_factory=ChecksSettings)
 
@@ -73,13 +74,13 @@ async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None
         try:
             # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
             if op.freshness.needs_check(time.monotonic()):
-                listed = await asyncio.to_thread(op.ctx.api.deployment_versions, namespaces)
+                listed = await asyncio.to_thread(op.ctx.api.workload_versions, namespaces)
                 op.forget_unlisted(listed)
             else:
                 listed = {}
             op.health = op.freshness.verdict(listed, time.monotonic())
         except Exception as e:  # noqa: BLE001 - an unreachable API server is unhealthy, not fatal
-            op.health = (False, f"cannot list Deployments to check the watch: {e}")
+            op.health = (False, f"cannot list the workloads to check the watch: {e}")
         telemetry.watch_healthy.set(1 if op.health[0] else 0)
         if not op.health[0]:
             log.warning("watch unhealthy", reason=op.health[1])
@@ -135,6 +136,7 @@ async def _main(api: kube.Client, options: Options) -> int:
         gitworker.Worker(api, options.git),
         options.checkpoint_key,
         options.pod_signals,
+        delete_stuck_pods=options.delete_stuck_pods,
         checks=options.checks,
         prometheus=Prometheus(prometheus) if prometheus is not None else None,
         metric_rollbacks=Cap(options.checks.max_rollbacks, options.checks.rollbacks_window),

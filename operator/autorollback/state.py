@@ -16,6 +16,7 @@ from autorollback.checks.alerts import ALERTS
 from autorollback.checks.schedule import Running
 from autorollback.checks.templates import CHECKS
 from autorollback.config import Config
+from autorollback.decision import stuck
 from autorollback.signals import core as signals
 from autorollback.vocab import Job
 from autorollback.workloads.base import Workload
@@ -102,6 +103,17 @@ def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str
     return f"{rollout_key(workload, adapter)}|paused={adapter.paused(workload)}|dry_run={config.dry_run}"
 
 
+def stuck_key(workload: dict[str, Any]) -> str:
+    """What finishing a StatefulSet's rollback depends on (decision.stuck): the rollback, and the
+    status the controller writes as pods go, come back and become Ready ("" when there is none)."""
+    entry = stuck.rollback_observed(workload)
+    if entry is None:
+        return ""
+    s = workload.get("status") or {}
+    counts = [s.get(k) for k in ("observedGeneration", "replicas", "readyReplicas", "updatedReplicas")]
+    return digest(json.dumps([entry.id, s.get("updateRevision"), counts]))
+
+
 @dataclass(frozen=True)
 class HistoryRead:
     """A bake's last read of its workload's history objects (or pods)."""
@@ -135,6 +147,7 @@ class Remembered:
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # (ReplicaSet, the state that showed it complete)
     known_bad_done: str = ""  # rollout_key() last checked for a known-bad template
     history_done: int | None = None  # revisionHistoryLimit last warned about
+    on_delete_done: int | None = None  # the generation whose OnDelete strategy was last warned about
     problems_done: dict[str, str] = field(default_factory=dict)  # annotation key -> digest of the value reported
     api_failure_reported: str = ""  # failure_key() whose API trouble was already told in an Event
     clocks: times.Clocks = field(default_factory=times.Clocks)  # what this process times itself (monotonic)
@@ -143,6 +156,7 @@ class Remembered:
     fast_done: tuple[int, str] = (-1, "")  # (pods_seen, fast_key()) last judged with no grace period running
     adapter: Workload = field(kw_only=True)  # the adapter of its kind (workloads.KINDS), set by the handler
     bake_done: str = ""  # rollout_key() whose bake ended (or that has none)
+    stuck_done: str = ""  # stuck_key() last dealt with (a StatefulSet's rollback finished, or waited on)
     bake: BakeSlot = field(default_factory=BakeSlot)
 
     def jobs(self, deployment: dict[str, Any], config: Config) -> set[Job]:
@@ -170,8 +184,17 @@ class Remembered:
             and bake_key(deployment, config, self.adapter) != self.bake_done
         ):
             todo.add(Job.BAKE)  # metric checks on this rollout: until its bake ends
+        if (
+            self.adapter.kind == stuck.KIND
+            and not config.dry_run
+            and stuck.enabled((deployment.get("metadata") or {}).get("annotations"))
+            and stuck_key(deployment) not in ("", self.stuck_done)
+        ):
+            todo.add(Job.STUCK)  # a StatefulSet's rollback observed: is it stuck on a broken pod?
         if decision.stray_marks(deployment):
             todo.add(Job.STRAYS)
+        if self.adapter.on_delete(deployment) and deployment["metadata"].get("generation") != self.on_delete_done:
+            todo.add(Job.ON_DELETE)
         limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
         if decision.history_too_short(deployment) and limit != self.history_done:
             todo.add(Job.HISTORY_LIMIT)
@@ -205,9 +228,11 @@ class RememberedUpdate:
     healthy_evidence: tuple[str, dict[str, Any]] | None = None  # dealt with: cleared unless newer came meanwhile
     known_bad_done: str | None = None
     history_done: int | None = None  # the job runs only when the limit is set (history_too_short)
+    on_delete_done: int | None = None
     problems_done: dict[str, str] | None = None
     api_failure_reported: str | None = None
     bake_done: str | None = None
+    stuck_done: str | None = None
 
     def apply(self, memo: Remembered) -> None:
         if self.failure_done is not None:
@@ -222,12 +247,16 @@ class RememberedUpdate:
             memo.known_bad_done = self.known_bad_done
         if self.history_done is not None:
             memo.history_done = self.history_done
+        if self.on_delete_done is not None:
+            memo.on_delete_done = self.on_delete_done
         if self.problems_done is not None:
             memo.problems_done = self.problems_done
         if self.api_failure_reported is not None:
             memo.api_failure_reported = self.api_failure_reported
         if self.bake_done is not None:
             memo.bake_done = self.bake_done
+        if self.stuck_done is not None:
+            memo.stuck_done = self.stuck_done
 
 
 @dataclass

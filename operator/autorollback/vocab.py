@@ -32,6 +32,7 @@ class Reason(StrEnum):
     DRY_RUN = "dry_run"
     API_ERROR = "api_error"
     CAPPED = "capped"  # the cluster-wide cap on metric-triggered rollbacks was reached
+    UNSUPPORTED = "unsupported"  # an OnDelete update strategy: the controller replaces no pod
 
 
 class Job(StrEnum):
@@ -42,6 +43,8 @@ class Job(StrEnum):
     HEALTHY = "healthy"
     KNOWN_BAD = "known_bad"
     HISTORY_LIMIT = "history"
+    ON_DELETE = "on_delete"
     PROBLEMS = "problems"
     STRAYS = "strays"
     BAKE = "bake"
+    STUCK = "stuck"  # a StatefulSet left stuck by its rollback: delete its broken pods (decision.stuck)

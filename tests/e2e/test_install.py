@@ -340,7 +340,19 @@ def test_operator_with_the_charts_service_account_rolls_back(namespace: str, ope
         assert not can_i(sa, "delete", "deployments", "-n", ns) and not can_i(sa, "delete", "replicasets", "-n", ns)
         assert not can_i(sa, "update", "deployments", "-n", ns) and not can_i(sa, "create", "pods", "-n", ns)
         assert can_i(sa, "patch", "deployments", "-n", ns) and can_i(sa, "watch", "deployments", "-A")
-        assert can_i(sa, "watch", "pods", "-A") and not can_i(sa, "delete", "pods", "-n", ns)  # fail-fast signals
+        for kind in ("statefulsets", "daemonsets"):  # the other watched kinds: as Deployments, no more
+            assert can_i(sa, "patch", kind, "-n", ns) and can_i(sa, "watch", kind, "-A")
+            assert not can_i(sa, "update", kind, "-n", ns) and not can_i(sa, "delete", kind, "-n", ns)
+        assert can_i(sa, "list", "controllerrevisions", "-n", ns) and can_i(
+            sa, "patch", "controllerrevisions", "-n", ns
+        )
+        assert not can_i(sa, "watch", "controllerrevisions", "-A") and not can_i(
+            sa, "delete", "controllerrevisions", "-A"
+        )
+        assert can_i(sa, "watch", "pods", "-A")  # fail-fast signals
+        # a StatefulSet stuck by its rollback (deleteStuckPods, on by default): its broken pods, nothing else
+        assert can_i(sa, "delete", "pods", "-n", ns) and not can_i(sa, "deletecollection", "pods", "-n", ns)
+        assert not can_i(sa, "delete", "persistentvolumeclaims", "-n", ns) and not can_i(sa, "update", "pods", "-n", ns)
         lease = f"leases.coordination.k8s.io/{sa_name}"  # the chart's fullname names the Lease and the account
         assert all(can_i(sa, verb, lease, "-n", ns) for verb in ("get", "update"))
         assert can_i(sa, "create", "leases.coordination.k8s.io", "-n", ns)  # create cannot be named (upstream too)
@@ -410,6 +422,8 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
         f"watchNamespaces={{{watched}}}",
         "--set",
         "failFast.podSignals=false",
+        "--set",
+        "deleteStuckPods=false",
     )
     try:
         sa = f"system:serviceaccount:{home}:{release}-autorollback"
@@ -423,6 +437,7 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
         ][0]["args"]
         assert f"--namespace={watched}" in args and "--all-namespaces" not in args
         assert "--no-pod-signals" in args and not can_i(sa, "list", "pods", "-n", watched)
+        assert "--no-delete-stuck-pods" in args and not can_i(sa, "delete", "pods", "-n", watched)
         assert f"--checkpoint-secret={release}-autorollback-checkpoint" in args
         assert can_i(sa, "get", f"secrets/{release}-autorollback-checkpoint", "-n", home)  # its own namespace
         assert not can_i(sa, "get", f"secrets/{release}-autorollback-checkpoint", "-n", watched)

@@ -423,6 +423,8 @@ def test_history_too_short() -> None:
     assert decision.history_too_short(d) is None
     d["spec"]["revisionHistoryLimit"] = 1
     assert "revisionHistoryLimit is 1" in decision.history_too_short(d)
+    assert "deletes old ReplicaSets" in decision.history_too_short(d)
+    assert "deletes old ControllerRevisions" in decision.history_too_short(d, "StatefulSet")
 
 
 def test_stray_marks_are_removed_only_as_they_were_seen() -> None:

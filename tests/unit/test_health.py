@@ -23,13 +23,13 @@ def test_quiet_watch_is_healthy_when_nothing_changed() -> None:
 
 def test_quiet_watch_that_missed_a_change_is_stale() -> None:
     ok, message = fresh(a="1").verdict({"a": "2"}, now=600)
-    assert not ok and "1 Deployment change(s) were never delivered" in message
+    assert not ok and "1 workload change(s) were never delivered" in message
 
 
 def test_missed_creation_counts_and_deletion_is_forgotten() -> None:
     f = fresh(a="1", gone="3")
     ok, message = f.verdict({"a": "1", "new": "5"}, now=600)
-    assert not ok and "1 Deployment change(s)" in message
+    assert not ok and "1 workload change(s)" in message
     # a Deployment deleted while the watch re-listed gets no DELETED event: it is not "missed"
     assert "gone" not in f.seen and f.verdict({"a": "1"}, now=600)[0] is True
 

@@ -173,3 +173,29 @@ def test_a_misspelt_update_is_an_error() -> None:
         state.RememberedUpdate().failure_dnoe = "f"  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         state.RememberedUpdate(failure_dnoe="f")  # type: ignore[call-arg]
+
+
+def test_statefulsets_and_daemonsets_feed_the_same_memory_with_their_adapter() -> None:
+    import asyncio
+
+    import kopf
+
+    from autorollback import handlers
+    from autorollback.workloads.daemonset import DAEMONSETS
+    from autorollback.workloads.statefulset import STATEFULSETS
+
+    from factories import daemonset, statefulset
+
+    op = _operator()
+    sts, ds = statefulset(), daemonset()
+    for obj, handler in ((sts, handlers.statefulset_event), (ds, handlers.daemonset_event)):
+        raw = {k: v for k, v in obj.items() if k != "kind"}  # the kind comes from the watch, not the body
+        asyncio.run(handler(type=None, body=kopf.Body(raw), memo=kopf.Memo(operator=op)))
+    kept_sts, kept_ds = op.memory.memos[sts["metadata"]["uid"]], op.memory.memos[ds["metadata"]["uid"]]
+    assert kept_sts.adapter is STATEFULSETS and kept_sts.body["kind"] == "StatefulSet"  # Events name the kind
+    assert kept_ds.adapter is DAEMONSETS and kept_ds.body["kind"] == "DaemonSet"
+    assert op.memory.opted_in("StatefulSet", "ns") == 1 and op.memory.opted_in("DaemonSet", "ns") == 1
+    op.forget_unlisted({sts["metadata"]["uid"]: "1"})  # the health re-list lists every watched kind
+    assert list(op.memory.memos) == [sts["metadata"]["uid"]]
+    asyncio.run(handlers.statefulset_event(type="DELETED", body=kopf.Body(sts), memo=kopf.Memo(operator=op)))
+    assert op.memory.memos == {}

@@ -1,10 +1,10 @@
 """The workload seam's contract, kept by every adapter: the same decision, written once against
 `Workload`, plans a rollback of any kind as that kind's undo (a JSON patch for Deployments, a
-strategic merge patch of a ControllerRevision's data for StatefulSets), and that undo always
-carries the resourceVersion precondition and the ledger entry in the same write.
+strategic merge patch of a ControllerRevision's data for StatefulSets and DaemonSets), and that undo
+always carries the resourceVersion precondition and the ledger entry in the same write.
 
-The StatefulSet adapter here is a fake (the operator watches Deployments only): ControllerRevisions
-as history, kubectl's undo of them. It is checked against the protocols structurally below."""
+Every registered adapter (workloads.KINDS) runs here, on objects shaped as its controller writes them
+(factories); that each keeps the protocols structurally is checked by mypy on `workloads.KINDS`."""
 
 import copy
 from dataclasses import dataclass, field
@@ -15,7 +15,6 @@ import pytest
 from autorollback import config as annotations, decision, kube, ledger, state, workloads
 from autorollback.context import Context
 from autorollback.decision import Decision
-from autorollback.history import Revision
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
 from autorollback.signals.deadline import MeasuredDeadline
@@ -24,220 +23,31 @@ from autorollback.workloads.base import (
     DEADLINE_EXCEEDED,
     JSON_PATCH,
     STRATEGIC_MERGE_PATCH,
-    Api,
     Failure,
     Undo,
     Workload,
 )
+from autorollback.workloads.daemonset import DAEMONSETS
 from autorollback.workloads.deployment import DEPLOYMENTS
+from autorollback.workloads.statefulset import STATEFULSETS
 
-from factories import deployment, replicaset, rs_name, template
+from factories import (
+    daemonset,
+    deployment,
+    ds_hash,
+    ds_revision,
+    replicaset,
+    rs_name,
+    statefulset,
+    stored_template,
+    sts_name,
+    sts_revision,
+)
 
 NOW = "2026-11-26T10:05:00Z"
 ON = annotations.parse({"autorollback.io/enabled": "true"})
 DRY = annotations.parse({"autorollback.io/enabled": "true", "autorollback.io/mode": "dry-run"})
-REVISION_HASH = "controller-revision-hash"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
-
-
-# --- a StatefulSet-like adapter (kubectl's rules: rollback.go, history.go; the controller's getPatch)
-
-
-def _template_of(cr: dict[str, Any]) -> dict[str, Any]:
-    t: dict[str, Any] = copy.deepcopy(((cr.get("data") or {}).get("spec") or {}).get("template") or {})
-    t.pop("$patch", None)
-    return t
-
-
-class FakeStatefulSets:
-    """ControllerRevisions as history; the undo is the revision's `data` as a strategic merge patch,
-    with metadata.resourceVersion (the precondition) and the ledger annotation in the same body."""
-
-    kind = "StatefulSet"
-    pod_label = REVISION_HASH
-
-    def template(self, workload: dict[str, Any]) -> dict[str, Any]:
-        t: dict[str, Any] = workload["spec"]["template"]
-        return t
-
-    def revisions(self, history: list[dict[str, Any]], entries: tuple[ledger.Entry, ...] = ()) -> list[Revision]:
-        out = [
-            Revision(
-                int(cr.get("revision") or 0),
-                cr["metadata"]["name"],
-                _template_of(cr),
-                dict(cr["metadata"].get("annotations") or {}),
-                created=cr["metadata"].get("creationTimestamp") or "",
-                ledger=entries,
-            )
-            for cr in history
-        ]
-        return sorted(out, key=lambda r: r.number, reverse=True)
-
-    def current(self, revisions: list[Revision], template: dict[str, Any]) -> Revision | None:
-        return next((r for r in revisions if self.same_template(r.template, template)), None)
-
-    def same_template(self, a: dict[str, Any], b: dict[str, Any]) -> bool:
-        return a == b
-
-    def revision_of(self, obj: dict[str, Any]) -> int | None:
-        return int(obj.get("revision") or 0)  # a StatefulSet carries none (status.updateRevision is a name)
-
-    def failure(self, workload: dict[str, Any]) -> Failure | None:
-        return None  # the StatefulSet controller reports no failed rollout
-
-    def completed(self, workload: dict[str, Any]) -> str:
-        s = workload.get("status") or {}
-        done = s.get("updateRevision") == s.get("currentRevision") and s.get("readyReplicas", 0) >= workload[
-            "spec"
-        ].get("replicas", 1)
-        return str(s.get("updateRevision") or "") if self.observed(workload) and done else ""
-
-    def completion_token(self, workload: dict[str, Any]) -> str:
-        return str((workload.get("status") or {}).get("observedGeneration") or "")
-
-    def rollout_revision(self, workload: dict[str, Any]) -> str:
-        return str((workload.get("status") or {}).get("updateRevision") or "")
-
-    def left_over(self, workload: dict[str, Any]) -> str:
-        return ""
-
-    def unfinished(self, workload: dict[str, Any]) -> str:
-        """A rolling update under way (kubectl's rollout status, workload-kinds.md §3.3 and §6 A): the
-        controller never says it failed, so autorollback measures its deadline. Named by its revision."""
-        s, spec = workload.get("status") or {}, workload["spec"]
-        want = spec.get("replicas", 1)
-        partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0
-        under_way = s.get("updateRevision") != s.get("currentRevision") and (
-            s.get("updatedReplicas", 0) < want - partition or s.get("readyReplicas", 0) < want
-        )
-        return f"{s.get('updateRevision')} unfinished" if self.observed(workload) and want > 0 and under_way else ""
-
-    def deadline_seconds(self, workload: dict[str, Any]) -> int:
-        return 600  # no spec.progressDeadlineSeconds: the operator's own default
-
-    def progress(self, workload: dict[str, Any]) -> tuple[int, ...]:
-        s = workload.get("status") or {}
-        return tuple(int(s.get(k) or 0) for k in ("updatedReplicas", "readyReplicas", "availableReplicas"))
-
-    def paused(self, workload: dict[str, Any]) -> bool:
-        return False  # no spec.paused
-
-    def observed(self, workload: dict[str, Any]) -> bool:
-        s = workload.get("status") or {}
-        return bool(s.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0))
-
-    def rollout_in_progress(self, workload: dict[str, Any]) -> bool | None:
-        s = workload.get("status") or {}
-        return s.get("updateRevision") != s.get("currentRevision") if self.observed(workload) else None
-
-    def undo_patch(
-        self,
-        workload: dict[str, Any],
-        target: Revision,
-        change_cause: str,
-        entries: tuple[ledger.Entry, ...],
-    ) -> Undo:
-        return Undo(
-            STRATEGIC_MERGE_PATCH,
-            {
-                "metadata": {
-                    "resourceVersion": workload["metadata"]["resourceVersion"],
-                    "annotations": {ledger.KEY: ledger.dump(entries), CHANGE_CAUSE: change_cause},
-                },
-                "spec": {"template": {**target.template, "$patch": "replace"}},
-            },
-        )
-
-    def pods_of(self, revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        name = revision["metadata"]["name"]
-        return [p for p in pods if (p["metadata"].get("labels") or {}).get(REVISION_HASH) == name]
-
-
-@dataclass
-class FakeStatefulSetApi:
-    """Its I/O, in memory: the writes are recorded as sent."""
-
-    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
-    revisions: list[dict[str, Any]] = field(default_factory=list)
-    sent: list[tuple[str, Any]] = field(default_factory=list)
-
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        return self.objects[name]
-
-    def history(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.revisions
-
-    def get_revision(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return next((r for r in self.revisions if r["metadata"]["name"] == name), None)
-
-    def pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        return []
-
-    def mark_revision(
-        self, namespace: str, name: str, annotations: dict[str, str | None], resource_version: str = ""
-    ) -> None:
-        precondition = {"resourceVersion": resource_version} if resource_version else {}
-        self.sent.append(("application/merge-patch+json", {"metadata": {**precondition, "annotations": annotations}}))
-
-    def patch(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        self.sent.append((JSON_PATCH, ops))
-        return self.objects[name]
-
-    def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
-        self.sent.append((undo.content_type, undo.body))
-        return self.objects[name]
-
-
-STATEFULSETS = FakeStatefulSets()
-
-# structurally what the seam asks for (checked by mypy when it is run on this file)
-_sts: Workload = STATEFULSETS
-_sts_api: Api = FakeStatefulSetApi()
-_deployments: Workload = DEPLOYMENTS
-
-
-def _deployment_api(client: kube.Client) -> Api:
-    return kube.DeploymentApi(client)
-
-
-# --- each kind as the contract tests see it
-
-
-def sts_template(image: str) -> dict[str, Any]:
-    return template(image)
-
-
-def controller_revision(number: int, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ControllerRevision",
-        "metadata": {
-            "name": f"web-{number}",
-            "annotations": {},
-            "creationTimestamp": "2026-11-26T08:00:00Z",
-            "ownerReferences": [{"uid": "s-uid", "controller": True}],
-        },
-        "revision": number,
-        "data": {"spec": {"template": {**sts_template(image), "$patch": "replace"}}},
-    }
-
-
-def statefulset(image: str, current: str, update: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {
-            "name": "web",
-            "namespace": "ns",
-            "uid": "s-uid",
-            "generation": 2,
-            "resourceVersion": "42",
-            "annotations": {"autorollback.io/enabled": "true"},
-        },
-        "spec": {"replicas": 3, "template": sts_template(image)},
-        "status": {"observedGeneration": 2, "currentRevision": current, "updateRevision": update, "readyReplicas": 2},
-    }
 
 
 @dataclass(frozen=True)
@@ -250,6 +60,16 @@ class Kind:
     history: list[dict[str, Any]]
     failing: str  # the name of the failing revision's history object
     restored: str
+    good: str = "app:1.0.0"  # the images of the healthy and the failing template
+    bad: str = "app:2.0.0"
+    app: str = "web"
+    # what `completed` names once the failing revision's rollout completes: its history object, except
+    # a DaemonSet's (its revision's name cannot be known from the DaemonSet: daemonset.rollout)
+    completed_as: str = ""
+
+    @property
+    def completed_name(self) -> str:
+        return self.completed_as or self.failing
 
     def read_undo(self, undo: Undo) -> tuple[str, dict[str, Any], dict[str, str]]:
         """(resourceVersion precondition, template, annotations written), whatever the patch type."""
@@ -284,17 +104,44 @@ def deployments_kind() -> Kind:
 
 
 def statefulsets_kind() -> Kind:
+    """web-<hash of 2.0.0> rolling out over web-<hash of 1.0.0>, stuck at its first pod (ordinal 2)."""
     return Kind(
         STATEFULSETS,
         STRATEGIC_MERGE_PATCH,
-        statefulset("app:2.0.0", current="web-1", update="web-2"),
-        [controller_revision(1, "app:1.0.0"), controller_revision(2, "app:2.0.0")],
-        "web-2",
-        "web-1",
+        statefulset("app:2.0.0"),
+        [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0")],
+        sts_name("app:2.0.0"),
+        sts_name("app:1.0.0"),
     )
 
 
-KINDS = [pytest.param(deployments_kind, id="Deployment"), pytest.param(statefulsets_kind, id="StatefulSet")]
+def daemonsets_kind() -> Kind:
+    """agent:2.0.0 rolling out on two nodes over agent:1.0.0, stuck at its first node."""
+    return Kind(
+        DAEMONSETS,
+        STRATEGIC_MERGE_PATCH,
+        daemonset("agent:2.0.0"),
+        [ds_revision(1, "agent:1.0.0"), ds_revision(2, "agent:2.0.0")],
+        f"agent-{ds_hash('agent:2.0.0')}",
+        f"agent-{ds_hash('agent:1.0.0')}",
+        good="agent:1.0.0",
+        bad="agent:2.0.0",
+        app="agent",
+        completed_as="agent-template-generation-2",
+    )
+
+
+KINDS = [
+    pytest.param(deployments_kind, id="Deployment"),
+    pytest.param(statefulsets_kind, id="StatefulSet"),
+    pytest.param(daemonsets_kind, id="DaemonSet"),
+]
+# the kinds whose controller never reports a failed rollout: autorollback measures the deadline
+MEASURED = [pytest.param(statefulsets_kind, id="StatefulSet"), pytest.param(daemonsets_kind, id="DaemonSet")]
+
+
+def test_every_registered_adapter_keeps_the_contract_here() -> None:
+    assert {make.values[0]().adapter.kind for make in KINDS} == set(workloads.KINDS)
 
 
 def crash(kind: Kind) -> Failure:
@@ -324,14 +171,14 @@ def test_a_failure_is_rolled_back_by_the_kinds_undo_in_one_conditional_write(mak
     assert d.undo is not None and d.undo.content_type == kind.content_type
     version, restored, written = kind.read_undo(d.undo)
     assert version == kind.workload["metadata"]["resourceVersion"]  # the precondition
-    assert image(restored) == "app:1.0.0"
+    assert image(restored) == kind.good
     assert "pod-template-hash" not in restored["metadata"]["labels"]
     entries = ledger.parse(written[ledger.KEY])  # the ledger entry, in the same write
     assert [(e.failed, e.restored, e.reason, e.revision) for e in entries] == [
         (kind.failing, kind.restored, "CrashLoopBackOff", 2)
     ]
     assert ledger.find(entries, d.failure.id) is not None
-    assert written[CHANGE_CAUSE].startswith("autorollback: rolled back from revision 2 (app:2.0.0) to revision 1")
+    assert written[CHANGE_CAUSE].startswith(f"autorollback: rolled back from revision 2 ({kind.bad}) to revision 1")
 
 
 @pytest.mark.parametrize("make", KINDS)
@@ -374,13 +221,32 @@ def test_the_measured_deadline_source_names_the_kinds_current_revision(make) -> 
     assert MeasuredDeadline(599, "x", "y").verdict(Facts(kind.workload, kind.history, adapter=kind.adapter)) is None
 
 
-def test_the_fake_api_sends_the_undo_with_its_content_type() -> None:
-    kind = statefulsets_kind()
-    api = FakeStatefulSetApi({"web": kind.workload}, kind.history)
+@dataclass
+class Recorder:
+    """The API client as each kind's I/O calls it for the rollback write: what is sent, as sent."""
+
+    sent: list[tuple[str, str, Any, str]] = field(default_factory=list)
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "", **_: Any) -> dict[str, Any]:
+        self.sent.append((method, path, body, content_type))
+        return {}
+
+    def patch_deployment(self, namespace: str, name: str, body: Any, content_type: str = JSON_PATCH) -> dict[str, Any]:
+        return self.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", body, content_type)
+
+
+@pytest.mark.parametrize("make", KINDS)
+def test_the_kinds_io_sends_the_undo_with_its_content_type(make) -> None:
+    kind = make()
+    client = Recorder()
     undo = decide(kind).undo
     assert undo is not None
-    api.undo("ns", "web", undo)
-    assert api.sent == [(STRATEGIC_MERGE_PATCH, undo.body)]
+    meta = kind.workload["metadata"]
+    kube.api_for(client, kind.adapter.kind).undo(meta["namespace"], meta["name"], undo)  # type: ignore[arg-type]
+    plural = kind.adapter.kind.lower() + "s"
+    assert client.sent == [
+        ("PATCH", f"/apis/apps/v1/namespaces/ns/{plural}/{meta['name']}", undo.body, kind.content_type)
+    ]
 
 
 def test_every_registered_kind_has_its_io() -> None:
@@ -395,71 +261,94 @@ def test_every_registered_kind_has_its_io() -> None:
 SINCE = "2026-11-26T09:55:00Z"
 
 
-def stuck_statefulset() -> dict[str, Any]:
-    """web-2 rolling out and stuck: its first pod (the highest ordinal) never gets ready."""
-    sts = statefulset("app:2.0.0", current="web-1", update="web-2")
-    sts["status"].update(replicas=3, updatedReplicas=1, currentReplicas=2, availableReplicas=2)
-    return sts
-
-
 def measured_decide(
-    workload: dict[str, Any], seconds: float, kind: Kind | None = None, config: annotations.Config = ON
+    workload: dict[str, Any], seconds: float | None, kind: Kind, config: annotations.Config = ON
 ) -> Decision:
-    kind = kind or statefulsets_kind()
-    return decision.decide(
-        workload, kind.history, config, NOW, decision.Measured(seconds, SINCE), workload=kind.adapter
-    )
+    measured = None if seconds is None else decision.Measured(seconds, SINCE)
+    return decision.decide(workload, kind.history, config, NOW, measured, workload=kind.adapter)
 
 
-def test_a_statefulset_stuck_past_its_deadline_is_rolled_back_by_its_undo() -> None:
-    kind = statefulsets_kind()
-    sts = stuck_statefulset()
-    d = measured_decide(sts, 600)
+def progressed(kind: Kind, workload: dict[str, Any]) -> dict[str, Any]:
+    """The same rollout, one more pod Ready: progress, and still under way."""
+    moved = copy.deepcopy(workload)
+    moved["status"]["numberReady" if kind.adapter is DAEMONSETS else "readyReplicas"] += 1
+    return moved
+
+
+def completed_kind(kind: Kind) -> dict[str, Any]:
+    """The kind's workload with its failing revision's rollout complete."""
+    if kind.adapter is DEPLOYMENTS:
+        return deployment("app:2.0.0", revision=2, complete=True)
+    if kind.adapter is DAEMONSETS:
+        return daemonset("agent:2.0.0", desired=2, updated=2, available=2)
+    return statefulset("app:2.0.0", current="app:2.0.0", updated=3, ready=3)
+
+
+def not_under_way(kind: Kind) -> list[dict[str, Any]]:
+    """States of the kind in which no rollout is under way: never timed, whatever was measured."""
+    unobserved = copy.deepcopy(kind.workload)
+    unobserved["metadata"]["generation"] += 1
+    if kind.adapter is DAEMONSETS:
+        return [
+            completed_kind(kind),
+            daemonset("agent:2.0.0", strategy="OnDelete", updated=0, available=2),
+            daemonset("agent:2.0.0", desired=0, updated=0, available=0),
+            unobserved,
+        ]
+    return [
+        completed_kind(kind),
+        statefulset("app:2.0.0", current="app:2.0.0", updated=3, ready=2),  # lost a pod after it completed
+        statefulset("app:2.0.0", partition=2, updated=1, ready=3),  # stopped at its partition on purpose
+        statefulset("app:2.0.0", strategy="OnDelete", updated=0, ready=3),
+        unobserved,
+    ]
+
+
+@pytest.mark.parametrize("make", MEASURED)
+def test_a_rollout_stuck_past_its_deadline_is_rolled_back_by_the_kinds_undo(make) -> None:
+    kind = make()
+    d = measured_decide(kind.workload, 600, kind)
     assert (d.result, d.reason) == (Result.SUCCESS, DEADLINE_EXCEEDED)
-    assert d.failure is not None and d.failure.measured and d.failure.id == f"web-2 {SINCE}"
+    assert d.failure is not None and d.failure.measured and d.failure.id == f"{kind.failing} {SINCE}"
     assert d.failure.message.startswith(
-        "StatefulSet revision web-2 made no progress for 600s (measured by autorollback"
+        f"{kind.adapter.kind} revision {kind.failing} made no progress for 600s (measured by autorollback"
     )
-    assert (d.failing.name, d.target.name) == ("web-2", "web-1")
+    assert (d.failing.name, d.target.name) == (kind.failing, kind.restored)
     assert d.undo is not None and d.undo.content_type == STRATEGIC_MERGE_PATCH
     version, restored, written = kind.read_undo(d.undo)
-    assert version == "42" and image(restored) == "app:1.0.0"
+    assert version == kind.workload["metadata"]["resourceVersion"] and image(restored) == kind.good
+    assert d.undo.body["spec"] == kind.history[0]["data"]["spec"]  # kubectl's patch: the revision's data as stored
     entries = ledger.parse(written[ledger.KEY])
-    assert [(e.failed, e.restored, e.reason) for e in entries] == [("web-2", "web-1", DEADLINE_EXCEEDED)]
+    assert [(e.failed, e.restored, e.reason) for e in entries] == [(kind.failing, kind.restored, DEADLINE_EXCEEDED)]
     # the same measurement seen again with the ledger the undo wrote: never undone twice
-    again = copy.deepcopy(sts)
+    again = copy.deepcopy(kind.workload)
     again["metadata"]["annotations"][ledger.KEY] = written[ledger.KEY]
-    twice = measured_decide(again, 900)
+    twice = measured_decide(again, 900, kind)
     assert (twice.result, twice.reason, twice.undo) == (Result.NOTHING, Reason.ROLLED_BACK, None)
-    planned = measured_decide(sts, 600, config=DRY)
+    planned = measured_decide(kind.workload, 600, kind, config=DRY)
     assert planned.result == Result.DRY_RUN and planned.undo == d.undo
 
 
-def test_a_statefulset_within_its_deadline_is_measured_not_rolled_back() -> None:
-    for measured in (None, 599.0):  # not timed yet (the shell starts timing on STALE), or not long enough
-        d = decision.decide(
-            stuck_statefulset(),
-            statefulsets_kind().history,
-            ON,
-            NOW,
-            None if measured is None else decision.Measured(measured, SINCE),
-            workload=STATEFULSETS,
-        )
+@pytest.mark.parametrize("make", MEASURED)
+def test_a_rollout_within_its_deadline_is_measured_not_rolled_back(make) -> None:
+    kind = make()
+    slow = copy.deepcopy(kind.workload)
+    slow["metadata"]["annotations"][annotations.PROGRESS_DEADLINE] = "1200"
+    for workload, measured, deadline in ((kind.workload, None, 600), (kind.workload, 599.0, 600), (slow, 900, 1200)):
+        # not timed yet (the shell starts timing on STALE), or not long enough
+        d = measured_decide(workload, measured, kind)
         assert (d.result, d.reason, d.undo, d.failure) == (Result.NOTHING, Reason.STALE, None, None)
-        assert "web-2" in d.message and "600s" in d.message
+        assert kind.failing in d.message and f"{deadline}s" in d.message
 
 
-def test_a_statefulset_rollout_that_is_not_under_way_is_never_timed() -> None:
-    done = statefulset("app:2.0.0", current="web-2", update="web-2")
-    done["status"].update(updatedReplicas=3, readyReplicas=3)
-    lost_a_pod = copy.deepcopy(done)
-    lost_a_pod["status"].update(readyReplicas=2)  # after its rollout completed: no rollout failing
-    unobserved = stuck_statefulset()
-    unobserved["metadata"]["generation"] = 3
-    for sts in (done, lost_a_pod, unobserved):
-        assert STATEFULSETS.unfinished(sts) == ""
-        d = measured_decide(sts, 100_000)
-        assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
+@pytest.mark.parametrize("make", MEASURED)
+def test_a_rollout_that_is_not_under_way_is_never_timed(make) -> None:
+    kind = make()
+    for workload in not_under_way(kind):
+        assert kind.adapter.unfinished(workload) == ""
+        d = measured_decide(workload, 100_000, kind)
+        assert d.result == Result.NOTHING and d.undo is None
+        assert d.reason == (Reason.UNSUPPORTED if kind.adapter.on_delete(workload) else Reason.NO_FAILURE)
 
 
 def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
@@ -471,39 +360,30 @@ def test_a_deployment_under_way_is_left_to_its_controllers_deadline() -> None:
     assert (d.result, d.reason, d.undo) == (Result.NOTHING, Reason.NO_FAILURE, None)
 
 
-def test_the_measured_deadlines_keys_follow_the_kinds_rollout() -> None:
-    sts = stuck_statefulset()
-    moved = copy.deepcopy(sts)
-    moved["status"]["readyReplicas"] = 3
-    assert state.failure_key(sts, ON, STATEFULSETS).startswith("web-2 unfinished|template=")
-    assert state.failure_key(moved, ON, STATEFULSETS) == state.failure_key(sts, ON, STATEFULSETS)  # decided once
-    assert state.stale_key(moved, STATEFULSETS) != state.stale_key(sts, STATEFULSETS)  # progress restarts the clock
-    done = statefulset("app:2.0.0", current="web-2", update="web-2")
-    assert state.failure_key(done, ON, STATEFULSETS) == ""
-    memo = state.Remembered("ns", "web", adapter=STATEFULSETS)
-    assert Job.FAILURE in memo.observe(sts, ON)
-    memo.failure_done = state.failure_key(sts, ON, STATEFULSETS)
+@pytest.mark.parametrize("make", MEASURED)
+def test_the_measured_deadlines_keys_follow_the_kinds_rollout(make) -> None:
+    kind = make()
+    adapter, stuck = kind.adapter, kind.workload
+    moved = progressed(kind, stuck)
+    assert state.failure_key(stuck, ON, adapter).startswith(f"{adapter.unfinished(stuck)}|template=")
+    assert state.failure_key(moved, ON, adapter) == state.failure_key(stuck, ON, adapter)  # decided once
+    assert state.stale_key(moved, adapter) != state.stale_key(stuck, adapter)  # progress restarts the clock
+    assert state.failure_key(completed_kind(kind), ON, adapter) == ""
+    memo = state.Remembered("ns", "web", adapter=adapter)
+    assert Job.FAILURE in memo.observe(stuck, ON)
+    memo.failure_done = state.failure_key(stuck, ON, adapter)
     assert Job.FAILURE not in memo.observe(moved, ON)
 
 
 # --- the keys the memory compares: what tells one rollout, and one completion, from the next
 
 
-def completed_kind(kind: Kind) -> dict[str, Any]:
-    """The kind's workload with its failing revision's rollout complete."""
-    if kind.adapter is DEPLOYMENTS:
-        return deployment("app:2.0.0", revision=2, complete=True)
-    done = statefulset("app:2.0.0", current="web-2", update="web-2")
-    done["status"].update(updatedReplicas=3, readyReplicas=3)
-    return done
-
-
 @pytest.mark.parametrize("make", KINDS)
 def test_the_rollout_and_completion_keys_follow_the_kinds_rollout(make) -> None:
     kind = make()
     adapter, done = kind.adapter, completed_kind(kind)
-    assert adapter.completed(done) == kind.failing
-    assert state.completion_key(done, adapter).startswith(f"{kind.failing} ")
+    assert adapter.completed(done) == kind.completed_name
+    assert state.completion_key(done, adapter).startswith(f"{kind.completed_name} ")
     assert state.rollout_key(done, adapter) == state.rollout_key(kind.workload, adapter)  # the same rollout, finished
     assert adapter.rollout_revision(done) != ""
     later = copy.deepcopy(done)  # completes again later (a leftover condition, or the same template restored)
@@ -513,7 +393,7 @@ def test_the_rollout_and_completion_keys_follow_the_kinds_rollout(make) -> None:
     assert adapter.completion_token(later) != adapter.completion_token(done)
     assert state.completion_key(later, adapter) != state.completion_key(done, adapter)
     other = copy.deepcopy(done)  # a rollout onto another template
-    other["spec"]["template"] = sts_template("app:3.0.0")
+    other["spec"]["template"] = stored_template(kind.good.replace("1.0.0", "3.0.0"), app=kind.app)
     assert state.rollout_key(other, adapter) != state.rollout_key(done, adapter)
     paused = copy.deepcopy(kind.workload)
     paused["spec"]["paused"] = True
@@ -534,7 +414,7 @@ def test_the_pods_are_watched_while_the_kinds_rollout_is_under_way(make) -> None
     kind = make()
     fail_on = annotations.parse({"autorollback.io/fail-on": "CrashLoopBackOff"}).fail_fast
     unobserved = copy.deepcopy(kind.workload)
-    unobserved["metadata"]["generation"] = 3
+    unobserved["metadata"]["generation"] += 1
     assert signals.watched(kind.workload, fail_on, kind.adapter) is True
     assert signals.watched(completed_kind(kind), fail_on, kind.adapter) is False
     assert signals.watched(unobserved, fail_on, kind.adapter) is None  # keep what was decided before
@@ -547,7 +427,12 @@ def test_the_opted_in_workloads_are_counted_per_kind_and_namespace() -> None:
     mem.get("s", "ns", "web", STATEFULSETS).enabled = True
     mem.get("s2", "ns", "db", STATEFULSETS).enabled = True
     mem.get("s3", "other", "db", STATEFULSETS).enabled = True
-    assert (mem.opted_in("Deployment", "ns"), mem.opted_in("StatefulSet", "ns")) == (1, 2)
+    mem.get("a", "ns", "agent", DAEMONSETS).enabled = True
+    assert (mem.opted_in("Deployment", "ns"), mem.opted_in("StatefulSet", "ns"), mem.opted_in("DaemonSet", "ns")) == (
+        1,
+        2,
+        1,
+    )
     assert (mem.opted_in("Deployment", "other"), mem.opted_in("StatefulSet", "other")) == (0, 1)
 
 
@@ -556,9 +441,10 @@ def test_a_revert_takes_its_source_only_from_what_lists_the_kinds_workload(make)
     from autorollback.gitrevert import core as gitcore
 
     kind = make()
+    name = kind.workload["metadata"]["name"]
     workload = {**kind.workload, "apiVersion": "apps/v1", "kind": kind.adapter.kind}
-    mine = {"group": "apps", "name": "web", "namespace": "ns"}
-    other = "DaemonSet"
+    mine = {"group": "apps", "name": name, "namespace": "ns"}
+    other = next(k for k in workloads.KINDS if k != kind.adapter.kind)
     app = {
         "metadata": {"name": "shop", "namespace": "argocd"},
         "spec": {"source": {"repoURL": "https://github.com/a/b.git", "path": "deploy"}},
@@ -571,7 +457,7 @@ def test_a_revert_takes_its_source_only_from_what_lists_the_kinds_workload(make)
     )
     repository = {"spec": {"url": "https://github.com/a/b.git", "ref": {"branch": "main"}}}
     ks = {"metadata": {"name": "shop", "namespace": "ns"}, "spec": {"path": "deploy"}}
-    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{kind.adapter.kind}"}]}}
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_{name}_apps_{kind.adapter.kind}"}]}}
     assert isinstance(gitcore.from_flux(ks, repository, workload), gitcore.Source)
-    ks["status"] = {"inventory": {"entries": [{"id": f"ns_web_apps_{other}"}]}}
+    ks["status"] = {"inventory": {"entries": [{"id": f"ns_{name}_apps_{other}"}]}}
     assert isinstance(gitcore.from_flux(ks, repository, workload), str)

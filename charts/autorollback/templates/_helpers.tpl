@@ -36,15 +36,16 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{/* Exactly the verbs the operator uses; nothing on Secrets, no delete anywhere. */}}
+{{/* Exactly the verbs the operator uses; nothing on Secrets; no delete but of pods, only while deleteStuckPods is on. */}}
 {{- define "autorollback.rules" -}}
-# Exactly the verbs the operator uses: it watches Deployments and patches them to roll back;
-# it reads ReplicaSets (history) and annotates them (marks); it creates Events.
+# Exactly the verbs the operator uses: it watches Deployments, StatefulSets and DaemonSets and
+# patches them to roll back; it reads their history (ReplicaSets, ControllerRevisions) and annotates
+# it (marks); it creates Events.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["apps"]
-  resources: ["replicasets"]
+  resources: ["replicasets", "controllerrevisions"]
   verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
@@ -55,6 +56,13 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if .Values.deleteStuckPods }}
+# A StatefulSet left stuck by its rollback (OrderedReady): list its pods, delete those of the failed
+# revision that are not Ready (the only delete the operator makes; gracefully, with preconditions)
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "delete"]
 {{- end }}
 {{- if and .Values.gitRevert.enabled .Values.gitRevert.argocd.enabled }}
 # Git revert: read the Argo CD Application that names a Deployment's source

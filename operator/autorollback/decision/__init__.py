@@ -26,6 +26,7 @@ from autorollback.decision.upkeep import (
     healthy_mark,
     history_too_short,
     known_bad,
+    on_delete_warning,
     outlives_failure,
     recovered_since,
     still_complete,
@@ -52,6 +53,7 @@ __all__ = [
     "known_bad",
     "late_report",
     "ledger_failure",
+    "on_delete_warning",
     "outcome",
     "outlives_failure",
     "recovered_since",
@@ -89,6 +91,12 @@ def decide(
     shown = classify.what_is_shown(facts, sources)
     if not config.enabled:
         return nothing(Reason.OPTED_OUT, "the Deployment is not opted in", shown.failure)
+    if workload.on_delete(deployment):  # whatever source says it failed (a metric check, too)
+        return nothing(
+            Reason.UNSUPPORTED,
+            f"the {workload.kind}'s updateStrategy is OnDelete: it is never rolled back",
+            shown.failure,
+        )
     standing = classify.standing_failure(facts, shown, measured)
     if isinstance(standing, Decision):
         return standing

@@ -83,7 +83,7 @@ def standing_failure(facts: Facts, shown: WhatIsShown, measured: Measured | None
         return nothing(Reason.NO_FAILURE, "the rollout has not failed")
     entries = ledger.of([deployment, *replicasets])
     revisions = workload.revisions(replicasets, entries)
-    failing = workload.current(revisions, deployment["spec"]["template"])
+    failing = workload.update_revision(deployment, revisions)
     if left_over and failing is not None and completed_under(left_over, failing):
         return nothing(Reason.NO_FAILURE, "the rollout completed (some pods are not available now)")
     done = ledger.find(entries, failure.id) if failure is not None else None
@@ -96,6 +96,13 @@ def standing_failure(facts: Facts, shown: WhatIsShown, measured: Measured | None
         failure = None  # carried over; whether the restored template progresses is decided below
     if failing is None:
         return nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
+    if failure is None and not left_over and failing.healthy_in_this_revision:
+        # a rollout seen complete in this revision is over: a pod lost since (a DaemonSet's node, a
+        # StatefulSet's pod below its partition) is no failed rollout, and rolling back would not help
+        return nothing(
+            Reason.NO_FAILURE,
+            f"the rollout of {workload.kind} revision {failing.name} completed (some pods are not available now)",
+        )
     if failure is not None and failure.revision_name == failing.name:
         return Standing(failure, failing, revisions, entries)
     # no condition shows anything instead: the kind's controller reports no failed rollout at all

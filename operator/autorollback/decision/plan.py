@@ -5,7 +5,8 @@ read. Skipped when the template already matches the target; impossible with no t
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import Decision, as_generation, change_cause, describe
+from autorollback.config import DRY_RUN_BY_DEFAULT, MODE
+from autorollback.decision.base import Decision, as_generation, change_cause, describe, history_object
 from autorollback.decision.classify import Standing
 from autorollback.vocab import Reason, Result
 from autorollback.workloads.base import BAKE_FAILURES, Workload
@@ -60,8 +61,8 @@ def rollback(
             Reason.DRY_RUN,
             (
                 f"dry-run: would roll back from {from_text} to {to_text} ({target.why}) by setting spec.template "
-                f'to ReplicaSet {target.revision.name}\'s template and kubernetes.io/change-cause to "{cause}"; '
-                "nothing was changed"
+                f"to {history_object(workload.kind)} {target.revision.name}'s template and kubernetes.io/change-cause "
+                f'to "{cause}"; nothing was changed{_why_dry_run(deployment, workload.kind)}'
             ),
             target=target.revision,
             undo=undo,
@@ -74,7 +75,7 @@ def rollback(
                 f"{from_text} failed ({failure.reason}: {failure.message}) and would be rolled back to {to_text} "
                 f"({target.why}), but {capped}. Not rolled back: when many releases fail their checks at once the "
                 "cause is usually shared (a database, the network), not the releases. If this release is at fault, "
-                f"roll it back by hand: kubectl rollout undo deployment/{meta['name']} -n {meta['namespace']}"
+                f"roll it back by hand: kubectl rollout undo {workload.kind.lower()}/{meta['name']} -n {meta['namespace']}"
             ),
             target=target.revision,
         )
@@ -84,4 +85,15 @@ def rollback(
         (f"rolled back from {from_text} to {to_text}: {failure.reason} ({target.why})"),
         target=target.revision,
         undo=undo,
+    )
+
+
+def _why_dry_run(workload: dict[str, Any], kind: str) -> str:
+    """Said when dry-run is the kind's default rather than the workload's choice (config.DRY_RUN_BY_DEFAULT)."""
+    if kind not in DRY_RUN_BY_DEFAULT or MODE in ((workload.get("metadata") or {}).get("annotations") or {}):
+        return ""
+    return (
+        f". A {kind} is rolled back only with the annotation {MODE}=rollback (dry-run is its default): rolling "
+        "back after a release that migrated its data one way (a schema, a file format) can be worse than the "
+        "failure. Set it if the previous version can run on what this one wrote."
     )

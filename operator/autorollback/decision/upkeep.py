@@ -5,12 +5,12 @@ too short to roll back)."""
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import as_generation, revert_pr
+from autorollback.decision.base import as_generation, history_object, revert_pr
 from autorollback.decision.measured import NO_PROGRESS
 from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
 from autorollback.gitrevert import core as gitcore
-from autorollback.workloads.base import BAKE_FAILURES, Workload, images
+from autorollback.workloads.base import BAKE_FAILURES, Workload, images, template_of
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -34,7 +34,7 @@ def healthy_mark(
         workload.completed(deployment)
         and replicaset
         and owned_replicaset(deployment, replicaset)
-        and workload.same_template(replicaset["spec"]["template"], deployment["spec"]["template"])
+        and workload.same_template(template_of(workload, replicaset) or {}, workload.template(deployment))
     ):
         return None
     entries = ledger.parse((deployment["metadata"].get("annotations") or {}).get(ledger.KEY))
@@ -85,7 +85,7 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]], wor
     """A warning when the template is one autorollback rolled back away from (and not proven since)."""
     entries = ledger.of([deployment, *replicasets])
     revs = workload.revisions(replicasets, entries)
-    rs = workload.current(revs, deployment["spec"]["template"])
+    rs = workload.update_revision(deployment, revs)
     if rs is None or not rs.rolled_back_and_unproven or history.newer(revs, rs):
         return None  # (newer: the Deployment was read before the change its ReplicaSets show)
     name = rs.name
@@ -111,12 +111,23 @@ def stray_marks(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return ops
 
 
-def history_too_short(deployment: dict[str, Any]) -> str | None:
+def on_delete_warning(workload: dict[str, Any], kind: str) -> str:
+    """Why a workload whose pods are replaced only by hand (updateStrategy OnDelete) is never rolled back."""
+    meta = workload["metadata"]
+    return (
+        f"spec.updateStrategy.type is OnDelete: the {kind} controller replaces a pod only when someone deletes "
+        "it, so no rollout runs that could fail or be rolled back, and autorollback does neither. Use "
+        f"RollingUpdate to have failed rollouts rolled back (kubectl patch {kind.lower()}/{meta['name']} "
+        f'-n {meta["namespace"]} -p \'{{"spec":{{"updateStrategy":{{"type":"RollingUpdate"}}}}}}\').'
+    )
+
+
+def history_too_short(deployment: dict[str, Any], kind: str = "Deployment") -> str | None:
     limit = (deployment.get("spec") or {}).get("revisionHistoryLimit")
     if limit is None or limit >= HISTORY_NEEDED:
         return None
     return (
-        f"spec.revisionHistoryLimit is {limit}: the controller deletes old ReplicaSets as soon as a rollout "
+        f"spec.revisionHistoryLimit is {limit}: the controller deletes old {history_object(kind)}s as soon as a rollout "
         "completes, so after a completed rollout there may be no revision to roll back to. Set it to "
         f"{HISTORY_NEEDED} or more."
     )

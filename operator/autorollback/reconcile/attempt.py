@@ -68,7 +68,7 @@ def _decide(
     rollback takes one of its slots, kept only if the patch is accepted; none free: the rollback it
     would have been is reported instead (decision.decide's `capped`)."""
     deployment, replicasets = snapshot.deployment, snapshot.replicasets
-    config = parse_config(deployment["metadata"].get("annotations"))
+    config = parse_config(deployment["metadata"].get("annotations"), work.workload.kind)
     fast = signal(deployment, replicasets) if signal else None
     if signal and fast is None:
         return None  # no fast signal (yet): the deadline path decides about the condition

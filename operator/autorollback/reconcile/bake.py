@@ -105,7 +105,7 @@ def _bake(work: Work, result: PassResult, slot: _Slot) -> None:
     replicasets = _history(work)
     entries = ledger.of([deployment, *replicasets])
     revisions = kind.revisions(replicasets, entries)
-    current = kind.current(revisions, deployment["spec"]["template"])
+    current = kind.update_revision(deployment, revisions)
     raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
     if current is None or raw is None:
         result.recheck(2.0)  # the controller has not created its ReplicaSet yet
@@ -290,7 +290,7 @@ def _scope(work: Work, raw: dict[str, Any], pods: list[dict[str, Any]], window: 
         namespace=work.namespace,
         workload=work.name,
         replicaset=meta["name"],
-        pod_template_hash=(meta.get("labels") or {}).get(work.workload.pod_label, ""),
+        pod_template_hash=work.workload.pod_label_value(raw),  # the value the revision's pods carry
         pods=tuple(sorted(p["metadata"]["name"] for p in pods)),
         window_seconds=window,
     )
@@ -400,7 +400,7 @@ class _BakeFailed:
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
         kind = self.work.workload
-        current = kind.current(kind.revisions(replicasets), deployment["spec"]["template"])
+        current = kind.update_revision(deployment, kind.revisions(replicasets))
         raw = next((r for r in replicasets if current and r["metadata"]["name"] == current.name), None)
         meta = raw["metadata"] if raw is not None else {}
         if meta.get("name") != self.replicaset or meta.get("uid", "") != self.uid:

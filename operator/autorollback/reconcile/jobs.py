@@ -6,7 +6,7 @@ from typing import Any
 
 from autorollback import decision, kube, retry, state, telemetry, times, vocab
 from autorollback.config import parse as parse_config
-from autorollback.reconcile import attempt, bake, measure, recovery, report, upkeep
+from autorollback.reconcile import attempt, bake, measure, recovery, report, stuck, upkeep
 from autorollback.reconcile.reads import Unsettled
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.signals import core as signals
@@ -20,11 +20,13 @@ def run(work: Work) -> PassResult:
     for job, fn in (
         (Job.PROBLEMS, upkeep.problems),
         (Job.HISTORY_LIMIT, upkeep.history_limit),
+        (Job.ON_DELETE, upkeep.on_delete),
         (Job.KNOWN_BAD, upkeep.known_bad),
         (Job.HEALTHY, recovery.healthy),
         (Job.FAILURE, _failure),
         (Job.FAST, _fast),
         (Job.BAKE, bake.bake),
+        (Job.STUCK, stuck.finish),
         (Job.STRAYS, upkeep.strays),
     ):
         if job not in work.jobs:
@@ -62,7 +64,7 @@ def _failure(work: Work, result: PassResult) -> None:
     holder = decision.checkpoint_holder(replicasets, deployment["spec"]["template"], work.workload)
     measure.ended(work, holder.name if holder else "", holder.value if holder else "")
     result.done.failure_done = state.failure_key(
-        deployment, parse_config(deployment["metadata"].get("annotations")), work.workload
+        deployment, parse_config(deployment["metadata"].get("annotations"), work.workload.kind), work.workload
     )
 
 
@@ -88,7 +90,9 @@ class _PodSignal:
     grace_running: bool = False
 
     def __call__(self, deployment: dict[str, Any], replicasets: list[dict[str, Any]]) -> Failure | None:
-        source = signals.PodSignals(parse_config(deployment["metadata"].get("annotations")).fail_fast)
+        source = signals.PodSignals(
+            parse_config(deployment["metadata"].get("annotations"), self.work.workload.kind).fail_fast
+        )
         verdict = source.verdict(
             Facts(
                 deployment,

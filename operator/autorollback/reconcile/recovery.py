@@ -8,7 +8,7 @@ from autorollback.gitrevert import core as gitcore
 from autorollback.reconcile import bake, measure
 from autorollback.reconcile.report import RESTORED, report
 from autorollback.reconcile.work import PassResult, Work, log, since, who
-from autorollback.workloads.base import images
+from autorollback.workloads.base import images, template_of
 
 
 def healthy(work: Work, result: PassResult) -> None:
@@ -16,12 +16,13 @@ def healthy(work: Work, result: PassResult) -> None:
     if work.healthy_evidence is None:
         return
     name, evidence = work.healthy_evidence
-    rs = work.api.get_revision(work.namespace, name)
-    template = evidence["spec"]["template"]
     adapter = work.workload
-    if rs is not None and not adapter.same_template(rs["spec"]["template"], template):
-        # the condition still names an earlier ReplicaSet (complete_left_over); the counts that
-        # showed the rollout complete are about the current template's
+    template = adapter.template(evidence)
+    rs = work.api.get_revision(work.namespace, name)
+    if rs is None or not adapter.same_template(template_of(adapter, rs) or {}, template):
+        # the condition still names an earlier ReplicaSet (complete_left_over), or the kind cannot name
+        # the revision that completed (a DaemonSet: daemonset.rollout); the counts that showed the
+        # rollout complete are about the current template's
         history = work.api.history(evidence)
         current = adapter.current(adapter.revisions(history), template)
         rs = next((r for r in history if current is not None and r["metadata"]["name"] == current.name), None)
@@ -44,7 +45,7 @@ def healthy(work: Work, result: PassResult) -> None:
             log.info(
                 "recovered after rollback",
                 replicaset=name,
-                images=images(rs["spec"]["template"]),
+                images=images(template),
                 seconds=age,
                 **who(work),
             )

@@ -21,11 +21,20 @@ def problems(work: Work, result: PassResult) -> None:
 
 
 def history_limit(work: Work, result: PassResult) -> None:
-    message = decision.history_too_short(work.deployment)
+    message = decision.history_too_short(work.deployment, work.workload.kind)
     if message:
         log.warning("revision history too short", message=message, **who(work))
         post(work.ctx.api, work.deployment, "Warning", "RevisionHistoryTooShort", message)
     result.done.history_done = (work.deployment.get("spec") or {}).get("revisionHistoryLimit")
+
+
+def on_delete(work: Work, result: PassResult) -> None:
+    """An OnDelete workload is never rolled back: said once per generation (by any replica)."""
+    generation = work.deployment["metadata"].get("generation")
+    message = decision.on_delete_warning(work.deployment, work.workload.kind)
+    log.warning("OnDelete update strategy: never rolled back", message=message, **who(work))
+    post(work.ctx.api, work.deployment, "Warning", "RollbackUnsupported", message, once=f"OnDelete {generation}")
+    result.done.on_delete_done = generation
 
 
 def known_bad(work: Work, result: PassResult) -> None:

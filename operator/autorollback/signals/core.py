@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from autorollback import times
+from autorollback import ledger, times
 from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
 from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
@@ -53,7 +53,11 @@ def judge(
     workload: Workload,
 ) -> Verdict:
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
-    new = workload.current(workload.revisions(replicasets), workload.template(deployment))
+    entries = ledger.of([deployment, *replicasets])
+    new = workload.update_revision(deployment, workload.revisions(replicasets, entries))
+    if new is not None and new.healthy_in_this_revision:
+        clocks.forget(GRACES)
+        return Verdict()  # its rollout completed: a pod that fails since is no failed rollout
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)
     return evaluate(fail_fast, deployment, rs, pods, clocks, now, workload)
 

@@ -76,7 +76,7 @@ class Detail:
 
 
 def opted_in(workload: dict[str, Any]) -> bool:
-    return config.parse(_annotations(workload)).enabled
+    return config.parse(_annotations(workload), str(workload.get("kind") or "Deployment")).enabled
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:
@@ -85,7 +85,7 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
 
 def watching(adapter: Workload, workload: dict[str, Any]) -> str:
     a = _annotations(workload)
-    fast = config.parse(a).fail_fast.signals
+    fast = config.parse(a, adapter.kind).fail_fast.signals
     parts = [f"deadline {adapter.deadline_seconds(workload)}s"]
     if fast:
         parts.append("fast " + ",".join(sorted(fast)))
@@ -183,7 +183,7 @@ def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any
         namespace=meta.get("namespace", ""),
         kind=adapter.kind,
         name=meta.get("name", ""),
-        mode=config.parse(_annotations(workload)).mode,
+        mode=config.parse(_annotations(workload), adapter.kind).mode,
         watching=watching(adapter, workload),
         revision=current.number if current else adapter.revision_of(workload),
         state=current_state(adapter, workload, current, entries),

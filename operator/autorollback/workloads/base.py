@@ -126,6 +126,18 @@ class Workload(Protocol):
     def pods_of(self, revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The live pods of one history object (by `pod_label`)."""
 
+    def pod_label_value(self, revision: dict[str, Any]) -> str:
+        """The value of `pod_label` the pods of one history object carry ("" when it cannot be read):
+        a ReplicaSet's pod-template-hash, a StatefulSet revision's full name, a DaemonSet revision's hash."""
+
+    def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
+        """The revision of the rollout the workload asks for now, on its controller's word where it gives
+        one (a StatefulSet's status.updateRevision), else the one holding its template (`current`)."""
+
+    def on_delete(self, workload: dict[str, Any]) -> bool:
+        """The controller replaces no pod by itself (updateStrategy OnDelete): nothing is rolled out,
+        so nothing is rolled back."""
+
 
 class Api(Protocol):
     """The I/O of one kind (implemented in `kube`, the only module that calls the API)."""
@@ -151,3 +163,10 @@ class Api(Protocol):
 
     def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
         """The rollback write (Workload.undo_patch), sent with its content type."""
+
+
+def template_of(workload: Workload, history_object: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template one history object of `workload`'s kind holds (a ReplicaSet's spec.template, a
+    ControllerRevision's data), None when the kind's adapter cannot read it."""
+    revisions = workload.revisions([history_object])
+    return revisions[0].template if revisions else None

@@ -21,6 +21,7 @@ from autorollback.config import PREFIX, shown
 from autorollback.history import MARKS, Revision
 from autorollback.ledger import Entry
 from autorollback.workloads.base import DEADLINE_EXCEEDED, JSON_PATCH, SHOWN_MESSAGE, Failure, Undo
+from autorollback.workloads.templates import semantic
 
 COMPLETE = "NewReplicaSetAvailable"
 REVISION = "deployment.kubernetes.io/revision"
@@ -190,36 +191,9 @@ def without_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-def _semantic(value: Any, path: tuple[str, ...] = ()) -> Any:
-    """Like apiequality.Semantic on the decoded Go value: null, absent and empty lists or maps are
-    the same, and so are an empty and an absent struct held by value; an empty struct behind a
-    pointer (`securityContext: {}`, the pod's `resources: {}`) or a map that selects something (a
-    volume's `emptyDir: {}`) is not nothing."""
-    if isinstance(value, dict):
-        out = {}
-        for k, item in value.items():
-            v = _semantic(item, (*path, k))
-            if v is None or v == [] or (v == {} and _empty_is_nothing((*path, k))):
-                continue
-            out[k] = v
-        return out
-    if isinstance(value, list):
-        return [_semantic(v, path) for v in value]
-    return value
-
-
-# Go maps (nil and empty are equal) and structs held by value, by field name.
-_EMPTY_IS_NOTHING = frozenset({"labels", "annotations", "nodeSelector", "limits", "requests", "metadata", "resources"})
-_POINTERS = frozenset({("spec", "resources")})  # a template's paths whose field names say otherwise
-
-
-def _empty_is_nothing(path: tuple[str, ...]) -> bool:
-    return path[-1] in _EMPTY_IS_NOTHING and path not in _POINTERS
-
-
 def same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal pod templates, ignoring the pod-template-hash label (kubectl's and the controller's rule)."""
-    return bool(_semantic(without_hash(a)) == _semantic(without_hash(b)))
+    return bool(semantic(without_hash(a)) == semantic(without_hash(b)))
 
 
 def revisions(replicasets: list[dict[str, Any]], ledger: tuple[Entry, ...] = ()) -> list[Revision]:
@@ -326,6 +300,19 @@ def pods_of(replicaset: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict
     ]
 
 
+def pod_label_value(replicaset: dict[str, Any]) -> str:
+    """base.Workload.pod_label_value: the ReplicaSet's pod-template-hash (its template's, as `pods_of`
+    reads it; else its own labels', which carry the same)."""
+    template = ((replicaset.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    own = (replicaset.get("metadata") or {}).get("labels") or {}
+    return str((template.get("labels") or {}).get(HASH_LABEL) or own.get(HASH_LABEL) or "")
+
+
+def on_delete(deployment: dict[str, Any]) -> bool:
+    """A Deployment has no OnDelete strategy (Recreate and RollingUpdate both roll out)."""
+    return False
+
+
 class Deployments:
     """The Deployment adapter (base.Workload)."""
 
@@ -353,6 +340,12 @@ class Deployments:
     rollout_in_progress = staticmethod(rollout_in_progress)
     undo_patch = staticmethod(undo)
     pods_of = staticmethod(pods_of)
+    pod_label_value = staticmethod(pod_label_value)
+    on_delete = staticmethod(on_delete)
+
+    def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
+        """base.Workload.update_revision: the controller's FindNewReplicaSet (`current`)."""
+        return current(history, self.template(workload))
 
 
 DEPLOYMENTS = Deployments()

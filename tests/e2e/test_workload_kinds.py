@@ -1,0 +1,274 @@
+"""StatefulSets and DaemonSets on the real control plane: their controllers never time a rollout out,
+so autorollback measures autorollback.io/progress-deadline-seconds itself, and rolls back exactly as
+`kubectl rollout undo` does (a strategic merge patch of the ControllerRevision's data)."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from . import kit
+from .test_skew import keyed
+
+V1, V2 = "registry.example/web:1.0.0", "registry.example/web:2.0.0"
+ENABLED = "autorollback.io/enabled"
+DEADLINE = "autorollback.io/progress-deadline-seconds"
+HEALTHY_AT = "autorollback.io/healthy-at"
+NO_PROGRESS = "autorollback.io/no-progress"
+FAILURE = "autorollback.test/failure"
+# the bad version: another image, and fields the good one did not have (a label that makes KWOK's
+# pods never Ready, an annotation): kubectl's undo replaces the template whole, so they must go
+BREAK = {
+    "spec": {
+        "template": {
+            "metadata": {"labels": {FAILURE: "not-ready"}, "annotations": {"example.com/added-by-v2": "yes"}},
+            "spec": {"containers": [{"name": "app", "image": V2}]},
+        }
+    }
+}
+GOOD_V2 = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": V2}]}}}}
+
+
+def template(image: str = V1) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": "web"}, "annotations": {"example.com/scrape": "true"}},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+
+
+def daemonset(ns: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": template(),
+        },
+    }
+
+
+def statefulset(
+    ns: str,
+    annotations: dict[str, str],
+    replicas: int = 2,
+    policy: str = "Parallel",
+    strategy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": "web",
+            "podManagementPolicy": policy,
+            "selector": {"matchLabels": {"app": "web"}},
+            "updateStrategy": strategy or {"type": "RollingUpdate"},
+            "template": template(),
+        },
+    }
+
+
+def get(ns: str, kind: str) -> dict[str, Any]:
+    return kit.kubectl_json("-n", ns, "get", kind, "web")
+
+
+def rolled_out(ns: str, kind: str, image: str) -> dict[str, Any] | None:
+    """The workload once every pod runs `image` and is available (kubectl rollout status's rule)."""
+    w = get(ns, kind)
+    s = w.get("status") or {}
+    if s.get("observedGeneration", 0) < w["metadata"]["generation"] or kit.image_of(w) != image:
+        return None
+    if kind == "daemonset":
+        want = s.get("desiredNumberScheduled", 0)
+        done = want > 0 and s.get("updatedNumberScheduled") == want and s.get("numberAvailable") == want
+    else:
+        want = w["spec"]["replicas"]
+        done = s.get("updatedReplicas") == want and s.get("availableReplicas") == want
+        done = done and s.get("currentRevision") == s.get("updateRevision")
+    return w if done else None
+
+
+def revisions(ns: str) -> list[dict[str, Any]]:
+    return kit.kubectl_json("-n", ns, "get", "controllerrevisions", "-l", "app=web")["items"]
+
+
+def marked_healthy(ns: str, image: str) -> dict[str, Any] | None:
+    """The ControllerRevision of `image` once autorollback marked it healthy (the mark names it)."""
+    for cr in revisions(ns):
+        containers = cr["data"]["spec"]["template"]["spec"]["containers"]
+        mark = (cr["metadata"].get("annotations") or {}).get(HEALTHY_AT, "")
+        if containers[0]["image"] == image and mark.startswith(cr["metadata"]["name"] + " "):
+            return cr
+    return None
+
+
+def event(ns: str, reason: str, timeout: float = 90) -> dict[str, Any]:
+    return kit.wait_for(lambda: kit.event(ns, "web", reason), timeout, f"a {reason} Event on web")
+
+
+def twins(new_namespace, manifest, annotations: dict[str, str]) -> tuple[str, str]:
+    """The same workload in two namespaces: ours opted in, theirs for `kubectl rollout undo`."""
+    ours, theirs = new_namespace(), new_namespace()
+    kit.apply(manifest(ours, annotations))
+    kit.apply(manifest(theirs, {}))
+    return ours, theirs
+
+
+def differential(ours: str, theirs: str, kind: str) -> None:
+    """Both healthy on V1, both broken the same way; theirs undone by kubectl, ours by autorollback:
+    the same template, byte for byte, and both healthy on V1 again."""
+    for ns in (ours, theirs):
+        kit.wait_for(lambda ns=ns: rolled_out(ns, kind, V1), 90, f"{kind} on V1 in {ns}")
+    # the good revision is known healthy (a DaemonSet's completion names no ControllerRevision)
+    kit.wait_for(lambda: marked_healthy(ours, V1), 60, "the healthy mark on V1's ControllerRevision")
+    for ns in (ours, theirs):
+        kit.kubectl("-n", ns, "patch", f"{kind}/web", "--type=strategic", "-p", json.dumps(BREAK))
+    kit.wait_for(
+        lambda: (
+            (s := get(theirs, kind)["status"]).get("observedGeneration") == 2
+            and s.get("updatedNumberScheduled" if kind == "daemonset" else "updatedReplicas")
+        ),
+        60,
+        "the broken rollout to start in the twin",
+    )
+    time.sleep(5)  # stuck: not one broken pod becomes Ready
+    kit.kubectl("-n", theirs, "rollout", "undo", f"{kind}/web")
+    event(ours, "RolledBack", timeout=120)
+    results = [
+        kit.wait_for(lambda ns=ns: rolled_out(ns, kind, V1), 120, f"{kind} back on V1 in {ns}") for ns in (ours, theirs)
+    ]
+    assert results[0]["spec"]["template"] == results[1]["spec"]["template"]
+    restored = results[0]["spec"]["template"]
+    assert restored["metadata"]["labels"] == {"app": "web"}  # v2's failure label is gone
+    assert restored["metadata"]["annotations"] == {"example.com/scrape": "true"}  # v2's annotation is gone
+    assert results[0]["spec"]["updateStrategy"] == results[1]["spec"]["updateStrategy"]  # only the template
+
+
+@pytest.mark.slow
+def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does(new_namespace, operator_factory) -> None:
+    ours, theirs = twins(new_namespace, daemonset, {ENABLED: "true", DEADLINE: "10"})
+    operator_factory("-n", ours)
+    differential(ours, theirs, "daemonset")
+    assert get(ours, "daemonset")["status"]["desiredNumberScheduled"] == 2  # both fake nodes
+    assert kit.reasons(ours, "web").count("RolledBack") == 1
+
+
+@pytest.mark.slow
+def test_a_parallel_statefulset_with_mode_rollback_is_rolled_back_as_kubectl_rollout_undo_does(
+    new_namespace, operator_factory
+) -> None:
+    ours, theirs = twins(
+        new_namespace, statefulset, {ENABLED: "true", DEADLINE: "10", "autorollback.io/mode": "rollback"}
+    )
+    operator_factory("-n", ours)
+    differential(ours, theirs, "statefulset")
+    rolled = kit.event(ours, "web", "RolledBack")
+    assert rolled is not None and rolled["involvedObject"]["kind"] == "StatefulSet"
+
+
+def test_a_statefulset_without_mode_is_only_planned(namespace: str, operator_factory) -> None:
+    ns = namespace
+    kit.apply(statefulset(ns, {ENABLED: "true", DEADLINE: "10"}))
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "V1")
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(BREAK))
+    planned = event(ns, "RollbackPlanned")
+    assert "autorollback.io/mode=rollback" in planned["message"] and "one way" in planned["message"]
+    assert planned["involvedObject"]["kind"] == "StatefulSet"
+    assert kit.event(ns, "web", "RolloutFailed") is not None
+    time.sleep(3)
+    sts = get(ns, "statefulset")
+    assert kit.image_of(sts) == V2 and sts["metadata"]["generation"] == 2  # nothing changed
+    assert "RolledBack" not in kit.reasons(ns, "web")
+
+
+def test_an_on_delete_statefulset_is_never_rolled_back_and_says_why(namespace: str, operator_factory) -> None:
+    ns = namespace
+    on = {ENABLED: "true", DEADLINE: "10", "autorollback.io/mode": "rollback"}
+    kit.apply(statefulset(ns, on, strategy={"type": "OnDelete"}))
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "V1")
+    warning = event(ns, "RollbackUnsupported", timeout=30)  # generation 1, as soon as it is seen
+    assert warning["type"] == "Warning" and "OnDelete" in warning["message"]
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(BREAK))
+    kit.wait_for(lambda: kit.reasons(ns, "web").count("RollbackUnsupported") == 2, 30, "the Warning for generation 2")
+    kit.kubectl("-n", ns, "delete", "pod", "web-1", "--wait=false")  # by hand, as OnDelete means: a broken pod
+    time.sleep(20)  # twice the deadline
+    sts = get(ns, "statefulset")
+    assert kit.image_of(sts) == V2 and sts["metadata"]["generation"] == 2
+    assert kit.reasons(ns, "web") == ["RollbackUnsupported"] * 2  # once per generation, nothing else
+
+
+@pytest.mark.slow
+def test_a_statefulset_stopped_at_its_partition_is_complete_and_a_pod_lost_since_is_no_failure(
+    namespace: str, operator_factory
+) -> None:
+    ns = namespace
+    on = {ENABLED: "true", DEADLINE: "10", "autorollback.io/mode": "rollback"}
+    kit.apply(statefulset(ns, on, replicas=3, strategy={"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}))
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "V1")
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(GOOD_V2))
+
+    def partitioned() -> dict[str, Any] | None:
+        s = get(ns, "statefulset")["status"]
+        done = s.get("observedGeneration") == 2 and s.get("updatedReplicas") == 1 and s.get("availableReplicas") == 3
+        return s if done and s.get("currentRevision") != s.get("updateRevision") else None
+
+    kit.wait_for(partitioned, 90, "the rollout stopped at its partition (ordinal 2 on V2)")
+    kit.wait_for(lambda: marked_healthy(ns, V2), 60, "V2's ControllerRevision marked healthy: the rollout is complete")
+    # a pod below the partition stops being Ready: the status reads like a rollout under way again
+    kit.kubectl("-n", ns, "label", "pod", "web-0", f"{FAILURE}=not-ready")
+    kit.wait_for(lambda: get(ns, "statefulset")["status"].get("availableReplicas", 0) < 3, 60, "web-0 not available")
+    time.sleep(25)  # more than twice the deadline
+    sts = get(ns, "statefulset")
+    assert kit.image_of(sts) == V2 and sts["metadata"]["generation"] == 2, kit.reasons(ns, "web")
+    assert not {"RolledBack", "RolloutFailed"} & set(kit.reasons(ns, "web"))
+
+
+def checkpoint(ns: str) -> int:
+    """The elapsed seconds checkpointed on a ControllerRevision of web (0: none)."""
+    for cr in revisions(ns):
+        parts = (cr["metadata"].get("annotations") or {}).get(NO_PROGRESS, "").split(" ")
+        if len(parts) == 4 and parts[0] == cr["metadata"]["name"] and parts[2].isdigit():
+            return int(parts[2])
+    return 0
+
+
+@pytest.mark.slow
+def test_a_measured_deadline_of_a_daemonset_resumes_after_a_restart(namespace: str, operator_factory) -> None:
+    ns = namespace
+    kit.apply(daemonset(ns, {ENABLED: "true", DEADLINE: "45"}))
+    first = operator_factory("-n", ns, **keyed(ns))
+    kit.wait_for(lambda: rolled_out(ns, "daemonset", V1), 90, "V1")
+    kit.kubectl("-n", ns, "patch", "daemonset/web", "--type=strategic", "-p", json.dumps(BREAK))
+    kit.wait_for(lambda: checkpoint(ns) >= 15, 90, "a checkpoint of 15 s or more on V2's ControllerRevision")
+    first.stop()
+    saved = checkpoint(ns)
+    assert "RolledBack" not in kit.reasons(ns, "web")
+    operator_factory("-n", ns, **keyed(ns))
+    started = time.monotonic()
+    event(ns, "RolledBack", timeout=60)
+    waited = time.monotonic() - started
+    assert waited < 45 - 5, f"{waited:.1f}s after the restart: the checkpoint ({saved}s) was not resumed"
+    assert waited >= 45 - saved - 3, f"{waited:.1f}s after the restart: sooner than the checkpoint allows"
+    kit.wait_for(lambda: rolled_out(ns, "daemonset", V1), 60, "back on V1")
+
+
+@pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
+def test_a_fast_signal_of_the_update_revisions_pods_rolls_back_before_the_deadline(
+    namespace: str, operator_factory, kind: str
+) -> None:
+    ns = namespace
+    on = {ENABLED: "true", "autorollback.io/mode": "rollback", "autorollback.io/fail-on": "CrashLoopBackOff"}
+    kit.apply(daemonset(ns, on) if kind == "daemonset" else statefulset(ns, on))  # the default deadline: 600 s
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "V1")
+    kit.kubectl("-n", ns, "patch", f"{kind}/web", "--type=strategic", "-p", json.dumps(BREAK))
+    rolled = event(ns, "RolledBack", timeout=60)  # KWOK's not-ready pods wait in CrashLoopBackOff, restarts rising
+    assert "CrashLoopBackOff" in rolled["message"]
+    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "back on V1")
