@@ -102,10 +102,13 @@ def rolled_back(ns: str) -> dict[str, Any]:
     return kit.wait_for(check, 120, "the rollback to V1, observed by the StatefulSet controller")
 
 
-def broken_update(ns: str, annotations: dict[str, str], claims: bool = False) -> tuple[dict[str, Any], str]:
+def broken_update(
+    ns: str, annotations: dict[str, str], claims: bool = False, v1: str | None = None
+) -> tuple[dict[str, Any], str]:
     """V1 converges; V2 never becomes Ready at db-2, the controller stops there (OrderedReady), and
-    autorollback rolls the template back. Returns the StatefulSet then and the failed pod's uid."""
-    kit.apply(statefulset(ns, V1, annotations, claims=claims))
+    autorollback rolls the template back. Returns the StatefulSet then and the failed pod's uid.
+    v1: the failure label of V1's pods (tests/README.md), e.g. slow-start."""
+    kit.apply(statefulset(ns, V1, annotations, failure=v1, claims=claims))
     kit.wait_for(lambda: converged(ns), 120, "V1 converged")
     time.sleep(2)  # the operator sees the completion (V1 known healthy)
     kit.apply(statefulset(ns, V2, annotations, failure="not-ready", claims=claims))
@@ -146,15 +149,19 @@ def test_restored_pods_that_fail_too_abandon_it_once(namespace: str, operator_fa
     cannot run on what the new one left): RollbackAbandoned once, recorded, and that pod is left alone."""
     ns = namespace
     operator_factory("-n", ns)
-    s, broken_uid = broken_update(ns, ON)
+    # V1's pods become Ready ~8 s after they start: db-2 recreated at V1 is made to fail before it is
+    # Ready (once the restored revision completed, the rollback is finished and a later failure of
+    # its pods is no longer this rollback's: decision.stuck)
+    s, broken_uid = broken_update(ns, ON, v1="slow-start")
     (entry,) = json.loads(s["metadata"]["annotations"]["autorollback.io/rollbacks"])
 
     def recreated() -> dict[str, Any] | None:
         p = pods(ns).get("db-2")
         return p if p and p["metadata"]["uid"] != broken_uid and revision_of(p) == entry["restored"] else None
 
-    again = kit.wait_for(recreated, 60, "db-2 recreated at the restored revision")
-    kit.kubectl("-n", ns, "label", "pod", "db-2", "autorollback.test/failure=not-ready")  # it fails too
+    again = kit.wait_for(recreated, 60, "db-2 recreated at the restored revision", 0.2)
+    assert not ready(again)
+    kit.kubectl("-n", ns, "label", "pod", "db-2", "--overwrite", "autorollback.test/failure=not-ready")  # fails too
     gone = kit.wait_for(lambda: kit.event(ns, "db", "RollbackAbandoned"), 30 + DEADLINE, "RollbackAbandoned")
     assert gone["type"] == "Warning" and "db-2" in gone["message"]
     assert "not deleting any more pods of the failed revision" in gone["message"]

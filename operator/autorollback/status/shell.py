@@ -95,17 +95,34 @@ def kind_of(text: str) -> str:
     raise Failed(f'autorollback does not watch "{text}" (it watches: {known})')
 
 
+_WARNED: set[str] = set()
+
+
 def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
-    out = []
+    """The opted-in workloads of every kind the user may list; a kind forbidden to them is said once
+    on stderr and left out (all of them forbidden: the error)."""
+    out, forbidden = [], []
     for kind, adapter in workloads.KINDS.items():
         resource = RESOURCES[kind]
         path = f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
         where = f"in namespace {namespace}" if namespace else "in any namespace"
-        items = _get(api, path, what=f"{resource} {where}")["items"]
+        try:
+            items = _get(api, path, what=f"{resource} {where}")["items"]
+        except Failed as e:
+            if not str(e).startswith("forbidden"):
+                raise
+            forbidden.append(e)
+            continue
         for w in items:
             if core.opted_in(w):
                 history = _history(api, kind, w)
                 out.append(core.row(adapter, w, history))
+    if len(forbidden) == len(workloads.KINDS):
+        raise forbidden[0]
+    for e in forbidden:
+        if str(e) not in _WARNED:
+            _WARNED.add(str(e))
+            print(f"warning: {e} (left out)", file=sys.stderr)
     return out
 
 
