@@ -32,7 +32,7 @@ def test_a_failure_caught_by_an_api_outage_is_rolled_back_once_the_api_returns(
         health.append(json.loads(kit.http_get(op.url("/healthz"))[1])["message"])
 
     kit.api_outage(25, during)
-    assert "cannot list Deployments" in health[0]
+    assert "cannot list the workloads" in health[0]
     d = available(ns, V1, 3)
     assert "autorollback: rolled back from revision 2" in d["metadata"]["annotations"]["kubernetes.io/change-cause"]
     kit.wait_for(lambda: kit.http_get(op.url("/healthz"))[0] == 200, 60, "/healthz to recover")
