@@ -210,3 +210,23 @@ def undo(workload: dict[str, Any], target: Revision, change_cause: str, entries:
             **restore(target),
         },
     )
+
+
+class ControllerRevisionKind:
+    """What every kind keeping its history in ControllerRevisions shares of base.Workload; a kind's
+    adapter adds its `kind`, template, rollout and pods."""
+
+    pod_label = REVISION_LABEL
+
+    revisions = staticmethod(revisions)
+    current = staticmethod(current)
+    same_template = staticmethod(same_template)
+    revision_of = staticmethod(revision_of)
+    failure = staticmethod(failure)
+    completion_token = staticmethod(completion_token)
+    left_over = staticmethod(left_over)
+    deadline_seconds = staticmethod(deadline_seconds)
+    paused = staticmethod(paused)
+    observed = staticmethod(observed)
+    undo_patch = staticmethod(undo)
+    on_delete = staticmethod(on_delete)

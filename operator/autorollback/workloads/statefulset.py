@@ -132,32 +132,19 @@ def pods_of(revision: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[s
     return cr.pods_labelled(revision, pod_label_value(revision), pods)
 
 
-class StatefulSets:
+class StatefulSets(cr.ControllerRevisionKind):
     """The StatefulSet adapter (base.Workload)."""
 
     kind = KIND
-    pod_label = cr.REVISION_LABEL
 
     template = staticmethod(template)
-    revisions = staticmethod(cr.revisions)
-    current = staticmethod(cr.current)
-    same_template = staticmethod(cr.same_template)
-    revision_of = staticmethod(cr.revision_of)
-    failure = staticmethod(cr.failure)
     completed = staticmethod(completed)
-    completion_token = staticmethod(cr.completion_token)
     rollout_revision = staticmethod(rollout_revision)
-    left_over = staticmethod(cr.left_over)
     unfinished = staticmethod(unfinished)
-    deadline_seconds = staticmethod(cr.deadline_seconds)
     progress = staticmethod(progress)
-    paused = staticmethod(cr.paused)
-    observed = staticmethod(cr.observed)
     rollout_in_progress = staticmethod(rollout_in_progress)
-    undo_patch = staticmethod(cr.undo)
     pods_of = staticmethod(pods_of)
     pod_label_value = staticmethod(pod_label_value)
-    on_delete = staticmethod(cr.on_delete)
     update_revision = staticmethod(update_revision)
 
 
