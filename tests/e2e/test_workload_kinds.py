@@ -230,6 +230,46 @@ def test_a_statefulset_stopped_at_its_partition_is_complete_and_a_pod_lost_since
     assert not {"RolledBack", "RolloutFailed"} & set(kit.reasons(ns, "web"))
 
 
+@pytest.mark.slow
+def test_a_partition_lowered_after_its_canary_completed_is_a_rollout_judged_anew(
+    namespace: str, operator_factory
+) -> None:
+    ns = namespace
+    on = {ENABLED: "true", DEADLINE: "30", "autorollback.io/mode": "rollback"}
+    canary = {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}
+    kit.apply(statefulset(ns, on, replicas=3, policy="OrderedReady", strategy=canary))
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "V1")
+    # minReadySeconds (below the deadline, as a Deployment's must be): an OrderedReady rollout waits
+    # that long after each updated pod is Ready, time enough to break the next one (the template itself
+    # is good: its canary completes)
+    slow = {"spec": {"minReadySeconds": 20, **GOOD_V2["spec"]}}
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(slow))
+    kit.wait_for(lambda: marked_healthy(ns, V2), 90, "V2's canary (ordinal 2) complete and marked healthy")
+    kit.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "statefulset/web",
+        "--type=merge",
+        "-p",
+        '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}',
+    )
+
+    def updated_pod() -> str | None:
+        pods = kit.kubectl_json("-n", ns, "get", "pods", "-l", "app=web")["items"]
+        labels = next((p["metadata"]["labels"] for p in pods if p["metadata"]["name"] == "web-1"), {})
+        revision = labels.get("controller-revision-hash")
+        return revision if revision == get(ns, "statefulset")["status"].get("updateRevision") else None
+
+    kit.wait_for(updated_pod, 60, "web-1 replaced by a V2 pod")
+    kit.kubectl("-n", ns, "label", "pod", "web-1", f"{FAILURE}=not-ready")  # before it is available
+    failed = event(ns, "RolloutFailed", timeout=120)
+    assert "made no progress for 30s" in failed["message"], failed["message"]
+    event(ns, "RolledBack")
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 120, "back on V1 (the stuck pod deleted)")
+
+
 def checkpoint(ns: str) -> int:
     """The elapsed seconds checkpointed on a ControllerRevision of web (0: none)."""
     for cr in revisions(ns):
