@@ -149,12 +149,20 @@ def differential(ours: str, theirs: str, kind: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does(new_namespace, operator_factory) -> None:
+def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does_and_known_bad_after(
+    new_namespace, operator_factory
+) -> None:
     ours, theirs = twins(new_namespace, daemonset, {ENABLED: "true", DEADLINE: "10"})
     operator_factory("-n", ours)
     differential(ours, theirs, "daemonset")
     assert get(ours, "daemonset")["status"]["desiredNumberScheduled"] == 2  # both fake nodes
     assert kit.reasons(ours, "web").count("RolledBack") == 1
+    # a GitOps controller re-applies the broken version: its ControllerRevision is reused, and known bad
+    kit.kubectl("-n", ours, "patch", "daemonset/web", "--type=strategic", "-p", json.dumps(BREAK))
+    early = event(ours, "KnownBadTemplate", timeout=30)  # at once, not after the deadline
+    assert early["type"] == "Warning" and "revert it at its source" in early["message"]
+    assert "re-applied" in event(ours, "RollbackAbandoned", timeout=60)["message"]
+    assert kit.reasons(ours, "web").count("RolledBack") == 1 and kit.image_of(get(ours, "daemonset")) == V2
 
 
 @pytest.mark.slow
