@@ -118,7 +118,7 @@ def twins(new_namespace, manifest, annotations: dict[str, str]) -> tuple[str, st
     return ours, theirs
 
 
-def differential(ours: str, theirs: str, kind: str) -> None:
+def differential(ours: str, theirs: str, kind: str, op: Any) -> None:
     """Both healthy on V1, both broken the same way; theirs undone by kubectl, ours by autorollback:
     the same template, byte for byte, and both healthy on V1 again."""
     for ns in (ours, theirs):
@@ -146,6 +146,15 @@ def differential(ours: str, theirs: str, kind: str) -> None:
     assert restored["metadata"]["labels"] == {"app": "web"}  # v2's failure label is gone
     assert restored["metadata"]["annotations"] == {"example.com/scrape": "true"}  # v2's annotation is gone
     assert results[0]["spec"]["updateStrategy"] == results[1]["spec"]["updateStrategy"]  # only the template
+    # the controller took it: the restored revision completed, was marked healthy again, and the
+    # recovery was measured (nothing is known from the patch alone)
+    kit.wait_for(
+        lambda: op.metric("autorollback_recovery_seconds_count", kind=results[0]["kind"], namespace=ours) == 1,
+        60,
+        "the recovery to be measured",
+    )
+    restored = marked_healthy(ours, V1)
+    assert restored is not None and " generation 3" in restored["metadata"]["annotations"][HEALTHY_AT]
 
 
 @pytest.mark.slow
@@ -153,8 +162,7 @@ def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does_a
     new_namespace, operator_factory
 ) -> None:
     ours, theirs = twins(new_namespace, daemonset, {ENABLED: "true", DEADLINE: "10"})
-    operator_factory("-n", ours)
-    differential(ours, theirs, "daemonset")
+    differential(ours, theirs, "daemonset", operator_factory("-n", ours))
     assert get(ours, "daemonset")["status"]["desiredNumberScheduled"] == 2  # both fake nodes
     assert kit.reasons(ours, "web").count("RolledBack") == 1
     # a GitOps controller re-applies the broken version: its ControllerRevision is reused, and known bad
@@ -172,8 +180,7 @@ def test_a_parallel_statefulset_with_mode_rollback_is_rolled_back_as_kubectl_rol
     ours, theirs = twins(
         new_namespace, statefulset, {ENABLED: "true", DEADLINE: "10", "autorollback.io/mode": "rollback"}
     )
-    operator_factory("-n", ours)
-    differential(ours, theirs, "statefulset")
+    differential(ours, theirs, "statefulset", operator_factory("-n", ours))
     rolled = kit.event(ours, "web", "RolledBack")
     assert rolled is not None and rolled["involvedObject"]["kind"] == "StatefulSet"
 
