@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from autorollback import config as annotations, decision, state, times
+from autorollback import config as annotations, decision, ledger, state, times
 from autorollback.decision.base import history_object
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
@@ -108,6 +108,19 @@ def test_a_fast_signal_after_the_partition_was_lowered_counts() -> None:
         sts = statefulset("app:2.0.0", partition=0, updated=2, ready=2, generation=generation, annotations=ROLLBACK)
         v = signals.PodSignals(ff).verdict(Facts(sts, canary, pods, times.Clocks(), 0.0, adapter=STATEFULSETS))
         assert (v.failure is not None) == counts, generation
+
+
+def test_a_daemonset_whose_restored_revision_makes_no_progress_either_is_abandoned() -> None:
+    v1, v2 = f"agent-{ds_hash('agent:1.0.0')}", f"agent-{ds_hash('agent:2.0.0')}"
+    entry = ledger.Entry(v2, v1, "2026-11-26T10:00:00Z", "2026-11-26T10:00:01Z", "ProgressDeadlineExceeded", 2, 2)
+    # restored: V1's revision renumbered 3, its rollout stuck at the first node for the whole deadline
+    restored = daemonset(
+        "agent:1.0.0", generation=3, template_generation=3, annotations={ledger.KEY: ledger.dump((entry,))}
+    )
+    history = [ds_revision(3, "agent:1.0.0", healthy_at="revision 1 generation 1"), ds_revision(2, "agent:2.0.0")]
+    d = measured(restored, history, DAEMONSETS)
+    assert (d.result, d.undo) == (Result.ABANDONED, None), d.message
+    assert "restored by autorollback" in d.message
 
 
 def crashing(pod):
