@@ -84,30 +84,48 @@ def test_a_statefulset_stopped_at_its_partition_that_completed_is_not_failing() 
     )
 
 
+CANARY = [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 4 partition 2")]
+
+
 def test_a_statefulset_whose_partition_was_lowered_since_its_canary_completed_is_judged_anew() -> None:
-    # ordinal 2 completed on V2 at generation 4 (the partition 2); the partition lowered to 0 since
-    # (generation 5): ordinal 1 is stuck on V2, not Ready. The completion covered ordinal 2 only
-    canary = [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 4")]
+    # ordinal 2 completed on V2 at partition 2; the partition lowered to 0 since: ordinal 1 is stuck on
+    # V2, not Ready. The completion covered ordinal 2 only
     lowered = statefulset("app:2.0.0", partition=0, updated=2, ready=2, generation=5, annotations=ROLLBACK)
     assert STATEFULSETS.unfinished(lowered)
-    d = measured(lowered, canary, STATEFULSETS)
+    d = measured(lowered, CANARY, STATEFULSETS)
     assert (d.result, d.failing.name, d.target.name) == (Result.SUCCESS, sts_name("app:2.0.0"), sts_name("app:1.0.0"))
-    # a pod lost in the generation seen complete is no failure; nor once every pod was on V2 (the
-    # controller moved currentRevision): the completion then covered them all
-    held = statefulset("app:2.0.0", partition=2, updated=1, ready=2, generation=4, annotations=ROLLBACK)
-    assert measured(held, canary, STATEFULSETS).reason == Reason.NO_FAILURE
+    # a pod lost at the partition seen complete is no failure, whatever else changed in the spec since
+    # (a scale, any field: generation 9); nor once every pod was on V2 (the controller moved
+    # currentRevision): the completion then covered them all
+    for generation in (4, 9):
+        held = statefulset("app:2.0.0", partition=2, updated=1, ready=2, generation=generation, annotations=ROLLBACK)
+        assert measured(held, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
+    scaled = statefulset("app:2.0.0", partition=2, replicas=4, updated=2, ready=3, generation=5, annotations=ROLLBACK)
+    assert measured(scaled, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
     whole = statefulset("app:2.0.0", current="app:2.0.0", partition=0, updated=3, ready=2, generation=5)
-    assert measured(whole, canary, STATEFULSETS).reason == Reason.NO_FAILURE
+    assert measured(whole, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
+
+
+def test_each_step_of_a_canary_completed_is_marked_with_its_partition() -> None:
+    # partition 2 -> 1: ordinal 1 on V2 too, all Ready: complete at partition 1, and the mark of
+    # partition 2 is rewritten (else a pod lost below partition 1 later would read as a failed rollout)
+    step = statefulset("app:2.0.0", partition=1, updated=2, ready=3, generation=5, annotations=ROLLBACK)
+    assert STATEFULSETS.completed(step)
+    mark = decision.healthy_mark(step, CANARY[1], STATEFULSETS)
+    assert mark == {"autorollback.io/healthy-at": f"{sts_name('app:2.0.0')} revision 2 generation 5 partition 1"}
+    marked = [CANARY[0], sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 5 partition 1")]
+    assert decision.healthy_mark(step, marked[1], STATEFULSETS) is None  # covered: nothing to write
+    lost = statefulset("app:2.0.0", partition=1, updated=2, ready=2, generation=5, annotations=ROLLBACK)
+    assert measured(lost, marked, STATEFULSETS).reason == Reason.NO_FAILURE
 
 
 def test_a_fast_signal_after_the_partition_was_lowered_counts() -> None:
     ff = annotations.parse({**ENABLED, "autorollback.io/fail-on": "CrashLoopBackOff"}, "StatefulSet").fail_fast
-    canary = [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 4")]
     pods = [crashing(sts_pod(1, "app:2.0.0")), sts_pod(2, "app:2.0.0"), sts_pod(0, "app:1.0.0")]
-    for generation, counts in ((5, True), (4, False)):
-        sts = statefulset("app:2.0.0", partition=0, updated=2, ready=2, generation=generation, annotations=ROLLBACK)
-        v = signals.PodSignals(ff).verdict(Facts(sts, canary, pods, times.Clocks(), 0.0, adapter=STATEFULSETS))
-        assert (v.failure is not None) == counts, generation
+    for partition, counts in ((0, True), (2, False)):
+        sts = statefulset("app:2.0.0", partition=partition, updated=2, ready=2, generation=5, annotations=ROLLBACK)
+        v = signals.PodSignals(ff).verdict(Facts(sts, CANARY, pods, times.Clocks(), 0.0, adapter=STATEFULSETS))
+        assert (v.failure is not None) == counts, partition
 
 
 def test_a_daemonset_whose_restored_revision_makes_no_progress_either_is_abandoned() -> None:

@@ -52,14 +52,18 @@ def healthy_mark(
         and health is not None
         and not health.legacy
         and health.revision >= number
+        and workload.covers(deployment, health)
     ):
-        return None  # known healthy in this revision, since it last failed or was restored
+        return None  # known healthy in this revision, since it last failed or was restored (and covering it)
     if rev[0].failed_in == number and rev[0].failed_reason in BAKE_FAILURES:
         return None  # its checks (or alerts) failed: completing does not outlive that
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     seen = as_generation((deployment.get("status") or {}).get("observedGeneration"))
     return {
-        history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))
+        history.HEALTHY_AT: history.bind(
+            replicaset["metadata"]["name"],
+            history.health_payload(number, outlived, seen, workload.partition(deployment)),
+        )
     }
 
 

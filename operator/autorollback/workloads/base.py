@@ -138,6 +138,10 @@ class Workload(Protocol):
         """The controller replaces no pod by itself (updateStrategy OnDelete): nothing is rolled out,
         so nothing is rolled back."""
 
+    def partition(self, workload: dict[str, Any]) -> int:
+        """Where the rollout stops on purpose: a StatefulSet's `rollingUpdate.partition` (its pods
+        below that ordinal keep the current revision); 0 for the kinds that roll every pod."""
+
     def covers(self, workload: dict[str, Any], health: Health) -> bool:
         """A completion of the update revision, recorded as `health`, still covers the rollout the
         workload shows now: false once the same revision is being rolled out to pods that completion

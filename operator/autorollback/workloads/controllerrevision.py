@@ -158,6 +158,11 @@ def left_over(workload: dict[str, Any]) -> str:
     return ""
 
 
+def no_partition(workload: dict[str, Any]) -> int:
+    """base.Workload.partition: a DaemonSet rolls every pod (a StatefulSet's adapter reads its own)."""
+    return 0
+
+
 def covers(workload: dict[str, Any], health: Health) -> bool:
     """base.Workload.covers: a rollout of every pod (a DaemonSet's; a StatefulSet's override says
     when a partition narrows it)."""
@@ -237,3 +242,4 @@ class ControllerRevisionKind:
     undo_patch = staticmethod(undo)
     on_delete = staticmethod(on_delete)
     covers = staticmethod(covers)
+    partition = staticmethod(no_partition)

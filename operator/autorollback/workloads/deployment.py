@@ -313,6 +313,11 @@ def on_delete(deployment: dict[str, Any]) -> bool:
     return False
 
 
+def partition(deployment: dict[str, Any]) -> int:
+    """base.Workload.partition: a Deployment rolls every pod."""
+    return 0
+
+
 def covers(deployment: dict[str, Any], health: Health) -> bool:
     """base.Workload.covers: a Deployment's rollout is of every replica at once (a new template is a
     new revision), so a completion in this revision covers it."""
@@ -349,6 +354,7 @@ class Deployments:
     pod_label_value = staticmethod(pod_label_value)
     on_delete = staticmethod(on_delete)
     covers = staticmethod(covers)
+    partition = staticmethod(partition)
 
     def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
         """base.Workload.update_revision: the controller's FindNewReplicaSet (`current`)."""
