@@ -13,7 +13,7 @@ import json
 import os
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +29,7 @@ TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1, by kind
 
 __all__ = ["ApiError", "Client", "ConnectError", "DaemonSetApi", "DeploymentApi", "StatefulSetApi", "connect"]
 
@@ -157,11 +158,11 @@ class Client:
             r.close()  # a stream read only in part must never go back to the pool as it is
             r.release_conn()
 
-    def workload_versions(self, namespaces: list[str]) -> dict[str, str]:
-        """uid -> resourceVersion of every watched workload in scope (Deployments, StatefulSets,
-        DaemonSets: WATCHED): metadata only, in pages."""
+    def workload_versions(self, namespaces: list[str], kinds: Iterable[str] = tuple(RESOURCES)) -> dict[str, str]:
+        """uid -> resourceVersion of every workload in scope of the watched kinds (--kinds; all of
+        RESOURCES by default): metadata only, in pages."""
         out: dict[str, str] = {}
-        for resource in WATCHED:
+        for resource in (RESOURCES[kind] for kind in kinds):
             for ns in namespaces or [None]:
                 token = None
                 while True:
@@ -343,9 +344,6 @@ def _error(r: Any) -> ApiError:
     return ApiError(
         r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500], _retry_after(r.headers)
     )
-
-
-WATCHED = ("deployments", "statefulsets", "daemonsets")  # the apps/v1 resources handlers watches
 
 
 def _workloads(resource: str, namespace: str | None) -> str:

@@ -30,22 +30,22 @@ BREAK = {
 GOOD_V2 = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": V2}]}}}}
 
 
-def template(image: str = V1) -> dict[str, Any]:
+def template(image: str = V1, app: str = "web") -> dict[str, Any]:
     return {
-        "metadata": {"labels": {"app": "web"}, "annotations": {"example.com/scrape": "true"}},
+        "metadata": {"labels": {"app": app}, "annotations": {"example.com/scrape": "true"}},
         "spec": {"containers": [{"name": "app", "image": image}]},
     }
 
 
-def daemonset(ns: str, annotations: dict[str, str]) -> dict[str, Any]:
+def daemonset(ns: str, annotations: dict[str, str], name: str = "web") -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
         "spec": {
-            "selector": {"matchLabels": {"app": "web"}},
+            "selector": {"matchLabels": {"app": name}},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": template(),
+            "template": template(app=name),
         },
     }
 
@@ -56,29 +56,30 @@ def statefulset(
     replicas: int = 2,
     policy: str = "Parallel",
     strategy: dict[str, Any] | None = None,
+    name: str = "web",
 ) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": "web", "namespace": ns, "annotations": annotations},
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
         "spec": {
             "replicas": replicas,
-            "serviceName": "web",
+            "serviceName": name,
             "podManagementPolicy": policy,
-            "selector": {"matchLabels": {"app": "web"}},
+            "selector": {"matchLabels": {"app": name}},
             "updateStrategy": strategy or {"type": "RollingUpdate"},
-            "template": template(),
+            "template": template(app=name),
         },
     }
 
 
-def get(ns: str, kind: str) -> dict[str, Any]:
-    return kit.kubectl_json("-n", ns, "get", kind, "web")
+def get(ns: str, kind: str, name: str = "web") -> dict[str, Any]:
+    return kit.kubectl_json("-n", ns, "get", kind, name)
 
 
-def rolled_out(ns: str, kind: str, image: str) -> dict[str, Any] | None:
+def rolled_out(ns: str, kind: str, image: str, name: str = "web") -> dict[str, Any] | None:
     """The workload once every pod runs `image` and is available (kubectl rollout status's rule)."""
-    w = get(ns, kind)
+    w = get(ns, kind, name)
     s = w.get("status") or {}
     if s.get("observedGeneration", 0) < w["metadata"]["generation"] or kit.image_of(w) != image:
         return None
@@ -92,13 +93,13 @@ def rolled_out(ns: str, kind: str, image: str) -> dict[str, Any] | None:
     return w if done else None
 
 
-def revisions(ns: str) -> list[dict[str, Any]]:
-    return kit.kubectl_json("-n", ns, "get", "controllerrevisions", "-l", "app=web")["items"]
+def revisions(ns: str, name: str = "web") -> list[dict[str, Any]]:
+    return kit.kubectl_json("-n", ns, "get", "controllerrevisions", "-l", f"app={name}")["items"]
 
 
-def marked_healthy(ns: str, image: str) -> dict[str, Any] | None:
+def marked_healthy(ns: str, image: str, name: str = "web") -> dict[str, Any] | None:
     """The ControllerRevision of `image` once autorollback marked it healthy (the mark names it)."""
-    for cr in revisions(ns):
+    for cr in revisions(ns, name):
         containers = cr["data"]["spec"]["template"]["spec"]["containers"]
         mark = (cr["metadata"].get("annotations") or {}).get(HEALTHY_AT, "")
         if containers[0]["image"] == image and mark.startswith(cr["metadata"]["name"] + " "):
