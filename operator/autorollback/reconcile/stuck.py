@@ -14,6 +14,7 @@ from autorollback import events, kube, times
 from autorollback.decision import stuck
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.state import stuck_key
+from autorollback.workloads.base import template_of
 
 GROUP = "stuck"  # Clocks group: how long the restored revision's pods have been not Ready, no progress
 
@@ -28,20 +29,23 @@ def finish(work: Work, result: PassResult) -> None:
     sts = work.api.get(work.namespace, work.name)
     if sts["metadata"].get("uid") != work.uid:
         return  # deleted and created again: the watch brings the new one
-    entry = stuck.rollback_observed(sts)
-    if entry is None or not stuck.enabled(sts["metadata"].get("annotations"), work.ctx.delete_stuck_pods):
+    pending = stuck.rollback_pending(sts)
+    if pending is None or not stuck.enabled(sts["metadata"].get("annotations"), work.ctx.delete_stuck_pods):
+        result.done.stuck_done = key
+        return
+    restored = work.api.get_revision(work.namespace, stuck.restored_as(sts))
+    templates = _templates(work, restored, pending.restored)
+    if stuck.rollback_observed(sts, templates) is None:
         result.done.stuck_done = key
         return
     pods = work.ctx.api.pods_full(sts)
-    restored = work.api.get_revision(work.namespace, stuck.restored_as(sts))
     marks = dict(((restored or {}).get("metadata") or {}).get("annotations") or {})
     deadline = float(work.workload.deadline_seconds(sts))
-    first = stuck.finish(sts, pods, default=True, restored_marks=marks, deadline_seconds=deadline)
+    options: dict[str, Any] = {"default": True, "restored_marks": marks, "deadline_seconds": deadline}
+    first = stuck.finish(sts, pods, templates=templates, **options)
     now = times.monotonic()
     seconds = work.clocks.track(GROUP, [first.progress] if first.progress else [], now).get(first.progress, 0.0)
-    plan = stuck.finish(
-        sts, pods, default=True, restored_marks=marks, not_ready_seconds=seconds, deadline_seconds=deadline
-    )
+    plan = stuck.finish(sts, pods, templates=templates, not_ready_seconds=seconds, **options)
     if plan.abandon and plan.entry is not None:
         _abandon(work, sts, plan, seconds, restored is not None)
         result.done.stuck_done = key
@@ -66,6 +70,17 @@ def finish(work: Work, result: PassResult) -> None:
         result.recheck(max(0.5, deadline - seconds + 0.05))
     else:
         result.done.stuck_done = key
+
+
+def _templates(
+    work: Work, update: dict[str, Any] | None, restored: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The update revision's template and, when the controller named it otherwise, the restored one's
+    (read only then): whether it re-created the restored revision under a new name."""
+    if update is None or update["metadata"]["name"] == restored:
+        return None, None
+    other = work.api.get_revision(work.namespace, restored)
+    return template_of(work.workload, update), template_of(work.workload, other) if other else None
 
 
 def _delete(work: Work, plan: stuck.Finish) -> tuple[tuple[stuck.Pod, ...], int]:
