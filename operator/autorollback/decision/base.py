@@ -7,7 +7,12 @@ from typing import Any
 from autorollback import history
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure, Undo, images
+from autorollback.workloads.base import (
+    Failure,
+    Undo,
+    history_object as history_object,  # where the decision steps find it
+    images,
+)
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,6 @@ class Decision:
 
 def nothing(reason: Reason, message: str, failure: Failure | None = None) -> Decision:
     return Decision(Result.NOTHING, reason, message, failure=failure)
-
-
-def history_object(kind: str) -> str:
-    """What a kind keeps its revisions in, as messages name it."""
-    return "ReplicaSet" if kind == "Deployment" else "ControllerRevision"
 
 
 def describe(revision: int, template: dict[str, Any]) -> str:

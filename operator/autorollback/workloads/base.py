@@ -56,6 +56,11 @@ def images(template: dict[str, Any]) -> str:
     return ", ".join(named) or "no containers"
 
 
+def history_object(kind: str) -> str:
+    """What a kind keeps its revisions in, as messages name it."""
+    return "ReplicaSet" if kind == "Deployment" else "ControllerRevision"
+
+
 class Workload(Protocol):
     """One kind of workload, as the core needs to know it. Objects are raw JSON."""
 
