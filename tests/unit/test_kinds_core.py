@@ -7,11 +7,10 @@ import copy
 import pytest
 
 from autorollback import config as annotations, decision, ledger, state, times
-from autorollback.decision.base import history_object
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
 from autorollback.vocab import Job, Reason, Result
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, history_object
 from autorollback.workloads.daemonset import DAEMONSETS
 from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workloads.statefulset import STATEFULSETS

@@ -7,12 +7,7 @@ from typing import Any
 from autorollback import history
 from autorollback.gitrevert import core as gitcore
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import (
-    Failure,
-    Undo,
-    history_object as history_object,  # where the decision steps find it
-    images,
-)
+from autorollback.workloads.base import Failure, Undo, images
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from autorollback import history, ledger
 from autorollback.decision import reports
-from autorollback.decision.base import Decision, history_object, nothing
+from autorollback.decision.base import Decision, nothing
 from autorollback.decision.measured import Measured
 from autorollback.signals.base import Facts, Source
 from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure, Undo, rollout_over
+from autorollback.workloads.base import Failure, Undo, history_object, rollout_over
 
 
 @dataclass(frozen=True)

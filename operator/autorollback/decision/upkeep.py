@@ -5,12 +5,12 @@ too short to roll back)."""
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import as_generation, history_object, revert_pr
+from autorollback.decision.base import as_generation, revert_pr
 from autorollback.decision.measured import NO_PROGRESS
 from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
 from autorollback.gitrevert import core as gitcore
-from autorollback.workloads.base import BAKE_FAILURES, Workload, images, template_of
+from autorollback.workloads.base import BAKE_FAILURES, Workload, history_object, images, template_of
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
