@@ -16,6 +16,7 @@ from autorollback.checks import alerts as calerts, bake as cbake, promql, schedu
 from autorollback.checks.outcome import Kind
 from autorollback.checks.schedule import Running
 from autorollback.checks.settings import ChecksSettings
+from autorollback.decision.base import history_object
 from autorollback.events import post
 from autorollback.history import Revision
 from autorollback.reconcile.work import PassResult, Work, log, who
@@ -104,7 +105,7 @@ def watch(
         return None
     running.evaluated[calerts.KEY] = now
     record = calerts.recorded(current)
-    if record is None and not calerts.ready(raw, current):
+    if record is None and not _ready(work, raw, current):
         running.evaluated[calerts.KEY] = now - calerts.INTERVAL + NOT_READY_RETRY
         return None
     meta = raw["metadata"]
@@ -128,7 +129,7 @@ def watch(
             work,
             running,
             "error",
-            f"the alerts {', '.join(names)} could not be read for ReplicaSet {meta['name']}: {firing.error}; "
+            f"the alerts {', '.join(names)} could not be read for {history_object(work.workload.kind)} {meta['name']}: {firing.error}; "
             "never a rollback (the alerts are read again at the next interval)",
         )
         return None
@@ -136,7 +137,8 @@ def watch(
         if firing.names:
             shown = ", ".join(sorted(firing.names))
             message = (
-                f"alerts already firing when revision {current.number} (ReplicaSet {meta['name']}) first had a ready "
+                f"alerts already firing when revision {current.number} ({history_object(work.workload.kind)} "
+                f"{meta['name']}) first had a ready "
                 f"pod: {shown}. They do not roll this revision back; the other alerts named still do"
             )
             log.warning("alerts preexisting", replicaset=meta["name"], alerts=sorted(firing.names), **who(work))
@@ -160,6 +162,15 @@ def watch(
         return None
     log.warning("alert firing", replicaset=meta["name"], alerts=list(verdict.fired), **who(work))
     return calerts.failure(verdict.fired, firing.at, meta["name"], current.number, meta.get("creationTimestamp") or "")
+
+
+def _ready(work: Work, raw: dict[str, Any], current: Revision) -> bool:
+    """calerts.ready. A kind whose history objects do not count their ready pods (a ControllerRevision
+    has no status) has its pods read whole: only while the record is not written, and once each
+    NOT_READY_RETRY until a pod of the revision is Ready."""
+    if work.workload.counts_ready:
+        return calerts.ready(raw, current)
+    return calerts.ready(raw, current, work.workload.pods_of(raw, work.ctx.api.pods_full(work.deployment)))
 
 
 def _count(work: Work, result: PassResult, kind: Kind) -> None:

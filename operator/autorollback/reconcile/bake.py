@@ -18,6 +18,7 @@ from autorollback.checks.outcome import BAD_DATA, Kind, Outcome, Reading, classi
 from autorollback.checks.prometheus import Client as Prometheus
 from autorollback.checks.schedule import Running
 from autorollback.config import quote
+from autorollback.decision.base import history_object
 from autorollback.events import post
 from autorollback.history import Revision
 from autorollback.reconcile import alerts, attempt
@@ -370,7 +371,7 @@ def _tell_first(work: Work, running: Running, check: templates.Check, outcome: O
     effect = {"ignore": "it neither counts as a failure nor resets the streak", "fail": "it counts as a failure",
               "reset": "it resets the streak"}[policy.value]  # fmt: skip
     message = (
-        f"metric check {check.name} on ReplicaSet {running.replicaset} {what}: {outcome.detail or 'no detail'}; "
+        f"metric check {check.name} on {history_object(work.workload.kind)} {running.replicaset} {what}: {outcome.detail or 'no detail'}; "
         f"{effect} (the check's on{'NoData' if outcome.kind is Kind.NO_DATA else 'Error'}: {policy.value})"
     )
     reason = "MetricCheckNoData" if outcome.kind is Kind.NO_DATA else "MetricCheckError"
