@@ -461,3 +461,27 @@ def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollou
     assert mark(controller_revision(ns, "web", V2), "bake"), "the streak was checkpointed on the ControllerRevision"
     time.sleep(5)  # the restored revision is not baked: no ping-pong
     assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [1, 1]
+
+
+def test_a_relative_check_compares_a_statefulsets_new_pods_with_those_left_on_the_previous_revision(
+    namespace, checked, traffic
+) -> None:
+    """A StatefulSet stopped at its partition keeps web-0 on V1: that revision, with pods left, is the
+    baseline (a ControllerRevision counts no available pods: without the pods it was never found)."""
+    ns = namespace
+    op = checked(ns)
+    traffic.ratio = {V1: 0.1, V2: 0.1}
+    on = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback"}
+    partitioned = {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}
+    kit.apply(kinds.statefulset(ns, on, strategy=partitioned))
+    good = kit.wait_for(lambda: kinds.rolled_out(ns, "statefulset", V1), 90, "V1")
+    relative = {"autorollback.io/checks": "error-vs-previous", "autorollback.io/bake-seconds": "120"}
+    v2 = {**kinds.GOOD_V2, "metadata": {"annotations": relative}}
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(v2))
+    # 0.1 against the previous revision's 0.1: a pass, which needs the baseline (else it is no data)
+    kit.wait_for(lambda: evaluations(op, ns, "pass", "error-vs-previous") >= 1, 60, "a passing relative evaluation")
+    traffic.ratio[V2] = 0.4
+    failed = wait_event(ns, "RolloutFailed", timeout=90)["message"]
+    assert "MetricCheckFailed: error-vs-previous 0.4 > 0.15" in failed and "(previous revision 0.1)" in failed, failed
+    back = kit.wait_for(lambda: kinds.rolled_out(ns, "statefulset", V1), 120, "back on V1")
+    assert back["spec"]["template"] == good["spec"]["template"]
