@@ -307,15 +307,7 @@ def test_each_fast_signal_of_the_update_revisions_pods_rolls_back_before_the_dea
     good = {
         name: kit.wait_for(lambda name=name: rolled_out(ns, kind, V1, name), 90, f"{name} on V1") for name in SIGNALS
     }
-    kit.wait_for(
-        lambda: all(
-            (cs.get("restartCount") or 0) >= 1
-            for p in kit.kubectl_json("-n", ns, "get", "pods", "-l", "app=old")["items"]
-            for cs in p.get("status", {}).get("containerStatuses") or [{}]
-        ),
-        60,
-        "the old revision's pods to crash",
-    )
+    kit.wait_for(lambda: kit.restarted(ns, "old", 1), 60, "the old revision's pods to crash")
     for failure in SIGNALS:
         kit.kubectl("-n", ns, "patch", f"{kind}/{failure}", "--type=strategic", "-p", json.dumps(broken(failure)))
     kit.kubectl("-n", ns, "patch", f"{kind}/old", "--type=json", "-p", json.dumps(
