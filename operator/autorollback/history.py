@@ -223,7 +223,7 @@ def choose_target(history: list[Revision], failing: Revision) -> Target:
         return Target(
             None,
             "there is no older revision to go back to (this is the first revision, "
-            "or revisionHistoryLimit removed the older ReplicaSets)",
+            "or revisionHistoryLimit removed the older revisions)",
         )
     healthy = next((r for r in older if r.healthy), None)
     if healthy:

@@ -119,7 +119,7 @@ def twins(new_namespace, manifest, annotations: dict[str, str]) -> tuple[str, st
     return ours, theirs
 
 
-def differential(ours: str, theirs: str, kind: str) -> None:
+def differential(ours: str, theirs: str, kind: str, op: Any) -> None:
     """Both healthy on V1, both broken the same way; theirs undone by kubectl, ours by autorollback:
     the same template, byte for byte, and both healthy on V1 again."""
     for ns in (ours, theirs):
@@ -147,15 +147,31 @@ def differential(ours: str, theirs: str, kind: str) -> None:
     assert restored["metadata"]["labels"] == {"app": "web"}  # v2's failure label is gone
     assert restored["metadata"]["annotations"] == {"example.com/scrape": "true"}  # v2's annotation is gone
     assert results[0]["spec"]["updateStrategy"] == results[1]["spec"]["updateStrategy"]  # only the template
+    # the controller took it: the restored revision completed, was marked healthy again, and the
+    # recovery was measured (nothing is known from the patch alone)
+    kit.wait_for(
+        lambda: op.metric("autorollback_recovery_seconds_count", kind=results[0]["kind"], namespace=ours) == 1,
+        60,
+        "the recovery to be measured",
+    )
+    restored = marked_healthy(ours, V1)
+    assert restored is not None and " generation 3" in restored["metadata"]["annotations"][HEALTHY_AT]
 
 
 @pytest.mark.slow
-def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does(new_namespace, operator_factory) -> None:
+def test_a_daemonset_on_both_nodes_is_rolled_back_as_kubectl_rollout_undo_does_and_known_bad_after(
+    new_namespace, operator_factory
+) -> None:
     ours, theirs = twins(new_namespace, daemonset, {ENABLED: "true", DEADLINE: "10"})
-    operator_factory("-n", ours)
-    differential(ours, theirs, "daemonset")
+    differential(ours, theirs, "daemonset", operator_factory("-n", ours))
     assert get(ours, "daemonset")["status"]["desiredNumberScheduled"] == 2  # both fake nodes
     assert kit.reasons(ours, "web").count("RolledBack") == 1
+    # a GitOps controller re-applies the broken version: its ControllerRevision is reused, and known bad
+    kit.kubectl("-n", ours, "patch", "daemonset/web", "--type=strategic", "-p", json.dumps(BREAK))
+    early = event(ours, "KnownBadTemplate", timeout=30)  # at once, not after the deadline
+    assert early["type"] == "Warning" and "revert it at its source" in early["message"]
+    assert "re-applied" in event(ours, "RollbackAbandoned", timeout=60)["message"]
+    assert kit.reasons(ours, "web").count("RolledBack") == 1 and kit.image_of(get(ours, "daemonset")) == V2
 
 
 @pytest.mark.slow
@@ -165,8 +181,7 @@ def test_a_parallel_statefulset_with_mode_rollback_is_rolled_back_as_kubectl_rol
     ours, theirs = twins(
         new_namespace, statefulset, {ENABLED: "true", DEADLINE: "10", "autorollback.io/mode": "rollback"}
     )
-    operator_factory("-n", ours)
-    differential(ours, theirs, "statefulset")
+    differential(ours, theirs, "statefulset", operator_factory("-n", ours))
     rolled = kit.event(ours, "web", "RolledBack")
     assert rolled is not None and rolled["involvedObject"]["kind"] == "StatefulSet"
 
@@ -229,6 +244,46 @@ def test_a_statefulset_stopped_at_its_partition_is_complete_and_a_pod_lost_since
     sts = get(ns, "statefulset")
     assert kit.image_of(sts) == V2 and sts["metadata"]["generation"] == 2, kit.reasons(ns, "web")
     assert not {"RolledBack", "RolloutFailed"} & set(kit.reasons(ns, "web"))
+
+
+@pytest.mark.slow
+def test_a_partition_lowered_after_its_canary_completed_is_a_rollout_judged_anew(
+    namespace: str, operator_factory
+) -> None:
+    ns = namespace
+    on = {ENABLED: "true", DEADLINE: "30", "autorollback.io/mode": "rollback"}
+    canary = {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}
+    kit.apply(statefulset(ns, on, replicas=3, policy="OrderedReady", strategy=canary))
+    operator_factory("-n", ns)
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "V1")
+    # minReadySeconds (below the deadline, as a Deployment's must be): an OrderedReady rollout waits
+    # that long after each updated pod is Ready, time enough to break the next one (the template itself
+    # is good: its canary completes)
+    slow = {"spec": {"minReadySeconds": 20, **GOOD_V2["spec"]}}
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(slow))
+    kit.wait_for(lambda: marked_healthy(ns, V2), 90, "V2's canary (ordinal 2) complete and marked healthy")
+    kit.kubectl(
+        "-n",
+        ns,
+        "patch",
+        "statefulset/web",
+        "--type=merge",
+        "-p",
+        '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}',
+    )
+
+    def updated_pod() -> str | None:
+        pods = kit.kubectl_json("-n", ns, "get", "pods", "-l", "app=web")["items"]
+        labels = next((p["metadata"]["labels"] for p in pods if p["metadata"]["name"] == "web-1"), {})
+        revision = labels.get("controller-revision-hash")
+        return revision if revision == get(ns, "statefulset")["status"].get("updateRevision") else None
+
+    kit.wait_for(updated_pod, 60, "web-1 replaced by a V2 pod")
+    kit.kubectl("-n", ns, "label", "pod", "web-1", f"{FAILURE}=not-ready")  # before it is available
+    failed = event(ns, "RolloutFailed", timeout=120)
+    assert "made no progress for 30s" in failed["message"], failed["message"]
+    event(ns, "RolledBack")
+    kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 120, "back on V1 (the stuck pod deleted)")
 
 
 def checkpoint(ns: str) -> int:

@@ -73,9 +73,26 @@ def test_nothing_without_a_rollback_in_the_statefulsets_own_ledger() -> None:
 
 def test_nothing_once_the_template_changed_after_the_rollback() -> None:
     # someone deployed V3 after the rollback: updateRevision is no longer the restored revision
-    later = rolled_back(update=V3)
+    later = rolled_back(update=V3, generation=6)  # the deploy after the rollback's (5)
     later["spec"]["template"]["spec"]["containers"][0]["image"] = V3
     assert stuck.finish(later, [*STUCK, pod(2, V3, False)]).delete == ()
+
+
+def test_a_restored_revision_the_controller_created_again_under_a_new_name_is_the_one_finished() -> None:
+    # V1's revision was written by Kubernetes 1.33: restoring it, the 1.34 controller compares bytes and
+    # creates an equal revision under another name; the spec is still the one the rollback wrote
+    renamed = rolled_back()
+    renamed["status"]["updateRevision"] = renamed["status"]["currentRevision"] = "web-6b9d7c5f4"
+    again = pod(1, V1, False)
+    again["metadata"]["labels"]["controller-revision-hash"] = "web-6b9d7c5f4"
+    pods = [pod(0, V1, True), again, pod(2, V2, False)]
+    f = stuck.finish(renamed, pods)
+    assert f.entry == ENTRY and names(f) == ["web-2"] and f.waiting == ("web-1",)
+    marks = {history.HEALTHY_AT: "web-6b9d7c5f4 revision 3 generation 5"}  # its completion, bound to its name
+    assert stuck.finish(renamed, pods, restored_marks=marks).entry is None
+    # a spec changed since (a new template, a scale): not this rollback's to finish under another name
+    renamed["metadata"]["generation"] = renamed["status"]["observedGeneration"] = 6
+    assert stuck.finish(renamed, pods).entry is None
 
 
 def test_only_the_newest_rollback_is_finished() -> None:

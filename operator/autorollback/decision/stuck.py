@@ -87,16 +87,27 @@ def enabled(annotations: Mapping[str, str] | None, default: bool = True) -> bool
 
 def rollback_observed(sts: dict[str, Any]) -> ledger.Entry | None:
     """The StatefulSet's newest rollback (its own ledger) when the controller has observed it: the
-    spec is observed and status.updateRevision is the revision the rollback restored. None otherwise
-    (no rollback; not observed yet; the template changed since: someone deployed after it)."""
+    spec is observed and status.updateRevision is the revision the rollback restored (`restored_as`).
+    That is the revision the ledger names, or, while the spec is still the one the rollback wrote (its
+    generation is the next after the one the rollback patched), a new one the controller created for
+    the same template: it compares a revision's bytes, and one written by an older Kubernetes
+    (1.33's `creationTimestamp: null`) is re-created under a new name (workload-kinds.md §2.3). None
+    otherwise (no rollback; not observed yet; the template changed since: someone deployed after it)."""
     entries = ledger.parse((sts["metadata"].get("annotations") or {}).get(ledger.KEY))
     if not entries:
         return None
     newest = entries[0]
-    update = (sts.get("status") or {}).get("updateRevision")
-    if not cr.observed(sts) or not update or update != newest.restored or newest.failed == newest.restored:
+    update = restored_as(sts)
+    if not cr.observed(sts) or not update or newest.failed in (newest.restored, update):
         return None
-    return newest
+    untouched = bool(newest.generation) and sts["metadata"].get("generation") == newest.generation + 1
+    return newest if update == newest.restored or untouched else None
+
+
+def restored_as(sts: dict[str, Any]) -> str:
+    """The revision the controller rolls out now (status.updateRevision): the restored one, once
+    `rollback_observed`; its pods carry this name, and its marks are bound to it."""
+    return str((sts.get("status") or {}).get("updateRevision") or "")
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -168,7 +179,8 @@ def finish(
 
     pods: the pods its selector matches (full objects: their Ready condition is read).
     default: the operator's setting (--delete-stuck-pods); the annotation turns it off per StatefulSet.
-    restored_marks: the annotations of the restored ControllerRevision (the abandonment mark).
+    restored_marks: the annotations of the restored ControllerRevision, as `restored_as` names it (its
+    healthy mark, the abandonment mark).
     not_ready_seconds: how long the shell has seen `progress` last (restored pods not Ready, and no more
     of them becoming Ready), on its monotonic clock; the deadline is the StatefulSet's.
     """
@@ -183,12 +195,13 @@ def finish(
     entry = rollback_observed(sts)
     if entry is None:
         return Finish(None, "no rollback observed by the controller is the StatefulSet's latest change")
-    health = history.parse_health(history.bound(entry.restored, (restored_marks or {}).get(history.HEALTHY_AT)))
+    restored = restored_as(sts)
+    health = history.parse_health(history.bound(restored, (restored_marks or {}).get(history.HEALTHY_AT)))
     if health is not None and entry.generation and health.generation >= entry.generation:
         # level-triggered end: a restored pod not Ready months later is the deadline's and the fast
         # signals' to judge, never a reason to abandon this rollback
         return Finish(None, "the rollback is finished: the restored revision completed since")
-    idle, ready_count = waiting(sts, pods, entry.restored)
+    idle, ready_count = waiting(sts, pods, restored)
     progress = f"{entry.id} ready={ready_count}" if idle else ""
     if (restored_marks or {}).get(MARK) == f"{ABANDONED} {entry.id}":
         return Finish(entry, "abandoned already", waiting=idle, abandoned_before=True)
@@ -202,7 +215,7 @@ def deleted_message(sts: dict[str, Any], entry: ledger.Entry, pods: tuple[Pod, .
     return (
         f"deleted pod{'s' if len(pods) > 1 else ''} {names} of the failed revision {entry.failed}, not Ready, so that "
         f"the StatefulSet controller recreates {'them' if len(pods) > 1 else 'it'} at the restored revision "
-        f"{entry.restored} (with OrderedReady it waits for a broken pod forever: Kubernetes' Forced rollback). "
+        f"{restored_as(sts)} (with OrderedReady it waits for a broken pod forever: Kubernetes' Forced rollback). "
         "Deleted gracefully; the PersistentVolumeClaims stay: data the failed version wrote to the volumes is "
         f'still there. Turn this off with the annotation {ANNOTATION}: "false".'
     )
@@ -210,7 +223,7 @@ def deleted_message(sts: dict[str, Any], entry: ledger.Entry, pods: tuple[Pod, .
 
 def abandoned_message(sts: dict[str, Any], entry: ledger.Entry, waiting: tuple[str, ...], seconds: float) -> str:
     return (
-        f"the pods of the restored revision {entry.restored} are not Ready either ({', '.join(waiting)}; no "
+        f"the pods of the restored revision {restored_as(sts)} are not Ready either ({', '.join(waiting)}; no "
         f"progress for {int(seconds)}s, the progress deadline): not deleting any more pods of the failed revision "
         f"{entry.failed}. Manual intervention needed: the restored version may not run on what the failed one "
         "left (its data stays on the volumes); inspect the pods, then roll out a fix."

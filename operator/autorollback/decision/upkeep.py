@@ -91,7 +91,7 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]], wor
     name = rs.name
     entry = next(e for e in entries if e.failed == name)
     return (
-        f"ReplicaSet {name} ({images(rs.template)}) is being rolled out again, but autorollback "
+        f"{history_object(workload.kind)} {name} ({images(rs.template)}) is being rolled out again, but autorollback "
         f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
         "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
         f"re-applying it.{revert_pr(rs)}"

@@ -33,7 +33,7 @@ def finish(work: Work, result: PassResult) -> None:
         result.done.stuck_done = key
         return
     pods = work.ctx.api.pods_full(sts)
-    restored = work.api.get_revision(work.namespace, entry.restored)
+    restored = work.api.get_revision(work.namespace, stuck.restored_as(sts))
     marks = dict(((restored or {}).get("metadata") or {}).get("annotations") or {})
     deadline = float(work.workload.deadline_seconds(sts))
     first = stuck.finish(sts, pods, default=True, restored_marks=marks, deadline_seconds=deadline)
@@ -88,7 +88,7 @@ def _delete(work: Work, plan: stuck.Finish) -> tuple[tuple[stuck.Pod, ...], int]
 def _abandon(work: Work, sts: dict[str, Any], plan: stuck.Finish, seconds: float, marked: bool) -> None:
     assert plan.entry is not None
     if marked:  # recorded before it is told: told once, and nothing is deleted after a restart either
-        work.api.mark_revision(work.namespace, plan.entry.restored, {stuck.MARK: plan.abandon_mark})
+        work.api.mark_revision(work.namespace, stuck.restored_as(sts), {stuck.MARK: plan.abandon_mark})
     message = stuck.abandoned_message(sts, plan.entry, plan.waiting, seconds)
     log.warning("rollback abandoned: the restored revision's pods fail too", message=message, **who(work))
     events.post(work.ctx.api, sts, "Warning", "RollbackAbandoned", message, once=plan.abandon_mark)

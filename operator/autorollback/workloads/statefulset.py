@@ -16,7 +16,7 @@ and stops there on purpose: complete, not failing.
 
 from typing import Any
 
-from autorollback.history import Revision
+from autorollback.history import Health, Revision
 from autorollback.workloads import controllerrevision as cr
 from autorollback.workloads.controllerrevision import count
 
@@ -100,6 +100,17 @@ def rollout_revision(sts: dict[str, Any]) -> str:
     return str((sts.get("status") or {}).get("updateRevision") or "")
 
 
+def covers(workload: dict[str, Any], health: Health) -> bool:
+    """base.Workload.covers: a completion covers the rollout now if it was of every pod (the current
+    revision is the update revision: the controller moved it once all were updated and Ready), or if
+    the controller has observed no spec change since (status.observedGeneration is the one seen
+    complete). A completion stopped at a partition covered the pods at or above it only: with the
+    partition lowered (or the StatefulSet scaled) since, the same revision is rolled out to pods it
+    never covered, and that rollout is judged anew (its deadline, its pods' signals)."""
+    s = workload.get("status") or {}
+    return s.get("updateRevision") == s.get("currentRevision") or health.generation >= count(s, "observedGeneration")
+
+
 def progress(sts: dict[str, Any]) -> tuple[int, ...]:
     """The counts whose change is progress (§6 A; the update revision is in `unfinished`'s name)."""
     s = sts.get("status") or {}
@@ -146,6 +157,7 @@ class StatefulSets(cr.ControllerRevisionKind):
     pods_of = staticmethod(pods_of)
     pod_label_value = staticmethod(pod_label_value)
     update_revision = staticmethod(update_revision)
+    covers = staticmethod(covers)
 
 
 STATEFULSETS = StatefulSets()
