@@ -457,7 +457,9 @@ def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollou
         bad = controller_revision(ns, n, V2)
         assert mark(bad, "failed-reason").startswith(f"{bad['metadata']['name']} {reason}: "), n
         assert not mark(bad, "healthy-at"), n
-        assert kit.event(ns, n, "RolledBack")["involvedObject"]["kind"] == kinds.KINDS[kind]
+        rolled = kit.event(ns, n, "RolledBack")
+        assert rolled["involvedObject"]["kind"] == kinds.KINDS[kind]
+        assert "(revision 1 is the newest known to have been healthy)" in rolled["message"], rolled["message"]
     assert mark(controller_revision(ns, "web", V2), "bake"), "the streak was checkpointed on the ControllerRevision"
     time.sleep(5)  # the restored revision is not baked: no ping-pong
     assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [1, 1]
