@@ -166,11 +166,16 @@ def watch(
 
 def _ready(work: Work, raw: dict[str, Any], current: Revision) -> bool:
     """calerts.ready. A kind whose history objects do not count their ready pods (a ControllerRevision
-    has no status) has its pods read whole: only while the record is not written, and once each
-    NOT_READY_RETRY until a pod of the revision is Ready."""
-    if work.workload.counts_ready:
+    has no status) has the revision's pods read whole (selected by its pod label): only while the
+    record is not written, and once each NOT_READY_RETRY until one of them is Ready."""
+    kind = work.workload
+    if kind.counts_ready:
         return calerts.ready(raw, current)
-    return calerts.ready(raw, current, work.workload.pods_of(raw, work.ctx.api.pods_full(work.deployment)))
+    value = kind.pod_label_value(raw)
+    if not value:
+        return False
+    pods = work.ctx.api.pods_full(work.deployment, (kind.pod_label, value))
+    return calerts.ready(raw, current, kind.pods_of(raw, pods))
 
 
 def _count(work: Work, result: PassResult, kind: Kind) -> None:
