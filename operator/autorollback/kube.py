@@ -201,14 +201,14 @@ class Client:
         )
         return list(page.get("items") or [])
 
-    def pods_full(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        """The pods the workload's selector matches, whole (their status: Ready or not)."""
+    def pods_full(self, workload: dict[str, Any], revision: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """The pods the workload's selector matches, whole (their status: Ready or not); with `revision`
+        (a pod label and its value), only that revision's."""
         meta = workload["metadata"]
-        page = self.request(
-            "GET",
-            f"/api/v1/namespaces/{meta['namespace']}/pods",
-            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
-        )
+        labels = selector(workload["spec"].get("selector") or {})
+        if revision is not None:
+            labels = ",".join(p for p in (labels, f"{revision[0]}={revision[1]}") if p)
+        page = self.request("GET", f"/api/v1/namespaces/{meta['namespace']}/pods", query={"labelSelector": labels})
         return list(page.get("items") or [])
 
     def delete_pod(self, namespace: str, name: str, uid: str, resource_version: str) -> None:

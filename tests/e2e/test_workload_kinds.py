@@ -315,16 +315,78 @@ def test_a_measured_deadline_of_a_daemonset_resumes_after_a_restart(namespace: s
     kit.wait_for(lambda: rolled_out(ns, "daemonset", V1), 60, "back on V1")
 
 
+# Every fast signal on each kind: one workload per signal (named after its failure label), all
+# broken at once under one operator. "unschedulable" asks more CPU than a node has (the scheduler
+# says Unschedulable; a DaemonSet's controller places pods without counting resources).
+SIGNALS = {
+    "not-ready": "CrashLoopBackOff",  # waiting in CrashLoopBackOff, never Ready
+    "crash": "CrashLoopBackOff",  # exit code 1, restarts rising
+    "oom": "OOMKilled",
+    "image-pull": "ImagePullBackOff",
+    "config-error": "CreateContainerConfigError",
+    "container-error": "CreateContainerError",
+    "unready": "NotReady",
+    "unschedulable": "Unschedulable",
+}
+KINDS = {"daemonset": "DaemonSet", "statefulset": "StatefulSet"}
+
+
+def broken(failure: str) -> dict[str, Any]:
+    """The release that fails with `failure`: V2, and the failure label (or a request no node fits)."""
+    container: dict[str, Any] = {"name": "app", "image": V2}
+    if failure == "unschedulable":
+        container["resources"] = {"requests": {"cpu": "1000"}}
+        return {"spec": {"template": {"spec": {"containers": [container]}}}}
+    return {"spec": {"template": {"metadata": {"labels": {FAILURE: failure}}, "spec": {"containers": [container]}}}}
+
+
+def manifest(kind: str, ns: str, annotations: dict[str, str], name: str) -> dict[str, Any]:
+    return daemonset(ns, annotations, name) if kind == "daemonset" else statefulset(ns, annotations, name=name)
+
+
 @pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
-def test_a_fast_signal_of_the_update_revisions_pods_rolls_back_before_the_deadline(
+def test_each_fast_signal_of_the_update_revisions_pods_rolls_back_before_the_deadline(
     namespace: str, operator_factory, kind: str
 ) -> None:
     ns = namespace
-    on = {ENABLED: "true", "autorollback.io/mode": "rollback", "autorollback.io/fail-on": "CrashLoopBackOff"}
-    kit.apply(daemonset(ns, on) if kind == "daemonset" else statefulset(ns, on))  # the default deadline: 600 s
-    operator_factory("-n", ns)
-    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "V1")
-    kit.kubectl("-n", ns, "patch", f"{kind}/web", "--type=strategic", "-p", json.dumps(BREAK))
-    rolled = event(ns, "RolledBack", timeout=60)  # KWOK's not-ready pods wait in CrashLoopBackOff, restarts rising
-    assert "CrashLoopBackOff" in rolled["message"]
-    kit.wait_for(lambda: rolled_out(ns, kind, V1), 90, "back on V1")
+    on = {ENABLED: "true", "autorollback.io/mode": "rollback", "autorollback.io/fail-grace-seconds": "5"}
+    for failure, signal in SIGNALS.items():  # the default deadline: 600 s, the default 3 restarts
+        kit.apply(manifest(kind, ns, {**on, "autorollback.io/fail-on": signal}, failure))
+    # the old revision's pods fail (crash) while a good release rolls out: they never count (seen red on
+    # the StatefulSet counting every pod; a DaemonSet's controller deletes its unavailable old pods at once)
+    old = {**on, "autorollback.io/fail-on": "all", "autorollback.io/fail-restarts": "1"}
+    bad_v1 = manifest(kind, ns, old, "old")
+    bad_v1["spec"]["template"]["metadata"]["labels"][FAILURE] = "crash"
+    kit.apply(bad_v1)
+    op = operator_factory("-n", ns)
+    good = {
+        name: kit.wait_for(lambda name=name: rolled_out(ns, kind, V1, name), 90, f"{name} on V1") for name in SIGNALS
+    }
+    kit.wait_for(lambda: kit.restarted(ns, "old", 1), 60, "the old revision's pods to crash")
+    for failure in SIGNALS:
+        kit.kubectl("-n", ns, "patch", f"{kind}/{failure}", "--type=strategic", "-p", json.dumps(broken(failure)))
+    kit.kubectl("-n", ns, "patch", f"{kind}/old", "--type=json", "-p", json.dumps(
+        [{"op": "remove", "path": f"/spec/template/metadata/labels/{FAILURE.replace('/', '~1')}"},
+         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": V2}]
+    ))  # fmt: skip
+    for failure, signal in SIGNALS.items():
+        rolled = kit.wait_for(lambda f=failure: kit.event(ns, f, "RolledBack"), 90, f"{failure} rolled back")
+        assert rolled["message"].endswith(signal) or signal in rolled["message"], rolled["message"]
+        assert rolled["involvedObject"]["kind"] == KINDS[kind]
+        back = kit.wait_for(lambda f=failure: rolled_out(ns, kind, V1, f), 120, f"{failure} back on V1")
+        assert back["spec"]["template"] == good[failure]["spec"]["template"], failure  # the good template, whole
+    kit.wait_for(lambda: rolled_out(ns, kind, V2, "old"), 120, "the good release of old, rolled out")
+    time.sleep(2)  # the broken pods keep failing while they go: nothing more happens
+    for failure, signal in SIGNALS.items():
+        assert sorted(kit.reasons(ns, failure)) == ["RolledBack", "RolloutFailed"], (failure, kit.reasons(ns, failure))
+        assert signal in kit.event(ns, failure, "RolloutFailed")["message"]
+        rollbacks = op.metric(
+            "autorollback_rollbacks_total",
+            kind=KINDS[kind],
+            namespace=ns,
+            name=failure,
+            result="success",
+            reason=signal,
+        )
+        assert rollbacks == 1, failure
+    assert kit.reasons(ns, "old") == []

@@ -53,7 +53,8 @@ app.kubernetes.io/component: operator
   verbs: ["create"]
 {{- if or .Values.failFast.podSignals .Values.prometheus.url }}
 # Fast failure signals: the pods of a fail-fast Deployment's rollout in progress (label-selected);
-# metric checks: the names of a revision's pods ({{ "{{pods}}" }} in a check template)
+# metric checks: the names of a revision's pods ({{ "{{pods}}" }} in a check template); alerts: whether a
+# pod of a StatefulSet's or DaemonSet's new revision is Ready (their revisions have no status)
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]

@@ -66,6 +66,7 @@ class Workload(Protocol):
 
     kind: str  # as Kubernetes spells it: the `kind` metric label, Events' involvedObject
     pod_label: str  # the pod label that names a pod's revision (pod-template-hash, controller-revision-hash)
+    counts_ready: bool  # its history objects count their ready pods (a ReplicaSet's status); else the pods say
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
         """The pod template the workload asks for now."""

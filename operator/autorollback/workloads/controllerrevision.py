@@ -228,6 +228,7 @@ class ControllerRevisionKind:
     adapter adds its `kind`, template, rollout and pods."""
 
     pod_label = REVISION_LABEL
+    counts_ready = False  # a ControllerRevision has no status: whether a pod of it is Ready, its pods say
 
     revisions = staticmethod(revisions)
     current = staticmethod(current)

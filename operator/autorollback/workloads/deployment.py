@@ -329,6 +329,7 @@ class Deployments:
 
     kind = KIND
     pod_label = HASH_LABEL
+    counts_ready = True  # a ReplicaSet's status.readyReplicas
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
         template: dict[str, Any] = workload["spec"]["template"]
