@@ -124,7 +124,7 @@ def _add_checks(run: argparse.ArgumentParser) -> None:
         type=_namespaces,
         default=[],
         metavar="NS[,NS...]",
-        help="namespaces whose Deployments may write their own PromQL (repeatable; default none)",
+        help="namespaces whose workloads may write their own PromQL (repeatable; default none)",
     )
     g.add_argument(
         "--alert-labels",
@@ -195,7 +195,10 @@ def checks_settings(args: argparse.Namespace) -> checks.ChecksSettings:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autorollback", description="Automatic rollback of failed Deployment rollouts.")
+    p = argparse.ArgumentParser(
+        prog="autorollback",
+        description="Automatic rollback of failed rollouts of Deployments, StatefulSets and DaemonSets.",
+    )
     p.add_argument("--version", action="version", version=f"autorollback {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="show what autorollback protects and what it decided (autorollback status -h)")
@@ -238,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
         "--watch-stale-seconds",
         type=float,
         default=300.0,
-        help="/healthz fails once the Deployment watch has missed changes for this long",
+        help="/healthz fails once the workload watches have missed changes for this long",
     )
     run.add_argument(
         "--leader-elect",
@@ -299,7 +302,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="RULE",
-        help="which repositories (and paths in them) the Deployments of some namespaces may revert: "
+        help="which repositories (and paths in them) the workloads of some namespaces may revert: "
         "'NAMESPACE=URL[ paths=GLOB,...][ credential=NAME]' (repeatable; no rule: no revert)",
     )
     run.add_argument(
