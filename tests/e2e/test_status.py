@@ -8,10 +8,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import kit
+from . import kit, test_workload_kinds as kinds
 
 ON = {"autorollback.io/enabled": "true"}
 DRY = {**ON, "autorollback.io/mode": "dry-run"}
@@ -22,7 +23,11 @@ STATUS = [sys.executable, "-m", "autorollback.status"]
 def read_only(ns: str, path: Path) -> Path:
     """A kubeconfig for a ServiceAccount allowed get/list/watch on what status reads, in ns only."""
     rules = [
-        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
     ]
     for manifest in (
@@ -222,3 +227,69 @@ def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
         r = subprocess.run([*argv, "-n", ns], capture_output=True, text=True, env=env, timeout=60, check=False)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[1].split()[:4] == [ns, "deployment/web", "rollback", "deadline"]
+
+
+def renamed(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    """test_workload_kinds' manifest (named and labelled web) as `name`: its own selector and pods."""
+    return json.loads(json.dumps(manifest).replace('"web"', f'"{name}"'))
+
+
+def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_factory, tmp_path: Path) -> None:
+    """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet still rolling out
+    (its measured deadline far away), a DaemonSet failed in dry-run; each healthy before, each named
+    as kubectl names it."""
+    ns = namespace
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    deadline = {"autorollback.io/progress-deadline-seconds": "10"}
+    kit.apply(renamed(kinds.statefulset(ns, {**ON, **deadline, "autorollback.io/mode": "rollback"}), "db"))
+    kit.apply(renamed(kinds.daemonset(ns, ON), "agent"))  # the default deadline: 600 s
+    kit.apply(renamed(kinds.daemonset(ns, {**DRY, **deadline}), "probe"))
+    operator_factory("-n", ns)
+    for name in ("db", "agent", "probe"):
+        kit.wait_for(lambda: rows(config, ns).get(name, {}).get("state") == "healthy" or None, 120, f"{name} healthy")
+    got = rows(config, ns)
+    assert {n: (r["kind"], r["mode"], r["revision"], r["last_healthy"]) for n, r in got.items()} == {
+        "db": ("StatefulSet", "rollback", 1, 1),
+        "agent": ("DaemonSet", "rollback", 1, 1),
+        "probe": ("DaemonSet", "dry-run", 1, 1),
+    }
+    assert (got["db"]["watching"], got["agent"]["watching"]) == ("deadline 10s", "deadline 600s")
+
+    for kind, name in (("statefulset", "db"), ("daemonset", "agent"), ("daemonset", "probe")):
+        kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(kinds.BREAK))
+    kit.wait_for(lambda: kit.event(ns, "probe", "RollbackPlanned"), 90, "probe's RollbackPlanned")
+    kit.wait_for(lambda: rows(config, ns)["db"]["state"] == "rolled back" or None, 120, "db rolled back")
+    got = rows(config, ns)
+    db, agent, probe = got["db"], got["agent"], got["probe"]
+    assert (db["revision"], db["state"], db["last_healthy"]) == (3, "rolled back", 3)
+    assert (db["last_rollback"]["from_revision"], db["last_rollback"]["to_revision"]) == (2, 3)
+    assert (agent["revision"], agent["state"], agent["last_healthy"], agent["last_rollback"]) == (
+        2,
+        "rolling out",
+        1,
+        None,
+    )
+    assert (probe["revision"], probe["state"], probe["last_healthy"], probe["last_rollback"]) == (2, "failed", 1, None)
+
+    table = status(config, "-n", ns)
+    assert table.returncode == 0, table.stderr
+    assert [line.split()[1:3] for line in table.stdout.splitlines()[1:]] == [
+        ["daemonset/agent", "rollback"],
+        ["daemonset/probe", "dry-run"],
+        ["statefulset/db", "rollback"],
+    ]
+    for target, kind, state in (
+        ("sts/db", "StatefulSet", "rolled back"),
+        ("statefulset.apps/db", "StatefulSet", "rolled back"),
+        ("ds/agent", "DaemonSet", "rolling out"),
+        ("daemonsets/probe", "DaemonSet", "failed"),
+    ):
+        detail = status(config, "-n", ns, target)
+        assert detail.returncode == 0, (target, detail.stderr)
+        assert f"Kind:          {kind}" in detail.stdout and f"State:         {state}" in detail.stdout, detail.stdout
+        assert "Note:" not in detail.stdout, detail.stdout
+    detail = status(config, "-n", ns, "sts/db").stdout
+    assert "rolled back away from" in detail and "healthy-at=" in detail and "RolledBack" in detail
+    assert "RollbackPlanned" in status(config, "-n", ns, "ds/probe").stdout
+    missing = status(config, "-n", ns, "db")  # a bare name is a Deployment
+    assert missing.returncode == 1 and missing.stderr == f'error: deployment "db" not found in namespace {ns}\n'

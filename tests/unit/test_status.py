@@ -299,9 +299,27 @@ def test_structured_output_is_stable() -> None:
     assert yaml.safe_load(render.structured(rows(), "yaml")) == data
 
 
+def test_a_daemonset_at_rest_is_healthy_and_rolling_out_while_a_node_is_owed_its_pod() -> None:
+    """A DaemonSet's completion names no ControllerRevision (daemonset.rollout): the template's is meant."""
+    daemonset = KINDS["DaemonSet"]
+    v1, v2 = "agent:1.0.0", "agent:2.0.0"
+    at_rest = f.daemonset(v1, updated=2, available=2, template_generation=1, generation=1)
+    marked = f.ds_revision(1, v1, healthy_at="revision 1 generation 1")
+    row = core.row(daemonset, at_rest, [marked])
+    assert (row.kind, row.revision, row.state, row.last_healthy) == ("DaemonSet", 1, core.HEALTHY, 1)
+    rolling = core.row(daemonset, f.daemonset(v2), [marked, f.ds_revision(2, v2)])
+    assert (rolling.revision, rolling.state, rolling.last_healthy) == (2, core.ROLLING_OUT, 1)
+    done = f.daemonset(v2, updated=2, available=2)
+    assert core.row(daemonset, done, [marked, f.ds_revision(2, v2)]).state == core.COMPLETE  # not marked yet
+
+
 def test_kinds_as_kubectl_spells_them() -> None:
     for text in ("deployment", "Deployment", "deployments", "deploy", "deployments.apps"):
         assert shell.kind_of(text) == "Deployment"
+    for text in ("sts", "statefulset", "StatefulSets", "statefulsets.apps"):
+        assert shell.kind_of(text) == "StatefulSet"
+    for text in ("ds", "daemonset", "daemonsets", "daemonsets.apps"):
+        assert shell.kind_of(text) == "DaemonSet"
 
 
 def test_the_cli_needs_neither_kopf_nor_the_forge_clients() -> None:

@@ -125,7 +125,11 @@ def revision_state(r: Revision, entries: tuple[ledger.Entry, ...]) -> str:
 
 
 def current_state(
-    adapter: Workload, workload: dict[str, Any], current: Revision | None, entries: tuple[ledger.Entry, ...]
+    adapter: Workload,
+    workload: dict[str, Any],
+    revisions: list[Revision],
+    current: Revision | None,
+    entries: tuple[ledger.Entry, ...],
 ) -> str:
     """The state of the revision the workload asks for now."""
     if adapter.paused(workload):
@@ -140,7 +144,9 @@ def current_state(
     ):
         return FAILED
     newest = entries[0] if entries else None
-    done = adapter.completed(workload) == current.name
+    completed = adapter.completed(workload)
+    # a DaemonSet's completion names the rollout of its template now, no revision (daemonset.rollout)
+    done = bool(completed) and (completed == current.name or completed not in {r.name for r in revisions})
     if newest is not None and newest.restored == current.name and current.number > newest.revision:
         return ROLLED_BACK if done else ROLLING_OUT
     if not done:
@@ -186,7 +192,7 @@ def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any
         mode=config.parse(_annotations(workload), adapter.kind).mode,
         watching=watching(adapter, workload),
         revision=current.number if current else adapter.revision_of(workload),
-        state=current_state(adapter, workload, current, entries),
+        state=current_state(adapter, workload, revisions, current, entries),
         last_healthy=max(healthy) if healthy else None,
         last_rollback=last,
         revert_pr=pr,
