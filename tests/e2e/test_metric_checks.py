@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from . import kit
+from . import kit, test_status
 from .prometheus import Prometheus
 from .test_rollback import ON, V1, V2, available, wait_event
 
@@ -197,8 +197,9 @@ def test_no_data_for_the_whole_bake_is_unverified_not_healthy(namespace, checked
     assert "RolledBack" not in kit.reasons(ns, "web")
 
 
-def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, traffic) -> None:
+def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, traffic, tmp_path: Path) -> None:
     ns = namespace
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
     first = checked(ns)
     traffic.ratio = {V1: 0.0, V2: 0.3}
     kit.release(ns, "web", V1, annotations={**ON})
@@ -208,6 +209,12 @@ def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, 
     first.proc.kill()  # before the third: the streak lives on in the checkpoint
     first.proc.wait()
     assert " error-ratio=2 " in mark(current_rs(ns, V2), "bake") + " "
+    # `autorollback status` (read-only) tells the bake under way, its checkpoint and what it checks
+    row = test_status.rows(reader, ns)["web"]
+    assert (row["revision"], row["state"], row["last_healthy"]) == (2, "baking", 1), row
+    assert row["watching"] == "deadline 10s; checks error-ratio"
+    detail = test_status.status(reader, "-n", ns, "web").stdout
+    assert "State:         baking" in detail and " bake=" in detail and "error-ratio=2" in detail, detail
     second = checked(ns)
     available(ns, V1, 3)
     assert evaluations(second, ns, "fail") == 1, "one more failed evaluation completed the streak"
