@@ -5,7 +5,7 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
-from . import kit
+from . import kit, test_status
 from .gitea import Gitea
 from .test_rollback import count, wait_event
 
@@ -80,6 +80,14 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
     )
     _, commits = gitea.api("GET", f"/repos/forgeadmin/shop/git/commits/{pr['head']['sha']}")
     assert f"This reverts commit {bad}." in commits["commit"]["message"]  # git revert's own line
+    # `autorollback status` (read-only) shows the revert proposed: the table row and the detail view
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
+    row = kit.wait_for(lambda: test_status.rows(reader, ns).get("shop"), 30, "shop's status row")
+    assert (row["state"], row["revert_pr"]) == ("rolled back", pr["html_url"]), row
+    table = test_status.status(reader, "-n", ns).stdout.splitlines()
+    assert table[1].split()[1] == "deployment/shop" and table[1].endswith(pr["html_url"]), table
+    detail = test_status.status(reader, "-n", ns, "shop").stdout
+    assert f"Revert PR:     {pr['html_url']}" in detail and f"revert-pr={pr['html_url']}" in detail, detail
 
     # Before anyone merges, the GitOps sync puts the failed version back: the warning names the PR.
     kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
