@@ -313,6 +313,23 @@ def test_a_daemonset_at_rest_is_healthy_and_rolling_out_while_a_node_is_owed_its
     assert core.row(daemonset, done, [marked, f.ds_revision(2, v2)]).state == core.COMPLETE  # not marked yet
 
 
+def test_a_statefulset_whose_restored_pods_fail_too_is_abandoned() -> None:
+    """decision.stuck records the abandonment on the restored revision, unbound: "abandoned <rollback id>"."""
+    statefulset = KINDS["StatefulSet"]
+    v1, v2 = "app:1.0.0", "app:2.0.0"
+    entry = ledger.Entry(f.sts_name(v2), f.sts_name(v1), "2026-11-26T11:40:00Z", "2026-11-26T11:41:00Z", "X", 2, 5)
+    sts = f.statefulset(v1, current=v2, update=v1, annotations={ledger.KEY: ledger.dump((entry,))})
+    mark = {core.STUCK_MARK: f"abandoned {entry.id}"}
+    history_ = [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=mark)]
+    assert core.row(statefulset, sts, history_).state == core.ABANDONED
+    restored = next(r for r in core.detail(statefulset, sts, history_, []).revisions if r.number == 3)
+    assert (restored.state, restored.marks["stuck-pods"]) == (core.ABANDONED, f"abandoned {entry.id}")
+    other = {core.STUCK_MARK: "abandoned an-earlier-rollback 2026-11-01T00:00:00Z"}
+    assert core.row(statefulset, sts, [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=other)]).state == (
+        core.ROLLING_OUT
+    )
+
+
 def test_kinds_as_kubectl_spells_them() -> None:
     for text in ("deployment", "Deployment", "deployments", "deploy", "deployments.apps"):
         assert shell.kind_of(text) == "Deployment"
