@@ -213,7 +213,8 @@ def test_watch_sees_a_rollback(namespace: str, operator_factory, tmp_path: Path)
 
 
 def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
-    """The wheel installs `kubectl-autorollback` (and `autorollback status`): kubectl finds it on PATH."""
+    """The wheel without extras installs `kubectl-autorollback` (and `autorollback status`), and none of
+    the operator's dependencies: kubectl finds it on PATH; `autorollback run` says what to install."""
     import os
 
     ns = namespace
@@ -227,6 +228,12 @@ def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
         r = subprocess.run([*argv, "-n", ns], capture_output=True, text=True, env=env, timeout=60, check=False)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[1].split()[:4] == [ns, "deployment/web", "rollback", "deadline"]
+    installed = {line.split("==")[0].lower() for line in kit.run(str(venv / "bin/pip"), "freeze").stdout.splitlines()}
+    assert "kubernetes" in installed
+    assert not {"kopf", "pygithub", "python-gitlab", "prometheus-client", "structlog", "promql-parser"} & installed
+    run = subprocess.run([venv / "bin/autorollback", "run", "-A"], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1, run
+    assert "pip install 'autorollback[operator]'" in run.stderr
 
 
 def renamed(manifest: dict[str, Any], name: str) -> dict[str, Any]:

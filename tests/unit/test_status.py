@@ -339,23 +339,26 @@ def test_kinds_as_kubectl_spells_them() -> None:
         assert shell.kind_of(text) == "DaemonSet"
 
 
-def test_the_cli_needs_neither_kopf_nor_the_forge_clients() -> None:
+def test_the_cli_needs_none_of_the_operators_dependencies() -> None:
+    """Installed without the `operator` extra: `status` works, anything else is one line saying what to install."""
     code = (
         "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('kopf', 'github', 'gitlab'):\n"
-        "            raise ImportError(name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from autorollback import cli\n"
-        "sys.exit(cli.main(['status', '--help']))\n"
+        "from autorollback import main\n"
+        "sys.modules.update(dict.fromkeys(main.OPERATOR_MODULES))\n"  # None: not installed, for import and find_spec
+        "print(main.main(['status', '--help']) if sys.argv[1] == 'status' else main.main(['run', '-A']))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    r = subprocess.run([sys.executable, "-c", code, "status"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "NAME|KIND/NAME" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-c", code, "run"], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stdout) == (0, "2\n"), r
+    assert r.stderr == (
+        "autorollback: error: the operator's dependencies are not installed (kopf, prometheus_client, structlog, "
+        "promql_parser, github, gitlab): pip install 'autorollback[operator]' (`autorollback status` works without them)\n"
+    )
 
 
 def test_both_commands_reach_the_status_cli(monkeypatch) -> None:
-    from autorollback import cli
+    from autorollback import main as cli
 
     calls = []
     monkeypatch.setattr(shell, "main", lambda argv, prog="": calls.append((argv, prog)) or 0)
