@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,42 +175,61 @@ def test_each_error_is_one_line_and_fails(namespace: str, new_namespace, tmp_pat
         assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(line), r.stderr
 
 
+class Watching:
+    """`status --watch` running: what it drew, line by line."""
+
+    def __init__(self, config: Path, *args: str):
+        env = {**_env(), "KUBECONFIG": str(config)}
+        self.proc = subprocess.Popen(
+            [*STATUS, *args, "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+
+    def until(self, shows: Callable[[str], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, self.proc.stderr.read()  # type: ignore[union-attr]
+                continue
+            self.seen.append(line)
+            if shows(line):
+                return
+        pytest.fail(f"--watch never showed {what}; it drew:\n{''.join(self.seen)}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def test_watch_sees_a_rollback(namespace: str, operator_factory, tmp_path: Path) -> None:
+    """The table and the detail view drawn again on each change, from the API's watches (their bounded
+    fallback reads again only every few minutes: without the watches, nothing is drawn again in time)."""
     ns = namespace
     config = read_only(ns, tmp_path / "reader.kubeconfig")
     kit.release(ns, "web", V1, annotations=ON)
     operator_factory("-n", ns)
     available(ns, "web", V1, 1)
-    env = {**_env(), "KUBECONFIG": str(config)}
-    proc = subprocess.Popen(
-        [*STATUS, "-n", ns, "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-    seen: list[str] = []
+    table, detail = Watching(config, "-n", ns), Watching(config, "-n", ns, "deploy/web")
 
-    def until(state: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-                continue
-            seen.append(line)
-            if line.startswith(ns) and f"  {state}  " in line:
-                return
-        pytest.fail(f"--watch never showed {state!r}; it drew:\n{''.join(seen)}")
+    def row(state: str) -> Callable[[str], bool]:
+        return lambda line: line.startswith(ns) and f"  {state}  " in line
 
     try:
-        until("healthy", 60)
+        table.until(row("healthy"), "healthy", 60)
+        detail.until(lambda line: line.startswith("State:         healthy"), "healthy", 60)
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-        until("rolling out", 60)
-        until("rolled back", 120)
+        table.until(row("rolling out"), "rolling out", 60)
+        table.until(row("rolled back"), "rolled back", 120)
+        detail.until(lambda line: line.startswith("State:         rolled back"), "rolled back", 60)
+        detail.until(lambda line: "RolledBack" in line, "the RolledBack Event", 60)
     finally:
-        proc.terminate()
-        proc.wait(10)
-    assert "2 -> 3 ProgressDeadlineExceeded" in seen[-1]
+        table.stop()
+        detail.stop()
+    assert "2 -> 3 ProgressDeadlineExceeded" in table.seen[-1]
 
 
 def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:

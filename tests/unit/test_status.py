@@ -368,3 +368,49 @@ def test_both_commands_reach_the_status_cli(monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["kubectl-autorollback", "rollback"])
     assert shell.plugin() == 1
     assert calls == [(["-n", "shop", "web"], ""), (["-A", "-o", "json"], "kubectl autorollback status")]
+
+
+class Collection:
+    """An API server's answers for one collection, for shell.follow: each watch is a script of events."""
+
+    def __init__(self, *watches: list[dict]):
+        self.watches = list(watches)
+        self.listed = 0
+        self.started_at: list[str] = []
+
+    def request(self, method: str, path: str, query: dict) -> dict:
+        self.listed += 1
+        return {"metadata": {"resourceVersion": f"{self.listed}00"}, "items": []}
+
+    def watch(self, path: str, query: dict, idle: float, stopped):
+        self.started_at.append(query["resourceVersion"])
+        script = self.watches.pop(0)
+        if not self.watches:
+            stopped.set()
+        if isinstance(script, Exception):
+            raise script
+        yield from script
+
+
+def changed(version: str, type_: str = "MODIFIED") -> dict:
+    return {"type": type_, "object": {"metadata": {"resourceVersion": version}}}
+
+
+def test_follow_watches_from_the_list_resumes_from_the_last_version_and_lists_again_when_gone() -> None:
+    import queue
+    import threading
+
+    from autorollback import kube
+
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
+    api = Collection(
+        [changed("101"), {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "150"}}}],  # ends: resume
+        [changed("151"), gone],  # too old: list again
+        kube.ApiError(410, "Gone", "too old resource version"),  # the same, as the request's answer
+        [changed("301", "DELETED")],
+    )
+    out: queue.Queue[str] = queue.Queue()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event())  # type: ignore[arg-type]
+    assert api.started_at == ["100", "150", "200", "300"]
+    events = [out.get_nowait() for _ in range(out.qsize())]
+    assert events == ["/apis/apps/v1/replicasets"] * 6  # a list, 101, 151, a list, a list, 301 (no bookmark)
