@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from . import kit, test_workload_kinds as kinds
+from . import kit
 
 ON = {"autorollback.io/enabled": "true"}
 DRY = {**ON, "autorollback.io/mode": "dry-run"}
@@ -265,6 +265,8 @@ def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_fact
     """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet still rolling out
     (its measured deadline far away), a DaemonSet failed in dry-run; each healthy before, each named
     as kubectl names it."""
+    from . import test_workload_kinds as kinds  # (imported here: it imports test_real_world, which imports this)
+
     ns = namespace
     config = read_only(ns, tmp_path / "reader.kubeconfig")
     deadline = {"autorollback.io/progress-deadline-seconds": "10"}
