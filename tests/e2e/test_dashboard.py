@@ -8,27 +8,29 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from . import kit
 from .prometheus import Prometheus
 from .test_metric_checks import CATALOG
+from .test_real_world import admission_policy
 from .test_rollback import ON, V1, V2, available
 
 CHART = kit.ROOT / "charts/autorollback"
 DASHBOARD = kit.ROOT / "deploy/grafana-dashboard.json"
+EVENTS = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["events"]}
 CHECKED = {**ON, "autorollback.io/checks": "error-ratio", "autorollback.io/bake-seconds": "15"}
 RATE_INTERVAL = "5m"  # longer than the test: every event falls in the window
 
 # What a query shows after this test's events, when not "data" (at least one sample, no NaN):
 # "zero": counters initialised at startup, every sample 0; "parses": a feature the test does not
-# exercise (no Git revert, no API error): Prometheus accepts the query, whatever it returns.
+# exercise (no Git revert): Prometheus accepts the query, whatever it returns.
 NOT_DATA = {
     ("Revert pull requests by result", "A"): "zero",
     ("Time to an open revert pull request", "A"): "parses",  # NaN: no observation yet
     ("Time to an open revert pull request", "B"): "parses",
     ("Time to an open revert pull request", "C"): "parses",
-    ("Kubernetes API requests and errors", "B"): "parses",  # the status code is only known when one happens
 }
 
 
@@ -114,13 +116,31 @@ def test_the_chart_renders_the_same_dashboard_only_when_enabled() -> None:
 
 
 def test_every_panel_shows_the_rollback(
-    namespace: str, operator_factory, prometheus: Prometheus, tmp_path: Path
+    namespace: str, operator_factory, prometheus: Prometheus, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     ns = namespace
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(CATALOG))
     op = operator_factory("-n", ns, extra=("--prometheus-url", prometheus.url, "--checks-catalog", str(catalog)))
     prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")
+    # an API error the operator meets: its RolloutFailed Event refused by a real admission policy
+    name = f"no-rollout-failed-{ns}"
+    admission_policy(ns, name, EVENTS, "object.reason != 'RolloutFailed'")
+    request.addfinalizer(
+        lambda: kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+    )
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "probe", "namespace": ns},
+        "involvedObject": {"kind": "Deployment", "name": "web", "namespace": ns},
+        "reason": "RolloutFailed",
+    }
+    kit.wait_for(
+        lambda: kit.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False).returncode,
+        30,
+        "the policy to take effect",
+    )
     kit.release(ns, "web", V1, annotations=ON)
     # a metric check bakes another release (no series: its evaluations find no data, the bake is unverified)
     kit.release(ns, "baked", V1, annotations=CHECKED)
@@ -166,6 +186,8 @@ def test_every_panel_shows_the_rollback(
         assert all(v > 0 for ref in "ABC" for _, v in answers[panel, ref]), panel
     assert {s["result"] for s, _ in answers["Prometheus queries by result", "A"]} == {"ok", "error"}
     assert {s["result"]: v > 0 for s, v in answers["Prometheus queries by result", "A"]} == {"ok": True, "error": False}
+    errors = {(s["operation"], s["code"]): v for s, v in answers["Kubernetes API requests and errors", "B"]}
+    assert errors.get(("post_event", "422"), 0) >= 1 or errors.get(("post_event", "403"), 0) >= 1, errors
     assert {(s["check"], s["result"]) for s, _ in answers["Check evaluations by result", "A"]} == {
         ("error-ratio", "no_data")
     }
