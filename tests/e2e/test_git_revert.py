@@ -5,8 +5,9 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
-from . import kit, test_status
+from . import kit, test_dashboard as dashboard, test_status
 from .gitea import Gitea
+from .prometheus import Prometheus
 from .test_rollback import count, wait_event
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
@@ -32,7 +33,7 @@ def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: s
 
 
 def test_a_rollback_opens_the_revert_and_merging_it_converges(
-    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path, prometheus: Prometheus
 ) -> None:
     ns = namespace
     repo = gitea.create_repo("shop")
@@ -59,6 +60,7 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
         kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
 
     op = operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
+    prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")  # the dashboard's revert panels, below
     commit("release shop 1.0.0", manifest(ns, V1, repo))
     sync()
     kit.wait_for(lambda: kit.is_available(ns, "shop"), 120, "v1")
@@ -103,6 +105,21 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
     assert count(ns, "RolledBack", name="shop") == 1 and count(ns, "RollbackAbandoned", name="shop") == 0
     assert count(ns, "KnownBadTemplate", name="shop") == 1 and count(ns, "RevertProposed", name="shop") == 1
     assert op.metric("autorollback_revert_prs_total", result="opened") == 1
+    # the Grafana dashboard's revert panels show it: one opened, the time it took
+    prometheus.wait_for_value('sum(autorollback_revert_prs_total{result="opened"})', 1, timeout=30)
+    panels = {
+        (title, ref): prometheus.samples(dashboard.expand(expr, ns))
+        for title, ref, expr in dashboard.queries(dashboard.dashboard())
+        if "revert" in title.lower()
+    }
+    assert set(panels) == {
+        ("Revert pull requests by result", "A"),
+        *(("Time to an open revert pull request", r) for r in "ABC"),
+    }
+    shown = {(s["result"], s.get("reason", "")): v for s, v in panels["Revert pull requests by result", "A"] if v}
+    assert shown.keys() == {("opened", "")} and round(shown["opened", ""]) == 1, panels  # increase() extrapolates
+    for ref in "ABC":
+        assert [v > 0 for _, v in panels["Time to an open revert pull request", ref]] == [True], panels
     # the token is nowhere the operator wrote
     written = [
         op.output(),
