@@ -414,3 +414,15 @@ def test_follow_watches_from_the_list_resumes_from_the_last_version_and_lists_ag
     assert api.started_at == ["100", "150", "200", "300"]
     events = [out.get_nowait() for _ in range(out.qsize())]
     assert events == ["/apis/apps/v1/replicasets"] * 6  # a list, 101, 151, a list, a list, 301 (no bookmark)
+
+
+def test_follow_tells_only_relevant_changes() -> None:
+    import queue
+    import threading
+
+    ours = {"type": "MODIFIED", "object": {"metadata": {"resourceVersion": "101", "name": "ours"}}}
+    api = Collection([ours, {**changed("102"), "object": {"metadata": {"resourceVersion": "102", "name": "x"}}}])
+    out: queue.Queue[str] = queue.Queue()
+    relevant = lambda obj: obj["metadata"].get("name") == "ours"  # noqa: E731
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event(), relevant)  # type: ignore[arg-type]
+    assert [out.get_nowait() for _ in range(out.qsize())] == ["/apis/apps/v1/replicasets"] * 2  # the list, ours

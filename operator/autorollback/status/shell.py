@@ -241,12 +241,21 @@ def watched(
     return [(f"/apis/apps/v1{where}/{r}", {}) for r in resources]
 
 
+def _always(obj: dict[str, Any]) -> bool:
+    return True
+
+
 def follow(
-    api: kube.Client, path: str, query: dict[str, str], changed: "queue.Queue[str]", stopped: threading.Event
+    api: kube.Client,
+    path: str,
+    query: dict[str, str],
+    changed: "queue.Queue[str]",
+    stopped: threading.Event,
+    relevant: Callable[[dict[str, Any]], bool] = _always,
 ) -> None:
     """Watch one collection as kubectl get -w does: from the resourceVersion of a list, again from the
     last version seen when the stream ends, from a new list when that version is gone (410). Puts the
-    path on `changed` for every change and after every list (what happened before it is read again);
+    path on `changed` for every `relevant` change and after every list (what happened before it is read again);
     DEGRADED when it cannot watch (not allowed to, or an error: the reader polls from then on). A
     collection the user may not list is not shown either: nothing to watch."""
     version = ""
@@ -268,7 +277,7 @@ def follow(
                     version = ""
                     break
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                if event.get("type") != "BOOKMARK":
+                if event.get("type") != "BOOKMARK" and relevant(obj):
                     changed.put(path)
         except kube.ApiError as e:
             if e.status == 410:
@@ -295,8 +304,19 @@ def _watch(
     seen = json.dumps(render.data(last), sort_keys=True)
     changed: queue.Queue[str] = queue.Queue()
     stopped = threading.Event()
+    shown = [_workloads(last)]  # replaced after each read: what a history object must belong to
+
+    def owned(obj: dict[str, Any]) -> bool:
+        """A history object of a workload shown (of another one: nothing shown changed)."""
+        meta = obj.get("metadata") or {}
+        return any(
+            (meta.get("namespace"), ref.get("kind"), ref.get("name")) in shown[0]
+            for ref in meta.get("ownerReferences") or []
+        )
+
     for path, query in sources:
-        threading.Thread(target=follow, args=(api, path, query, changed, stopped), daemon=True).start()
+        relevant = owned if path.rsplit("/", 1)[-1] in HISTORY.values() else _always
+        threading.Thread(target=follow, args=(api, path, query, changed, stopped, relevant), daemon=True).start()
     degraded = False
     try:
         while True:
@@ -308,6 +328,7 @@ def _watch(
             except queue.Empty:
                 pass
             value = read()
+            shown[0] = _workloads(value)
             now = json.dumps(render.data(value), sort_keys=True)
             if now == seen:
                 continue
@@ -317,6 +338,11 @@ def _watch(
             out.flush()
     finally:
         stopped.set()
+
+
+def _workloads(value: core.Detail | list[core.Row]) -> set[tuple[str, str, str]]:
+    """(namespace, kind, name) of each workload shown."""
+    return {(r.namespace, r.kind, r.name) for r in ([value.row] if isinstance(value, core.Detail) else value)}
 
 
 def _now() -> dt.datetime:
