@@ -21,34 +21,34 @@ V1, V2 = "registry.example/web:1.0.0", "registry.example/web:2.0.0"
 STATUS = [sys.executable, "-m", "autorollback.status"]
 
 
-def read_only(ns: str, path: Path) -> Path:
-    """A kubeconfig for a ServiceAccount allowed get/list/watch on what status reads, in ns only."""
+def read_only(ns: str, path: Path, verbs: tuple[str, ...] = ("get", "list", "watch"), name: str = "reader") -> Path:
+    """A kubeconfig for a ServiceAccount allowed get/list/watch (verbs) on what status reads, in ns only."""
     rules = [
         {
             "apiGroups": ["apps"],
             "resources": ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"],
-            "verbs": ["get", "list", "watch"],
+            "verbs": list(verbs),
         },
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": list(verbs)},
     ]
     for manifest in (
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": {"name": "reader", "namespace": ns},
+            "metadata": {"name": name, "namespace": ns},
             "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": "reader", "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
+            "metadata": {"name": name, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
         },
     ):
         kit.apply(manifest)
-    return kit.token_kubeconfig(ns, "reader", path)
+    return kit.token_kubeconfig(ns, name, path)
 
 
 def status(config: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -230,6 +230,21 @@ def test_watch_sees_a_rollback(namespace: str, operator_factory, tmp_path: Path)
         table.stop()
         detail.stop()
     assert "2 -> 3 ProgressDeadlineExceeded" in table.seen[-1]
+
+
+def test_watch_without_the_watch_verb_reads_again_every_few_seconds(namespace: str, tmp_path: Path) -> None:
+    ns = namespace
+    config = read_only(ns, tmp_path / "lister.kubeconfig", verbs=("get", "list"), name="lister")
+    kit.release(ns, "web", V1, annotations=ON)
+    table = Watching(config, "-n", ns)
+    try:
+        table.until(lambda line: " deployment/web " in line, "web", 30)
+        time.sleep(5)  # past the reads that follow the first lists
+        kit.release(ns, "api", V1, annotations=ON)
+        table.until(lambda line: " deployment/api " in line, "api, opted in since", 30)
+    finally:
+        table.stop()
+    assert table.proc.stderr.read() == ""  # type: ignore[union-attr]
 
 
 def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
