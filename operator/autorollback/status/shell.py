@@ -24,6 +24,7 @@ HISTORY = {"Deployment": "replicasets", "StatefulSet": "controllerrevisions", "D
 POLL = 2.0  # --watch: seconds between two reads while a watch cannot be kept (may not watch, API errors)
 FALLBACK = 300.0  # --watch: read again at least this often even while every watch holds
 SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
+DEGRADED = "degraded"  # put by a watch that could not be kept: read every POLL seconds from then on
 IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
 
 
@@ -255,9 +256,9 @@ def follow(
 ) -> None:
     """Watch one collection as kubectl get -w does: from the resourceVersion of a list, again from the
     last version seen when the stream ends, from a new list when that version is gone (410). Puts the
-    path on `changed` for every `relevant` change and after every list (what happened before it is read again);
-    DEGRADED when it cannot watch (not allowed to, or an error: the reader polls from then on). A
-    collection the user may not list is not shown either: nothing to watch."""
+    path on `changed` for every `relevant` change and after every list (what happened before it is
+    read again); DEGRADED when it cannot watch (not allowed to, or an error). A collection the user
+    may not list is not shown either: nothing to watch."""
     version = ""
     while not stopped.is_set():
         try:
@@ -285,9 +286,6 @@ def follow(
                 continue
             changed.put(DEGRADED)
             stopped.wait(POLL if e.status == 0 else FALLBACK)
-
-
-DEGRADED = "degraded"
 
 
 def _watch(
