@@ -2,7 +2,7 @@
 """For `make demo`, a local Gitea (built by hack/build-tools.sh).
 
 demo-forge.py up STATE: start it with an empty repository `shop`; print shell assignments
-    (GITEA_URL, REPO, CREDENTIALS, TOKEN_FILE, GITEA_PID).
+    (GITEA_URL, REPO, CREDENTIALS, TOKEN_FILE, ALLOWED_REPOS, GITEA_PID).
 demo-forge.py pulls GITEA_URL TOKEN_FILE TITLE: print the open pull requests; exit 1 unless one has TITLE.
 """
 
@@ -23,12 +23,13 @@ if sys.argv[1] == "up":
     repo = gitea.create_repo("shop")
     credentials = state / "credentials"
     credentials.mkdir(parents=True, exist_ok=True)
-    (credentials / "127.0.0.1").write_text(gitea.token)
+    (credentials / gitea.credential_key).write_text(gitea.token)  # HOST_PORT: the URL has a port
     for name, value in (
         ("GITEA_URL", gitea.url),
         ("REPO", repo),
         ("CREDENTIALS", credentials),
-        ("TOKEN_FILE", credentials / "127.0.0.1"),
+        ("TOKEN_FILE", credentials / gitea.credential_key),
+        ("ALLOWED_REPOS", gitea.rule("*").split("=", 1)[1]),  # the repositories the demo's rule allows
         ("GITEA_PID", gitea.proc.pid),
     ):
         print(f"{name}={shlex.quote(str(value))}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the local control plane, a local Gitea holding the app's manifest, the operator, a
-# sample app v1, a broken v2 committed to Git and synced, the rollback, and the revert pull request.
-# Exits 0 only if the operator really rolled the Deployment back and opened the pull request.
+# sample app v1, a broken v2 committed to Git and synced, the rollback, and the revert pull request;
+# meanwhile a DaemonSet (a node agent) gets a broken update too and is rolled back as well.
+# Exits 0 only if the operator really rolled both back and opened the pull request.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 root="$lib_root"
@@ -29,6 +30,38 @@ revision() { k get deployment shop -o jsonpath='{.metadata.annotations.deploymen
 has_event() { k get events --field-selector "involvedObject.name=shop,reason=$1" -o name | grep -q .; }
 available() {
   [[ "$(k get deployment shop -o jsonpath='{.status.availableReplicas}/{.status.updatedReplicas}/{.spec.replicas}/{.status.conditions[?(@.type=="Progressing")].reason}')" == "3/3/3/NewReplicaSetAvailable" ]]
+}
+agent_image() { k get daemonset node-agent -o jsonpath='{.spec.template.spec.containers[0].image}'; }
+agent_rolled_out() { # every node runs the agent's current template, available
+  local gen seen want updated ready
+  IFS=/ read -r gen seen want updated ready < <(k get daemonset node-agent -o jsonpath='{.metadata.generation}/{.status.observedGeneration}/{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}/{.status.numberAvailable}')
+  [[ "$gen" == "$seen" && "${want:-0}" -gt 0 && "$updated" == "$want" && "$ready" == "$want" ]]
+}
+agent_marked_healthy() { k get controllerrevisions -l app=node-agent -o jsonpath='{.items[*].metadata.annotations.autorollback\.io/healthy-at}' | grep -q .; }
+agent_has_event() { k get events --field-selector "involvedObject.name=node-agent,reason=$1" -o name | grep -q .; }
+agent() { # agent IMAGE [FAILURE]: a DaemonSet on every node; autorollback measures its deadline (15 s here)
+  cat <<YAML | "$kubectl" apply -f - >/dev/null
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: node-agent
+  namespace: $ns
+  annotations:
+    autorollback.io/enabled: "true"
+    autorollback.io/progress-deadline-seconds: "15"
+spec:
+  selector: {matchLabels: {app: node-agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1}}
+  template:
+    metadata:
+      labels:
+        app: node-agent
+$( [[ -n "${2:-}" ]] && echo "        autorollback.test/failure: $2" )
+    spec:
+      containers:
+      - name: agent
+        image: $1
+YAML
 }
 manifest() { # manifest IMAGE [FAILURE]
   cat <<YAML
@@ -84,19 +117,26 @@ wait_until 30 "the default ServiceAccount" k get serviceaccount default
 
 say "Starting the operator: autorollback run -n $ns (log: $oplog)"
 .venv/bin/autorollback run -n "$ns" --metrics-port "$metrics_port" --health-port "$health_port" \
-  --log-format console --git-credentials-dir "$CREDENTIALS" >"$oplog" 2>&1 &
+  --log-format console --git-credentials-dir "$CREDENTIALS" --git-allowed-repo "$ns=$ALLOWED_REPOS" >"$oplog" 2>&1 &
 op=$!
 trap 'kill -TERM $op $GITEA_PID 2>/dev/null; wait $op 2>/dev/null || true' EXIT
 wait_until 60 "the operator" curl -fsS "http://127.0.0.1:$health_port/readyz"
 
 say "Committing shop v1 (registry.example/shop:1.0.0) to Git and syncing; opted in with autorollback.io/enabled=true"
 release "release shop 1.0.0" registry.example/shop:1.0.0
+say "Applying the DaemonSet node-agent v1 (registry.example/agent:1.0.0), opted in the same way"
+agent registry.example/agent:1.0.0
 wait_until 90 "v1 to become available" available
 echo "shop is available: revision $(revision), image $(image)"
+wait_until 90 "node-agent v1 on every node" agent_rolled_out
+wait_until 60 "node-agent v1 marked healthy" agent_marked_healthy
+echo "node-agent runs on every node: $(agent_image)"
 
 say "Committing a broken v2 and syncing (its pods never become Ready; progressDeadlineSeconds: 15)"
 release "release shop 2.0.0" registry.example/shop:2.0.0 not-ready
 echo "revision $(revision) rolling out: $(image)"
+say "Updating node-agent to a broken v2 as well (a DaemonSet has no deadline: autorollback measures 15 s without progress)"
+agent registry.example/agent:2.0.0 not-ready
 
 wait_until 90 "the failure to be detected" has_event RolloutFailed
 say "Failure detected: Progressing=False, ProgressDeadlineExceeded"
@@ -113,6 +153,11 @@ say "Roll forward through Git: the revert pull request on the local Gitea"
 k get events --field-selector involvedObject.name=shop,reason=RevertProposed -o jsonpath='{.items[0].message}{"\n"}'
 .venv/bin/python hack/demo-forge.py pulls "$GITEA_URL" "$TOKEN_FILE" 'Revert "release shop 2.0.0"' && pr=yes || pr=no
 
+wait_until 60 "the DaemonSet's rollback" agent_has_event RolledBack
+wait_until 90 "node-agent back on v1 on every node" agent_rolled_out
+say "The DaemonSet too: node-agent rolled back to $(agent_image) on every node"
+k get events --field-selector involvedObject.name=node-agent,reason=RolledBack -o jsonpath='{.items[0].message}{"\n"}'
+
 say "Events on the Deployment (kubectl describe deployment shop)"
 k get events --field-selector involvedObject.name=shop \
   -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' | grep -E 'TYPE|autorollback|RolloutFailed|RolledBack|Revert' || true
@@ -127,10 +172,11 @@ say "The operator's decision (from its log)"
 grep -E 'rollback decision|rollout failed' "$oplog" || true
 
 if [[ "$(image)" == registry.example/shop:1.0.0 && "$(revision)" == 3 ]] &&
+   [[ "$(agent_image)" == registry.example/agent:1.0.0 ]] && agent_has_event RolledBack &&
    k get deployment shop -o jsonpath='{.metadata.annotations.kubernetes\.io/change-cause}' | grep -q '^autorollback: rolled back' &&
    [[ "$pr" == yes ]]; then
-  say "Demo passed: autorollback rolled shop back from v2 to v1 and opened the revert pull request."
+  say "Demo passed: autorollback rolled shop back from v2 to v1 and opened the revert pull request, and rolled the DaemonSet node-agent back to v1."
 else
-  echo "demo: the Deployment was not rolled back" >&2
+  echo "demo: the Deployment or the DaemonSet was not rolled back" >&2
   exit 1
 fi

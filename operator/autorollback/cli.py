@@ -48,6 +48,19 @@ def _namespaces(text: str) -> tuple[str, ...]:
     return tuple(_namespace(n.strip()) for n in text.split(",") if n.strip())
 
 
+def _kinds(text: str) -> tuple[str, ...]:
+    """--kinds: workload kinds by name (any case), comma-separated, at least one."""
+    known = {kind.lower(): kind for kind in kube.RESOURCES}
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n.lower() not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(map(repr, unknown or [text]))}: not a list of workload kinds; write one or more of "
+            f"{','.join(kube.RESOURCES)} (comma-separated)"
+        )
+    return tuple(dict.fromkeys(known[n.lower()] for n in names))
+
+
 def _alertmanager_url(text: str) -> str:
     return checks.parse_url(text, "the Alertmanager URL")
 
@@ -198,6 +211,14 @@ def parser() -> argparse.ArgumentParser:
         help="watch this namespace (repeatable)",
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument(
+        "--kinds",
+        type=_kinds,
+        default=tuple(kube.RESOURCES),
+        metavar="KIND[,KIND...]",
+        help=f"the workload kinds watched and acted on (default {','.join(kube.RESOURCES)}); "
+        "a kind left out is never listed, watched or touched, and needs no RBAC",
+    )
     run.add_argument("--metrics-port", type=_port, default=9090, help="port of the Prometheus /metrics endpoint")
     run.add_argument("--health-port", type=_port, default=8080, help="port of /healthz and /readyz")
     run.add_argument(
@@ -403,5 +424,6 @@ def main(argv: list[str] | None = None) -> int:
             delete_stuck_pods=not args.no_delete_stuck_pods,
             election=election,
             checks=metric_checks,
+            kinds=args.kinds,
         ),
     )

@@ -1,6 +1,6 @@
 """The kopf handlers and the work they queue: a few lines that record the watched state, ask what
-it needs, and hand that to a worker. One watch per workload kind (Deployments, StatefulSets,
-DaemonSets), each handing its adapter (workloads.KINDS) to the same Operator.
+it needs, and hand that to a worker. One watch per workload kind of --kinds (Deployments,
+StatefulSets, DaemonSets by default), each handing its adapter (workloads.KINDS) to the same Operator.
 
 Only @kopf.on.event: it writes nothing onto the workloads (no kopf annotations, no finalizers).
 The handler itself makes no API call, so kopf's per-object stream never waits on the network.
@@ -9,6 +9,7 @@ The handler itself makes no API call, so kopf's per-object stream never waits on
 import asyncio
 import copy
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,6 @@ from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workloads.statefulset import STATEFULSETS
 from autorollback.workqueue import WorkQueue
 
-registry = kopf.OperatorRegistry()
 log = logs.get(__name__)
 WORKERS = 16  # Deployments worked on at once
 
@@ -187,24 +187,33 @@ class Operator:
         return result.retry
 
 
-@kopf.on.login(registry=registry)
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_via_client(**kwargs)
 
 
-@kopf.on.event("apps", "v1", "deployments", registry=registry)
 async def deployment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     workload_event(memo.operator, type, body, DEPLOYMENTS)
 
 
-@kopf.on.event("apps", "v1", "statefulsets", registry=registry)
 async def statefulset_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     workload_event(memo.operator, type, body, STATEFULSETS)
 
 
-@kopf.on.event("apps", "v1", "daemonsets", registry=registry)
 async def daemonset_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     workload_event(memo.operator, type, body, DAEMONSETS)
+
+
+EVENTS = {DEPLOYMENTS.kind: deployment_event, STATEFULSETS.kind: statefulset_event, DAEMONSETS.kind: daemonset_event}
+
+
+def registry(kinds: Iterable[str]) -> kopf.OperatorRegistry:
+    """kopf's handlers: one watch per kind in `kinds` (--kinds), none of a kind left out (its RBAC
+    may not be granted)."""
+    out = kopf.OperatorRegistry()
+    kopf.on.login(registry=out)(login)
+    for kind in kinds:
+        kopf.on.event("apps", "v1", kube.RESOURCES[kind], registry=out)(EVENTS[kind])
+    return out
 
 
 def workload_event(op: Operator, type: str | None, body: Any, adapter: Workload) -> None:

@@ -20,7 +20,7 @@ from autorollback import times
 from autorollback.config import PREFIX
 from autorollback.ledger import Entry
 
-HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> generation <G>[ outlived <failure id>]": a completed rollout
+HEALTHY_AT = PREFIX + "healthy-at"  # "revision <N> generation <G>[ partition <P>][ outlived <failure id>]"
 FAILED_AT = PREFIX + "failed-at"  # "<failure id time> revision <N>": the failure, and the rollout it ended
 FAILED_REASON = PREFIX + "failed-reason"
 OUTCOME = PREFIX + "outcome"  # what the operator did about that failure
@@ -60,12 +60,14 @@ class Health:
     outlived: str = ""
     legacy: dt.datetime | None = None
     generation: int = 0
+    partition: int = 0  # a StatefulSet's partition then: the completion covered the pods at or above it
 
 
-def health_payload(revision: int, outlived: str = "", generation: int = 0) -> str:
+def health_payload(revision: int, outlived: str = "", generation: int = 0, partition: int = 0) -> str:
     return (
         f"revision {revision}"
         + (f" generation {generation}" if generation else "")
+        + (f" partition {partition}" if partition else "")
         + (f" outlived {outlived}" if outlived else "")
     )
 
@@ -73,13 +75,15 @@ def health_payload(revision: int, outlived: str = "", generation: int = 0) -> st
 def parse_health(payload: str) -> Health | None:
     parts = payload.split(" ")
     if parts[0] == "revision" and len(parts) >= 2 and parts[1].isdigit():
-        revision, rest, generation = int(parts[1]), parts[2:], 0
-        if rest[:1] == ["generation"] and len(rest) >= 2 and rest[1].isdigit():
-            generation, rest = int(rest[1]), rest[2:]
+        revision, rest, numbers = int(parts[1]), parts[2:], {"generation": 0, "partition": 0}
+        for key in numbers:
+            if rest[:1] == [key] and len(rest) >= 2 and rest[1].isdigit():
+                numbers[key], rest = int(rest[1]), rest[2:]
+        generation, partition = numbers["generation"], numbers["partition"]
         if not rest:
-            return Health(revision, generation=generation)
+            return Health(revision, generation=generation, partition=partition)
         if len(rest) == 2 and rest[0] == "outlived":
-            return Health(revision, rest[1], generation=generation)
+            return Health(revision, rest[1], generation=generation, partition=partition)
         return None
     if len(parts) == 1 and times.parse(parts[0]) > times.NEVER:
         return Health(0, legacy=times.parse(parts[0]))
@@ -223,7 +227,7 @@ def choose_target(history: list[Revision], failing: Revision) -> Target:
         return Target(
             None,
             "there is no older revision to go back to (this is the first revision, "
-            "or revisionHistoryLimit removed the older ReplicaSets)",
+            "or revisionHistoryLimit removed the older revisions)",
         )
     healthy = next((r for r in older if r.healthy), None)
     if healthy:

@@ -13,7 +13,7 @@ import json
 import os
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ TIMEOUT = 10  # seconds per API request
 POOL = 32  # connections kept to the API server
 FIELD_MANAGER = "autorollback"
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1, by kind
 
 __all__ = ["ApiError", "Client", "ConnectError", "DaemonSetApi", "DeploymentApi", "StatefulSetApi", "connect"]
 
@@ -156,11 +157,11 @@ class Client:
             r.close()  # a stream read only in part must never go back to the pool as it is
             r.release_conn()
 
-    def workload_versions(self, namespaces: list[str]) -> dict[str, str]:
-        """uid -> resourceVersion of every watched workload in scope (Deployments, StatefulSets,
-        DaemonSets: WATCHED): metadata only, in pages."""
+    def workload_versions(self, namespaces: list[str], kinds: Iterable[str] = tuple(RESOURCES)) -> dict[str, str]:
+        """uid -> resourceVersion of every workload in scope of the watched kinds (--kinds; all of
+        RESOURCES by default): metadata only, in pages."""
         out: dict[str, str] = {}
-        for resource in WATCHED:
+        for resource in (RESOURCES[kind] for kind in kinds):
             for ns in namespaces or [None]:
                 token = None
                 while True:
@@ -199,14 +200,14 @@ class Client:
         )
         return list(page.get("items") or [])
 
-    def pods_full(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        """The pods the workload's selector matches, whole (their status: Ready or not)."""
+    def pods_full(self, workload: dict[str, Any], revision: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """The pods the workload's selector matches, whole (their status: Ready or not); with `revision`
+        (a pod label and its value), only that revision's."""
         meta = workload["metadata"]
-        page = self.request(
-            "GET",
-            f"/api/v1/namespaces/{meta['namespace']}/pods",
-            query={"labelSelector": selector(workload["spec"].get("selector") or {})},
-        )
+        labels = selector(workload["spec"].get("selector") or {})
+        if revision is not None:
+            labels = ",".join(p for p in (labels, f"{revision[0]}={revision[1]}") if p)
+        page = self.request("GET", f"/api/v1/namespaces/{meta['namespace']}/pods", query={"labelSelector": labels})
         return list(page.get("items") or [])
 
     def delete_pod(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
@@ -351,9 +352,6 @@ def _error(r: Any) -> ApiError:
     return ApiError(
         r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500], _retry_after(r.headers)
     )
-
-
-WATCHED = ("deployments", "statefulsets", "daemonsets")  # the apps/v1 resources handlers watches
 
 
 def _workloads(resource: str, namespace: str | None) -> str:

@@ -49,6 +49,7 @@ class Options:
     delete_stuck_pods: bool = True
     election: Election | None = None
     checks: ChecksSettings = field(default_factory=ChecksSettings)
+    kinds: tuple[str, ...] = tuple(kube.RESOURCES)  # the workload kinds watched (--kinds)
 
 
 def settings() -> kopf.OperatorSettings:
@@ -68,13 +69,13 @@ def settings() -> kopf.OperatorSettings:
     return s
 
 
-async def _watch_freshness(op: handlers.Operator, namespaces: list[str]) -> None:
+async def _watch_freshness(op: handlers.Operator, namespaces: list[str], kinds: tuple[str, ...]) -> None:
     while True:
         await asyncio.sleep(min(CHECK_INTERVAL, op.freshness.stale_after))
         try:
             # Only a quiet watch is worth a List; verdict() needs none while events keep coming.
             if op.freshness.needs_check(time.monotonic()):
-                listed = await asyncio.to_thread(op.ctx.api.workload_versions, namespaces)
+                listed = await asyncio.to_thread(op.ctx.api.workload_versions, namespaces, kinds)
                 op.forget_unlisted(listed)
             else:
                 listed = {}
@@ -158,7 +159,10 @@ async def _main(api: kube.Client, options: Options) -> int:
         return 2
     op.loop = asyncio.get_running_loop()
     op.queue.start()
-    background = [asyncio.create_task(_watch_freshness(op, namespaces)), asyncio.create_task(_resync(op))]
+    background = [
+        asyncio.create_task(_watch_freshness(op, namespaces, options.kinds)),
+        asyncio.create_task(_resync(op)),
+    ]
     electing = None
     if elector is not None:
         electing = asyncio.create_task(elector.run())
@@ -166,13 +170,14 @@ async def _main(api: kube.Client, options: Options) -> int:
     log.info(
         "operator starting",
         namespaces=namespaces or "all",
+        kinds=list(options.kinds),
         metrics_port=metrics_port,
         health_port=health_port,
         identity=elector.me if elector else None,
     )
     try:
         await kopf.operator(
-            registry=handlers.registry,
+            registry=handlers.registry(options.kinds),
             settings=settings(),
             standalone=True,
             clusterwide=not namespaces,

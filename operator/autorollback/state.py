@@ -106,7 +106,7 @@ def bake_key(workload: dict[str, Any], config: Config, adapter: Workload) -> str
 def stuck_key(workload: dict[str, Any]) -> str:
     """What finishing a StatefulSet's rollback depends on (decision.stuck): the rollback, and the
     status the controller writes as pods go, come back and become Ready ("" when there is none)."""
-    entry = stuck.rollback_observed(workload)
+    entry = stuck.rollback_pending(workload)
     if entry is None:
         return ""
     s = workload.get("status") or {}

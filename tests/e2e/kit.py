@@ -326,6 +326,16 @@ def release(
     apply(manifest)
 
 
+def restarted(ns: str, app: str, times: int) -> bool:
+    """Every container of every pod labelled app=`app` (one at least) has restarted `times` times."""
+    pods = kubectl_json("-n", ns, "get", "pods", "-l", f"app={app}")["items"]
+    return bool(pods) and all(
+        (cs.get("restartCount") or 0) >= times
+        for p in pods
+        for cs in p.get("status", {}).get("containerStatuses") or [{}]
+    )
+
+
 def image_of(d: dict[str, Any]) -> str:
     return d["spec"]["template"]["spec"]["containers"][0]["image"]
 

@@ -1,13 +1,26 @@
 """One cluster-wide operator, many Deployments released, failing, rolled back and undone by hand at
-the same time: the way a production cluster looks. Runs alone (serial): an `-A` operator would act
-on the Deployments of tests running beside it."""
+the same time, with StatefulSets and DaemonSets among them: the way a production cluster looks. Runs
+alone (serial): an `-A` operator would act on the workloads of tests running beside it."""
 
 import collections
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from . import kit
+from .test_workload_kinds import (
+    BREAK,
+    GOOD_V2,
+    V1 as K1,
+    V2 as K2,
+    daemonset,
+    get,
+    marked_healthy,
+    rolled_out,
+    statefulset,
+)
 
 pytestmark = pytest.mark.serial
 
@@ -78,15 +91,57 @@ def good_releases(ns: str, name: str) -> tuple:
 
 
 SCENARIOS = (bad_release, pending_then_bad, manual_undo_then_bad, good_releases)
+TIMED = {"autorollback.io/progress-deadline-seconds": "10", "autorollback.io/mode": "rollback"}
+
+
+# A StatefulSet or DaemonSet scenario returns (final image, rollbacks, failures, opted in).
+def controller_bad(ns: str, kind: str, name: str) -> tuple:
+    kit.apply((statefulset if kind == "statefulset" else daemonset)(ns, {**ON, **TIMED}, name=name))
+    kit.wait_for(lambda: rolled_out(ns, kind, K1, name), 180, f"{ns}/{name} on V1")
+    kit.wait_for(lambda: marked_healthy(ns, K1, name), 60, f"{ns}/{name}: V1 marked healthy")
+    kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(BREAK))
+    kit.wait_for(lambda: rolled_out(ns, kind, K1, name), 180, f"{ns}/{name} back on V1")
+    return K1, 1, 1, True
+
+
+def controller_good(ns: str, kind: str, name: str) -> tuple:
+    kit.apply((statefulset if kind == "statefulset" else daemonset)(ns, {**ON, **TIMED}, name=name))
+    kit.wait_for(lambda: rolled_out(ns, kind, K1, name), 180, f"{ns}/{name} on V1")
+    kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(GOOD_V2))
+    kit.wait_for(lambda: rolled_out(ns, kind, K2, name), 180, f"{ns}/{name} on V2")
+    return K2, 0, 0, True
+
+
+def controller_not_opted_in(ns: str, kind: str, name: str) -> tuple:
+    # autorollback's annotations, a short deadline, rollback mode: all but the opt-in itself
+    kit.apply((statefulset if kind == "statefulset" else daemonset)(ns, TIMED, name=name))
+    kit.wait_for(lambda: rolled_out(ns, kind, K1, name), 180, f"{ns}/{name} on V1")
+    kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(BREAK))
+    time.sleep(25)  # well past its deadline, while the other workloads keep the operator busy
+    return K2, 0, 0, False
+
+
+# two per namespace, each scenario once for each kind
+CONTROLLER_JOBS = (
+    ("statefulset", controller_bad),
+    ("daemonset", controller_bad),
+    ("daemonset", controller_good),
+    ("statefulset", controller_good),
+    ("statefulset", controller_not_opted_in),
+    ("daemonset", controller_not_opted_in),
+)
 
 
 def test_busy_cluster_keeps_every_invariant(new_namespace, operator_factory) -> None:
     op = operator_factory("-A")
     namespaces = [new_namespace() for _ in range(NAMESPACES)]
     jobs = [(ns, f"app-{i}", SCENARIOS[i % len(SCENARIOS)]) for ns in namespaces for i in range(PER_NAMESPACE)]
-    with ThreadPoolExecutor(len(jobs)) as pool:
+    controllers = [(namespaces[i // 2], kind, f"{kind}-{i}", fn) for i, (kind, fn) in enumerate(CONTROLLER_JOBS)]
+    with ThreadPoolExecutor(len(jobs) + len(controllers)) as pool:
         futures = {(ns, name): pool.submit(fn, ns, name) for ns, name, fn in jobs}
+        others = {(ns, kind, name): pool.submit(fn, ns, kind, name) for ns, kind, name, fn in controllers}
         outcomes = {key: f.result() for key, f in futures.items()}
+        controlled = {key: f.result() for key, f in others.items()}
 
     def marked_healthy(ns: str, name: str, images: set[str]) -> bool:
         for rs in kit.replicasets(ns, name):
@@ -108,7 +163,16 @@ def test_busy_cluster_keeps_every_invariant(new_namespace, operator_factory) -> 
         if rollbacks:
             cause = d["metadata"]["annotations"]["kubernetes.io/change-cause"]
             assert cause.startswith("autorollback: rolled back from") and f"({image})" in cause.split(" to ")[-1]
+    for (ns, kind, name), (image, rollbacks, failures, opted_in) in controlled.items():
+        w = get(ns, kind, name)
+        assert (kit.image_of(w), w["metadata"]["generation"]) == (image, 2 + rollbacks), (
+            f"{ns}/{name}"
+        )  # no other write
+        reasons = collections.Counter(kit.reasons(ns, name))
+        assert reasons["RolledBack"] == rollbacks and reasons["RolloutFailed"] == failures, (ns, name, reasons)
+        assert not QUIET & set(reasons), (ns, name, reasons)
+        assert opted_in or not reasons, (ns, name, reasons)  # not a word about a workload that did not opt in
     ours = {ns for ns, _ in outcomes}
     decisions = [line for line in op.lines() if line.get("event") == "rollback decision" and line["namespace"] in ours]
-    assert len(decisions) == sum(o[2] for o in outcomes.values())
+    assert len(decisions) == sum(o[2] for o in outcomes.values()) + sum(c[1] for c in controlled.values())
     assert op.proc.poll() is None

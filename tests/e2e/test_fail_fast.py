@@ -118,15 +118,7 @@ def test_what_never_triggers(namespace: str, operator_factory) -> None:
     m["metadata"]["namespace"] = ns
     kit.apply(m)
     before = kit.get_deployment(ns, "bystander")["metadata"]
-    kit.wait_for(
-        lambda: all(
-            (cs.get("restartCount") or 0) >= 3
-            for p in kit.kubectl_json("-n", ns, "get", "pods", "-l", "app=bystander")["items"]
-            for cs in p.get("status", {}).get("containerStatuses") or [{}]
-        ),
-        60,
-        "the bystander's pods to crash three times",
-    )
+    kit.wait_for(lambda: kit.restarted(ns, "bystander", 3), 60, "the bystander's pods to crash three times")
     time.sleep(3)
     assert kit.reasons(ns, "web") == [] and kit.reasons(ns, "bystander") == []
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2

@@ -4,12 +4,14 @@ import base64
 import filecmp
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from . import kit
+from .test_workload_kinds import BREAK, rolled_out, statefulset
 
 CHART = kit.ROOT / "charts/autorollback"
 ALL_FEATURES = CHART / "ci/all-features-values.yaml"
@@ -36,7 +38,7 @@ def kinds(manifests: str) -> list[str]:
 
 
 def test_helm_lint() -> None:
-    for values in ([], ["-f", str(ALL_FEATURES)], ["--set", "watchNamespaces={a,b}"]):
+    for values in ([], ["-f", str(ALL_FEATURES)], ["--set", "watchNamespaces={a,b}"], ["--set", "kinds={DaemonSet}"]):
         out = kit.helm("lint", "--strict", str(CHART), *values).stdout
         assert "0 chart(s) failed" in out
 
@@ -48,6 +50,8 @@ def test_helm_lint() -> None:
         (["--set", "logFormat=xml"], "value must be one of 'json', 'console'"),
         (["--set", "watchNamespaces={Not_A_Namespace}"], "does not match pattern"),
         (["--set", "serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
+        (["--set", "kinds={Deployment,CronJob}"], "value must be one of 'Deployment', 'StatefulSet', 'DaemonSet'"),
+        (["--set-json", "kinds=[]"], "minItems"),
     ],
 )
 def test_a_typo_in_values_fails_with_a_clear_message(values: list[str], message: str) -> None:
@@ -444,6 +448,61 @@ def test_watch_namespaces_grants_roles_only_there(new_namespace) -> None:
         assert not can_i(sa, "create", "secrets", "-n", watched)
     finally:
         kit.helm("uninstall", release, "--namespace", home, check=False)
+
+
+def test_kinds_deployment_only_grants_and_watches_deployments_only(
+    namespace: str, operator_factory, tmp_path: Path
+) -> None:
+    """kinds: [Deployment]: no RBAC for the other kinds, and an operator run with the chart's flag and
+    account leaves an opted-in StatefulSet alone while it rolls a Deployment back, healthy."""
+    ns = namespace
+    release = f"ar-{ns[-5:]}"
+    kit.helm(
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        ns,
+        "--set",
+        f"watchNamespaces={{{ns}}}",
+        "--set",
+        "kinds={Deployment}",
+    )
+    sa_name = f"{release}-autorollback"
+    sa = f"system:serviceaccount:{ns}:{sa_name}"
+    try:
+        assert can_i(sa, "watch", "deployments", "-n", ns) and can_i(sa, "list", "replicasets", "-n", ns)
+        for resource in ("statefulsets", "daemonsets", "controllerrevisions"):
+            assert not can_i(sa, "list", resource, "-n", ns) and not can_i(sa, "patch", resource, "-n", ns)
+        assert not can_i(sa, "delete", "pods", "-n", ns)  # deleteStuckPods is on, but only StatefulSets need it
+        args = kit.kubectl_json("-n", ns, "get", "deployment", sa_name)["spec"]["template"]["spec"]["containers"][0][
+            "args"
+        ]
+        assert "--kinds=Deployment" in args
+        on = {"autorollback.io/enabled": "true"}
+        deadline = {"autorollback.io/progress-deadline-seconds": "5"}
+        kit.apply(statefulset(ns, {**on, "autorollback.io/mode": "rollback", **deadline}))
+        kit.release(ns, "shop", V1, annotations=on)
+        op = operator_factory(
+            "-n",
+            ns,
+            config=str(kit.token_kubeconfig(ns, sa_name, tmp_path / "chart-sa.kubeconfig")),
+            extra=("--kinds=Deployment", "--watch-stale-seconds=1"),  # the re-list of the health check every second
+        )
+        kit.wait_for(lambda: kit.is_available(ns, "shop"), 90, "shop on V1")
+        kit.wait_for(lambda: rolled_out(ns, "statefulset", V1), 90, "the StatefulSet on V1")
+        kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(BREAK))
+        kit.release(ns, "shop", V2, failure="not-ready", annotations=on)
+        kit.wait_for(lambda: kit.event(ns, "shop", "RolledBack"), 90, "the Deployment's rollback")
+        time.sleep(8)  # past the StatefulSet's 5 s deadline, several health re-lists
+        assert (
+            kit.reasons(ns, "web") == [] and kit.image_of(kit.kubectl_json("-n", ns, "get", "statefulset", "web")) == V2
+        )
+        assert kit.http_get(op.url("/healthz"))[0] == 200
+        assert op.metric("autorollback_watch_healthy") == 1
+        assert not [line for line in op.lines() if line.get("level") == "error" or "Forbidden" in json.dumps(line)]
+    finally:
+        kit.helm("uninstall", release, "--namespace", ns, check=False)
 
 
 def test_deploy_is_generated_from_the_chart(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from . import kit, test_status
-from .prometheus import Prometheus
+from . import kit, test_status, test_workload_kinds as kinds
+from .prometheus import Prometheus, alert_rule
 from .test_rollback import ON, V1, V2, available, wait_event
 
 RATIO = "app_error_ratio"
@@ -406,3 +406,91 @@ def test_a_query_prometheus_cannot_parse_never_rolls_back(namespace, checked, tr
     assert op.metric("autorollback_prometheus_queries_total", result="ok") == asked == 1
     assert kit.image_of(kit.get_deployment(ns, "web")) == V2
     assert not {"RolledBack", "RolloutFailed"} & set(kit.reasons(ns, "web"))
+
+
+def controller_revision(ns: str, name: str, image: str) -> dict:
+    """The ControllerRevision of workload `name` holding `image`."""
+    items = kit.kubectl_json("-n", ns, "get", "controllerrevisions", "-l", f"app={name}")["items"]
+    return next(cr for cr in items if cr["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == image)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
+def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollout(
+    namespace, checked, traffic, prometheus: Prometheus, kind: str
+) -> None:
+    """Two workloads of the kind under one operator: `web` with a metric check and an alert, `alarmed`
+    with the alert only. V1 bakes and passes (healthy-at, the alerts' record on its ControllerRevision);
+    V2 completes, then its pods' error ratio climbs (web) or the alert fires (alarmed): rolled back to V1."""
+    ns = namespace
+    alarm = "app_alarm"
+    rule = alert_rule("WebSlow", f'{alarm}{{namespace="{ns}",alarm="WebSlow"}} > 0')
+    prometheus.load_rules(f"alerts-{ns}", [rule])
+    op = checked(ns)
+    traffic.ratio = {V1: 0.0, V2: 0.0}
+    on = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback", "autorollback.io/bake-seconds": BAKE}
+    alerts = {**on, "autorollback.io/alerts": "WebSlow"}
+    kit.apply(kinds.manifest(kind, ns, {**alerts, "autorollback.io/checks": "error-ratio"}, "web"))
+    kit.apply(kinds.manifest(kind, ns, alerts, "alarmed"))
+    names = ("web", "alarmed")
+    good = {n: kit.wait_for(lambda n=n: kinds.rolled_out(ns, kind, V1, n), 90, f"{n} on V1") for n in names}
+    for n in names:
+        passed = kit.wait_for(lambda n=n: kit.event(ns, n, "BakePassed"), 120, f"{n}'s bake passed")["message"]
+        assert "no alert named fired (WebSlow)" in passed, passed
+        cr = controller_revision(ns, n, V1)
+        name = cr["metadata"]["name"]
+        assert mark(cr, "healthy-at").startswith(f"{name} "), "healthy means baked"
+        assert mark(cr, "alerts-preexisting") == f"{name} revision 1 -", "recorded once a pod was Ready"
+    assert "every metric check passed (error-ratio)" in kit.event(ns, "web", "BakePassed")["message"]
+    assert evaluations(op, ns, "fail") == 0
+    # V2 bakes longer: it rolls out healthy, then fails after its rollout completed
+    v2 = {**kinds.GOOD_V2, "metadata": {"annotations": {"autorollback.io/bake-seconds": "120"}}}
+    for n in names:
+        kit.kubectl("-n", ns, "patch", f"{kind}/{n}", "--type=strategic", "-p", json.dumps(v2))
+    for n in names:
+        kit.wait_for(lambda n=n: kinds.rolled_out(ns, kind, V2, n), 90, f"{n} on V2")
+    kit.wait_for(lambda: mark(controller_revision(ns, "alarmed", V2), "alerts-preexisting"), 60, "the V2 record")
+    assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [0, 0]
+    traffic.ratio[V2] = 0.4
+    prometheus.exporter.set(alarm, {"namespace": ns, "deployment": "alarmed", "alarm": "WebSlow"}, 1)
+    for n in names:
+        back = kit.wait_for(lambda n=n: kinds.rolled_out(ns, kind, V1, n), 120, f"{n} rolled back to V1")
+        assert back["spec"]["template"] == good[n]["spec"]["template"], n
+    failed = {n: kit.event(ns, n, "RolloutFailed")["message"] for n in names}
+    assert "MetricCheckFailed: error-ratio 0.4 > 0.05 (3 consecutive)" in failed["web"], failed
+    assert "AlertFiring: alert WebSlow firing for revision 2" in failed["alarmed"], failed
+    assert evaluations(op, ns, "fail") == 3
+    for n, reason in (("web", "MetricCheckFailed"), ("alarmed", "AlertFiring")):
+        bad = controller_revision(ns, n, V2)
+        assert mark(bad, "failed-reason").startswith(f"{bad['metadata']['name']} {reason}: "), n
+        assert not mark(bad, "healthy-at"), n
+        rolled = kit.event(ns, n, "RolledBack")
+        assert rolled["involvedObject"]["kind"] == kinds.KINDS[kind]
+        assert "(revision 1 is the newest known to have been healthy)" in rolled["message"], rolled["message"]
+    assert mark(controller_revision(ns, "web", V2), "bake"), "the streak was checkpointed on the ControllerRevision"
+    time.sleep(5)  # the restored revision is not baked: no ping-pong
+    assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [1, 1]
+
+
+def test_a_relative_check_compares_a_statefulsets_new_pods_with_those_left_on_the_previous_revision(
+    namespace, checked, traffic
+) -> None:
+    """A StatefulSet stopped at its partition keeps web-0 on V1: that revision, with pods left, is the
+    baseline (a ControllerRevision counts no available pods: without the pods it was never found)."""
+    ns = namespace
+    op = checked(ns)
+    traffic.ratio = {V1: 0.1, V2: 0.1}
+    on = {"autorollback.io/enabled": "true", "autorollback.io/mode": "rollback"}
+    partitioned = {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}
+    kit.apply(kinds.statefulset(ns, on, strategy=partitioned))
+    good = kit.wait_for(lambda: kinds.rolled_out(ns, "statefulset", V1), 90, "V1")
+    relative = {"autorollback.io/checks": "error-vs-previous", "autorollback.io/bake-seconds": "120"}
+    v2 = {**kinds.GOOD_V2, "metadata": {"annotations": relative}}
+    kit.kubectl("-n", ns, "patch", "statefulset/web", "--type=strategic", "-p", json.dumps(v2))
+    # 0.1 against the previous revision's 0.1: a pass, which needs the baseline (else it is no data)
+    kit.wait_for(lambda: evaluations(op, ns, "pass", "error-vs-previous") >= 1, 60, "a passing relative evaluation")
+    traffic.ratio[V2] = 0.4
+    failed = wait_event(ns, "RolloutFailed", timeout=90)["message"]
+    assert "MetricCheckFailed: error-vs-previous 0.4 > 0.15" in failed and "(previous revision 0.1)" in failed, failed
+    back = kit.wait_for(lambda: kinds.rolled_out(ns, "statefulset", V1), 120, "back on V1")
+    assert back["spec"]["template"] == good["spec"]["template"]

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -271,11 +270,6 @@ def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
     assert "pip install 'autorollback[operator]'" in run.stderr
 
 
-def renamed(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    """test_workload_kinds' manifest (named and labelled web) as `name`: its own selector and pods."""
-    return json.loads(json.dumps(manifest).replace('"web"', f'"{name}"'))
-
-
 def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_factory, tmp_path: Path) -> None:
     """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet still rolling out
     (its measured deadline far away), a DaemonSet failed in dry-run; each healthy before, each named
@@ -285,9 +279,9 @@ def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_fact
     ns = namespace
     config = read_only(ns, tmp_path / "reader.kubeconfig")
     deadline = {"autorollback.io/progress-deadline-seconds": "10"}
-    kit.apply(renamed(kinds.statefulset(ns, {**ON, **deadline, "autorollback.io/mode": "rollback"}), "db"))
-    kit.apply(renamed(kinds.daemonset(ns, ON), "agent"))  # the default deadline: 600 s
-    kit.apply(renamed(kinds.daemonset(ns, {**DRY, **deadline}), "probe"))
+    kit.apply(kinds.manifest("statefulset", ns, {**ON, **deadline, "autorollback.io/mode": "rollback"}, "db"))
+    kit.apply(kinds.manifest("daemonset", ns, ON, "agent"))  # the default deadline: 600 s
+    kit.apply(kinds.manifest("daemonset", ns, {**DRY, **deadline}, "probe"))
     operator_factory("-n", ns)
     for name in ("db", "agent", "probe"):
         kit.wait_for(lambda: rows(config, ns).get(name, {}).get("state") == "healthy" or None, 120, f"{name} healthy")

@@ -8,10 +8,10 @@ from hypothesis import given, strategies as st
 
 from autorollback import history
 from autorollback.checks import alerts as a, bake as b, promql, templates as t
-from autorollback.workloads import deployment as deployments
+from autorollback.workloads import deployment as deployments, statefulset as statefulsets
 from autorollback.workloads.base import ALERT_FIRING
 
-from factories import replicaset, rs_name
+from factories import replicaset, rs_name, sts_pod, sts_revision
 
 LABELS = ("namespace", "deployment")
 T = 1764000000.0
@@ -142,6 +142,22 @@ def test_ready_means_a_ready_or_an_available_pod() -> None:
         assert a.ready(rs, deployments.revisions([rs])[0]) is expected
     rs = replicaset(2, "a:2", available=1)
     assert a.ready(rs, deployments.revisions([rs])[0])
+
+
+def test_a_controller_revision_has_a_ready_pod_only_as_its_pods_say() -> None:
+    cr = sts_revision(2, "app:2.0.0")
+    revision = statefulsets.STATEFULSETS.revisions([cr])[0]
+    assert not a.ready(cr, revision)  # no status, nothing available per revision
+
+    def pod(ready: str | None) -> dict:
+        conditions = [{"type": "Ready", "status": ready}] if ready else []
+        return {
+            **sts_pod(1, "app:2.0.0"),
+            "status": {"conditions": [{"type": "PodScheduled", "status": "True"}, *conditions]},
+        }
+
+    assert not a.ready(cr, revision, [pod(None), pod("False")])
+    assert a.ready(cr, revision, [pod("False"), pod("True")])
 
 
 def test_a_preexisting_alert_never_fails_and_another_one_does() -> None:

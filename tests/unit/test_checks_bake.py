@@ -5,6 +5,9 @@ from hypothesis import given, strategies as st
 from autorollback.checks import bake as b, templates as t
 from autorollback.checks.outcome import Kind, Limit, Outcome, Reading, classify, read
 from autorollback.checks.streak import State, Streak
+from autorollback.workloads import deployment as deployments, statefulset as statefulsets
+
+from factories import replicaset, sts_revision
 
 T = 1764000000.0
 SEL = 'namespace="{{namespace}}",pod=~"{{pods}}"'
@@ -121,6 +124,18 @@ def test_relative_failure_reason_names_the_previous_value() -> None:
     assert f.reason() == "MetricCheckFailed: p99 0.3 > 0.24 (previous revision 0.2) (3 consecutive)"
     o = classify(Limit(">", 1.2, "*"), Reading(0.3, T), baseline=Reading(0.2, T))
     assert o.kind is Kind.FAIL
+
+
+def test_the_baseline_is_the_newest_older_revision_still_serving() -> None:
+    rs = deployments.revisions([replicaset(1, "a:1", available=2), replicaset(2, "a:2"), replicaset(3, "a:3")])
+    assert b.baseline(rs, rs[0]) == rs[2]  # revision 2 has no pod available: revision 1 serves
+    assert b.baseline(rs, rs[2]) is None
+    # a ControllerRevision counts no pods: the revisions with pods left are named by the shell
+    crs = statefulsets.STATEFULSETS.revisions([sts_revision(n, f"app:{n}.0.0") for n in (1, 2, 3)])
+    assert b.baseline(crs, crs[0]) is None
+    assert b.baseline(crs, crs[0], {crs[2].name}) == crs[2]
+    assert b.baseline(crs, crs[0], {crs[1].name, crs[2].name}) == crs[1]
+    assert b.baseline(crs, crs[0], {crs[0].name}) is None  # its own pods are no baseline
 
 
 @given(

@@ -38,3 +38,19 @@ def test_bad_arguments_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
         parser().parse_args(argv)
     assert e.value.code == 2
+
+
+def test_kinds_default_to_every_kind_and_take_any_case() -> None:
+    assert parser().parse_args(["run", "-A"]).kinds == ("Deployment", "StatefulSet", "DaemonSet")
+    assert parser().parse_args(["run", "-A", "--kinds", "deployment, DaemonSet,Deployment"]).kinds == (
+        "Deployment",
+        "DaemonSet",
+    )
+
+
+@pytest.mark.parametrize("text", ["", ",", "Deployment,CronJob", "deployments"])
+def test_unknown_or_no_kinds_are_refused_naming_the_choices(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        parser().parse_args(["run", "-A", "--kinds", text])
+    assert e.value.code == 2
+    assert "write one or more of Deployment,StatefulSet,DaemonSet" in capsys.readouterr().err

@@ -152,3 +152,16 @@ def test_the_watch_health_lists_every_watched_kind_in_pages(monkeypatch: pytest.
     listed = kube.Client(None, None).workload_versions(["ns"])  # type: ignore[arg-type]
     assert listed == {"d": "1", "s1": "2", "s2": "3", "a": "4"}
     assert ("/apis/apps/v1/namespaces/ns/statefulsets", "next") in asked
+    asked.clear()
+    pages["/apis/apps/v1/namespaces/ns/deployments"] = [{"items": [{"metadata": {"uid": "d", "resourceVersion": "5"}}]}]
+    assert kube.Client(None, None).workload_versions(["ns"], ["Deployment"]) == {"d": "5"}  # type: ignore[arg-type]
+    assert asked == [("/apis/apps/v1/namespaces/ns/deployments", None)]  # --kinds: the others never listed
+
+
+def test_a_revisions_pods_are_listed_whole_by_the_selector_and_its_pod_label() -> None:
+    client = Recorder({"/api/v1/namespaces/ns/pods": {"items": []}})
+    sts = statefulset()
+    assert kube.Client.pods_full(client, sts, ("controller-revision-hash", "web-abc")) == []  # type: ignore[arg-type]
+    kube.Client.pods_full(client, sts)  # type: ignore[arg-type]
+    queries = [q for (_, _, _, q, _) in client.sent]
+    assert queries == [{"labelSelector": "app=web,controller-revision-hash=web-abc"}, {"labelSelector": "app=web"}]

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from autorollback.gitrevert import core
@@ -56,6 +58,13 @@ def test_branch_message_and_body() -> None:
     assert msg.startswith('Revert "release shop 2.0.0"\n\nThis reverts commit ' + sha + ".\n")
     body = core.body(sha, FACTS, "annotations")
     assert "shop:2.0.0" in body and "shop:1.0.0" in body and "never merges" in body
+    assert "rolled Deployment prod/shop back" in msg and "rolled Deployment **prod/shop** back" in body
+
+
+def test_message_and_body_name_the_workloads_kind() -> None:
+    facts = dataclasses.replace(FACTS, kind="StatefulSet")
+    assert "autorollback rolled StatefulSet prod/shop back" in core.commit_message("v2", "0" * 40, facts)
+    assert "autorollback rolled StatefulSet **prod/shop** back" in core.body("0" * 40, facts, "annotations")
 
 
 def test_introduces_looks_at_added_lines_only() -> None:

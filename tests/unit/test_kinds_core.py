@@ -6,12 +6,11 @@ import copy
 
 import pytest
 
-from autorollback import config as annotations, decision, state, times
-from autorollback.decision.base import history_object
+from autorollback import config as annotations, decision, ledger, state, times
 from autorollback.signals import core as signals
 from autorollback.signals.base import Facts, Judged
 from autorollback.vocab import Job, Reason, Result
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, history_object
 from autorollback.workloads.daemonset import DAEMONSETS
 from autorollback.workloads.deployment import DEPLOYMENTS
 from autorollback.workloads.statefulset import STATEFULSETS
@@ -25,11 +24,13 @@ from factories import (
     replicaset,
     statefulset,
     sts_name,
+    sts_pod,
     sts_revision,
 )
 
 NOW = "2026-11-26T10:05:00Z"
 ENABLED = {"autorollback.io/enabled": "true"}
+ROLLBACK = {"autorollback.io/mode": "rollback"}
 
 
 def test_a_statefulset_is_dry_run_unless_it_says_rollback() -> None:
@@ -80,6 +81,63 @@ def test_a_statefulset_stopped_at_its_partition_that_completed_is_not_failing() 
     assert measured(sts, [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0")], STATEFULSETS).result == (
         Result.SUCCESS
     )
+
+
+CANARY = [sts_revision(1, "app:1.0.0"), sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 4 partition 2")]
+
+
+def test_a_statefulset_whose_partition_was_lowered_since_its_canary_completed_is_judged_anew() -> None:
+    # ordinal 2 completed on V2 at partition 2; the partition lowered to 0 since: ordinal 1 is stuck on
+    # V2, not Ready. The completion covered ordinal 2 only
+    lowered = statefulset("app:2.0.0", partition=0, updated=2, ready=2, generation=5, annotations=ROLLBACK)
+    assert STATEFULSETS.unfinished(lowered)
+    d = measured(lowered, CANARY, STATEFULSETS)
+    assert (d.result, d.failing.name, d.target.name) == (Result.SUCCESS, sts_name("app:2.0.0"), sts_name("app:1.0.0"))
+    # a pod lost at the partition seen complete is no failure, whatever else changed in the spec since
+    # (a scale, any field: generation 9); nor once every pod was on V2 (the controller moved
+    # currentRevision): the completion then covered them all
+    for generation in (4, 9):
+        held = statefulset("app:2.0.0", partition=2, updated=1, ready=2, generation=generation, annotations=ROLLBACK)
+        assert measured(held, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
+    scaled = statefulset("app:2.0.0", partition=2, replicas=4, updated=2, ready=3, generation=5, annotations=ROLLBACK)
+    assert measured(scaled, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
+    whole = statefulset("app:2.0.0", current="app:2.0.0", partition=0, updated=3, ready=2, generation=5)
+    assert measured(whole, CANARY, STATEFULSETS).reason == Reason.NO_FAILURE
+
+
+def test_each_step_of_a_canary_completed_is_marked_with_its_partition() -> None:
+    # partition 2 -> 1: ordinal 1 on V2 too, all Ready: complete at partition 1, and the mark of
+    # partition 2 is rewritten (else a pod lost below partition 1 later would read as a failed rollout)
+    step = statefulset("app:2.0.0", partition=1, updated=2, ready=3, generation=5, annotations=ROLLBACK)
+    assert STATEFULSETS.completed(step)
+    mark = decision.healthy_mark(step, CANARY[1], STATEFULSETS)
+    assert mark == {"autorollback.io/healthy-at": f"{sts_name('app:2.0.0')} revision 2 generation 5 partition 1"}
+    marked = [CANARY[0], sts_revision(2, "app:2.0.0", healthy_at="revision 2 generation 5 partition 1")]
+    assert decision.healthy_mark(step, marked[1], STATEFULSETS) is None  # covered: nothing to write
+    lost = statefulset("app:2.0.0", partition=1, updated=2, ready=2, generation=5, annotations=ROLLBACK)
+    assert measured(lost, marked, STATEFULSETS).reason == Reason.NO_FAILURE
+
+
+def test_a_fast_signal_after_the_partition_was_lowered_counts() -> None:
+    ff = annotations.parse({**ENABLED, "autorollback.io/fail-on": "CrashLoopBackOff"}, "StatefulSet").fail_fast
+    pods = [crashing(sts_pod(1, "app:2.0.0")), sts_pod(2, "app:2.0.0"), sts_pod(0, "app:1.0.0")]
+    for partition, counts in ((0, True), (2, False)):
+        sts = statefulset("app:2.0.0", partition=partition, updated=2, ready=2, generation=5, annotations=ROLLBACK)
+        v = signals.PodSignals(ff).verdict(Facts(sts, CANARY, pods, times.Clocks(), 0.0, adapter=STATEFULSETS))
+        assert (v.failure is not None) == counts, partition
+
+
+def test_a_daemonset_whose_restored_revision_makes_no_progress_either_is_abandoned() -> None:
+    v1, v2 = f"agent-{ds_hash('agent:1.0.0')}", f"agent-{ds_hash('agent:2.0.0')}"
+    entry = ledger.Entry(v2, v1, "2026-11-26T10:00:00Z", "2026-11-26T10:00:01Z", "ProgressDeadlineExceeded", 2, 2)
+    # restored: V1's revision renumbered 3, its rollout stuck at the first node for the whole deadline
+    restored = daemonset(
+        "agent:1.0.0", generation=3, template_generation=3, annotations={ledger.KEY: ledger.dump((entry,))}
+    )
+    history = [ds_revision(3, "agent:1.0.0", healthy_at="revision 1 generation 1"), ds_revision(2, "agent:2.0.0")]
+    d = measured(restored, history, DAEMONSETS)
+    assert (d.result, d.undo) == (Result.ABANDONED, None), d.message
+    assert "restored by autorollback" in d.message
 
 
 def crashing(pod):

@@ -7,7 +7,7 @@ from autorollback import config, history, ledger, state
 from autorollback.decision import stuck
 from autorollback.vocab import Job
 
-from factories import STS_UID, statefulset, sts_name, sts_pod
+from factories import STS_UID, statefulset, stored_template, sts_name, sts_pod
 
 V1, V2, V3 = "app:1.0.0", "app:2.0.0", "app:3.0.0"
 ENTRY = ledger.Entry(
@@ -47,6 +47,10 @@ def rolled_back(*, observed: bool = True, entries: tuple[ledger.Entry, ...] = (E
 STUCK = [pod(0, V1, True), pod(1, V1, True), pod(2, V2, False)]
 
 
+def template_of(image: str) -> dict[str, Any]:
+    return stored_template(image)
+
+
 def names(finish: stuck.Finish) -> list[str]:
     return [p.name for p in finish.delete]
 
@@ -73,9 +77,34 @@ def test_nothing_without_a_rollback_in_the_statefulsets_own_ledger() -> None:
 
 def test_nothing_once_the_template_changed_after_the_rollback() -> None:
     # someone deployed V3 after the rollback: updateRevision is no longer the restored revision
-    later = rolled_back(update=V3)
+    later = rolled_back(update=V3, generation=6)  # the deploy after the rollback's (5)
     later["spec"]["template"]["spec"]["containers"][0]["image"] = V3
     assert stuck.finish(later, [*STUCK, pod(2, V3, False)]).delete == ()
+
+
+def test_a_restored_revision_the_controller_created_again_under_a_new_name_is_the_one_finished() -> None:
+    # V1's revision was written by Kubernetes 1.33: restoring it, the 1.34 controller compares bytes and
+    # creates an equal revision under another name (a scale since changes nothing)
+    renamed = rolled_back(generation=6)
+    renamed["status"]["updateRevision"] = renamed["status"]["currentRevision"] = "web-6b9d7c5f4"
+    again = pod(1, V1, False)
+    again["metadata"]["labels"]["controller-revision-hash"] = "web-6b9d7c5f4"
+    pods = [pod(0, V1, True), again, pod(2, V2, False)]
+    assert state.stuck_key(renamed)  # not at rest: its revisions are read
+    assert stuck.finish(renamed, pods).entry is None  # not known to be the same template
+    same = (template_of(V1), template_of(V1))
+    f = stuck.finish(renamed, pods, templates=same)
+    assert f.entry == ENTRY and names(f) == ["web-2"] and f.waiting == ("web-1",)
+    marks = {history.HEALTHY_AT: "web-6b9d7c5f4 revision 3 generation 6"}  # its completion, bound to its name
+    assert stuck.finish(renamed, pods, restored_marks=marks, templates=same).entry is None
+    # a template deployed after the rollback is another revision, whatever its name
+    assert stuck.finish(renamed, pods, templates=(template_of(V3), template_of(V1))).entry is None
+
+
+def test_a_statefulset_at_rest_under_another_revision_has_nothing_to_finish() -> None:
+    # a deploy after the rollback completed: nothing to read, whatever the ledger says
+    later = rolled_back(update=V3, current=V3, updated=3, ready=3, generation=6)
+    assert state.stuck_key(later) == ""
 
 
 def test_only_the_newest_rollback_is_finished() -> None:

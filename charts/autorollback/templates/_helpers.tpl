@@ -38,26 +38,28 @@ app.kubernetes.io/component: operator
 
 {{/* Exactly the verbs the operator uses; nothing on Secrets; no delete but of pods, only while deleteStuckPods is on. */}}
 {{- define "autorollback.rules" -}}
-# Exactly the verbs the operator uses: it watches Deployments, StatefulSets and DaemonSets and
-# patches them to roll back; it reads their history (ReplicaSets, ControllerRevisions) and annotates
-# it (marks); it creates Events.
+{{- $kinds := .Values.kinds }}
+# Exactly the verbs the operator uses: it watches the workloads of `kinds` ({{ join ", " $kinds }})
+# and patches them to roll back; it reads their history (ReplicaSets, ControllerRevisions) and
+# annotates it (marks); it creates Events. A kind left out is granted nothing.
 - apiGroups: ["apps"]
-  resources: ["deployments", "statefulsets", "daemonsets"]
+  resources: [{{ include "autorollback.kindResources" $kinds }}]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["apps"]
-  resources: ["replicasets", "controllerrevisions"]
+  resources: [{{ include "autorollback.historyResources" $kinds }}]
   verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 {{- if or .Values.failFast.podSignals .Values.prometheus.url }}
 # Fast failure signals: the pods of a fail-fast Deployment's rollout in progress (label-selected);
-# metric checks: the names of a revision's pods ({{ "{{pods}}" }} in a check template)
+# metric checks: the names of a revision's pods ({{ "{{pods}}" }} in a check template); alerts: whether a
+# pod of a StatefulSet's or DaemonSet's new revision is Ready (their revisions have no status)
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
 {{- end }}
-{{- if .Values.deleteStuckPods }}
+{{- if and .Values.deleteStuckPods (has "StatefulSet" $kinds) }}
 # A StatefulSet left stuck by its rollback (OrderedReady): list its pods, delete those of the failed
 # revision that are not Ready (the only delete the operator makes; gracefully, with preconditions)
 - apiGroups: [""]
@@ -79,6 +81,21 @@ app.kubernetes.io/component: operator
   resources: ["gitrepositories"]
   verbs: ["get"]
 {{- end }}
+{{- end }}
+
+{{/* The apps/v1 resources of the workload kinds (quoted, comma-separated), and of their history. */}}
+{{- define "autorollback.kindResources" -}}
+{{- $plural := dict "Deployment" "deployments" "StatefulSet" "statefulsets" "DaemonSet" "daemonsets" }}
+{{- $out := list }}
+{{- range . }}{{ $out = append $out (get $plural . | quote) }}{{ end }}
+{{- join ", " $out }}
+{{- end }}
+
+{{- define "autorollback.historyResources" -}}
+{{- $out := list }}
+{{- if has "Deployment" . }}{{ $out = append $out ("replicasets" | quote) }}{{ end }}
+{{- if or (has "StatefulSet" .) (has "DaemonSet" .) }}{{ $out = append $out ("controllerrevisions" | quote) }}{{ end }}
+{{- join ", " $out }}
 {{- end }}
 
 {{/* One --git-allowed-repo=NSGLOB=URL[ paths=A,B][ credential=NAME] per rule of gitRevert.allowedRepos

@@ -167,11 +167,21 @@ def recorded(revision: Revision) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def ready(replicaset: Mapping[str, object], revision: Revision) -> bool:
-    """The revision has a ready pod (status.readyReplicas; available pods are ready too)."""
-    status = replicaset.get("status")
+def ready(history_object: Mapping[str, object], revision: Revision, pods: Sequence[Mapping[str, object]] = ()) -> bool:
+    """The revision has a ready pod: its history object counts one (a ReplicaSet's status.readyReplicas;
+    available pods are ready too), or one of `pods` (the revision's own, whole) has Ready=True. A
+    ControllerRevision has no status: for StatefulSets and DaemonSets only their pods tell."""
+    status = history_object.get("status")
     count = status.get("readyReplicas") if isinstance(status, Mapping) else None
-    return (isinstance(count, int) and count >= 1) or revision.available > 0
+    return (isinstance(count, int) and count >= 1) or revision.available > 0 or any(map(_ready, pods))
+
+
+def _ready(pod: Mapping[str, object]) -> bool:
+    status = pod.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
 
 
 @dataclass(frozen=True)

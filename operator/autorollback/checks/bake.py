@@ -17,7 +17,7 @@ by a late answer. The elapsed seconds count only while the rollout is complete; 
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from autorollback import times
@@ -134,6 +134,20 @@ def remaining(bake: Bake, bake_seconds: int) -> float:
 
 def streaks(bake: Bake) -> dict[str, Streak]:
     return dict(bake.state.streaks)
+
+
+def baseline(revisions: Sequence[Revision], current: Revision, with_pods: Collection[str] = ()) -> Revision | None:
+    """The revision the new pods are compared with in relative mode: the newest older one still
+    serving, its pods available now (`Revision.serving`) or, for a kind whose history objects count no
+    pods (a ControllerRevision has no status), named in `with_pods` (its pods still there)."""
+    return next(
+        (
+            r
+            for r in revisions
+            if r.number < current.number and r.name != current.name and (r.serving or r.name in with_pods)
+        ),
+        None,
+    )
 
 
 def skipped(revision: Revision) -> str:

@@ -90,7 +90,7 @@ def decide(
     facts = Facts(deployment, replicasets, adapter=workload)
     shown = classify.what_is_shown(facts, sources)
     if not config.enabled:
-        return nothing(Reason.OPTED_OUT, "the Deployment is not opted in", shown.failure)
+        return nothing(Reason.OPTED_OUT, f"the {workload.kind} is not opted in", shown.failure)
     if workload.on_delete(deployment):  # whatever source says it failed (a metric check, too)
         return nothing(
             Reason.UNSUPPORTED,

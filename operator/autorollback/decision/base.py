@@ -41,11 +41,6 @@ def nothing(reason: Reason, message: str, failure: Failure | None = None) -> Dec
     return Decision(Result.NOTHING, reason, message, failure=failure)
 
 
-def history_object(kind: str) -> str:
-    """What a kind keeps its revisions in, as messages name it."""
-    return "ReplicaSet" if kind == "Deployment" else "ControllerRevision"
-
-
 def describe(revision: int, template: dict[str, Any]) -> str:
     return f"revision {revision} ({images(template)})"
 

@@ -15,7 +15,7 @@ from autorollback.decision.measured import Measured
 from autorollback.signals.base import Facts, Source
 from autorollback.signals.deadline import ControllerDeadline, MeasuredDeadline
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import Failure, Undo
+from autorollback.workloads.base import Failure, Undo, history_object, rollout_over
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def standing_failure(facts: Facts, shown: WhatIsShown, measured: Measured | None
             return _rolled_back_already(failure)
         failure = None  # carried over; whether the restored template progresses is decided below
     if failing is None:
-        return nothing(Reason.STALE, "the current template's ReplicaSet does not exist yet")
-    if failure is None and not left_over and failing.healthy_in_this_revision:
+        return nothing(Reason.STALE, f"the current template's {history_object(workload.kind)} does not exist yet")
+    if failure is None and not left_over and rollout_over(workload, deployment, failing):
         # a rollout seen complete in this revision is over: a pod lost since (a DaemonSet's node, a
         # StatefulSet's pod below its partition) is no failed rollout, and rolling back would not help
         return nothing(

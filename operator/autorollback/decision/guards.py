@@ -41,7 +41,7 @@ def refusal(deployment: dict[str, Any], standing: Standing, dry_run: bool, workl
                 f"{from_text} failed again after autorollback already rolled back away from it at "
                 f"{_when(failing.last_rolled_back)}: the known-bad template was re-applied (by a person or a "
                 "GitOps controller). Not rolling back again to avoid a loop: fix or revert the source of the "
-                f"Deployment, then roll out again.{revert_pr(failing)}"
+                f"{workload.kind}, then roll out again.{revert_pr(failing)}"
             ),
         )
     if failing.restored_and_unproven:

@@ -6,10 +6,10 @@ from typing import Any
 
 from autorollback import history, ledger
 from autorollback.config import DRY_RUN_BY_DEFAULT, MODE
-from autorollback.decision.base import Decision, as_generation, change_cause, describe, history_object
+from autorollback.decision.base import Decision, as_generation, change_cause, describe
 from autorollback.decision.classify import Standing
 from autorollback.vocab import Reason, Result
-from autorollback.workloads.base import BAKE_FAILURES, Workload
+from autorollback.workloads.base import BAKE_FAILURES, Workload, history_object
 
 HISTORY_NEEDED = 2  # revisionHistoryLimit below this loses the ReplicaSets a rollback needs
 

@@ -35,7 +35,7 @@ from typing import Any
 from autorollback import config, history, ledger
 from autorollback.config import PREFIX
 from autorollback.workloads import controllerrevision as cr
-from autorollback.workloads.statefulset import partition
+from autorollback.workloads.statefulset import partition, replicas
 
 KIND = "StatefulSet"  # the only kind whose controller waits on a broken pod after a rollback
 ANNOTATION = PREFIX + "delete-stuck-pods"  # on the StatefulSet: "false" turns the deletion off
@@ -85,18 +85,51 @@ def enabled(annotations: Mapping[str, str] | None, default: bool = True) -> bool
     return False if isinstance(value, str) and value.strip().lower() == OFF else default
 
 
-def rollback_observed(sts: dict[str, Any]) -> ledger.Entry | None:
+def rollback_observed(
+    sts: dict[str, Any], templates: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None)
+) -> ledger.Entry | None:
     """The StatefulSet's newest rollback (its own ledger) when the controller has observed it: the
-    spec is observed and status.updateRevision is the revision the rollback restored. None otherwise
-    (no rollback; not observed yet; the template changed since: someone deployed after it)."""
+    spec is observed and status.updateRevision is the revision the rollback restored (`restored_as`).
+    That is the revision the ledger names, or a new one the controller created for the same template
+    (`templates`: the update revision's and the restored revision's, as the shell read them): it
+    compares a revision's bytes, and one written by an older Kubernetes (1.33's `creationTimestamp:
+    null`) is re-created under a new name (workload-kinds.md §2.3, §6 D). None otherwise (no rollback;
+    not observed yet; the template changed since: someone deployed after it)."""
+    newest = _newest(sts)
+    if newest is None:
+        return None
+    if restored_as(sts) == newest.restored:
+        return newest
+    update, restored = templates
+    return newest if update is not None and restored is not None and cr.same_template(update, restored) else None
+
+
+def rollback_pending(sts: dict[str, Any]) -> ledger.Entry | None:
+    """The newest rollback when it may be observed (what finishing it depends on, without reading
+    the revisions): `rollback_observed` by name; or, under another name, while the StatefulSet is not
+    at rest (a pod not Ready, or the revisions apart): its revisions are then read and compared."""
+    newest = _newest(sts)
+    if newest is None:
+        return None
+    s = sts.get("status") or {}
+    at_rest = s.get("updateRevision") == s.get("currentRevision") and cr.count(s, "readyReplicas") >= replicas(sts)
+    return newest if restored_as(sts) == newest.restored or not at_rest else None
+
+
+def _newest(sts: dict[str, Any]) -> ledger.Entry | None:
+    """The newest rollback in the ledger, once the controller observed the spec and rolls out another
+    revision than the one it rolled back away from."""
     entries = ledger.parse((sts["metadata"].get("annotations") or {}).get(ledger.KEY))
-    if not entries:
+    if not entries or not cr.observed(sts):
         return None
-    newest = entries[0]
-    update = (sts.get("status") or {}).get("updateRevision")
-    if not cr.observed(sts) or not update or update != newest.restored or newest.failed == newest.restored:
-        return None
-    return newest
+    newest, update = entries[0], restored_as(sts)
+    return None if not update or newest.failed in (newest.restored, update) else newest
+
+
+def restored_as(sts: dict[str, Any]) -> str:
+    """The revision the controller rolls out now (status.updateRevision): the restored one, once
+    `rollback_observed`; its pods carry this name, and its marks are bound to it."""
+    return str((sts.get("status") or {}).get("updateRevision") or "")
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -163,14 +196,17 @@ def finish(
     restored_marks: Mapping[str, str] | None = None,
     not_ready_seconds: float = 0.0,
     deadline_seconds: float = 600.0,
+    templates: tuple[dict[str, Any] | None, dict[str, Any] | None] = (None, None),
 ) -> Finish:
     """What to do now about the StatefulSet's last rollback (see the module's docstring).
 
     pods: the pods its selector matches (full objects: their Ready condition is read).
     default: the operator's setting (--delete-stuck-pods); the annotation turns it off per StatefulSet.
-    restored_marks: the annotations of the restored ControllerRevision (the abandonment mark).
+    restored_marks: the annotations of the restored ControllerRevision, as `restored_as` names it (its
+    healthy mark, the abandonment mark).
     not_ready_seconds: how long the shell has seen `progress` last (restored pods not Ready, and no more
     of them becoming Ready), on its monotonic clock; the deadline is the StatefulSet's.
+    templates: the update revision's and the restored revision's (`rollback_observed`).
     """
     if cr.on_delete(sts):
         return Finish(None, "OnDelete: the controller replaces no pod, so no rollback was carried out")
@@ -180,15 +216,16 @@ def finish(
         return Finish(None, "not opted in, or dry-run (a StatefulSet's default): autorollback changes nothing")
     if not enabled(annotations, default):
         return Finish(None, "deleting stuck pods is turned off")
-    entry = rollback_observed(sts)
+    entry = rollback_observed(sts, templates)
     if entry is None:
         return Finish(None, "no rollback observed by the controller is the StatefulSet's latest change")
-    health = history.parse_health(history.bound(entry.restored, (restored_marks or {}).get(history.HEALTHY_AT)))
+    restored = restored_as(sts)
+    health = history.parse_health(history.bound(restored, (restored_marks or {}).get(history.HEALTHY_AT)))
     if health is not None and entry.generation and health.generation >= entry.generation:
         # level-triggered end: a restored pod not Ready months later is the deadline's and the fast
         # signals' to judge, never a reason to abandon this rollback
         return Finish(None, "the rollback is finished: the restored revision completed since")
-    idle, ready_count = waiting(sts, pods, entry.restored)
+    idle, ready_count = waiting(sts, pods, restored)
     progress = f"{entry.id} ready={ready_count}" if idle else ""
     if (restored_marks or {}).get(MARK) == f"{ABANDONED} {entry.id}":
         return Finish(entry, "abandoned already", waiting=idle, abandoned_before=True)
@@ -202,7 +239,7 @@ def deleted_message(sts: dict[str, Any], entry: ledger.Entry, pods: tuple[Pod, .
     return (
         f"deleted pod{'s' if len(pods) > 1 else ''} {names} of the failed revision {entry.failed}, not Ready, so that "
         f"the StatefulSet controller recreates {'them' if len(pods) > 1 else 'it'} at the restored revision "
-        f"{entry.restored} (with OrderedReady it waits for a broken pod forever: Kubernetes' Forced rollback). "
+        f"{restored_as(sts)} (with OrderedReady it waits for a broken pod forever: Kubernetes' Forced rollback). "
         "Deleted gracefully; the PersistentVolumeClaims stay: data the failed version wrote to the volumes is "
         f'still there. Turn this off with the annotation {ANNOTATION}: "false".'
     )
@@ -210,7 +247,7 @@ def deleted_message(sts: dict[str, Any], entry: ledger.Entry, pods: tuple[Pod, .
 
 def abandoned_message(sts: dict[str, Any], entry: ledger.Entry, waiting: tuple[str, ...], seconds: float) -> str:
     return (
-        f"the pods of the restored revision {entry.restored} are not Ready either ({', '.join(waiting)}; no "
+        f"the pods of the restored revision {restored_as(sts)} are not Ready either ({', '.join(waiting)}; no "
         f"progress for {int(seconds)}s, the progress deadline): not deleting any more pods of the failed revision "
         f"{entry.failed}. Manual intervention needed: the restored version may not run on what the failed one "
         "left (its data stays on the volumes); inspect the pods, then roll out a fix."

@@ -5,12 +5,12 @@ too short to roll back)."""
 from typing import Any
 
 from autorollback import history, ledger
-from autorollback.decision.base import as_generation, history_object, revert_pr
+from autorollback.decision.base import as_generation, revert_pr
 from autorollback.decision.measured import NO_PROGRESS
 from autorollback.decision.plan import HISTORY_NEEDED
 from autorollback.decision.reports import restoring
 from autorollback.gitrevert import core as gitcore
-from autorollback.workloads.base import BAKE_FAILURES, Workload, images, template_of
+from autorollback.workloads.base import BAKE_FAILURES, Workload, history_object, images, template_of
 
 
 def owned_replicaset(deployment: dict[str, Any], replicaset: dict[str, Any] | None) -> bool:
@@ -52,14 +52,18 @@ def healthy_mark(
         and health is not None
         and not health.legacy
         and health.revision >= number
+        and workload.covers(deployment, health)
     ):
-        return None  # known healthy in this revision, since it last failed or was restored
+        return None  # known healthy in this revision, since it last failed or was restored (and covering it)
     if rev[0].failed_in == number and rev[0].failed_reason in BAKE_FAILURES:
         return None  # its checks (or alerts) failed: completing does not outlive that
     outlived = rev[0].failure_id if rev[0].failed_in == number else ""
     seen = as_generation((deployment.get("status") or {}).get("observedGeneration"))
     return {
-        history.HEALTHY_AT: history.bind(replicaset["metadata"]["name"], history.health_payload(number, outlived, seen))
+        history.HEALTHY_AT: history.bind(
+            replicaset["metadata"]["name"],
+            history.health_payload(number, outlived, seen, workload.partition(deployment)),
+        )
     }
 
 
@@ -91,7 +95,7 @@ def known_bad(deployment: dict[str, Any], replicasets: list[dict[str, Any]], wor
     name = rs.name
     entry = next(e for e in entries if e.failed == name)
     return (
-        f"ReplicaSet {name} ({images(rs.template)}) is being rolled out again, but autorollback "
+        f"{history_object(workload.kind)} {name} ({images(rs.template)}) is being rolled out again, but autorollback "
         f"rolled back away from it at {entry.at} after it failed ({entry.reason or 'failed'}). If it fails "
         "again it will not be rolled back a second time: revert it at its source (Git, CI) instead of "
         f"re-applying it.{revert_pr(rs)}"

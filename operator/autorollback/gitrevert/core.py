@@ -106,6 +106,7 @@ class RevertFacts:
     reason: str
     message: str
     restored_template: dict[str, Any] | None = None
+    kind: str = "Deployment"  # the workload's (Workload.kind), as the commit message and pull request name it
 
 
 def title(subject: str) -> str:
@@ -116,7 +117,7 @@ def commit_message(subject: str, commit: str, facts: RevertFacts) -> str:
     """git revert's own message, plus why."""
     return (
         f'Revert "{subject}"\n\nThis reverts commit {commit}.\n\n'
-        f"autorollback rolled Deployment {facts.namespace}/{facts.deployment} back from revision "
+        f"autorollback rolled {facts.kind} {facts.namespace}/{facts.deployment} back from revision "
         f"{facts.failed_revision} ({facts.failed_images}) to revision {facts.restored_revision} "
         f"({facts.restored_images}): {facts.reason}.\n"
     )
@@ -124,7 +125,7 @@ def commit_message(subject: str, commit: str, facts: RevertFacts) -> str:
 
 def body(commit: str, facts: RevertFacts, found_by: str) -> str:
     return (
-        f"autorollback rolled **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
+        f"autorollback rolled {facts.kind} **{facts.namespace}/{facts.deployment}** back after a failed rollout, and "
         f"this reverts the commit that introduced the failed version, so that Git matches the cluster again.\n\n"
         f"| | |\n|---|---|\n"
         f"| failed | revision {facts.failed_revision}: `{facts.failed_images}` |\n"

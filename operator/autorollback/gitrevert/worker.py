@@ -254,9 +254,9 @@ class Worker:
         found, reasons = self._sources(deployment, failing) if self.settings.sources != "annotations" else (None, [])
         if self.settings.sources == "discovered":
             if found is None:
-                return "; ".join(reasons or ["no Argo CD Application or Flux Kustomization lists this Deployment"]) + (
-                    " (--git-sources=discovered: the autorollback.io/git-* annotations are not used)"
-                )
+                return "; ".join(
+                    reasons or [f"no Argo CD Application or Flux Kustomization lists this {deployment['kind']}"]
+                ) + (" (--git-sources=discovered: the autorollback.io/git-* annotations are not used)")
             return found
         from_annotations = core.source(meta.get("annotations"), failing.annotations) if named or found is None else None
         if found is None:
@@ -275,7 +275,7 @@ class Worker:
             named_repo = annotated.get(core.REPO, "")
             return core.Disagreement(
                 f"the annotations name {core.quote(named_repo)} path {core.quote(annotated.get(core.PATH, ''))} but "
-                f"{found.found_by} applies this Deployment from {found.repo} path {found.path}: the source that "
+                f"{found.found_by} applies this {deployment['kind']} from {found.repo} path {found.path}: the source that "
                 f"really applies it wins; remove or correct the {core.REPO}/{core.PATH} annotations"
             )
         if named and not isinstance(from_annotations, str) and from_annotations.commit:

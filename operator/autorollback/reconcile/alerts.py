@@ -19,7 +19,7 @@ from autorollback.checks.settings import ChecksSettings
 from autorollback.events import post
 from autorollback.history import Revision
 from autorollback.reconcile.work import PassResult, Work, log, who
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, history_object
 
 NOT_READY_RETRY = 2.0  # seconds: no ready pod yet, look again this soon (the record waits for one)
 RECORDED = "alerts recorded"  # in Running.told: this process wrote (or read) the record
@@ -104,7 +104,7 @@ def watch(
         return None
     running.evaluated[calerts.KEY] = now
     record = calerts.recorded(current)
-    if record is None and not calerts.ready(raw, current):
+    if record is None and not _ready(work, raw, current):
         running.evaluated[calerts.KEY] = now - calerts.INTERVAL + NOT_READY_RETRY
         return None
     meta = raw["metadata"]
@@ -128,7 +128,7 @@ def watch(
             work,
             running,
             "error",
-            f"the alerts {', '.join(names)} could not be read for ReplicaSet {meta['name']}: {firing.error}; "
+            f"the alerts {', '.join(names)} could not be read for {history_object(work.workload.kind)} {meta['name']}: {firing.error}; "
             "never a rollback (the alerts are read again at the next interval)",
         )
         return None
@@ -136,7 +136,8 @@ def watch(
         if firing.names:
             shown = ", ".join(sorted(firing.names))
             message = (
-                f"alerts already firing when revision {current.number} (ReplicaSet {meta['name']}) first had a ready "
+                f"alerts already firing when revision {current.number} ({history_object(work.workload.kind)} "
+                f"{meta['name']}) first had a ready "
                 f"pod: {shown}. They do not roll this revision back; the other alerts named still do"
             )
             log.warning("alerts preexisting", replicaset=meta["name"], alerts=sorted(firing.names), **who(work))
@@ -160,6 +161,20 @@ def watch(
         return None
     log.warning("alert firing", replicaset=meta["name"], alerts=list(verdict.fired), **who(work))
     return calerts.failure(verdict.fired, firing.at, meta["name"], current.number, meta.get("creationTimestamp") or "")
+
+
+def _ready(work: Work, raw: dict[str, Any], current: Revision) -> bool:
+    """calerts.ready. A kind whose history objects do not count their ready pods (a ControllerRevision
+    has no status) has the revision's pods read whole (selected by its pod label): only while the
+    record is not written, and once each NOT_READY_RETRY until one of them is Ready."""
+    kind = work.workload
+    if kind.counts_ready:
+        return calerts.ready(raw, current)
+    value = kind.pod_label_value(raw)
+    if not value:
+        return False
+    pods = work.ctx.api.pods_full(work.deployment, (kind.pod_label, value))
+    return calerts.ready(raw, current, kind.pods_of(raw, pods))
 
 
 def _count(work: Work, result: PassResult, kind: Kind) -> None:

@@ -56,7 +56,9 @@ def rollback(work: Work, result: PassResult, signal: Signal | None, cap: Cap | N
             return step
         snapshot = step
     raise kube.ApiError(
-        0, "Conflict", f"the Deployment kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date"
+        0,
+        "Conflict",
+        f"the {work.workload.kind} kept changing: decided {CONFLICT_ATTEMPTS} times, each time out of date",
     )
 
 

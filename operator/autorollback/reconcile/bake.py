@@ -24,7 +24,7 @@ from autorollback.reconcile import alerts, attempt
 from autorollback.reconcile.report import report
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.vocab import Job, Result
-from autorollback.workloads.base import Failure
+from autorollback.workloads.base import Failure, Workload, history_object
 
 BUSY_RETRY = 1.0  # seconds before a bake whose evaluations found every slot taken looks again
 REREAD = streak.EVERY  # seconds: a bake reads the history again at least this often
@@ -265,7 +265,7 @@ def _evaluate(
     wants_pods = any("pods" in promql.placeholders(c.template.query) for c in due)
     pods = _pods(work) if wants_pods else []
     new = kind.pods_of(raw, pods)
-    previous = _previous(revisions, current, replicasets)
+    previous = _previous(kind, revisions, current, replicasets, pods)
     old = kind.pods_of(previous, pods) if previous is not None else []
     for check in due:
         running.evaluated[check.name] = now
@@ -296,10 +296,18 @@ def _scope(work: Work, raw: dict[str, Any], pods: list[dict[str, Any]], window: 
     )
 
 
-def _previous(revisions: list[Revision], current: Revision, replicasets: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The ReplicaSet the new pods are compared with in relative mode: the newest older revision still serving."""
-    older = next((r for r in revisions if r.number < current.number and r.name != current.name and r.serving), None)
-    return next((r for r in replicasets if older is not None and r["metadata"]["name"] == older.name), None)
+def _previous(
+    kind: Workload,
+    revisions: list[Revision],
+    current: Revision,
+    history_objects: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The history object the new pods are compared with in relative mode (checks.bake.baseline): where
+    they count no pods (ControllerRevisions), the revisions with pods left say which still serve."""
+    with_pods = () if kind.counts_ready else {h["metadata"]["name"] for h in history_objects if kind.pods_of(h, pods)}
+    older = cbake.baseline(revisions, current, with_pods)
+    return next((h for h in history_objects if older is not None and h["metadata"]["name"] == older.name), None)
 
 
 def _outcome(work: Work, check: templates.Check, scope: promql.Scope, base: promql.Scope | None) -> Outcome | str:
@@ -370,7 +378,7 @@ def _tell_first(work: Work, running: Running, check: templates.Check, outcome: O
     effect = {"ignore": "it neither counts as a failure nor resets the streak", "fail": "it counts as a failure",
               "reset": "it resets the streak"}[policy.value]  # fmt: skip
     message = (
-        f"metric check {check.name} on ReplicaSet {running.replicaset} {what}: {outcome.detail or 'no detail'}; "
+        f"metric check {check.name} on {history_object(work.workload.kind)} {running.replicaset} {what}: {outcome.detail or 'no detail'}; "
         f"{effect} (the check's on{'NoData' if outcome.kind is Kind.NO_DATA else 'Error'}: {policy.value})"
     )
     reason = "MetricCheckNoData" if outcome.kind is Kind.NO_DATA else "MetricCheckError"

@@ -35,7 +35,7 @@ def run(work: Work) -> PassResult:
             fn(work, result)
         except Unsettled as e:
             log.info(
-                "the Deployment kept changing while it was read; looking again shortly",
+                "the workload kept changing while it was read; looking again shortly",
                 job=job,
                 message=str(e),
                 **who(work),

@@ -36,7 +36,7 @@ def read(work: Work, wait_observed: bool = False) -> tuple[dict[str, Any], list[
         if _version(after) == _version(before):
             return after, replicasets
         reads += 1
-    raise Unsettled(f"the Deployment changed during each of {CONSISTENT_READS} reads")
+    raise Unsettled(f"the {work.workload.kind} changed during each of {CONSISTENT_READS} reads")
 
 
 def unchanged(work: Work, deployment: dict[str, Any]) -> bool | None:

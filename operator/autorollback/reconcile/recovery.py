@@ -93,6 +93,7 @@ def revert_if_lost(work: Work, deployment: dict[str, Any], restored: dict[str, A
                     reason=failure.reason,
                     message=failure.message,
                     restored_template=r.template,
+                    kind=adapter.kind,
                 ),
                 None,
                 kind=adapter.kind,

@@ -95,6 +95,7 @@ def report(work: Work, deployment: dict[str, Any], d: Decision, result: PassResu
                 reason=failure.reason,
                 message=failure.message,
                 restored_template=d.target.template,
+                kind=kind,
             ),
             time.monotonic(),
             dry_run=d.result == vocab.Result.DRY_RUN,

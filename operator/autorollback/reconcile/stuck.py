@@ -14,6 +14,7 @@ from autorollback import events, kube, times
 from autorollback.decision import stuck
 from autorollback.reconcile.work import PassResult, Work, log, who
 from autorollback.state import stuck_key
+from autorollback.workloads.base import template_of
 
 GROUP = "stuck"  # Clocks group: how long the restored revision's pods have been not Ready, no progress
 
@@ -28,20 +29,23 @@ def finish(work: Work, result: PassResult) -> None:
     sts = work.api.get(work.namespace, work.name)
     if sts["metadata"].get("uid") != work.uid:
         return  # deleted and created again: the watch brings the new one
-    entry = stuck.rollback_observed(sts)
-    if entry is None or not stuck.enabled(sts["metadata"].get("annotations"), work.ctx.delete_stuck_pods):
+    pending = stuck.rollback_pending(sts)
+    if pending is None or not stuck.enabled(sts["metadata"].get("annotations"), work.ctx.delete_stuck_pods):
+        result.done.stuck_done = key
+        return
+    restored = work.api.get_revision(work.namespace, stuck.restored_as(sts))
+    templates = _templates(work, restored, pending.restored)
+    if stuck.rollback_observed(sts, templates) is None:
         result.done.stuck_done = key
         return
     pods = work.ctx.api.pods_full(sts)
-    restored = work.api.get_revision(work.namespace, entry.restored)
     marks = dict(((restored or {}).get("metadata") or {}).get("annotations") or {})
     deadline = float(work.workload.deadline_seconds(sts))
-    first = stuck.finish(sts, pods, default=True, restored_marks=marks, deadline_seconds=deadline)
+    options: dict[str, Any] = {"default": True, "restored_marks": marks, "deadline_seconds": deadline}
+    first = stuck.finish(sts, pods, templates=templates, **options)
     now = times.monotonic()
     seconds = work.clocks.track(GROUP, [first.progress] if first.progress else [], now).get(first.progress, 0.0)
-    plan = stuck.finish(
-        sts, pods, default=True, restored_marks=marks, not_ready_seconds=seconds, deadline_seconds=deadline
-    )
+    plan = stuck.finish(sts, pods, templates=templates, not_ready_seconds=seconds, **options)
     if plan.abandon and plan.entry is not None:
         _abandon(work, sts, plan, seconds, restored is not None)
         result.done.stuck_done = key
@@ -68,6 +72,17 @@ def finish(work: Work, result: PassResult) -> None:
         result.done.stuck_done = key
 
 
+def _templates(
+    work: Work, update: dict[str, Any] | None, restored: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The update revision's template and, when the controller named it otherwise, the restored one's
+    (read only then): whether it re-created the restored revision under a new name."""
+    if update is None or update["metadata"]["name"] == restored:
+        return None, None
+    other = work.api.get_revision(work.namespace, restored)
+    return template_of(work.workload, update), template_of(work.workload, other) if other else None
+
+
 def _delete(work: Work, plan: stuck.Finish) -> tuple[tuple[stuck.Pod, ...], int]:
     """The pods deleted, and how many changed since they were read (409: a precondition failed)."""
     deleted, conflicts = [], 0
@@ -88,7 +103,7 @@ def _delete(work: Work, plan: stuck.Finish) -> tuple[tuple[stuck.Pod, ...], int]
 def _abandon(work: Work, sts: dict[str, Any], plan: stuck.Finish, seconds: float, marked: bool) -> None:
     assert plan.entry is not None
     if marked:  # recorded before it is told: told once, and nothing is deleted after a restart either
-        work.api.mark_revision(work.namespace, plan.entry.restored, {stuck.MARK: plan.abandon_mark})
+        work.api.mark_revision(work.namespace, stuck.restored_as(sts), {stuck.MARK: plan.abandon_mark})
     message = stuck.abandoned_message(sts, plan.entry, plan.waiting, seconds)
     log.warning("rollback abandoned: the restored revision's pods fail too", message=message, **who(work))
     events.post(work.ctx.api, sts, "Warning", "RollbackAbandoned", message, once=plan.abandon_mark)

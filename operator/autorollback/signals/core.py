@@ -12,7 +12,7 @@ from typing import Any
 from autorollback import ledger, times
 from autorollback.config import FailFast, shown
 from autorollback.signals.base import Facts, Verdict
-from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload
+from autorollback.workloads.base import SHOWN_MESSAGE, Failure, Workload, rollout_over
 
 PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE = {
@@ -55,7 +55,7 @@ def judge(
     """evaluate() for the ReplicaSet the controller treats as the current template's."""
     entries = ledger.of([deployment, *replicasets])
     new = workload.update_revision(deployment, workload.revisions(replicasets, entries))
-    if new is not None and new.healthy_in_this_revision:
+    if rollout_over(workload, deployment, new):
         clocks.forget(GRACES)
         return Verdict()  # its rollout completed: a pod that fails since is no failed rollout
     rs = next((r for r in replicasets if new is not None and r["metadata"]["name"] == new.name), None)

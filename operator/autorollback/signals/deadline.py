@@ -5,7 +5,7 @@ reports no failed rollout). Pure."""
 from dataclasses import dataclass
 
 from autorollback.signals.base import Facts, Verdict
-from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure
+from autorollback.workloads.base import DEADLINE_EXCEEDED, Failure, history_object
 
 
 class ControllerDeadline:
@@ -40,7 +40,8 @@ class MeasuredDeadline:
                 updated=self.since,
                 measured=True,
                 message=(
-                    f"ReplicaSet {current.name} made no progress for {deadline}s (measured by autorollback: the "
+                    f"{history_object(adapter.kind)} {current.name} made no progress for {deadline}s (measured by "
+                    "autorollback: the "
                     f"controller still shows {self.shown} and will not time this rollout out)"
                     if self.shown
                     else (

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from autorollback import ledger
 from autorollback.config import shown
-from autorollback.history import Revision
+from autorollback.history import Health, Revision
 
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # also the reason of a deadline autorollback measures
 METRIC_CHECK_FAILED = "MetricCheckFailed"  # a bake's failure (checks.bake): found after the rollout completed
@@ -56,11 +56,17 @@ def images(template: dict[str, Any]) -> str:
     return ", ".join(named) or "no containers"
 
 
+def history_object(kind: str) -> str:
+    """What a kind keeps its revisions in, as messages name it."""
+    return "ReplicaSet" if kind == "Deployment" else "ControllerRevision"
+
+
 class Workload(Protocol):
     """One kind of workload, as the core needs to know it. Objects are raw JSON."""
 
     kind: str  # as Kubernetes spells it: the `kind` metric label, Events' involvedObject
     pod_label: str  # the pod label that names a pod's revision (pod-template-hash, controller-revision-hash)
+    counts_ready: bool  # its history objects count their ready pods (a ReplicaSet's status); else the pods say
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
         """The pod template the workload asks for now."""
@@ -138,6 +144,15 @@ class Workload(Protocol):
         """The controller replaces no pod by itself (updateStrategy OnDelete): nothing is rolled out,
         so nothing is rolled back."""
 
+    def partition(self, workload: dict[str, Any]) -> int:
+        """Where the rollout stops on purpose: a StatefulSet's `rollingUpdate.partition` (its pods
+        below that ordinal keep the current revision); 0 for the kinds that roll every pod."""
+
+    def covers(self, workload: dict[str, Any], health: Health) -> bool:
+        """A completion of the update revision, recorded as `health`, still covers the rollout the
+        workload shows now: false once the same revision is being rolled out to pods that completion
+        did not include (a StatefulSet's partition lowered since)."""
+
 
 class Api(Protocol):
     """The I/O of one kind (implemented in `kube`, the only module that calls the API)."""
@@ -163,6 +178,18 @@ class Api(Protocol):
 
     def undo(self, namespace: str, name: str, undo: Undo) -> dict[str, Any]:
         """The rollback write (Workload.undo_patch), sent with its content type."""
+
+
+def rollout_over(adapter: Workload, workload: dict[str, Any], revision: Revision | None) -> bool:
+    """The rollout of `revision` (the update revision) was seen complete in this revision, and that
+    completion covers what the workload shows now: a pod lost since is no failed rollout."""
+    health = revision.health if revision is not None else None
+    return (
+        revision is not None
+        and revision.healthy_in_this_revision
+        and health is not None
+        and adapter.covers(workload, health)
+    )
 
 
 def template_of(workload: Workload, history_object: dict[str, Any]) -> dict[str, Any] | None:

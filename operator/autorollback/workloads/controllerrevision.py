@@ -21,7 +21,7 @@ import copy
 from typing import Any
 
 from autorollback import config, ledger
-from autorollback.history import Revision
+from autorollback.history import Health, Revision
 from autorollback.workloads.base import STRATEGIC_MERGE_PATCH, Failure, Undo
 from autorollback.workloads.templates import semantic
 
@@ -158,6 +158,17 @@ def left_over(workload: dict[str, Any]) -> str:
     return ""
 
 
+def no_partition(workload: dict[str, Any]) -> int:
+    """base.Workload.partition: a DaemonSet rolls every pod (a StatefulSet's adapter reads its own)."""
+    return 0
+
+
+def covers(workload: dict[str, Any], health: Health) -> bool:
+    """base.Workload.covers: a rollout of every pod (a DaemonSet's; a StatefulSet's override says
+    when a partition narrows it)."""
+    return True
+
+
 def count(status: dict[str, Any], key: str) -> int:
     value = status.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -217,6 +228,7 @@ class ControllerRevisionKind:
     adapter adds its `kind`, template, rollout and pods."""
 
     pod_label = REVISION_LABEL
+    counts_ready = False  # a ControllerRevision has no status: whether a pod of it is Ready, its pods say
 
     revisions = staticmethod(revisions)
     current = staticmethod(current)
@@ -230,3 +242,5 @@ class ControllerRevisionKind:
     observed = staticmethod(observed)
     undo_patch = staticmethod(undo)
     on_delete = staticmethod(on_delete)
+    covers = staticmethod(covers)
+    partition = staticmethod(no_partition)

@@ -18,7 +18,7 @@ from typing import Any
 
 from autorollback import ledger, times
 from autorollback.config import PREFIX, shown
-from autorollback.history import MARKS, Revision
+from autorollback.history import MARKS, Health, Revision
 from autorollback.ledger import Entry
 from autorollback.workloads.base import DEADLINE_EXCEEDED, JSON_PATCH, SHOWN_MESSAGE, Failure, Undo
 from autorollback.workloads.templates import semantic
@@ -313,11 +313,23 @@ def on_delete(deployment: dict[str, Any]) -> bool:
     return False
 
 
+def partition(deployment: dict[str, Any]) -> int:
+    """base.Workload.partition: a Deployment rolls every pod."""
+    return 0
+
+
+def covers(deployment: dict[str, Any], health: Health) -> bool:
+    """base.Workload.covers: a Deployment's rollout is of every replica at once (a new template is a
+    new revision), so a completion in this revision covers it."""
+    return True
+
+
 class Deployments:
     """The Deployment adapter (base.Workload)."""
 
     kind = KIND
     pod_label = HASH_LABEL
+    counts_ready = True  # a ReplicaSet's status.readyReplicas
 
     def template(self, workload: dict[str, Any]) -> dict[str, Any]:
         template: dict[str, Any] = workload["spec"]["template"]
@@ -342,6 +354,8 @@ class Deployments:
     pods_of = staticmethod(pods_of)
     pod_label_value = staticmethod(pod_label_value)
     on_delete = staticmethod(on_delete)
+    covers = staticmethod(covers)
+    partition = staticmethod(partition)
 
     def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
         """base.Workload.update_revision: the controller's FindNewReplicaSet (`current`)."""

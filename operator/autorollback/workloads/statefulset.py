@@ -16,7 +16,7 @@ and stops there on purpose: complete, not failing.
 
 from typing import Any
 
-from autorollback.history import Revision
+from autorollback.history import Health, Revision
 from autorollback.workloads import controllerrevision as cr
 from autorollback.workloads.controllerrevision import count
 
@@ -29,12 +29,12 @@ def replicas(sts: dict[str, Any]) -> int:
     return want if isinstance(want, int) and not isinstance(want, bool) else 1
 
 
-def partition(sts: dict[str, Any]) -> int:
+def partition(workload: dict[str, Any]) -> int:
     """The RollingUpdate's partition: ordinals below it stay on the current revision (0 without one,
     as when `rollingUpdate` is not set at all)."""
-    if not cr.rolling(sts):
+    if not cr.rolling(workload):
         return 0
-    p = (cr.strategy(sts).get("rollingUpdate") or {}).get("partition") or 0
+    p = (cr.strategy(workload).get("rollingUpdate") or {}).get("partition") or 0
     return p if isinstance(p, int) and not isinstance(p, bool) else 0
 
 
@@ -100,6 +100,18 @@ def rollout_revision(sts: dict[str, Any]) -> str:
     return str((sts.get("status") or {}).get("updateRevision") or "")
 
 
+def covers(workload: dict[str, Any], health: Health) -> bool:
+    """base.Workload.covers: a completion covers the rollout now if it was of every pod (the current
+    revision is the update revision: the controller moved it once all were updated and Ready), or if
+    the partition is where it was then, or higher: the completion covered the pods at or above it. With
+    the partition lowered since, the same revision rolls out to pods the completion never covered,
+    and that rollout is judged anew (its deadline, its pods' signals) until it completes in turn. A
+    scale or any other spec change keeps the coverage: a new pod at or above the partition is one
+    more of a revision proven there, as a Deployment's pods after a scale-up are."""
+    s = workload.get("status") or {}
+    return s.get("updateRevision") == s.get("currentRevision") or partition(workload) >= health.partition
+
+
 def progress(sts: dict[str, Any]) -> tuple[int, ...]:
     """The counts whose change is progress (§6 A; the update revision is in `unfinished`'s name)."""
     s = sts.get("status") or {}
@@ -146,6 +158,8 @@ class StatefulSets(cr.ControllerRevisionKind):
     pods_of = staticmethod(pods_of)
     pod_label_value = staticmethod(pod_label_value)
     update_revision = staticmethod(update_revision)
+    covers = staticmethod(covers)
+    partition = staticmethod(partition)
 
 
 STATEFULSETS = StatefulSets()
