@@ -417,7 +417,7 @@ def controller_revision(ns: str, name: str, image: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
 def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollout(
-    namespace, checked, traffic, prometheus: Prometheus, kind: str
+    namespace, checked, traffic, prometheus: Prometheus, kind: str, tmp_path: Path
 ) -> None:
     """Two workloads of the kind under one operator: `web` with a metric check and an alert, `alarmed`
     with the alert only. V1 bakes and passes (healthy-at, the alerts' record on its ControllerRevision);
@@ -451,6 +451,10 @@ def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollou
         kit.wait_for(lambda n=n: kinds.rolled_out(ns, kind, V2, n), 90, f"{n} on V2")
     kit.wait_for(lambda: mark(controller_revision(ns, "alarmed", V2), "alerts-preexisting"), 60, "the V2 record")
     assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [0, 0]
+    got = test_status.rows(test_status.read_only(ns, tmp_path / "reader.kubeconfig"), ns)  # autorollback status
+    assert {n: (got[n]["kind"], got[n]["revision"], got[n]["state"]) for n in names} == dict.fromkeys(
+        names, (kinds.KINDS[kind], 2, "baking")
+    ), got
     traffic.ratio[V2] = 0.4
     prometheus.exporter.set(alarm, {"namespace": ns, "deployment": "alarmed", "alarm": "WebSlow"}, 1)
     for n in names:
