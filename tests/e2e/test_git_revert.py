@@ -5,9 +5,11 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
+import pytest
+
 from . import kit, test_dashboard as dashboard, test_status
 from .gitea import Gitea
-from .prometheus import Prometheus
+from .prometheus import Exporter, Prometheus
 from .test_rollback import count, wait_event
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
@@ -33,7 +35,7 @@ def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: s
 
 
 def test_a_rollback_opens_the_revert_and_merging_it_converges(
-    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path, prometheus: Prometheus
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     ns = namespace
     repo = gitea.create_repo("shop")
@@ -60,7 +62,11 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
         kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
 
     op = operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
-    prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")  # the dashboard's revert panels, below
+    # the dashboard's revert panels, below: a Prometheus of this test's own (the worker's keeps what it
+    # scraped, and the other dashboard test expects no revert in its window)
+    prometheus = Prometheus(tmp_path / "prometheus", Exporter())
+    request.addfinalizer(prometheus.close)
+    prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")
     commit("release shop 1.0.0", manifest(ns, V1, repo))
     sync()
     kit.wait_for(lambda: kit.is_available(ns, "shop"), 120, "v1")
