@@ -4,7 +4,7 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY operator ./operator
 COPY hack/install-venv.sh ./hack/
-RUN ./hack/install-venv.sh /opt/autorollback /src
+RUN ./hack/install-venv.sh /opt/autorollback /src operator
 
 FROM python:3.11.14-slim-bookworm
 ARG VERSION=0.1.0

@@ -15,12 +15,12 @@ help: ## list the targets
 
 $(BIN)/autorollback: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[operator,test]'
 	touch $@
 
 $(OLDEST)/bin/autorollback: pyproject.toml constraints.txt tests/oldest-client.txt
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
-	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[operator]'
 	$(OLDEST)/bin/pip install --quiet --disable-pip-version-check -r tests/oldest-client.txt
 	touch $@
 

@@ -1,3 +1,3 @@
-from autorollback.cli import main
+from autorollback.main import main
 
 raise SystemExit(main())

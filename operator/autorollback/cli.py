@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from autorollback import __version__, kube, logs
+from autorollback import __version__, kube, logs, telemetry
 from autorollback.checks import settings as checks, templates
 from autorollback.gitrevert import policy
 
@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autorollback: error: {e}", file=sys.stderr)
         return 2
     metric_checks = checks_settings(args)
+    kube.count = telemetry.count_api_request  # every request of this process on /metrics
     try:
         api = kube.connect()
     except kube.ConnectError as e:

@@ -22,7 +22,6 @@ from kubernetes import client, config
 from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
-from autorollback import telemetry
 from autorollback.workloads.base import Api, Undo
 
 TIMEOUT = 10  # seconds per API request
@@ -331,8 +330,17 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def _uncounted(verb: str) -> None:
+    pass
+
+
+# counts each request by verb: the operator sets it (telemetry, on /metrics); the status CLI, installed
+# without prometheus-client, counts nothing
+count: Callable[[str], None] = _uncounted
+
+
 def _count(verb: str) -> None:
-    telemetry.api_requests.labels(verb).inc()
+    count(verb)
 
 
 def _error(r: Any) -> ApiError:

@@ -86,6 +86,13 @@ api_requests = Counter(
     "API requests the operator made itself (kopf's workload watches not included), by verb.",
     ["verb"],
 )
+
+
+def count_api_request(verb: str) -> None:
+    """kube.count in the operator's process."""
+    api_requests.labels(verb).inc()
+
+
 pod_watches = Gauge(
     "autorollback_pod_watches",
     "Pod watches open for fast failure signals (one per fail-fast workload with a rollout in progress).",

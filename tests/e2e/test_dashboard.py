@@ -5,29 +5,32 @@ rollout was rolled back; and the chart renders the same JSON, only when asked.""
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from . import kit
 from .prometheus import Prometheus
+from .test_metric_checks import CATALOG
+from .test_real_world import admission_policy
 from .test_rollback import ON, V1, V2, available
 
 CHART = kit.ROOT / "charts/autorollback"
 DASHBOARD = kit.ROOT / "deploy/grafana-dashboard.json"
+EVENTS = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["events"]}
+CHECKED = {**ON, "autorollback.io/checks": "error-ratio", "autorollback.io/bake-seconds": "15"}
 RATE_INTERVAL = "5m"  # longer than the test: every event falls in the window
 
 # What a query shows after this test's events, when not "data" (at least one sample, no NaN):
 # "zero": counters initialised at startup, every sample 0; "parses": a feature the test does not
-# exercise (no check, no Git revert, no API error): Prometheus accepts the query, whatever it returns.
+# exercise (no Git revert): Prometheus accepts the query, whatever it returns.
 NOT_DATA = {
-    ("Check evaluations by result", "A"): "parses",  # per workload and check: born at the first evaluation
-    ("Prometheus queries by result", "A"): "zero",
     ("Revert pull requests by result", "A"): "zero",
     ("Time to an open revert pull request", "A"): "parses",  # NaN: no observation yet
     ("Time to an open revert pull request", "B"): "parses",
     ("Time to an open revert pull request", "C"): "parses",
-    ("Kubernetes API requests and errors", "B"): "parses",  # the status code is only known when one happens
 }
 
 
@@ -112,11 +115,35 @@ def test_the_chart_renders_the_same_dashboard_only_when_enabled() -> None:
     assert proc.returncode != 0 and "additional properties 'enabeld' not allowed" in proc.stderr
 
 
-def test_every_panel_shows_the_rollback(namespace: str, operator_factory, prometheus: Prometheus) -> None:
+def test_every_panel_shows_the_rollback(
+    namespace: str, operator_factory, prometheus: Prometheus, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     ns = namespace
-    op = operator_factory("-n", ns)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(CATALOG))
+    op = operator_factory("-n", ns, extra=("--prometheus-url", prometheus.url, "--checks-catalog", str(catalog)))
     prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")
+    # an API error the operator meets: its RolloutFailed Event refused by a real admission policy
+    name = f"no-rollout-failed-{ns}"
+    admission_policy(ns, name, EVENTS, "object.reason != 'RolloutFailed'")
+    request.addfinalizer(
+        lambda: kit.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+    )
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "probe", "namespace": ns},
+        "involvedObject": {"kind": "Deployment", "name": "web", "namespace": ns},
+        "reason": "RolloutFailed",
+    }
+    kit.wait_for(
+        lambda: kit.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False).returncode,
+        30,
+        "the policy to take effect",
+    )
     kit.release(ns, "web", V1, annotations=ON)
+    # a metric check bakes another release (no series: its evaluations find no data, the bake is unverified)
+    kit.release(ns, "baked", V1, annotations=CHECKED)
     available(ns, V1, 1)
     # the opt-in's zero histograms are scraped before the rollback: its observation is an increase
     prometheus.wait_for_value(f'autorollback_reaction_seconds_count{{namespace="{ns}"}}', 0, timeout=30)
@@ -126,6 +153,11 @@ def test_every_panel_shows_the_rollback(namespace: str, operator_factory, promet
         lambda: op.metric("autorollback_recovery_seconds_count", namespace=ns) == 1, 60, "the recovery to be measured"
     )
     prometheus.wait_for_value(f'autorollback_recovery_seconds_count{{namespace="{ns}"}}', 1, timeout=30)
+    kit.wait_for(
+        lambda: prometheus.values(f'autorollback_check_evaluations_total{{namespace="{ns}",name="baked"}}'),
+        60,
+        "baked's check evaluations scraped",
+    )
 
     board = dashboard()
     answers: dict[tuple[str, str], list[tuple[dict[str, str], float]]] = {}
@@ -153,6 +185,12 @@ def test_every_panel_shows_the_rollback(namespace: str, operator_factory, promet
     for panel in ("Reaction time (deadline exceeded to rollback)", "Recovery time (rollback to fully available)"):
         assert all(v > 0 for ref in "ABC" for _, v in answers[panel, ref]), panel
     assert {s["result"] for s, _ in answers["Prometheus queries by result", "A"]} == {"ok", "error"}
+    assert {s["result"]: v > 0 for s, v in answers["Prometheus queries by result", "A"]} == {"ok": True, "error": False}
+    errors = {(s["operation"], s["code"]): v for s, v in answers["Kubernetes API requests and errors", "B"]}
+    assert errors.get(("post_event", "422"), 0) >= 1 or errors.get(("post_event", "403"), 0) >= 1, errors
+    assert {(s["check"], s["result"]) for s, _ in answers["Check evaluations by result", "A"]} == {
+        ("error-ratio", "no_data")
+    }
     assert {s["result"] for s, _ in answers["Revert pull requests by result", "A"]} == {"opened", "exists", "planned"}
     assert [v for _, v in answers["Leader", "A"]] == [1]
     (last,) = answers["Last automatic rollback", "A"]

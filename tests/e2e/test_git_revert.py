@@ -5,8 +5,11 @@ the cluster back into agreement, with no second rollback."""
 import json
 from pathlib import Path
 
-from . import kit
+import pytest
+
+from . import kit, test_dashboard as dashboard, test_status
 from .gitea import Gitea
+from .prometheus import Exporter, Prometheus
 from .test_rollback import count, wait_event
 
 V1, V2 = "registry.example/shop:1.0.0", "registry.example/shop:2.0.0"
@@ -32,7 +35,7 @@ def manifest(ns: str, image: str, repo: str, failure: str | None = None, mode: s
 
 
 def test_a_rollback_opens_the_revert_and_merging_it_converges(
-    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path
+    namespace: str, operator_factory, gitea: Gitea, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     ns = namespace
     repo = gitea.create_repo("shop")
@@ -59,6 +62,11 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
         kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
 
     op = operator_factory("-n", ns, extra=gitea.revert_args(creds, ns))
+    # the dashboard's revert panels, below: a Prometheus of this test's own (the worker's keeps what it
+    # scraped, and the other dashboard test expects no revert in its window)
+    prometheus = Prometheus(tmp_path / "prometheus", Exporter())
+    request.addfinalizer(prometheus.close)
+    prometheus.scrape("autorollback", f"127.0.0.1:{op.metrics_port}")
     commit("release shop 1.0.0", manifest(ns, V1, repo))
     sync()
     kit.wait_for(lambda: kit.is_available(ns, "shop"), 120, "v1")
@@ -80,6 +88,14 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
     )
     _, commits = gitea.api("GET", f"/repos/forgeadmin/shop/git/commits/{pr['head']['sha']}")
     assert f"This reverts commit {bad}." in commits["commit"]["message"]  # git revert's own line
+    # `autorollback status` (read-only) shows the revert proposed: the table row and the detail view
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
+    row = kit.wait_for(lambda: test_status.rows(reader, ns).get("shop"), 30, "shop's status row")
+    assert (row["state"], row["revert_pr"]) == ("rolled back", pr["html_url"]), row
+    table = test_status.status(reader, "-n", ns).stdout.splitlines()
+    assert table[1].split()[1] == "deployment/shop" and table[1].endswith(pr["html_url"]), table
+    detail = test_status.status(reader, "-n", ns, "shop").stdout
+    assert f"Revert PR:     {pr['html_url']}" in detail and f"revert-pr={pr['html_url']}" in detail, detail
 
     # Before anyone merges, the GitOps sync puts the failed version back: the warning names the PR.
     kit.kubectl("apply", "-f", str(work / "deploy" / "shop.yaml"))
@@ -95,6 +111,21 @@ def test_a_rollback_opens_the_revert_and_merging_it_converges(
     assert count(ns, "RolledBack", name="shop") == 1 and count(ns, "RollbackAbandoned", name="shop") == 0
     assert count(ns, "KnownBadTemplate", name="shop") == 1 and count(ns, "RevertProposed", name="shop") == 1
     assert op.metric("autorollback_revert_prs_total", result="opened") == 1
+    # the Grafana dashboard's revert panels show it: one opened, the time it took
+    prometheus.wait_for_value('sum(autorollback_revert_prs_total{result="opened"})', 1, timeout=30)
+    panels = {
+        (title, ref): prometheus.samples(dashboard.expand(expr, ns))
+        for title, ref, expr in dashboard.queries(dashboard.dashboard())
+        if "revert" in title.lower()
+    }
+    assert set(panels) == {
+        ("Revert pull requests by result", "A"),
+        *(("Time to an open revert pull request", r) for r in "ABC"),
+    }
+    shown = {(s["result"], s.get("reason", "")): v for s, v in panels["Revert pull requests by result", "A"] if v}
+    assert shown.keys() == {("opened", "")} and round(shown["opened", ""]) == 1, panels  # increase() extrapolates
+    for ref in "ABC":
+        assert [v > 0 for _, v in panels["Time to an open revert pull request", ref]] == [True], panels
     # the token is nowhere the operator wrote
     written = [
         op.output(),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from . import kit, test_workload_kinds as kinds
+from . import kit, test_status, test_workload_kinds as kinds
 from .prometheus import Prometheus, alert_rule
 from .test_rollback import ON, V1, V2, available, wait_event
 
@@ -197,8 +197,9 @@ def test_no_data_for_the_whole_bake_is_unverified_not_healthy(namespace, checked
     assert "RolledBack" not in kit.reasons(ns, "web")
 
 
-def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, traffic) -> None:
+def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, traffic, tmp_path: Path) -> None:
     ns = namespace
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
     first = checked(ns)
     traffic.ratio = {V1: 0.0, V2: 0.3}
     kit.release(ns, "web", V1, annotations={**ON})
@@ -208,6 +209,12 @@ def test_a_restart_in_the_middle_of_a_bake_keeps_the_streak(namespace, checked, 
     first.proc.kill()  # before the third: the streak lives on in the checkpoint
     first.proc.wait()
     assert " error-ratio=2 " in mark(current_rs(ns, V2), "bake") + " "
+    # `autorollback status` (read-only) tells the bake under way, its checkpoint and what it checks
+    row = test_status.rows(reader, ns)["web"]
+    assert (row["revision"], row["state"], row["last_healthy"]) == (2, "baking", 1), row
+    assert row["watching"] == "deadline 10s; checks error-ratio"
+    detail = test_status.status(reader, "-n", ns, "web").stdout
+    assert "State:         baking" in detail and " bake=" in detail and "error-ratio=2" in detail, detail
     second = checked(ns)
     available(ns, V1, 3)
     assert evaluations(second, ns, "fail") == 1, "one more failed evaluation completed the streak"
@@ -410,7 +417,7 @@ def controller_revision(ns: str, name: str, image: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daemonset", "statefulset"])
 def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollout(
-    namespace, checked, traffic, prometheus: Prometheus, kind: str
+    namespace, checked, traffic, prometheus: Prometheus, kind: str, tmp_path: Path
 ) -> None:
     """Two workloads of the kind under one operator: `web` with a metric check and an alert, `alarmed`
     with the alert only. V1 bakes and passes (healthy-at, the alerts' record on its ControllerRevision);
@@ -444,6 +451,10 @@ def test_checks_and_alerts_bake_a_daemonset_and_a_statefulset_after_their_rollou
         kit.wait_for(lambda n=n: kinds.rolled_out(ns, kind, V2, n), 90, f"{n} on V2")
     kit.wait_for(lambda: mark(controller_revision(ns, "alarmed", V2), "alerts-preexisting"), 60, "the V2 record")
     assert [kit.reasons(ns, n).count("RolledBack") for n in names] == [0, 0]
+    got = test_status.rows(test_status.read_only(ns, tmp_path / "reader.kubeconfig"), ns)  # autorollback status
+    assert {n: (got[n]["kind"], got[n]["revision"], got[n]["state"]) for n in names} == dict.fromkeys(
+        names, (kinds.KINDS[kind], 2, "baking")
+    ), got
     traffic.ratio[V2] = 0.4
     prometheus.exporter.set(alarm, {"namespace": ns, "deployment": "alarmed", "alarm": "WebSlow"}, 1)
     for n in names:

@@ -24,12 +24,12 @@ def test_dockerfile_shape() -> None:
     assert len(froms) == 2 and all("slim" in f and f.count(":") == 1 and "latest" not in f for f in froms)
     assert 'ENTRYPOINT ["autorollback", "run"]' in text and "USER 10001:10001" in text
     assert "org.opencontainers.image.source" in text and "org.opencontainers.image.version" in text
-    assert "RUN ./hack/install-venv.sh" in text  # the step the next test runs for real
+    assert "RUN ./hack/install-venv.sh /opt/autorollback /src operator" in text  # the next test runs it for real
 
 
 def test_wheel_installs_into_a_fresh_virtualenv_like_the_image(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    kit.run(str(ROOT / "hack/install-venv.sh"), str(venv), str(ROOT), timeout=600)
+    kit.run(str(ROOT / "hack/install-venv.sh"), str(venv), str(ROOT), "operator", timeout=600)
     out = kit.run(str(venv / "bin/autorollback"), "--version").stdout.strip()
     chart = yaml.safe_load((ROOT / "charts/autorollback/Chart.yaml").read_text())
     assert out == f"autorollback {chart['appVersion']}"

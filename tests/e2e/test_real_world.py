@@ -5,10 +5,11 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from . import kit
+from . import kit, test_status
 from .test_rollback import ON, V1, V2, V3, V4, available, count, wait_event
 
 HOLD = "autorollback.test/undeletable"
@@ -185,7 +186,9 @@ def test_a_stale_deadline_condition_is_not_blamed_on_the_restored_revision(names
 
 
 @pytest.mark.slow
-def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: str, operator_factory) -> None:
+def test_a_restored_revision_that_never_progresses_is_reported_once(
+    namespace: str, operator_factory, tmp_path: Path
+) -> None:
     # The controller keeps the old timeout until it sees progress, so no condition will ever say
     # that the restored template failed too: the operator measures the deadline itself.
     ns = namespace
@@ -200,6 +203,9 @@ def test_a_restored_revision_that_never_progresses_is_reported_once(namespace: s
         wait_event(ns, "RolledBack")
         abandoned = wait_event(ns, "RollbackAbandoned", timeout=60)
         assert "made no progress for 10s" in abandoned["message"] or "failed as well" in abandoned["message"]
+        reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")  # autorollback status says so
+        row = test_status.rows(reader, ns)["web"]
+        assert (row["revision"], row["state"], row["last_rollback"]["from_revision"]) == (3, "abandoned", 2), row
         time.sleep(3)
     available(ns, V1, 3)  # once the old pods can go, the restored revision comes up after all
     time.sleep(2)

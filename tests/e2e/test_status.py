@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,30 +20,34 @@ V1, V2 = "registry.example/web:1.0.0", "registry.example/web:2.0.0"
 STATUS = [sys.executable, "-m", "autorollback.status"]
 
 
-def read_only(ns: str, path: Path) -> Path:
-    """A kubeconfig for a ServiceAccount allowed get/list/watch on what status reads, in ns only."""
+def read_only(ns: str, path: Path, verbs: tuple[str, ...] = ("get", "list", "watch"), name: str = "reader") -> Path:
+    """A kubeconfig for a ServiceAccount allowed get/list/watch (verbs) on what status reads, in ns only."""
     rules = [
-        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"],
+            "verbs": list(verbs),
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": list(verbs)},
     ]
     for manifest in (
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": {"name": "reader", "namespace": ns},
+            "metadata": {"name": name, "namespace": ns},
             "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": "reader", "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
+            "metadata": {"name": name, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
         },
     ):
         kit.apply(manifest)
-    return kit.token_kubeconfig(ns, "reader", path)
+    return kit.token_kubeconfig(ns, name, path)
 
 
 def status(config: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -169,46 +174,81 @@ def test_each_error_is_one_line_and_fails(namespace: str, new_namespace, tmp_pat
         assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(line), r.stderr
 
 
+class Watching:
+    """`status --watch` running: what it drew, line by line."""
+
+    def __init__(self, config: Path, *args: str):
+        env = {**_env(), "KUBECONFIG": str(config)}
+        self.proc = subprocess.Popen(
+            [*STATUS, *args, "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+
+    def until(self, shows: Callable[[str], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, self.proc.stderr.read()  # type: ignore[union-attr]
+                continue
+            self.seen.append(line)
+            if shows(line):
+                return
+        pytest.fail(f"--watch never showed {what}; it drew:\n{''.join(self.seen)}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def test_watch_sees_a_rollback(namespace: str, operator_factory, tmp_path: Path) -> None:
+    """The table and the detail view drawn again on each change, from the API's watches (their bounded
+    fallback reads again only every few minutes: without the watches, nothing is drawn again in time)."""
     ns = namespace
     config = read_only(ns, tmp_path / "reader.kubeconfig")
     kit.release(ns, "web", V1, annotations=ON)
     operator_factory("-n", ns)
     available(ns, "web", V1, 1)
-    env = {**_env(), "KUBECONFIG": str(config)}
-    proc = subprocess.Popen(
-        [*STATUS, "-n", ns, "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-    seen: list[str] = []
+    table, detail = Watching(config, "-n", ns), Watching(config, "-n", ns, "deploy/web")
 
-    def until(state: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-                continue
-            seen.append(line)
-            if line.startswith(ns) and f"  {state}  " in line:
-                return
-        pytest.fail(f"--watch never showed {state!r}; it drew:\n{''.join(seen)}")
+    def row(state: str) -> Callable[[str], bool]:
+        return lambda line: line.startswith(ns) and f"  {state}  " in line
 
     try:
-        until("healthy", 60)
+        table.until(row("healthy"), "healthy", 60)
+        detail.until(lambda line: line.startswith("State:         healthy"), "healthy", 60)
         kit.release(ns, "web", V2, failure="not-ready", annotations=ON)
-        until("rolling out", 60)
-        until("rolled back", 120)
+        table.until(row("rolling out"), "rolling out", 60)
+        table.until(row("rolled back"), "rolled back", 120)
+        detail.until(lambda line: line.startswith("State:         rolled back"), "rolled back", 60)
+        detail.until(lambda line: "RolledBack" in line, "the RolledBack Event", 60)
     finally:
-        proc.terminate()
-        proc.wait(10)
-    assert "2 -> 3 ProgressDeadlineExceeded" in seen[-1]
+        table.stop()
+        detail.stop()
+    assert "2 -> 3 ProgressDeadlineExceeded" in table.seen[-1]
+
+
+def test_watch_without_the_watch_verb_reads_again_every_few_seconds(namespace: str, tmp_path: Path) -> None:
+    ns = namespace
+    config = read_only(ns, tmp_path / "lister.kubeconfig", verbs=("get", "list"), name="lister")
+    kit.release(ns, "web", V1, annotations=ON)
+    table = Watching(config, "-n", ns)
+    try:
+        table.until(lambda line: " deployment/web " in line, "web", 30)
+        time.sleep(5)  # past the reads that follow the first lists
+        kit.release(ns, "api", V1, annotations=ON)
+        table.until(lambda line: " deployment/api " in line, "api, opted in since", 30)
+    finally:
+        table.stop()
+    assert table.proc.stderr.read() == ""  # type: ignore[union-attr]
 
 
 def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
-    """The wheel installs `kubectl-autorollback` (and `autorollback status`): kubectl finds it on PATH."""
+    """The wheel without extras installs `kubectl-autorollback` (and `autorollback status`), and none of
+    the operator's dependencies: kubectl finds it on PATH; `autorollback run` says what to install."""
     import os
 
     ns = namespace
@@ -222,3 +262,72 @@ def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
         r = subprocess.run([*argv, "-n", ns], capture_output=True, text=True, env=env, timeout=60, check=False)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[1].split()[:4] == [ns, "deployment/web", "rollback", "deadline"]
+    installed = {line.split("==")[0].lower() for line in kit.run(str(venv / "bin/pip"), "freeze").stdout.splitlines()}
+    assert "kubernetes" in installed
+    assert not {"kopf", "pygithub", "python-gitlab", "prometheus-client", "structlog", "promql-parser"} & installed
+    run = subprocess.run([venv / "bin/autorollback", "run", "-A"], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1, run
+    assert "pip install 'autorollback[operator]'" in run.stderr
+
+
+def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_factory, tmp_path: Path) -> None:
+    """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet still rolling out
+    (its measured deadline far away), a DaemonSet failed in dry-run; each healthy before, each named
+    as kubectl names it."""
+    from . import test_workload_kinds as kinds  # (imported here: it imports test_real_world, which imports this)
+
+    ns = namespace
+    config = read_only(ns, tmp_path / "reader.kubeconfig")
+    deadline = {"autorollback.io/progress-deadline-seconds": "10"}
+    kit.apply(kinds.manifest("statefulset", ns, {**ON, **deadline, "autorollback.io/mode": "rollback"}, "db"))
+    kit.apply(kinds.manifest("daemonset", ns, ON, "agent"))  # the default deadline: 600 s
+    kit.apply(kinds.manifest("daemonset", ns, {**DRY, **deadline}, "probe"))
+    operator_factory("-n", ns)
+    for name in ("db", "agent", "probe"):
+        kit.wait_for(lambda: rows(config, ns).get(name, {}).get("state") == "healthy" or None, 120, f"{name} healthy")
+    got = rows(config, ns)
+    assert {n: (r["kind"], r["mode"], r["revision"], r["last_healthy"]) for n, r in got.items()} == {
+        "db": ("StatefulSet", "rollback", 1, 1),
+        "agent": ("DaemonSet", "rollback", 1, 1),
+        "probe": ("DaemonSet", "dry-run", 1, 1),
+    }
+    assert (got["db"]["watching"], got["agent"]["watching"]) == ("deadline 10s", "deadline 600s")
+
+    for kind, name in (("statefulset", "db"), ("daemonset", "agent"), ("daemonset", "probe")):
+        kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(kinds.BREAK))
+    kit.wait_for(lambda: kit.event(ns, "probe", "RollbackPlanned"), 90, "probe's RollbackPlanned")
+    kit.wait_for(lambda: rows(config, ns)["db"]["state"] == "rolled back" or None, 120, "db rolled back")
+    got = rows(config, ns)
+    db, agent, probe = got["db"], got["agent"], got["probe"]
+    assert (db["revision"], db["state"], db["last_healthy"]) == (3, "rolled back", 3)
+    assert (db["last_rollback"]["from_revision"], db["last_rollback"]["to_revision"]) == (2, 3)
+    assert (agent["revision"], agent["state"], agent["last_healthy"], agent["last_rollback"]) == (
+        2,
+        "rolling out",
+        1,
+        None,
+    )
+    assert (probe["revision"], probe["state"], probe["last_healthy"], probe["last_rollback"]) == (2, "failed", 1, None)
+
+    table = status(config, "-n", ns)
+    assert table.returncode == 0, table.stderr
+    assert [line.split()[1:3] for line in table.stdout.splitlines()[1:]] == [
+        ["daemonset/agent", "rollback"],
+        ["daemonset/probe", "dry-run"],
+        ["statefulset/db", "rollback"],
+    ]
+    for target, kind, state in (
+        ("sts/db", "StatefulSet", "rolled back"),
+        ("statefulset.apps/db", "StatefulSet", "rolled back"),
+        ("ds/agent", "DaemonSet", "rolling out"),
+        ("daemonsets/probe", "DaemonSet", "failed"),
+    ):
+        detail = status(config, "-n", ns, target)
+        assert detail.returncode == 0, (target, detail.stderr)
+        assert f"Kind:          {kind}" in detail.stdout and f"State:         {state}" in detail.stdout, detail.stdout
+        assert "Note:" not in detail.stdout, detail.stdout
+    detail = status(config, "-n", ns, "sts/db").stdout
+    assert "rolled back away from" in detail and "healthy-at=" in detail and "RolledBack" in detail
+    assert "RollbackPlanned" in status(config, "-n", ns, "ds/probe").stdout
+    missing = status(config, "-n", ns, "db")  # a bare name is a Deployment
+    assert missing.returncode == 1 and missing.stderr == f'error: deployment "db" not found in namespace {ns}\n'

@@ -4,11 +4,12 @@ converges on the restored revision with no human action. One namespace and opera
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import kit
+from . import kit, test_status
 
 V1, V2 = (f"registry.example/db:{v}" for v in ("1.0.0", "2.0.0"))
 DEADLINE = 10  # autorollback.io/progress-deadline-seconds: the broken rollout is timed by the operator
@@ -144,7 +145,7 @@ def test_a_broken_ordered_ready_update_is_rolled_back_and_converges(namespace: s
 
 
 @pytest.mark.slow
-def test_restored_pods_that_fail_too_abandon_it_once(namespace: str, operator_factory) -> None:
+def test_restored_pods_that_fail_too_abandon_it_once(namespace: str, operator_factory, tmp_path: Path) -> None:
     """The pod recreated at the restored revision does not become Ready either (as when the old version
     cannot run on what the new one left): RollbackAbandoned once, recorded, and that pod is left alone."""
     ns = namespace
@@ -168,6 +169,11 @@ def test_restored_pods_that_fail_too_abandon_it_once(namespace: str, operator_fa
     restored = kit.kubectl_json("-n", ns, "get", "controllerrevision", entry["restored"])
     mark = restored["metadata"]["annotations"]["autorollback.io/stuck-pods"]
     assert mark == f"abandoned {entry['failed']} {entry['failure']}"
+    # `autorollback status` (read-only) says so, in the row and on the restored revision (kubectl's sts/db)
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
+    assert test_status.rows(reader, ns)["db"]["state"] == "abandoned"
+    detail = test_status.status(reader, "-n", ns, "sts/db").stdout
+    assert "State:         abandoned" in detail and f"stuck-pods={mark}" in detail, detail
     time.sleep(2 * DEADLINE)
     assert kit.reasons(ns, "db").count("RollbackAbandoned") == 1
     assert kit.reasons(ns, "db").count("StuckPodsDeleted") == 1

@@ -299,28 +299,66 @@ def test_structured_output_is_stable() -> None:
     assert yaml.safe_load(render.structured(rows(), "yaml")) == data
 
 
+def test_a_daemonset_at_rest_is_healthy_and_rolling_out_while_a_node_is_owed_its_pod() -> None:
+    """A DaemonSet's completion names no ControllerRevision (daemonset.rollout): the template's is meant."""
+    daemonset = KINDS["DaemonSet"]
+    v1, v2 = "agent:1.0.0", "agent:2.0.0"
+    at_rest = f.daemonset(v1, updated=2, available=2, template_generation=1, generation=1)
+    marked = f.ds_revision(1, v1, healthy_at="revision 1 generation 1")
+    row = core.row(daemonset, at_rest, [marked])
+    assert (row.kind, row.revision, row.state, row.last_healthy) == ("DaemonSet", 1, core.HEALTHY, 1)
+    rolling = core.row(daemonset, f.daemonset(v2), [marked, f.ds_revision(2, v2)])
+    assert (rolling.revision, rolling.state, rolling.last_healthy) == (2, core.ROLLING_OUT, 1)
+    done = f.daemonset(v2, updated=2, available=2)
+    assert core.row(daemonset, done, [marked, f.ds_revision(2, v2)]).state == core.COMPLETE  # not marked yet
+
+
+def test_a_statefulset_whose_restored_pods_fail_too_is_abandoned() -> None:
+    """decision.stuck records the abandonment on the restored revision, unbound: "abandoned <rollback id>"."""
+    statefulset = KINDS["StatefulSet"]
+    v1, v2 = "app:1.0.0", "app:2.0.0"
+    entry = ledger.Entry(f.sts_name(v2), f.sts_name(v1), "2026-11-26T11:40:00Z", "2026-11-26T11:41:00Z", "X", 2, 5)
+    sts = f.statefulset(v1, current=v2, update=v1, annotations={ledger.KEY: ledger.dump((entry,))})
+    mark = {core.STUCK_MARK: f"abandoned {entry.id}"}
+    history_ = [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=mark)]
+    assert core.row(statefulset, sts, history_).state == core.ABANDONED
+    restored = next(r for r in core.detail(statefulset, sts, history_, []).revisions if r.number == 3)
+    assert (restored.state, restored.marks["stuck-pods"]) == (core.ABANDONED, f"abandoned {entry.id}")
+    other = {core.STUCK_MARK: "abandoned an-earlier-rollback 2026-11-01T00:00:00Z"}
+    assert core.row(statefulset, sts, [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=other)]).state == (
+        core.ROLLING_OUT
+    )
+
+
 def test_kinds_as_kubectl_spells_them() -> None:
     for text in ("deployment", "Deployment", "deployments", "deploy", "deployments.apps"):
         assert shell.kind_of(text) == "Deployment"
+    for text in ("sts", "statefulset", "StatefulSets", "statefulsets.apps"):
+        assert shell.kind_of(text) == "StatefulSet"
+    for text in ("ds", "daemonset", "daemonsets", "daemonsets.apps"):
+        assert shell.kind_of(text) == "DaemonSet"
 
 
-def test_the_cli_needs_neither_kopf_nor_the_forge_clients() -> None:
+def test_the_cli_needs_none_of_the_operators_dependencies() -> None:
+    """Installed without the `operator` extra: `status` works, anything else is one line saying what to install."""
     code = (
         "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('kopf', 'github', 'gitlab'):\n"
-        "            raise ImportError(name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "from autorollback import cli\n"
-        "sys.exit(cli.main(['status', '--help']))\n"
+        "from autorollback import main\n"
+        "sys.modules.update(dict.fromkeys(main.OPERATOR_MODULES))\n"  # None: not installed, for import and find_spec
+        "print(main.main(['status', '--help']) if sys.argv[1] == 'status' else main.main(['run', '-A']))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    r = subprocess.run([sys.executable, "-c", code, "status"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "NAME|KIND/NAME" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-c", code, "run"], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stdout) == (0, "2\n"), r
+    assert r.stderr == (
+        "autorollback: error: the operator's dependencies are not installed (kopf, prometheus_client, structlog, "
+        "promql_parser, github, gitlab): pip install 'autorollback[operator]' (`autorollback status` works without them)\n"
+    )
 
 
 def test_both_commands_reach_the_status_cli(monkeypatch) -> None:
-    from autorollback import cli
+    from autorollback import main as cli
 
     calls = []
     monkeypatch.setattr(shell, "main", lambda argv, prog="": calls.append((argv, prog)) or 0)
@@ -330,3 +368,61 @@ def test_both_commands_reach_the_status_cli(monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["kubectl-autorollback", "rollback"])
     assert shell.plugin() == 1
     assert calls == [(["-n", "shop", "web"], ""), (["-A", "-o", "json"], "kubectl autorollback status")]
+
+
+class Collection:
+    """An API server's answers for one collection, for shell.follow: each watch is a script of events."""
+
+    def __init__(self, *watches: list[dict]):
+        self.watches = list(watches)
+        self.listed = 0
+        self.started_at: list[str] = []
+
+    def request(self, method: str, path: str, query: dict) -> dict:
+        self.listed += 1
+        return {"metadata": {"resourceVersion": f"{self.listed}00"}, "items": []}
+
+    def watch(self, path: str, query: dict, idle: float, stopped):
+        self.started_at.append(query["resourceVersion"])
+        script = self.watches.pop(0)
+        if not self.watches:
+            stopped.set()
+        if isinstance(script, Exception):
+            raise script
+        yield from script
+
+
+def changed(version: str, type_: str = "MODIFIED") -> dict:
+    return {"type": type_, "object": {"metadata": {"resourceVersion": version}}}
+
+
+def test_follow_watches_from_the_list_resumes_from_the_last_version_and_lists_again_when_gone() -> None:
+    import queue
+    import threading
+
+    from autorollback import kube
+
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
+    api = Collection(
+        [changed("101"), {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "150"}}}],  # ends: resume
+        [changed("151"), gone],  # too old: list again
+        kube.ApiError(410, "Gone", "too old resource version"),  # the same, as the request's answer
+        [changed("301", "DELETED")],
+    )
+    out: queue.Queue[str] = queue.Queue()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event())  # type: ignore[arg-type]
+    assert api.started_at == ["100", "150", "200", "300"]
+    events = [out.get_nowait() for _ in range(out.qsize())]
+    assert events == ["/apis/apps/v1/replicasets"] * 6  # a list, 101, 151, a list, a list, 301 (no bookmark)
+
+
+def test_follow_tells_only_relevant_changes() -> None:
+    import queue
+    import threading
+
+    ours = {"type": "MODIFIED", "object": {"metadata": {"resourceVersion": "101", "name": "ours"}}}
+    api = Collection([ours, {**changed("102"), "object": {"metadata": {"resourceVersion": "102", "name": "x"}}}])
+    out: queue.Queue[str] = queue.Queue()
+    relevant = lambda obj: obj["metadata"].get("name") == "ours"  # noqa: E731
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event(), relevant)  # type: ignore[arg-type]
+    assert [out.get_nowait() for _ in range(out.qsize())] == ["/apis/apps/v1/replicasets"] * 2  # the list, ours

@@ -12,6 +12,7 @@ from autorollback.history import Revision
 from autorollback.workloads.base import Workload, images
 
 PR_MARK = PREFIX + "revert-pr"  # gitrevert.core.PR_MARK (not imported: that package is the operator's)
+STUCK_MARK = PREFIX + "stuck-pods"  # decision.stuck.MARK: "abandoned <the rollback's id>" on the restored revision
 CHECKS = PREFIX + "checks"
 ALERTS = PREFIX + "alerts"
 COMPONENT = "autorollback"
@@ -109,7 +110,7 @@ def _outcome(r: Revision) -> str:
 
 def revision_state(r: Revision, entries: tuple[ledger.Entry, ...]) -> str:
     """What is known of one revision, from its marks and the ledger."""
-    if _outcome(r).startswith("abandoned"):
+    if _outcome(r).startswith("abandoned") or r.annotations.get(STUCK_MARK, "").startswith("abandoned "):
         return ABANDONED
     if r.rolled_back_and_unproven:
         return "rolled back away from"
@@ -125,7 +126,11 @@ def revision_state(r: Revision, entries: tuple[ledger.Entry, ...]) -> str:
 
 
 def current_state(
-    adapter: Workload, workload: dict[str, Any], current: Revision | None, entries: tuple[ledger.Entry, ...]
+    adapter: Workload,
+    workload: dict[str, Any],
+    revisions: list[Revision],
+    current: Revision | None,
+    entries: tuple[ledger.Entry, ...],
 ) -> str:
     """The state of the revision the workload asks for now."""
     if adapter.paused(workload):
@@ -133,14 +138,19 @@ def current_state(
     if current is None:
         return ROLLING_OUT
     failure = adapter.failure(workload)
-    if _outcome(current).startswith("abandoned") and not current.healthy_in_this_revision:
+    newest = entries[0] if entries else None
+    if not current.healthy_in_this_revision and (
+        _outcome(current).startswith("abandoned")
+        or (newest is not None and current.annotations.get(STUCK_MARK) == f"abandoned {newest.id}")
+    ):
         return ABANDONED
     if (failure is not None and failure.revision_name == current.name) or (
         current.failed and not adapter.completed(workload)
     ):
         return FAILED
-    newest = entries[0] if entries else None
-    done = adapter.completed(workload) == current.name
+    completed = adapter.completed(workload)
+    # a DaemonSet's completion names the rollout of its template now, no revision (daemonset.rollout)
+    done = bool(completed) and (completed == current.name or completed not in {r.name for r in revisions})
     if newest is not None and newest.restored == current.name and current.number > newest.revision:
         return ROLLED_BACK if done else ROLLING_OUT
     if not done:
@@ -186,7 +196,7 @@ def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any
         mode=config.parse(_annotations(workload), adapter.kind).mode,
         watching=watching(adapter, workload),
         revision=current.number if current else adapter.revision_of(workload),
-        state=current_state(adapter, workload, current, entries),
+        state=current_state(adapter, workload, revisions, current, entries),
         last_healthy=max(healthy) if healthy else None,
         last_rollback=last,
         revert_pr=pr,
@@ -248,6 +258,8 @@ def detail(
                 continue
             payload = r.mark(key)
             marks[key.removeprefix(PREFIX)] = payload or f"(a copy of another's mark, ignored: {raw[:60]})"
+        if r.annotations.get(STUCK_MARK):  # not bound to its object: written on the restored revision only
+            marks[STUCK_MARK.removeprefix(PREFIX)] = r.annotations[STUCK_MARK]
         if r.mark(history.HEALTHY_AT) and r.health is None:
             notes.append(
                 f"revision {r.number}: healthy-at {r.mark(history.HEALTHY_AT)!r} is in a form this CLI cannot read"

@@ -5,8 +5,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import queue
 import sys
-import time
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,12 @@ from autorollback.status import core, render
 
 RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1
 SHORT = {"Deployment": "deploy", "StatefulSet": "sts", "DaemonSet": "ds"}
-POLL = 2.0  # seconds between two reads of --watch
+HISTORY = {"Deployment": "replicasets", "StatefulSet": "controllerrevisions", "DaemonSet": "controllerrevisions"}
+POLL = 2.0  # --watch: seconds between two reads while a watch cannot be kept (may not watch, API errors)
+FALLBACK = 300.0  # --watch: read again at least this often even while every watch holds
+SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
+DEGRADED = "degraded"  # put by a watch that could not be kept: read every POLL seconds from then on
+IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
 
 
 class Failed(Exception):
@@ -206,7 +212,8 @@ def main(argv: list[str] | None = None, prog: str = "autorollback status") -> in
         out.write(draw(value, args.output, _now(), colour(out), shown))
         out.flush()
         if args.watch:
-            _watch(read, value, lambda v: draw(v, args.output, _now(), colour(out), shown), out)
+            sources = watched(args.target, None if args.all_namespaces else namespace, value)
+            _watch(api, sources, read, value, lambda v: draw(v, args.output, _now(), colour(out), shown), out)
     except Failed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -218,24 +225,122 @@ def main(argv: list[str] | None = None, prog: str = "autorollback status") -> in
     return 0
 
 
+def watched(
+    target: str | None, namespace: str | None, value: core.Detail | list[core.Row]
+) -> list[tuple[str, dict[str, str]]]:
+    """What --watch watches (path, query): the workloads and what the view shows of them (their history
+    objects, the Events); for one workload only its own object and Events."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    if target and isinstance(value, core.Detail):
+        kind, name = value.row.kind, value.row.name
+        return [
+            (f"/apis/apps/v1{where}/{RESOURCES[kind]}", {"fieldSelector": f"metadata.name={name}"}),
+            (f"/apis/apps/v1{where}/{HISTORY[kind]}", {}),
+            (f"/api/v1{where}/events", {"fieldSelector": f"involvedObject.kind={kind},involvedObject.name={name}"}),
+        ]
+    resources = [*RESOURCES.values(), *sorted(set(HISTORY.values()))]
+    return [(f"/apis/apps/v1{where}/{r}", {}) for r in resources]
+
+
+def _always(obj: dict[str, Any]) -> bool:
+    return True
+
+
+def follow(
+    api: kube.Client,
+    path: str,
+    query: dict[str, str],
+    changed: "queue.Queue[str]",
+    stopped: threading.Event,
+    relevant: Callable[[dict[str, Any]], bool] = _always,
+) -> None:
+    """Watch one collection as kubectl get -w does: from the resourceVersion of a list, again from the
+    last version seen when the stream ends, from a new list when that version is gone (410). Puts the
+    path on `changed` for every `relevant` change and after every list (what happened before it is
+    read again); DEGRADED when it cannot watch (not allowed to, or an error). A collection the user
+    may not list is not shown either: nothing to watch."""
+    version = ""
+    while not stopped.is_set():
+        try:
+            if not version:
+                try:
+                    listed = api.request("GET", path, query={**query, "limit": 1})
+                except kube.ApiError as e:
+                    if e.status == 403:
+                        return  # not shown either (left out, or said in a Note)
+                    raise
+                version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                changed.put(path)
+            watch = {**query, "resourceVersion": version, "allowWatchBookmarks": "true"}
+            for event in api.watch(path, watch, IDLE, stopped):
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":  # 410 Gone (the version is too old) or another Status
+                    version = ""
+                    break
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                if event.get("type") != "BOOKMARK" and relevant(obj):
+                    changed.put(path)
+        except kube.ApiError as e:
+            if e.status == 410:
+                version = ""
+                continue
+            changed.put(DEGRADED)
+            stopped.wait(POLL if e.status == 0 else FALLBACK)
+
+
 def _watch(
+    api: kube.Client,
+    sources: list[tuple[str, dict[str, str]]],
     read: Callable[[], core.Detail | list[core.Row]],
     last: core.Detail | list[core.Row],
     draw_: Callable[[core.Detail | list[core.Row]], str],
     out: Any,
 ) -> None:
-    """Poll; draw again when what is shown (not its ages) changed. A terminal is cleared first."""
+    """Read again whenever a watched collection changed (at least every FALLBACK seconds; every POLL
+    once a watch could not be kept); draw again when what is shown (not its ages) changed. A terminal
+    is cleared first."""
     seen = json.dumps(render.data(last), sort_keys=True)
-    while True:
-        time.sleep(POLL)
-        value = read()
-        now = json.dumps(render.data(value), sort_keys=True)
-        if now == seen:
-            continue
-        seen = now
-        out.write("\x1b[H\x1b[2J" if colour(out) else "\n")
-        out.write(draw_(value))
-        out.flush()
+    changed: queue.Queue[str] = queue.Queue()
+    stopped = threading.Event()
+    shown = [_workloads(last)]  # replaced after each read: what a history object must belong to
+
+    def owned(obj: dict[str, Any]) -> bool:
+        """A history object of a workload shown (of another one: nothing shown changed)."""
+        meta = obj.get("metadata") or {}
+        return any(
+            (meta.get("namespace"), ref.get("kind"), ref.get("name")) in shown[0]
+            for ref in meta.get("ownerReferences") or []
+        )
+
+    for path, query in sources:
+        relevant = owned if path.rsplit("/", 1)[-1] in HISTORY.values() else _always
+        threading.Thread(target=follow, args=(api, path, query, changed, stopped, relevant), daemon=True).start()
+    degraded = False
+    try:
+        while True:
+            try:
+                degraded = changed.get(timeout=POLL if degraded else FALLBACK) == DEGRADED or degraded
+                stopped.wait(SETTLE)
+                while True:  # the rest of the burst
+                    degraded = changed.get_nowait() == DEGRADED or degraded
+            except queue.Empty:
+                pass
+            value = read()
+            shown[0] = _workloads(value)
+            now = json.dumps(render.data(value), sort_keys=True)
+            if now == seen:
+                continue
+            seen = now
+            out.write("\x1b[H\x1b[2J" if colour(out) else "\n")
+            out.write(draw_(value))
+            out.flush()
+    finally:
+        stopped.set()
+
+
+def _workloads(value: core.Detail | list[core.Row]) -> set[tuple[str, str, str]]:
+    """(namespace, kind, name) of each workload shown."""
+    return {(r.namespace, r.kind, r.name) for r in ([value.row] if isinstance(value, core.Detail) else value)}
 
 
 def _now() -> dt.datetime:
