@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from autorollback import __version__, kube, logs, telemetry
 from autorollback.checks import settings as checks, templates
@@ -59,6 +60,15 @@ def _kinds(text: str) -> tuple[str, ...]:
             f"{','.join(kube.RESOURCES)} (comma-separated)"
         )
     return tuple(dict.fromkeys(known[n.lower()] for n in names))
+
+
+class _KindsTogether(argparse.Action):
+    """--kinds given more than once: the kinds of every use together (not only the last's)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        given = getattr(namespace, self.dest)
+        earlier = () if given is self.default else given
+        setattr(namespace, self.dest, tuple(dict.fromkeys([*earlier, *values])))
 
 
 def _alertmanager_url(text: str) -> str:
@@ -217,10 +227,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--kinds",
         type=_kinds,
+        action=_KindsTogether,
         default=tuple(kube.RESOURCES),
         metavar="KIND[,KIND...]",
-        help=f"the workload kinds watched and acted on (default {','.join(kube.RESOURCES)}); "
-        "a kind left out is never listed, watched or touched, and needs no RBAC",
+        help=f"the workload kinds watched and acted on (default {','.join(kube.RESOURCES)}; repeatable, the "
+        "kinds of every use together); a kind left out is never listed, watched or touched, and needs no RBAC",
     )
     run.add_argument("--metrics-port", type=_port, default=9090, help="port of the Prometheus /metrics endpoint")
     run.add_argument("--health-port", type=_port, default=8080, help="port of /healthz and /readyz")

@@ -136,6 +136,25 @@ def test_the_baseline_is_the_newest_older_revision_still_serving() -> None:
     assert b.baseline(crs, crs[0], {crs[2].name}) == crs[2]
     assert b.baseline(crs, crs[0], {crs[1].name, crs[2].name}) == crs[1]
     assert b.baseline(crs, crs[0], {crs[0].name}) is None  # its own pods are no baseline
+    # with pods left on two older revisions, a broken one never, the one known healthy first
+    marked = statefulsets.STATEFULSETS.revisions(
+        [
+            sts_revision(3, "app:3.0.0"),
+            sts_revision(2, "app:2.0.0", failed_at="2026-11-26T10:00:00Z revision 2"),
+            sts_revision(1, "app:1.0.0", healthy_at="revision 1 generation 1"),
+        ]
+    )
+    both = {marked[1].name, marked[2].name}
+    assert marked[1].failed and b.baseline(marked, marked[0], both) == marked[2]
+    unproven = statefulsets.STATEFULSETS.revisions(
+        [
+            sts_revision(3, "app:3.0.0"),
+            sts_revision(2, "app:2.0.0"),
+            sts_revision(1, "app:1.0.0", healthy_at="revision 1 generation 1"),
+        ]
+    )
+    assert b.baseline(unproven, unproven[0], {unproven[1].name, unproven[2].name}) == unproven[2]
+    assert b.baseline(unproven, unproven[0], {unproven[1].name}) == unproven[1]  # not known healthy, nor failed
 
 
 @given(

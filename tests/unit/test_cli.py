@@ -46,6 +46,9 @@ def test_kinds_default_to_every_kind_and_take_any_case() -> None:
         "Deployment",
         "DaemonSet",
     )
+    # given twice: both uses together, not only the last (as -n is repeatable)
+    twice = ["run", "-A", "--kinds", "Deployment", "--kinds", "statefulset,Deployment"]
+    assert parser().parse_args(twice).kinds == ("Deployment", "StatefulSet")
 
 
 @pytest.mark.parametrize("text", ["", ",", "Deployment,CronJob", "deployments"])

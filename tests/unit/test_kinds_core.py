@@ -237,3 +237,15 @@ def test_each_kind_says_what_its_revisions_pods_carry() -> None:
     assert STATEFULSETS.pod_label_value(sts_revision(1, "app:1.0.0")) == sts_name("app:1.0.0")  # the full name
     assert DAEMONSETS.pod_label_value(ds_revision(1, "agent:1.0.0")) == ds_hash("agent:1.0.0")  # the hash alone
     assert not DEPLOYMENTS.on_delete(deployment("app:2.0.0"))
+
+
+def test_the_pods_are_read_for_a_ready_updated_pod_only_when_the_status_allows_one() -> None:
+    # the alerts' record waits for a Ready pod of the update revision, read from its pods (a
+    # ControllerRevision counts none): never listed while the status rules it out, which may last
+    assert not DAEMONSETS.updated_ready(daemonset("agent:2.0.0", desired=0, updated=0, available=0, ready=0))
+    assert DAEMONSETS.updated_ready(daemonset("agent:2.0.0", desired=2, updated=1, available=1))
+    staged = statefulset("app:2.0.0", partition=3, updated=0, ready=3)  # the partition holds every pod back
+    assert not STATEFULSETS.updated_ready(staged)
+    assert not STATEFULSETS.updated_ready(statefulset("app:2.0.0", replicas=0, updated=0, ready=0, created=0))
+    assert STATEFULSETS.updated_ready(statefulset("app:2.0.0", partition=2, updated=1, ready=2))
+    assert DEPLOYMENTS.updated_ready(deployment())  # a ReplicaSet counts its ready pods: never listed

@@ -137,17 +137,17 @@ def streaks(bake: Bake) -> dict[str, Streak]:
 
 
 def baseline(revisions: Sequence[Revision], current: Revision, with_pods: Collection[str] = ()) -> Revision | None:
-    """The revision the new pods are compared with in relative mode: the newest older one still
-    serving, its pods available now (`Revision.serving`) or, for a kind whose history objects count no
-    pods (a ControllerRevision has no status), named in `with_pods` (its pods still there)."""
-    return next(
-        (
-            r
-            for r in revisions
-            if r.number < current.number and r.name != current.name and (r.serving or r.name in with_pods)
-        ),
-        None,
-    )
+    """The revision the new pods are compared with in relative mode: of the older ones still serving,
+    their pods available now (`Revision.serving`) or, for a kind whose history objects count no pods
+    (a ControllerRevision has no status), named in `with_pods` (its pods still there, Ready or not),
+    the newest known healthy, else the newest not known to have failed. Never one that failed: a
+    broken release's pods make any ratio look good."""
+    serving = [
+        r
+        for r in revisions
+        if r.number < current.number and r.name != current.name and (r.serving or r.name in with_pods) and not r.failed
+    ]
+    return next((r for r in serving if r.healthy), serving[0] if serving else None)
 
 
 def skipped(revision: Revision) -> str:

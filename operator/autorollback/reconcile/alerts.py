@@ -171,8 +171,8 @@ def _ready(work: Work, raw: dict[str, Any], current: Revision) -> bool:
     if kind.counts_ready:
         return calerts.ready(raw, current)
     value = kind.pod_label_value(raw)
-    if not value:
-        return False
+    if not value or not kind.updated_ready(work.deployment):
+        return False  # no pod list while the status rules a Ready updated pod out (none updated, none Ready)
     pods = work.ctx.api.pods_full(work.deployment, (kind.pod_label, value))
     return calerts.ready(raw, current, kind.pods_of(raw, pods))
 

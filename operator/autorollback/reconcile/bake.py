@@ -262,7 +262,11 @@ def _evaluate(
         return
     due = [c for c in due if f"{c.name} invalid" not in running.told]
     kind = work.workload
-    wants_pods = any("pods" in promql.placeholders(c.template.query) for c in due)
+    # the pods' names, or which older revisions still have pods (a relative check's baseline, where
+    # the history objects count none)
+    wants_pods = any(
+        "pods" in promql.placeholders(c.template.query) or (c.template.relative and not kind.counts_ready) for c in due
+    )
     pods = _pods(work) if wants_pods else []
     new = kind.pods_of(raw, pods)
     previous = _previous(kind, revisions, current, replicasets, pods)

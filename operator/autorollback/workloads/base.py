@@ -148,6 +148,10 @@ class Workload(Protocol):
         """Where the rollout stops on purpose: a StatefulSet's `rollingUpdate.partition` (its pods
         below that ordinal keep the current revision); 0 for the kinds that roll every pod."""
 
+    def updated_ready(self, workload: dict[str, Any]) -> bool:
+        """The workload's status allows a Ready pod of the update revision (some pod updated, some pod
+        Ready): before that, reading the revision's pods to find one cannot succeed."""
+
     def covers(self, workload: dict[str, Any], health: Health) -> bool:
         """A completion of the update revision, recorded as `health`, still covers the rollout the
         workload shows now: false once the same revision is being rolled out to pods that completion

@@ -82,6 +82,13 @@ def rollout_in_progress(ds: dict[str, Any]) -> bool | None:
     return under_way(ds)
 
 
+def updated_ready(ds: dict[str, Any]) -> bool:
+    """base.Workload.updated_ready: a node runs the updated pod, and a node's pod is Ready (the status
+    does not say whether it is the same one). Never with no node to run on."""
+    s = ds.get("status") or {}
+    return count(s, "updatedNumberScheduled") > 0 and count(s, "numberReady") > 0
+
+
 def progress(ds: dict[str, Any]) -> tuple[int, ...]:
     """The counts whose change is progress (§6 A, and the nodes to run on: a node added or gone)."""
     s = ds.get("status") or {}
@@ -136,6 +143,7 @@ class DaemonSets(cr.ControllerRevisionKind):
     pods_of = staticmethod(pods_of)
     pod_label_value = staticmethod(pod_label_value)
     update_revision = staticmethod(update_revision)
+    updated_ready = staticmethod(updated_ready)
 
 
 DAEMONSETS = DaemonSets()

@@ -313,6 +313,11 @@ def on_delete(deployment: dict[str, Any]) -> bool:
     return False
 
 
+def updated_ready(deployment: dict[str, Any]) -> bool:
+    """base.Workload.updated_ready: a ReplicaSet counts its own ready pods (never read from pods)."""
+    return True
+
+
 def partition(deployment: dict[str, Any]) -> int:
     """base.Workload.partition: a Deployment rolls every pod."""
     return 0
@@ -356,6 +361,7 @@ class Deployments:
     on_delete = staticmethod(on_delete)
     covers = staticmethod(covers)
     partition = staticmethod(partition)
+    updated_ready = staticmethod(updated_ready)
 
     def update_revision(self, workload: dict[str, Any], history: list[Revision]) -> Revision | None:
         """base.Workload.update_revision: the controller's FindNewReplicaSet (`current`)."""

@@ -112,6 +112,13 @@ def covers(workload: dict[str, Any], health: Health) -> bool:
     return s.get("updateRevision") == s.get("currentRevision") or partition(workload) >= health.partition
 
 
+def updated_ready(workload: dict[str, Any]) -> bool:
+    """base.Workload.updated_ready: a pod on the update revision, and a pod Ready (the status does
+    not say whether it is the same one). Neither while the partition holds every pod back, nor at 0."""
+    s = workload.get("status") or {}
+    return count(s, "updatedReplicas") > 0 and count(s, "readyReplicas") > 0
+
+
 def progress(sts: dict[str, Any]) -> tuple[int, ...]:
     """The counts whose change is progress (§6 A; the update revision is in `unfinished`'s name)."""
     s = sts.get("status") or {}
@@ -160,6 +167,7 @@ class StatefulSets(cr.ControllerRevisionKind):
     update_revision = staticmethod(update_revision)
     covers = staticmethod(covers)
     partition = staticmethod(partition)
+    updated_ready = staticmethod(updated_ready)
 
 
 STATEFULSETS = StatefulSets()
