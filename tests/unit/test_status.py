@@ -426,3 +426,24 @@ def test_follow_tells_only_relevant_changes() -> None:
     relevant = lambda obj: obj["metadata"].get("name") == "ours"  # noqa: E731
     shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event(), relevant)  # type: ignore[arg-type]
     assert [out.get_nowait() for _ in range(out.qsize())] == ["/apis/apps/v1/replicasets"] * 2  # the list, ours
+
+
+def test_a_workload_at_rest_is_not_rolling_out() -> None:
+    """STATE says "rolling out" only while the adapter's rollout_in_progress does: at rest and not
+    complete, the revision's marks say what is known."""
+    daemonset, statefulset = KINDS["DaemonSet"], KINDS["StatefulSet"]
+    v1, v2 = "agent:1.0.0", "agent:2.0.0"
+    marked = f.ds_revision(1, v1, healthy_at="revision 1 generation 1")
+    node_not_ready = f.daemonset(v1, updated=2, available=1, template_generation=1, generation=1)
+    assert core.row(daemonset, node_not_ready, [marked]).state == core.HEALTHY
+    no_nodes = f.daemonset(v1, desired=0, updated=0, available=0, template_generation=1, generation=1)
+    assert core.row(daemonset, no_nodes, [marked]).state == core.HEALTHY
+    on_delete = f.daemonset(v2, strategy="OnDelete")
+    assert core.row(daemonset, on_delete, [marked, f.ds_revision(2, v2)]).state == core.COMPLETE
+    a1, a2 = "app:1.0.0", "app:2.0.0"
+    staged = f.statefulset(a2, current=a1, updated=0, ready=3, partition=3)
+    assert core.row(statefulset, staged, [f.sts_revision(1, a1), f.sts_revision(2, a2)]).state != core.ROLLING_OUT
+    sts_on_delete = f.statefulset(a2, current=a1, updated=0, ready=3, strategy="OnDelete")
+    assert core.row(statefulset, sts_on_delete, [f.sts_revision(1, a1), f.sts_revision(2, a2)]).state != (
+        core.ROLLING_OUT
+    )

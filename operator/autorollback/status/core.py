@@ -148,12 +148,12 @@ def current_state(
         current.failed and not adapter.completed(workload)
     ):
         return FAILED
-    completed = adapter.completed(workload)
-    # a DaemonSet's completion names the rollout of its template now, no revision (daemonset.rollout)
-    done = bool(completed) and (completed == current.name or completed not in {r.name for r in revisions})
+    # the adapter's own word: a workload at rest that is not complete (a node NotReady, a pod not
+    # Ready, scaled to 0, a staged partition, OnDelete) is not rolling out
+    rolling = bool(adapter.rollout_in_progress(workload))
     if newest is not None and newest.restored == current.name and current.number > newest.revision:
-        return ROLLED_BACK if done else ROLLING_OUT
-    if not done:
+        return ROLLING_OUT if rolling else ROLLED_BACK
+    if rolling:
         return ROLLING_OUT
     if current.healthy_in_this_revision:
         return HEALTHY
