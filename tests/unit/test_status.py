@@ -447,3 +447,45 @@ def test_a_workload_at_rest_is_not_rolling_out() -> None:
     assert core.row(statefulset, sts_on_delete, [f.sts_revision(1, a1), f.sts_revision(2, a2)]).state != (
         core.ROLLING_OUT
     )
+
+
+def test_watch_keeps_the_last_frame_while_the_api_server_does_not_answer(monkeypatch, capsys) -> None:
+    """--watch outlives an API server restart, a 429, a 500: "stale since", read again with a back-off,
+    drawn again once it answers; an error that is no blip still ends it."""
+    import io
+
+    import pytest
+
+    from autorollback import kube
+
+    monkeypatch.setattr(shell, "FALLBACK", 0.01)
+    monkeypatch.setattr(shell, "POLL", 0.01)
+    monkeypatch.setattr(shell, "SETTLE", 0.0)
+    first, later = rows()[:1], rows()[1:2]
+    answers: list = [
+        shell.Unreachable("cannot reach the Kubernetes API server at https://k: refused"),
+        kube.ApiError(429, "Too Many Requests", "slow down"),
+        kube.ApiError(500, "Internal Server Error", "etcd"),
+        later,
+        kube.ApiError(404, "Not Found", "gone"),
+    ]
+
+    def read():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    out = io.StringIO()
+    with pytest.raises(kube.ApiError, match="gone"):
+        shell._watch(None, [], read, first, lambda v: f"frame {v[0].name}\n", out)  # type: ignore[arg-type]
+    assert out.getvalue() == "\nframe api\n"
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: stale since ") and "cannot reach" in warning
+
+
+def test_a_watch_degraded_is_so_until_it_runs_again() -> None:
+    degraded: set[str] = set()
+    for message in (shell.DEGRADED + "/a", shell.DEGRADED + "/b", "/a"):
+        shell.note(message, degraded)
+    assert degraded == {"/b"}

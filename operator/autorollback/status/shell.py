@@ -24,12 +24,18 @@ HISTORY = {"Deployment": "replicasets", "StatefulSet": "controllerrevisions", "D
 POLL = 2.0  # --watch: seconds between two reads while a watch cannot be kept (may not watch, API errors)
 FALLBACK = 300.0  # --watch: read again at least this often even while every watch holds
 SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
-DEGRADED = "degraded"  # put by a watch that could not be kept: read every POLL seconds from then on
+DEGRADED = "degraded "  # + the path: put by a watch that could not be kept; read every POLL seconds until
+# that source's watch is running again (its path put again, after a list or a change)
+STALE_MAX = 30.0  # --watch: the longest wait between two reads again while the API server does not answer
 IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
 
 
 class Failed(Exception):
     """One clear line for stderr; the command exits 1."""
+
+
+class Unreachable(Failed):
+    """No answer from the API server: --watch keeps the last frame and reads again."""
 
 
 def parser(prog: str = "autorollback status") -> argparse.ArgumentParser:
@@ -81,7 +87,7 @@ def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what:
     except kube.ApiError as e:
         host = api.configuration.host
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
+            raise Unreachable(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
         if e.status == 401:
             raise Failed(
                 f"the Kubernetes API server at {host} did not accept the credentials (401 Unauthorized)"
@@ -141,7 +147,9 @@ def _history(api: kube.Client, kind: str, workload: dict[str, Any]) -> list[dict
                 f"forbidden: cannot read the history of {kind} {workload['metadata']['name']}: {e.message}"
             ) from None
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+            raise Unreachable(
+                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
+            ) from None
         raise
 
 
@@ -159,7 +167,9 @@ def one(api: kube.Client, namespace: str, target: str) -> core.Detail:
                 f'forbidden: cannot get {kind.lower()} "{name}" in namespace {namespace}: {e.message}'
             ) from None
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+            raise Unreachable(
+                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
+            ) from None
         raise
     if not core.opted_in(workload):
         raise Failed(
@@ -284,7 +294,9 @@ def follow(
             if e.status == 410:
                 version = ""
                 continue
-            changed.put(DEGRADED)
+            changed.put(DEGRADED + path)
+            if e.status != 403:  # listed again once it answers: the list tells this watch runs again
+                version = ""
             stopped.wait(POLL if e.status == 0 else FALLBACK)
 
 
@@ -315,17 +327,30 @@ def _watch(
     for path, query in sources:
         relevant = owned if path.rsplit("/", 1)[-1] in HISTORY.values() else _always
         threading.Thread(target=follow, args=(api, path, query, changed, stopped, relevant), daemon=True).start()
-    degraded = False
+    degraded: set[str] = set()  # the sources whose watch could not be kept
+    stale = ""  # since when a read again fails for want of an answer ("": it does not)
+    backoff = 0.0
     try:
         while True:
             try:
-                degraded = changed.get(timeout=POLL if degraded else FALLBACK) == DEGRADED or degraded
+                note(changed.get(timeout=backoff or (POLL if degraded else FALLBACK)), degraded)
                 stopped.wait(SETTLE)
                 while True:  # the rest of the burst
-                    degraded = changed.get_nowait() == DEGRADED or degraded
+                    note(changed.get_nowait(), degraded)
             except queue.Empty:
                 pass
-            value = read()
+            try:
+                value = read()
+            except (Unreachable, kube.ApiError) as e:
+                if isinstance(e, kube.ApiError) and not transient(e.status):
+                    raise
+                if not stale:
+                    stale = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+                    print(f"warning: stale since {stale}: {_said(e)} (reading again)", file=sys.stderr, flush=True)
+                backoff = min(backoff * 2 or POLL, STALE_MAX)
+                continue
+            if stale:
+                stale, backoff, seen = "", 0.0, ""  # drawn again: the warning goes off the screen
             shown[0] = _workloads(value)
             now = json.dumps(render.data(value), sort_keys=True)
             if now == seen:
@@ -336,6 +361,23 @@ def _watch(
             out.flush()
     finally:
         stopped.set()
+
+
+def note(message: str, degraded: set[str]) -> None:
+    """A watch's message: DEGRADED + its path (it could not be kept) or its path (it runs)."""
+    if message.startswith(DEGRADED):
+        degraded.add(message.removeprefix(DEGRADED))
+    else:
+        degraded.discard(message)
+
+
+def transient(status: int) -> bool:
+    """No answer, too many requests, or the server's own error: worth reading again."""
+    return status in (0, 429) or status >= 500
+
+
+def _said(e: Exception) -> str:
+    return f"the Kubernetes API answered {e}" if isinstance(e, kube.ApiError) else str(e)
 
 
 def _workloads(value: core.Detail | list[core.Row]) -> set[tuple[str, str, str]]:
