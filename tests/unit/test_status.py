@@ -489,3 +489,39 @@ def test_a_watch_degraded_is_so_until_it_runs_again() -> None:
     for message in (shell.DEGRADED + "/a", shell.DEGRADED + "/b", "/a"):
         shell.note(message, degraded)
     assert degraded == {"/b"}
+
+
+class Stopped:
+    """threading.Event for follow, recording its waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def set(self) -> None:
+        self.flag = True
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return self.flag
+
+
+def test_follow_backs_off_on_an_error_event_and_lists_again_only_when_gone() -> None:
+    """An ERROR event other than 410 is no reason to list again at once (a tight loop): back off from
+    0.8 s, doubling, up to 30 s; 403 is a watch not allowed (the caller polls); 410 lists again at once."""
+    import queue
+
+    def error(code: int) -> list[dict]:
+        return [{"type": "ERROR", "object": {"kind": "Status", "code": code, "message": f"error {code}"}}]
+
+    api = Collection(*[error(500)] * 8, error(410), [changed("1001")], error(403), [])
+    out: queue.Queue[str] = queue.Queue()
+    stopped = Stopped()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, stopped)  # type: ignore[arg-type]
+    assert stopped.waits == [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0, shell.FALLBACK]
+    assert api.listed == 10  # the first list, one after each error 500 and after 410; none after 403
+    messages = [out.get_nowait() for _ in range(out.qsize())]
+    assert messages.count(shell.DEGRADED + "/apis/apps/v1/replicasets") == 9

@@ -26,6 +26,7 @@ FALLBACK = 300.0  # --watch: read again at least this often even while every wat
 SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
 DEGRADED = "degraded "  # + the path: put by a watch that could not be kept; read every POLL seconds until
 # that source's watch is running again (its path put again, after a list or a change)
+BACKOFF, BACKOFF_MAX = 0.8, 30.0  # a watch's back-off after an error (client-go's reflector's)
 STALE_MAX = 30.0  # --watch: the longest wait between two reads again while the API server does not answer
 IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
 
@@ -270,6 +271,7 @@ def follow(
     read again); DEGRADED when it cannot watch (not allowed to, or an error). A collection the user
     may not list is not shown either: nothing to watch."""
     version = ""
+    delay = 0.0  # the back-off after an error, as client-go's reflector's: BACKOFF doubled up to BACKOFF_MAX
     while not stopped.is_set():
         try:
             if not version:
@@ -285,8 +287,8 @@ def follow(
             for event in api.watch(path, watch, IDLE, stopped):
                 obj = event.get("object") or {}
                 if event.get("type") == "ERROR":  # 410 Gone (the version is too old) or another Status
-                    version = ""
-                    break
+                    raise kube.ApiError(int(obj.get("code") or 500), obj.get("reason") or "", obj.get("message") or "")
+                delay = 0.0
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if event.get("type") != "BOOKMARK" and relevant(obj):
                     changed.put(path)
@@ -295,9 +297,12 @@ def follow(
                 version = ""
                 continue
             changed.put(DEGRADED + path)
-            if e.status != 403:  # listed again once it answers: the list tells this watch runs again
-                version = ""
-            stopped.wait(POLL if e.status == 0 else FALLBACK)
+            if e.status == 403:  # may not watch: read again every POLL seconds by the caller
+                stopped.wait(FALLBACK)
+                continue
+            version = ""  # listed again once it answers: the list tells this watch runs again
+            delay = min(delay * 2 or BACKOFF, BACKOFF_MAX)
+            stopped.wait(delay)
 
 
 def _watch(
