@@ -525,3 +525,33 @@ def test_follow_backs_off_on_an_error_event_and_lists_again_only_when_gone() -> 
     assert api.listed == 10  # the first list, one after each error 500 and after 410; none after 403
     messages = [out.get_nowait() for _ in range(out.qsize())]
     assert messages.count(shell.DEGRADED + "/apis/apps/v1/replicasets") == 9
+
+
+def test_history_forbidden_shows_the_row_with_an_unknown_state(capsys) -> None:
+    """A role that may list statefulsets but not controllerrevisions: every row is shown, the ones
+    whose history may not be read with an unknown state, and one warning per kind."""
+    from types import SimpleNamespace
+
+    from autorollback import kube
+
+    sts = f.statefulset("app:2.0.0")
+    other = f.statefulset("app:2.0.0")
+    other["metadata"]["name"] = "other"
+
+    class Api:
+        configuration = SimpleNamespace(host="https://k")
+
+        def request(self, method: str, path: str, query: dict | None = None, **_: object) -> dict:
+            if path.endswith("/controllerrevisions"):
+                raise kube.ApiError(403, "Forbidden", "controllerrevisions is forbidden")
+            return {"items": [sts, other] if path.endswith("/statefulsets") else []}
+
+    shell._WARNED.clear()
+    got = shell.rows(Api(), "ns")  # type: ignore[arg-type]
+    assert [(r.kind, r.name, r.state, r.revision) for r in got] == [
+        ("StatefulSet", "web", core.UNKNOWN, got[0].revision),
+        ("StatefulSet", "other", core.UNKNOWN, got[0].revision),
+    ]
+    assert capsys.readouterr().err == (
+        "warning: forbidden: cannot read controllerrevisions in namespace ns (state unknown)\n"
+    )

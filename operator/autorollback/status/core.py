@@ -20,6 +20,7 @@ EVENTS_SHOWN = 10
 
 HEALTHY, ROLLING_OUT, BAKING, FAILED, ROLLED_BACK = "healthy", "rolling out", "baking", "failed", "rolled back"
 ABANDONED, UNVERIFIED, COMPLETE, PAUSED = "abandoned", "unverified", "complete", "paused"
+UNKNOWN = "unknown"  # its history objects may not be read
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,11 @@ def _number(revisions: list[Revision], name: str) -> int | None:
     return next((r.number for r in revisions if r.name == name), None)
 
 
-def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any]]) -> Row:
+def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any]] | None) -> Row:
+    """objects None: the history objects could not be read (the state is UNKNOWN)."""
     meta = workload.get("metadata") or {}
+    known = objects is not None
+    objects = objects or []
     revisions = _revisions(adapter, workload, objects)
     entries = ledger.of([workload, *objects])
     current = adapter.current(revisions, adapter.template(workload))
@@ -196,7 +200,7 @@ def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any
         mode=config.parse(_annotations(workload), adapter.kind).mode,
         watching=watching(adapter, workload),
         revision=current.number if current else adapter.revision_of(workload),
-        state=current_state(adapter, workload, revisions, current, entries),
+        state=current_state(adapter, workload, revisions, current, entries) if known else UNKNOWN,
         last_healthy=max(healthy) if healthy else None,
         last_rollback=last,
         revert_pr=pr,

@@ -114,7 +114,7 @@ _WARNED: set[str] = set()
 def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
     """The opted-in workloads of every kind the user may list; a kind forbidden to them is said once
     on stderr and left out (all of them forbidden: the error)."""
-    out, forbidden = [], []
+    out, forbidden, forbidden_history = [], [], []
     for kind, adapter in workloads.KINDS.items():
         resource = RESOURCES[kind]
         path = f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
@@ -128,14 +128,20 @@ def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
             continue
         for w in items:
             if core.opted_in(w):
-                history = _history(api, kind, w)
+                try:
+                    history: list[dict[str, Any]] | None = _history(api, kind, w)
+                except Failed as e:
+                    if not str(e).startswith("forbidden"):
+                        raise
+                    history = None
+                    forbidden_history.append(f"forbidden: cannot read {HISTORY[kind]} {where} (state unknown)")
                 out.append(core.row(adapter, w, history))
     if len(forbidden) == len(workloads.KINDS):
         raise forbidden[0]
-    for e in forbidden:
-        if str(e) not in _WARNED:
-            _WARNED.add(str(e))
-            print(f"warning: {e} (left out)", file=sys.stderr)
+    for said in [f"{e} (left out)" for e in forbidden] + forbidden_history:
+        if said not in _WARNED:
+            _WARNED.add(said)
+            print(f"warning: {said}", file=sys.stderr)
     return out
 
 
