@@ -555,3 +555,16 @@ def test_history_forbidden_shows_the_row_with_an_unknown_state(capsys) -> None:
     assert capsys.readouterr().err == (
         "warning: forbidden: cannot read controllerrevisions in namespace ns (state unknown)\n"
     )
+
+
+def test_a_stuck_pods_mark_of_an_older_rollback_abandons_no_revision_in_the_detail_view() -> None:
+    """The detail view's revision state follows the row's rule: only the newest rollback's mark counts."""
+    statefulset = KINDS["StatefulSet"]
+    v1, v2 = "app:1.0.0", "app:2.0.0"
+    entry = ledger.Entry(f.sts_name(v2), f.sts_name(v1), "2026-11-26T11:40:00Z", "2026-11-26T11:41:00Z", "X", 2, 5)
+    sts = f.statefulset(v1, current=v2, update=v1, annotations={ledger.KEY: ledger.dump((entry,))})
+    other = {core.STUCK_MARK: "abandoned an-earlier-rollback 2026-11-01T00:00:00Z"}
+    history_ = [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=other)]
+    restored = next(r for r in core.detail(statefulset, sts, history_, []).revisions if r.number == 3)
+    assert restored.state != core.ABANDONED
+    assert restored.marks["stuck-pods"] == other[core.STUCK_MARK]  # still shown

@@ -109,9 +109,19 @@ def _outcome(r: Revision) -> str:
     return r.mark(history.OUTCOME)
 
 
+def _abandoned(r: Revision, entries: tuple[ledger.Entry, ...]) -> bool:
+    """Its rollback abandoned, or its restored pods stuck after the newest rollback (a stuck-pods mark
+    of an older one is history), and not healthy since."""
+    newest = entries[0] if entries else None
+    return not r.healthy_in_this_revision and (
+        _outcome(r).startswith("abandoned")
+        or (newest is not None and r.annotations.get(STUCK_MARK) == f"abandoned {newest.id}")
+    )
+
+
 def revision_state(r: Revision, entries: tuple[ledger.Entry, ...]) -> str:
     """What is known of one revision, from its marks and the ledger."""
-    if _outcome(r).startswith("abandoned") or r.annotations.get(STUCK_MARK, "").startswith("abandoned "):
+    if _abandoned(r, entries):
         return ABANDONED
     if r.rolled_back_and_unproven:
         return "rolled back away from"
@@ -140,10 +150,7 @@ def current_state(
         return ROLLING_OUT
     failure = adapter.failure(workload)
     newest = entries[0] if entries else None
-    if not current.healthy_in_this_revision and (
-        _outcome(current).startswith("abandoned")
-        or (newest is not None and current.annotations.get(STUCK_MARK) == f"abandoned {newest.id}")
-    ):
+    if _abandoned(current, entries):
         return ABANDONED
     if (failure is not None and failure.revision_name == current.name) or (
         current.failed and not adapter.completed(workload)
