@@ -568,3 +568,39 @@ def test_a_stuck_pods_mark_of_an_older_rollback_abandons_no_revision_in_the_deta
     restored = next(r for r in core.detail(statefulset, sts, history_, []).revisions if r.number == 3)
     assert restored.state != core.ABANDONED
     assert restored.marks["stuck-pods"] == other[core.STUCK_MARK]  # still shown
+
+
+def test_a_failed_watch_request_says_the_api_servers_message() -> None:
+    """The watch request's body is read by the stream (not preloaded): its Status message is kept."""
+    import threading
+    from types import SimpleNamespace
+
+    import pytest
+
+    from autorollback import kube
+
+    class Response:
+        status, reason, headers = 403, "Forbidden", {}
+
+        def __init__(self) -> None:
+            self.body = b'{"kind": "Status", "message": "replicasets is forbidden: cannot watch"}'
+
+        @property
+        def data(self) -> bytes:
+            return b""  # urllib3: once read, the body is not kept
+
+        def read(self) -> bytes:
+            body, self.body = self.body, b""
+            return body
+
+        def close(self) -> None:
+            pass
+
+        def release_conn(self) -> None:
+            pass
+
+    pool = SimpleNamespace(request=lambda *a, **k: Response())
+    api = kube.Client(SimpleNamespace(host="https://k", auth_settings=dict), pool)  # type: ignore[arg-type]
+    with pytest.raises(kube.ApiError) as e:
+        next(api.watch("/apis/apps/v1/replicasets", {}, 1.0, threading.Event()))
+    assert (e.value.status, e.value.message) == (403, "replicasets is forbidden: cannot watch")
