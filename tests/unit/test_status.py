@@ -604,3 +604,26 @@ def test_a_failed_watch_request_says_the_api_servers_message() -> None:
     with pytest.raises(kube.ApiError) as e:
         next(api.watch("/apis/apps/v1/replicasets", {}, 1.0, threading.Event()))
     assert (e.value.status, e.value.message) == (403, "replicasets is forbidden: cannot watch")
+
+
+def test_watch_in_yaml_draws_a_stream_of_documents(monkeypatch) -> None:
+    import io
+
+    import pytest
+
+    monkeypatch.setattr(shell, "FALLBACK", 0.01)
+    monkeypatch.setattr(shell, "SETTLE", 0.0)
+    first, later = rows()[:1], rows()[1:2]
+    answers: list = [later, KeyboardInterrupt()]
+
+    def read():
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        shell._watch(None, [], read, first, lambda v: render.structured(v, "yaml"), out, "---\n")  # type: ignore[arg-type]
+    stream = render.structured(first, "yaml") + out.getvalue()
+    assert [d["items"][0]["name"] for d in yaml.safe_load_all(stream)] == ["web", "api"]

@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None, prog: str = "autorollback status") -> in
         out.flush()
         if args.watch:
             sources = watched(args.target, None if args.all_namespaces else namespace, value)
-            _watch(api, sources, read, value, lambda v: draw(v, args.output, _now(), colour(out), shown), out)
+            redraw = lambda v: draw(v, args.output, _now(), colour(out), shown)  # noqa: E731
+            _watch(api, sources, read, value, redraw, out, "---\n" if args.output == "yaml" else "\n")
     except Failed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -318,10 +319,11 @@ def _watch(
     last: core.Detail | list[core.Row],
     draw_: Callable[[core.Detail | list[core.Row]], str],
     out: Any,
+    separator: str = "\n",
 ) -> None:
     """Read again whenever a watched collection changed (at least every FALLBACK seconds; every POLL
     once a watch could not be kept); draw again when what is shown (not its ages) changed. A terminal
-    is cleared first."""
+    is cleared first; else the drawing is preceded by separator ("---\n": a stream of YAML documents)."""
     seen = json.dumps(render.data(last), sort_keys=True)
     changed: queue.Queue[str] = queue.Queue()
     stopped = threading.Event()
@@ -367,7 +369,7 @@ def _watch(
             if now == seen:
                 continue
             seen = now
-            out.write("\x1b[H\x1b[2J" if colour(out) else "\n")
+            out.write("\x1b[H\x1b[2J" if colour(out) else separator)
             out.write(draw_(value))
             out.flush()
     finally:
