@@ -384,6 +384,7 @@ class Collection:
 
     def watch(self, path: str, query: dict, idle: float, stopped):
         self.started_at.append(query["resourceVersion"])
+        self.idle = idle
         script = self.watches.pop(0)
         if not self.watches:
             stopped.set()
@@ -627,3 +628,12 @@ def test_watch_in_yaml_draws_a_stream_of_documents(monkeypatch) -> None:
         shell._watch(None, [], read, first, lambda v: render.structured(v, "yaml"), out, "---\n")  # type: ignore[arg-type]
     stream = render.structured(first, "yaml") + out.getvalue()
     assert [d["items"][0]["name"] for d in yaml.safe_load_all(stream)] == ["web", "api"]
+
+
+def test_a_quiet_watch_is_not_opened_again_before_its_bookmark() -> None:
+    """The API server sends a bookmark about every minute: a watch silent for less is not lost."""
+    import queue
+
+    api = Collection([])
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, queue.Queue(), Stopped())  # type: ignore[arg-type]
+    assert api.idle > 60 + 10

@@ -28,7 +28,8 @@ DEGRADED = "degraded "  # + the path: put by a watch that could not be kept; rea
 # that source's watch is running again (its path put again, after a list or a change)
 BACKOFF, BACKOFF_MAX = 0.8, 30.0  # a watch's back-off after an error (client-go's reflector's)
 STALE_MAX = 30.0  # --watch: the longest wait between two reads again while the API server does not answer
-IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
+IDLE = 100.0  # a watch silent this long is opened again from its last version (the API server sends
+# a bookmark about every 60 s: a quiet watch that is kept is never this silent)
 
 
 class Failed(Exception):
