@@ -637,3 +637,15 @@ def test_a_quiet_watch_is_not_opened_again_before_its_bookmark() -> None:
     api = Collection([])
     shell.follow(api, "/apis/apps/v1/replicasets", {}, queue.Queue(), Stopped())  # type: ignore[arg-type]
     assert api.idle > 60 + 10
+
+
+def test_follow_outlives_a_malformed_answer() -> None:
+    """Anything else a watch raises (a line that is no JSON) is an error to back off from, not the end."""
+    import queue
+
+    api = Collection(ValueError("Expecting value: line 1 column 1"), [changed("201")])  # type: ignore[arg-type]
+    out: queue.Queue[str] = queue.Queue()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, Stopped())  # type: ignore[arg-type]
+    assert api.started_at == ["100", "200"]
+    path = "/apis/apps/v1/replicasets"
+    assert [out.get_nowait() for _ in range(out.qsize())] == [path, shell.DEGRADED + path, path, path]

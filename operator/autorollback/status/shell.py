@@ -300,12 +300,13 @@ def follow(
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if event.get("type") != "BOOKMARK" and relevant(obj):
                     changed.put(path)
-        except kube.ApiError as e:
-            if e.status == 410:
+        except Exception as e:  # noqa: BLE001 - an ApiError or any other (a malformed line): never the end
+            status = e.status if isinstance(e, kube.ApiError) else 0
+            if status == 410:
                 version = ""
                 continue
             changed.put(DEGRADED + path)
-            if e.status == 403:  # may not watch: read again every POLL seconds by the caller
+            if status == 403:  # may not watch: read again every POLL seconds by the caller
                 stopped.wait(FALLBACK)
                 continue
             version = ""  # listed again once it answers: the list tells this watch runs again
