@@ -649,3 +649,17 @@ def test_follow_outlives_a_malformed_answer() -> None:
     assert api.started_at == ["100", "200"]
     path = "/apis/apps/v1/replicasets"
     assert [out.get_nowait() for _ in range(out.qsize())] == [path, shell.DEGRADED + path, path, path]
+
+
+def test_usage_without_the_operators_dependencies() -> None:
+    """`autorollback --help` and a bare `autorollback` give the usage, not the install error."""
+    code = (
+        "import sys\n"
+        "from autorollback import main\n"
+        "sys.modules.update(dict.fromkeys(main.OPERATOR_MODULES))\n"
+        "sys.exit(main.main(sys.argv[1:]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stderr) == (0, "") and r.stdout.startswith("usage: autorollback {status,run}"), r
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr.startswith("usage: autorollback {status,run}"), r
