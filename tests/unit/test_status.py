@@ -663,3 +663,26 @@ def test_usage_without_the_operators_dependencies() -> None:
     assert (r.returncode, r.stderr) == (0, "") and r.stdout.startswith("usage: autorollback {status,run}"), r
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (r.returncode, r.stdout) == (2, "") and r.stderr.startswith("usage: autorollback {status,run}"), r
+
+
+def test_rows_are_listed_in_pages() -> None:
+    from types import SimpleNamespace
+
+    pages = {"": ("a", [named(f.deployment(V1, 1, complete=True), "web")]), "a": ("", [healthy()[0]])}
+    asked = []
+
+    class Api:
+        configuration = SimpleNamespace(host="https://k")
+
+        def request(self, method: str, path: str, query: dict | None = None, **_: object) -> dict:
+            if not path.endswith("/deployments"):
+                return {"items": []}
+            asked.append(dict(query or {}))
+            token, items = pages[(query or {}).get("continue", "")]
+            return {"metadata": {"continue": token}, "items": items}
+
+        def replicasets_of(self, workload: dict) -> list[dict]:
+            return []
+
+    got = shell.rows(Api(), "shop")  # type: ignore[arg-type]
+    assert len(got) == 2 and asked == [{"limit": 500}, {"limit": 500, "continue": "a"}]

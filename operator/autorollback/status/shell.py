@@ -21,6 +21,7 @@ from autorollback.status import core, render
 RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1
 SHORT = {"Deployment": "deploy", "StatefulSet": "sts", "DaemonSet": "ds"}
 HISTORY = {"Deployment": "replicasets", "StatefulSet": "controllerrevisions", "DaemonSet": "controllerrevisions"}
+PAGE = 500  # items per list request (kubectl's --chunk-size)
 POLL = 2.0  # --watch: seconds between two reads while a watch cannot be kept (may not watch, API errors)
 FALLBACK = 300.0  # --watch: read again at least this often even while every watch holds
 SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
@@ -99,6 +100,18 @@ def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what:
         raise
 
 
+def _list(api: kube.Client, path: str, what: str) -> list[dict[str, Any]]:
+    """Every item of a collection, in pages of PAGE (as kubectl does)."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        page = _get(api, path, {"limit": PAGE, **({"continue": token} if token else {})}, what)
+        items += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
+
+
 def kind_of(text: str) -> str:
     """KIND in kubectl's spellings (deployment, deployments, deploy, deployments.apps) -> the kind."""
     word = text.lower().removesuffix(".apps")
@@ -121,7 +134,7 @@ def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
         path = f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
         where = f"in namespace {namespace}" if namespace else "in any namespace"
         try:
-            items = _get(api, path, what=f"{resource} {where}")["items"]
+            items = _list(api, path, what=f"{resource} {where}")
         except Failed as e:
             if not str(e).startswith("forbidden"):
                 raise
