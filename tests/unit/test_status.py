@@ -686,3 +686,13 @@ def test_rows_are_listed_in_pages() -> None:
 
     got = shell.rows(Api(), "shop")  # type: ignore[arg-type]
     assert len(got) == 2 and asked == [{"limit": 500}, {"limit": 500, "continue": "a"}]
+
+
+def test_watch_reads_again_for_a_workload_opted_in_or_shown_only() -> None:
+    """On a busy cluster most workloads never opted in: their changes are no reason to read again."""
+    shown = [{("shop", "Deployment", "web")}]
+    relevant = shell.workload("Deployment", shown)
+    opted_out_since = named(f.deployment(V1, 1, annotations={"autorollback.io/enabled": "false"}), "web")
+    never = named(f.deployment(V1, 1, annotations={"autorollback.io/enabled": "false"}), "other")
+    new = named(f.deployment(V1, 1), "new")
+    assert [relevant(d) for d in (opted_out_since, never, new)] == [True, False, True]

@@ -274,6 +274,17 @@ def watched(
     return [(f"/apis/apps/v1{where}/{r}", {}) for r in resources]
 
 
+def workload(kind: str, shown: list[set[tuple[str, str, str]]]) -> Callable[[dict[str, Any]], bool]:
+    """A workload's change matters when it is opted in or shown (shown[0]: opted out since, deleted);
+    any other's shows nothing."""
+
+    def relevant(obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        return (meta.get("namespace"), kind, meta.get("name")) in shown[0] or core.opted_in({**obj, "kind": kind})
+
+    return relevant
+
+
 def _always(obj: dict[str, Any]) -> bool:
     return True
 
@@ -352,8 +363,16 @@ def _watch(
             for ref in meta.get("ownerReferences") or []
         )
 
+    kinds = {resource: kind for kind, resource in RESOURCES.items()}
     for path, query in sources:
-        relevant = owned if path.rsplit("/", 1)[-1] in HISTORY.values() else _always
+        resource = path.rsplit("/", 1)[-1]
+        relevant = (
+            owned
+            if resource in HISTORY.values()
+            else workload(kinds[resource], shown)
+            if resource in kinds
+            else _always
+        )
         threading.Thread(target=follow, args=(api, path, query, changed, stopped, relevant), daemon=True).start()
     degraded: set[str] = set()  # the sources whose watch could not be kept
     stale = ""  # since when a read again fails for want of an answer ("": it does not)
