@@ -450,6 +450,18 @@ def test_a_workload_at_rest_is_not_rolling_out() -> None:
     )
 
 
+def reads(answers: list):
+    """A read for shell._watch: each call the next answer, raised when it is an exception."""
+
+    def read():
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return read
+
+
 def test_watch_keeps_the_last_frame_while_the_api_server_does_not_answer(monkeypatch, capsys) -> None:
     """--watch outlives an API server restart, a 429, a 500: "stale since", read again with a back-off,
     drawn again once it answers; an error that is no blip still ends it."""
@@ -471,15 +483,9 @@ def test_watch_keeps_the_last_frame_while_the_api_server_does_not_answer(monkeyp
         kube.ApiError(404, "Not Found", "gone"),
     ]
 
-    def read():
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
     out = io.StringIO()
     with pytest.raises(kube.ApiError, match="gone"):
-        shell._watch(None, [], read, first, lambda v: f"frame {v[0].name}\n", out)  # type: ignore[arg-type]
+        shell._watch(None, [], reads(answers), first, lambda v: f"frame {v[0].name}\n", out)  # type: ignore[arg-type]
     assert out.getvalue() == "\nframe api\n"
     (warning,) = capsys.readouterr().err.splitlines()
     assert warning.startswith("warning: stale since ") and "cannot reach" in warning
@@ -617,15 +623,9 @@ def test_watch_in_yaml_draws_a_stream_of_documents(monkeypatch) -> None:
     first, later = rows()[:1], rows()[1:2]
     answers: list = [later, KeyboardInterrupt()]
 
-    def read():
-        answer = answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
     out = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        shell._watch(None, [], read, first, lambda v: render.structured(v, "yaml"), out, "---\n")  # type: ignore[arg-type]
+        shell._watch(None, [], reads(answers), first, lambda v: render.structured(v, "yaml"), out, "---\n")  # type: ignore[arg-type]
     stream = render.structured(first, "yaml") + out.getvalue()
     assert [d["items"][0]["name"] for d in yaml.safe_load_all(stream)] == ["web", "api"]
 
