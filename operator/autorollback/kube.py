@@ -136,8 +136,7 @@ class Client:
             raise ApiError(0, "", str(getattr(e, "reason", None) or e)) from None
         try:
             if not 200 <= r.status < 300:
-                r.read()
-                raise _error(r)
+                raise _error(r, r.read())  # read whole: r.data is empty after it
             buffer = b""
             while not stopped.is_set():
                 try:
@@ -343,15 +342,15 @@ def _count(verb: str) -> None:
     count(verb)
 
 
-def _error(r: Any) -> ApiError:
+def _error(r: Any, data: bytes | None = None) -> ApiError:
+    """data: the body, once read by the caller (default: r.data, preloaded)."""
+    body = (r.data if data is None else data) or b""
     try:
-        status = json.loads(r.data or b"{}")
+        status = json.loads(body or b"{}")
         message = status.get("message") if isinstance(status, dict) else None
     except ValueError:
         message = None
-    return ApiError(
-        r.status, r.reason or "", message or (r.data or b"").decode(errors="replace")[:500], _retry_after(r.headers)
-    )
+    return ApiError(r.status, r.reason or "", message or body.decode(errors="replace")[:500], _retry_after(r.headers))
 
 
 def _workloads(resource: str, namespace: str | None) -> str:

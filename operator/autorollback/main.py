@@ -10,6 +10,11 @@ from autorollback import __version__
 # the operator's imports (the `operator` extra of pyproject.toml), by module name
 OPERATOR_MODULES = ("kopf", "prometheus_client", "structlog", "promql_parser", "github", "gitlab")
 EXTRA = "pip install 'autorollback[operator]'"
+USAGE = f"""usage: autorollback {{status,run}} ...
+
+  status  show what autorollback protects and what it decided (autorollback status -h)
+  run     run the operator (its dependencies are not installed: {EXTRA})
+"""
 
 
 def missing() -> list[str]:
@@ -26,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autorollback {__version__}")
         return 0
     absent = missing()
+    if absent and argv[:1] in ([], ["-h"], ["--help"]):  # usage, not the install error
+        print(USAGE, end="", file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
     if absent:
         print(
             f"autorollback: error: the operator's dependencies are not installed ({', '.join(absent)}): {EXTRA} "

@@ -384,6 +384,7 @@ class Collection:
 
     def watch(self, path: str, query: dict, idle: float, stopped):
         self.started_at.append(query["resourceVersion"])
+        self.idle = idle
         script = self.watches.pop(0)
         if not self.watches:
             stopped.set()
@@ -426,3 +427,272 @@ def test_follow_tells_only_relevant_changes() -> None:
     relevant = lambda obj: obj["metadata"].get("name") == "ours"  # noqa: E731
     shell.follow(api, "/apis/apps/v1/replicasets", {}, out, threading.Event(), relevant)  # type: ignore[arg-type]
     assert [out.get_nowait() for _ in range(out.qsize())] == ["/apis/apps/v1/replicasets"] * 2  # the list, ours
+
+
+def test_a_workload_at_rest_is_not_rolling_out() -> None:
+    """STATE says "rolling out" only while the adapter's rollout_in_progress does: at rest and not
+    complete, the revision's marks say what is known."""
+    daemonset, statefulset = KINDS["DaemonSet"], KINDS["StatefulSet"]
+    v1, v2 = "agent:1.0.0", "agent:2.0.0"
+    marked = f.ds_revision(1, v1, healthy_at="revision 1 generation 1")
+    node_not_ready = f.daemonset(v1, updated=2, available=1, template_generation=1, generation=1)
+    assert core.row(daemonset, node_not_ready, [marked]).state == core.HEALTHY
+    no_nodes = f.daemonset(v1, desired=0, updated=0, available=0, template_generation=1, generation=1)
+    assert core.row(daemonset, no_nodes, [marked]).state == core.HEALTHY
+    on_delete = f.daemonset(v2, strategy="OnDelete")
+    assert core.row(daemonset, on_delete, [marked, f.ds_revision(2, v2)]).state == core.COMPLETE
+    a1, a2 = "app:1.0.0", "app:2.0.0"
+    staged = f.statefulset(a2, current=a1, updated=0, ready=3, partition=3)
+    assert core.row(statefulset, staged, [f.sts_revision(1, a1), f.sts_revision(2, a2)]).state != core.ROLLING_OUT
+    sts_on_delete = f.statefulset(a2, current=a1, updated=0, ready=3, strategy="OnDelete")
+    assert core.row(statefulset, sts_on_delete, [f.sts_revision(1, a1), f.sts_revision(2, a2)]).state != (
+        core.ROLLING_OUT
+    )
+
+
+def reads(answers: list):
+    """A read for shell._watch: each call the next answer, raised when it is an exception."""
+
+    def read():
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return read
+
+
+def test_watch_keeps_the_last_frame_while_the_api_server_does_not_answer(monkeypatch, capsys) -> None:
+    """--watch outlives an API server restart, a 429, a 500: "stale since", read again with a back-off,
+    drawn again once it answers; an error that is no blip still ends it."""
+    import io
+
+    import pytest
+
+    from autorollback import kube
+
+    monkeypatch.setattr(shell, "FALLBACK", 0.01)
+    monkeypatch.setattr(shell, "POLL", 0.01)
+    monkeypatch.setattr(shell, "SETTLE", 0.0)
+    first, later = rows()[:1], rows()[1:2]
+    answers: list = [
+        shell.Unreachable("cannot reach the Kubernetes API server at https://k: refused"),
+        kube.ApiError(429, "Too Many Requests", "slow down"),
+        kube.ApiError(500, "Internal Server Error", "etcd"),
+        later,
+        kube.ApiError(404, "Not Found", "gone"),
+    ]
+
+    out = io.StringIO()
+    with pytest.raises(kube.ApiError, match="gone"):
+        shell._watch(None, [], reads(answers), first, lambda v: f"frame {v[0].name}\n", out)  # type: ignore[arg-type]
+    assert out.getvalue() == "\nframe api\n"
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("warning: stale since ") and "cannot reach" in warning
+
+
+def test_a_watch_degraded_is_so_until_it_runs_again() -> None:
+    degraded: set[str] = set()
+    for message in (shell.DEGRADED + "/a", shell.DEGRADED + "/b", "/a"):
+        shell.note(message, degraded)
+    assert degraded == {"/b"}
+
+
+class Stopped:
+    """threading.Event for follow, recording its waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def set(self) -> None:
+        self.flag = True
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return self.flag
+
+
+def test_follow_backs_off_on_an_error_event_and_lists_again_only_when_gone() -> None:
+    """An ERROR event other than 410 is no reason to list again at once (a tight loop): back off from
+    0.8 s, doubling, up to 30 s; 403 is a watch not allowed (the caller polls); 410 lists again at once."""
+    import queue
+
+    def error(code: int) -> list[dict]:
+        return [{"type": "ERROR", "object": {"kind": "Status", "code": code, "message": f"error {code}"}}]
+
+    api = Collection(*[error(500)] * 8, error(410), [changed("1001")], error(403), [])
+    out: queue.Queue[str] = queue.Queue()
+    stopped = Stopped()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, stopped)  # type: ignore[arg-type]
+    assert stopped.waits == [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0, shell.FALLBACK]
+    assert api.listed == 10  # the first list, one after each error 500 and after 410; none after 403
+    messages = [out.get_nowait() for _ in range(out.qsize())]
+    assert messages.count(shell.DEGRADED + "/apis/apps/v1/replicasets") == 9
+
+
+def test_history_forbidden_shows_the_row_with_an_unknown_state(capsys) -> None:
+    """A role that may list statefulsets but not controllerrevisions: every row is shown, the ones
+    whose history may not be read with an unknown state, and one warning per kind."""
+    from types import SimpleNamespace
+
+    from autorollback import kube
+
+    sts = f.statefulset("app:2.0.0")
+    other = f.statefulset("app:2.0.0")
+    other["metadata"]["name"] = "other"
+
+    class Api:
+        configuration = SimpleNamespace(host="https://k")
+
+        def request(self, method: str, path: str, query: dict | None = None, **_: object) -> dict:
+            if path.endswith("/controllerrevisions"):
+                raise kube.ApiError(403, "Forbidden", "controllerrevisions is forbidden")
+            return {"items": [sts, other] if path.endswith("/statefulsets") else []}
+
+    shell._WARNED.clear()
+    got = shell.rows(Api(), "ns")  # type: ignore[arg-type]
+    assert [(r.kind, r.name, r.state, r.revision) for r in got] == [
+        ("StatefulSet", "web", core.UNKNOWN, got[0].revision),
+        ("StatefulSet", "other", core.UNKNOWN, got[0].revision),
+    ]
+    assert capsys.readouterr().err == (
+        "warning: forbidden: cannot read controllerrevisions in namespace ns (state unknown)\n"
+    )
+
+
+def test_a_stuck_pods_mark_of_an_older_rollback_abandons_no_revision_in_the_detail_view() -> None:
+    """The detail view's revision state follows the row's rule: only the newest rollback's mark counts."""
+    statefulset = KINDS["StatefulSet"]
+    v1, v2 = "app:1.0.0", "app:2.0.0"
+    entry = ledger.Entry(f.sts_name(v2), f.sts_name(v1), "2026-11-26T11:40:00Z", "2026-11-26T11:41:00Z", "X", 2, 5)
+    sts = f.statefulset(v1, current=v2, update=v1, annotations={ledger.KEY: ledger.dump((entry,))})
+    other = {core.STUCK_MARK: "abandoned an-earlier-rollback 2026-11-01T00:00:00Z"}
+    history_ = [f.sts_revision(2, v2), f.sts_revision(3, v1, annotations=other)]
+    restored = next(r for r in core.detail(statefulset, sts, history_, []).revisions if r.number == 3)
+    assert restored.state != core.ABANDONED
+    assert restored.marks["stuck-pods"] == other[core.STUCK_MARK]  # still shown
+
+
+def test_a_failed_watch_request_says_the_api_servers_message() -> None:
+    """The watch request's body is read by the stream (not preloaded): its Status message is kept."""
+    import threading
+    from types import SimpleNamespace
+
+    import pytest
+
+    from autorollback import kube
+
+    class Response:
+        status, reason, headers = 403, "Forbidden", {}
+
+        def __init__(self) -> None:
+            self.body = b'{"kind": "Status", "message": "replicasets is forbidden: cannot watch"}'
+
+        @property
+        def data(self) -> bytes:
+            return b""  # urllib3: once read, the body is not kept
+
+        def read(self) -> bytes:
+            body, self.body = self.body, b""
+            return body
+
+        def close(self) -> None:
+            pass
+
+        def release_conn(self) -> None:
+            pass
+
+    pool = SimpleNamespace(request=lambda *a, **k: Response())
+    api = kube.Client(SimpleNamespace(host="https://k", auth_settings=dict), pool)  # type: ignore[arg-type]
+    with pytest.raises(kube.ApiError) as e:
+        next(api.watch("/apis/apps/v1/replicasets", {}, 1.0, threading.Event()))
+    assert (e.value.status, e.value.message) == (403, "replicasets is forbidden: cannot watch")
+
+
+def test_watch_in_yaml_draws_a_stream_of_documents(monkeypatch) -> None:
+    import io
+
+    import pytest
+
+    monkeypatch.setattr(shell, "FALLBACK", 0.01)
+    monkeypatch.setattr(shell, "SETTLE", 0.0)
+    first, later = rows()[:1], rows()[1:2]
+    answers: list = [later, KeyboardInterrupt()]
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        shell._watch(None, [], reads(answers), first, lambda v: render.structured(v, "yaml"), out, "---\n")  # type: ignore[arg-type]
+    stream = render.structured(first, "yaml") + out.getvalue()
+    assert [d["items"][0]["name"] for d in yaml.safe_load_all(stream)] == ["web", "api"]
+
+
+def test_a_quiet_watch_is_not_opened_again_before_its_bookmark() -> None:
+    """The API server sends a bookmark about every minute: a watch silent for less is not lost."""
+    import queue
+
+    api = Collection([])
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, queue.Queue(), Stopped())  # type: ignore[arg-type]
+    assert api.idle > 60 + 10
+
+
+def test_follow_outlives_a_malformed_answer() -> None:
+    """Anything else a watch raises (a line that is no JSON) is an error to back off from, not the end."""
+    import queue
+
+    api = Collection(ValueError("Expecting value: line 1 column 1"), [changed("201")])  # type: ignore[arg-type]
+    out: queue.Queue[str] = queue.Queue()
+    shell.follow(api, "/apis/apps/v1/replicasets", {}, out, Stopped())  # type: ignore[arg-type]
+    assert api.started_at == ["100", "200"]
+    path = "/apis/apps/v1/replicasets"
+    assert [out.get_nowait() for _ in range(out.qsize())] == [path, shell.DEGRADED + path, path, path]
+
+
+def test_usage_without_the_operators_dependencies() -> None:
+    """`autorollback --help` and a bare `autorollback` give the usage, not the install error."""
+    code = (
+        "import sys\n"
+        "from autorollback import main\n"
+        "sys.modules.update(dict.fromkeys(main.OPERATOR_MODULES))\n"
+        "sys.exit(main.main(sys.argv[1:]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stderr) == (0, "") and r.stdout.startswith("usage: autorollback {status,run}"), r
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr.startswith("usage: autorollback {status,run}"), r
+
+
+def test_rows_are_listed_in_pages() -> None:
+    from types import SimpleNamespace
+
+    pages = {"": ("a", [named(f.deployment(V1, 1, complete=True), "web")]), "a": ("", [healthy()[0]])}
+    asked = []
+
+    class Api:
+        configuration = SimpleNamespace(host="https://k")
+
+        def request(self, method: str, path: str, query: dict | None = None, **_: object) -> dict:
+            if not path.endswith("/deployments"):
+                return {"items": []}
+            asked.append(dict(query or {}))
+            token, items = pages[(query or {}).get("continue", "")]
+            return {"metadata": {"continue": token}, "items": items}
+
+        def replicasets_of(self, workload: dict) -> list[dict]:
+            return []
+
+    got = shell.rows(Api(), "shop")  # type: ignore[arg-type]
+    assert len(got) == 2 and asked == [{"limit": 500}, {"limit": 500, "continue": "a"}]
+
+
+def test_watch_reads_again_for_a_workload_opted_in_or_shown_only() -> None:
+    """On a busy cluster most workloads never opted in: their changes are no reason to read again."""
+    shown = [{("shop", "Deployment", "web")}]
+    relevant = shell.workload("Deployment", shown)
+    opted_out_since = named(f.deployment(V1, 1, annotations={"autorollback.io/enabled": "false"}), "web")
+    never = named(f.deployment(V1, 1, annotations={"autorollback.io/enabled": "false"}), "other")
+    new = named(f.deployment(V1, 1), "new")
+    assert [relevant(d) for d in (opted_out_since, never, new)] == [True, False, True]

@@ -20,6 +20,7 @@ EVENTS_SHOWN = 10
 
 HEALTHY, ROLLING_OUT, BAKING, FAILED, ROLLED_BACK = "healthy", "rolling out", "baking", "failed", "rolled back"
 ABANDONED, UNVERIFIED, COMPLETE, PAUSED = "abandoned", "unverified", "complete", "paused"
+UNKNOWN = "unknown"  # its history objects may not be read
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,19 @@ def _outcome(r: Revision) -> str:
     return r.mark(history.OUTCOME)
 
 
+def _abandoned(r: Revision, entries: tuple[ledger.Entry, ...]) -> bool:
+    """Its rollback abandoned, or its restored pods stuck after the newest rollback (a stuck-pods mark
+    of an older one is history), and not healthy since."""
+    newest = entries[0] if entries else None
+    return not r.healthy_in_this_revision and (
+        _outcome(r).startswith("abandoned")
+        or (newest is not None and r.annotations.get(STUCK_MARK) == f"abandoned {newest.id}")
+    )
+
+
 def revision_state(r: Revision, entries: tuple[ledger.Entry, ...]) -> str:
     """What is known of one revision, from its marks and the ledger."""
-    if _outcome(r).startswith("abandoned") or r.annotations.get(STUCK_MARK, "").startswith("abandoned "):
+    if _abandoned(r, entries):
         return ABANDONED
     if r.rolled_back_and_unproven:
         return "rolled back away from"
@@ -139,21 +150,18 @@ def current_state(
         return ROLLING_OUT
     failure = adapter.failure(workload)
     newest = entries[0] if entries else None
-    if not current.healthy_in_this_revision and (
-        _outcome(current).startswith("abandoned")
-        or (newest is not None and current.annotations.get(STUCK_MARK) == f"abandoned {newest.id}")
-    ):
+    if _abandoned(current, entries):
         return ABANDONED
     if (failure is not None and failure.revision_name == current.name) or (
         current.failed and not adapter.completed(workload)
     ):
         return FAILED
-    completed = adapter.completed(workload)
-    # a DaemonSet's completion names the rollout of its template now, no revision (daemonset.rollout)
-    done = bool(completed) and (completed == current.name or completed not in {r.name for r in revisions})
+    # the adapter's own word: a workload at rest that is not complete (a node NotReady, a pod not
+    # Ready, scaled to 0, a staged partition, OnDelete) is not rolling out
+    rolling = bool(adapter.rollout_in_progress(workload))
     if newest is not None and newest.restored == current.name and current.number > newest.revision:
-        return ROLLED_BACK if done else ROLLING_OUT
-    if not done:
+        return ROLLING_OUT if rolling else ROLLED_BACK
+    if rolling:
         return ROLLING_OUT
     if current.healthy_in_this_revision:
         return HEALTHY
@@ -169,8 +177,11 @@ def _number(revisions: list[Revision], name: str) -> int | None:
     return next((r.number for r in revisions if r.name == name), None)
 
 
-def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any]]) -> Row:
+def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any]] | None) -> Row:
+    """objects None: the history objects could not be read (the state is UNKNOWN)."""
     meta = workload.get("metadata") or {}
+    known = objects is not None
+    objects = objects or []
     revisions = _revisions(adapter, workload, objects)
     entries = ledger.of([workload, *objects])
     current = adapter.current(revisions, adapter.template(workload))
@@ -196,7 +207,7 @@ def row(adapter: Workload, workload: dict[str, Any], objects: list[dict[str, Any
         mode=config.parse(_annotations(workload), adapter.kind).mode,
         watching=watching(adapter, workload),
         revision=current.number if current else adapter.revision_of(workload),
-        state=current_state(adapter, workload, revisions, current, entries),
+        state=current_state(adapter, workload, revisions, current, entries) if known else UNKNOWN,
         last_healthy=max(healthy) if healthy else None,
         last_rollback=last,
         revert_pr=pr,

@@ -21,15 +21,24 @@ from autorollback.status import core, render
 RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}  # apps/v1
 SHORT = {"Deployment": "deploy", "StatefulSet": "sts", "DaemonSet": "ds"}
 HISTORY = {"Deployment": "replicasets", "StatefulSet": "controllerrevisions", "DaemonSet": "controllerrevisions"}
+PAGE = 500  # items per list request (kubectl's --chunk-size)
 POLL = 2.0  # --watch: seconds between two reads while a watch cannot be kept (may not watch, API errors)
 FALLBACK = 300.0  # --watch: read again at least this often even while every watch holds
 SETTLE = 0.3  # --watch: a burst of changes (a rollout writes many objects) is read once
-DEGRADED = "degraded"  # put by a watch that could not be kept: read every POLL seconds from then on
-IDLE = 60.0  # a watch silent this long is opened again from its last version (bookmarks keep it busy)
+DEGRADED = "degraded "  # + the path: put by a watch that could not be kept; read every POLL seconds until
+# that source's watch is running again (its path put again, after a list or a change)
+BACKOFF, BACKOFF_MAX = 0.8, 30.0  # a watch's back-off after an error (client-go's reflector's)
+STALE_MAX = 30.0  # --watch: the longest wait between two reads again while the API server does not answer
+IDLE = 100.0  # a watch silent this long is opened again from its last version (the API server sends
+# a bookmark about every 60 s: a quiet watch that is kept is never this silent)
 
 
 class Failed(Exception):
     """One clear line for stderr; the command exits 1."""
+
+
+class Unreachable(Failed):
+    """No answer from the API server: --watch keeps the last frame and reads again."""
 
 
 def parser(prog: str = "autorollback status") -> argparse.ArgumentParser:
@@ -81,7 +90,7 @@ def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what:
     except kube.ApiError as e:
         host = api.configuration.host
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
+            raise Unreachable(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
         if e.status == 401:
             raise Failed(
                 f"the Kubernetes API server at {host} did not accept the credentials (401 Unauthorized)"
@@ -89,6 +98,18 @@ def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what:
         if e.status == 403:
             raise Failed(f"forbidden: cannot read {what or path}: {e.message}") from None
         raise
+
+
+def _list(api: kube.Client, path: str, what: str) -> list[dict[str, Any]]:
+    """Every item of a collection, in pages of PAGE (as kubectl does)."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        page = _get(api, path, {"limit": PAGE, **({"continue": token} if token else {})}, what)
+        items += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
 
 
 def kind_of(text: str) -> str:
@@ -107,13 +128,13 @@ _WARNED: set[str] = set()
 def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
     """The opted-in workloads of every kind the user may list; a kind forbidden to them is said once
     on stderr and left out (all of them forbidden: the error)."""
-    out, forbidden = [], []
+    out, forbidden, forbidden_history = [], [], []
     for kind, adapter in workloads.KINDS.items():
         resource = RESOURCES[kind]
         path = f"/apis/apps/v1/namespaces/{namespace}/{resource}" if namespace else f"/apis/apps/v1/{resource}"
         where = f"in namespace {namespace}" if namespace else "in any namespace"
         try:
-            items = _get(api, path, what=f"{resource} {where}")["items"]
+            items = _list(api, path, what=f"{resource} {where}")
         except Failed as e:
             if not str(e).startswith("forbidden"):
                 raise
@@ -121,14 +142,20 @@ def rows(api: kube.Client, namespace: str | None) -> list[core.Row]:
             continue
         for w in items:
             if core.opted_in(w):
-                history = _history(api, kind, w)
+                try:
+                    history: list[dict[str, Any]] | None = _history(api, kind, w)
+                except Failed as e:
+                    if not str(e).startswith("forbidden"):
+                        raise
+                    history = None
+                    forbidden_history.append(f"forbidden: cannot read {HISTORY[kind]} {where} (state unknown)")
                 out.append(core.row(adapter, w, history))
     if len(forbidden) == len(workloads.KINDS):
         raise forbidden[0]
-    for e in forbidden:
-        if str(e) not in _WARNED:
-            _WARNED.add(str(e))
-            print(f"warning: {e} (left out)", file=sys.stderr)
+    for said in [f"{e} (left out)" for e in forbidden] + forbidden_history:
+        if said not in _WARNED:
+            _WARNED.add(said)
+            print(f"warning: {said}", file=sys.stderr)
     return out
 
 
@@ -141,7 +168,9 @@ def _history(api: kube.Client, kind: str, workload: dict[str, Any]) -> list[dict
                 f"forbidden: cannot read the history of {kind} {workload['metadata']['name']}: {e.message}"
             ) from None
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+            raise Unreachable(
+                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
+            ) from None
         raise
 
 
@@ -159,7 +188,9 @@ def one(api: kube.Client, namespace: str, target: str) -> core.Detail:
                 f'forbidden: cannot get {kind.lower()} "{name}" in namespace {namespace}: {e.message}'
             ) from None
         if e.status == 0:
-            raise Failed(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}") from None
+            raise Unreachable(
+                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
+            ) from None
         raise
     if not core.opted_in(workload):
         raise Failed(
@@ -213,7 +244,8 @@ def main(argv: list[str] | None = None, prog: str = "autorollback status") -> in
         out.flush()
         if args.watch:
             sources = watched(args.target, None if args.all_namespaces else namespace, value)
-            _watch(api, sources, read, value, lambda v: draw(v, args.output, _now(), colour(out), shown), out)
+            redraw = lambda v: draw(v, args.output, _now(), colour(out), shown)  # noqa: E731
+            _watch(api, sources, read, value, redraw, out, "---\n" if args.output == "yaml" else "\n")
     except Failed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -242,6 +274,17 @@ def watched(
     return [(f"/apis/apps/v1{where}/{r}", {}) for r in resources]
 
 
+def workload(kind: str, shown: list[set[tuple[str, str, str]]]) -> Callable[[dict[str, Any]], bool]:
+    """A workload's change matters when it is opted in or shown (shown[0]: opted out since, deleted);
+    any other's shows nothing."""
+
+    def relevant(obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        return (meta.get("namespace"), kind, meta.get("name")) in shown[0] or core.opted_in({**obj, "kind": kind})
+
+    return relevant
+
+
 def _always(obj: dict[str, Any]) -> bool:
     return True
 
@@ -260,6 +303,7 @@ def follow(
     read again); DEGRADED when it cannot watch (not allowed to, or an error). A collection the user
     may not list is not shown either: nothing to watch."""
     version = ""
+    delay = 0.0  # the back-off after an error, as client-go's reflector's: BACKOFF doubled up to BACKOFF_MAX
     while not stopped.is_set():
         try:
             if not version:
@@ -275,17 +319,23 @@ def follow(
             for event in api.watch(path, watch, IDLE, stopped):
                 obj = event.get("object") or {}
                 if event.get("type") == "ERROR":  # 410 Gone (the version is too old) or another Status
-                    version = ""
-                    break
+                    raise kube.ApiError(int(obj.get("code") or 500), obj.get("reason") or "", obj.get("message") or "")
+                delay = 0.0
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if event.get("type") != "BOOKMARK" and relevant(obj):
                     changed.put(path)
-        except kube.ApiError as e:
-            if e.status == 410:
+        except Exception as e:  # noqa: BLE001 - an ApiError or any other (a malformed line): never the end
+            status = e.status if isinstance(e, kube.ApiError) else 0
+            if status == 410:
                 version = ""
                 continue
-            changed.put(DEGRADED)
-            stopped.wait(POLL if e.status == 0 else FALLBACK)
+            changed.put(DEGRADED + path)
+            if status == 403:  # may not watch: read again every POLL seconds by the caller
+                stopped.wait(FALLBACK)
+                continue
+            version = ""  # listed again once it answers: the list tells this watch runs again
+            delay = min(delay * 2 or BACKOFF, BACKOFF_MAX)
+            stopped.wait(delay)
 
 
 def _watch(
@@ -295,10 +345,11 @@ def _watch(
     last: core.Detail | list[core.Row],
     draw_: Callable[[core.Detail | list[core.Row]], str],
     out: Any,
+    separator: str = "\n",
 ) -> None:
     """Read again whenever a watched collection changed (at least every FALLBACK seconds; every POLL
     once a watch could not be kept); draw again when what is shown (not its ages) changed. A terminal
-    is cleared first."""
+    is cleared first; else the drawing is preceded by separator ("---\n": a stream of YAML documents)."""
     seen = json.dumps(render.data(last), sort_keys=True)
     changed: queue.Queue[str] = queue.Queue()
     stopped = threading.Event()
@@ -312,30 +363,68 @@ def _watch(
             for ref in meta.get("ownerReferences") or []
         )
 
+    kinds = {resource: kind for kind, resource in RESOURCES.items()}
     for path, query in sources:
-        relevant = owned if path.rsplit("/", 1)[-1] in HISTORY.values() else _always
+        resource = path.rsplit("/", 1)[-1]
+        relevant = (
+            owned
+            if resource in HISTORY.values()
+            else workload(kinds[resource], shown)
+            if resource in kinds
+            else _always
+        )
         threading.Thread(target=follow, args=(api, path, query, changed, stopped, relevant), daemon=True).start()
-    degraded = False
+    degraded: set[str] = set()  # the sources whose watch could not be kept
+    stale = ""  # since when a read again fails for want of an answer ("": it does not)
+    backoff = 0.0
     try:
         while True:
             try:
-                degraded = changed.get(timeout=POLL if degraded else FALLBACK) == DEGRADED or degraded
+                note(changed.get(timeout=backoff or (POLL if degraded else FALLBACK)), degraded)
                 stopped.wait(SETTLE)
                 while True:  # the rest of the burst
-                    degraded = changed.get_nowait() == DEGRADED or degraded
+                    note(changed.get_nowait(), degraded)
             except queue.Empty:
                 pass
-            value = read()
+            try:
+                value = read()
+            except (Unreachable, kube.ApiError) as e:
+                if isinstance(e, kube.ApiError) and not transient(e.status):
+                    raise
+                if not stale:
+                    stale = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+                    print(f"warning: stale since {stale}: {_said(e)} (reading again)", file=sys.stderr, flush=True)
+                backoff = min(backoff * 2 or POLL, STALE_MAX)
+                continue
+            if stale:
+                stale, backoff, seen = "", 0.0, ""  # drawn again: the warning goes off the screen
             shown[0] = _workloads(value)
             now = json.dumps(render.data(value), sort_keys=True)
             if now == seen:
                 continue
             seen = now
-            out.write("\x1b[H\x1b[2J" if colour(out) else "\n")
+            out.write("\x1b[H\x1b[2J" if colour(out) else separator)
             out.write(draw_(value))
             out.flush()
     finally:
         stopped.set()
+
+
+def note(message: str, degraded: set[str]) -> None:
+    """A watch's message: DEGRADED + its path (it could not be kept) or its path (it runs)."""
+    if message.startswith(DEGRADED):
+        degraded.add(message.removeprefix(DEGRADED))
+    else:
+        degraded.discard(message)
+
+
+def transient(status: int) -> bool:
+    """No answer, too many requests, or the server's own error: worth reading again."""
+    return status in (0, 429) or status >= 500
+
+
+def _said(e: Exception) -> str:
+    return f"the Kubernetes API answered {e}" if isinstance(e, kube.ApiError) else str(e)
 
 
 def _workloads(value: core.Detail | list[core.Row]) -> set[tuple[str, str, str]]:
