@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from . import kit
+from . import kit, test_status
 from .gitea import USER, Gitea
 from .test_workload_kinds import (
     DEADLINE,
@@ -89,6 +89,9 @@ def test_the_rollback_of_a_statefulset_or_daemonset_opens_the_revert_of_its_comm
         assert [b["name"] for b in branches] == ["main"] and pulls == []
         assert kit.image_of(kit.kubectl_json("-n", ns, "get", kind, "web")) == V2
         assert "RevertProposed" not in kit.reasons(ns, "web") and "RolledBack" not in kit.reasons(ns, "web")
+        reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
+        row = test_status.rows(reader, ns)["web"]
+        assert (row["kind"], row["mode"], row["state"]) == (kind_name, "dry-run", "failed"), row
         return
 
     event(ns, "RolledBack", timeout=120)
@@ -113,3 +116,9 @@ def test_the_rollback_of_a_statefulset_or_daemonset_opens_the_revert_of_its_comm
     assert len([m for m in marks if m.endswith(" " + pr["html_url"])]) == 1  # on the failed ControllerRevision
     kit.wait_for(lambda: rolled_out(ns, kind, V1), 120, f"{kind} back on V1")
     assert kit.reasons(ns, "web").count("RolledBack") == 1
+    # `autorollback status` (read-only) shows it: rolled back, the revert proposed, by kind and name
+    reader = test_status.read_only(ns, tmp_path / "reader.kubeconfig")
+    row = kit.wait_for(lambda: test_status.rows(reader, ns).get("web"), 30, "web's status row")
+    assert (row["kind"], row["state"], row["revert_pr"]) == (kind_name, "rolled back", pr["html_url"]), row
+    detail = test_status.status(reader, "-n", ns, f"{kind}/web").stdout
+    assert f"Revert PR:     {pr['html_url']}" in detail, detail
