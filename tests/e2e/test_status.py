@@ -279,9 +279,9 @@ def test_installed_as_a_kubectl_plugin(namespace: str, tmp_path: Path) -> None:
 
 
 def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_factory, tmp_path: Path) -> None:
-    """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet still rolling out
-    (its measured deadline far away), a DaemonSet failed in dry-run; each healthy before, each named
-    as kubectl names it."""
+    """Every kind is shown the same way: a StatefulSet rolled back, a DaemonSet and a StatefulSet still
+    rolling out (their measured deadline far away), a DaemonSet failed in dry-run; each healthy before,
+    each named as kubectl names it."""
     from . import test_workload_kinds as kinds  # (imported here: it imports test_real_world, which imports this)
 
     ns = namespace
@@ -289,19 +289,21 @@ def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_fact
     deadline = {"autorollback.io/progress-deadline-seconds": "10"}
     kit.apply(kinds.manifest("statefulset", ns, {**ON, **deadline, "autorollback.io/mode": "rollback"}, "db"))
     kit.apply(kinds.manifest("daemonset", ns, ON, "agent"))  # the default deadline: 600 s
+    kit.apply(kinds.manifest("statefulset", ns, {**ON, "autorollback.io/mode": "rollback"}, "queue"))  # 600 s too
     kit.apply(kinds.manifest("daemonset", ns, {**DRY, **deadline}, "probe"))
     operator_factory("-n", ns)
-    for name in ("db", "agent", "probe"):
+    for name in ("db", "agent", "probe", "queue"):
         kit.wait_for(lambda: rows(config, ns).get(name, {}).get("state") == "healthy" or None, 120, f"{name} healthy")
     got = rows(config, ns)
     assert {n: (r["kind"], r["mode"], r["revision"], r["last_healthy"]) for n, r in got.items()} == {
         "db": ("StatefulSet", "rollback", 1, 1),
         "agent": ("DaemonSet", "rollback", 1, 1),
         "probe": ("DaemonSet", "dry-run", 1, 1),
+        "queue": ("StatefulSet", "rollback", 1, 1),
     }
     assert (got["db"]["watching"], got["agent"]["watching"]) == ("deadline 10s", "deadline 600s")
 
-    for kind, name in (("statefulset", "db"), ("daemonset", "agent"), ("daemonset", "probe")):
+    for kind, name in (("statefulset", "db"), ("daemonset", "agent"), ("daemonset", "probe"), ("statefulset", "queue")):
         kit.kubectl("-n", ns, "patch", f"{kind}/{name}", "--type=strategic", "-p", json.dumps(kinds.BREAK))
     kit.wait_for(lambda: kit.event(ns, "probe", "RollbackPlanned"), 90, "probe's RollbackPlanned")
     kit.wait_for(
@@ -320,6 +322,13 @@ def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_fact
         None,
     )
     assert (probe["revision"], probe["state"], probe["last_healthy"], probe["last_rollback"]) == (2, "failed", 1, None)
+    queue = got["queue"]
+    assert (queue["revision"], queue["state"], queue["last_healthy"], queue["last_rollback"]) == (
+        2,
+        "rolling out",
+        1,
+        None,
+    )
 
     table = status(config, "-n", ns)
     assert table.returncode == 0, table.stderr
@@ -327,12 +336,14 @@ def test_statefulsets_and_daemonsets_in_each_state(namespace: str, operator_fact
         ["daemonset/agent", "rollback"],
         ["daemonset/probe", "dry-run"],
         ["statefulset/db", "rollback"],
+        ["statefulset/queue", "rollback"],
     ]
     for target, kind, state in (
         ("sts/db", "StatefulSet", "rolled back"),
         ("statefulset.apps/db", "StatefulSet", "rolled back"),
         ("ds/agent", "DaemonSet", "rolling out"),
         ("daemonsets/probe", "DaemonSet", "failed"),
+        ("sts/queue", "StatefulSet", "rolling out"),
     ):
         detail = status(config, "-n", ns, target)
         assert detail.returncode == 0, (target, detail.stderr)
