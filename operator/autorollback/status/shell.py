@@ -88,16 +88,22 @@ def _get(api: kube.Client, path: str, query: dict[str, Any] | None = None, what:
     try:
         return api.request("GET", path, query=query)
     except kube.ApiError as e:
-        host = api.configuration.host
-        if e.status == 0:
-            raise Unreachable(f"cannot reach the Kubernetes API server at {host}: {e.message}") from None
         if e.status == 401:
             raise Failed(
-                f"the Kubernetes API server at {host} did not accept the credentials (401 Unauthorized)"
+                f"the Kubernetes API server at {api.configuration.host} did not accept the credentials "
+                "(401 Unauthorized)"
             ) from None
-        if e.status == 403:
-            raise Failed(f"forbidden: cannot read {what or path}: {e.message}") from None
-        raise
+        raise _refused(api, e, f"cannot read {what or path}") from None
+
+
+def _refused(api: kube.Client, e: kube.ApiError, forbidden: str) -> Exception:
+    """The one line an API error gives: no answer from the server, or 403 (`forbidden` says what could
+    not be read); else the error itself."""
+    if e.status == 0:
+        return Unreachable(f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}")
+    if e.status == 403:
+        return Failed(f"forbidden: {forbidden}: {e.message}")
+    return e
 
 
 def _list(api: kube.Client, path: str, what: str) -> list[dict[str, Any]]:
@@ -163,15 +169,7 @@ def _history(api: kube.Client, kind: str, workload: dict[str, Any]) -> list[dict
     try:
         return kube.api_for(api, kind).history(workload)
     except kube.ApiError as e:
-        if e.status == 403:
-            raise Failed(
-                f"forbidden: cannot read the history of {kind} {workload['metadata']['name']}: {e.message}"
-            ) from None
-        if e.status == 0:
-            raise Unreachable(
-                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
-            ) from None
-        raise
+        raise _refused(api, e, f"cannot read the history of {kind} {workload['metadata']['name']}") from None
 
 
 def one(api: kube.Client, namespace: str, target: str) -> core.Detail:
@@ -183,15 +181,7 @@ def one(api: kube.Client, namespace: str, target: str) -> core.Detail:
     except kube.ApiError as e:
         if e.status == 404:
             raise Failed(f'{kind.lower()} "{name}" not found in namespace {namespace}') from None
-        if e.status == 403:
-            raise Failed(
-                f'forbidden: cannot get {kind.lower()} "{name}" in namespace {namespace}: {e.message}'
-            ) from None
-        if e.status == 0:
-            raise Unreachable(
-                f"cannot reach the Kubernetes API server at {api.configuration.host}: {e.message}"
-            ) from None
-        raise
+        raise _refused(api, e, f'cannot get {kind.lower()} "{name}" in namespace {namespace}') from None
     if not core.opted_in(workload):
         raise Failed(
             f'{kind.lower()} "{name}" in namespace {namespace} has not opted in to autorollback '
